@@ -1,0 +1,86 @@
+# temper — one Makefile. `make` builds build/libtemper.a and build/temper.
+# Sources are found by wildcard: a new src/<layer>/*.c or cli/*.c joins the build,
+# a new tests/unit/test_*.c becomes a test program that `make check` runs.
+
+CC      ?= gcc
+PREFIX  ?= /usr/local
+BUILD   := build
+WARN    := -Wall -Wextra -Werror -Wno-unused-parameter
+DEFS    := -D_GNU_SOURCE
+INC     := -Isrc -Iinclude
+CFLAGS  ?= -std=c17 -O3 -march=native -fopenmp $(WARN) $(DEFS) $(INC) -MMD -MP
+LDLIBS  := -lopenblas -lgmp -lpcre2-8 -lutf8proc -lseccomp -lm
+
+# Sanitizer build of the library and unit tests (make check runs these too).
+SAN_CFLAGS := -std=c17 -O1 -g -march=native -fopenmp -fno-omit-frame-pointer \
+              -fsanitize=address,undefined -fno-sanitize-recover=undefined $(WARN) $(DEFS) $(INC) -MMD -MP
+
+LIB_SRC  := $(sort $(wildcard src/*/*.c))
+CLI_SRC  := $(sort $(wildcard cli/*.c))
+TEST_SRC := $(sort $(wildcard tests/unit/test_*.c))
+
+LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
+CLI_OBJ  := $(CLI_SRC:%.c=$(BUILD)/obj/%.o)
+SAN_OBJ  := $(LIB_SRC:%.c=$(BUILD)/san/%.o)
+TESTS    := $(TEST_SRC:tests/unit/%.c=$(BUILD)/tests/%)
+SAN_TESTS:= $(TEST_SRC:tests/unit/%.c=$(BUILD)/san-tests/%)
+
+.PHONY: all install deps check test demo bench fuzz clean
+all: $(BUILD)/temper $(TESTS)
+
+$(BUILD)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c $< -o $@
+
+$(BUILD)/san/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(SAN_CFLAGS) -c $< -o $@
+
+$(BUILD)/libtemper.a: $(LIB_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/libtemper-san.a: $(SAN_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/temper: $(CLI_OBJ) $(BUILD)/libtemper.a
+	$(CC) $(CFLAGS) -o $@ $(CLI_OBJ) $(BUILD)/libtemper.a $(LDLIBS)
+
+$(BUILD)/tests/%: tests/unit/%.c tests/unit/test.h $(BUILD)/libtemper.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -Itests/unit -o $@ $< $(BUILD)/libtemper.a $(LDLIBS)
+
+$(BUILD)/san-tests/%: tests/unit/%.c tests/unit/test.h $(BUILD)/libtemper-san.a
+	@mkdir -p $(dir $@)
+	$(CC) $(SAN_CFLAGS) -Itests/unit -o $@ $< $(BUILD)/libtemper-san.a $(LDLIBS)
+
+# libFuzzer target for the safetensors header parser (clang only).
+$(BUILD)/fuzz/fuzz_safetensors: tests/fuzz/fuzz_safetensors.c $(LIB_SRC)
+	@mkdir -p $(dir $@)
+	clang -std=c17 -g -O1 -fsanitize=fuzzer,address,undefined $(DEFS) $(INC) -o $@ \
+	  tests/fuzz/fuzz_safetensors.c src/model/safetensors.c src/base/json.c src/base/error.c -lm
+
+install: $(BUILD)/temper
+	install -d $(DESTDIR)$(PREFIX)/bin
+	install -m 755 $(BUILD)/temper $(DESTDIR)$(PREFIX)/bin/temper
+
+deps:
+	@scripts/install-deps
+
+test: all $(SAN_TESTS) $(BUILD)/fuzz/fuzz_safetensors
+	@scripts/run-tests
+
+check: deps
+	@$(MAKE) --no-print-directory test
+
+demo: $(BUILD)/temper
+	$(BUILD)/temper demo
+
+bench: $(BUILD)/temper
+	@scripts/bench
+
+clean:
+	rm -rf $(BUILD)
+
+-include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

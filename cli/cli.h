@@ -1,0 +1,15 @@
+// cli: `temper <command>`. Each command lives in cli/cmd_<name>.c and is listed in
+// the table in cli/main.c. Commands parse their flags, call the library, print
+// errors as one line, and return the process exit status.
+#pragma once
+
+int cmd_init(int argc, char **argv);
+int cmd_score(int argc, char **argv);
+int cmd_demo(int argc, char **argv);
+int cmd_grade(int argc, char **argv);
+int cmd_tool(int argc, char **argv);
+int cmd_tokenize(int argc, char **argv);
+int cmd_data(int argc, char **argv);
+
+// Prints "temper <cmd>: message" to stderr and returns 1 (or 2 for usage errors).
+int cli_fail(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

@@ -1,0 +1,49 @@
+// temper: post-training for math reasoning. The command table.
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include "cli/cli.h"
+
+struct command {
+    const char *name;
+    int (*run)(int argc, char **argv);
+    const char *help;
+};
+
+static const struct command commands[] = {
+    {"init", cmd_init, "write a randomly initialized model directory"},
+    {"score", cmd_score, "log-probs of completions under a model"},
+    {"demo", cmd_demo, "train a tiny model from scratch on a built-in corpus"},
+    {"tokenize", cmd_tokenize, "text to token ids and back with a model's tokenizer"},
+    {"data", cmd_data, "inspect a dataset: counts, lengths, a rendered example"},
+    {"grade", cmd_grade, "extract answers and compare them with gold answers"},
+    {"tool", cmd_tool, "run one tool call (python sandbox, calculator) for debugging"},
+};
+#define NCOMMANDS (int)(sizeof commands / sizeof commands[0])
+
+int cli_fail(const char *cmd, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "temper %s: ", cmd);
+    vfprintf(stderr, fmt, ap);
+    fprintf(stderr, "\n");
+    va_end(ap);
+    return 1;
+}
+
+static void usage(FILE *f) {
+    fprintf(f, "usage: temper <command> [flags]   (temper <command> --help)\n\ncommands:\n");
+    for (int i = 0; i < NCOMMANDS; i++) fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].help);
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
+        usage(argc < 2 ? stderr : stdout);
+        return argc < 2 ? 2 : 0;
+    }
+    for (int i = 0; i < NCOMMANDS; i++)
+        if (!strcmp(argv[1], commands[i].name)) return commands[i].run(argc - 1, argv + 1);
+    fprintf(stderr, "temper: unknown command '%s'\n", argv[1]);
+    usage(stderr);
+    return 2;
+}

@@ -1,0 +1,109 @@
+// kernels: the numerical building blocks of the transformer, forward and backward,
+// on plain fp32 row-major arrays. Kernels know shapes, never models or files.
+//
+// Conventions
+// - Argument order: outputs, inputs, weights, dims (llm.c style).
+// - Every backward ACCUMULATES (+=) into its gradient outputs, parameter and input
+//   gradients alike; the caller zeroes them. That makes residual branches and
+//   gradient accumulation free.
+// - Tokens are packed: one row of N tokens holds several sequences back to back.
+//   cu_seqlens[0..nseq] are the sequence boundaries (cu_seqlens[0] = 0,
+//   cu_seqlens[nseq] = N); attention never crosses them. pos[N] are the position ids
+//   used by RoPE (restarting at 0 in each sequence for training; offset by the cache
+//   length when generating).
+// - No allocation inside a kernel: those that need scratch say how much
+//   (a *_scratch_floats() function) and take it as an argument.
+// - Parallelism: OpenMP inside kernels, GEMMs through cblas_sgemm.
+//
+// Backends: struct kernels is the table of these functions; kernels_cpu is the CPU
+// one. A CUDA backend later provides another table with the same signatures.
+#pragma once
+#include <stddef.h>
+
+// ---- linear: y[N,out] = x[N,in] @ W[out,in]^T + b[out]  (torch.nn.Linear layout) ----
+// b may be NULL.
+void k_linear_fwd(float *y, const float *x, const float *W, const float *b, int N, int in, int out);
+// dx[N,in] += dy @ W;  dW[out,in] += dy^T @ x;  db[out] += sum_rows dy.
+// Any of dx, dW, db may be NULL (not needed).
+void k_linear_bwd(float *dx, float *dW, float *db, const float *dy, const float *x, const float *W,
+                  int N, int in, int out);
+
+// ---- embedding: y[N,D] = E[tok[i], :] ----
+void k_embedding_fwd(float *y, const int *tok, const float *E, int N, int D);
+// dE[tok[i], :] += dy[i, :]   (deterministic: no atomics)
+void k_embedding_bwd(float *dE, const float *dy, const int *tok, int N, int D);
+
+// ---- RMSNorm: y = x * rstd * w,  rstd = 1/sqrt(mean(x^2) + eps), over rows of D ----
+// Saves rstd[N] for the backward. (Qwen3's per-head q/k norm is this with N*H rows of
+// head_dim.)
+void k_rmsnorm_fwd(float *y, float *rstd, const float *x, const float *w, int N, int D, float eps);
+void k_rmsnorm_bwd(float *dx, float *dw, const float *dy, const float *x, const float *w,
+                   const float *rstd, int N, int D);
+
+// ---- RoPE, Hugging Face "rotate_half" convention, in place on x[N, H, d] ----
+// For i < d/2: angle = pos[n] * inv_freq[i];
+//   x'[i]       = x[i] * cos - x[i + d/2] * sin
+//   x'[i + d/2] = x[i + d/2] * cos + x[i] * sin
+// inv_freq[d/2] is computed by the model (rope_theta, llama3 scaling).
+void k_rope_fwd(float *x, const int *pos, const float *inv_freq, int N, int H, int d);
+// The backward of a rotation is the inverse rotation; in place on dx[N, H, d].
+void k_rope_bwd(float *dx, const int *pos, const float *inv_freq, int N, int H, int d);
+
+// ---- causal grouped-query attention over packed sequences ----
+// q[N, Hq, d], k[N, Hkv, d], v[N, Hkv, d] -> out[N, Hq, d]; query head h uses kv head
+// h / (Hq / Hkv). Scores scaled by 1/sqrt(d); token i attends to j in
+// [start of its sequence, i]. Saves lse[N, Hq] (log-sum-exp of the scaled scores)
+// so the backward recomputes probabilities instead of storing N x N matrices.
+size_t k_attention_scratch_floats(const int *cu_seqlens, int nseq, int Hq, int Hkv, int d);
+void k_attention_fwd(float *out, float *lse, const float *q, const float *k, const float *v,
+                     const int *cu_seqlens, int nseq, int N, int Hq, int Hkv, int d, float *scratch);
+// dq, dk, dv accumulate (+=).
+void k_attention_bwd(float *dq, float *dk, float *dv, const float *dout, const float *q,
+                     const float *k, const float *v, const float *out, const float *lse,
+                     const int *cu_seqlens, int nseq, int N, int Hq, int Hkv, int d, float *scratch);
+
+// ---- SwiGLU: h[n] = silu(gate[n]) * up[n]  (n = N * F elements) ----
+void k_swiglu_fwd(float *h, const float *gate, const float *up, long n);
+void k_swiglu_bwd(float *dgate, float *dup, const float *dh, const float *gate, const float *up, long n);
+
+// ---- fused lm-head + log-softmax + gather (+ entropy) ----
+// For each position i with targets[i] >= 0:
+//   z = h[i,:] @ W^T  (W is [V, D], the lm_head / tied embedding)
+//   logp[i] = z[targets[i]] - logsumexp(z)
+//   entropy[i] = -sum_j p_j log p_j     (only if entropy != NULL)
+// Positions with targets[i] < 0 get logp = 0 (and entropy = 0) and no gradient.
+// The N x V logits are never stored: rows are processed in chunks and the vocabulary
+// in chunks with an online log-sum-exp; lse[N] is saved for the backward, which
+// recomputes each chunk's logits.
+size_t k_lmhead_scratch_floats(int N, int D, int V);
+void k_lmhead_logprob_fwd(float *logp, float *entropy, float *lse, const float *h, const float *W,
+                          const int *targets, int N, int D, int V, float *scratch);
+// Given dL/dlogp[N] and optionally dL/dentropy[N] (NULL when entropy was not used;
+// then entropy may be NULL too): dh[N,D] += dL/dh, dW[V,D] += dL/dW. dW may be NULL.
+void k_lmhead_logprob_bwd(float *dh, float *dW, const float *dlogp, const float *dentropy,
+                          const float *h, const float *W, const int *targets, const float *lse,
+                          const float *entropy, int N, int D, int V, float *scratch);
+
+// ---- elementwise helpers ----
+void k_add_inplace(float *y, const float *x, long n);     // y += x
+void k_zero(float *y, long n);
+
+// The backend table.
+struct kernels {
+    const char *name;
+    void (*linear_fwd)(float *, const float *, const float *, const float *, int, int, int);
+    void (*linear_bwd)(float *, float *, float *, const float *, const float *, const float *, int, int, int);
+    void (*embedding_fwd)(float *, const int *, const float *, int, int);
+    void (*embedding_bwd)(float *, const float *, const int *, int, int);
+    void (*rmsnorm_fwd)(float *, float *, const float *, const float *, int, int, float);
+    void (*rmsnorm_bwd)(float *, float *, const float *, const float *, const float *, const float *, int, int);
+    void (*rope_fwd)(float *, const int *, const float *, int, int, int);
+    void (*rope_bwd)(float *, const int *, const float *, int, int, int);
+    void (*attention_fwd)(float *, float *, const float *, const float *, const float *, const int *, int, int, int, int, int, float *);
+    void (*attention_bwd)(float *, float *, float *, const float *, const float *, const float *, const float *, const float *, const float *, const int *, int, int, int, int, int, float *);
+    void (*swiglu_fwd)(float *, const float *, const float *, long);
+    void (*swiglu_bwd)(float *, float *, const float *, const float *, const float *, long);
+    void (*lmhead_logprob_fwd)(float *, float *, float *, const float *, const float *, const int *, int, int, int, float *);
+    void (*lmhead_logprob_bwd)(float *, float *, const float *, const float *, const float *, const float *, const int *, const float *, const float *, int, int, int, float *);
+};
+extern const struct kernels kernels_cpu;
