@@ -59,7 +59,7 @@ $(BUILD)/san-tests/%: tests/unit/%.c tests/unit/test.h $(BUILD)/libtemper-san.a
 $(BUILD)/fuzz/fuzz_safetensors: tests/fuzz/fuzz_safetensors.c $(LIB_SRC)
 	@mkdir -p $(dir $@)
 	clang -std=c17 -g -O1 -fsanitize=fuzzer,address,undefined $(DEFS) $(INC) -o $@ \
-	  tests/fuzz/fuzz_safetensors.c src/model/safetensors.c src/base/json.c src/base/error.c -lm
+	  tests/fuzz/fuzz_safetensors.c src/model/safetensors.c src/base/json.c src/base/io.c src/base/error.c -lm
 
 install: $(BUILD)/temper
 	install -d $(DESTDIR)$(PREFIX)/bin

@@ -1,4 +1,5 @@
 // temper init: write a randomly initialized Hugging Face model directory.
+#include <stdio.h>
 #include <string.h>
 #include "cli/cli.h"
 #include "cli/flags.h"
