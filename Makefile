@@ -84,3 +84,10 @@ clean:
 	rm -rf $(BUILD)
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
+
+# Test tools (programs the oracle tests drive): tests/tools/*.c -> build/tools/*
+TOOLS := $(patsubst tests/tools/%.c,$(BUILD)/tools/%,$(wildcard tests/tools/*.c))
+$(BUILD)/tools/%: tests/tools/%.c $(BUILD)/libtemper.a $(BUILD)/obj/cli/flags.o
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $< $(BUILD)/obj/cli/flags.o $(BUILD)/libtemper.a $(LDLIBS)
+all: $(TOOLS)
