@@ -102,8 +102,7 @@ int cmd_grade(int argc, char **argv) {
         fputc('\n', stdout);
         json_doc_free(d);
     }
-    if (r.f != stdin) io_lines_close(&r);
-    else free(r.buf);
+    io_lines_close(&r);
     sbuf_free(&out);
     sbuf_free(&val);
     fflush(stdout);
