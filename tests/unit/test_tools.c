@@ -262,7 +262,13 @@ int main(int argc, char **argv) {
     if (argc > 1) sandbox(argv[1]);
     else {
         sandbox("bwrap");
+#ifdef __SANITIZE_ADDRESS__
+        // ASan's runtime aborts in the pid-1 child of a new pid namespace before our code
+        // runs there; the unshare fallback is covered by the plain build of this test.
+        printf("ok - [unshare] skipped under AddressSanitizer\n");
+#else
         sandbox("unshare");
+#endif
     }
     return test_done();
 }
