@@ -42,11 +42,15 @@ static void case_file(void) {
 }
 
 static void ex(const char *text, const char *want) {
+    char shown[64];  // one line in the test output
+    snprintf(shown, sizeof shown, "%s", text);
+    for (char *q = shown; *q; q++)
+        if (*q == '\n') *q = '|';
     size_t s, l;
     math_extractor w;
     int found = math_extract(text, strlen(text), NULL, &s, &l, &w);
-    if (!want) { CHECK(!found, "extract none from '%.40s'", text); return; }
-    CHECK(found && l == strlen(want) && !memcmp(text + s, want, l), "extract '%s' from '%.50s' (got '%.*s')", want, text,
+    if (!want) { CHECK(!found, "extract none from '%.40s'", shown); return; }
+    CHECK(found && l == strlen(want) && !memcmp(text + s, want, l), "extract '%s' from '%.50s' (got '%.*s')", want, shown,
           found ? (int)l : 0, found ? text + s : "");
 }
 
