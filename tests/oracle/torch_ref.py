@@ -549,7 +549,7 @@ def random_tensors(cfg_dict, seed=0, std=0.02, perturb_ones=True):
         if p.dim() >= 2:
             out[n] = torch.randn(p.shape, generator=g) * std
         elif n.endswith("norm.weight"):
-            out[n] = 1 + (torch.randn(p.shape, generator=g) * 0.1 if perturb_ones else 0)
+            out[n] = torch.ones(p.shape) + (torch.randn(p.shape, generator=g) * 0.1 if perturb_ones else 0)
         else:
             out[n] = torch.randn(p.shape, generator=g) * 0.05 if perturb_ones else torch.zeros(p.shape)
     return out
