@@ -77,7 +77,7 @@ check: deps
 demo: $(BUILD)/temper
 	$(BUILD)/temper demo
 
-bench: $(BUILD)/temper
+bench: $(BUILD)/temper $(BENCHES)
 	@scripts/bench
 
 clean:
@@ -91,3 +91,9 @@ $(BUILD)/tools/%: tests/tools/%.c $(BUILD)/libtemper.a $(BUILD)/obj/cli/flags.o
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -o $@ $< $(BUILD)/obj/cli/flags.o $(BUILD)/libtemper.a $(LDLIBS)
 all: $(TOOLS)
+
+# Benchmark programs: bench/*.c -> build/bench/* (make bench runs scripts/bench)
+BENCHES := $(patsubst bench/%.c,$(BUILD)/bench/%,$(filter-out bench/kernels_bench.c,$(wildcard bench/*.c)))
+$(BUILD)/bench/%: bench/%.c $(BUILD)/libtemper.a $(BUILD)/obj/cli/flags.o
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $< $(BUILD)/obj/cli/flags.o $(BUILD)/libtemper.a $(LDLIBS)

@@ -153,7 +153,7 @@ int cmd_score(int argc, char **argv) {
     }
     if (!status && flush(&m, &bb, p, np, logp, per_token, out, &err)) status = cli_fail("score", "%s", err.msg);
     else if (status) for (int i = 0; i < np; i++) { free(p[i].line); free(p[i].ids); }
-    progress_finish(&pb);
+    if (!status) progress_finish(&pb);
     free(p);
     free(logp);
     batch_free(&bb);

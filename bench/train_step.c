@@ -1,0 +1,91 @@
+// bench/train_step: temper's side of `make bench`. Times one training step (forward,
+// SFT loss, backward, AdamW) of the model in --model on random tokens, B sequences of
+// T tokens packed into one row, and prints one JSON line like bench/torch_train_step.py:
+//   {"tok_per_s", "ms_per_step", "peak_mib", "blas", "threads", "gflops", "sgemm_peak_gflops"}
+// gflops counts 6*N*tokens (N = parameters that take part in matmuls: everything but the
+// embedding table, the lm-head included) plus attention as PaLM's MFU formula does
+// (12 * layers * heads * head_dim * T per token, causality not discounted).
+#include <cblas.h>
+#include <omp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include "base/progress.h"
+#include "base/rng.h"
+#include "cli/flags.h"
+#include "model/batch.h"
+#include "model/model.h"
+#include "objectives/sft.h"
+#include "train/optimizer.h"
+
+static double sgemm_peak(void) {
+    int n = 2048;
+    float *a = malloc(sizeof(float) * n * n), *b = malloc(sizeof(float) * n * n), *c = malloc(sizeof(float) * n * n);
+    for (int i = 0; i < n * n; i++) a[i] = b[i] = (float)(i % 13) * 1e-3f;
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, n, n, 1, a, n, b, n, 0, c, n);
+    double best = 0;
+    for (int r = 0; r < 3; r++) {
+        double t = now_seconds();
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, n, n, 1, a, n, b, n, 0, c, n);
+        double g = 2.0 * n * n * (double)n / (now_seconds() - t) / 1e9;
+        if (g > best) best = g;
+    }
+    free(a); free(b); free(c);
+    return best;
+}
+
+int main(int argc, char **argv) {
+    const char *dir = NULL;
+    int B = 8, T = 256, steps = 5, warmup = 1, seed = 0;
+    flag flags[] = {
+        {"model", FLAG_STR, &dir, ""}, {"batch", FLAG_INT, &B, ""}, {"seq", FLAG_INT, &T, ""},
+        {"steps", FLAG_INT, &steps, ""}, {"warmup", FLAG_INT, &warmup, ""}, {"seed", FLAG_INT, &seed, ""},
+    };
+    if (flags_parse("train_step", NULL, flags, sizeof flags / sizeof flags[0], argc, argv, NULL, NULL) || !dir) return 2;
+    tm_error err;
+    model m;
+    if (model_load(&m, dir, &err) || model_enable_grad(&m, &err) || model_reserve(&m, B * T, &err)) {
+        fprintf(stderr, "train_step: %s\n", err.msg);
+        return 1;
+    }
+    model_optimizer opt;
+    adamw_hparams h = {1e-5, 0.9, 0.999, 1e-8, 0.0};
+    model_optimizer_init(&opt, &m, h, 1.0, &err);
+    batch_builder bb;
+    batch_init(&bb, B * T, B, &err);
+    rng r;
+    rng_seed(&r, (uint64_t)seed);
+    int *ids = malloc(sizeof(int) * (size_t)T);
+    for (int s = 0; s < B; s++) {
+        for (int t = 0; t < T; t++) ids[t] = (int)rng_below(&r, (uint64_t)m.cfg.vocab);
+        batch_add(&bb, ids, NULL, T);
+    }
+    model_batch b = batch_view(&bb);
+    float *logp = malloc(sizeof(float) * (size_t)(B * T)), *dlogp = malloc(sizeof(float) * (size_t)(B * T));
+    int ntrain = B * (T - 1);
+    double total = 0;
+    for (int s = 0; s < warmup + steps; s++) {
+        double t0 = now_seconds();
+        model_forward(&m, &b, logp, NULL, &err);
+        sft_nll(logp, b.targets, b.n_tokens, ntrain, dlogp);
+        model_backward(&m, &b, dlogp, NULL);
+        model_optimizer_step(&opt, &m, h.lr);
+        if (s >= warmup) total += now_seconds() - t0;
+    }
+    double ms = total / steps * 1e3, tokens = (double)B * T;
+    const model_config *c = &m.cfg;
+    double n_matmul = (double)m.numel - (c->tie_embeddings ? 0 : (double)c->vocab * c->hidden);
+    double flops = 6.0 * n_matmul * tokens + 12.0 * c->layers * c->heads * c->head_dim * (double)T * tokens;
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    printf("{\"tok_per_s\": %.1f, \"ms_per_step\": %.1f, \"peak_mib\": %.1f, \"blas\": \"OpenBLAS %s (%s)\", \"threads\": %d, "
+           "\"gflops\": %.1f, \"sgemm_peak_gflops\": %.1f}\n",
+           tokens / (ms / 1e3), ms, ru.ru_maxrss / 1024.0, openblas_get_corename(), openblas_get_config(),
+           omp_get_max_threads(), flops / (ms / 1e3) / 1e9, sgemm_peak());
+    free(ids); free(logp); free(dlogp);
+    batch_free(&bb);
+    model_optimizer_free(&opt);
+    model_free(&m);
+    return 0;
+}

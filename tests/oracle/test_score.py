@@ -1,0 +1,72 @@
+#!/usr/bin/python3
+"""temper score against the PyTorch oracle: for pre-tokenized prompt/completion lines,
+the "logprob" temper writes equals the float64 reference's sum over completion tokens
+(relative error < 1e-4), "token_logprobs" matches per token, every input line comes back
+unchanged apart from the added keys, and bad lines are one-line file:line errors that
+leave no output file behind."""
+import json, os, random, subprocess, sys, tempfile
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import torch
+import torch_ref
+
+TEMPER = os.environ.get("TEMPER", os.path.join(os.path.dirname(__file__), "../../build/temper"))
+fails = 0
+def check(ok, name):
+    global fails
+    print(("ok - " if ok else "not ok - ") + name, flush=True)
+    fails += not ok
+
+tmp = tempfile.mkdtemp(prefix="temper-score-")
+model_dir = os.path.join(tmp, "m")
+subprocess.run([TEMPER, "init", "--arch", "qwen2", "--preset", "tiny", "--out", model_dir, "--seed", "5"], check=True,
+               stderr=subprocess.DEVNULL)
+V = json.load(open(os.path.join(model_dir, "config.json")))["vocab_size"]
+rnd = random.Random(0)
+rows = []
+for i in range(7):
+    p = [rnd.randrange(V) for _ in range(rnd.randint(1, 20))]
+    c = [rnd.randrange(V) for _ in range(rnd.randint(1, 15))]
+    rows.append({"id": i, "prompt_input_ids": p, "completion_input_ids": c, "note": "caf\u00e9 \u2713"})
+data = os.path.join(tmp, "d.jsonl")
+with open(data, "w") as f:
+    for r in rows:
+        f.write(json.dumps(r, ensure_ascii=False) + "\n")
+out = os.path.join(tmp, "o.jsonl")
+# small --batch-tokens so the lines span several packed batches
+r = subprocess.run([TEMPER, "score", "--model", model_dir, "--data", data, "--out", out, "--per-token", "--batch-tokens", "40"],
+                   capture_output=True, text=True)
+check(r.returncode == 0, "temper score runs (%s)" % r.stderr.strip()[-200:])
+got = [json.loads(l) for l in open(out)] if r.returncode == 0 else []
+check(len(got) == len(rows), "one output line per input line")
+model = torch_ref.load_model(model_dir, torch.float64)
+for r_in, r_out in zip(rows, got):
+    ids = r_in["prompt_input_ids"] + r_in["completion_input_ids"]
+    lp, _ = torch_ref.token_logprobs(model, ids, [len(ids)])
+    pl = len(r_in["prompt_input_ids"])
+    ref_tok = lp[pl - 1:len(ids) - 1]
+    ref = float(ref_tok.sum())
+    check(abs(r_out["logprob"] - ref) <= 1e-4 * abs(ref), "line %d logprob %.5f vs torch %.5f" % (r_in["id"], r_out["logprob"], ref))
+    tl = torch.tensor(r_out["token_logprobs"], dtype=torch.float64)
+    check(len(tl) == len(ref_tok) and float((tl - ref_tok).abs().max()) <= 1e-4 * float(ref_tok.abs().max()),
+          "line %d token_logprobs match per token" % r_in["id"])
+    check(all(r_out[k] == r_in[k] for k in r_in), "line %d keeps its fields" % r_in["id"])
+check(open(out).readline().startswith(json.dumps(rows[0], ensure_ascii=False)[:-1]), "input bytes kept verbatim")
+
+def bad(lines, expect, name):
+    p = os.path.join(tmp, "bad.jsonl")
+    with open(p, "w") as f:
+        f.write("\n".join(lines) + "\n")
+    o = os.path.join(tmp, "bad-out.jsonl")
+    r = subprocess.run([TEMPER, "score", "--model", model_dir, "--data", p, "--out", o], capture_output=True, text=True)
+    msg = r.stderr.strip().splitlines()[-1] if r.stderr.strip() else ""
+    check(r.returncode != 0 and expect in msg and not os.path.exists(o), "%s: %s" % (name, msg))
+
+good = json.dumps(rows[0])
+bad([good, "{not json"], "bad.jsonl:2:", "malformed JSON names file:line")
+bad([good, json.dumps({"prompt_input_ids": [1], "completion_input_ids": [V]})], "bad.jsonl:2: \"completion_input_ids\"[0]", "out-of-vocab id named")
+bad([json.dumps({"prompt_input_ids": [1], "completion_input_ids": []})], "bad.jsonl:1:", "empty completion")
+bad([json.dumps({"prompt": "x"})], "bad.jsonl:1: \"prompt_input_ids\"", "missing field")
+r = subprocess.run([TEMPER, "score", "--model", os.path.join(tmp, "nope"), "--data", data], capture_output=True, text=True)
+check(r.returncode != 0 and "nope/config.json" in r.stderr, "missing model directory: " + r.stderr.strip())
+subprocess.run(["rm", "-rf", tmp])
+sys.exit(1 if fails else 0)
