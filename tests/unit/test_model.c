@@ -132,6 +132,9 @@ static void test_save_load(model_arch arch, int tie) {
     batch_add(&bb, ids, NULL, 7);
     batch_add(&bb, ids + 7, NULL, 5);
     model_batch b = batch_view(&bb);
+    int pos_ok = b.n_seqs == 2 && b.cu_seqlens[1] == 7 && b.cu_seqlens[2] == 12;
+    for (int i = 0; i < 12; i++) pos_ok &= b.pos[i] == (i < 7 ? i : i - 7);
+    CHECK(pos_ok, "packing: position ids restart at 0 in each sequence, boundaries in cu_seqlens");
     float l1[12], l2[12], l3[12];
     forward_sum(&m, &b, l1);
     forward_sum(&m2, &b, l2);
