@@ -7,7 +7,7 @@ PREFIX  ?= /usr/local
 BUILD   := build
 WARN    := -Wall -Wextra -Werror -Wno-unused-parameter
 DEFS    := -D_GNU_SOURCE
-INC     := -Isrc -Iinclude
+INC     := -I. -Isrc -Iinclude
 CFLAGS  ?= -std=c17 -O3 -march=native -fopenmp $(WARN) $(DEFS) $(INC) -MMD -MP
 LDLIBS  := -lopenblas -lgmp -lpcre2-8 -lutf8proc -lseccomp -lm
 

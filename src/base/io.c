@@ -1,0 +1,107 @@
+#include "base/io.h"
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+char *io_read_file(const char *path, size_t *len, tm_error *err) {
+    FILE *f = fopen(path, "rb");
+    if (!f) { tm_fail(err, "%s: %s", path, strerror(errno)); return NULL; }
+    if (fseek(f, 0, SEEK_END)) { fclose(f); tm_fail(err, "%s: cannot seek", path); return NULL; }
+    long n = ftell(f);
+    rewind(f);
+    if (n < 0) { fclose(f); tm_fail(err, "%s: cannot tell size", path); return NULL; }
+    char *buf = malloc((size_t)n + 1);
+    if (!buf) { fclose(f); tm_fail(err, "%s: out of memory (%ld bytes)", path, n); return NULL; }
+    if (fread(buf, 1, (size_t)n, f) != (size_t)n) {
+        fclose(f); free(buf); tm_fail(err, "%s: read failed", path); return NULL;
+    }
+    fclose(f);
+    buf[n] = 0;
+    if (len) *len = (size_t)n;
+    return buf;
+}
+
+int io_write_file_atomic(const char *path, const void *data, size_t len, tm_error *err) {
+    char tmp[4096];
+    snprintf(tmp, sizeof tmp, "%s.tmp.%d", path, (int)getpid());
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    if (fd < 0) return tm_fail(err, "%s: %s", tmp, strerror(errno));
+    const char *p = data;
+    size_t left = len;
+    while (left) {
+        ssize_t w = write(fd, p, left);
+        if (w < 0) {
+            if (errno == EINTR) continue;
+            int e = errno;
+            close(fd); unlink(tmp);
+            return tm_fail(err, "%s: write failed: %s", path, strerror(e));
+        }
+        p += w;
+        left -= (size_t)w;
+    }
+    if (fsync(fd) || close(fd)) { unlink(tmp); return tm_fail(err, "%s: sync failed: %s", path, strerror(errno)); }
+    if (rename(tmp, path)) { int e = errno; unlink(tmp); return tm_fail(err, "%s: rename failed: %s", path, strerror(e)); }
+    return 0;
+}
+
+int io_mkdirs(const char *path, tm_error *err) {
+    char buf[4096];
+    size_t n = strlen(path);
+    if (n >= sizeof buf) return tm_fail(err, "%s: path too long", path);
+    memcpy(buf, path, n + 1);
+    for (size_t i = 1; i <= n; i++) {
+        if (buf[i] == '/' || buf[i] == 0) {
+            char c = buf[i];
+            buf[i] = 0;
+            if (mkdir(buf, 0755) && errno != EEXIST) return tm_fail(err, "%s: cannot create directory: %s", buf, strerror(errno));
+            buf[i] = c;
+        }
+    }
+    if (!io_is_dir(path)) return tm_fail(err, "%s: exists and is not a directory", path);
+    return 0;
+}
+
+int io_exists(const char *path) { struct stat st; return stat(path, &st) == 0; }
+int io_is_dir(const char *path) { struct stat st; return stat(path, &st) == 0 && S_ISDIR(st.st_mode); }
+
+int io_copy_file(const char *src, const char *dst, tm_error *err) {
+    size_t n;
+    char *data = io_read_file(src, &n, err);
+    if (!data) return -1;
+    int rc = io_write_file_atomic(dst, data, n, err);
+    free(data);
+    return rc;
+}
+
+char *io_join(char *out, size_t cap, const char *dir, const char *name) {
+    size_t dl = strlen(dir);
+    if (dl && dir[dl - 1] == '/') snprintf(out, cap, "%s%s", dir, name);
+    else snprintf(out, cap, "%s/%s", dir, name);
+    return out;
+}
+
+int io_lines_open(io_lines *r, const char *path, tm_error *err) {
+    memset(r, 0, sizeof *r);
+    r->f = strcmp(path, "-") ? fopen(path, "rb") : stdin;
+    if (!r->f) return tm_fail(err, "%s: %s", path, strerror(errno));
+    r->path = path;
+    return 0;
+}
+
+long io_lines_next(io_lines *r, char **line) {
+    ssize_t n = getline(&r->buf, &r->cap, r->f);
+    if (n < 0) return -1;
+    r->lineno++;
+    while (n > 0 && (r->buf[n - 1] == '\n' || r->buf[n - 1] == '\r')) r->buf[--n] = 0;
+    *line = r->buf;
+    return (long)n;
+}
+
+void io_lines_close(io_lines *r) {
+    if (r->f && r->f != stdin) fclose(r->f);
+    free(r->buf);
+    memset(r, 0, sizeof *r);
+}
