@@ -10,16 +10,16 @@
 // ---- hash tables (tok_hash.c) ----
 // Byte string → int32 (the 150k-260k vocabularies, the word cache). Keys are copied
 // into the table's own blob.
+typedef struct tok_strent { uint32_t off, len; int32_t val; } tok_strent;
 typedef struct tok_strmap {
-    uint32_t *slots;      // 0 = empty, else entry index + 1
+    uint64_t *slots;      // 0 = empty, else (hash >> 32) << 32 | (entry index + 1)
     uint32_t mask;
     uint32_t n, cap;
-    uint32_t *off, *len;  // per entry, into blob
-    int32_t *val;
+    tok_strent *ent;
     char *blob;
     size_t blob_len, blob_cap;
 } tok_strmap;
-void tok_strmap_init(tok_strmap *m, uint32_t expected);
+void tok_strmap_init(tok_strmap *m, uint32_t expected, size_t blob_bytes);
 void tok_strmap_free(tok_strmap *m);
 // Inserts or overwrites.
 void tok_strmap_put(tok_strmap *m, const char *k, size_t n, int32_t v);
@@ -113,7 +113,8 @@ struct tok_tokenizer {
     // id → token string (as in tokenizer.json) and → bytes it decodes to in
     // byte-level mode
     int vocab_size;
-    char **id_tok;
+    char **id_tok;             // into id_blob, or an added token's content
+    char *id_blob;
     uint32_t *id_tok_len;
     uint8_t *id_special;       // added and special
     uint8_t *id_added;

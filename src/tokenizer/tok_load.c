@@ -378,7 +378,9 @@ static int load_tokenizer_json(tok_tokenizer *t, const json *r, tm_error *err) {
 
     const json *v = json_get(m, "vocab");
     if (!v || v->type != JSON_OBJECT) return tm_fail(err, "model.vocab: not an object");
-    tok_strmap_init(&t->vocab, (uint32_t)v->n + 1024);
+    size_t total = 0;
+    for (int i = 0; i < v->n; i++) total += v->key_lens[i] + 1;
+    tok_strmap_init(&t->vocab, (uint32_t)v->n + 1024, total + 4096);
     int maxid = -1;
     char *key = NULL;
     size_t keycap = 0;
@@ -401,13 +403,13 @@ static int load_tokenizer_json(tok_tokenizer *t, const json *r, tm_error *err) {
     t->id_tok_len = calloc((size_t)t->vocab_size, sizeof *t->id_tok_len);
     t->id_special = calloc((size_t)t->vocab_size, 1);
     t->id_added = calloc((size_t)t->vocab_size, 1);
-    for (int i = 0; i < v->n; i++) {
+    t->id_blob = malloc(total + 1);
+    for (int i = 0, off = 0; i < v->n; i++) {
         int id = (int)v->items[i].num;
-        t->id_tok[id] = (char *)v->keys[i];  // re-pointed below to an owned copy
+        t->id_tok[id] = memcpy(t->id_blob + off, v->keys[i], v->key_lens[i] + 1);
         t->id_tok_len[id] = (uint32_t)v->key_lens[i];
+        off += (int)v->key_lens[i] + 1;
     }
-    for (int id = 0; id < t->vocab_size; id++)
-        if (t->id_tok[id]) t->id_tok[id] = xstrndup(t->id_tok[id], t->id_tok_len[id]);
 
     const char *unk = json_get_str(m, "unk_token", NULL);
     t->unk_id = unk ? tok_strmap_get(&t->vocab, unk, strlen(unk)) : -1;
@@ -438,10 +440,9 @@ static int load_tokenizer_json(tok_tokenizer *t, const json *r, tm_error *err) {
         } else { free(key); free(k2); return tm_fail(err, "merges[%d]: not a pair", i); }
         if (al + bl + 1 > keycap) { keycap = (al + bl) * 2 + 64; key = realloc(key, keycap); }
         if (al + bl + 1 > k2cap) { k2cap = (al + bl) * 2 + 64; k2 = realloc(k2, k2cap); }
-        int32_t ia = lookup_token(t, a, al, key), ib = lookup_token(t, b, bl, key);
-        memcpy(k2, a, al);
-        memcpy(k2 + al, b, bl);
-        int32_t im = lookup_token(t, k2, al + bl, key);
+        size_t ka = vocab_key(t, a, al, k2), kb = vocab_key(t, b, bl, k2 + ka);
+        int32_t ia = tok_strmap_get(&t->vocab, k2, ka), ib = tok_strmap_get(&t->vocab, k2 + ka, kb);
+        int32_t im = tok_strmap_get(&t->vocab, k2, ka + kb);
         if (ia < 0 || ib < 0 || im < 0) {
             free(key); free(k2);
             return tm_fail(err, "merges[%d]: '%.*s' + '%.*s' uses a token that is not in the vocabulary", i,
@@ -454,11 +455,8 @@ static int load_tokenizer_json(tok_tokenizer *t, const json *r, tm_error *err) {
     if (load_added(t, added, err)) return tm_fail_prefix(err, "added_tokens");
     for (int i = 0; i < t->nadded; i++) {
         tok_added *a = &t->added[i];
-        if (!t->id_tok[a->id] || t->id_tok_len[a->id] != a->len || memcmp(t->id_tok[a->id], a->content, a->len)) {
-            free(t->id_tok[a->id]);
-            t->id_tok[a->id] = xstrndup(a->content, a->len);
-            t->id_tok_len[a->id] = (uint32_t)a->len;
-        }
+        t->id_tok[a->id] = a->content;
+        t->id_tok_len[a->id] = (uint32_t)a->len;
         t->id_added[a->id] = 1;
         t->id_special[a->id] = (uint8_t)a->special;
     }
@@ -487,7 +485,7 @@ tok_tokenizer *tok_load_files(const char *path, const char *config_path, tm_erro
     if (t->bos_token) t->bos_id = tok_token_id(t, t->bos_token);
     if (t->eos_token) t->eos_id = tok_token_id(t, t->eos_token);
     if (t->pad_token) t->pad_id = tok_token_id(t, t->pad_token);
-    tok_strmap_init(&t->cache, 4096);
+    tok_strmap_init(&t->cache, 4096, 65536);
     t->md = pcre2_match_data_create(8, NULL);
     return t;
 }
@@ -505,7 +503,7 @@ void tok_free(tok_tokenizer *t) {
     tok_strmap_free(&t->vocab);
     tok_pairmap_free(&t->merges);
     free(t->cont_prefix); free(t->end_suffix);
-    for (int i = 0; i < t->vocab_size; i++) free(t->id_tok[i]);
+    free(t->id_blob);
     free(t->id_tok); free(t->id_tok_len); free(t->id_special); free(t->id_added);
     for (int i = 0; i < t->nadded; i++) free(t->added[i].content);
     free(t->added);

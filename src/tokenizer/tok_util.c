@@ -45,15 +45,19 @@ static uint64_t str_hash(const char *k, size_t n) {
     return h ^ (h >> 29);
 }
 
-void tok_strmap_init(tok_strmap *m, uint32_t expected) {
+void tok_strmap_init(tok_strmap *m, uint32_t expected, size_t blob_bytes) {
     memset(m, 0, sizeof *m);
     uint32_t slots = 16;
     while (slots < expected * 2) slots <<= 1;
     m->slots = calloc(slots, sizeof *m->slots);
     m->mask = slots - 1;
+    m->cap = expected > 16 ? expected : 16;
+    m->ent = xrealloc(NULL, m->cap * sizeof *m->ent);
+    m->blob_cap = blob_bytes > 4096 ? blob_bytes : 4096;
+    m->blob = xrealloc(NULL, m->blob_cap);
 }
 void tok_strmap_free(tok_strmap *m) {
-    free(m->slots); free(m->off); free(m->len); free(m->val); free(m->blob);
+    free(m->slots); free(m->ent); free(m->blob);
     memset(m, 0, sizeof *m);
 }
 static void strmap_grow(tok_strmap *m) {
@@ -62,36 +66,41 @@ static void strmap_grow(tok_strmap *m) {
     m->slots = calloc(slots, sizeof *m->slots);
     m->mask = slots - 1;
     for (uint32_t e = 0; e < m->n; e++) {
-        uint32_t i = (uint32_t)str_hash(m->blob + m->off[e], m->len[e]) & m->mask;
+        uint64_t h = str_hash(m->blob + m->ent[e].off, m->ent[e].len);
+        uint32_t i = (uint32_t)h & m->mask;
         while (m->slots[i]) i = (i + 1) & m->mask;
-        m->slots[i] = e + 1;
+        m->slots[i] = (h >> 32 << 32) | (e + 1);
     }
 }
 int32_t tok_strmap_get(const tok_strmap *m, const char *k, size_t n) {
     if (!m->slots) return -1;
-    uint32_t i = (uint32_t)str_hash(k, n) & m->mask;
+    uint64_t h = str_hash(k, n), tag = h >> 32 << 32;
+    uint32_t i = (uint32_t)h & m->mask;
     for (;;) {
-        uint32_t s = m->slots[i];
+        uint64_t s = m->slots[i];
         if (!s) return -1;
-        s--;
-        if (m->len[s] == n && !memcmp(m->blob + m->off[s], k, n)) return m->val[s];
+        if ((s & 0xFFFFFFFF00000000ULL) == tag) {
+            const tok_strent *e = &m->ent[(uint32_t)s - 1];
+            if (e->len == n && !memcmp(m->blob + e->off, k, n)) return e->val;
+        }
         i = (i + 1) & m->mask;
     }
 }
 void tok_strmap_put(tok_strmap *m, const char *k, size_t n, int32_t v) {
-    uint32_t i = (uint32_t)str_hash(k, n) & m->mask;
+    uint64_t h = str_hash(k, n), tag = h >> 32 << 32;
+    uint32_t i = (uint32_t)h & m->mask;
     for (;;) {
-        uint32_t s = m->slots[i];
+        uint64_t s = m->slots[i];
         if (!s) break;
-        s--;
-        if (m->len[s] == n && !memcmp(m->blob + m->off[s], k, n)) { m->val[s] = v; return; }
+        if ((s & 0xFFFFFFFF00000000ULL) == tag) {
+            tok_strent *e = &m->ent[(uint32_t)s - 1];
+            if (e->len == n && !memcmp(m->blob + e->off, k, n)) { e->val = v; return; }
+        }
         i = (i + 1) & m->mask;
     }
     if (m->n == m->cap) {
         m->cap = m->cap ? m->cap * 2 : 1024;
-        m->off = xrealloc(m->off, m->cap * sizeof *m->off);
-        m->len = xrealloc(m->len, m->cap * sizeof *m->len);
-        m->val = xrealloc(m->val, m->cap * sizeof *m->val);
+        m->ent = xrealloc(m->ent, m->cap * sizeof *m->ent);
     }
     if (m->blob_len + n + 1 > m->blob_cap) {
         while (m->blob_len + n + 1 > m->blob_cap) m->blob_cap = m->blob_cap ? m->blob_cap * 2 : 65536;
@@ -99,11 +108,9 @@ void tok_strmap_put(tok_strmap *m, const char *k, size_t n, int32_t v) {
     }
     memcpy(m->blob + m->blob_len, k, n);
     m->blob[m->blob_len + n] = 0;
-    m->off[m->n] = (uint32_t)m->blob_len;
-    m->len[m->n] = (uint32_t)n;
-    m->val[m->n] = v;
+    m->ent[m->n] = (tok_strent){(uint32_t)m->blob_len, (uint32_t)n, v};
     m->blob_len += n + 1;
-    m->slots[i] = ++m->n;
+    m->slots[i] = tag | ++m->n;
     if ((uint64_t)m->n * 2 > m->mask + 1) strmap_grow(m);
 }
 
