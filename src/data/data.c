@@ -401,7 +401,11 @@ int data_load(tok_tokenizer *t, const char *path, const data_opts *o, data_set *
         json_doc_free(d);
         if (rc) {
             if (o->on_bad_line == DATA_BAD_SKIP) {
-                if (!out->skipped) snprintf(out->first_skip, sizeof out->first_skip, "%s:%ld: %s", path, r.lineno, e.msg);
+                if (!out->skipped) {
+                    int w = snprintf(out->first_skip, sizeof out->first_skip, "%s:%ld: ", path, r.lineno);
+                    if (w > 0 && (size_t)w < sizeof out->first_skip)
+                        snprintf(out->first_skip + w, sizeof out->first_skip - (size_t)w, "%.900s", e.msg);
+                }
                 out->skipped++;
                 continue;
             }
