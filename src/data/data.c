@@ -411,6 +411,7 @@ int data_load(tok_tokenizer *t, const char *path, const data_opts *o, data_set *
             }
             tm_fail(err, "%s:%ld: %s", path, r.lineno, e.msg);
             io_lines_close(&r);
+            data_set_free(out);
             return -1;
         }
         ex.line = r.lineno;
