@@ -59,7 +59,7 @@ $(BUILD)/san-tests/%: tests/unit/%.c tests/unit/test.h $(BUILD)/libtemper-san.a
 $(BUILD)/fuzz/fuzz_safetensors: tests/fuzz/fuzz_safetensors.c $(LIB_SRC)
 	@mkdir -p $(dir $@)
 	clang -std=c17 -g -O1 -fsanitize=fuzzer,address,undefined $(DEFS) $(INC) -o $@ \
-	  tests/fuzz/fuzz_safetensors.c src/model/safetensors.c src/base/json.c src/base/error.c -lm
+	  tests/fuzz/fuzz_safetensors.c src/model/safetensors.c src/base/json.c src/base/io.c src/base/error.c -lm
 
 install: $(BUILD)/temper
 	install -d $(DESTDIR)$(PREFIX)/bin
@@ -84,3 +84,10 @@ clean:
 	rm -rf $(BUILD)
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
+
+# Test tools (programs the oracle tests drive): tests/tools/*.c -> build/tools/*
+TOOLS := $(patsubst tests/tools/%.c,$(BUILD)/tools/%,$(wildcard tests/tools/*.c))
+$(BUILD)/tools/%: tests/tools/%.c $(BUILD)/libtemper.a $(BUILD)/obj/cli/flags.o
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $< $(BUILD)/obj/cli/flags.o $(BUILD)/libtemper.a $(LDLIBS)
+all: $(TOOLS)

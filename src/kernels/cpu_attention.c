@@ -1,0 +1,321 @@
+// kernels/cpu_attention.c: causal grouped-query attention over packed sequences,
+// flash-attention style: scores are computed in BQ x BK tiles on the stack, the
+// forward keeps an online softmax and saves only lse, and the backward recomputes
+// the probabilities from lse. Nothing of size N x N (or L x L) is ever stored.
+//
+// Why hand-written tiles and not cblas_sgemm per (sequence, head) block: the blocks
+// are small (L = 256..512, d = 64), half of each score matrix is masked by
+// causality, and OpenBLAS's pthread pool must not be called from inside an OpenMP
+// region, so the sgemm route would run many small, serialized GEMMs plus separate
+// softmax passes over an L x L scratch. bench/kernels_bench.c measures both; the
+// tiled kernels below, parallelized over (sequence, head, query block), win there.
+//
+// Micro-kernels (AVX-512, with plain-C fallbacks):
+//   tile_abT:  S[r][j]  = sum_c A[r][c] * BT[c][j]   (4 rows x 64 columns in 16 zmm
+//              accumulators; BT is K or V transposed into the scratch once per call,
+//              so the inner loop is a broadcast-FMA over 16 keys at a time)
+//   rows_acc:  C[r][:] += sum_t A(r,t) * B[t][:]     (4 rows x 64 head dims; A is
+//              read through strides, so the same kernel does P V, P^T dO, dS^T Q, dS K)
+//
+// Backward (per query row i, key j, scale s = 1/sqrt(d), P from lse):
+//   Di    = sum_c dO[i][c] * O[i][c]
+//   dP_ij = dO_i . V_j
+//   dS_ij = P_ij (dP_ij - Di) * s
+//   dQ_i += sum_j dS_ij K_j,  dK_j += sum_i dS_ij Q_i,  dV_j += sum_i P_ij dO_i
+// The backward runs one task per (sequence, kv head): the task owns dK and dV of that
+// head and dQ of the query heads that share it, so there are no races and no atomics.
+#include "kernels/kernels.h"
+#include "kernels/cpu_simd.h"
+#include <math.h>
+
+#define BQ 64  // query rows per tile
+#define BK 64  // keys per tile (tile_abT computes 64 columns at once)
+
+// ---------------------------------------------------------------- micro-kernels
+
+// S[r*lds + j] = sum_{c<d} A[r*lda + c] * BT[c*ldbt + j], r < nr, j < nk <= 64.
+// Columns nk..63 of S are written as 0.
+static void tile_abT(float *S, int lds, const float *A, long lda, int nr, const float *BT, long ldbt,
+                     int nk, int d) {
+#ifdef __AVX512F__
+    __mmask16 km[4];
+    for (int v = 0; v < 4; v++) km[v] = tail_mask16(nk - 16 * v < 0 ? 0 : nk - 16 * v);
+    for (int r0 = 0; r0 < nr; r0 += 4) {
+        const float *ar[4];
+        for (int r = 0; r < 4; r++) ar[r] = A + (long)(r0 + r < nr ? r0 + r : nr - 1) * lda;
+        __m512 acc[4][4];
+        for (int r = 0; r < 4; r++)
+            for (int v = 0; v < 4; v++) acc[r][v] = _mm512_setzero_ps();
+        for (int c = 0; c < d; c++) {
+            const float *b = BT + (long)c * ldbt;
+            __m512 bv[4];
+            for (int v = 0; v < 4; v++) bv[v] = _mm512_maskz_loadu_ps(km[v], b + 16 * v);
+            for (int r = 0; r < 4; r++) {
+                __m512 a = _mm512_set1_ps(ar[r][c]);
+                for (int v = 0; v < 4; v++) acc[r][v] = _mm512_fmadd_ps(a, bv[v], acc[r][v]);
+            }
+        }
+        for (int r = 0; r < 4 && r0 + r < nr; r++)
+            for (int v = 0; v < 4; v++) _mm512_storeu_ps(S + (long)(r0 + r) * lds + 16 * v, acc[r][v]);
+    }
+#else
+    for (int r = 0; r < nr; r++) {
+        float *s = S + (long)r * lds;
+        for (int j = 0; j < 64; j++) s[j] = 0.0f;
+        for (int c = 0; c < d; c++) {
+            float a = A[(long)r * lda + c];
+            const float *b = BT + (long)c * ldbt;
+            for (int j = 0; j < nk; j++) s[j] += a * b[j];
+        }
+    }
+#endif
+}
+
+// C[r*ldc + :d] += sum_{t<nt} A[r*ars + t*ats] * B[t*ldb + :d], r < nr.
+static void rows_acc(float *C, long ldc, int nr, const float *A, int ars, int ats, int nt,
+                     const float *B, long ldb, int d) {
+#ifdef __AVX512F__
+    for (int r0 = 0; r0 < nr; r0 += 4) {
+        const float *ar[4];
+        for (int r = 0; r < 4; r++) ar[r] = A + (long)(r0 + r < nr ? r0 + r : nr - 1) * ars;
+        for (int c0 = 0; c0 < d; c0 += 64) {
+            __mmask16 cm[4];
+            for (int v = 0; v < 4; v++) cm[v] = tail_mask16(d - c0 - 16 * v < 0 ? 0 : d - c0 - 16 * v);
+            __m512 acc[4][4];
+            for (int r = 0; r < 4; r++)
+                for (int v = 0; v < 4; v++) acc[r][v] = _mm512_setzero_ps();
+            for (int t = 0; t < nt; t++) {
+                const float *b = B + (long)t * ldb + c0;
+                __m512 bv[4];
+                for (int v = 0; v < 4; v++) bv[v] = _mm512_maskz_loadu_ps(cm[v], b + 16 * v);
+                for (int r = 0; r < 4; r++) {
+                    __m512 a = _mm512_set1_ps(ar[r][(long)t * ats]);
+                    for (int v = 0; v < 4; v++) acc[r][v] = _mm512_fmadd_ps(a, bv[v], acc[r][v]);
+                }
+            }
+            for (int r = 0; r < 4 && r0 + r < nr; r++) {
+                float *c = C + (long)(r0 + r) * ldc + c0;
+                for (int v = 0; v < 4; v++)
+                    _mm512_mask_storeu_ps(c + 16 * v, cm[v],
+                                          _mm512_add_ps(_mm512_maskz_loadu_ps(cm[v], c + 16 * v), acc[r][v]));
+            }
+        }
+    }
+#else
+    for (int r = 0; r < nr; r++) {
+        float *c = C + (long)r * ldc;
+        for (int t = 0; t < nt; t++) {
+            float a = A[(long)r * ars + (long)t * ats];
+            const float *b = B + (long)t * ldb;
+            for (int i = 0; i < d; i++) c[i] += a * b[i];
+        }
+    }
+#endif
+}
+
+// p[j] = exp(p[j] - m) for j < n; returns the sum.
+static float exp_shift_sum(float *p, int n, float m) {
+#ifdef __AVX512F__
+    __m512 mv = _mm512_set1_ps(m), sum = _mm512_setzero_ps();
+    for (int j = 0; j < n; j += 16) {
+        __mmask16 km = tail_mask16(n - j);
+        __m512 e = exp512_ps(_mm512_sub_ps(_mm512_maskz_loadu_ps(km, p + j), mv));
+        e = _mm512_maskz_mov_ps(km, e);
+        _mm512_mask_storeu_ps(p + j, km, e);
+        sum = _mm512_add_ps(sum, e);
+    }
+    return _mm512_reduce_add_ps(sum);
+#else
+    float sum = 0.0f;
+    for (int j = 0; j < n; j++) {
+        p[j] = exp_scalar(p[j] - m);
+        sum += p[j];
+    }
+    return sum;
+#endif
+}
+
+// Scale a tile of scores and apply the causal mask: row r is query qi0 + r, column j
+// is key kj0 + j (positions within the sequence); keys after the query get -inf.
+static void scale_mask(float *S, int nr, int nk, int qi0, int kj0, float scale) {
+    for (int r = 0; r < nr; r++) {
+        float *s = S + r * BK;
+        int lim = qi0 + r - kj0 + 1;  // keys j < lim are visible
+        if (lim > nk) lim = nk;
+        #pragma omp simd
+        for (int j = 0; j < nk; j++) s[j] = j < lim ? s[j] * scale : -INFINITY;
+    }
+}
+
+// Transpose x[N, H, d] (head h) into xT[h][c][t] (d rows of N tokens) for all heads.
+static void transpose_heads(float *xT, const float *x, int N, int H, int d) {
+    int ntb = (N + 63) / 64;
+    #pragma omp parallel for collapse(2) schedule(static)
+    for (int h = 0; h < H; h++)
+        for (int tb = 0; tb < ntb; tb++) {
+            int t0 = tb * 64, t1 = t0 + 64 < N ? t0 + 64 : N;
+            float *dst = xT + (long)h * d * N;
+            for (int c = 0; c < d; c++)
+                for (int t = t0; t < t1; t++) dst[(long)c * N + t] = x[((long)t * H + h) * d + c];
+        }
+}
+
+// ---------------------------------------------------------------- scratch
+
+size_t k_attention_scratch_floats(const int *cu_seqlens, int nseq, int Hq, int Hkv, int d) {
+    // K^T and V^T for all kv heads (the backward needs both, the forward K^T only),
+    // plus Di = rowsum(dO * O) for every (token, query head).
+    size_t N = nseq > 0 ? (size_t)cu_seqlens[nseq] : 0;
+    return 2 * (size_t)Hkv * d * N + N * (size_t)Hq;
+}
+
+// ---------------------------------------------------------------- scheduling
+
+// The sequence of rank `rank` when sequences are ordered longest first (ties by
+// index). Tasks are handed out in that order under a dynamic schedule, so a long
+// sequence never starts last and leaves one thread idle. O(nseq^2) per call, which
+// is nothing next to a task's work for the few dozen sequences of a batch.
+static int seq_by_rank(const int *cu, int nseq, int rank) {
+    for (int s = 0; s < nseq; s++) {
+        int Ls = cu[s + 1] - cu[s], r = 0;
+        for (int o = 0; o < nseq; o++) {
+            int Lo = cu[o + 1] - cu[o];
+            r += Lo > Ls || (Lo == Ls && o < s);
+        }
+        if (r == rank) return s;
+    }
+    return 0;  // unreachable
+}
+
+// ---------------------------------------------------------------- forward
+
+// Tasks are (sequence, query head, query block). Within a sequence they are listed
+// from the last (most expensive) query block to the first, so the dynamic schedule
+// ends on cheap tasks and the threads finish together.
+static int ntasks_fwd(const int *cu, int nseq, int Hq) {
+    int n = 0;
+    for (int s = 0; s < nseq; s++) n += (cu[s + 1] - cu[s] + BQ - 1) / BQ * Hq;
+    return n;
+}
+
+void k_attention_fwd(float *out, float *lse, const float *q, const float *k, const float *v,
+                     const int *cu_seqlens, int nseq, int N, int Hq, int Hkv, int d, float *scratch) {
+    if (N <= 0 || nseq <= 0) return;
+    float *kT = scratch;
+    transpose_heads(kT, k, N, Hkv, d);
+    const int grp = Hq / Hkv;
+    const float scale = 1.0f / sqrtf((float)d);
+    const long ldq = (long)Hq * d, ldk = (long)Hkv * d;
+    int ntask = ntasks_fwd(cu_seqlens, nseq, Hq);
+
+    #pragma omp parallel for schedule(dynamic, 1)
+    for (int task = 0; task < ntask; task++) {
+        // Decode the task index into (sequence, head, query block).
+        int s = 0, t = task;
+        for (int rank = 0;; rank++) {
+            s = seq_by_rank(cu_seqlens, nseq, rank);
+            int nt = (cu_seqlens[s + 1] - cu_seqlens[s] + BQ - 1) / BQ * Hq;
+            if (t < nt) break;
+            t -= nt;
+        }
+        int start = cu_seqlens[s], L = cu_seqlens[s + 1] - start;
+        int nqb = (L + BQ - 1) / BQ;
+        int qb = nqb - 1 - t / Hq, h = t % Hq, kv = h / grp;
+        int qi0 = qb * BQ, nq = L - qi0 < BQ ? L - qi0 : BQ;
+
+        float S[BQ * BK], m[BQ], l[BQ];
+        const float *qt = q + (long)(start + qi0) * ldq + (long)h * d;
+        float *ot = out + (long)(start + qi0) * ldq + (long)h * d;
+        for (int r = 0; r < nq; r++) {
+            m[r] = -INFINITY;
+            l[r] = 0.0f;
+            for (int c = 0; c < d; c++) ot[r * ldq + c] = 0.0f;
+        }
+        for (int kj0 = 0; kj0 < qi0 + nq; kj0 += BK) {
+            int nk = qi0 + nq - kj0 < BK ? qi0 + nq - kj0 : BK;
+            tile_abT(S, BK, qt, ldq, nq, kT + (long)kv * d * N + start + kj0, N, nk, d);
+            scale_mask(S, nq, nk, qi0, kj0, scale);
+            for (int r = 0; r < nq; r++) {
+                float *sr = S + r * BK;
+                float mx = m[r];
+                #pragma omp simd reduction(max : mx)
+                for (int j = 0; j < nk; j++) mx = sr[j] > mx ? sr[j] : mx;
+                // The diagonal key is in the first tile, so mx is finite from here on.
+                float corr = expf(m[r] - mx);
+                l[r] = l[r] * corr + exp_shift_sum(sr, nk, mx);
+                m[r] = mx;
+                if (corr != 1.0f)
+                    for (int c = 0; c < d; c++) ot[r * ldq + c] *= corr;
+            }
+            rows_acc(ot, ldq, nq, S, BK, 1, nk, v + (long)(start + kj0) * ldk + (long)kv * d, ldk, d);
+        }
+        for (int r = 0; r < nq; r++) {
+            float inv = 1.0f / l[r];
+            for (int c = 0; c < d; c++) ot[r * ldq + c] *= inv;
+            lse[(long)(start + qi0 + r) * Hq + h] = m[r] + logf(l[r]);
+        }
+    }
+}
+
+// ---------------------------------------------------------------- backward
+
+void k_attention_bwd(float *dq, float *dk, float *dv, const float *dout, const float *q,
+                     const float *k, const float *v, const float *out, const float *lse,
+                     const int *cu_seqlens, int nseq, int N, int Hq, int Hkv, int d, float *scratch) {
+    if (N <= 0 || nseq <= 0) return;
+    float *kT = scratch, *vT = scratch + (long)Hkv * d * N, *Dv = scratch + 2L * Hkv * d * N;
+    transpose_heads(kT, k, N, Hkv, d);
+    transpose_heads(vT, v, N, Hkv, d);
+    const int grp = Hq / Hkv;
+    const float scale = 1.0f / sqrtf((float)d);
+    const long ldq = (long)Hq * d, ldk = (long)Hkv * d;
+
+    #pragma omp parallel for schedule(static)
+    for (long i = 0; i < (long)N * Hq; i++) {
+        float acc = 0.0f;
+        #pragma omp simd reduction(+ : acc)
+        for (int c = 0; c < d; c++) acc += dout[i * d + c] * out[i * d + c];
+        Dv[i] = acc;
+    }
+
+    const int ntask = nseq * Hkv;
+    #pragma omp parallel for schedule(dynamic, 1)
+    for (int task = 0; task < ntask; task++) {
+        int s = seq_by_rank(cu_seqlens, nseq, task / Hkv), kv = task % Hkv;
+        int start = cu_seqlens[s], L = cu_seqlens[s + 1] - start;
+        float P[BQ * BK], dS[BQ * BK];
+        for (int kj0 = 0; kj0 < L; kj0 += BK) {
+            int nk = L - kj0 < BK ? L - kj0 : BK;
+            const float *kt = k + (long)(start + kj0) * ldk + (long)kv * d;
+            float *dkt = dk + (long)(start + kj0) * ldk + (long)kv * d;
+            float *dvt = dv + (long)(start + kj0) * ldk + (long)kv * d;
+            for (int h = kv * grp; h < (kv + 1) * grp; h++) {
+                // Query blocks that can see this key block: those ending after kj0.
+                for (int qi0 = kj0 / BQ * BQ; qi0 < L; qi0 += BQ) {
+                    int nq = L - qi0 < BQ ? L - qi0 : BQ;
+                    const float *qt = q + (long)(start + qi0) * ldq + (long)h * d;
+                    const float *dot = dout + (long)(start + qi0) * ldq + (long)h * d;
+                    float *dqt = dq + (long)(start + qi0) * ldq + (long)h * d;
+                    // P = exp(scale * Q K^T - lse), recomputed exactly as in the forward.
+                    tile_abT(P, BK, qt, ldq, nq, kT + (long)kv * d * N + start + kj0, N, nk, d);
+                    scale_mask(P, nq, nk, qi0, kj0, scale);
+                    for (int r = 0; r < nq; r++) {
+                        float lr = lse[(long)(start + qi0 + r) * Hq + h];
+                        exp_shift_sum(P + r * BK, nk, lr);
+                    }
+                    // dP = dO V^T, then dS = P (dP - Di) * scale, in place.
+                    tile_abT(dS, BK, dot, ldq, nq, vT + (long)kv * d * N + start + kj0, N, nk, d);
+                    for (int r = 0; r < nq; r++) {
+                        float Di = Dv[(long)(start + qi0 + r) * Hq + h];
+                        float *pr = P + r * BK, *ds = dS + r * BK;
+                        #pragma omp simd
+                        for (int j = 0; j < nk; j++) ds[j] = pr[j] * (ds[j] - Di) * scale;
+                    }
+                    rows_acc(dvt, ldk, nk, P, 1, BK, nq, dot, ldq, d);   // dV += P^T dO
+                    rows_acc(dkt, ldk, nk, dS, 1, BK, nq, qt, ldq, d);   // dK += dS^T Q
+                    rows_acc(dqt, ldq, nq, dS, BK, 1, nk, kt, ldk, d);   // dQ += dS K
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,214 @@
+// kernels/cpu_lmhead.c: fused lm-head + log-softmax + gather (+ entropy).
+//
+// The N x V logits are never stored. Rows with a target (targets[i] >= 0) are
+// gathered into chunks of up to ROWS rows; for each chunk the vocabulary is walked in
+// chunks of VOCAB columns: one cblas_sgemm makes the ROWS x VOCAB logits in scratch,
+// then an OpenMP loop over rows folds them into an online log-sum-exp. Masked rows
+// (prompt tokens) cost nothing, which matters for SFT/DPO where they are many.
+//
+// Online state per row, with running max m:
+//   s = sum_j exp(z_j - m)          t = sum_j exp(z_j - m) (z_j - m)
+// and when the max moves from m to m':  s <- e^(m-m') s,  t <- e^(m-m') (t + (m-m') s).
+// At the end lse = m + log s and the entropy is
+//   H = -sum p_j log p_j = lse - sum p_j z_j = log s - t / s,
+// computed relative to m, so large logits do not cancel catastrophically.
+//
+// Backward. With p_j = exp(z_j - lse), g = dL/dlogp, e = dL/dH, target t:
+//   dlogp/dz_j = [j == t] - p_j
+//   dH/dz_j    = -p_j (z_j - lse + H)
+// (from H = lse - sum_k p_k z_k: d lse/dz_j = p_j, d(sum_k p_k z_k)/dz_j
+//  = p_j + p_j z_j - p_j sum_k p_k z_k = p_j + p_j (z_j - lse + H), so
+//  dH/dz_j = p_j - p_j - p_j (z_j - lse + H); checked by finite differences in
+//  tests/unit/test_kernels.c), hence
+//   dz_j = g [j == t] - p_j (g + e (z_j - lse + H)).
+// The backward recomputes each logits chunk, overwrites it with dz, and makes two
+// sgemms: dh_chunk += dz W_chunk and dW_chunk += dz^T h_chunk. Rows whose g and e
+// are both zero are skipped.
+//
+// BLAS is always called from the serial region (OpenBLAS's pthread pool must not be
+// entered from inside an OpenMP region); only the elementwise passes use OpenMP.
+#include "kernels/kernels.h"
+#include "kernels/cpu_simd.h"
+#include "kernels/cpu_tuning.h"
+#include <cblas.h>
+#include <math.h>
+#include <string.h>
+
+#define ROWS_MAX 1024
+static int lm_rows = 128, lm_vocab = 4096;
+
+void k_lmhead_set_chunks(int rows, int vocab) {
+    lm_rows = rows < 1 ? 1 : rows > ROWS_MAX ? ROWS_MAX : rows;
+    lm_vocab = vocab < 1 ? 1 : vocab;
+}
+
+static int min_int(int a, int b) { return a < b ? a : b; }
+
+size_t k_lmhead_scratch_floats(int N, int D, int V) {
+    size_t R = (size_t)min_int(N, lm_rows), C = (size_t)min_int(V, lm_vocab);
+    // logits chunk, gathered h rows, their dh accumulator, 4 per-row states.
+    return R * C + 2 * R * (size_t)D + 4 * R;
+}
+
+// Gathers the next rows (from *cursor) whose target is >= 0 and, when `need` is
+// given, whose need(i) is true; returns how many (<= R) and leaves their indices in idx.
+static int next_rows(int *idx, int *cursor, int R, int N, const int *targets, const float *g,
+                     const float *e) {
+    int nr = 0;
+    while (*cursor < N && nr < R) {
+        int i = (*cursor)++;
+        if (targets[i] < 0) continue;
+        if (g && g[i] == 0.0f && !(e && e[i] != 0.0f)) continue;
+        idx[nr++] = i;
+    }
+    return nr;
+}
+
+static void gather_rows(float *Hc, const float *h, const int *idx, int nr, int D) {
+    #pragma omp parallel for schedule(static)
+    for (int r = 0; r < nr; r++) memcpy(Hc + (long)r * D, h + (long)idx[r] * D, (size_t)D * sizeof(float));
+}
+
+// Max of z[0..n).
+static float row_max(const float *z, int n) {
+    float mx = -INFINITY;
+    #pragma omp simd reduction(max : mx)
+    for (int j = 0; j < n; j++) mx = z[j] > mx ? z[j] : mx;
+    return mx;
+}
+
+// Adds sum_j exp(z_j - m) to *s and, if t != NULL, sum_j exp(z_j - m) (z_j - m) to *t.
+static void exp_sums(const float *z, int n, float m, float *s, float *t) {
+#ifdef __AVX512F__
+    __m512 mv = _mm512_set1_ps(m), sv = _mm512_setzero_ps(), tv = _mm512_setzero_ps();
+    for (int j = 0; j < n; j += 16) {
+        __mmask16 km = tail_mask16(n - j);
+        __m512 x = _mm512_sub_ps(_mm512_maskz_loadu_ps(km, z + j), mv);
+        __m512 e = _mm512_maskz_mov_ps(km, exp512_ps(x));
+        sv = _mm512_add_ps(sv, e);
+        if (t) tv = _mm512_fmadd_ps(e, x, tv);
+    }
+    *s += _mm512_reduce_add_ps(sv);
+    if (t) *t += _mm512_reduce_add_ps(tv);
+#else
+    float sa = 0.0f, ta = 0.0f;
+    for (int j = 0; j < n; j++) {
+        float x = z[j] - m, e = exp_scalar(x);
+        sa += e;
+        ta += e * x;
+    }
+    *s += sa;
+    if (t) *t += ta;
+#endif
+}
+
+// z[j] <- -p_j (g + e (z_j - lse + H)),  p_j = exp(z_j - lse)   (a = g + e H)
+static void dlogits_row(float *z, int n, float lse, float a, float e) {
+#ifdef __AVX512F__
+    __m512 lv = _mm512_set1_ps(lse), av = _mm512_set1_ps(a), ev = _mm512_set1_ps(e);
+    for (int j = 0; j < n; j += 16) {
+        __mmask16 km = tail_mask16(n - j);
+        __m512 x = _mm512_sub_ps(_mm512_maskz_loadu_ps(km, z + j), lv);
+        __m512 p = exp512_ps(x);
+        __m512 dz = _mm512_mul_ps(p, _mm512_fmadd_ps(ev, x, av));
+        _mm512_mask_storeu_ps(z + j, km, _mm512_sub_ps(_mm512_setzero_ps(), dz));
+    }
+#else
+    for (int j = 0; j < n; j++) {
+        float x = z[j] - lse;
+        z[j] = -exp_scalar(x) * (a + e * x);
+    }
+#endif
+}
+
+void k_lmhead_logprob_fwd(float *logp, float *entropy, float *lse, const float *h, const float *W,
+                          const int *targets, int N, int D, int V, float *scratch) {
+    if (N <= 0) return;
+    for (int i = 0; i < N; i++)
+        if (targets[i] < 0) {
+            logp[i] = 0.0f;
+            lse[i] = 0.0f;
+            if (entropy) entropy[i] = 0.0f;
+        }
+    if (D <= 0 || V <= 0) return;
+    const int R = min_int(N, lm_rows), C = min_int(V, lm_vocab);
+    float *Z = scratch, *Hc = Z + (long)R * C;
+    float *sm = Hc + 2L * R * D, *ss = sm + R, *st = ss + R, *sz = st + R;
+    int idx[ROWS_MAX], cursor = 0, nr;
+
+    while ((nr = next_rows(idx, &cursor, R, N, targets, NULL, NULL)) > 0) {
+        gather_rows(Hc, h, idx, nr, D);
+        for (int r = 0; r < nr; r++) sm[r] = -INFINITY, ss[r] = st[r] = sz[r] = 0.0f;
+        for (int c0 = 0; c0 < V; c0 += C) {
+            int nc = min_int(C, V - c0);
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nr, nc, D, 1.0f, Hc, D,
+                        W + (long)c0 * D, D, 0.0f, Z, nc);
+            #pragma omp parallel for schedule(static)
+            for (int r = 0; r < nr; r++) {
+                const float *z = Z + (long)r * nc;
+                // A NaN logit may be dropped by the max, but it still reaches s via exp.
+                float m = sm[r], cm = row_max(z, nc), mn = cm > m ? cm : m;
+                if (m == -INFINITY) {
+                    ss[r] = st[r] = 0.0f;  // first chunk: nothing to rescale
+                } else if (mn != m) {
+                    float a = expf(m - mn);
+                    st[r] = a * (st[r] + (m - mn) * ss[r]);
+                    ss[r] *= a;
+                }
+                sm[r] = mn;
+                exp_sums(z, nc, mn, &ss[r], entropy ? &st[r] : NULL);
+                int tg = targets[idx[r]];
+                if (tg >= c0 && tg < c0 + nc) sz[r] = z[tg - c0];
+            }
+        }
+        for (int r = 0; r < nr; r++) {
+            int i = idx[r];
+            float ls = logf(ss[r]);
+            lse[i] = sm[r] + ls;
+            logp[i] = sz[r] - lse[i];
+            if (entropy) entropy[i] = ls - st[r] / ss[r];
+        }
+    }
+}
+
+void k_lmhead_logprob_bwd(float *dh, float *dW, const float *dlogp, const float *dentropy,
+                          const float *h, const float *W, const int *targets, const float *lse,
+                          const float *entropy, int N, int D, int V, float *scratch) {
+    if (N <= 0 || D <= 0 || V <= 0) return;
+    if (!entropy) dentropy = NULL;  // dH/dz needs H; see kernels.h
+    const int R = min_int(N, lm_rows), C = min_int(V, lm_vocab);
+    float *Z = scratch, *Hc = Z + (long)R * C, *dHc = Hc + (long)R * D;
+    int idx[ROWS_MAX], cursor = 0, nr;
+
+    while ((nr = next_rows(idx, &cursor, R, N, targets, dlogp, dentropy)) > 0) {
+        gather_rows(Hc, h, idx, nr, D);
+        memset(dHc, 0, (size_t)nr * D * sizeof(float));
+        for (int c0 = 0; c0 < V; c0 += C) {
+            int nc = min_int(C, V - c0);
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nr, nc, D, 1.0f, Hc, D,
+                        W + (long)c0 * D, D, 0.0f, Z, nc);
+            #pragma omp parallel for schedule(static)
+            for (int r = 0; r < nr; r++) {
+                int i = idx[r], tg = targets[i];
+                float g = dlogp[i], e = dentropy ? dentropy[i] : 0.0f;
+                float *z = Z + (long)r * nc;
+                dlogits_row(z, nc, lse[i], g + (dentropy ? e * entropy[i] : 0.0f), e);
+                if (tg >= c0 && tg < c0 + nc) z[tg - c0] += g;
+            }
+            // dh_chunk[nr, D] += dz[nr, nc] @ W_chunk[nc, D]
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nr, D, nc, 1.0f, Z, nc,
+                        W + (long)c0 * D, D, 1.0f, dHc, D);
+            // dW_chunk[nc, D] += dz^T @ h_chunk[nr, D]
+            if (dW)
+                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, nc, D, nr, 1.0f, Z, nc, Hc, D,
+                            1.0f, dW + (long)c0 * D, D);
+        }
+        #pragma omp parallel for schedule(static)
+        for (int r = 0; r < nr; r++) {
+            float *dst = dh + (long)idx[r] * D;
+            const float *src = dHc + (long)r * D;
+            #pragma omp simd
+            for (int j = 0; j < D; j++) dst[j] += src[j];
+        }
+    }
+}

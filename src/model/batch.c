@@ -1,0 +1,61 @@
+#include "model/batch.h"
+#include <stdlib.h>
+#include <string.h>
+
+int batch_init(batch_builder *b, int cap_tokens, int cap_seqs, tm_error *err) {
+    memset(b, 0, sizeof *b);
+    b->cap_tokens = cap_tokens;
+    b->cap_seqs = cap_seqs;
+    b->tokens = malloc(sizeof(int) * (size_t)cap_tokens);
+    b->targets = malloc(sizeof(int) * (size_t)cap_tokens);
+    b->pos = malloc(sizeof(int) * (size_t)cap_tokens);
+    b->cu_seqlens = calloc((size_t)cap_seqs + 1, sizeof(int));
+    if (!b->tokens || !b->targets || !b->pos || !b->cu_seqlens) { batch_free(b); return tm_fail(err, "out of memory"); }
+    return 0;
+}
+
+void batch_free(batch_builder *b) {
+    free(b->tokens);
+    free(b->targets);
+    free(b->pos);
+    free(b->cu_seqlens);
+    memset(b, 0, sizeof *b);
+}
+
+void batch_clear(batch_builder *b) {
+    b->n_tokens = b->n_seqs = 0;
+    b->cu_seqlens[0] = 0;
+}
+
+int batch_add(batch_builder *b, const int *ids, const uint8_t *trained, int len) {
+    if (len <= 0 || b->n_tokens + len > b->cap_tokens || b->n_seqs >= b->cap_seqs) return -1;
+    int start = b->n_tokens;
+    for (int t = 0; t < len; t++) {
+        b->tokens[start + t] = ids[t];
+        b->pos[start + t] = t;
+        int next_trained = t + 1 < len && (trained ? trained[t + 1] : 1);
+        b->targets[start + t] = next_trained ? ids[t + 1] : -1;
+    }
+    b->n_tokens += len;
+    b->cu_seqlens[++b->n_seqs] = b->n_tokens;
+    return start;
+}
+
+int batch_add_pair(batch_builder *b, const int *prompt, int plen, const int *completion, int clen) {
+    int len = plen + clen;
+    if (len <= 0 || b->n_tokens + len > b->cap_tokens || b->n_seqs >= b->cap_seqs) return -1;
+    int start = b->n_tokens;
+    for (int t = 0; t < len; t++) {
+        b->tokens[start + t] = t < plen ? prompt[t] : completion[t - plen];
+        b->pos[start + t] = t;
+    }
+    for (int t = 0; t < len; t++) b->targets[start + t] = t + 1 < len && t + 1 >= plen ? b->tokens[start + t + 1] : -1;
+    b->n_tokens += len;
+    b->cu_seqlens[++b->n_seqs] = b->n_tokens;
+    return start;
+}
+
+model_batch batch_view(const batch_builder *b) {
+    model_batch v = {b->n_tokens, b->n_seqs, b->tokens, b->targets, b->pos, b->cu_seqlens};
+    return v;
+}

@@ -1,0 +1,189 @@
+#include "model/config.h"
+#include <math.h>
+#include <string.h>
+
+static const char *arch_names[] = {"LlamaForCausalLM", "Qwen2ForCausalLM", "Qwen3ForCausalLM"};
+static const char *model_types[] = {"llama", "qwen2", "qwen3"};
+
+const char *model_arch_name(model_arch a) { return arch_names[a]; }
+
+int model_arch_from_short(const char *s, model_arch *a) {
+    for (int i = 0; i < 3; i++)
+        if (!strcmp(s, model_types[i])) { *a = (model_arch)i; return 0; }
+    return -1;
+}
+
+// Reads an integer field; required fields missing are an error.
+static int get_int(const json *r, const char *key, int def, int required, int *out, const char *path, tm_error *err) {
+    json *v = json_get(r, key);
+    if (!v || v->type == JSON_NULL) {
+        if (required) return tm_fail(err, "%s: missing field \"%s\"", path, key);
+        *out = def;
+        return 0;
+    }
+    if (!json_is_int(v) || v->num < -1 || v->num > 1e9) return tm_fail(err, "%s: field \"%s\" must be an integer", path, key);
+    *out = (int)v->num;
+    return 0;
+}
+
+static int get_float(const json *r, const char *key, float def, float *out, const char *path, tm_error *err) {
+    json *v = json_get(r, key);
+    if (!v || v->type == JSON_NULL) { *out = def; return 0; }
+    if (v->type != JSON_NUMBER) return tm_fail(err, "%s: field \"%s\" must be a number", path, key);
+    *out = (float)v->num;
+    return 0;
+}
+
+// bos/eos may be an int or a list of ints (Llama 3 instruct); we keep the first.
+static int first_token_id(const json *r, const char *key) {
+    json *v = json_get(r, key);
+    if (json_is_int(v)) return (int)v->num;
+    if (v && v->type == JSON_ARRAY && v->n > 0 && json_is_int(&v->items[0])) return (int)v->items[0].num;
+    return -1;
+}
+
+int config_from_json(model_config *c, const json *r, const char *path, tm_error *err) {
+    memset(c, 0, sizeof *c);
+    if (!r || r->type != JSON_OBJECT) return tm_fail(err, "%s: not a JSON object", path);
+    json *archs = json_get(r, "architectures");
+    const char *arch = NULL;
+    if (archs && archs->type == JSON_ARRAY && archs->n > 0 && archs->items[0].type == JSON_STRING) arch = archs->items[0].str;
+    const char *mt = json_get_str(r, "model_type", NULL);
+    int found = 0;
+    for (int i = 0; i < 3; i++) {
+        if ((arch && !strcmp(arch, arch_names[i])) || (!arch && mt && !strcmp(mt, model_types[i]))) {
+            c->arch = (model_arch)i;
+            found = 1;
+        }
+    }
+    if (!found)
+        return tm_fail(err, "%s: unsupported architecture \"%s\" (supported: LlamaForCausalLM, Qwen2ForCausalLM, Qwen3ForCausalLM)",
+                       path, arch ? arch : mt ? mt : "(none)");
+    if (get_int(r, "hidden_size", 0, 1, &c->hidden, path, err) || get_int(r, "num_hidden_layers", 0, 1, &c->layers, path, err) ||
+        get_int(r, "num_attention_heads", 0, 1, &c->heads, path, err) || get_int(r, "intermediate_size", 0, 1, &c->ffn, path, err) ||
+        get_int(r, "vocab_size", 0, 1, &c->vocab, path, err) ||
+        get_int(r, "num_key_value_heads", c->heads, 0, &c->kv_heads, path, err) ||
+        get_int(r, "max_position_embeddings", 2048, 0, &c->max_pos, path, err) ||
+        get_float(r, "rms_norm_eps", 1e-6f, &c->rms_eps, path, err) ||
+        get_float(r, "rope_theta", 10000.0f, &c->rope_theta, path, err))
+        return -1;
+    if (c->heads <= 0) return tm_fail(err, "%s: field \"num_attention_heads\" must be positive", path);
+    if (get_int(r, "head_dim", c->hidden / c->heads, 0, &c->head_dim, path, err)) return -1;
+    c->tie_embeddings = json_get_bool(r, "tie_word_embeddings", 0);  // LlamaConfig, Qwen2Config, Qwen3Config default
+    if (c->arch == ARCH_QWEN2) c->attn_bias = 1;
+    if (c->arch == ARCH_QWEN3) c->qk_norm = 1;
+    // Qwen2 always has q/k/v biases and none on o_proj; Llama and Qwen3 put
+    // attention_bias on all four projections.
+    if (c->arch != ARCH_QWEN2 && json_get_bool(r, "attention_bias", 0)) c->attn_bias = c->o_bias = 1;
+    if (json_get_bool(r, "mlp_bias", 0)) return tm_fail(err, "%s: unsupported field value \"mlp_bias\": true", path);
+    const char *act = json_get_str(r, "hidden_act", "silu");
+    if (strcmp(act, "silu")) return tm_fail(err, "%s: unsupported field value \"hidden_act\": \"%s\" (only silu)", path, act);
+    if (json_get_bool(r, "use_sliding_window", 0))
+        return tm_fail(err, "%s: unsupported field value \"use_sliding_window\": true", path);
+    json *rs = json_get(r, "rope_scaling");
+    if (rs && rs->type == JSON_OBJECT) {
+        const char *t = json_get_str(rs, "rope_type", json_get_str(rs, "type", "default"));
+        if (!strcmp(t, "llama3")) {
+            c->rope_llama3 = 1;
+            if (get_float(rs, "factor", 8.0f, &c->rope_factor, path, err) ||
+                get_float(rs, "low_freq_factor", 1.0f, &c->rope_low_freq_factor, path, err) ||
+                get_float(rs, "high_freq_factor", 4.0f, &c->rope_high_freq_factor, path, err) ||
+                get_int(rs, "original_max_position_embeddings", 8192, 0, &c->rope_original_max_pos, path, err))
+                return -1;
+        } else if (strcmp(t, "default")) {
+            return tm_fail(err, "%s: unsupported field value \"rope_scaling.rope_type\": \"%s\" (supported: llama3)", path, t);
+        }
+    } else if (rs && rs->type != JSON_NULL) {
+        return tm_fail(err, "%s: field \"rope_scaling\" must be an object or null", path);
+    }
+    c->bos_token_id = first_token_id(r, "bos_token_id");
+    c->eos_token_id = first_token_id(r, "eos_token_id");
+    return config_validate(c, path, err);
+}
+
+int config_validate(const model_config *c, const char *path, tm_error *err) {
+    if (c->hidden <= 0 || c->layers <= 0 || c->ffn <= 0 || c->vocab <= 0 || c->head_dim <= 0 || c->kv_heads <= 0)
+        return tm_fail(err, "%s: sizes must be positive", path);
+    if (c->heads % c->kv_heads) return tm_fail(err, "%s: num_attention_heads %d is not a multiple of num_key_value_heads %d", path, c->heads, c->kv_heads);
+    if (c->head_dim % 2) return tm_fail(err, "%s: head_dim %d must be even for RoPE", path, c->head_dim);
+    if (!(c->rms_eps > 0) || !(c->rope_theta > 0)) return tm_fail(err, "%s: rms_norm_eps and rope_theta must be positive", path);
+    if (c->rope_llama3 && !(c->rope_factor > 0 && c->rope_high_freq_factor > c->rope_low_freq_factor && c->rope_original_max_pos > 0))
+        return tm_fail(err, "%s: invalid rope_scaling parameters", path);
+    return 0;
+}
+
+int config_load(model_config *c, const char *path, tm_error *err) {
+    json_doc *d = json_parse_file(path, err);
+    if (!d) return -1;
+    int rc = config_from_json(c, json_root(d), path, err);
+    json_doc_free(d);
+    return rc;
+}
+
+int config_preset(model_config *c, model_arch arch, const char *preset, tm_error *err) {
+    memset(c, 0, sizeof *c);
+    c->arch = arch;
+    if (!strcmp(preset, "tiny")) {
+        c->layers = 4; c->hidden = 256; c->heads = 4; c->kv_heads = 2; c->ffn = 768; c->vocab = 8192;
+    } else if (!strcmp(preset, "small")) {
+        c->layers = 12; c->hidden = 768; c->heads = 12; c->kv_heads = 4; c->ffn = 2048; c->vocab = 32000;
+    } else {
+        return tm_fail(err, "unknown preset \"%s\" (tiny, small)", preset);
+    }
+    c->head_dim = c->hidden / c->heads;
+    c->max_pos = 4096;
+    c->rms_eps = 1e-6f;
+    c->rope_theta = arch == ARCH_LLAMA ? 500000.0f : 1000000.0f;
+    c->attn_bias = arch == ARCH_QWEN2;
+    c->qk_norm = arch == ARCH_QWEN3;
+    c->bos_token_id = c->eos_token_id = -1;
+    return 0;
+}
+
+void config_to_json(const model_config *c, const char *torch_dtype, sbuf *o) {
+    sbuf_printf(o, "{\n  \"architectures\": [\"%s\"],\n  \"model_type\": \"%s\",\n", arch_names[c->arch], model_types[c->arch]);
+    sbuf_printf(o, "  \"hidden_size\": %d,\n  \"num_hidden_layers\": %d,\n  \"num_attention_heads\": %d,\n", c->hidden, c->layers, c->heads);
+    sbuf_printf(o, "  \"num_key_value_heads\": %d,\n  \"head_dim\": %d,\n  \"intermediate_size\": %d,\n", c->kv_heads, c->head_dim, c->ffn);
+    sbuf_printf(o, "  \"vocab_size\": %d,\n  \"max_position_embeddings\": %d,\n", c->vocab, c->max_pos);
+    sbuf_puts(o, "  \"rms_norm_eps\": ");
+    sbuf_json_float(o, c->rms_eps);
+    sbuf_puts(o, ",\n  \"rope_theta\": ");
+    sbuf_json_float(o, c->rope_theta);
+    if (c->rope_llama3) {
+        sbuf_printf(o, ",\n  \"rope_scaling\": {\"rope_type\": \"llama3\", \"factor\": %g, \"low_freq_factor\": %g, "
+                       "\"high_freq_factor\": %g, \"original_max_position_embeddings\": %d}",
+                    c->rope_factor, c->rope_low_freq_factor, c->rope_high_freq_factor, c->rope_original_max_pos);
+    } else {
+        sbuf_puts(o, ",\n  \"rope_scaling\": null");
+    }
+    sbuf_printf(o, ",\n  \"tie_word_embeddings\": %s,\n  \"hidden_act\": \"silu\",\n", c->tie_embeddings ? "true" : "false");
+    if (c->arch != ARCH_QWEN2) sbuf_printf(o, "  \"attention_bias\": %s,\n", c->o_bias ? "true" : "false");
+    if (c->arch == ARCH_LLAMA) sbuf_puts(o, "  \"mlp_bias\": false,\n");
+    if (c->arch != ARCH_LLAMA) sbuf_puts(o, "  \"use_sliding_window\": false,\n");
+    if (c->bos_token_id >= 0) sbuf_printf(o, "  \"bos_token_id\": %d,\n", c->bos_token_id);
+    if (c->eos_token_id >= 0) sbuf_printf(o, "  \"eos_token_id\": %d,\n", c->eos_token_id);
+    sbuf_puts(o, "  \"attention_dropout\": 0.0,\n  \"initializer_range\": 0.02,\n  \"use_cache\": true,\n");
+    sbuf_printf(o, "  \"torch_dtype\": \"%s\"\n}\n", torch_dtype);
+}
+
+void config_rope_inv_freq(const model_config *c, float *inv_freq) {
+    int half = c->head_dim / 2;
+    for (int i = 0; i < half; i++) {
+        // as transformers: computed in float32 from an integer exponent
+        float f = 1.0f / powf(c->rope_theta, (float)(2 * i) / (float)c->head_dim);
+        if (c->rope_llama3) {
+            // transformers' _compute_llama3_parameters
+            float low_wl = (float)c->rope_original_max_pos / c->rope_low_freq_factor;
+            float high_wl = (float)c->rope_original_max_pos / c->rope_high_freq_factor;
+            float wl = 2.0f * (float)M_PI / f;
+            float g = wl > low_wl ? f / c->rope_factor : f;
+            if (!(wl < high_wl) && !(wl > low_wl)) {
+                float s = ((float)c->rope_original_max_pos / wl - c->rope_low_freq_factor) /
+                          (c->rope_high_freq_factor - c->rope_low_freq_factor);
+                g = (1 - s) * g / c->rope_factor + s * g;
+            }
+            f = g;
+        }
+        inv_freq[i] = f;
+    }
+}

@@ -1,0 +1,334 @@
+// The transformer: parameter table, forward and backward over packed tokens.
+#include "model/model.h"
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "base/rng.h"
+
+#define NONE SIZE_MAX
+
+struct model_acts {
+    int cap;              // max tokens
+    float *arena;
+    size_t arena_floats;
+    // saved per layer (index l * size)
+    float *xs;            // [(L+1), N, D] residual stream entering each layer; xs[L] enters the final norm
+    float *xs_mid;        // [L, N, D] residual after attention
+    float *rstd1, *rstd2; // [L, N]
+    float *q, *k, *v;     // [L, N, Hq*d] / [L, N, Hkv*d] after bias, q/k-norm and RoPE
+    float *q_pre, *k_pre; // [L, N, ...] before q/k-norm (Qwen3 only)
+    float *rstd_q, *rstd_k; // [L, N*Hq] / [L, N*Hkv] (Qwen3 only)
+    float *att;           // [L, N, Hq*d] attention output before o_proj
+    float *lse;           // [L, N, Hq]
+    float *gate, *up;     // [L, N, F]
+    float *rstd_f;        // [N]
+    float *xf;            // [N, D] final normalized hidden
+    float *lm_lse;        // [N]
+    float *entropy;       // [N] entropy saved for the backward
+    // scratch (not saved)
+    float *t_xn;          // [N, D]
+    float *t_h;           // [N, F]
+    float *d_x, *d_xn;    // [N, D]
+    float *d_h, *d_gate, *d_up;  // [N, F]
+    float *d_att, *d_q, *d_qpre; // [N, Hq*d]
+    float *d_k, *d_v, *d_kpre;   // [N, Hkv*d]
+    float *scratch;       // attention / lm-head scratch
+    size_t scratch_floats;
+};
+
+static int add_param(model *m, const char *name, int ndim, int64_t d0, int64_t d1, int decay, size_t *off) {
+    model_param *p = &m->params[m->nparams++];
+    snprintf(p->name, sizeof p->name, "%s", name);
+    p->ndim = ndim;
+    p->shape[0] = d0;
+    p->shape[1] = ndim > 1 ? d1 : 1;
+    p->numel = (size_t)d0 * (size_t)(ndim > 1 ? d1 : 1);
+    p->offset = m->numel;
+    p->decay = decay;
+    m->numel += p->numel;
+    if (off) *off = p->offset;
+    return 0;
+}
+
+int model_create(model *m, const model_config *c, tm_error *err) {
+    memset(m, 0, sizeof *m);
+    m->cfg = *c;
+    m->K = &kernels_cpu;
+    m->file_dtype = ST_F32;
+    int L = c->layers, D = c->hidden, qd = c->heads * c->head_dim, kvd = c->kv_heads * c->head_dim;
+    m->params = calloc((size_t)L * 16 + 4, sizeof *m->params);
+    m->layer = calloc((size_t)L, sizeof *m->layer);
+    m->inv_freq = malloc(sizeof(float) * (size_t)(c->head_dim / 2));
+    if (!m->params || !m->layer || !m->inv_freq) { model_free(m); return tm_fail(err, "out of memory"); }
+    config_rope_inv_freq(c, m->inv_freq);
+    char name[96];
+    add_param(m, "model.embed_tokens.weight", 2, c->vocab, D, 1, &m->off_embed);
+    for (int l = 0; l < L; l++) {
+        layer_offsets *o = &m->layer[l];
+        o->bq = o->bk = o->bv = o->bo = o->q_norm = o->k_norm = NONE;
+#define P(field, suffix, nd, a, b, decay) \
+    snprintf(name, sizeof name, "model.layers.%d.%s", l, suffix), add_param(m, name, nd, a, b, decay, &o->field)
+        P(attn_norm, "input_layernorm.weight", 1, D, 1, 0);
+        P(wq, "self_attn.q_proj.weight", 2, qd, D, 1);
+        if (c->attn_bias) P(bq, "self_attn.q_proj.bias", 1, qd, 1, 0);
+        P(wk, "self_attn.k_proj.weight", 2, kvd, D, 1);
+        if (c->attn_bias) P(bk, "self_attn.k_proj.bias", 1, kvd, 1, 0);
+        P(wv, "self_attn.v_proj.weight", 2, kvd, D, 1);
+        if (c->attn_bias) P(bv, "self_attn.v_proj.bias", 1, kvd, 1, 0);
+        P(wo, "self_attn.o_proj.weight", 2, D, qd, 1);
+        if (c->o_bias) P(bo, "self_attn.o_proj.bias", 1, D, 1, 0);
+        if (c->qk_norm) {
+            P(q_norm, "self_attn.q_norm.weight", 1, c->head_dim, 1, 0);
+            P(k_norm, "self_attn.k_norm.weight", 1, c->head_dim, 1, 0);
+        }
+        P(mlp_norm, "post_attention_layernorm.weight", 1, D, 1, 0);
+        P(w_gate, "mlp.gate_proj.weight", 2, c->ffn, D, 1);
+        P(w_up, "mlp.up_proj.weight", 2, c->ffn, D, 1);
+        P(w_down, "mlp.down_proj.weight", 2, D, c->ffn, 1);
+#undef P
+    }
+    add_param(m, "model.norm.weight", 1, D, 1, 0, &m->off_norm);
+    if (c->tie_embeddings) m->off_lm_head = m->off_embed;
+    else add_param(m, "lm_head.weight", 2, c->vocab, D, 1, &m->off_lm_head);
+    m->w = calloc(m->numel, sizeof(float));
+    if (!m->w) { model_free(m); return tm_fail(err, "out of memory for %zu parameters", m->numel); }
+    return 0;
+}
+
+void model_init_random(model *m, uint64_t seed) {
+    rng r;
+    rng_seed(&r, seed);
+    for (int i = 0; i < m->nparams; i++) {
+        const model_param *p = &m->params[i];
+        float *w = m->w + p->offset;
+        int is_norm = strstr(p->name, "norm") != NULL;
+        for (size_t j = 0; j < p->numel; j++) w[j] = is_norm ? 1.0f : 0.02f * rng_normal(&r);
+    }
+}
+
+const model_param *model_find_param(const model *m, const char *name) {
+    for (int i = 0; i < m->nparams; i++)
+        if (!strcmp(m->params[i].name, name)) return &m->params[i];
+    return NULL;
+}
+
+void model_free(model *m) {
+    if (m->acts) { free(m->acts->arena); free(m->acts); }
+    free(m->params);
+    free(m->layer);
+    free(m->inv_freq);
+    free(m->w);
+    free(m->g);
+    free(m->config_text);
+    free(m->source_dir);
+    memset(m, 0, sizeof *m);
+}
+
+int model_enable_grad(model *m, tm_error *err) {
+    if (m->g) return 0;
+    m->g = calloc(m->numel, sizeof(float));
+    if (!m->g) return tm_fail(err, "out of memory for gradients (%zu floats)", m->numel);
+    return 0;
+}
+
+void model_zero_grad(model *m) {
+    if (m->g) memset(m->g, 0, m->numel * sizeof(float));
+}
+
+int model_reserve(model *m, int max_tokens, tm_error *err) {
+    if (m->acts && m->acts->cap >= max_tokens) return 0;
+    const model_config *c = &m->cfg;
+    size_t N = (size_t)max_tokens, L = (size_t)c->layers, D = (size_t)c->hidden, F = (size_t)c->ffn;
+    size_t qd = (size_t)c->heads * c->head_dim, kvd = (size_t)c->kv_heads * c->head_dim;
+    size_t Hq = (size_t)c->heads, Hkv = (size_t)c->kv_heads;
+    int cu_one[2] = {0, max_tokens};
+    size_t att_scr = k_attention_scratch_floats(cu_one, 1, c->heads, c->kv_heads, c->head_dim);
+    size_t lm_scr = k_lmhead_scratch_floats(max_tokens, c->hidden, c->vocab);
+    size_t scr = att_scr > lm_scr ? att_scr : lm_scr;
+    model_acts *a = m->acts ? m->acts : calloc(1, sizeof *a);
+    if (!a) return tm_fail(err, "out of memory");
+    free(a->arena);
+    size_t sizes[] = {
+        (L + 1) * N * D, L * N * D, L * N, L * N,              // xs, xs_mid, rstd1, rstd2
+        L * N * qd, L * N * kvd, L * N * kvd,                  // q k v
+        c->qk_norm ? L * N * qd : 0, c->qk_norm ? L * N * kvd : 0,
+        c->qk_norm ? L * N * Hq : 0, c->qk_norm ? L * N * Hkv : 0,
+        L * N * qd, L * N * Hq, L * N * F, L * N * F,          // att lse gate up
+        N, N * D, N, N,                                        // rstd_f xf lm_lse entropy
+        N * D, N * F, N * D, N * D, N * F, N * F, N * F,       // t_xn t_h d_x d_xn d_h d_gate d_up
+        N * qd, N * qd, N * qd, N * kvd, N * kvd, N * kvd,     // d_att d_q d_qpre d_k d_v d_kpre
+        scr,
+    };
+    float **ptrs[] = {
+        &a->xs, &a->xs_mid, &a->rstd1, &a->rstd2, &a->q, &a->k, &a->v, &a->q_pre, &a->k_pre, &a->rstd_q, &a->rstd_k,
+        &a->att, &a->lse, &a->gate, &a->up, &a->rstd_f, &a->xf, &a->lm_lse, &a->entropy,
+        &a->t_xn, &a->t_h, &a->d_x, &a->d_xn, &a->d_h, &a->d_gate, &a->d_up,
+        &a->d_att, &a->d_q, &a->d_qpre, &a->d_k, &a->d_v, &a->d_kpre, &a->scratch,
+    };
+    size_t total = 0, n = sizeof sizes / sizeof sizes[0];
+    for (size_t i = 0; i < n; i++) total += (sizes[i] + 15) & ~(size_t)15;  // 64-byte aligned slices
+    a->arena = aligned_alloc(64, total * sizeof(float));
+    if (!a->arena) { free(a); m->acts = NULL; return tm_fail(err, "out of memory for activations of %d tokens (%zu MiB)", max_tokens, total * 4 >> 20); }
+    memset(a->arena, 0, total * sizeof(float));  // pre-fault the pages now, not in the first step
+    float *p = a->arena;
+    for (size_t i = 0; i < n; i++) {
+        *ptrs[i] = sizes[i] ? p : NULL;
+        p += (sizes[i] + 15) & ~(size_t)15;
+    }
+    a->arena_floats = total;
+    a->scratch_floats = scr;
+    a->cap = max_tokens;
+    m->acts = a;
+    return 0;
+}
+
+size_t model_bytes(const model *m) {
+    size_t b = m->numel * sizeof(float) * (m->g ? 2 : 1);
+    if (m->acts) b += m->acts->arena_floats * sizeof(float);
+    return b;
+}
+
+int model_check_batch(const model *m, const model_batch *b, tm_error *err) {
+    if (b->n_tokens <= 0 || b->n_seqs <= 0) return tm_fail(err, "empty batch");
+    if (b->cu_seqlens[0] != 0 || b->cu_seqlens[b->n_seqs] != b->n_tokens)
+        return tm_fail(err, "batch boundaries do not cover its %d tokens", b->n_tokens);
+    for (int s = 0; s < b->n_seqs; s++)
+        if (b->cu_seqlens[s + 1] <= b->cu_seqlens[s]) return tm_fail(err, "batch sequence %d is empty", s);
+    for (int i = 0; i < b->n_tokens; i++) {
+        if (b->tokens[i] < 0 || b->tokens[i] >= m->cfg.vocab)
+            return tm_fail(err, "token id %d at position %d is outside the vocabulary (%d)", b->tokens[i], i, m->cfg.vocab);
+        if (b->targets[i] < -1 || b->targets[i] >= m->cfg.vocab)
+            return tm_fail(err, "target id %d at position %d is outside the vocabulary (%d)", b->targets[i], i, m->cfg.vocab);
+        if (b->pos[i] < 0) return tm_fail(err, "negative position id at %d", i);
+    }
+    return 0;
+}
+
+// Normalized input of a block: y = rmsnorm(x) with saved rstd (recomputation in the backward
+// uses the saved rstd, so it is exactly the forward's value).
+static void apply_saved_norm(float *y, const float *x, const float *rstd, const float *w, int N, int D) {
+#pragma omp parallel for schedule(static)
+    for (int i = 0; i < N; i++)
+        for (int j = 0; j < D; j++) y[(size_t)i * D + j] = x[(size_t)i * D + j] * rstd[i] * w[j];
+}
+
+int model_forward(model *m, const model_batch *b, float *logp, float *entropy, tm_error *err) {
+    if (model_check_batch(m, b, err)) return -1;
+    if (model_reserve(m, b->n_tokens, err)) return -1;
+    const model_config *c = &m->cfg;
+    const struct kernels *K = m->K;
+    model_acts *a = m->acts;
+    const int N = b->n_tokens, D = c->hidden, F = c->ffn, Hq = c->heads, Hkv = c->kv_heads, hd = c->head_dim;
+    const int qd = Hq * hd, kvd = Hkv * hd;
+    const size_t ND = (size_t)N * D;
+    const float *W = m->w;
+
+    K->embedding_fwd(a->xs, b->tokens, W + m->off_embed, N, D);
+    for (int l = 0; l < c->layers; l++) {
+        const layer_offsets *o = &m->layer[l];
+        float *x = a->xs + l * ND, *xmid = a->xs_mid + l * ND, *xnext = a->xs + (l + 1) * ND;
+        float *q = a->q + (size_t)l * N * qd, *k = a->k + (size_t)l * N * kvd, *v = a->v + (size_t)l * N * kvd;
+        float *att = a->att + (size_t)l * N * qd, *lse = a->lse + (size_t)l * N * Hq;
+        float *gate = a->gate + (size_t)l * N * F, *up = a->up + (size_t)l * N * F;
+
+        K->rmsnorm_fwd(a->t_xn, a->rstd1 + (size_t)l * N, x, W + o->attn_norm, N, D, c->rms_eps);
+        if (c->qk_norm) {
+            float *qp = a->q_pre + (size_t)l * N * qd, *kp = a->k_pre + (size_t)l * N * kvd;
+            K->linear_fwd(qp, a->t_xn, W + o->wq, o->bq == NONE ? NULL : W + o->bq, N, D, qd);
+            K->linear_fwd(kp, a->t_xn, W + o->wk, o->bk == NONE ? NULL : W + o->bk, N, D, kvd);
+            K->rmsnorm_fwd(q, a->rstd_q + (size_t)l * N * Hq, qp, W + o->q_norm, N * Hq, hd, c->rms_eps);
+            K->rmsnorm_fwd(k, a->rstd_k + (size_t)l * N * Hkv, kp, W + o->k_norm, N * Hkv, hd, c->rms_eps);
+        } else {
+            K->linear_fwd(q, a->t_xn, W + o->wq, o->bq == NONE ? NULL : W + o->bq, N, D, qd);
+            K->linear_fwd(k, a->t_xn, W + o->wk, o->bk == NONE ? NULL : W + o->bk, N, D, kvd);
+        }
+        K->linear_fwd(v, a->t_xn, W + o->wv, o->bv == NONE ? NULL : W + o->bv, N, D, kvd);
+        K->rope_fwd(q, b->pos, m->inv_freq, N, Hq, hd);
+        K->rope_fwd(k, b->pos, m->inv_freq, N, Hkv, hd);
+        K->attention_fwd(att, lse, q, k, v, b->cu_seqlens, b->n_seqs, N, Hq, Hkv, hd, a->scratch);
+        K->linear_fwd(xmid, att, W + o->wo, o->bo == NONE ? NULL : W + o->bo, N, qd, D);
+        k_add_inplace(xmid, x, (long)ND);
+
+        K->rmsnorm_fwd(a->t_xn, a->rstd2 + (size_t)l * N, xmid, W + o->mlp_norm, N, D, c->rms_eps);
+        K->linear_fwd(gate, a->t_xn, W + o->w_gate, NULL, N, D, F);
+        K->linear_fwd(up, a->t_xn, W + o->w_up, NULL, N, D, F);
+        K->swiglu_fwd(a->t_h, gate, up, (long)N * F);
+        K->linear_fwd(xnext, a->t_h, W + o->w_down, NULL, N, F, D);
+        k_add_inplace(xnext, xmid, (long)ND);
+    }
+    K->rmsnorm_fwd(a->xf, a->rstd_f, a->xs + (size_t)c->layers * ND, W + m->off_norm, N, D, c->rms_eps);
+    K->lmhead_logprob_fwd(logp, entropy ? a->entropy : NULL, a->lm_lse, a->xf, W + m->off_lm_head, b->targets, N, D,
+                          c->vocab, a->scratch);
+    if (entropy) memcpy(entropy, a->entropy, sizeof(float) * (size_t)N);
+    return 0;
+}
+
+void model_backward(model *m, const model_batch *b, const float *dlogp, const float *dentropy) {
+    const model_config *c = &m->cfg;
+    const struct kernels *K = m->K;
+    model_acts *a = m->acts;
+    const int N = b->n_tokens, D = c->hidden, F = c->ffn, Hq = c->heads, Hkv = c->kv_heads, hd = c->head_dim;
+    const int qd = Hq * hd, kvd = Hkv * hd;
+    const size_t ND = (size_t)N * D;
+    const float *W = m->w;
+    float *G = m->g;
+
+    // lm-head and final norm: d_x = d(residual stream entering the final norm)
+    k_zero(a->d_xn, (long)ND);
+    K->lmhead_logprob_bwd(a->d_xn, G + m->off_lm_head, dlogp, dentropy, a->xf, W + m->off_lm_head, b->targets,
+                          a->lm_lse, dentropy ? a->entropy : NULL, N, D, c->vocab, a->scratch);
+    k_zero(a->d_x, (long)ND);
+    K->rmsnorm_bwd(a->d_x, G + m->off_norm, a->d_xn, a->xs + (size_t)c->layers * ND, W + m->off_norm, a->rstd_f, N, D);
+
+    for (int l = c->layers - 1; l >= 0; l--) {
+        const layer_offsets *o = &m->layer[l];
+        const float *x = a->xs + l * ND, *xmid = a->xs_mid + l * ND;
+        const float *q = a->q + (size_t)l * N * qd, *k = a->k + (size_t)l * N * kvd, *v = a->v + (size_t)l * N * kvd;
+        const float *att = a->att + (size_t)l * N * qd, *lse = a->lse + (size_t)l * N * Hq;
+        const float *gate = a->gate + (size_t)l * N * F, *up = a->up + (size_t)l * N * F;
+        const float *rstd1 = a->rstd1 + (size_t)l * N, *rstd2 = a->rstd2 + (size_t)l * N;
+
+        // MLP block: xnext = xmid + down(swiglu(gate(xn2), up(xn2)))
+        apply_saved_norm(a->t_xn, xmid, rstd2, W + o->mlp_norm, N, D);
+        K->swiglu_fwd(a->t_h, gate, up, (long)N * F);
+        k_zero(a->d_h, (long)N * F);
+        K->linear_bwd(a->d_h, G + o->w_down, NULL, a->d_x, a->t_h, W + o->w_down, N, F, D);
+        k_zero(a->d_gate, (long)N * F);
+        k_zero(a->d_up, (long)N * F);
+        K->swiglu_bwd(a->d_gate, a->d_up, a->d_h, gate, up, (long)N * F);
+        k_zero(a->d_xn, (long)ND);
+        K->linear_bwd(a->d_xn, G + o->w_gate, NULL, a->d_gate, a->t_xn, W + o->w_gate, N, D, F);
+        K->linear_bwd(a->d_xn, G + o->w_up, NULL, a->d_up, a->t_xn, W + o->w_up, N, D, F);
+        K->rmsnorm_bwd(a->d_x, G + o->mlp_norm, a->d_xn, xmid, W + o->mlp_norm, rstd2, N, D);
+
+        // attention block: xmid = x + o_proj(attention(rope(q), rope(k), v))
+        k_zero(a->d_att, (long)N * qd);
+        K->linear_bwd(a->d_att, G + o->wo, o->bo == NONE ? NULL : G + o->bo, a->d_x, att, W + o->wo, N, qd, D);
+        k_zero(a->d_q, (long)N * qd);
+        k_zero(a->d_k, (long)N * kvd);
+        k_zero(a->d_v, (long)N * kvd);
+        K->attention_bwd(a->d_q, a->d_k, a->d_v, a->d_att, q, k, v, att, lse, b->cu_seqlens, b->n_seqs, N, Hq, Hkv, hd,
+                         a->scratch);
+        K->rope_bwd(a->d_q, b->pos, m->inv_freq, N, Hq, hd);
+        K->rope_bwd(a->d_k, b->pos, m->inv_freq, N, Hkv, hd);
+        float *dq = a->d_q, *dk = a->d_k;
+        if (c->qk_norm) {
+            k_zero(a->d_qpre, (long)N * qd);
+            k_zero(a->d_kpre, (long)N * kvd);
+            K->rmsnorm_bwd(a->d_qpre, G + o->q_norm, a->d_q, a->q_pre + (size_t)l * N * qd, W + o->q_norm,
+                           a->rstd_q + (size_t)l * N * Hq, N * Hq, hd);
+            K->rmsnorm_bwd(a->d_kpre, G + o->k_norm, a->d_k, a->k_pre + (size_t)l * N * kvd, W + o->k_norm,
+                           a->rstd_k + (size_t)l * N * Hkv, N * Hkv, hd);
+            dq = a->d_qpre;
+            dk = a->d_kpre;
+        }
+        apply_saved_norm(a->t_xn, x, rstd1, W + o->attn_norm, N, D);
+        k_zero(a->d_xn, (long)ND);
+        K->linear_bwd(a->d_xn, G + o->wq, o->bq == NONE ? NULL : G + o->bq, dq, a->t_xn, W + o->wq, N, D, qd);
+        K->linear_bwd(a->d_xn, G + o->wk, o->bk == NONE ? NULL : G + o->bk, dk, a->t_xn, W + o->wk, N, D, kvd);
+        K->linear_bwd(a->d_xn, G + o->wv, o->bv == NONE ? NULL : G + o->bv, a->d_v, a->t_xn, W + o->wv, N, D, kvd);
+        K->rmsnorm_bwd(a->d_x, G + o->attn_norm, a->d_xn, x, W + o->attn_norm, rstd1, N, D);
+    }
+    K->embedding_bwd(G + m->off_embed, a->d_x, b->tokens, N, D);
+}

@@ -1,0 +1,90 @@
+// model/model: a Llama / Qwen2 / Qwen3 decoder in fp32 that maps packed tokens to
+// per-position log-probs of given targets, and back-propagates dL/dlogp.
+//
+// Memory: parameters, their gradients and the optimizer state are each one flat
+// array in the order of `params` (so AdamW is one loop and zero-grad one memset);
+// activations live in one arena sized by model_reserve() for a maximum token count,
+// so a training step allocates nothing.
+//
+// The lm-head is fused with log-softmax and the gather of the target (kernels), so
+// N x V logits never exist. Cheap activations (the normalized inputs of each block,
+// the SwiGLU product) are recomputed in the backward instead of stored.
+#pragma once
+#include <stdint.h>
+#include "base/error.h"
+#include "kernels/kernels.h"
+#include "model/config.h"
+#include "model/safetensors.h"
+
+// One parameter tensor: its Hugging Face name and where it lives in the flat arrays.
+typedef struct model_param {
+    char name[96];
+    int ndim;
+    int64_t shape[2];
+    size_t offset, numel;
+    int decay;  // weight decay applies (matrices yes; norms and biases no)
+} model_param;
+
+// Offsets of one layer's tensors inside the flat arrays (SIZE_MAX when absent).
+typedef struct layer_offsets {
+    size_t attn_norm, wq, wk, wv, wo, bq, bk, bv, bo, q_norm, k_norm, mlp_norm, w_gate, w_up, w_down;
+} layer_offsets;
+
+// A packed batch: n_tokens tokens holding n_seqs sequences back to back.
+typedef struct model_batch {
+    int n_tokens, n_seqs;
+    const int *tokens;      // [n_tokens]
+    const int *targets;     // [n_tokens] token whose log-prob is wanted at each position, -1 for none
+    const int *pos;         // [n_tokens] position ids, restarting per sequence
+    const int *cu_seqlens;  // [n_seqs + 1] sequence boundaries
+} model_batch;
+
+typedef struct model_acts model_acts;
+
+typedef struct model {
+    model_config cfg;
+    int nparams;
+    model_param *params;
+    layer_offsets *layer;   // [layers]
+    size_t off_embed, off_norm, off_lm_head;  // off_lm_head == off_embed when tied
+    size_t numel;           // total parameter count
+    float *w;               // [numel] fp32 master weights
+    float *g;               // [numel] gradients (NULL until model_enable_grad)
+    float *inv_freq;        // [head_dim/2]
+    st_dtype file_dtype;    // dtype of the loaded checkpoint; saves use it too
+    char *config_text;      // the config.json we were loaded from, written back unchanged
+    char *source_dir;       // where tokenizer files are copied from on save
+    const struct kernels *K;
+    model_acts *acts;
+} model;
+
+// Builds the parameter table for a config and allocates zeroed weights.
+int model_create(model *m, const model_config *c, tm_error *err);
+// Random init (normal(0, 0.02) for matrices and biases, ones for norms), deterministic in seed.
+void model_init_random(model *m, uint64_t seed);
+// Loads a Hugging Face directory (config.json + model.safetensors or sharded index).
+int model_load(model *m, const char *dir, tm_error *err);
+// Writes a Hugging Face directory: config.json, model.safetensors (or shards of at most
+// max_shard_bytes with model.safetensors.index.json; 0 = never shard), and the tokenizer
+// files of the directory the model came from. Every file is written atomically.
+int model_save(const model *m, const char *dir, size_t max_shard_bytes, tm_error *err);
+void model_free(model *m);
+
+const model_param *model_find_param(const model *m, const char *name);
+// Allocates the gradient array (zeroed).
+int model_enable_grad(model *m, tm_error *err);
+void model_zero_grad(model *m);
+// Sizes the activation arena for batches of up to max_tokens tokens (and sequences of
+// up to max_tokens). Safe to call again with a larger size.
+int model_reserve(model *m, int max_tokens, tm_error *err);
+// Bytes held by weights, gradients and activations (for reports).
+size_t model_bytes(const model *m);
+
+// Checks a batch against the model (token ids in range, boundaries consistent).
+int model_check_batch(const model *m, const model_batch *b, tm_error *err);
+// Forward: logp[i] = log p(targets[i] | tokens[..i]) (0 where targets[i] < 0);
+// entropy[i] of the next-token distribution when entropy != NULL.
+int model_forward(model *m, const model_batch *b, float *logp, float *entropy, tm_error *err);
+// Backward of the last forward: accumulates into m->g given dL/dlogp (and dL/dentropy,
+// which requires that the forward computed entropy).
+void model_backward(model *m, const model_batch *b, const float *dlogp, const float *dentropy);

@@ -1,0 +1,180 @@
+// Loading and saving Hugging Face model directories.
+#include <dirent.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "base/io.h"
+#include "base/json.h"
+#include "model/model.h"
+
+// Files of a model directory that are not weights and travel with it on save.
+static const char *passthrough_files[] = {
+    "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "generation_config.json",
+    "vocab.json", "merges.txt", "tokenizer.model", "added_tokens.json", "chat_template.jinja", "chat_template.json",
+};
+
+typedef struct shard_set {
+    int n;
+    st_file files[64];
+    char names[64][256];
+} shard_set;
+
+static void shards_close(shard_set *s) {
+    for (int i = 0; i < s->n; i++) st_close(&s->files[i]);
+    s->n = 0;
+}
+
+static int shards_add(shard_set *s, const char *dir, const char *name, tm_error *err) {
+    for (int i = 0; i < s->n; i++)
+        if (!strcmp(s->names[i], name)) return 0;
+    if (s->n == 64) return tm_fail(err, "%s: more than 64 shards", dir);
+    if (strchr(name, '/') || strlen(name) >= 256) return tm_fail(err, "%s: bad shard file name \"%s\"", dir, name);
+    char path[4096];
+    io_join(path, sizeof path, dir, name);
+    if (st_open(&s->files[s->n], path, err)) return -1;
+    snprintf(s->names[s->n], 256, "%s", name);
+    s->n++;
+    return 0;
+}
+
+int model_load(model *m, const char *dir, tm_error *err) {
+    char path[4096];
+    model_config cfg;
+    io_join(path, sizeof path, dir, "config.json");
+    size_t cfg_len;
+    char *cfg_text = io_read_file(path, &cfg_len, err);
+    if (!cfg_text) return -1;
+    tm_error jerr;
+    json_doc *cd = json_parse(cfg_text, cfg_len, &jerr);
+    if (!cd) { free(cfg_text); return tm_fail(err, "%s: %s", path, jerr.msg); }
+    int rc = config_from_json(&cfg, json_root(cd), path, err);
+    json_doc_free(cd);
+    if (rc) { free(cfg_text); return -1; }
+    if (model_create(m, &cfg, err)) { free(cfg_text); return -1; }
+    m->config_text = cfg_text;
+    m->source_dir = strdup(dir);
+
+    shard_set *sh = calloc(1, sizeof *sh);
+    if (!sh) { model_free(m); return tm_fail(err, "out of memory"); }
+    char index_path[4096];
+    io_join(index_path, sizeof index_path, dir, "model.safetensors.index.json");
+    json_doc *idx = NULL;
+    const json *weight_map = NULL;
+    if (io_exists(index_path)) {
+        idx = json_parse_file(index_path, err);
+        if (!idx) goto fail;
+        weight_map = json_get(json_root(idx), "weight_map");
+        if (!weight_map || weight_map->type != JSON_OBJECT) { tm_fail(err, "%s: no \"weight_map\" object", index_path); goto fail; }
+    } else if (shards_add(sh, dir, "model.safetensors", err)) {
+        goto fail;
+    }
+    for (int i = 0; i < m->nparams; i++) {
+        const model_param *p = &m->params[i];
+        st_file *f = &sh->files[0];
+        if (weight_map) {
+            const char *fname = json_get_str(weight_map, p->name, NULL);
+            if (!fname) { tm_fail(err, "%s: tensor %s is missing from the weight map", index_path, p->name); goto fail; }
+            if (shards_add(sh, dir, fname, err)) goto fail;
+            for (int k = 0; k < sh->n; k++) if (!strcmp(sh->names[k], fname)) f = &sh->files[k];
+        }
+        const st_tensor *t = st_find(f, p->name);
+        if (!t) { tm_fail(err, "%s: missing tensor %s", f->path, p->name); goto fail; }
+        int shape_ok = t->ndim == p->ndim && t->shape[0] == p->shape[0] && (p->ndim == 1 || t->shape[1] == p->shape[1]);
+        if (!shape_ok) {
+            char got[128] = "";
+            for (int k = 0; k < t->ndim && k < 8; k++) snprintf(got + strlen(got), sizeof got - strlen(got), "%s%lld", k ? ", " : "", (long long)t->shape[k]);
+            if (p->ndim == 1) tm_fail(err, "%s: tensor %s has shape [%s], config.json implies [%lld]", f->path, p->name, got, (long long)p->shape[0]);
+            else tm_fail(err, "%s: tensor %s has shape [%s], config.json implies [%lld, %lld]", f->path, p->name, got, (long long)p->shape[0], (long long)p->shape[1]);
+            goto fail;
+        }
+        if (st_read_f32(f, t, m->w + p->offset, err)) goto fail;
+        if (i == 0) m->file_dtype = t->dtype;
+    }
+    json_doc_free(idx);
+    shards_close(sh);
+    free(sh);
+    return 0;
+fail:
+    json_doc_free(idx);
+    shards_close(sh);
+    free(sh);
+    model_free(m);
+    return -1;
+}
+
+int model_save(const model *m, const char *dir, size_t max_shard_bytes, tm_error *err) {
+    if (io_mkdirs(dir, err)) return -1;
+    char path[4096];
+    // config.json: the one we were loaded from, unchanged, or a fresh one
+    io_join(path, sizeof path, dir, "config.json");
+    if (m->config_text) {
+        if (io_write_file_atomic(path, m->config_text, strlen(m->config_text), err)) return -1;
+    } else {
+        sbuf s;
+        sbuf_init(&s);
+        config_to_json(&m->cfg, m->file_dtype == ST_BF16 ? "bfloat16" : m->file_dtype == ST_F16 ? "float16" : "float32", &s);
+        int rc = io_write_file_atomic(path, s.data, s.len, err);
+        sbuf_free(&s);
+        if (rc) return -1;
+    }
+    // tokenizer and generation files travel with the model
+    if (m->source_dir && strcmp(m->source_dir, dir)) {
+        for (size_t i = 0; i < sizeof passthrough_files / sizeof passthrough_files[0]; i++) {
+            char src[4096];
+            io_join(src, sizeof src, m->source_dir, passthrough_files[i]);
+            io_join(path, sizeof path, dir, passthrough_files[i]);
+            if (io_exists(src) && io_copy_file(src, path, err)) return -1;
+        }
+    }
+    st_out_tensor *ts = calloc((size_t)m->nparams, sizeof *ts);
+    if (!ts) return tm_fail(err, "out of memory");
+    for (int i = 0; i < m->nparams; i++) {
+        const model_param *p = &m->params[i];
+        ts[i].name = p->name;
+        ts[i].ndim = p->ndim;
+        ts[i].shape[0] = p->shape[0];
+        ts[i].shape[1] = p->shape[1];
+        ts[i].data = m->w + p->offset;
+    }
+    size_t esize = m->file_dtype == ST_F32 ? 4 : 2;
+    size_t total = m->numel * esize;
+    int rc = 0;
+    char index_path[4096];
+    io_join(index_path, sizeof index_path, dir, "model.safetensors.index.json");
+    if (!max_shard_bytes || total <= max_shard_bytes) {
+        io_join(path, sizeof path, dir, "model.safetensors");
+        rc = st_write(path, ts, m->nparams, m->file_dtype, err);
+        if (!rc && io_exists(index_path)) remove(index_path);  // a stale index would shadow the new file
+    } else {
+        // count shards first: transformers names them model-0000i-of-0000n.safetensors
+        int nshards = 0;
+        for (int i = 0; i < m->nparams;) {
+            size_t bytes = 0;
+            int j = i;
+            while (j < m->nparams && (j == i || bytes + m->params[j].numel * esize <= max_shard_bytes)) bytes += m->params[j++].numel * esize;
+            nshards++;
+            i = j;
+        }
+        sbuf idx;
+        sbuf_init(&idx);
+        sbuf_printf(&idx, "{\n  \"metadata\": {\"total_size\": %zu},\n  \"weight_map\": {", total);
+        int shard = 0;
+        for (int i = 0; i < m->nparams && !rc;) {
+            size_t bytes = 0;
+            int j = i;
+            while (j < m->nparams && (j == i || bytes + m->params[j].numel * esize <= max_shard_bytes)) bytes += m->params[j++].numel * esize;
+            char name[64];
+            snprintf(name, sizeof name, "model-%05d-of-%05d.safetensors", ++shard, nshards);
+            io_join(path, sizeof path, dir, name);
+            rc = st_write(path, ts + i, j - i, m->file_dtype, err);
+            for (int k = i; k < j; k++) sbuf_printf(&idx, "%s\n    \"%s\": \"%s\"", k ? "," : "", m->params[k].name, name);
+            i = j;
+        }
+        sbuf_puts(&idx, "\n  }\n}\n");
+        if (!rc) rc = io_write_file_atomic(index_path, idx.data, idx.len, err);
+        sbuf_free(&idx);
+    }
+    free(ts);
+    return rc;
+}

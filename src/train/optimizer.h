@@ -1,0 +1,20 @@
+// train/optimizer: AdamW state for a model and the optimizer step the trainers share:
+// clip the global gradient norm, update every parameter with its own weight decay
+// (none for norms and biases), count the step.
+#pragma once
+#include "base/error.h"
+#include "model/model.h"
+#include "optim/optim.h"
+
+typedef struct model_optimizer {
+    adamw_hparams h;
+    double max_grad_norm;  // <= 0: no clipping
+    float *m, *v;          // [numel]
+    int64_t step;          // completed optimizer steps
+} model_optimizer;
+
+int model_optimizer_init(model_optimizer *o, const model *mdl, adamw_hparams h, double max_grad_norm, tm_error *err);
+void model_optimizer_free(model_optimizer *o);
+// Clips, updates with learning rate lr (the schedule's value), zeroes the gradients.
+// Returns the gradient norm before clipping.
+double model_optimizer_step(model_optimizer *o, model *mdl, double lr);

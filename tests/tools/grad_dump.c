@@ -1,0 +1,82 @@
+// grad_dump: the C side of the PyTorch parity test (tests/oracle/test_parity.py).
+// Loads a model, packs the sequences of T.json into one row, computes per-token
+// log-probs, the mean NLL, every parameter's gradient, and the parameters after one
+// AdamW step, and writes them all to a safetensors file:
+//   logprobs [N], loss [1], grad.<name>, step.<name>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "base/json.h"
+#include "cli/flags.h"
+#include "model/batch.h"
+#include "model/model.h"
+#include "objectives/sft.h"
+#include "train/optimizer.h"
+
+static int die(const char *msg) { fprintf(stderr, "grad_dump: %s\n", msg); return 1; }
+
+int main(int argc, char **argv) {
+    const char *model_dir = NULL, *tokens = NULL, *out = NULL;
+    double lr = 1e-3, wd = 0.0, b1 = 0.9, b2 = 0.999, eps = 1e-8;
+    flag flags[] = {
+        {"model", FLAG_STR, &model_dir, ""}, {"tokens", FLAG_STR, &tokens, ""}, {"out", FLAG_STR, &out, ""},
+        {"lr", FLAG_FLOAT, &lr, ""}, {"weight-decay", FLAG_FLOAT, &wd, ""}, {"beta1", FLAG_FLOAT, &b1, ""},
+        {"beta2", FLAG_FLOAT, &b2, ""}, {"eps", FLAG_FLOAT, &eps, ""},
+    };
+    int rc = flags_parse("grad_dump", NULL, flags, sizeof flags / sizeof flags[0], argc, argv, NULL, NULL);
+    if (rc) return rc == 1 ? 0 : 2;
+    if (!model_dir || !tokens || !out) return die("--model, --tokens and --out are required");
+    tm_error err;
+    model m;
+    if (model_load(&m, model_dir, &err) || model_enable_grad(&m, &err)) return die(err.msg);
+    json_doc *d = json_parse_file(tokens, &err);
+    if (!d) return die(err.msg);
+    json *seqs = json_get(json_root(d), "sequences");
+    if (!seqs || seqs->type != JSON_ARRAY) return die("tokens file needs \"sequences\"");
+    int total = 0;
+    for (int s = 0; s < seqs->n; s++) total += seqs->items[s].n;
+    batch_builder bb;
+    batch_init(&bb, total, seqs->n, &err);
+    int *ids = malloc(sizeof(int) * (size_t)total);
+    for (int s = 0; s < seqs->n; s++) {
+        for (int t = 0; t < seqs->items[s].n; t++) ids[t] = (int)seqs->items[s].items[t].num;
+        batch_add(&bb, ids, NULL, seqs->items[s].n);
+    }
+    json_doc_free(d);
+    model_batch b = batch_view(&bb);
+    float *logp = malloc(sizeof(float) * (size_t)total), *dlogp = malloc(sizeof(float) * (size_t)total);
+    if (model_forward(&m, &b, logp, NULL, &err)) return die(err.msg);
+    int ntrain = 0;
+    for (int i = 0; i < total; i++) ntrain += b.targets[i] >= 0;
+    float loss = (float)sft_nll(logp, b.targets, total, ntrain, dlogp);
+    model_backward(&m, &b, dlogp, NULL);
+    float *grads = malloc(sizeof(float) * m.numel);
+    memcpy(grads, m.g, sizeof(float) * m.numel);
+    model_optimizer opt;
+    adamw_hparams h = {lr, b1, b2, eps, wd};
+    model_optimizer_init(&opt, &m, h, 0.0, &err);
+    model_optimizer_step(&opt, &m, lr);
+    int n = 2 + 2 * m.nparams;
+    st_out_tensor *ts = calloc((size_t)n, sizeof *ts);
+    char (*names)[128] = calloc((size_t)n, 128);
+    ts[0] = (st_out_tensor){"logprobs", 1, {total}, logp};
+    ts[1] = (st_out_tensor){"loss", 1, {1}, &loss};
+    for (int i = 0; i < m.nparams; i++) {
+        const model_param *p = &m.params[i];
+        for (int k = 0; k < 2; k++) {
+            st_out_tensor *t = &ts[2 + 2 * i + k];
+            snprintf(names[2 + 2 * i + k], 128, "%s.%s", k ? "step" : "grad", p->name);
+            t->name = names[2 + 2 * i + k];
+            t->ndim = p->ndim;
+            t->shape[0] = p->shape[0];
+            t->shape[1] = p->shape[1];
+            t->data = (k ? m.w : grads) + p->offset;
+        }
+    }
+    if (st_write(out, ts, n, ST_F32, &err)) return die(err.msg);
+    free(ts); free(names); free(grads); free(logp); free(dlogp); free(ids);
+    batch_free(&bb);
+    model_optimizer_free(&opt);
+    model_free(&m);
+    return 0;
+}

@@ -1,0 +1,263 @@
+// Tests for model/: config parsing and its errors, safetensors round trips and every
+// kind of damaged file, save-then-load bit identity (single file and shards),
+// packing independence, and optim/: AdamW against a hand computation, schedules.
+#include <stdint.h>
+#include <string.h>
+#include <unistd.h>
+#include "base/io.h"
+#include "model/batch.h"
+#include "model/model.h"
+#include "optim/optim.h"
+#include "test.h"
+
+static char tmpdir[256];
+
+static model_config tiny_config(model_arch a) {
+    model_config c;
+    tm_error err;
+    config_preset(&c, a, "tiny", &err);
+    c.layers = 2; c.hidden = 32; c.heads = 4; c.kv_heads = 2; c.head_dim = 8; c.ffn = 48; c.vocab = 61;
+    return c;
+}
+
+static void write_bytes(const char *path, const void *p, size_t n) {
+    FILE *f = fopen(path, "wb");
+    fwrite(p, 1, n, f);
+    fclose(f);
+}
+
+// A safetensors file with a given header and n zero bytes of data.
+static void write_st(const char *path, const char *header, size_t data) {
+    size_t hl = strlen(header);
+    uint8_t *buf = calloc(8 + hl + data, 1);
+    for (int i = 0; i < 8; i++) buf[i] = (uint8_t)((uint64_t)hl >> (8 * i));
+    memcpy(buf + 8, header, hl);
+    write_bytes(path, buf, 8 + hl + data);
+    free(buf);
+}
+
+static void test_config_errors(void) {
+    const char *cases[][2] = {
+        {"{\"architectures\": [\"GPT2LMHeadModel\"]}", "unsupported architecture \"GPT2LMHeadModel\""},
+        {"{\"architectures\": [\"LlamaForCausalLM\"], \"hidden_size\": 8}", "missing field \"num_hidden_layers\""},
+        {"{\"architectures\": [\"LlamaForCausalLM\"], \"hidden_size\": 8, \"num_hidden_layers\": 1, \"num_attention_heads\": 2, "
+         "\"intermediate_size\": 8, \"vocab_size\": 10, \"rope_scaling\": {\"rope_type\": \"yarn\", \"factor\": 4}}",
+         "\"rope_scaling.rope_type\": \"yarn\""},
+        {"{\"architectures\": [\"LlamaForCausalLM\"], \"hidden_size\": 8, \"num_hidden_layers\": 1, \"num_attention_heads\": 2, "
+         "\"intermediate_size\": 8, \"vocab_size\": 10, \"hidden_act\": \"gelu\"}", "\"hidden_act\": \"gelu\""},
+        {"{\"architectures\": [\"LlamaForCausalLM\"], \"hidden_size\": 8, \"num_hidden_layers\": 1, \"num_attention_heads\": 3, "
+         "\"num_key_value_heads\": 2, \"intermediate_size\": 8, \"vocab_size\": 10}", "not a multiple"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        tm_error err = {0};
+        json_doc *d = json_parse(cases[i][0], strlen(cases[i][0]), &err);
+        model_config c;
+        int rc = config_from_json(&c, json_root(d), "m/config.json", &err);
+        CHECK(rc && strstr(err.msg, cases[i][1]) && strstr(err.msg, "m/config.json"), "config error names the field: %s", err.msg);
+        json_doc_free(d);
+    }
+}
+
+static void test_safetensors_damage(void) {
+    char p[512];
+    snprintf(p, sizeof p, "%s/bad.safetensors", tmpdir);
+    struct { const char *header; size_t data; const char *expect; } cases[] = {
+        {"{\"a\":{\"dtype\":\"F32\",\"shape\":[4],\"data_offsets\":[0,16]}}", 8, "out of range"},
+        {"{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]},\"b\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[4,12]}}", 12, "overlap"},
+        {"{\"a\":{\"dtype\":\"F32\",\"shape\":[3],\"data_offsets\":[0,8]}}", 8, "tensor a: 8 bytes for F32 of 3 elements"},
+        {"{\"a\":{\"dtype\":\"Q4\",\"shape\":[3],\"data_offsets\":[0,8]}}", 8, "unknown dtype"},
+        {"{\"a\":{\"dtype\":\"F32\",\"shape\":[2]}}", 8, "tensor a: needs"},
+        {"{\"a\":", 0, "not valid JSON"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        write_st(p, cases[i].header, cases[i].data);
+        st_file f;
+        tm_error err = {0};
+        int rc = st_open(&f, p, &err);
+        CHECK(rc && strstr(err.msg, cases[i].expect) && strstr(err.msg, "bad.safetensors"), "damaged safetensors rejected: %s", err.msg);
+        if (!rc) st_close(&f);
+    }
+    // header length past the end, and a file too short for the length itself
+    uint8_t b[16] = {200, 0, 0, 0, 0, 0, 0, 0, '{', '}'};
+    write_bytes(p, b, 10);
+    st_file f;
+    tm_error err = {0};
+    CHECK(st_open(&f, p, &err) && strstr(err.msg, "past the end"), "header length past the end: %s", err.msg);
+    write_bytes(p, b, 5);
+    CHECK(st_open(&f, p, &err) && strstr(err.msg, "truncated"), "5-byte file: %s", err.msg);
+}
+
+static void test_dtype_conversions(void) {
+    float xs[] = {0.0f, -0.0f, 1.0f, -2.5f, 3.14159265f, 1e-8f, 65504.0f, 1e30f, 6.1e-5f, 1.0f / 3.0f};
+    int bf_ok = 1, f16_ok = 1;
+    for (size_t i = 0; i < sizeof xs / sizeof xs[0]; i++) {
+        float b = st_bf16_to_f32(st_f32_to_bf16(xs[i]));
+        if (fabsf(b - xs[i]) > fabsf(xs[i]) * (1.0f / 256)) bf_ok = 0;
+        if (fabsf(xs[i]) <= 65504.0f && fabsf(xs[i]) >= 6.1e-5f) {
+            float h = st_f16_to_f32(st_f32_to_f16(xs[i]));
+            if (fabsf(h - xs[i]) > fabsf(xs[i]) * (1.0f / 1024)) f16_ok = 0;
+        }
+    }
+    CHECK(bf_ok, "bf16 round trip within half an ulp");
+    CHECK(f16_ok, "f16 round trip within half an ulp");
+    CHECK(st_f32_to_bf16(1.00390625f) == 0x3f80 && st_f32_to_bf16(1.01171875f) == 0x3f82, "bf16 rounds to nearest even");
+    CHECK(st_f16_to_f32(0x0001) == 5.9604645e-08f, "f16 subnormal decodes");
+}
+
+static double forward_sum(model *m, const model_batch *b, float *logp) {
+    tm_error err;
+    if (model_forward(m, b, logp, NULL, &err)) return NAN;
+    double s = 0;
+    for (int i = 0; i < b->n_tokens; i++) s += logp[i];
+    return s;
+}
+
+static void test_save_load(model_arch arch, int tie) {
+    tm_error err;
+    model_config c = tiny_config(arch);
+    c.tie_embeddings = tie;
+    model m, m2, m3;
+    CHECK(model_create(&m, &c, &err) == 0, "create %s", model_arch_name(arch));
+    model_init_random(&m, 7);
+    char dir[512], dir2[512];
+    snprintf(dir, sizeof dir, "%s/%s-%d", tmpdir, model_arch_name(arch), tie);
+    snprintf(dir2, sizeof dir2, "%s/%s-%d-sharded", tmpdir, model_arch_name(arch), tie);
+    CHECK(model_save(&m, dir, 0, &err) == 0, "save %s (%s)", dir, err.msg);
+    CHECK(model_save(&m, dir2, 20000, &err) == 0, "save sharded %s (%s)", dir2, err.msg);
+    CHECK(model_load(&m2, dir, &err) == 0, "load %s (%s)", dir, err.msg);
+    CHECK(model_load(&m3, dir2, &err) == 0, "load sharded %s (%s)", dir2, err.msg);
+    int ids[12] = {1, 5, 9, 33, 60, 2, 0, 17, 17, 4, 8, 59};
+    batch_builder bb;
+    batch_init(&bb, 64, 4, &err);
+    batch_add(&bb, ids, NULL, 7);
+    batch_add(&bb, ids + 7, NULL, 5);
+    model_batch b = batch_view(&bb);
+    float l1[12], l2[12], l3[12];
+    forward_sum(&m, &b, l1);
+    forward_sum(&m2, &b, l2);
+    forward_sum(&m3, &b, l3);
+    CHECK(!memcmp(l1, l2, sizeof l1) && !memcmp(l1, l3, sizeof l1), "%s tie=%d: saved-then-loaded log-probs are bit-identical", model_arch_name(arch), tie);
+    CHECK(m2.numel == m.numel && !memcmp(m.w, m2.w, m.numel * 4), "%s tie=%d: weights bit-identical after reload", model_arch_name(arch), tie);
+
+    // packing: each sequence alone gives the same log-probs as packed together
+    batch_builder one;
+    batch_init(&one, 64, 4, &err);
+    batch_add(&one, ids + 7, NULL, 5);
+    model_batch b1 = batch_view(&one);
+    float alone[5];
+    forward_sum(&m, &b1, alone);
+    CHECK(test_rel_err(alone, l1 + 7, 5, 1e-6) < 1e-5, "%s: packed sequence equals the sequence alone (rel %.2g)", model_arch_name(arch),
+          test_rel_err(alone, l1 + 7, 5, 1e-6));
+    int lp_ok = 1;
+    for (int i = 0; i < 12; i++) lp_ok &= l1[i] <= 0 && (i == 6 || i == 11 ? l1[i] == 0 : l1[i] < 0);
+    CHECK(lp_ok, "%s: log-probs negative, zero where there is no target", model_arch_name(arch));
+
+    // missing tensor and wrong shape name the tensor
+    char p[600];
+    snprintf(p, sizeof p, "%s/model.safetensors", dir);
+    const char *name = "model.layers.1.mlp.up_proj.weight";
+    st_out_tensor t = {name, 2, {c.ffn, c.hidden + 1}, m.w};
+    st_write(p, &t, 1, ST_F32, &err);
+    model bad;
+    CHECK(model_load(&bad, dir, &err) && strstr(err.msg, "missing tensor model.embed_tokens.weight"), "missing tensor named: %s", err.msg);
+    st_out_tensor all[64];
+    int n = 0;
+    for (int i = 0; i < m.nparams; i++) {
+        all[n] = (st_out_tensor){m.params[i].name, m.params[i].ndim, {m.params[i].shape[0], m.params[i].shape[1]}, m.w + m.params[i].offset};
+        if (!strcmp(m.params[i].name, name)) all[n].shape[1] = c.hidden - 1;
+        n++;
+    }
+    st_write(p, all, n, ST_F32, &err);
+    CHECK(model_load(&bad, dir, &err) && strstr(err.msg, name) && strstr(err.msg, "config.json implies"), "wrong shape named: %s", err.msg);
+    // truncated file
+    size_t len;
+    char *data = io_read_file(p, &len, &err);
+    write_bytes(p, data, len - 100);
+    free(data);
+    CHECK(model_load(&bad, dir, &err) && strstr(err.msg, "out of range"), "truncated checkpoint: %s", err.msg);
+
+    batch_free(&bb);
+    batch_free(&one);
+    model_free(&m);
+    model_free(&m2);
+    model_free(&m3);
+}
+
+// Two micro-batches accumulate exactly the gradient of one batch holding both.
+static void test_grad_accumulation(void) {
+    tm_error err;
+    model_config c = tiny_config(ARCH_QWEN2);
+    model m;
+    model_create(&m, &c, &err);
+    model_init_random(&m, 3);
+    model_enable_grad(&m, &err);
+    int ids[16] = {3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18};
+    batch_builder a, b, both;
+    batch_init(&a, 16, 2, &err);
+    batch_init(&b, 16, 2, &err);
+    batch_init(&both, 16, 2, &err);
+    batch_add(&a, ids, NULL, 9);
+    batch_add(&b, ids + 9, NULL, 7);
+    batch_add(&both, ids, NULL, 9);
+    batch_add(&both, ids + 9, NULL, 7);
+    float logp[16], dlogp[16];
+    for (int i = 0; i < 16; i++) dlogp[i] = -1.0f / 14;
+    model_batch vb = batch_view(&both), va = batch_view(&a), vbb = batch_view(&b);
+    model_forward(&m, &vb, logp, NULL, &err);
+    model_backward(&m, &vb, dlogp, NULL);
+    float *g1 = malloc(m.numel * 4);
+    memcpy(g1, m.g, m.numel * 4);
+    model_zero_grad(&m);
+    model_forward(&m, &va, logp, NULL, &err);
+    model_backward(&m, &va, dlogp, NULL);
+    model_forward(&m, &vbb, logp, NULL, &err);
+    model_backward(&m, &vbb, dlogp, NULL);
+    double rel = test_rel_err(m.g, g1, (long)m.numel, 1e-12);
+    CHECK(rel < 1e-6, "gradient accumulation over two micro-batches equals one batch (rel %.2g)", rel);
+    free(g1);
+    batch_free(&a);
+    batch_free(&b);
+    batch_free(&both);
+    model_free(&m);
+}
+
+static void test_adamw(void) {
+    float w[3] = {1.0f, -2.0f, 0.5f}, g[3] = {0.1f, -0.2f, 0.0f}, m[3] = {0}, v[3] = {0};
+    adamw_hparams h = {0.01, 0.9, 0.999, 1e-8, 0.1};
+    adamw_update(w, g, m, v, 3, &h, 0.1, 1);
+    // step 1: m_hat = g, v_hat = g^2, update = lr * g/(|g|+eps) after decay w*(1-lr*wd)
+    double e0 = 1.0 * (1 - 0.001) - 0.01 * 0.1 / (0.1 + 1e-8);
+    double e2 = 0.5 * (1 - 0.001);
+    CHECK(fabs(w[0] - e0) < 1e-6 && fabs(w[2] - e2) < 1e-7, "AdamW first step by hand (%.7f vs %.7f)", w[0], e0);
+    adamw_update(w, g, m, v, 3, &h, 0.1, 2);
+    double m2 = 0.9 * 0.01 + 0.1 * 0.1, v2 = 0.999 * 0.00001 + 0.001 * 0.01;
+    double e0b = e0 * (1 - 0.001) - 0.01 / (1 - 0.81) * m2 / (sqrt(v2) / sqrt(1 - 0.998001) + 1e-8);
+    CHECK(fabs(w[0] - e0b) < 1e-6, "AdamW second step with bias correction (%.7f vs %.7f)", w[0], e0b);
+    float gg[4] = {3, 4, 0, 0};
+    double n = clip_grad_norm(gg, 4, 1.0);
+    CHECK(fabs(n - 5) < 1e-6 && fabs(gg[0] - 0.6) < 1e-6 && fabs(gg[1] - 0.8) < 1e-6, "clip_grad_norm scales to max norm");
+    CHECK(lr_multiplier(SCHED_LINEAR, 0, 10, 110) == 0 && lr_multiplier(SCHED_LINEAR, 5, 10, 110) == 0.5 &&
+              fabs(lr_multiplier(SCHED_LINEAR, 60, 10, 110) - 0.5) < 1e-12 && lr_multiplier(SCHED_LINEAR, 110, 10, 110) == 0,
+          "linear schedule with warmup (transformers' get_linear_schedule_with_warmup)");
+    CHECK(fabs(lr_multiplier(SCHED_COSINE, 60, 10, 110) - 0.5) < 1e-12 && fabs(lr_multiplier(SCHED_COSINE, 10, 10, 110) - 1) < 1e-12,
+          "cosine schedule");
+    CHECK(lr_multiplier(SCHED_CONSTANT, 0, 10, 110) == 1 && lr_multiplier(SCHED_CONSTANT_WITH_WARMUP, 2, 10, 110) == 0.2, "constant schedules");
+}
+
+int main(void) {
+    snprintf(tmpdir, sizeof tmpdir, "/tmp/temper-test-model-%d", (int)getpid());
+    tm_error err;
+    io_mkdirs(tmpdir, &err);
+    test_config_errors();
+    test_safetensors_damage();
+    test_dtype_conversions();
+    test_save_load(ARCH_LLAMA, 0);
+    test_save_load(ARCH_QWEN2, 0);
+    test_save_load(ARCH_QWEN3, 1);
+    test_grad_accumulation();
+    test_adamw();
+    char cmd[300];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", tmpdir);
+    if (system(cmd)) fprintf(stderr, "could not remove %s\n", tmpdir);
+    return test_done();
+}
