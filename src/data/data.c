@@ -1,0 +1,433 @@
+// data: JSONL rows → token ids + loss masks (see data.h for the formats, the mask
+// rules and the prompt/completion boundary rule).
+#include "data/data.h"
+#include <stdlib.h>
+#include <string.h>
+#include "base/io.h"
+
+static const char *FORMAT_NAMES[] = {"sft", "dpo", "kto", "step", "trajectory", "prompts"};
+
+int data_format_from_name(const char *name) {
+    for (int i = 0; i < 6; i++)
+        if (!strcmp(name, FORMAT_NAMES[i])) return i;
+    return -1;
+}
+const char *data_format_name(data_format f) { return (unsigned)f < 6 ? FORMAT_NAMES[f] : "?"; }
+
+void data_opts_default(data_opts *o) {
+    memset(o, 0, sizeof *o);
+    o->append_eos = 1;
+    o->on_bad_line = DATA_BAD_ERROR;
+}
+
+void data_example_free(data_example *ex) {
+    for (int k = 0; k < 2; k++) { free(ex->seq[k].ids); free(ex->seq[k].mask); }
+    free(ex->answer);
+    memset(ex, 0, sizeof *ex);
+}
+
+// ---- pieces of text after the prompt ----
+typedef struct piece { const char *s; size_t n; int train; } piece;
+typedef struct plist { piece *p; int n, cap; } plist;
+static void padd(plist *l, const char *s, size_t n, int train) {
+    if (!n) return;
+    if (l->n == l->cap) {
+        l->cap = l->cap ? l->cap * 2 : 8;
+        l->p = realloc(l->p, (size_t)l->cap * sizeof *l->p);
+    }
+    l->p[l->n++] = (piece){s, n, train};
+}
+
+// Prompt ids + pieces (each run of equal mask encoded as one piece) [+ EOS].
+static int build_seq(tok_tokenizer *t, const char *prompt, size_t plen, const tok_ids *prompt_ids, const plist *l,
+                     int eos, const data_opts *o, data_seq *out, int *bdiff, tm_error *err) {
+    tok_ids ids = {0};
+    tok_ids_append(&ids, prompt_ids->v, prompt_ids->n);
+    uint8_t *mask = NULL;
+    size_t mcap = 0;
+    sbuf run;
+    sbuf_init(&run);
+    int rc = 0;
+#define GROW_MASK() do { if (ids.n > mcap) { mcap = ids.cap; mask = realloc(mask, mcap); } } while (0)
+    GROW_MASK();
+    if (ids.n) memset(mask, 0, ids.n);
+    for (int i = 0; i < l->n && !rc; ) {
+        int train = l->p[i].train;
+        sbuf_clear(&run);
+        for (; i < l->n && l->p[i].train == train; i++) sbuf_put(&run, l->p[i].s, l->p[i].n);
+        size_t before = ids.n;
+        rc = tok_encode(t, run.data ? run.data : "", run.len, 0, &ids, err);
+        GROW_MASK();
+        memset(mask + before, train, ids.n - before);
+    }
+    if (!rc && eos) {
+        if (tok_eos_id(t) < 0) rc = tm_fail(err, "an EOS token is needed after the completion, but the tokenizer has no eos_token");
+        else { tok_ids_push(&ids, tok_eos_id(t)); GROW_MASK(); mask[ids.n - 1] = 1; }
+    }
+#undef GROW_MASK
+    if (!rc && o->check_boundary) {
+        sbuf all;
+        sbuf_init(&all);
+        sbuf_put(&all, prompt, plen);
+        for (int i = 0; i < l->n; i++) sbuf_put(&all, l->p[i].s, l->p[i].n);
+        tok_ids whole = {0};
+        rc = tok_encode(t, all.data ? all.data : "", all.len, 0, &whole, err);
+        size_t n = ids.n - (eos ? 1 : 0);
+        if (!rc && (whole.n != n || memcmp(whole.v, ids.v, n * sizeof *ids.v))) (*bdiff)++;
+        tok_ids_free(&whole);
+        sbuf_free(&all);
+    }
+    sbuf_free(&run);
+    if (rc) { tok_ids_free(&ids); free(mask); return -1; }
+    out->ids = ids.v;
+    out->mask = mask;
+    out->len = (int)ids.n;
+    return 0;
+}
+
+// ---- JSON → messages ----
+static int get_messages(const json *v, const char *field, tok_chat_msg **out, int *n, tm_error *err) {
+    if (!v || v->type != JSON_ARRAY) return tm_fail(err, "%s: expected a list of messages", field);
+    tok_chat_msg *m = calloc((size_t)v->n + 1, sizeof *m);
+    for (int i = 0; i < v->n; i++) {
+        const json *o = &v->items[i];
+        const json *role = json_get(o, "role"), *c = json_get(o, "content"), *r = json_get(o, "reasoning_content");
+        if (o->type != JSON_OBJECT || !role || role->type != JSON_STRING) {
+            free(m);
+            return tm_fail(err, "%s[%d]: a message needs a string \"role\"", field, i);
+        }
+        if (!c || c->type != JSON_STRING) {
+            free(m);
+            return tm_fail(err, "%s[%d]: \"content\" must be a string", field, i);
+        }
+        m[i].role = role->str;
+        m[i].content = c->str;
+        m[i].content_len = c->len;
+        if (r && r->type == JSON_STRING) { m[i].reasoning = r->str; m[i].reasoning_len = r->len; }
+    }
+    *out = m;
+    *n = v->n;
+    return 0;
+}
+
+static int msg_equal(const tok_chat_msg *a, const tok_chat_msg *b) {
+    return !strcmp(a->role, b->role) && a->content_len == b->content_len && !memcmp(a->content, b->content, a->content_len);
+}
+
+// A conversation msgs[0..n) whose first k messages are the prompt: prompt text =
+// render(msgs[0..k), generation prompt); pieces = the rest of render(msgs[0..n)).
+typedef struct conv { tok_chat_render p, f; } conv;
+static void conv_free(conv *c) { tok_chat_render_free(&c->p); tok_chat_render_free(&c->f); }
+
+static int conv_pieces(const data_opts *o, const tok_chat_msg *m, int n, int k, conv *c, plist *l, tm_error *err) {
+    if (!o->chat) return tm_fail(err, "message lists need a chat template (the tokenizer has none; pass --chat-template)");
+    int has_asst = 0;
+    for (int i = k; i < n; i++) has_asst |= !strcmp(m[i].role, "assistant");
+    if (!has_asst) return tm_fail(err, "the completion has no assistant message");
+    if (tok_chat_apply(o->chat, m, k, 1, &c->p, err)) return -1;
+    if (tok_chat_apply(o->chat, m, n, 0, &c->f, err)) return -1;
+    size_t pl = c->p.text.len;
+    if (c->f.text.len < pl || memcmp(c->f.text.data, c->p.text.data, pl))
+        return tm_fail(err, "the chat template does not render the prompt (with its generation prompt) as a prefix of the whole conversation");
+    for (int s = 0; s < c->f.nsegs; s++) {
+        const tok_chat_seg *g = &c->f.segs[s];
+        size_t a = g->off, b = g->off + g->len;
+        if (b <= pl) continue;
+        if (a < pl) a = pl;
+        padd(l, c->f.text.data + a, b - a, g->train);
+    }
+    return 0;
+}
+
+static const json *field(const json *row, const char *name, tm_error *err) {
+    const json *v = json_get(row, name);
+    if (!v) tm_fail(err, "missing field \"%s\"", name);
+    return v;
+}
+
+static int finish(const data_opts *o, data_example *ex) {
+    for (int k = 0; k < ex->nseq; k++)
+        if (o->max_length > 0 && ex->seq[k].len > o->max_length) {
+            ex->seq[k].len = o->max_length;
+            ex->truncated = 1;
+        }
+    if (ex->prompt_len > ex->seq[0].len) ex->prompt_len = ex->seq[0].len;
+    return 0;
+}
+
+// Prompt/completion pairs in any of TRL's shapes, for the completions comp[0..nc).
+static int build_pc(tok_tokenizer *t, const data_opts *o, const json *prompt, const json *const *comp, int nc,
+                    int implicit, data_example *ex, tm_error *err) {
+    int rc = 0;
+    ex->nseq = nc;
+    int conversational = (prompt && prompt->type == JSON_ARRAY) || (comp[0]->type == JSON_ARRAY);
+    if (!conversational && o->wrap_plain && o->chat) conversational = 2;  // strings wrapped into messages
+    if (!conversational) {
+        if (!prompt || prompt->type != JSON_STRING) return tm_fail(err, "\"prompt\" must be a string");
+        tok_ids pids = {0};
+        if (tok_encode(t, prompt->str, prompt->len, 0, &pids, err)) return -1;
+        ex->prompt_len = (int)pids.n;
+        for (int k = 0; k < nc && !rc; k++) {
+            if (comp[k]->type != JSON_STRING) { rc = tm_fail(err, "completion %d must be a string like the prompt", k); break; }
+            plist l = {0};
+            padd(&l, comp[k]->str, comp[k]->len, 1);
+            rc = build_seq(t, prompt->str, prompt->len, &pids, &l, o->append_eos, o, &ex->seq[k], &ex->boundary_diff, err);
+            free(l.p);
+        }
+        tok_ids_free(&pids);
+        return rc;
+    }
+    // conversational
+    tok_chat_msg *pm = NULL, *cm[2] = {NULL, NULL};
+    int np = 0, ncm[2] = {0, 0};
+    tok_chat_msg wrapped_p, wrapped_c[2];
+    if (prompt && prompt->type == JSON_STRING) {
+        wrapped_p = (tok_chat_msg){"user", prompt->str, prompt->len, NULL, 0};
+        pm = &wrapped_p;
+        np = 1;
+    } else if (prompt && get_messages(prompt, "prompt", &pm, &np, err)) return -1;
+    for (int k = 0; k < nc && !rc; k++) {
+        if (comp[k]->type == JSON_STRING) {
+            wrapped_c[k] = (tok_chat_msg){"assistant", comp[k]->str, comp[k]->len, NULL, 0};
+            cm[k] = &wrapped_c[k];
+            ncm[k] = 1;
+        } else
+            rc = get_messages(comp[k], k ? "rejected" : (nc == 2 ? "chosen" : "completion"), &cm[k], &ncm[k], err);
+    }
+    int own_p = prompt && prompt->type == JSON_ARRAY;
+    if (!rc && implicit) {
+        // TRL's implicit prompt: the common leading messages, ending before an assistant turn
+        int c = 0;
+        while (c < ncm[0] && c < ncm[1] && msg_equal(&cm[0][c], &cm[1][c])) c++;
+        while (c > 0 && !strcmp(cm[0][c - 1].role, "assistant")) c--;
+        if (c == 0) rc = tm_fail(err, "chosen and rejected share no leading prompt messages");
+        np = c;
+    }
+    tok_ids pids = {0};
+    for (int k = 0; k < nc && !rc; k++) {
+        int n = implicit ? ncm[k] : np + ncm[k];
+        tok_chat_msg *all = malloc((size_t)(n + 1) * sizeof *all);
+        if (implicit) memcpy(all, cm[k], (size_t)n * sizeof *all);
+        else {
+            if (np) memcpy(all, pm, (size_t)np * sizeof *all);
+            memcpy(all + np, cm[k], (size_t)ncm[k] * sizeof *all);
+        }
+        conv c = {0};
+        plist l = {0};
+        rc = conv_pieces(o, all, n, np, &c, &l, err);
+        if (!rc && k == 0) {
+            rc = tok_encode(t, c.p.text.data, c.p.text.len, 0, &pids, err);
+            ex->prompt_len = (int)pids.n;
+        }
+        if (!rc) rc = build_seq(t, c.p.text.data, c.p.text.len, &pids, &l, 0, o, &ex->seq[k], &ex->boundary_diff, err);
+        free(l.p);
+        conv_free(&c);
+        free(all);
+    }
+    tok_ids_free(&pids);
+    if (own_p) free(pm);
+    for (int k = 0; k < nc; k++)
+        if (cm[k] && cm[k] != &wrapped_c[k]) free(cm[k]);
+    return rc;
+}
+
+char *data_gsm8k_answer(const char *sol) {
+    const char *p = strstr(sol, "#### ");
+    if (!p) return NULL;
+    p += 5;
+    while (*p == ' ') p++;
+    size_t n = strcspn(p, "\n");
+    while (n && (p[n - 1] == ' ' || p[n - 1] == '\r')) n--;
+    char *a = malloc(n + 1), *o = a;
+    for (size_t i = 0; i < n; i++)
+        if (p[i] != ',') *o++ = p[i];
+    *o = 0;
+    return a;
+}
+
+// The question of a prompts/step row rendered as the model sees it.
+static int question_prompt(const data_opts *o, const char *q, size_t qn, const char *suffix, sbuf *out, tm_error *err) {
+    sbuf qs;
+    sbuf_init(&qs);
+    sbuf_put(&qs, q, qn);
+    if (suffix) sbuf_puts(&qs, suffix);
+    int rc = 0;
+    if (o->chat) {
+        tok_chat_msg m = {"user", qs.data, qs.len, NULL, 0};
+        tok_chat_render r = {0};
+        rc = tok_chat_apply(o->chat, &m, 1, 1, &r, err);
+        if (!rc) sbuf_put(out, r.text.data, r.text.len);
+        tok_chat_render_free(&r);
+    } else
+        sbuf_put(out, qs.data, qs.len);
+    sbuf_free(&qs);
+    return rc;
+}
+
+static int get_label(const json *v, int *label, tm_error *err) {
+    if (v->type == JSON_BOOL) *label = v->boolean;
+    else if (json_is_int(v) && (v->num == 0 || v->num == 1)) *label = (int)v->num;
+    else return tm_fail(err, "\"label\" must be true or false");
+    return 0;
+}
+
+int data_example_from_json(tok_tokenizer *t, const json *row, const data_opts *o, data_example *ex, tm_error *err) {
+    memset(ex, 0, sizeof *ex);
+    ex->label = -1;
+    if (!row || row->type != JSON_OBJECT) return tm_fail(err, "a line must be a JSON object");
+    int rc = 0;
+    switch (o->format) {
+    case DATA_SFT: case DATA_TRAJECTORY: case DATA_KTO: {
+        const json *msgs = json_get(row, "messages"), *lab = json_get(row, "label");
+        if (o->format == DATA_KTO && !lab) return tm_fail(err, "missing field \"label\"");
+        if (lab && (o->format != DATA_SFT) && get_label(lab, &ex->label, err)) return -1;
+        if (msgs && !json_get(row, "completion")) {
+            tok_chat_msg *m;
+            int n;
+            if (get_messages(msgs, "messages", &m, &n, err)) return -1;
+            int k = 0;
+            while (k < n && strcmp(m[k].role, "assistant")) k++;
+            if (k == n) { free(m); return tm_fail(err, "messages: no assistant message to train on"); }
+            conv c = {0};
+            plist l = {0};
+            tok_ids pids = {0};
+            ex->nseq = 1;
+            rc = conv_pieces(o, m, n, k, &c, &l, err);
+            if (!rc) rc = tok_encode(t, c.p.text.data, c.p.text.len, 0, &pids, err);
+            ex->prompt_len = (int)pids.n;
+            if (!rc) rc = build_seq(t, c.p.text.data, c.p.text.len, &pids, &l, 0, o, &ex->seq[0], &ex->boundary_diff, err);
+            tok_ids_free(&pids);
+            free(l.p);
+            conv_free(&c);
+            free(m);
+            break;
+        }
+        if (o->format == DATA_TRAJECTORY) return tm_fail(err, "missing field \"messages\"");
+        const json *p = field(row, "prompt", err), *c = p ? field(row, "completion", err) : NULL;
+        if (!c) return -1;
+        rc = build_pc(t, o, p, &c, 1, 0, ex, err);
+        break;
+    }
+    case DATA_DPO: {
+        const json *p = json_get(row, "prompt"), *c[2];
+        if (!(c[0] = field(row, "chosen", err)) || !(c[1] = field(row, "rejected", err))) return -1;
+        rc = build_pc(t, o, p, c, 2, p == NULL, ex, err);
+        break;
+    }
+    case DATA_STEP: {
+        const json *p = field(row, "prompt", err), *s = p ? field(row, "initial_reason_steps", err) : NULL;
+        const json *c[2] = {s ? field(row, "chosen", err) : NULL, NULL};
+        if (c[0]) c[1] = field(row, "rejected", err);
+        if (!c[1]) return -1;
+        if (p->type != JSON_STRING || s->type != JSON_STRING || c[0]->type != JSON_STRING || c[1]->type != JSON_STRING)
+            return tm_fail(err, "prompt, initial_reason_steps, chosen and rejected must be strings");
+        sbuf pt;
+        sbuf_init(&pt);
+        rc = question_prompt(o, p->str, p->len, NULL, &pt, err);
+        sbuf_put(&pt, s->str, s->len);  // the correct steps so far continue the prompt
+        tok_ids pids = {0};
+        if (!rc) rc = tok_encode(t, pt.data, pt.len, 0, &pids, err);
+        ex->prompt_len = (int)pids.n;
+        ex->nseq = 2;
+        for (int k = 0; k < 2 && !rc; k++) {
+            plist l = {0};
+            padd(&l, c[k]->str, c[k]->len, 1);
+            rc = build_seq(t, pt.data, pt.len, &pids, &l, 0, o, &ex->seq[k], &ex->boundary_diff, err);  // a step is not an end: no EOS
+            free(l.p);
+        }
+        tok_ids_free(&pids);
+        sbuf_free(&pt);
+        break;
+    }
+    case DATA_PROMPTS: {
+        const json *q = json_get(row, "prompt"), *a = json_get(row, "answer");
+        int gsm = 0;
+        if (!q && (q = json_get(row, "question"))) gsm = 1;     // GSM8K
+        if (!q) q = json_get(row, "problem");                   // MATH / MATH-500
+        if (!q) return tm_fail(err, "missing field \"prompt\" (or \"question\" / \"problem\")");
+        if (!a || a->type != JSON_STRING) return tm_fail(err, "missing string field \"answer\"");
+        if (gsm) {
+            if (!(ex->answer = data_gsm8k_answer(a->str))) return tm_fail(err, "answer has no \"#### \" final answer");
+        } else
+            ex->answer = strdup(a->str);
+        sbuf pt;
+        sbuf_init(&pt);
+        if (q->type == JSON_STRING) rc = question_prompt(o, q->str, q->len, o->prompt_suffix, &pt, err);
+        else {
+            tok_chat_msg *m;
+            int n;
+            rc = get_messages(q, "prompt", &m, &n, err);
+            if (!rc && !o->chat) { free(m); rc = tm_fail(err, "message lists need a chat template"); }
+            else if (!rc) {
+                tok_chat_render r = {0};
+                rc = tok_chat_apply(o->chat, m, n, 1, &r, err);
+                if (!rc) sbuf_put(&pt, r.text.data, r.text.len);
+                tok_chat_render_free(&r);
+                free(m);
+            }
+        }
+        tok_ids pids = {0};
+        if (!rc) rc = tok_encode(t, pt.data ? pt.data : "", pt.len, 0, &pids, err);
+        ex->nseq = 1;
+        ex->prompt_len = (int)pids.n;
+        ex->seq[0].ids = pids.v;
+        ex->seq[0].len = (int)pids.n;
+        ex->seq[0].mask = calloc(pids.n + 1, 1);
+        sbuf_free(&pt);
+        break;
+    }
+    default:
+        return tm_fail(err, "unknown format");
+    }
+    if (rc) { data_example_free(ex); return -1; }
+    return finish(o, ex);
+}
+
+int data_load(tok_tokenizer *t, const char *path, const data_opts *o, data_set *out, tm_error *err) {
+    memset(out, 0, sizeof *out);
+    io_lines r;
+    if (io_lines_open(&r, path, err)) return -1;
+    char *line;
+    long len;
+    tm_error e = {0};
+    while ((len = io_lines_next(&r, &line)) >= 0) {
+        size_t a = 0;
+        while (a < (size_t)len && (line[a] == ' ' || line[a] == '\t' || line[a] == '\r')) a++;
+        if (a == (size_t)len) continue;  // blank line
+        out->lines++;
+        json_doc *d = json_parse(line, (size_t)len, &e);
+        data_example ex;
+        int rc = d ? data_example_from_json(t, json_root(d), o, &ex, &e) : tm_fail_prefix(&e, "invalid JSON");
+        json_doc_free(d);
+        if (rc) {
+            if (o->on_bad_line == DATA_BAD_SKIP) {
+                if (!out->skipped) {
+                    int w = snprintf(out->first_skip, sizeof out->first_skip, "%s:%ld: ", path, r.lineno);
+                    if (w > 0 && (size_t)w < sizeof out->first_skip)
+                        snprintf(out->first_skip + w, sizeof out->first_skip - (size_t)w, "%.900s", e.msg);
+                }
+                out->skipped++;
+                continue;
+            }
+            tm_fail(err, "%s:%ld: %s", path, r.lineno, e.msg);
+            io_lines_close(&r);
+            data_set_free(out);
+            return -1;
+        }
+        ex.line = r.lineno;
+        if (ex.truncated) out->truncated++;
+        if (out->n == out->cap) {
+            out->cap = out->cap ? out->cap * 2 : 256;
+            out->ex = realloc(out->ex, (size_t)out->cap * sizeof *out->ex);
+        }
+        out->ex[out->n++] = ex;
+    }
+    io_lines_close(&r);
+    return 0;
+}
+
+void data_set_free(data_set *s) {
+    for (int i = 0; i < s->n; i++) data_example_free(&s->ex[i]);
+    free(s->ex);
+    memset(s, 0, sizeof *s);
+}

@@ -1,0 +1,99 @@
+// data: JSONL datasets (TRL's field names and the seed papers' formats) → token ids
+// and loss masks, ready for the trainer.
+//
+// Formats (one JSON object per line):
+//   sft        {"prompt", "completion"} (strings or message lists) or {"messages"}
+//   dpo        {"prompt", "chosen", "rejected"}: strings or message lists; without
+//              "prompt", chosen/rejected are whole conversations and the prompt is
+//              their common leading messages (TRL's implicit prompt)
+//   kto        {"prompt", "completion", "label": true|false}
+//   step       {"prompt", "initial_reason_steps", "chosen", "rejected"} (Step-DPO)
+//   trajectory {"messages"} with assistant turns holding code and "tool" (or user
+//              ```output```) turns holding interpreter output; optional "label"
+//   prompts    {"prompt", "answer"}, GSM8K {"question", "answer": "... #### n"},
+//              MATH-500 {"problem", "solution", "answer"}
+//
+// THE BOUNDARY RULE. Text is tokenized in pieces and the pieces' ids are
+// concatenated; a BPE merge never crosses a piece boundary:
+//   1. the prompt is one piece: prompt ids = encode(prompt text), exactly what a
+//      sampler feeds the model, so prompt ids are a prefix of every sequence built
+//      from that prompt by construction (for DPO, chosen and rejected share them);
+//   2. after the prompt, consecutive text with the same mask is one piece, so the
+//      ids change pieces only where the mask changes (at a turn boundary).
+// This is "token-in, token-out": the trained ids are those the model would have to
+// generate after the prompt ids. encode(whole text) can differ at a boundary (e.g.
+// a completion starting with "\n" after a prompt ending in "\n"); data_example.
+// boundary_diff counts such sequences and `temper data inspect` reports them.
+//
+// Masks (mask[i] = 1: token i is trained, its log-prob enters the loss):
+//   - the prompt is never trained;
+//   - string completions: all their tokens, plus EOS appended (TRL's rule for
+//     non-conversational data) unless opts.append_eos is 0; Step-DPO steps: no EOS;
+//   - conversations: the content of every assistant turn after the prompt and the
+//     token that closes the turn (<|im_end|>, <|eot_id|>, <end_of_turn>); headers,
+//     the newline after a turn, system/user/tool turns are not trained.
+#pragma once
+#include <stdint.h>
+#include "base/error.h"
+#include "base/json.h"
+#include "tokenizer/tokenizer.h"
+
+typedef enum { DATA_SFT, DATA_DPO, DATA_KTO, DATA_STEP, DATA_TRAJECTORY, DATA_PROMPTS } data_format;
+int data_format_from_name(const char *name);  // -1 if unknown
+const char *data_format_name(data_format f);
+
+typedef struct data_seq {
+    int32_t *ids;
+    uint8_t *mask;
+    int len;
+} data_seq;
+
+typedef struct data_example {
+    long line;            // 1-based line in the file
+    int prompt_len;       // seq[k].ids[0..prompt_len) is the prompt, the same in every seq
+    int nseq;             // 1 (sft, kto, trajectory, prompts) or 2 (dpo, step: 0 chosen, 1 rejected)
+    data_seq seq[2];
+    int label;            // kto / labelled trajectory: 1 desirable, 0 undesirable; -1 none
+    char *answer;         // prompts: the gold answer; NULL otherwise
+    int truncated;        // some seq was cut to max_length
+    int boundary_diff;    // seqs whose whole-text encoding differs (see the boundary rule)
+} data_example;
+
+enum { DATA_BAD_ERROR = 0, DATA_BAD_SKIP = 1 };
+
+typedef struct data_opts {
+    data_format format;
+    const tok_chat *chat;       // chat template for message lists (and plain prompts if wrap_plain)
+    int wrap_plain;             // put string prompts in a user message (and string completions in an
+                                // assistant message) and use the chat template; TRL does not (0)
+    int append_eos;             // EOS after string completions (TRL: yes); default 1 via data_opts_default
+    int max_length;             // > 0: sequences longer are cut from the right and counted
+    int on_bad_line;            // DATA_BAD_ERROR or DATA_BAD_SKIP
+    const char *prompt_suffix;  // appended to prompts of the prompts format (e.g. "\nPlease reason step by step...")
+    int check_boundary;         // compute boundary_diff (one extra encode per sequence)
+} data_opts;
+void data_opts_default(data_opts *o);
+
+// Builds one example from a parsed JSONL row. Returns 0, or -1 with a reason in err
+// (without file:line; data_load adds them).
+int data_example_from_json(tok_tokenizer *t, const json *row, const data_opts *o, data_example *ex,
+                           tm_error *err);
+void data_example_free(data_example *ex);
+
+typedef struct data_set {
+    data_example *ex;
+    int n, cap;
+    long lines;       // non-empty lines read
+    long skipped;     // bad lines skipped (--on-bad-line skip)
+    long truncated;   // examples with a sequence cut to max_length
+    char first_skip[1024];  // the first skipped line's message
+} data_set;
+
+// Reads a whole JSONL file. Errors are "path:line: reason". With DATA_BAD_SKIP a
+// bad line is counted in skipped and reading goes on.
+int data_load(tok_tokenizer *t, const char *path, const data_opts *o, data_set *out, tm_error *err);
+void data_set_free(data_set *s);
+
+// GSM8K's final answer: the text after the first "#### ", trimmed, commas removed
+// (upstream's extraction). Returns a malloc'd string or NULL when absent.
+char *data_gsm8k_answer(const char *solution);

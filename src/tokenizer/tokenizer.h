@@ -1,0 +1,147 @@
+// tokenizer: Hugging Face tokenizer.json (model type BPE) and chat templates.
+//
+// What is supported, byte-exact with the Rust `tokenizers` library:
+//   - byte-level BPE (GPT-2, Llama-3, Qwen2/Qwen3): Split pre-tokenizers with the
+//     families' regexes (PCRE2, Unicode classes), ByteLevel pre-tokenizer/decoder,
+//     `ignore_merges` (Llama-3);
+//   - sentencepiece-style BPE (Llama-2, Gemma): `▁` for spaces through the Replace /
+//     Prepend normalizers or the Metaspace pre-tokenizer, `byte_fallback` to
+//     `<0xNN>` tokens, `unk` with `fuse_unk`, and the Replace/ByteFallback/Fuse/Strip
+//     decoders;
+//   - added tokens (special or not) matched before normalization (leftmost-longest,
+//     with lstrip/rstrip/single_word), including special-token strings written
+//     inside user text, exactly as Hugging Face does (they become the special id);
+//   - normalizers NFC/NFKC/NFD/NFKD (utf8proc), Replace (string), Prepend, Lowercase,
+//     Sequence; post-processor TemplateProcessing (single sequence) for
+//     `add_special`.
+// Anything else in a tokenizer.json is refused at load time with a message naming
+// the unsupported component, never silently ignored.
+//
+// Ids are int32_t. A tok_tokenizer is read-only after loading except for an
+// internal word cache, so one tokenizer must not be used by two threads at once.
+#pragma once
+#include <stddef.h>
+#include <stdint.h>
+#include "base/error.h"
+#include "base/json.h"
+
+typedef struct tok_tokenizer tok_tokenizer;
+
+// A growable array of ids. Zero-initialize; free with tok_ids_free.
+typedef struct tok_ids {
+    int32_t *v;
+    size_t n, cap;
+} tok_ids;
+void tok_ids_push(tok_ids *a, int32_t id);
+void tok_ids_append(tok_ids *a, const int32_t *ids, size_t n);
+void tok_ids_free(tok_ids *a);
+
+// Loads DIR/tokenizer.json and, when present, DIR/tokenizer_config.json (bos/eos
+// tokens, chat_template). Returns NULL and fills err on failure.
+tok_tokenizer *tok_load(const char *dir, tm_error *err);
+// Loads from explicit paths; config_path may be NULL.
+tok_tokenizer *tok_load_files(const char *tokenizer_json, const char *config_path, tm_error *err);
+void tok_free(tok_tokenizer *t);
+
+// Encodes UTF-8 text[0..len) and appends the ids to out. add_special applies the
+// tokenizer's post-processor (e.g. Gemma's <bos>); chat-template and dataset code
+// pass 0, because templates write their special tokens as text, as transformers'
+// apply_chat_template does. Fails on invalid UTF-8.
+int tok_encode(tok_tokenizer *t, const char *text, size_t len, int add_special, tok_ids *out,
+               tm_error *err);
+
+// Decodes ids to UTF-8 text, appended to out; invalid byte sequences (a byte-level
+// token cut inside a character) become U+FFFD as in Hugging Face. skip_special
+// drops added tokens marked special. Unknown ids fail.
+int tok_decode(const tok_tokenizer *t, const int32_t *ids, size_t n, int skip_special, sbuf *out,
+               tm_error *err);
+
+// Incremental decoding for streaming generation (Hugging Face's DecodeStream):
+// each tok_stream_step returns the text that became final with this id (possibly
+// empty), and never emits half of a UTF-8 character. Zero-initialize, then free.
+typedef struct tok_stream {
+    tok_ids ids;
+    size_t prefix, read;   // ids[prefix..read) already produced output
+    int skip_special;
+    sbuf a, b;             // scratch
+} tok_stream;
+void tok_stream_init(tok_stream *s, int skip_special);
+int tok_stream_step(const tok_tokenizer *t, tok_stream *s, int32_t id, sbuf *out, tm_error *err);
+void tok_stream_free(tok_stream *s);
+
+// Vocabulary.
+int tok_vocab_size(const tok_tokenizer *t);          // max id + 1 (model + added tokens)
+int32_t tok_token_id(const tok_tokenizer *t, const char *token); // -1 when absent
+// The token's string as written in tokenizer.json (byte-level alphabet for
+// byte-level BPE); NULL for an id without a token.
+const char *tok_id_to_token(const tok_tokenizer *t, int32_t id);
+int tok_is_special(const tok_tokenizer *t, int32_t id);
+
+// From tokenizer_config.json; -1 / NULL when absent.
+int32_t tok_bos_id(const tok_tokenizer *t);
+int32_t tok_eos_id(const tok_tokenizer *t);
+int32_t tok_pad_id(const tok_tokenizer *t);
+const char *tok_bos_token(const tok_tokenizer *t);
+const char *tok_eos_token(const tok_tokenizer *t);
+// The raw Jinja chat_template string (NULL if the config has none).
+const char *tok_chat_template_source(const tok_tokenizer *t);
+
+// ---- chat templates (tokenizer/chat.c) ----
+// No Jinja interpreter: the template families in use are recognized from the
+// chat_template string and rendered by C code that produces the same bytes.
+typedef enum {
+    TOK_CHAT_NONE = 0,
+    TOK_CHAT_CHATML,     // plain ChatML: <|im_start|>role\ncontent<|im_end|>\n
+    TOK_CHAT_QWEN25,     // ChatML with Qwen2.5's default system prompt
+    TOK_CHAT_QWEN3,      // ChatML with Qwen3's <think> handling of assistant turns
+    TOK_CHAT_LLAMA3,     // Llama-3 headers, generation prompt only when asked
+    TOK_CHAT_LLAMA3_BASE,// Llama-3 base template: always ends with the assistant header
+    TOK_CHAT_GEMMA,      // Gemma: <start_of_turn>user/model, system folded into the first user turn
+} tok_chat_family;
+
+// "chatml", "qwen2.5", "qwen3", "llama3", "llama3-base", "gemma" → family; -1 if unknown.
+int tok_chat_family_from_name(const char *name);
+const char *tok_chat_family_name(tok_chat_family f);
+// Recognizes a Jinja chat_template string; TOK_CHAT_NONE when it is not one we know.
+tok_chat_family tok_chat_detect(const char *jinja_source);
+
+typedef struct tok_chat_msg {
+    const char *role;      // "system", "user", "assistant", "tool"
+    const char *content;
+    size_t content_len;
+    const char *reasoning; // optional assistant reasoning_content (Qwen3); NULL if none
+    size_t reasoning_len;
+} tok_chat_msg;
+
+typedef struct tok_chat {
+    tok_chat_family family;
+    const char *bos_token;     // for templates that write it (Llama-3, Gemma); "" if none
+    int enable_thinking;       // Qwen3: 0 adds "<think>\n\n</think>\n\n" after the generation prompt
+} tok_chat;
+
+// The chat configuration of a tokenizer: its recognized template (or the named
+// one, when name is non-NULL), its bos token. Fails when nothing is recognized.
+int tok_chat_for(const tok_tokenizer *t, const char *name, tok_chat *out, tm_error *err);
+
+// A rendered conversation cut into segments. Concatenating all segment texts gives
+// exactly the Jinja rendering. Each segment knows which message produced it and
+// whether it is trainable: the content of an assistant turn and the token that ends
+// the turn (<|im_end|>, <|eot_id|>, <end_of_turn>) are trainable; role headers, the
+// newline after an end-of-turn token, system/user/tool turns and the generation
+// prompt are not.
+typedef struct tok_chat_seg {
+    size_t off, len;  // into text
+    int msg;          // index of the message, -1 for template text outside messages
+    int train;        // 1 for assistant content and its end-of-turn token
+} tok_chat_seg;
+
+typedef struct tok_chat_render {
+    sbuf text;
+    tok_chat_seg *segs;
+    int nsegs, cap;
+} tok_chat_render;
+void tok_chat_render_free(tok_chat_render *r);
+
+// Renders msgs[0..n) (appending to r, which must be zero-initialized or cleared).
+int tok_chat_apply(const tok_chat *c, const tok_chat_msg *msgs, int n, int add_generation_prompt,
+                   tok_chat_render *r, tm_error *err);
