@@ -4,9 +4,10 @@
 #include "cli/cli.h"
 #include "cli/flags.h"
 #include "model/model.h"
+#include "tokenizer/tokenizer.h"
 
 int cmd_init(int argc, char **argv) {
-    const char *arch = "llama", *preset = "tiny", *out = NULL, *dtype = "float32";
+    const char *arch = "llama", *preset = "tiny", *out = NULL, *dtype = "float32", *tokenizer = NULL;
     int seed = 0, tie = 0, vocab = 0;
     flag flags[] = {
         {"arch", FLAG_STR, &arch, "llama | qwen2 | qwen3"},
@@ -16,6 +17,7 @@ int cmd_init(int argc, char **argv) {
         {"tie-word-embeddings", FLAG_BOOL, &tie, "share the embedding and lm_head matrices"},
         {"vocab-size", FLAG_INT, &vocab, "override the preset's vocabulary size"},
         {"dtype", FLAG_STR, &dtype, "float32 | bfloat16 | float16 (stored weights)"},
+        {"tokenizer", FLAG_STR, &tokenizer, "size the vocabulary from this tokenizer directory and copy its files in"},
     };
     int rc = flags_parse("init", "--arch A --preset P --out DIR", flags, sizeof flags / sizeof flags[0], argc, argv, NULL, NULL);
     if (rc) return rc == 1 ? 0 : 2;
@@ -27,8 +29,17 @@ int cmd_init(int argc, char **argv) {
     if (config_preset(&c, a, preset, &err)) return cli_fail("init", "%s", err.msg);
     c.tie_embeddings = tie;
     if (vocab > 0) c.vocab = vocab;
+    if (tokenizer) {
+        tok_tokenizer *t = tok_load(tokenizer, &err);
+        if (!t) return cli_fail("init", "%s", err.msg);
+        if (vocab <= 0) c.vocab = tok_vocab_size(t);
+        c.bos_token_id = tok_bos_id(t);
+        c.eos_token_id = tok_eos_id(t);
+        tok_free(t);
+    }
     model m;
     if (model_create(&m, &c, &err)) return cli_fail("init", "%s", err.msg);
+    if (tokenizer) m.source_dir = strdup(tokenizer);  // model_save copies the tokenizer files from here
     model_init_random(&m, (uint64_t)seed);
     if (!strcmp(dtype, "bfloat16")) m.file_dtype = ST_BF16;
     else if (!strcmp(dtype, "float16")) m.file_dtype = ST_F16;

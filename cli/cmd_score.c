@@ -1,6 +1,9 @@
-// temper score: log-probs of completions under a model, for pre-tokenized JSONL
-// ({"prompt_input_ids": [...], "completion_input_ids": [...]}, TRL's names). Each line
-// is written back unchanged with "logprob" (sum over completion tokens) added, and
+// temper score: log-probs of completions under a model. Lines are pre-tokenized
+// ({"prompt_input_ids": [...], "completion_input_ids": [...]}, TRL's names) or text in
+// the SFT formats (prompt/completion strings or message lists, or messages), tokenized
+// with the model directory's tokenizer by the data layer's rules (TRL's: EOS after a
+// string completion; in conversations only the assistant's tokens count). Each line is
+// written back unchanged with "logprob" (sum over completion tokens) added, and
 // "token_logprobs" with --per-token. Lines are packed into batches of --batch-tokens.
 #include <errno.h>
 #include <stdlib.h>
@@ -9,6 +12,7 @@
 #include "base/io.h"
 #include "base/json.h"
 #include "base/progress.h"
+#include "data/data.h"
 #include "cli/cli.h"
 #include "cli/flags.h"
 #include "model/batch.h"
@@ -16,9 +20,10 @@
 
 typedef struct pending {
     char *line;
-    int *ids;     // prompt ++ completion
-    int plen, clen;
-    int start;    // first position in the batch
+    int *ids;        // the whole sequence
+    uint8_t *mask;   // 1 where the token is scored
+    int len;
+    int start;       // first position in the batch
 } pending;
 
 // Reads a JSON array of token ids. Returns its length or -1 with a message.
@@ -38,6 +43,51 @@ static int read_ids(const json *v, const char *key, int vocab, int **out, char *
     return v->n;
 }
 
+// The tokenizer for text lines, loaded on first use.
+typedef struct text_input {
+    const char *model_dir, *template_name;
+    tok_tokenizer *tok;
+    tok_chat chat;
+    int have_chat;
+} text_input;
+
+// A text line (prompt/completion or messages) through the model directory's tokenizer.
+static int text_example(text_input *ti, const json *root, const model *m, int **ids, uint8_t **mask, int *n, char *why,
+                        size_t whycap) {
+    tm_error err;
+    if (!ti->tok) {
+        ti->tok = tok_load(ti->model_dir, &err);
+        if (!ti->tok) { snprintf(why, whycap, "text input needs the model's tokenizer: %.900s", err.msg); return -1; }
+        ti->have_chat = tok_chat_for(ti->tok, ti->template_name, &ti->chat, &err) == 0;
+        if (ti->template_name && !ti->have_chat) { snprintf(why, whycap, "%.900s", err.msg); return -1; }
+    }
+    tok_tokenizer *tok = ti->tok;
+    tok_chat chat = ti->chat;
+    int have_chat = ti->have_chat;
+    data_opts o;
+    data_opts_default(&o);
+    o.format = DATA_SFT;
+    o.chat = have_chat ? &chat : NULL;
+    data_example ex;
+    if (data_example_from_json(tok, root, &o, &ex, &err)) { snprintf(why, whycap, "%.900s", err.msg); return -1; }
+    const data_seq *s = &ex.seq[0];
+    int ok = s->len > 1;
+    for (int i = 0; ok && i < s->len; i++) ok = s->ids[i] >= 0 && s->ids[i] < m->cfg.vocab;
+    if (!ok) {
+        snprintf(why, whycap, s->len > 1 ? "a token id is outside the model's vocabulary (%d): tokenizer and model do not match"
+                                         : "nothing to score", m->cfg.vocab);
+        data_example_free(&ex);
+        return -1;
+    }
+    *n = s->len;
+    *ids = malloc(sizeof(int) * (size_t)s->len);
+    *mask = malloc((size_t)s->len);
+    for (int i = 0; i < s->len; i++) (*ids)[i] = s->ids[i], (*mask)[i] = s->mask[i];
+    (*mask)[0] = 0;  // the first token has no context
+    data_example_free(&ex);
+    return 0;
+}
+
 static int flush(model *m, batch_builder *bb, pending *p, int np, float *logp, int per_token, FILE *out, tm_error *err) {
     if (!np) return 0;
     model_batch b = batch_view(bb);
@@ -47,8 +97,8 @@ static int flush(model *m, batch_builder *bb, pending *p, int np, float *logp, i
     sbuf_init(&val);
     for (int i = 0; i < np; i++) {
         double sum = 0;
-        // completion token t sits at position plen + t, predicted from position plen + t - 1
-        for (int t = 0; t < p[i].clen; t++) sum += logp[p[i].start + p[i].plen + t - 1];
+        // token t is predicted at position t - 1
+        for (int t = 1; t < p[i].len; t++) if (p[i].mask[t]) sum += logp[p[i].start + t - 1];
         sbuf_clear(&s);
         sbuf_clear(&val);
         sbuf_json_float(&val, sum);
@@ -56,9 +106,12 @@ static int flush(model *m, batch_builder *bb, pending *p, int np, float *logp, i
         if (per_token) {
             sbuf_clear(&val);
             sbuf_puts(&val, "[");
-            for (int t = 0; t < p[i].clen; t++) {
-                if (t) sbuf_puts(&val, ", ");
-                sbuf_json_float(&val, logp[p[i].start + p[i].plen + t - 1]);
+            int first = 1;
+            for (int t = 1; t < p[i].len; t++) {
+                if (!p[i].mask[t]) continue;
+                if (!first) sbuf_puts(&val, ", ");
+                first = 0;
+                sbuf_json_float(&val, logp[p[i].start + t - 1]);
             }
             sbuf_puts(&val, "]");
             char *line = strdup(s.data);
@@ -70,6 +123,7 @@ static int flush(model *m, batch_builder *bb, pending *p, int np, float *logp, i
         fputc('\n', out);
         free(p[i].line);
         free(p[i].ids);
+        free(p[i].mask);
     }
     sbuf_free(&s);
     sbuf_free(&val);
@@ -78,7 +132,7 @@ static int flush(model *m, batch_builder *bb, pending *p, int np, float *logp, i
 }
 
 int cmd_score(int argc, char **argv) {
-    const char *model_dir = NULL, *data = NULL, *out_path = "-";
+    const char *model_dir = NULL, *data = NULL, *out_path = "-", *template_name = NULL;
     int per_token = 0, batch_tokens = 8192;
     flag flags[] = {
         {"model", FLAG_STR, &model_dir, "model directory (Hugging Face layout)"},
@@ -86,6 +140,7 @@ int cmd_score(int argc, char **argv) {
         {"out", FLAG_STR, &out_path, "output JSONL (- for stdout)"},
         {"per-token", FLAG_BOOL, &per_token, "also write token_logprobs"},
         {"batch-tokens", FLAG_INT, &batch_tokens, "tokens per forward pass"},
+        {"chat-template", FLAG_STR, &template_name, "chat template for message lists (default: recognized from the tokenizer)"},
     };
     int rc = flags_parse("score", "--model DIR --data F.jsonl --out OUT.jsonl", flags, sizeof flags / sizeof flags[0], argc, argv, NULL, NULL);
     if (rc) return rc == 1 ? 0 : 2;
@@ -102,6 +157,7 @@ int cmd_score(int argc, char **argv) {
         out = fopen(tmp_path, "w");
         if (!out) { io_lines_close(&in); model_free(&m); return cli_fail("score", "%s: %s", tmp_path, strerror(errno)); }
     }
+    text_input ti = {model_dir, template_name, NULL, {0}, 0};
     batch_builder bb = {0};
     int cap_seqs = 1024, np = 0, status = 0;
     pending *p = calloc((size_t)cap_seqs, sizeof *p);
@@ -116,19 +172,34 @@ int cmd_score(int argc, char **argv) {
         tm_error jerr;
         json_doc *d = json_parse(line, (size_t)len, &jerr);
         if (!d) { status = cli_fail("score", "%s:%ld: %s", data, in.lineno, jerr.msg); break; }
-        char why[256];
-        int *pi = NULL, *ci = NULL;
-        int plen = read_ids(json_get(json_root(d), "prompt_input_ids"), "prompt_input_ids", m.cfg.vocab, &pi, why, sizeof why);
-        int clen = plen < 0 ? -1 : read_ids(json_get(json_root(d), "completion_input_ids"), "completion_input_ids", m.cfg.vocab, &ci, why, sizeof why);
+        char why[1024];
+        int *ids = NULL, n = -1;
+        uint8_t *mask = NULL;
+        json *root = json_root(d);
+        if (json_get(root, "prompt_input_ids")) {
+            int *pi = NULL, *ci = NULL;
+            int plen = read_ids(json_get(root, "prompt_input_ids"), "prompt_input_ids", m.cfg.vocab, &pi, why, sizeof why);
+            int clen = plen < 0 ? -1 : read_ids(json_get(root, "completion_input_ids"), "completion_input_ids", m.cfg.vocab, &ci, why, sizeof why);
+            if (plen >= 0 && clen == 0) snprintf(why, sizeof why, "\"completion_input_ids\" is empty");
+            if (plen == 0 && clen > 0) snprintf(why, sizeof why, "\"prompt_input_ids\" is empty (the first completion token has no context)");
+            if (plen > 0 && clen > 0) {
+                n = plen + clen;
+                ids = malloc(sizeof(int) * (size_t)n);
+                mask = calloc((size_t)n, 1);
+                memcpy(ids, pi, sizeof(int) * (size_t)plen);
+                memcpy(ids + plen, ci, sizeof(int) * (size_t)clen);
+                memset(mask + plen, 1, (size_t)clen);
+            }
+            free(pi);
+            free(ci);
+        } else if (text_example(&ti, root, &m, &ids, &mask, &n, why, sizeof why)) {
+            n = -1;
+        }
         json_doc_free(d);
-        if (plen >= 0 && clen == 0) snprintf(why, sizeof why, "\"completion_input_ids\" is empty");
-        if (plen == 0 && clen > 0) snprintf(why, sizeof why, "\"prompt_input_ids\" is empty (the first completion token has no context)");
-        if (plen <= 0 || clen <= 0) {
-            free(pi); free(ci);
+        if (n < 0) {
             status = cli_fail("score", "%s:%ld: %s", data, in.lineno, why);
             break;
         }
-        int n = plen + clen;
         int need = n > batch_tokens ? n : batch_tokens;
         if (!bb.tokens || bb.cap_tokens < need) {
             // flush what we have before growing, so positions stay valid
@@ -142,23 +213,20 @@ int cmd_score(int argc, char **argv) {
             np = 0;
         }
         if (logp_cap < bb.cap_tokens) { free(logp); logp_cap = bb.cap_tokens; logp = malloc(sizeof(float) * (size_t)logp_cap); }
-        int *ids = malloc(sizeof(int) * (size_t)n);
-        memcpy(ids, pi, sizeof(int) * (size_t)plen);
-        memcpy(ids + plen, ci, sizeof(int) * (size_t)clen);
-        free(pi); free(ci);
-        p[np] = (pending){strdup(line), ids, plen, clen, 0};
-        p[np].start = batch_add_pair(&bb, ids, plen, ids + plen, clen);
+        p[np] = (pending){strdup(line), ids, mask, n, 0};
+        p[np].start = batch_add(&bb, ids, mask, n);
         np++;
         progress_update(&pb, ++nlines);
     }
     if (!status && flush(&m, &bb, p, np, logp, per_token, out, &err)) status = cli_fail("score", "%s", err.msg);
-    else if (status) for (int i = 0; i < np; i++) { free(p[i].line); free(p[i].ids); }
+    else if (status) for (int i = 0; i < np; i++) { free(p[i].line); free(p[i].ids); free(p[i].mask); }
     if (!status) progress_finish(&pb);
     free(p);
     free(logp);
     batch_free(&bb);
     io_lines_close(&in);
     model_free(&m);
+    tok_free(ti.tok);
     if (out != stdout) {
         if (fclose(out) || status) { unlink(tmp_path); return status ? status : cli_fail("score", "%s: write failed", out_path); }
         if (rename(tmp_path, out_path)) { unlink(tmp_path); return cli_fail("score", "%s: %s", out_path, strerror(errno)); }

@@ -41,7 +41,7 @@ int cmd_tokenize(int argc, char **argv) {
         {"skip-special-tokens", FLAG_BOOL, &skip_special, "with --text: drop special tokens"},
         {"stats", FLAG_BOOL, &stats, "print load time and throughput to stderr"},
     };
-    int rc = flags_parse("tokenize", "temper tokenize --tokenizer DIR [--ids|--text|--chat] < in > out", flags,
+    int rc = flags_parse("tokenize", "--tokenizer DIR [--ids|--text|--chat] < in > out", flags,
                          (int)(sizeof flags / sizeof flags[0]), argc, argv, NULL, NULL);
     if (rc) return rc == 1 ? 0 : 2;
     if (!dir) return cli_fail("tokenize", "--tokenizer DIR is required"), 2;

