@@ -1,0 +1,51 @@
+// train/trainer: the offline training loop shared by `temper sft`, `temper dpo` and
+// `temper kto`. It composes the layers: data (token ids + masks) -> packed batches ->
+// model forward -> objective (a pure function of token log-probs) -> model backward ->
+// optimizer step; plus reference log-probs, evaluation, metrics JSONL, checkpoints and
+// resume.
+//
+// Semantics a TRL user can rely on:
+// - Flags and defaults are TRL's (SFTConfig / DPOConfig / KTOConfig over
+//   TrainingArguments); see train_args_default().
+// - Losses are normalized over the whole optimizer step (tokens, pairs or sequences of
+//   all gradient_accumulation_steps micro-batches), so accumulation over k
+//   micro-batches gives exactly the gradient of one batch k times larger.
+// - Reference log-probs are always computed once, before training, from --ref-model
+//   (default: the initial --model), and cached per example: numerically what TRL's
+//   --precompute-ref-log-probs does, and no second model is held during training.
+// - The data order is a permutation per epoch from --seed; a checkpoint records the
+//   step, so --resume-from-checkpoint continues bit-identically.
+// - Every logging step appends one line to <output-dir>/metrics.jsonl (the entries of
+//   transformers' log_history: step, epoch, loss, grad_norm, learning_rate and the
+//   method's metrics with TRL's names); `temper plot` draws it.
+// - Checkpoints are <output-dir>/checkpoint-<step>/: a Hugging Face model directory
+//   plus optimizer.safetensors and trainer_state.json, written under a temporary name
+//   and renamed, so a crash never leaves a half-written checkpoint.
+#pragma once
+#include "base/error.h"
+#include "objectives/dpo.h"
+#include "objectives/kto.h"
+
+typedef enum { TRAIN_SFT, TRAIN_DPO, TRAIN_KTO } train_method;
+
+typedef struct train_args {
+    train_method method;
+    const char *model, *data, *eval_data, *output_dir, *ref_model, *resume_from_checkpoint;
+    const char *dataset_format;      // NULL: the method's (sft, dpo, kto); also trajectory, step
+    const char *chat_template;       // NULL: recognized from the tokenizer
+    const char *lr_scheduler_type;   // linear
+    double learning_rate, warmup_ratio, weight_decay, max_grad_norm;
+    double adam_beta1, adam_beta2, adam_epsilon, num_train_epochs;
+    int warmup_steps, max_steps;
+    int per_device_train_batch_size, gradient_accumulation_steps;
+    int max_length, max_prompt_length;
+    int seed, logging_steps, eval_steps, save_steps, save_total_limit;
+    int on_bad_line;                 // DATA_BAD_ERROR / DATA_BAD_SKIP
+    int sft_per_sequence;            // SFT: average per sequence instead of per token
+    dpo_hparams dpo;
+    kto_hparams kto;
+    int quiet;                       // no progress bar
+} train_args;
+
+void train_args_default(train_args *a, train_method m);
+int train_run(const train_args *a, tm_error *err);
