@@ -1,0 +1,101 @@
+// temper sft | dpo | kto: the offline trainers. Flags carry TRL's names and defaults,
+// so a TRL command line carries over (dashes or underscores both work).
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "cli/cli.h"
+#include "cli/flags.h"
+#include "data/data.h"
+#include "train/trainer.h"
+
+// Splits "sigmoid,sft" and "1,0.1" into the DPO loss weights.
+static int parse_loss_types(const char *types, const char *weights, dpo_hparams *h) {
+    char tbuf[256], wbuf[256];
+    snprintf(tbuf, sizeof tbuf, "%s", types);
+    snprintf(wbuf, sizeof wbuf, "%s", weights ? weights : "");
+    for (int i = 0; i < DPO_N_LOSS; i++) h->loss_weight[i] = 0;
+    char *ts, *ws, *t = strtok_r(tbuf, ",", &ts), *w = weights ? strtok_r(wbuf, ",", &ws) : NULL;
+    for (; t; t = strtok_r(NULL, ",", &ts)) {
+        int k = dpo_loss_type_parse(t);
+        if (k < 0) return cli_fail("dpo", "unknown --loss-type \"%s\" (sigmoid, hinge, ipo, robust, nca_pair, sft)", t);
+        h->loss_weight[k] += w ? atof(w) : 1.0;
+        if (weights) w = strtok_r(NULL, ",", &ws);
+    }
+    return 0;
+}
+
+static int run(train_method method, const char *cmd, int argc, char **argv) {
+    train_args a;
+    train_args_default(&a, method);
+    const char *loss_type = "sigmoid", *loss_weights = NULL, *cdpo_form = "sequence", *on_bad_line = "error";
+    int precompute = 1, length_normalize = 0, per_sequence = 0, step_wise = 0;
+    flag common[] = {
+        {"model", FLAG_STR, &a.model, "policy model directory (Hugging Face layout, with its tokenizer)"},
+        {"data", FLAG_STR, &a.data, "training JSONL"},
+        {"eval-data", FLAG_STR, &a.eval_data, "evaluation JSONL"},
+        {"output-dir", FLAG_STR, &a.output_dir, "where the model, checkpoints and metrics.jsonl go"},
+        {"dataset-format", FLAG_STR, &a.dataset_format, "sft|trajectory (sft), dpo|step (dpo), kto|trajectory (kto)"},
+        {"chat-template", FLAG_STR, &a.chat_template, "chatml|qwen3|llama3|gemma|... (default: recognized from the tokenizer)"},
+        {"learning-rate", FLAG_FLOAT, &a.learning_rate, "peak learning rate"},
+        {"lr-scheduler-type", FLAG_STR, &a.lr_scheduler_type, "linear|cosine|constant|constant_with_warmup"},
+        {"warmup-ratio", FLAG_FLOAT, &a.warmup_ratio, "fraction of steps warming up"},
+        {"warmup-steps", FLAG_INT, &a.warmup_steps, "warmup steps (overrides the ratio)"},
+        {"num-train-epochs", FLAG_FLOAT, &a.num_train_epochs, "epochs"},
+        {"max-steps", FLAG_INT, &a.max_steps, "optimizer steps (overrides epochs when > 0)"},
+        {"per-device-train-batch-size", FLAG_INT, &a.per_device_train_batch_size, "examples per micro-batch"},
+        {"gradient-accumulation-steps", FLAG_INT, &a.gradient_accumulation_steps, "micro-batches per optimizer step"},
+        {"max-length", FLAG_INT, &a.max_length, "tokens per sequence (longer are cut and counted)"},
+        {"max-prompt-length", FLAG_INT, &a.max_prompt_length, "prompt tokens kept (the end), 0 = all"},
+        {"weight-decay", FLAG_FLOAT, &a.weight_decay, "AdamW decoupled weight decay (not on norms and biases)"},
+        {"adam-beta1", FLAG_FLOAT, &a.adam_beta1, "AdamW beta1"},
+        {"adam-beta2", FLAG_FLOAT, &a.adam_beta2, "AdamW beta2"},
+        {"adam-epsilon", FLAG_FLOAT, &a.adam_epsilon, "AdamW epsilon"},
+        {"max-grad-norm", FLAG_FLOAT, &a.max_grad_norm, "global gradient-norm clip (0 = off)"},
+        {"seed", FLAG_INT, &a.seed, "data order seed"},
+        {"logging-steps", FLAG_INT, &a.logging_steps, "log metrics every N steps"},
+        {"eval-steps", FLAG_INT, &a.eval_steps, "evaluate every N steps (default: logging steps)"},
+        {"save-steps", FLAG_INT, &a.save_steps, "checkpoint every N steps (0 = never)"},
+        {"save-total-limit", FLAG_INT, &a.save_total_limit, "keep at most N checkpoints (0 = all)"},
+        {"resume-from-checkpoint", FLAG_STR, &a.resume_from_checkpoint, "checkpoint directory to continue from"},
+        {"on-bad-line", FLAG_STR, &on_bad_line, "error|skip"},
+        // method flags (ignored by the trainers they do not concern: listed per command below)
+        {"beta", FLAG_FLOAT, method == TRAIN_KTO ? &a.kto.beta : &a.dpo.beta, "β of the DPO/KTO objective"},
+        {"ref-model", FLAG_STR, &a.ref_model, "reference model directory (default: the initial --model)"},
+        {"precompute-ref-log-probs", FLAG_BOOL, &precompute, "reference log-probs computed once up front (always on)"},
+        {"loss-type", FLAG_STR, &loss_type, "dpo: sigmoid|hinge|ipo|robust|nca_pair|sft, comma-separated to combine; kto: kto|apo_zero_unpaired"},
+        {"loss-weights", FLAG_STR, &loss_weights, "dpo: weights of the combined loss types"},
+        {"label-smoothing", FLAG_FLOAT, &a.dpo.label_smoothing, "dpo: conservative DPO ε"},
+        {"length-normalize", FLAG_BOOL, &length_normalize, "dpo: token-mean log-probs (SimPO-style)"},
+        {"rpo-alpha", FLAG_FLOAT, &a.dpo.rpo_alpha, "dpo: weight of the NLL on chosen responses (RPO)"},
+        {"cdpo-form", FLAG_STR, &cdpo_form, "dpo with token weights: sequence (paper) | position (released code)"},
+        {"step-wise", FLAG_BOOL, &step_wise, "dpo: Step-DPO data (same as --dataset-format step)"},
+        {"desirable-weight", FLAG_FLOAT, &a.kto.desirable_weight, "kto: λ_D"},
+        {"undesirable-weight", FLAG_FLOAT, &a.kto.undesirable_weight, "kto: λ_U"},
+        {"per-sequence", FLAG_BOOL, &per_sequence, "sft: average the loss per sequence instead of per token"},
+        {"quiet", FLAG_BOOL, &a.quiet, "no progress bar; metrics lines on stderr"},
+    };
+    int rc = flags_parse(cmd, "--model DIR --data F.jsonl --output-dir OUT [flags]", common, sizeof common / sizeof common[0],
+                         argc, argv, NULL, NULL);
+    if (rc) return rc == 1 ? 0 : 2;
+    if (!precompute) fprintf(stderr, "temper %s: reference log-probs are always precomputed (same numbers, no second model)\n", cmd);
+    if (!strcmp(on_bad_line, "skip")) a.on_bad_line = DATA_BAD_SKIP;
+    else if (strcmp(on_bad_line, "error")) return cli_fail(cmd, "--on-bad-line must be error or skip");
+    a.sft_per_sequence = per_sequence;
+    if (step_wise) a.dataset_format = "step";
+    if (method == TRAIN_DPO) {
+        if (parse_loss_types(loss_type, loss_weights, &a.dpo)) return 2;
+        a.dpo.length_normalize = length_normalize;
+        if (!strcmp(cdpo_form, "position")) a.dpo.form = DPO_FORM_POSITION;
+        else if (strcmp(cdpo_form, "sequence")) return cli_fail(cmd, "--cdpo-form must be sequence or position");
+    } else if (method == TRAIN_KTO) {
+        if (!strcmp(loss_type, "apo_zero_unpaired")) a.kto.loss_type = KTO_LOSS_APO_ZERO_UNPAIRED;
+        else if (strcmp(loss_type, "kto") && strcmp(loss_type, "sigmoid")) return cli_fail(cmd, "--loss-type must be kto or apo_zero_unpaired");
+    }
+    tm_error err;
+    if (train_run(&a, &err)) return cli_fail(cmd, "%s", err.msg);
+    return 0;
+}
+
+int cmd_sft(int argc, char **argv) { return run(TRAIN_SFT, "sft", argc, argv); }
+int cmd_dpo(int argc, char **argv) { return run(TRAIN_DPO, "dpo", argc, argv); }
+int cmd_kto(int argc, char **argv) { return run(TRAIN_KTO, "kto", argc, argv); }

@@ -1,0 +1,150 @@
+#include "train/checkpoint.h"
+#include <dirent.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include "base/io.h"
+#include "base/json.h"
+#include "model/safetensors.h"
+
+int checkpoint_log(checkpoint_state *st, const char *line) {
+    if (st->n_log == st->cap_log) {
+        int nc = st->cap_log ? st->cap_log * 2 : 64;
+        char **nl = realloc(st->log, sizeof(char *) * (size_t)nc);
+        if (!nl) return -1;
+        st->log = nl;
+        st->cap_log = nc;
+    }
+    if (!(st->log[st->n_log] = strdup(line))) return -1;
+    st->n_log++;
+    return 0;
+}
+
+void checkpoint_state_free(checkpoint_state *st) {
+    for (int i = 0; i < st->n_log; i++) free(st->log[i]);
+    free(st->log);
+    memset(st, 0, sizeof *st);
+}
+
+int checkpoint_write_trainer_state(const char *dir, const checkpoint_state *st, tm_error *err) {
+    sbuf s;
+    sbuf_init(&s);
+    sbuf_printf(&s, "{\n  \"global_step\": %lld,\n  \"epoch\": ", (long long)st->global_step);
+    sbuf_json_float(&s, st->epoch);
+    sbuf_puts(&s, ",\n  \"num_tokens\": ");
+    sbuf_printf(&s, "%.17g", st->num_tokens);
+    sbuf_puts(&s, ",\n  \"log_history\": [");
+    for (int i = 0; i < st->n_log; i++) sbuf_printf(&s, "%s\n    %s", i ? "," : "", st->log[i]);
+    sbuf_puts(&s, "\n  ]\n}\n");
+    char path[4096];
+    int rc = io_write_file_atomic(io_join(path, sizeof path, dir, "trainer_state.json"), s.data, s.len, err);
+    sbuf_free(&s);
+    return rc;
+}
+
+// Removes a flat directory (checkpoints hold files only).
+static void remove_dir(const char *dir) {
+    DIR *d = opendir(dir);
+    if (!d) return;
+    struct dirent *e;
+    char p[4096];
+    while ((e = readdir(d)))
+        if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) unlink(io_join(p, sizeof p, dir, e->d_name));
+    closedir(d);
+    rmdir(dir);
+}
+
+static int cmp_long(const void *a, const void *b) {
+    long x = *(const long *)a, y = *(const long *)b;
+    return x < y ? -1 : x > y;
+}
+
+static void prune(const char *output_dir, int keep) {
+    if (keep <= 0) return;
+    DIR *d = opendir(output_dir);
+    if (!d) return;
+    long steps[4096];
+    int n = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) && n < 4096) {
+        char *end;
+        if (strncmp(e->d_name, "checkpoint-", 11)) continue;
+        long s = strtol(e->d_name + 11, &end, 10);
+        if (*end == 0 && end != e->d_name + 11) steps[n++] = s;
+    }
+    closedir(d);
+    qsort(steps, (size_t)n, sizeof steps[0], cmp_long);
+    for (int i = 0; i + keep < n; i++) {
+        char name[64], p[4096];
+        snprintf(name, sizeof name, "checkpoint-%ld", steps[i]);
+        remove_dir(io_join(p, sizeof p, output_dir, name));
+    }
+}
+
+int checkpoint_save(const char *output_dir, const model *m, const model_optimizer *o, const checkpoint_state *st, int keep,
+                    tm_error *err) {
+    char name[64], dir[4096], tmp[4200], path[4300];
+    snprintf(name, sizeof name, "checkpoint-%lld", (long long)st->global_step);
+    io_join(dir, sizeof dir, output_dir, name);
+    snprintf(tmp, sizeof tmp, "%s.tmp", dir);
+    remove_dir(tmp);  // leftovers of a crash
+    if (model_save(m, tmp, 0, err)) return -1;
+    int n = 2 * m->nparams;
+    st_out_tensor *ts = calloc((size_t)n, sizeof *ts);
+    char(*names)[128] = calloc((size_t)n, 128);
+    if (!ts || !names) { free(ts); free(names); return tm_fail(err, "out of memory"); }
+    for (int i = 0; i < m->nparams; i++) {
+        const model_param *p = &m->params[i];
+        for (int k = 0; k < 2; k++) {
+            snprintf(names[2 * i + k], 128, "%s.%s", k ? "exp_avg_sq" : "exp_avg", p->name);
+            ts[2 * i + k] = (st_out_tensor){names[2 * i + k], p->ndim, {p->shape[0], p->shape[1]}, (k ? o->v : o->m) + p->offset};
+        }
+    }
+    int rc = st_write(io_join(path, sizeof path, tmp, "optimizer.safetensors"), ts, n, ST_F32, err);
+    free(ts);
+    free(names);
+    if (rc || checkpoint_write_trainer_state(tmp, st, err)) return -1;
+    remove_dir(dir);
+    if (rename(tmp, dir)) return tm_fail(err, "%s: rename failed: %s", dir, strerror(errno));
+    prune(output_dir, keep);
+    return 0;
+}
+
+int checkpoint_load_state(const char *dir, const model *m, model_optimizer *o, checkpoint_state *st, tm_error *err) {
+    char path[4096];
+    st_file f;
+    if (st_open(&f, io_join(path, sizeof path, dir, "optimizer.safetensors"), err)) return -1;
+    for (int i = 0; i < m->nparams; i++) {
+        const model_param *p = &m->params[i];
+        for (int k = 0; k < 2; k++) {
+            char name[128];
+            snprintf(name, sizeof name, "%s.%s", k ? "exp_avg_sq" : "exp_avg", p->name);
+            const st_tensor *t = st_find(&f, name);
+            if (!t || t->numel != (int64_t)p->numel) { st_close(&f); return tm_fail(err, "%s: missing or misshapen tensor %s", path, name); }
+            if (st_read_f32(&f, t, (k ? o->v : o->m) + p->offset, err)) { st_close(&f); return -1; }
+        }
+    }
+    st_close(&f);
+    json_doc *d = json_parse_file(io_join(path, sizeof path, dir, "trainer_state.json"), err);
+    if (!d) return -1;
+    json *r = json_root(d);
+    checkpoint_state_free(st);
+    st->global_step = json_get_int(r, "global_step", -1);
+    st->epoch = json_get_num(r, "epoch", 0);
+    st->num_tokens = json_get_num(r, "num_tokens", 0);
+    json *hist = json_get(r, "log_history");
+    int rc = 0;
+    if (st->global_step < 0) rc = tm_fail(err, "%s: no \"global_step\"", path);
+    for (int i = 0; !rc && hist && hist->type == JSON_ARRAY && i < hist->n; i++) {
+        sbuf s;
+        sbuf_init(&s);
+        sbuf_json_value(&s, &hist->items[i]);
+        if (checkpoint_log(st, s.data)) rc = tm_fail(err, "out of memory");
+        sbuf_free(&s);
+    }
+    json_doc_free(d);
+    o->step = st->global_step;
+    return rc;
+}

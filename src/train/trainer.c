@@ -1,0 +1,639 @@
+// The offline training loop (see trainer.h for its contract).
+#include "train/trainer.h"
+#include <dirent.h>
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include "base/io.h"
+#include "base/json.h"
+#include "base/progress.h"
+#include "base/rng.h"
+#include "data/data.h"
+#include "model/batch.h"
+#include "model/model.h"
+#include "objectives/sft.h"
+#include "train/checkpoint.h"
+#include "train/optimizer.h"
+
+void train_args_default(train_args *a, train_method m) {
+    memset(a, 0, sizeof *a);
+    a->method = m;
+    a->lr_scheduler_type = "linear";
+    a->learning_rate = m == TRAIN_SFT ? 2e-5 : 1e-6;  // SFTConfig / DPOConfig / KTOConfig
+    a->adam_beta1 = 0.9;
+    a->adam_beta2 = 0.999;
+    a->adam_epsilon = 1e-8;
+    a->max_grad_norm = 1.0;
+    a->num_train_epochs = 3.0;
+    a->max_steps = -1;
+    a->per_device_train_batch_size = 8;
+    a->gradient_accumulation_steps = 1;
+    a->max_length = 1024;
+    a->max_prompt_length = m == TRAIN_SFT ? 0 : 512;
+    a->seed = 42;
+    a->logging_steps = 10;
+    a->save_steps = 500;
+    a->dpo = dpo_hparams_default();
+    a->kto = kto_hparams_default();
+}
+
+// ---- examples and their cached reference log-probs ----
+
+// One training example as the loop sees it: the data layer's sequences plus, per
+// sequence, the reference log-prob of each token (ref[s][t] for token t; 0 at t = 0).
+// KTO adds the mismatched sequence (this prompt + the previous example's completion)
+// whose log-ratio estimates the reference point z0.
+typedef struct example {
+    data_example d;
+    float *ref[2];
+    int32_t *kl_ids;
+    uint8_t *kl_mask;
+    int kl_len;
+    float *kl_ref;
+} example;
+
+typedef struct example_set {
+    example *ex;
+    int n;
+} example_set;
+
+static void example_set_free(example_set *s) {
+    for (int i = 0; i < s->n; i++) {
+        data_example_free(&s->ex[i].d);
+        free(s->ex[i].ref[0]);
+        free(s->ex[i].ref[1]);
+        free(s->ex[i].kl_ids);
+        free(s->ex[i].kl_mask);
+        free(s->ex[i].kl_ref);
+    }
+    free(s->ex);
+    memset(s, 0, sizeof *s);
+}
+
+// TRL keeps the end of a long prompt (truncation_mode "keep_end" for prompts).
+static void cut_prompt(data_example *d, int max_prompt) {
+    if (max_prompt <= 0 || d->prompt_len <= max_prompt) return;
+    int cut = d->prompt_len - max_prompt;
+    for (int s = 0; s < d->nseq; s++) {
+        data_seq *q = &d->seq[s];
+        memmove(q->ids, q->ids + cut, sizeof(int32_t) * (size_t)(q->len - cut));
+        memmove(q->mask, q->mask + cut, (size_t)(q->len - cut));
+        q->len -= cut;
+    }
+    d->prompt_len = max_prompt;
+}
+
+// KTO's mismatched pairs, as TRL builds them: within each block of batch-size rows in
+// file order, row i is paired with the completion of row i-1 (cyclically).
+static int build_kl_pairs(example_set *s, int block) {
+    for (int b0 = 0; b0 < s->n; b0 += block) {
+        int b1 = b0 + block < s->n ? b0 + block : s->n;
+        for (int i = b0; i < b1; i++) {
+            const data_example *x = &s->ex[i].d, *y = &s->ex[i == b0 ? b1 - 1 : i - 1].d;
+            int plen = x->prompt_len, clen = y->seq[0].len - y->prompt_len;
+            example *e = &s->ex[i];
+            e->kl_len = plen + clen;
+            e->kl_ids = malloc(sizeof(int32_t) * (size_t)(e->kl_len ? e->kl_len : 1));
+            e->kl_mask = malloc((size_t)(e->kl_len ? e->kl_len : 1));
+            if (!e->kl_ids || !e->kl_mask) return -1;
+            memcpy(e->kl_ids, x->seq[0].ids, sizeof(int32_t) * (size_t)plen);
+            memset(e->kl_mask, 0, (size_t)plen);
+            memcpy(e->kl_ids + plen, y->seq[0].ids + y->prompt_len, sizeof(int32_t) * (size_t)clen);
+            memcpy(e->kl_mask + plen, y->seq[0].mask + y->prompt_len, (size_t)clen);
+        }
+    }
+    return 0;
+}
+
+static int load_examples(tok_tokenizer *tok, const tok_chat *chat, const train_args *a, data_format fmt,
+                         const char *path, int vocab, example_set *out, tm_error *err) {
+    data_opts o;
+    data_opts_default(&o);
+    o.format = fmt;
+    o.chat = chat;
+    o.max_length = a->max_length;
+    o.on_bad_line = a->on_bad_line;
+    data_set ds;
+    if (data_load(tok, path, &o, &ds, err)) return -1;
+    if (ds.skipped) fprintf(stderr, "temper: %s: skipped %ld bad lines (first: %s)\n", path, ds.skipped, ds.first_skip);
+    if (ds.truncated) fprintf(stderr, "temper: %s: %ld examples cut to --max-length %d\n", path, ds.truncated, a->max_length);
+    out->ex = calloc((size_t)(ds.n ? ds.n : 1), sizeof(example));
+    if (!out->ex) { data_set_free(&ds); return tm_fail(err, "out of memory"); }
+    int kept = 0;
+    for (int i = 0; i < ds.n; i++) {
+        data_example *d = &ds.ex[i];
+        cut_prompt(d, a->max_prompt_length);
+        int trainable = 1;
+        for (int s = 0; s < d->nseq; s++) {
+            int any = 0;
+            for (int t = 1; t < d->seq[s].len; t++) any |= d->seq[s].mask[t];
+            trainable &= any;
+            for (int t = 0; t < d->seq[s].len; t++)
+                if (d->seq[s].ids[t] < 0 || d->seq[s].ids[t] >= vocab) {
+                    data_set_free(&ds);
+                    return tm_fail(err, "%s:%ld: token id %d is outside the model's vocabulary (%d): tokenizer and model do not match",
+                                   path, d->line, d->seq[s].ids[t], vocab);
+                }
+        }
+        // a sequence with nothing to train (e.g. its completion was cut away) carries no
+        // signal and would make a DPO log-ratio meaningless: drop it, loudly
+        if (!trainable) {
+            fprintf(stderr, "temper: %s:%ld: no trainable tokens left after truncation; example dropped\n", path, d->line);
+            data_example_free(d);
+            continue;
+        }
+        out->ex[kept++].d = *d;
+        memset(d, 0, sizeof *d);
+    }
+    out->n = kept;
+    data_set_free(&ds);
+    if (!kept) return tm_fail(err, "%s: no usable examples", path);
+    return 0;
+}
+
+// ---- micro-batches: pack, forward, objective, backward ----
+
+// Scratch reused by every micro-batch (sized once for the largest).
+typedef struct step_buffers {
+    batch_builder bb;
+    float *logp_pos, *dlogp_pos;   // position-aligned (what the model reads and writes)
+    float *logp_tok, *dlogp_tok;   // token-aligned (what the objectives read and write)
+    float *ref_tok;
+    uint8_t *mask_tok;
+    int *span, *pair;
+    uint8_t *desirable;
+    int cap_tokens, cap_seqs;
+} step_buffers;
+
+static int buffers_init(step_buffers *b, int cap_tokens, int cap_seqs, tm_error *err) {
+    memset(b, 0, sizeof *b);
+    if (batch_init(&b->bb, cap_tokens, cap_seqs, err)) return -1;
+    size_t n = (size_t)cap_tokens;
+    b->logp_pos = malloc(sizeof(float) * n);
+    b->dlogp_pos = malloc(sizeof(float) * n);
+    b->logp_tok = malloc(sizeof(float) * n);
+    b->dlogp_tok = malloc(sizeof(float) * n);
+    b->ref_tok = malloc(sizeof(float) * n);
+    b->mask_tok = malloc(n);
+    b->span = malloc(sizeof(int) * 2 * (size_t)cap_seqs);
+    b->pair = malloc(sizeof(int) * 2 * (size_t)cap_seqs);
+    b->desirable = malloc((size_t)cap_seqs);
+    b->cap_tokens = cap_tokens;
+    b->cap_seqs = cap_seqs;
+    if (!b->logp_pos || !b->dlogp_pos || !b->logp_tok || !b->dlogp_tok || !b->ref_tok || !b->mask_tok || !b->span ||
+        !b->pair || !b->desirable)
+        return tm_fail(err, "out of memory");
+    return 0;
+}
+
+static void buffers_free(step_buffers *b) {
+    batch_free(&b->bb);
+    free(b->logp_pos); free(b->dlogp_pos); free(b->logp_tok); free(b->dlogp_tok); free(b->ref_tok);
+    free(b->mask_tok); free(b->span); free(b->pair); free(b->desirable);
+    memset(b, 0, sizeof *b);
+}
+
+// Adds a sequence to the batch, recording its span and token-aligned mask and reference.
+static void add_seq(step_buffers *b, const int32_t *ids, const uint8_t *mask, int len, const float *ref) {
+    int s = b->bb.n_seqs;
+    int start = batch_add(&b->bb, ids, mask, len);
+    b->span[2 * s] = start;
+    b->span[2 * s + 1] = start + len;
+    for (int t = 0; t < len; t++) {
+        b->mask_tok[start + t] = t > 0 && mask[t];  // the first token has no log-prob
+        b->ref_tok[start + t] = ref ? ref[t] : 0.0f;
+    }
+}
+
+// Forward over the packed batch, then log-probs moved to token alignment.
+static int forward_tokens(model *m, step_buffers *b, tm_error *err) {
+    model_batch mb = batch_view(&b->bb);
+    if (model_forward(m, &mb, b->logp_pos, NULL, err)) return -1;
+    for (int s = 0; s < mb.n_seqs; s++) {
+        int start = b->span[2 * s], end = b->span[2 * s + 1];
+        b->logp_tok[start] = 0;
+        for (int t = start + 1; t < end; t++) b->logp_tok[t] = b->logp_pos[t - 1];
+    }
+    return 0;
+}
+
+static void backward_tokens(model *m, step_buffers *b) {
+    model_batch mb = batch_view(&b->bb);
+    for (int s = 0; s < mb.n_seqs; s++) {
+        int start = b->span[2 * s], end = b->span[2 * s + 1];
+        for (int t = start + 1; t < end; t++) b->dlogp_pos[t - 1] = b->dlogp_tok[t];
+        b->dlogp_pos[end - 1] = 0;
+    }
+    model_backward(m, &mb, b->dlogp_pos, NULL);
+}
+
+static seq_batch seq_view(const step_buffers *b, int with_ref) {
+    seq_batch s = {b->bb.n_tokens, b->logp_tok, with_ref ? b->ref_tok : NULL, b->mask_tok, NULL, b->bb.n_seqs, b->span};
+    return s;
+}
+
+// Per-token reference log-probs of every sequence of every example under model m.
+static int compute_reference(model *m, example_set *s, step_buffers *b, int kl, tm_error *err) {
+    progress pb;
+    progress_start(&pb, "reference log-probs", s->n, "examples");
+    int i = 0;
+    while (i < s->n) {
+        batch_clear(&b->bb);
+        int first = i;
+        while (i < s->n) {
+            const example *e = &s->ex[i];
+            int need = 0;
+            for (int q = 0; q < e->d.nseq; q++) need += e->d.seq[q].len;
+            if (kl) need += e->kl_len;
+            if (i > first && (b->bb.n_tokens + need > b->cap_tokens || b->bb.n_seqs + 3 > b->cap_seqs)) break;
+            for (int q = 0; q < e->d.nseq; q++) add_seq(b, e->d.seq[q].ids, e->d.seq[q].mask, e->d.seq[q].len, NULL);
+            if (kl && e->kl_len > 1) add_seq(b, e->kl_ids, e->kl_mask, e->kl_len, NULL);
+            i++;
+        }
+        if (forward_tokens(m, b, err)) return -1;
+        int sq = 0;
+        for (int k = first; k < i; k++) {
+            example *e = &s->ex[k];
+            for (int q = 0; q < e->d.nseq; q++, sq++) {
+                e->ref[q] = malloc(sizeof(float) * (size_t)e->d.seq[q].len);
+                if (!e->ref[q]) return tm_fail(err, "out of memory");
+                memcpy(e->ref[q], b->logp_tok + b->span[2 * sq], sizeof(float) * (size_t)e->d.seq[q].len);
+            }
+            if (kl && e->kl_len > 1) {
+                e->kl_ref = malloc(sizeof(float) * (size_t)e->kl_len);
+                if (!e->kl_ref) return tm_fail(err, "out of memory");
+                memcpy(e->kl_ref, b->logp_tok + b->span[2 * sq], sizeof(float) * (size_t)e->kl_len);
+                sq++;
+            }
+        }
+        progress_update(&pb, i);
+    }
+    progress_finish(&pb);
+    return 0;
+}
+
+// ---- metrics of one optimizer step (sums over its micro-batches) ----
+
+typedef struct step_metrics {
+    double loss;
+    double num_tokens;
+    dpo_metrics dpo;
+    kto_metrics kto;
+    sft_metrics sft;
+    double kl_sum, kl_count;
+} step_metrics;
+
+// The normalizers of a set of examples: what the whole optimizer step divides by.
+typedef struct step_norm {
+    double tokens, seqs, pairs, chosen_tokens;
+} step_norm;
+
+static step_norm norm_of(const example_set *s, const int *idx, int n) {
+    step_norm z = {0};
+    for (int k = 0; k < n; k++) {
+        const data_example *d = &s->ex[idx[k]].d;
+        for (int q = 0; q < d->nseq; q++) {
+            double c = 0;
+            for (int t = 1; t < d->seq[q].len; t++) c += d->seq[q].mask[t];
+            z.tokens += c;
+            if (q == 0) z.chosen_tokens += c;
+        }
+        z.seqs += d->nseq;
+        z.pairs += 1;
+    }
+    return z;
+}
+
+// One micro-batch: forward, objective, and (when train) backward.
+static int run_micro(const train_args *a, model *m, const example_set *s, const int *idx, int n, const step_norm *z,
+                     step_buffers *b, int train, step_metrics *out, tm_error *err) {
+    // KTO: the reference point z0 from this micro-batch's mismatched pairs (policy forward, no backward)
+    double z0 = 0;
+    if (a->method == TRAIN_KTO && a->kto.loss_type == KTO_LOSS_KTO) {
+        batch_clear(&b->bb);
+        for (int k = 0; k < n; k++) {
+            const example *e = &s->ex[idx[k]];
+            if (e->kl_len > 1) add_seq(b, e->kl_ids, e->kl_mask, e->kl_len, e->kl_ref);
+        }
+        if (b->bb.n_seqs) {
+            if (forward_tokens(m, b, err)) return -1;
+            seq_batch kb = seq_view(b, 1);
+            z0 = kto_z0(&kb);
+        }
+        out->kl_sum += z0;
+        out->kl_count += 1;
+    }
+    batch_clear(&b->bb);
+    for (int k = 0; k < n; k++) {
+        const example *e = &s->ex[idx[k]];
+        for (int q = 0; q < e->d.nseq; q++) {
+            b->pair[b->bb.n_seqs] = b->bb.n_seqs;
+            add_seq(b, e->d.seq[q].ids, e->d.seq[q].mask, e->d.seq[q].len, e->ref[q]);
+        }
+        b->desirable[k] = e->d.label == 1;
+    }
+    if (forward_tokens(m, b, err)) return -1;
+    seq_batch sb = seq_view(b, a->method != TRAIN_SFT);
+    double loss = 0;
+    switch (a->method) {
+    case TRAIN_SFT: {
+        sft_metrics sm = {0};
+        if (sft_loss(&sb, a->sft_per_sequence, a->sft_per_sequence ? z->seqs : z->tokens, &loss, b->dlogp_tok, &sm, err)) return -1;
+        out->sft.nll_sum += sm.nll_sum;
+        out->sft.num_tokens += sm.num_tokens;
+        out->sft.num_seqs += sm.num_seqs;
+        break;
+    }
+    case TRAIN_DPO: {
+        dpo_norm dn = {z->pairs, z->chosen_tokens, 0};
+        dpo_metrics dm = {0};
+        if (dpo_loss(&sb, n, b->pair, &a->dpo, &dn, &loss, b->dlogp_tok, &dm, err)) return -1;
+        dpo_metrics *t = &out->dpo;
+        t->n_pairs += dm.n_pairs; t->rewards_chosen += dm.rewards_chosen; t->rewards_rejected += dm.rewards_rejected;
+        t->rewards_accuracies += dm.rewards_accuracies; t->rewards_margins += dm.rewards_margins;
+        t->logps_chosen += dm.logps_chosen; t->logps_rejected += dm.logps_rejected;
+        t->nll_sum += dm.nll_sum; t->chosen_tokens += dm.chosen_tokens;
+        break;
+    }
+    case TRAIN_KTO: {
+        kto_metrics km = {0};
+        if (kto_loss(&sb, b->desirable, z0, &a->kto, z->seqs, &loss, b->dlogp_tok, &km, err)) return -1;
+        kto_metrics *t = &out->kto;
+        t->count_chosen += km.count_chosen; t->count_rejected += km.count_rejected;
+        t->rewards_chosen_sum += km.rewards_chosen_sum; t->rewards_rejected_sum += km.rewards_rejected_sum;
+        t->logps_chosen_sum += km.logps_chosen_sum; t->logps_rejected_sum += km.logps_rejected_sum;
+        break;
+    }
+    }
+    out->loss += loss;
+    for (int i = 0; i < sb.n_tokens; i++) out->num_tokens += sb.mask[i];
+    if (train) backward_tokens(m, b);
+    return 0;
+}
+
+// Appends the method's metrics (averages, TRL's names) to a JSON object under construction.
+static void put_metric(sbuf *o, const char *prefix, const char *name, double v) {
+    sbuf_printf(o, ", \"%s%s\": ", prefix, name);
+    sbuf_json_float(o, v);
+}
+
+static void put_method_metrics(sbuf *o, const train_args *a, const step_metrics *s, const char *prefix) {
+    if (a->method == TRAIN_DPO && s->dpo.n_pairs > 0) {
+        double n = s->dpo.n_pairs;
+        put_metric(o, prefix, "rewards/chosen", s->dpo.rewards_chosen / n);
+        put_metric(o, prefix, "rewards/rejected", s->dpo.rewards_rejected / n);
+        put_metric(o, prefix, "rewards/accuracies", s->dpo.rewards_accuracies / n);
+        put_metric(o, prefix, "rewards/margins", s->dpo.rewards_margins / n);
+        put_metric(o, prefix, "logps/chosen", s->dpo.logps_chosen / n);
+        put_metric(o, prefix, "logps/rejected", s->dpo.logps_rejected / n);
+        if (s->dpo.chosen_tokens > 0 && (a->dpo.loss_weight[DPO_SFT] > 0 || a->dpo.rpo_alpha > 0))
+            put_metric(o, prefix, "nll_loss", s->dpo.nll_sum / s->dpo.chosen_tokens);
+    }
+    if (a->method == TRAIN_KTO) {
+        const kto_metrics *k = &s->kto;
+        if (k->count_chosen > 0) {
+            put_metric(o, prefix, "rewards/chosen", k->rewards_chosen_sum / k->count_chosen);
+            put_metric(o, prefix, "logps/chosen", k->logps_chosen_sum / k->count_chosen);
+        }
+        if (k->count_rejected > 0) {
+            put_metric(o, prefix, "rewards/rejected", k->rewards_rejected_sum / k->count_rejected);
+            put_metric(o, prefix, "logps/rejected", k->logps_rejected_sum / k->count_rejected);
+        }
+        if (k->count_chosen > 0 && k->count_rejected > 0)
+            put_metric(o, prefix, "rewards/margins", k->rewards_chosen_sum / k->count_chosen - k->rewards_rejected_sum / k->count_rejected);
+        if (s->kl_count > 0) put_metric(o, prefix, "kl", s->kl_sum / s->kl_count);
+    }
+}
+
+// ---- the run ----
+
+static data_format format_for(const train_args *a, tm_error *err, int *ok) {
+    *ok = 1;
+    const char *name = a->dataset_format ? a->dataset_format : a->method == TRAIN_SFT ? "sft" : a->method == TRAIN_DPO ? "dpo" : "kto";
+    int f = data_format_from_name(name);
+    int allowed = f >= 0 && ((a->method == TRAIN_SFT && (f == DATA_SFT || f == DATA_TRAJECTORY)) ||
+                             (a->method == TRAIN_DPO && (f == DATA_DPO || f == DATA_STEP)) ||
+                             (a->method == TRAIN_KTO && (f == DATA_KTO || f == DATA_TRAJECTORY)));
+    if (!allowed) {
+        *ok = 0;
+        tm_fail(err, "--dataset-format %s does not fit this trainer (sft: sft|trajectory, dpo: dpo|step, kto: kto|trajectory)", name);
+    }
+    return (data_format)(f < 0 ? 0 : f);
+}
+
+// Fisher-Yates permutation of 0..n-1 for one epoch, from the seed and the epoch number.
+static void epoch_order(int *order, int n, int seed, int epoch) {
+    rng r;
+    rng_seed(&r, (uint64_t)seed * 1000003u + (uint64_t)epoch);
+    for (int i = 0; i < n; i++) order[i] = i;
+    for (int i = n - 1; i > 0; i--) {
+        int j = (int)rng_below(&r, (uint64_t)i + 1);
+        int t = order[i]; order[i] = order[j]; order[j] = t;
+    }
+}
+
+static int evaluate(const train_args *a, model *m, const example_set *ev, step_buffers *b, int64_t step, double epoch,
+                    sbuf *line, tm_error *err) {
+    int bs = a->per_device_train_batch_size;
+    int *idx = malloc(sizeof(int) * (size_t)ev->n);
+    for (int i = 0; i < ev->n; i++) idx[i] = i;
+    step_norm z = norm_of(ev, idx, ev->n);
+    step_metrics s = {0};
+    int rc = 0;
+    for (int i = 0; i < ev->n && !rc; i += bs) rc = run_micro(a, m, ev, idx + i, i + bs <= ev->n ? bs : ev->n - i, &z, b, 0, &s, err);
+    free(idx);
+    if (rc) return -1;
+    // run_micro normalized each micro-batch by the whole set, so the sum is the set's loss
+    sbuf_clear(line);
+    sbuf_printf(line, "{\"step\": %lld, \"epoch\": ", (long long)step);
+    sbuf_json_float(line, epoch);
+    put_metric(line, "", "eval_loss", s.loss);
+    put_method_metrics(line, a, &s, "eval_");
+    sbuf_puts(line, "}");
+    return 0;
+}
+
+int train_run(const train_args *a, tm_error *err) {
+    int ok;
+    data_format fmt = format_for(a, err, &ok);
+    if (!ok) return -1;
+    if (!a->model || !a->data || !a->output_dir) return tm_fail(err, "--model, --data and --output-dir are required");
+    if (a->per_device_train_batch_size < 1 || a->gradient_accumulation_steps < 1)
+        return tm_fail(err, "--per-device-train-batch-size and --gradient-accumulation-steps must be at least 1");
+    lr_schedule sched;
+    if (lr_schedule_parse(a->lr_scheduler_type, &sched))
+        return tm_fail(err, "unknown --lr-scheduler-type \"%s\" (linear, cosine, constant, constant_with_warmup)", a->lr_scheduler_type);
+
+    int rc = -1;
+    model m = {0};
+    tok_tokenizer *tok = NULL;
+    example_set train = {0}, eval = {0};
+    step_buffers buf = {0};
+    model_optimizer opt = {0};
+    checkpoint_state st = {0};
+    int *order = NULL;
+    FILE *metrics = NULL;
+    sbuf line;
+    sbuf_init(&line);
+    tok_chat chat;
+    int have_chat;
+
+    // the reference model is the initial policy unless --ref-model names another
+    const char *ref_dir = a->ref_model ? a->ref_model : a->model;
+    if (model_load(&m, ref_dir, err)) goto done;
+    if (!(tok = tok_load(a->model, err))) goto done;
+    have_chat = tok_chat_for(tok, a->chat_template, &chat, err) == 0;
+    if (a->chat_template && !have_chat) goto done;
+    if (load_examples(tok, have_chat ? &chat : NULL, a, fmt, a->data, m.cfg.vocab, &train, err)) goto done;
+    if (a->eval_data && load_examples(tok, have_chat ? &chat : NULL, a, fmt, a->eval_data, m.cfg.vocab, &eval, err)) goto done;
+    int kl = a->method == TRAIN_KTO && a->kto.loss_type == KTO_LOSS_KTO;
+    if (kl && (build_kl_pairs(&train, a->per_device_train_batch_size) || (eval.n && build_kl_pairs(&eval, a->per_device_train_batch_size)))) {
+        tm_fail(err, "out of memory");
+        goto done;
+    }
+
+    // buffers big enough for the largest micro-batch (or reference chunk)
+    int longest = 0, bs = a->per_device_train_batch_size;
+    example_set *sets[2] = {&train, &eval};
+    for (int k = 0; k < 2; k++)
+        for (int i = 0; i < sets[k]->n; i++) {
+            int l = 0;
+            for (int q = 0; q < sets[k]->ex[i].d.nseq; q++) l += sets[k]->ex[i].d.seq[q].len;
+            if (sets[k]->ex[i].kl_len > l) l = sets[k]->ex[i].kl_len;
+            if (l > longest) longest = l;
+        }
+    int cap_tokens = longest * bs > 8192 ? longest * bs : 8192;
+    if (buffers_init(&buf, cap_tokens, 3 * (bs > 64 ? bs : 64), err) || model_reserve(&m, cap_tokens, err)) goto done;
+
+    if (a->method != TRAIN_SFT) {
+        if (compute_reference(&m, &train, &buf, kl, err) || (eval.n && compute_reference(&m, &eval, &buf, kl, err))) goto done;
+    }
+    // the policy: the initial model (already loaded when it is also the reference), or a checkpoint
+    if (a->resume_from_checkpoint || (a->ref_model && strcmp(a->ref_model, a->model))) {
+        model_free(&m);
+        const char *from = a->resume_from_checkpoint ? a->resume_from_checkpoint : a->model;
+        if (model_load(&m, from, err) || model_reserve(&m, cap_tokens, err)) goto done;
+    }
+    if (model_enable_grad(&m, err)) goto done;
+    adamw_hparams h = {a->learning_rate, a->adam_beta1, a->adam_beta2, a->adam_epsilon, a->weight_decay};
+    if (model_optimizer_init(&opt, &m, h, a->max_grad_norm, err)) goto done;
+    if (io_mkdirs(a->output_dir, err)) goto done;
+
+    int per_step = bs * a->gradient_accumulation_steps;
+    int64_t steps_per_epoch = (train.n + per_step - 1) / per_step;
+    int64_t total = a->max_steps > 0 ? a->max_steps : (int64_t)ceil(a->num_train_epochs * (double)steps_per_epoch);
+    int64_t warmup = a->warmup_steps > 0 ? a->warmup_steps : (int64_t)ceil(a->warmup_ratio * (double)total);
+    int eval_steps = a->eval_steps > 0 ? a->eval_steps : a->logging_steps;
+
+    char metrics_path[4096];
+    io_join(metrics_path, sizeof metrics_path, a->output_dir, "metrics.jsonl");
+    if (a->resume_from_checkpoint) {
+        if (checkpoint_load_state(a->resume_from_checkpoint, &m, &opt, &st, err)) goto done;
+        fprintf(stderr, "temper: resuming from %s at step %lld\n", a->resume_from_checkpoint, (long long)st.global_step);
+    }
+    // metrics.jsonl restarts from the checkpoint's log history, so a resumed run's file
+    // is the same as an uninterrupted one's
+    {
+        char tmp[4200];
+        snprintf(tmp, sizeof tmp, "%s.tmp.%d", metrics_path, (int)getpid());
+        FILE *f = fopen(tmp, "w");
+        if (!f) { tm_fail(err, "%s: %s", tmp, strerror(errno)); goto done; }
+        for (int i = 0; i < st.n_log; i++) fprintf(f, "%s\n", st.log[i]);
+        if (fclose(f) || rename(tmp, metrics_path)) { tm_fail(err, "%s: cannot write", metrics_path); goto done; }
+        metrics = fopen(metrics_path, "a");
+        if (!metrics) { tm_fail(err, "%s: %s", metrics_path, strerror(errno)); goto done; }
+    }
+
+    order = malloc(sizeof(int) * (size_t)train.n);
+    if (!order) { tm_fail(err, "out of memory"); goto done; }
+    progress pb;
+    progress_start(&pb, a->method == TRAIN_SFT ? "sft" : a->method == TRAIN_DPO ? "dpo" : "kto", total, "steps");
+    step_metrics window = {0};
+    int window_steps = 0;
+    double grad_norm_sum = 0;
+    int cur_epoch = -1;
+    for (int64_t step = st.global_step; step < total; step++) {
+        int epoch = (int)(step / steps_per_epoch);
+        if (epoch != cur_epoch) { epoch_order(order, train.n, a->seed, epoch); cur_epoch = epoch; }
+        int first = (int)(step % steps_per_epoch) * per_step;
+        int count = first + per_step <= train.n ? per_step : train.n - first;
+        const int *idx = order + first;
+        step_norm z = norm_of(&train, idx, count);
+        step_metrics sm = {0};
+        for (int k = 0; k < count; k += bs)
+            if (run_micro(a, &m, &train, idx + k, k + bs <= count ? bs : count - k, &z, &buf, 1, &sm, err)) goto done;
+        double lr = a->learning_rate * lr_multiplier(sched, step, warmup, total);
+        double gnorm = model_optimizer_step(&opt, &m, lr);
+        st.global_step = step + 1;
+        st.num_tokens += sm.num_tokens;
+        double ep = (double)(step + 1) / (double)steps_per_epoch;
+        // window averages, as transformers logs them
+        window.loss += sm.loss;
+        window.dpo.n_pairs += sm.dpo.n_pairs; window.dpo.rewards_chosen += sm.dpo.rewards_chosen;
+        window.dpo.rewards_rejected += sm.dpo.rewards_rejected; window.dpo.rewards_accuracies += sm.dpo.rewards_accuracies;
+        window.dpo.rewards_margins += sm.dpo.rewards_margins; window.dpo.logps_chosen += sm.dpo.logps_chosen;
+        window.dpo.logps_rejected += sm.dpo.logps_rejected; window.dpo.nll_sum += sm.dpo.nll_sum;
+        window.dpo.chosen_tokens += sm.dpo.chosen_tokens;
+        window.kto.count_chosen += sm.kto.count_chosen; window.kto.count_rejected += sm.kto.count_rejected;
+        window.kto.rewards_chosen_sum += sm.kto.rewards_chosen_sum; window.kto.rewards_rejected_sum += sm.kto.rewards_rejected_sum;
+        window.kto.logps_chosen_sum += sm.kto.logps_chosen_sum; window.kto.logps_rejected_sum += sm.kto.logps_rejected_sum;
+        window.kl_sum += sm.kl_sum; window.kl_count += sm.kl_count;
+        grad_norm_sum += gnorm;
+        window_steps++;
+        if (!isfinite(sm.loss)) { tm_fail(err, "step %lld: the loss is %f; stopping (the last checkpoint is intact)", (long long)step + 1, sm.loss); goto done; }
+        progress_set_extra(&pb, "loss %.4f", sm.loss);
+        progress_update(&pb, step + 1);
+        int last = step + 1 == total;
+        if ((st.global_step % a->logging_steps == 0 || last) && window_steps) {
+            sbuf_clear(&line);
+            sbuf_printf(&line, "{\"step\": %lld, \"epoch\": ", (long long)st.global_step);
+            sbuf_json_float(&line, ep);
+            put_metric(&line, "", "loss", window.loss / window_steps);
+            put_metric(&line, "", "grad_norm", grad_norm_sum / window_steps);
+            // transformers logs the rate the scheduler holds after its step: the next step's
+            put_metric(&line, "", "learning_rate", a->learning_rate * lr_multiplier(sched, step + 1, warmup, total));
+            put_metric(&line, "", "num_tokens", st.num_tokens);
+            put_method_metrics(&line, a, &window, "");
+            sbuf_puts(&line, "}");
+            fprintf(metrics, "%s\n", line.data);
+            fflush(metrics);
+            if (checkpoint_log(&st, line.data)) { tm_fail(err, "out of memory"); goto done; }
+            if (a->quiet || !pb.tty) fprintf(stderr, "%s\n", line.data);
+            memset(&window, 0, sizeof window);
+            window_steps = 0;
+            grad_norm_sum = 0;
+        }
+        if (eval.n && (st.global_step % eval_steps == 0 || last)) {
+            if (evaluate(a, &m, &eval, &buf, st.global_step, ep, &line, err)) goto done;
+            fprintf(metrics, "%s\n", line.data);
+            fflush(metrics);
+            if (checkpoint_log(&st, line.data)) { tm_fail(err, "out of memory"); goto done; }
+            fprintf(stderr, "%s%s\n", pb.tty ? "\r\033[K" : "", line.data);
+        }
+        st.epoch = ep;
+        if (a->save_steps > 0 && st.global_step % a->save_steps == 0 && !last) {
+            if (checkpoint_save(a->output_dir, &m, &opt, &st, a->save_total_limit, err)) goto done;
+        }
+    }
+    progress_finish(&pb);
+    if (model_save(&m, a->output_dir, 0, err)) goto done;
+    if (checkpoint_write_trainer_state(a->output_dir, &st, err)) goto done;
+    fprintf(stderr, "temper: trained %lld steps; model saved to %s (metrics: %s)\n", (long long)st.global_step, a->output_dir, metrics_path);
+    rc = 0;
+done:
+    if (metrics) fclose(metrics);
+    free(order);
+    sbuf_free(&line);
+    checkpoint_state_free(&st);
+    model_optimizer_free(&opt);
+    buffers_free(&buf);
+    example_set_free(&train);
+    example_set_free(&eval);
+    tok_free(tok);
+    model_free(&m);
+    return rc;
+}
