@@ -1,0 +1,166 @@
+#!/usr/bin/python3
+"""The offline trainers end to end, on a tiny Llama with a byte-level tokenizer
+(tests/oracle/tiny_tokenizer.py, 259 ids, so every id is known in Python):
+- five DPO steps through `temper dpo` and through a float64 PyTorch reference
+  (same weights, data, hyperparameters: full-batch steps, AdamW, linear decay,
+  clipping) log the same losses within 1e-4;
+- SFT drives the completion loss down; DPO drives rewards/accuracies on its training
+  pairs above 0.9; KTO moves the rewards of desirable and undesirable completions apart;
+- a run resumed from a checkpoint ends bit-identical to an uninterrupted one
+  (weights and metrics.jsonl), checkpoints are complete HF directories, and
+  --save-total-limit prunes them;
+- a malformed line is a one-line file:line error; temper plot draws the metrics."""
+import json, os, random, shutil, subprocess, sys, tempfile
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import torch
+import torch.nn.functional as F
+import torch_ref
+import tiny_tokenizer
+
+TEMPER = os.environ.get("TEMPER", os.path.join(os.path.dirname(__file__), "../../build/temper"))
+fails = 0
+def check(ok, name):
+    global fails
+    print(("ok - " if ok else "not ok - ") + name, flush=True)
+    fails += not ok
+
+def temper(*args):
+    r = subprocess.run([TEMPER, *args], capture_output=True, text=True)
+    return r
+
+def metrics(out):
+    return [json.loads(l) for l in open(os.path.join(out, "metrics.jsonl"))]
+
+tmp = tempfile.mkdtemp(prefix="temper-train-")
+tok = tiny_tokenizer.write(os.path.join(tmp, "tok"))
+base = os.path.join(tmp, "base")
+r = temper("init", "--arch", "llama", "--preset", "tiny", "--tokenizer", tok, "--out", base, "--seed", "1")
+check(r.returncode == 0, "init tiny llama with the byte tokenizer")
+
+rnd = random.Random(0)
+facts = []
+for i in range(24):
+    a, b = rnd.randrange(50), rnd.randrange(50)
+    facts.append((f"{a}+{b}=", str(a + b), str(a + b + rnd.randrange(1, 9))))
+def write(name, rows):
+    p = os.path.join(tmp, name)
+    with open(p, "w") as f:
+        for row in rows:
+            f.write(json.dumps(row) + "\n")
+    return p
+sft = write("sft.jsonl", [{"prompt": p, "completion": c} for p, c, _ in facts])
+dpo = write("dpo.jsonl", [{"prompt": p, "chosen": c, "rejected": w} for p, c, w in facts])
+kto = write("kto.jsonl", [{"prompt": p, "completion": c if i % 2 == 0 else w, "label": i % 2 == 0} for i, (p, c, w) in enumerate(facts)])
+
+# ---- SFT: the loss falls
+out_sft = os.path.join(tmp, "sft")
+r = temper("sft", "--model", base, "--data", sft, "--output-dir", out_sft, "--learning-rate", "1e-3", "--max-steps", "40",
+           "--logging-steps", "5", "--per-device-train-batch-size", "8", "--quiet")
+check(r.returncode == 0, "temper sft runs (%s)" % r.stderr.strip()[-300:])
+m = metrics(out_sft) if r.returncode == 0 else [{"loss": 0}]
+check(m[-1]["loss"] < 0.5 * m[0]["loss"], "sft: completion loss falls %.3f -> %.3f" % (m[0]["loss"], m[-1]["loss"]))
+check(all(k in m[-1] for k in ("step", "epoch", "loss", "grad_norm", "learning_rate")), "sft: log_history fields")
+for f in ("config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json", "trainer_state.json"):
+    check(os.path.exists(os.path.join(out_sft, f)), "sft output directory has " + f)
+
+# ---- DPO: accuracies above 0.9 on the training pairs (evaluated on them)
+out_dpo = os.path.join(tmp, "dpo")
+r = temper("dpo", "--model", out_sft, "--data", dpo, "--eval-data", dpo, "--output-dir", out_dpo, "--learning-rate", "5e-4",
+           "--max-steps", "30", "--logging-steps", "10", "--eval-steps", "30", "--beta", "0.1", "--quiet")
+check(r.returncode == 0, "temper dpo runs (%s)" % r.stderr.strip()[-300:])
+ev = [x for x in metrics(out_dpo) if "eval_loss" in x] if r.returncode == 0 else []
+acc = ev[-1].get("eval_rewards/accuracies", 0) if ev else 0
+check(acc > 0.9, "dpo: eval rewards/accuracies on the training pairs %.3f > 0.9" % acc)
+check(ev and all(k in ev[-1] for k in ("eval_rewards/chosen", "eval_rewards/rejected", "eval_rewards/margins", "eval_logps/chosen")),
+      "dpo: TRL metric names")
+
+# ---- KTO: rewards of desirable and undesirable completions move apart
+out_kto = os.path.join(tmp, "kto")
+r = temper("kto", "--model", out_sft, "--data", kto, "--output-dir", out_kto, "--learning-rate", "5e-4", "--max-steps", "30",
+           "--logging-steps", "5", "--quiet")
+check(r.returncode == 0, "temper kto runs (%s)" % r.stderr.strip()[-300:])
+m = metrics(out_kto) if r.returncode == 0 else [{}]
+gap = [x.get("rewards/chosen", 0) - x.get("rewards/rejected", 0) for x in m]
+check(gap[-1] > gap[0] and gap[-1] > 0.5, "kto: reward gap desirable - undesirable grows %.3f -> %.3f" % (gap[0], gap[-1]))
+check("kl" in m[-1], "kto: logs kl (z0)")
+
+# ---- resume is bit-identical
+full, part = os.path.join(tmp, "full"), os.path.join(tmp, "part")
+common = ["--data", dpo, "--learning-rate", "3e-4", "--max-steps", "6", "--logging-steps", "1", "--save-steps", "3",
+          "--per-device-train-batch-size", "4", "--gradient-accumulation-steps", "2", "--quiet"]
+r1 = temper("dpo", "--model", out_sft, "--output-dir", full, *common)
+# the second run starts from the first run's step-3 checkpoint, as after a crash
+r2 = temper("dpo", "--model", out_sft, "--output-dir", part, *common, "--resume-from-checkpoint", os.path.join(full, "checkpoint-3"))
+check(r1.returncode == 0 and r2.returncode == 0, "dpo full and resumed runs (%s)" % (r1.stderr + r2.stderr).strip()[-300:])
+ck = os.path.join(full, "checkpoint-3")
+for f in ("config.json", "model.safetensors", "optimizer.safetensors", "trainer_state.json", "tokenizer.json"):
+    check(os.path.exists(os.path.join(ck, f)), "checkpoint-3 has " + f)
+same = r1.returncode == 0 and r2.returncode == 0 and \
+    open(os.path.join(full, "model.safetensors"), "rb").read() == open(os.path.join(part, "model.safetensors"), "rb").read()
+check(same, "resumed run's weights are bit-identical to the uninterrupted run's")
+check(r1.returncode == 0 and r2.returncode == 0 and open(os.path.join(full, "metrics.jsonl")).read() == open(os.path.join(part, "metrics.jsonl")).read(),
+      "resumed run's metrics.jsonl equals the uninterrupted run's")
+lim = os.path.join(tmp, "lim")
+r = temper("sft", "--model", base, "--data", sft, "--output-dir", lim, "--max-steps", "8", "--save-steps", "2", "--save-total-limit", "2", "--quiet")
+cks = sorted(d for d in os.listdir(lim) if d.startswith("checkpoint-")) if r.returncode == 0 else []
+check(cks == ["checkpoint-4", "checkpoint-6"], "--save-total-limit 2 keeps the last two: %s" % cks)
+
+# ---- five DPO steps against a PyTorch reference
+model_dir = out_sft
+pairs = facts[:6]
+small = write("dpo6.jsonl", [{"prompt": p, "chosen": c, "rejected": w} for p, c, w in pairs])
+lr, beta, steps = 1e-3, 0.1, 5
+out_e2e = os.path.join(tmp, "e2e")
+r = temper("dpo", "--model", model_dir, "--data", small, "--output-dir", out_e2e, "--learning-rate", str(lr), "--beta", str(beta),
+           "--max-steps", str(steps), "--per-device-train-batch-size", "6", "--logging-steps", "1", "--quiet")
+check(r.returncode == 0, "dpo e2e run (%s)" % r.stderr.strip()[-300:])
+got = [x["loss"] for x in metrics(out_e2e)] if r.returncode == 0 else []
+policy = torch_ref.load_model(model_dir, torch.float64)
+ref = torch_ref.load_model(model_dir, torch.float64)
+seqs, masks = [], []
+for p, c, w in pairs:
+    for comp in (c, w):
+        ids = tiny_tokenizer.ids(p) + tiny_tokenizer.ids(comp) + [tiny_tokenizer.EOS]
+        seqs.append(ids)
+        masks.append([0] * len(tiny_tokenizer.ids(p)) + [1] * (len(ids) - len(tiny_tokenizer.ids(p))))
+flat = [t for s in seqs for t in s]
+lens = [len(s) for s in seqs]
+def seq_logps(model):
+    lp, _ = torch_ref.token_logprobs(model, flat, lens)
+    out, o = [], 0
+    for s, mk in zip(seqs, masks):
+        # lp[o + t - 1] is the log-prob of token t
+        out.append(sum(lp[o + t - 1] for t in range(1, len(s)) if mk[t]))
+        o += len(s)
+    return torch.stack(out)
+with torch.no_grad():
+    ref_lp = seq_logps(ref)
+params = [p for _, p in policy.named_parameters()]
+opt = torch.optim.AdamW(params, lr=lr, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0)
+sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: max(0.0, (steps - s) / steps))
+want = []
+for s in range(steps):
+    lp = seq_logps(policy)
+    d = (lp[0::2] - ref_lp[0::2]) - (lp[1::2] - ref_lp[1::2])
+    loss = -F.logsigmoid(beta * d).mean()
+    opt.zero_grad()
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(params, 1.0)
+    opt.step()
+    sched.step()
+    want.append(float(loss))
+ok = len(got) == steps and all(abs(g - w) <= 1e-4 * max(1.0, abs(w)) for g, w in zip(got, want))
+check(ok, "five DPO steps match PyTorch within 1e-4: temper %s torch %s" % (["%.6f" % x for x in got], ["%.6f" % x for x in want]))
+
+# ---- bad data and plot
+bad = write("bad.jsonl", [{"prompt": "1+1=", "chosen": "2", "rejected": "3"}])
+with open(bad, "a") as f:
+    f.write("{\"prompt\": \"2+2=\", \"chosen\": 4}\n")
+r = temper("dpo", "--model", base, "--data", bad, "--output-dir", os.path.join(tmp, "bad"))
+msg = r.stderr.strip().splitlines()[-1] if r.stderr.strip() else ""
+check(r.returncode != 0 and "bad.jsonl:2:" in msg, "malformed line is a file:line error: " + msg)
+r = temper("plot", os.path.join(out_dpo, "metrics.jsonl"), "--keys", "loss,rewards/accuracies,eval_loss")
+svg = os.path.join(out_dpo, "metrics.svg")
+check(r.returncode == 0 and os.path.exists(svg) and open(svg).read().count("<polyline") == 3, "temper plot draws three panels")
+shutil.rmtree(tmp)
+sys.exit(1 if fails else 0)
