@@ -55,11 +55,21 @@ $(BUILD)/san-tests/%: tests/unit/%.c tests/unit/test.h $(BUILD)/libtemper-san.a
 	@mkdir -p $(dir $@)
 	$(CC) $(SAN_CFLAGS) -Itests/unit -o $@ $< $(BUILD)/libtemper-san.a $(LDLIBS)
 
-# libFuzzer target for the safetensors header parser (clang only).
-$(BUILD)/fuzz/fuzz_safetensors: tests/fuzz/fuzz_safetensors.c $(LIB_SRC)
+# libFuzzer targets: tests/fuzz/fuzz_*.c -> build/fuzz/fuzz_*, each linked against the
+# library built by clang with coverage instrumentation (make check runs each for a
+# bounded time, scripts/run-tests).
+FUZZ_CFLAGS := -std=c17 -g -O1 -march=native -fopenmp -Wno-pass-failed -fsanitize=fuzzer-no-link,address,undefined $(DEFS) $(INC)
+FUZZ_OBJ    := $(LIB_SRC:%.c=$(BUILD)/fuzz-obj/%.o)
+FUZZERS     := $(patsubst tests/fuzz/%.c,$(BUILD)/fuzz/%,$(wildcard tests/fuzz/fuzz_*.c))
+$(BUILD)/fuzz-obj/%.o: %.c
 	@mkdir -p $(dir $@)
-	clang -std=c17 -g -O1 -fsanitize=fuzzer,address,undefined $(DEFS) $(INC) -o $@ \
-	  tests/fuzz/fuzz_safetensors.c src/model/safetensors.c src/base/json.c src/base/io.c src/base/error.c -lm
+	clang $(FUZZ_CFLAGS) -Wno-unused-command-line-argument -c $< -o $@
+$(BUILD)/libtemper-fuzz.a: $(FUZZ_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+$(BUILD)/fuzz/%: tests/fuzz/%.c $(BUILD)/libtemper-fuzz.a
+	@mkdir -p $(dir $@)
+	clang $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $< $(BUILD)/libtemper-fuzz.a $(LDLIBS)
 
 install: $(BUILD)/temper
 	install -d $(DESTDIR)$(PREFIX)/bin
@@ -68,7 +78,7 @@ install: $(BUILD)/temper
 deps:
 	@scripts/install-deps
 
-test: all $(SAN_TESTS) $(BUILD)/fuzz/fuzz_safetensors
+test: all $(SAN_TESTS) $(FUZZERS)
 	@scripts/run-tests
 
 check: deps
