@@ -12,8 +12,9 @@
 //
 // Micro-kernels (AVX-512, with plain-C fallbacks):
 //   tile_abT:  S[r][j]  = sum_c A[r][c] * BT[c][j]   (4 rows x 64 columns in 16 zmm
-//              accumulators; BT is K or V transposed into the scratch once per call,
-//              so the inner loop is a broadcast-FMA over 16 keys at a time)
+//              accumulators; BT is a d x 64 panel of K or V transposed into the
+//              scratch once per call, so the inner loop is a broadcast-FMA over 16
+//              keys at a time on contiguous memory)
 //   rows_acc:  C[r][:] += sum_t A(r,t) * B[t][:]     (4 rows x 64 head dims; A is
 //              read through strides, so the same kernel does P V, P^T dO, dS^T Q, dS K)
 //
@@ -147,26 +148,50 @@ static void scale_mask(float *S, int nr, int nk, int qi0, int kj0, float scale) 
     }
 }
 
-// Transpose x[N, H, d] (head h) into xT[h][c][t] (d rows of N tokens) for all heads.
-static void transpose_heads(float *xT, const float *x, int N, int H, int d) {
-    int ntb = (N + 63) / 64;
-    #pragma omp parallel for collapse(2) schedule(static)
+// K and V transposed into key panels: for head h, sequence s and key block b, the
+// panel at xT + ((h * Npad) + pstart(s) + b * BK) * d holds [c][j] = x[key j][h][c]
+// for the block's (up to) BK keys, zero padded. Each sequence starts at a multiple of
+// BK (pstart), so a panel is one contiguous d x BK block: tile_abT then streams
+// 16 KB (d = 64) of consecutive memory. With a plain d x N transpose its rows were N
+// floats apart, all in the same few L1 sets, and tile_abT ran from L2.
+static long padded_tokens(const int *cu, int nseq) {
+    long n = 0;
+    for (int s = 0; s < nseq; s++) n += (cu[s + 1] - cu[s] + BK - 1) / BK * BK;
+    return n;
+}
+static long pstart(const int *cu, int s) {
+    long n = 0;
+    for (int o = 0; o < s; o++) n += (cu[o + 1] - cu[o] + BK - 1) / BK * BK;
+    return n;
+}
+static const float *panel(const float *xT, long Npad, int h, long ps, int kj0, int d) {
+    return xT + ((long)h * Npad + ps + kj0) * d;
+}
+
+static void pack_panels(float *xT, const float *x, const int *cu, int nseq, int H, int d, long Npad) {
+    #pragma omp parallel for collapse(2) schedule(dynamic, 1)
     for (int h = 0; h < H; h++)
-        for (int tb = 0; tb < ntb; tb++) {
-            int t0 = tb * 64, t1 = t0 + 64 < N ? t0 + 64 : N;
-            float *dst = xT + (long)h * d * N;
-            for (int c = 0; c < d; c++)
-                for (int t = t0; t < t1; t++) dst[(long)c * N + t] = x[((long)t * H + h) * d + c];
+        for (int s = 0; s < nseq; s++) {
+            int start = cu[s], L = cu[s + 1] - start;
+            long ps = pstart(cu, s);
+            for (int kj0 = 0; kj0 < L; kj0 += BK) {
+                int nk = L - kj0 < BK ? L - kj0 : BK;
+                float *dst = (float *)panel(xT, Npad, h, ps, kj0, d);
+                for (int c = 0; c < d; c++)
+                    for (int j = 0; j < BK; j++)
+                        dst[c * BK + j] = j < nk ? x[((long)(start + kj0 + j) * H + h) * d + c] : 0.0f;
+            }
         }
 }
 
 // ---------------------------------------------------------------- scratch
 
 size_t k_attention_scratch_floats(const int *cu_seqlens, int nseq, int Hq, int Hkv, int d) {
-    // K^T and V^T for all kv heads (the backward needs both, the forward K^T only),
-    // plus Di = rowsum(dO * O) for every (token, query head).
+    // K and V key panels for all kv heads (the backward needs both, the forward K
+    // only), plus Di = rowsum(dO * O) for every (token, query head).
     size_t N = nseq > 0 ? (size_t)cu_seqlens[nseq] : 0;
-    return 2 * (size_t)Hkv * d * N + N * (size_t)Hq;
+    size_t Npad = nseq > 0 ? (size_t)padded_tokens(cu_seqlens, nseq) : 0;
+    return 2 * (size_t)Hkv * d * Npad + N * (size_t)Hq;
 }
 
 // ---------------------------------------------------------------- scheduling
@@ -201,8 +226,9 @@ static int ntasks_fwd(const int *cu, int nseq, int Hq) {
 void k_attention_fwd(float *out, float *lse, const float *q, const float *k, const float *v,
                      const int *cu_seqlens, int nseq, int N, int Hq, int Hkv, int d, float *scratch) {
     if (N <= 0 || nseq <= 0) return;
+    const long Npad = padded_tokens(cu_seqlens, nseq);
     float *kT = scratch;
-    transpose_heads(kT, k, N, Hkv, d);
+    pack_panels(kT, k, cu_seqlens, nseq, Hkv, d, Npad);
     const int grp = Hq / Hkv;
     const float scale = 1.0f / sqrtf((float)d);
     const long ldq = (long)Hq * d, ldk = (long)Hkv * d;
@@ -219,6 +245,7 @@ void k_attention_fwd(float *out, float *lse, const float *q, const float *k, con
             t -= nt;
         }
         int start = cu_seqlens[s], L = cu_seqlens[s + 1] - start;
+        long ps = pstart(cu_seqlens, s);
         int nqb = (L + BQ - 1) / BQ;
         int qb = nqb - 1 - t / Hq, h = t % Hq, kv = h / grp;
         int qi0 = qb * BQ, nq = L - qi0 < BQ ? L - qi0 : BQ;
@@ -233,7 +260,7 @@ void k_attention_fwd(float *out, float *lse, const float *q, const float *k, con
         }
         for (int kj0 = 0; kj0 < qi0 + nq; kj0 += BK) {
             int nk = qi0 + nq - kj0 < BK ? qi0 + nq - kj0 : BK;
-            tile_abT(S, BK, qt, ldq, nq, kT + (long)kv * d * N + start + kj0, N, nk, d);
+            tile_abT(S, BK, qt, ldq, nq, panel(kT, Npad, kv, ps, kj0, d), BK, nk, d);
             scale_mask(S, nq, nk, qi0, kj0, scale);
             for (int r = 0; r < nq; r++) {
                 float *sr = S + r * BK;
@@ -263,9 +290,10 @@ void k_attention_bwd(float *dq, float *dk, float *dv, const float *dout, const f
                      const float *k, const float *v, const float *out, const float *lse,
                      const int *cu_seqlens, int nseq, int N, int Hq, int Hkv, int d, float *scratch) {
     if (N <= 0 || nseq <= 0) return;
-    float *kT = scratch, *vT = scratch + (long)Hkv * d * N, *Dv = scratch + 2L * Hkv * d * N;
-    transpose_heads(kT, k, N, Hkv, d);
-    transpose_heads(vT, v, N, Hkv, d);
+    const long Npad = padded_tokens(cu_seqlens, nseq);
+    float *kT = scratch, *vT = scratch + (long)Hkv * d * Npad, *Dv = scratch + 2L * Hkv * d * Npad;
+    pack_panels(kT, k, cu_seqlens, nseq, Hkv, d, Npad);
+    pack_panels(vT, v, cu_seqlens, nseq, Hkv, d, Npad);
     const int grp = Hq / Hkv;
     const float scale = 1.0f / sqrtf((float)d);
     const long ldq = (long)Hq * d, ldk = (long)Hkv * d;
@@ -283,6 +311,7 @@ void k_attention_bwd(float *dq, float *dk, float *dv, const float *dout, const f
     for (int task = 0; task < ntask; task++) {
         int s = seq_by_rank(cu_seqlens, nseq, task / Hkv), kv = task % Hkv;
         int start = cu_seqlens[s], L = cu_seqlens[s + 1] - start;
+        long ps = pstart(cu_seqlens, s);
         float P[BQ * BK], dS[BQ * BK];
         for (int kj0 = 0; kj0 < L; kj0 += BK) {
             int nk = L - kj0 < BK ? L - kj0 : BK;
@@ -297,14 +326,14 @@ void k_attention_bwd(float *dq, float *dk, float *dv, const float *dout, const f
                     const float *dot = dout + (long)(start + qi0) * ldq + (long)h * d;
                     float *dqt = dq + (long)(start + qi0) * ldq + (long)h * d;
                     // P = exp(scale * Q K^T - lse), recomputed exactly as in the forward.
-                    tile_abT(P, BK, qt, ldq, nq, kT + (long)kv * d * N + start + kj0, N, nk, d);
+                    tile_abT(P, BK, qt, ldq, nq, panel(kT, Npad, kv, ps, kj0, d), BK, nk, d);
                     scale_mask(P, nq, nk, qi0, kj0, scale);
                     for (int r = 0; r < nq; r++) {
                         float lr = lse[(long)(start + qi0 + r) * Hq + h];
                         exp_shift_sum(P + r * BK, nk, lr);
                     }
                     // dP = dO V^T, then dS = P (dP - Di) * scale, in place.
-                    tile_abT(dS, BK, dot, ldq, nq, vT + (long)kv * d * N + start + kj0, N, nk, d);
+                    tile_abT(dS, BK, dot, ldq, nq, panel(vT, Npad, kv, ps, kj0, d), BK, nk, d);
                     for (int r = 0; r < nq; r++) {
                         float Di = Dv[(long)(start + qi0 + r) * Hq + h];
                         float *pr = P + r * BK, *ds = dS + r * BK;

@@ -20,6 +20,13 @@
 #pragma once
 #include <stddef.h>
 
+// ---- GEMM: C[M,N] = alpha op(A) op(B) + beta C, row-major, op(X) = X^T if transX ----
+// The CPU backend runs it on the OpenMP threads with a single-threaded BLAS per
+// thread (OpenBLAS's own threads are switched off; see cpu_gemm.c). Code outside the
+// kernels that needs a GEMM (LoRA, sampler) should call this, not cblas_sgemm.
+void k_sgemm(int transA, int transB, int M, int N, int K, float alpha, const float *A, int lda,
+             const float *B, int ldb, float beta, float *C, int ldc);
+
 // ---- linear: y[N,out] = x[N,in] @ W[out,in]^T + b[out]  (torch.nn.Linear layout) ----
 // b may be NULL.
 void k_linear_fwd(float *y, const float *x, const float *W, const float *b, int N, int in, int out);
@@ -105,5 +112,6 @@ struct kernels {
     void (*swiglu_bwd)(float *, float *, const float *, const float *, const float *, long);
     void (*lmhead_logprob_fwd)(float *, float *, float *, const float *, const float *, const int *, int, int, int, float *);
     void (*lmhead_logprob_bwd)(float *, float *, const float *, const float *, const float *, const float *, const int *, const float *, const float *, int, int, int, float *);
+    void (*sgemm)(int, int, int, int, int, float, const float *, int, const float *, int, float, float *, int);
 };
 extern const struct kernels kernels_cpu;
