@@ -168,6 +168,24 @@ static const float *panel(const float *xT, long Npad, int h, long ps, int kj0, i
     return xT + ((long)h * Npad + ps + kj0) * d;
 }
 
+// The same padded layout without the transpose: rows [(h * Npad) + pstart(s) + t][d]
+// for token t of sequence s. rows_acc's B operand (V, K, Q, dO tiles) then is one
+// contiguous 64 x d block instead of 64 rows Hq*d or Hkv*d floats apart, which (like
+// the transpose above) mapped a tile onto a quarter of the L1 sets.
+static void pack_rows(float *xP, const float *x, const int *cu, int nseq, int H, int d, long Npad) {
+    #pragma omp parallel for collapse(2) schedule(dynamic, 1)
+    for (int h = 0; h < H; h++)
+        for (int s = 0; s < nseq; s++) {
+            int start = cu[s], L = cu[s + 1] - start;
+            long ps = pstart(cu, s), Lpad = (L + BK - 1) / BK * BK;
+            for (long t = 0; t < Lpad; t++) {
+                float *dst = xP + ((long)h * Npad + ps + t) * d;
+                const float *src = x + ((long)(start + t) * H + h) * d;
+                for (int c = 0; c < d; c++) dst[c] = t < L ? src[c] : 0.0f;
+            }
+        }
+}
+
 static void pack_panels(float *xT, const float *x, const int *cu, int nseq, int H, int d, long Npad) {
     #pragma omp parallel for collapse(2) schedule(dynamic, 1)
     for (int h = 0; h < H; h++)
@@ -187,11 +205,11 @@ static void pack_panels(float *xT, const float *x, const int *cu, int nseq, int 
 // ---------------------------------------------------------------- scratch
 
 size_t k_attention_scratch_floats(const int *cu_seqlens, int nseq, int Hq, int Hkv, int d) {
-    // K and V key panels for all kv heads (the backward needs both, the forward K
-    // only), plus Di = rowsum(dO * O) for every (token, query head).
+    // The backward's needs (the forward uses less): K and V as transposed panels, K,
+    // Q and dO as packed rows, and Di = rowsum(dO * O) for every (token, query head).
     size_t N = nseq > 0 ? (size_t)cu_seqlens[nseq] : 0;
     size_t Npad = nseq > 0 ? (size_t)padded_tokens(cu_seqlens, nseq) : 0;
-    return 2 * (size_t)Hkv * d * Npad + N * (size_t)Hq;
+    return (3 * (size_t)Hkv + 2 * (size_t)Hq) * d * Npad + N * (size_t)Hq;
 }
 
 // ---------------------------------------------------------------- scheduling
@@ -227,11 +245,13 @@ void k_attention_fwd(float *out, float *lse, const float *q, const float *k, con
                      const int *cu_seqlens, int nseq, int N, int Hq, int Hkv, int d, float *scratch) {
     if (N <= 0 || nseq <= 0) return;
     const long Npad = padded_tokens(cu_seqlens, nseq);
-    float *kT = scratch;
+    float *kT = scratch, *vP = scratch + (long)Hkv * d * Npad, *qP = vP + (long)Hkv * d * Npad;
     pack_panels(kT, k, cu_seqlens, nseq, Hkv, d, Npad);
+    pack_rows(vP, v, cu_seqlens, nseq, Hkv, d, Npad);
+    pack_rows(qP, q, cu_seqlens, nseq, Hq, d, Npad);
     const int grp = Hq / Hkv;
     const float scale = 1.0f / sqrtf((float)d);
-    const long ldq = (long)Hq * d, ldk = (long)Hkv * d;
+    const long ldq = (long)Hq * d;
     int ntask = ntasks_fwd(cu_seqlens, nseq, Hq);
 
     #pragma omp parallel for schedule(dynamic, 1)
@@ -251,7 +271,7 @@ void k_attention_fwd(float *out, float *lse, const float *q, const float *k, con
         int qi0 = qb * BQ, nq = L - qi0 < BQ ? L - qi0 : BQ;
 
         float S[BQ * BK], m[BQ], l[BQ];
-        const float *qt = q + (long)(start + qi0) * ldq + (long)h * d;
+        const float *qt = panel(qP, Npad, h, ps, qi0, d);
         float *ot = out + (long)(start + qi0) * ldq + (long)h * d;
         for (int r = 0; r < nq; r++) {
             m[r] = -INFINITY;
@@ -260,7 +280,7 @@ void k_attention_fwd(float *out, float *lse, const float *q, const float *k, con
         }
         for (int kj0 = 0; kj0 < qi0 + nq; kj0 += BK) {
             int nk = qi0 + nq - kj0 < BK ? qi0 + nq - kj0 : BK;
-            tile_abT(S, BK, qt, ldq, nq, panel(kT, Npad, kv, ps, kj0, d), BK, nk, d);
+            tile_abT(S, BK, qt, d, nq, panel(kT, Npad, kv, ps, kj0, d), BK, nk, d);
             scale_mask(S, nq, nk, qi0, kj0, scale);
             for (int r = 0; r < nq; r++) {
                 float *sr = S + r * BK;
@@ -274,7 +294,7 @@ void k_attention_fwd(float *out, float *lse, const float *q, const float *k, con
                 if (corr != 1.0f)
                     for (int c = 0; c < d; c++) ot[r * ldq + c] *= corr;
             }
-            rows_acc(ot, ldq, nq, S, BK, 1, nk, v + (long)(start + kj0) * ldk + (long)kv * d, ldk, d);
+            rows_acc(ot, ldq, nq, S, BK, 1, nk, panel(vP, Npad, kv, ps, kj0, d), d, d);
         }
         for (int r = 0; r < nq; r++) {
             float inv = 1.0f / l[r];
@@ -291,9 +311,13 @@ void k_attention_bwd(float *dq, float *dk, float *dv, const float *dout, const f
                      const int *cu_seqlens, int nseq, int N, int Hq, int Hkv, int d, float *scratch) {
     if (N <= 0 || nseq <= 0) return;
     const long Npad = padded_tokens(cu_seqlens, nseq);
-    float *kT = scratch, *vT = scratch + (long)Hkv * d * Npad, *Dv = scratch + 2L * Hkv * d * Npad;
+    const long kvsz = (long)Hkv * d * Npad, qsz = (long)Hq * d * Npad;
+    float *kT = scratch, *vT = kT + kvsz, *kP = vT + kvsz, *qP = kP + kvsz, *oP = qP + qsz, *Dv = oP + qsz;
     pack_panels(kT, k, cu_seqlens, nseq, Hkv, d, Npad);
     pack_panels(vT, v, cu_seqlens, nseq, Hkv, d, Npad);
+    pack_rows(kP, k, cu_seqlens, nseq, Hkv, d, Npad);
+    pack_rows(qP, q, cu_seqlens, nseq, Hq, d, Npad);
+    pack_rows(oP, dout, cu_seqlens, nseq, Hq, d, Npad);
     const int grp = Hq / Hkv;
     const float scale = 1.0f / sqrtf((float)d);
     const long ldq = (long)Hq * d, ldk = (long)Hkv * d;
@@ -315,34 +339,34 @@ void k_attention_bwd(float *dq, float *dk, float *dv, const float *dout, const f
         float P[BQ * BK], dS[BQ * BK];
         for (int kj0 = 0; kj0 < L; kj0 += BK) {
             int nk = L - kj0 < BK ? L - kj0 : BK;
-            const float *kt = k + (long)(start + kj0) * ldk + (long)kv * d;
+            const float *kt = panel(kP, Npad, kv, ps, kj0, d);
             float *dkt = dk + (long)(start + kj0) * ldk + (long)kv * d;
             float *dvt = dv + (long)(start + kj0) * ldk + (long)kv * d;
             for (int h = kv * grp; h < (kv + 1) * grp; h++) {
                 // Query blocks that can see this key block: those ending after kj0.
                 for (int qi0 = kj0 / BQ * BQ; qi0 < L; qi0 += BQ) {
                     int nq = L - qi0 < BQ ? L - qi0 : BQ;
-                    const float *qt = q + (long)(start + qi0) * ldq + (long)h * d;
-                    const float *dot = dout + (long)(start + qi0) * ldq + (long)h * d;
+                    const float *qt = panel(qP, Npad, h, ps, qi0, d);
+                    const float *dot = panel(oP, Npad, h, ps, qi0, d);
                     float *dqt = dq + (long)(start + qi0) * ldq + (long)h * d;
                     // P = exp(scale * Q K^T - lse), recomputed exactly as in the forward.
-                    tile_abT(P, BK, qt, ldq, nq, panel(kT, Npad, kv, ps, kj0, d), BK, nk, d);
+                    tile_abT(P, BK, qt, d, nq, panel(kT, Npad, kv, ps, kj0, d), BK, nk, d);
                     scale_mask(P, nq, nk, qi0, kj0, scale);
                     for (int r = 0; r < nq; r++) {
                         float lr = lse[(long)(start + qi0 + r) * Hq + h];
                         exp_shift_sum(P + r * BK, nk, lr);
                     }
                     // dP = dO V^T, then dS = P (dP - Di) * scale, in place.
-                    tile_abT(dS, BK, dot, ldq, nq, panel(vT, Npad, kv, ps, kj0, d), BK, nk, d);
+                    tile_abT(dS, BK, dot, d, nq, panel(vT, Npad, kv, ps, kj0, d), BK, nk, d);
                     for (int r = 0; r < nq; r++) {
                         float Di = Dv[(long)(start + qi0 + r) * Hq + h];
                         float *pr = P + r * BK, *ds = dS + r * BK;
                         #pragma omp simd
                         for (int j = 0; j < nk; j++) ds[j] = pr[j] * (ds[j] - Di) * scale;
                     }
-                    rows_acc(dvt, ldk, nk, P, 1, BK, nq, dot, ldq, d);   // dV += P^T dO
-                    rows_acc(dkt, ldk, nk, dS, 1, BK, nq, qt, ldq, d);   // dK += dS^T Q
-                    rows_acc(dqt, ldq, nq, dS, BK, 1, nk, kt, ldk, d);   // dQ += dS K
+                    rows_acc(dvt, ldk, nk, P, 1, BK, nq, dot, d, d);   // dV += P^T dO
+                    rows_acc(dkt, ldk, nk, dS, 1, BK, nq, qt, d, d);   // dK += dS^T Q
+                    rows_acc(dqt, ldq, nq, dS, BK, 1, nk, kt, d, d);   // dQ += dS K
                 }
             }
         }
