@@ -58,7 +58,7 @@ static float *rnd(long n, float s) {
 
 // ---------------------------------------------------------------- attention
 
-// The alternative design: per (sequence, head) two cblas_sgemm calls from the serial
+// The alternative design: per (sequence, head) two GEMMs (k_sgemm) from the serial
 // region with an L x L score scratch and an OpenMP softmax in between. Forward only;
 // its backward would need 4 more GEMMs per block (plus the score recompute).
 static void attn_fwd_sgemm(float *out, const float *q, const float *k, const float *v, const int *cu, int nseq,
@@ -68,7 +68,7 @@ static void attn_fwd_sgemm(float *out, const float *q, const float *k, const flo
         int st = cu[s], L = cu[s + 1] - st;
         for (int h = 0; h < Hq; h++) {
             int kv = h / (Hq / Hkv);
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, L, L, d, scale, q + (long)st * Hq * d + h * d, Hq * d,
+            k_sgemm(0, 1, L, L, d, scale, q + (long)st * Hq * d + h * d, Hq * d,
                         k + (long)st * Hkv * d + kv * d, Hkv * d, 0.0f, S, L);
             #pragma omp parallel for
             for (int i = 0; i < L; i++) {
@@ -78,7 +78,7 @@ static void attn_fwd_sgemm(float *out, const float *q, const float *k, const flo
                 for (int j = 0; j <= i; j++) r[j] /= sum;
                 for (int j = i + 1; j < L; j++) r[j] = 0;
             }
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, L, d, L, 1.0f, S, L, v + (long)st * Hkv * d + kv * d,
+            k_sgemm(0, 0, L, d, L, 1.0f, S, L, v + (long)st * Hkv * d + kv * d,
                         Hkv * d, 0.0f, out + (long)st * Hq * d + h * d, Hq * d);
         }
     }
@@ -103,9 +103,9 @@ static void bench_attention(int nseq, int L, int Hq, int Hkv, int d) {
     // The GEMMs alone of the sgemm design (full L x L, as sgemm cannot skip the
     // masked half): 2 forward.
     TIME(9, tg, for (int s = 0; s < nseq; s++) for (int h = 0; h < Hq; h++) {
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, L, L, d, 1.0f, q + (long)s * L * Hq * d + h * d, Hq * d,
+        k_sgemm(0, 1, L, L, d, 1.0f, q + (long)s * L * Hq * d + h * d, Hq * d,
                     k + (long)s * L * Hkv * d, Hkv * d, 0.0f, S, L);
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, L, d, L, 1.0f, S, L, v + (long)s * L * Hkv * d, Hkv * d,
+        k_sgemm(0, 0, L, d, L, 1.0f, S, L, v + (long)s * L * Hkv * d, Hkv * d,
                     0.0f, out + (long)s * L * Hq * d + h * d, Hq * d);
     });
     printf("attention %dx%d Hq=%d Hkv=%d d=%d: fwd %.2f ms (%.0f GFLOP/s causal), bwd %.2f ms (%.0f GFLOP/s)\n", nseq,
@@ -141,9 +141,9 @@ static void bench_lmhead_sgemm(int N, int D, int V, int reps) {
     float *h = rnd((long)N * D, 1), *W = rnd((long)V * D, 0.2f), *Z = calloc((long)N * V, 4),
           *dh = calloc((long)N * D, 4), *dW = calloc((long)V * D, 4);
     double t1, t2, t3;
-    TIME(reps, t1, cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, V, D, 1, h, D, W, D, 0, Z, V));
-    TIME(reps, t2, cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, D, V, 1, Z, V, W, D, 1, dh, D));
-    TIME(reps, t3, cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, V, D, N, 1, Z, V, h, D, 1, dW, D));
+    TIME(reps, t1, k_sgemm(0, 1, N, V, D, 1, h, D, W, D, 0, Z, V));
+    TIME(reps, t2, k_sgemm(0, 0, N, D, V, 1, Z, V, W, D, 1, dh, D));
+    TIME(reps, t3, k_sgemm(1, 0, V, D, N, 1, Z, V, h, D, 1, dW, D));
     double gf = 2.0 * N * D * V / 1e9;
     printf("sgemm lmhead shapes N=%d D=%d V=%d: logits %.1f ms (%.0f GFLOP/s), dh %.1f ms, dW %.1f ms; fwd-equiv %.1f, "
            "bwd-equiv %.1f ms\n",
@@ -225,6 +225,8 @@ int main(int argc, char **argv) {
     const char *sec = argc > 1 ? argv[1] : "all";
     int all = !strcmp(sec, "all");
     use_cpu_time = getenv("BENCH_CPU_TIME") != NULL;
+    float one = 1, zero = 0;
+    k_sgemm(0, 0, 1, 1, 1, 1, &one, 1, &one, 1, 0, &zero, 1);  // lets k_sgemm fix the OpenBLAS core first
     printf("OpenMP threads %d, OpenBLAS threads %d, OpenBLAS core %s, timing %s\n", omp_get_max_threads(),
            openblas_get_num_threads(), openblas_get_corename(), use_cpu_time ? "process CPU time" : "wall");
     if (all || !strcmp(sec, "attn")) {
@@ -232,7 +234,7 @@ int main(int argc, char **argv) {
         bench_attention(4, 512, 12, 4, 64);
     }
     if (all || !strcmp(sec, "lmhead")) {
-        int N = 512, D = 1024, V = 151936;
+        int N = getenv("BENCH_LMHEAD_N") ? atoi(getenv("BENCH_LMHEAD_N")) : 512, D = 1024, V = 151936;
         bench_lmhead_sgemm(N, D, V, 3);
         const char *ch = getenv("BENCH_LMHEAD_CHUNKS");  // e.g. "128x4096,256x8192"
         if (!ch) ch = "128x4096,256x4096,128x8192";

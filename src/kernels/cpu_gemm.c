@@ -12,9 +12,37 @@
 //
 // OpenBLAS is switched to 1 thread by every call from the serial region (a cheap
 // check). That is process-wide: code outside the kernels should call k_sgemm too.
+//
+// Core type: Debian 12's OpenBLAS 0.3.21 does not recognize this machine's CPU
+// (family 6, model 207) and falls back to its generic SSE3 "Prescott" kernels:
+// sgemm 1024^3 runs at 28 GFLOP/s per core instead of 143 with its AVX-512
+// "SkylakeX" kernels. So on first use, if OpenBLAS picked Prescott on a CPU with
+// AVX-512F and the user did not set OPENBLAS_CORETYPE, we redo OpenBLAS's core
+// selection with SkylakeX (gotoblas_dynamic_quit/init are exported by DYNAMIC_ARCH
+// builds; weak references keep other builds linking, where this is skipped).
 #include "kernels/kernels.h"
 #include <cblas.h>
 #include <omp.h>
+#include <stdlib.h>
+#include <string.h>
+
+char *openblas_get_corename(void) __attribute__((weak));
+void gotoblas_dynamic_init(void) __attribute__((weak));
+void gotoblas_dynamic_quit(void) __attribute__((weak));
+
+static void blas_pick_core(void) {
+    static int done;
+    if (done) return;
+    done = 1;
+    if (getenv("OPENBLAS_CORETYPE") || !openblas_get_corename || !gotoblas_dynamic_init ||
+        !gotoblas_dynamic_quit)
+        return;
+    const char *core = openblas_get_corename();
+    if (!core || strcmp(core, "Prescott") != 0 || !__builtin_cpu_supports("avx512f")) return;
+    gotoblas_dynamic_quit();
+    setenv("OPENBLAS_CORETYPE", "SkylakeX", 1);
+    gotoblas_dynamic_init();
+}
 
 void k_sgemm(int transA, int transB, int M, int N, int K, float alpha, const float *A, int lda,
              const float *B, int ldb, float beta, float *C, int ldc) {
@@ -24,7 +52,10 @@ void k_sgemm(int transA, int transB, int M, int N, int K, float alpha, const flo
             for (int j = 0; j < N; j++) C[(long)i * ldc + j] = beta == 0.0f ? 0.0f : beta * C[(long)i * ldc + j];
         return;
     }
-    if (!omp_in_parallel() && openblas_get_num_threads() != 1) openblas_set_num_threads(1);
+    if (!omp_in_parallel()) {  // both touch process-wide OpenBLAS state
+        blas_pick_core();
+        if (openblas_get_num_threads() != 1) openblas_set_num_threads(1);
+    }
     enum CBLAS_TRANSPOSE ta = transA ? CblasTrans : CblasNoTrans, tb = transB ? CblasTrans : CblasNoTrans;
     // Below ~1 MFLOP the fork/join costs more than it saves.
     if (omp_in_parallel() || omp_get_max_threads() == 1 || (double)M * N * K < 5e5) {
