@@ -4,11 +4,13 @@
 //
 // Why not let OpenBLAS thread itself: the kernels alternate GEMMs with OpenMP loops
 // (linear -> rmsnorm -> linear, or lm-head logits -> online softmax per vocab chunk).
-// OpenBLAS's pthread pool and libgomp's pool both busy-wait after their work, so on a
-// 2-core machine each hand-over makes the two pools fight for the cores; under load
-// from other processes we measured a 25x slowdown of such alternations (see
-// bench/kernels_bench.c). With one pool (OpenMP) there is no hand-over at all, and
-// each output element is computed by one thread in a fixed order (deterministic).
+// OpenBLAS's pthread workers spin (with sched_yield) for a while after each call and
+// libgomp's workers spin after each parallel region, so with two pools every
+// hand-over has more runnable threads than the machine's 2 cores. With one pool
+// (OpenMP) there is no hand-over at all, and each output element is computed by one
+// thread in a fixed order (deterministic for a given thread count). On the shared
+// development machine (load 4-6 from other jobs) bench/kernels_bench.c `handoff`
+// could not separate the two designs from the noise; this is the robust choice.
 //
 // OpenBLAS is switched to 1 thread by every call from the serial region (a cheap
 // check). That is process-wide: code outside the kernels should call k_sgemm too.

@@ -249,11 +249,13 @@ typedef struct {
     double *x, *G;
 } rope_ctx;
 
-static void rope_ref(double *y, const rope_ctx *c) {
+// All rows, or only the (token, head) row `only` when only >= 0.
+static void rope_ref(double *y, const rope_ctx *c, long only) {
     int half = c->d / 2;
     for (int n = 0; n < c->N; n++)
         for (int h = 0; h < c->H; h++)
             for (int i = 0; i < half; i++) {
+                if (only >= 0 && only != (long)n * c->H + h) continue;
                 // The angle is an fp32 product, as in transformers; the trig is fp64.
                 double ang = (double)((float)c->pos[n] * c->inv_freq[i]);
                 long o = ((long)n * c->H + h) * c->d;
@@ -262,12 +264,14 @@ static void rope_ref(double *y, const rope_ctx *c) {
                 y[o + i + half] = x2 * cos(ang) + x1 * sin(ang);
             }
 }
-static double rope_loss(void *vc, long unused) {
+// Only the perturbed element's (token, head) row changes, so the loss is summed over
+// that row alone (same finite difference, d times cheaper).
+static double rope_loss(void *vc, long idx) {
     rope_ctx *c = vc;
-    long n = (long)c->N * c->H * c->d;
+    long n = (long)c->N * c->H * c->d, r0 = idx / c->d * c->d;
     double *y = malloc(sizeof(double) * n), L = 0;
-    rope_ref(y, c);
-    for (long i = 0; i < n; i++) L += c->G[i] * y[i];
+    rope_ref(y, c, idx / c->d);
+    for (long i = r0; i < r0 + c->d; i++) L += c->G[i] * y[i];
     free(y);
     return L;
 }
@@ -283,7 +287,7 @@ static void test_rope(int d) {
     double *yr = malloc(sizeof(double) * n);
     float *y = copy_f(x, n);
     k_rope_fwd(y, pos, inv_freq, N, H, d);
-    rope_ref(yr, &c);
+    rope_ref(yr, &c, -1);
     CHECK(rel_err_d(y, yr, n) < FWD_TOL, "rope fwd vs fp64 ref (d=%d)", d);
     float *g = copy_f(G, n);
     k_rope_bwd(g, pos, inv_freq, N, H, d);  // in place: dL/dy -> dL/dx
@@ -410,9 +414,9 @@ static void test_attention(const int *cu, int nseq, int Hq, int Hkv, int d, int 
     float *dq = copy_f(dq0, nq), *dk = copy_f(dk0, nk), *dv = copy_f(dv0, nk);
     k_attention_bwd(dq, dk, dv, G, q, k, v, out, lse, cu, nseq, N, Hq, Hkv, d, scratch);
     float *gq = diff(dq, dq0, nq), *gk = diff(dk, dk0, nk), *gv = diff(dv, dv0, nk);
-    // Full FD on small cases; on the large one, every 37th element by FD and all of
-    // them against the analytic fp64 backward.
-    long step = full_fd ? 1 : 37;
+    // Full FD on small cases; on the large one, every 547th element by FD (15 to 30
+    // per tensor) and all of them against the analytic fp64 backward.
+    long step = full_fd ? 1 : 547;
     att_fd_token_stride = (long)Hq * d;
     CHECK(fd_check(att_loss, &c, c.q, nq, step, gq) < BWD_TOL, "attention bwd dq vs FD (%s)", shape);
     att_fd_token_stride = (long)Hkv * d;
@@ -518,7 +522,7 @@ static void test_lmhead(int N, int D, int V, int rows_chunk, int vocab_chunk, in
     float *h = randn((long)N * D, hscale), *W = randn((long)V * D, 1), *gl = randn(N, 1), *ge = randn(N, 1);
     gl[3] = 0, ge[3] = 0.5f;             // entropy gradient only
     gl[4] = 0, ge[4] = 0;                // no gradient at all: skipped by the backward
-    lm_ctx c = {N, D, V, tg, to_double(h, (long)N * D), to_double(W, (long)V * D), to_double(gl, N), to_double(ge, N)};
+    lm_ctx c = {N, D, V, tg, to_double(h, (long)N * D), to_double(W, (long)V * D), to_double(gl, N), NULL};
     float *scratch = malloc(sizeof(float) * k_lmhead_scratch_floats(N, D, V));
     float *logp = malloc(sizeof(float) * N), *ent = malloc(sizeof(float) * N), *lse = malloc(sizeof(float) * N);
     float *logp2 = malloc(sizeof(float) * N), *lse2 = malloc(sizeof(float) * N);
@@ -544,7 +548,8 @@ static void test_lmhead(int N, int D, int V, int rows_chunk, int vocab_chunk, in
         float *dh0 = randn(nh, 1), *dW0 = randn(nw, 1), *dh = copy_f(dh0, nh), *dW = copy_f(dW0, nw);
         k_lmhead_logprob_bwd(dh, dW, gl, with_ent ? ge : NULL, h, W, tg, lse, with_ent ? ent : NULL, N, D, V, scratch);
         float *gh = diff(dh, dh0, nh), *gw = diff(dW, dW0, nw);
-        long sh = full_fd ? 1 : 53, sw = full_fd ? 1 : 4099;
+        // Large case: FD on every 53rd h entry and 3 W entries, the last in the vocab tail.
+        long sh = full_fd ? 1 : 53, sw = full_fd ? 1 : 16529;
         lm_fd_row_only = 1;
         CHECK(fd_check(lm_loss, &c, c.h, nh, sh, gh) < BWD_TOL, "lmhead bwd dh vs FD (entropy=%d, %s)", with_ent, shape);
         lm_fd_row_only = 0;
@@ -586,6 +591,38 @@ static void test_lmhead(int N, int D, int V, int rows_chunk, int vocab_chunk, in
     k_lmhead_set_chunks(128, 4096);
 }
 
+// ============================================================== sgemm
+
+// k_sgemm against a naive fp64 product, all four transpose cases, shapes big enough
+// for the threaded split (by rows when M >= N, by columns otherwise), odd sizes,
+// leading dimensions larger than the rows, alpha and beta.
+static void test_sgemm(int M, int N, int K) {
+    for (int ta = 0; ta < 2; ta++)
+        for (int tb = 0; tb < 2; tb++) {
+            int lda = (ta ? M : K) + 3, ldb = (tb ? K : N) + 5, ldc = N + 2;
+            long na = (long)(ta ? K : M) * lda, nb = (long)(tb ? N : K) * ldb, nc = (long)M * ldc;
+            float *A = randn(na, 1), *B = randn(nb, 1), *C = randn(nc, 1);
+            double *Cr = malloc(sizeof(double) * nc);
+            const float alpha = 0.75f, beta = -0.5f;
+            for (int i = 0; i < M; i++)
+                for (int j = 0; j < ldc; j++) {
+                    if (j >= N) {  // padding columns must stay untouched
+                        Cr[(long)i * ldc + j] = C[(long)i * ldc + j];
+                        continue;
+                    }
+                    double acc = 0;
+                    for (int p = 0; p < K; p++)
+                        acc += (double)(ta ? A[(long)p * lda + i] : A[(long)i * lda + p]) *
+                               (tb ? B[(long)j * ldb + p] : B[(long)p * ldb + j]);
+                    Cr[(long)i * ldc + j] = alpha * acc + beta * C[(long)i * ldc + j];
+                }
+            k_sgemm(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+            CHECK(rel_err_d(C, Cr, nc) < FWD_TOL, "k_sgemm transA=%d transB=%d M=%d N=%d K=%d vs fp64 ref", ta, tb,
+                  M, N, K);
+            free(A), free(B), free(C), free(Cr);
+        }
+}
+
 // ============================================================== misc
 
 static void test_elementwise_and_table(void) {
@@ -612,6 +649,9 @@ static void test_elementwise_and_table(void) {
 
 int main(void) {
     rng_seed(&R, 1234);
+    test_sgemm(67, 45, 200);   // split by rows
+    test_sgemm(40, 133, 101);  // split by columns
+    test_sgemm(5, 3, 2);       // below the threading threshold
     test_linear(1);
     test_linear(0);
     test_embedding();
