@@ -124,17 +124,29 @@ static void test_linear(int has_b) {
             for (int i = 0; i < in; i++) s += c.x[n * in + i] * c.W[o * in + i];
             yr[n * out + o] = s;
         }
-    CHECK(rel_err_d(y, yr, N * out) < FWD_TOL, "linear fwd (bias=%d) vs fp64 ref", has_b);
+    {
+        double e_ = rel_err_d(y, yr, N * out);
+        CHECK(e_ < FWD_TOL, "linear fwd (bias=%d) vs fp64 ref (err %.1e)", has_b, e_);
+    }
 
     // backward, twice onto random nonzero buffers
     float *dx0 = randn(N * in, 1), *dW0 = randn(out * in, 1), *db0 = randn(out, 1);
     float *dx = copy_f(dx0, N * in), *dW = copy_f(dW0, out * in), *db = copy_f(db0, out);
     k_linear_bwd(dx, dW, has_b ? db : NULL, G, x, W, N, in, out);
     float *gx = diff(dx, dx0, N * in), *gW = diff(dW, dW0, out * in), *gb = diff(db, db0, out);
-    CHECK(fd_check(lin_loss, &c, c.x, N * in, 1, gx) < BWD_TOL, "linear bwd dx vs FD (bias=%d)", has_b);
-    CHECK(fd_check(lin_loss, &c, c.W, out * in, 1, gW) < BWD_TOL, "linear bwd dW vs FD (bias=%d)", has_b);
-    if (has_b) CHECK(fd_check(lin_loss, &c, c.b, out, 1, gb) < BWD_TOL, "linear bwd db vs FD");
-    else CHECK(test_rel_err(db, db0, out, 1) == 0, "linear bwd with db=NULL leaves db alone");
+    {
+        double e_ = fd_check(lin_loss, &c, c.x, N * in, 1, gx);
+        CHECK(e_ < BWD_TOL, "linear bwd dx vs FD (bias=%d) (err %.1e)", has_b, e_);
+    }
+    {
+        double e_ = fd_check(lin_loss, &c, c.W, out * in, 1, gW);
+        CHECK(e_ < BWD_TOL, "linear bwd dW vs FD (bias=%d) (err %.1e)", has_b, e_);
+    }
+    if (has_b) {
+        double e_ = fd_check(lin_loss, &c, c.b, out, 1, gb);
+        CHECK(e_ < BWD_TOL, "linear bwd db vs FD (err %.1e)", e_);
+    } else
+        CHECK(test_rel_err(db, db0, out, 1) == 0, "linear bwd with db=NULL leaves db alone");
     float *dx1 = copy_f(dx, N * in), *dW1 = copy_f(dW, out * in), *db1 = copy_f(db, out);
     k_linear_bwd(dx, dW, has_b ? db : NULL, G, x, W, N, in, out);
     CHECK(accum_err(dx0, dx1, dx, N * in) < 1e-6 && accum_err(dW0, dW1, dW, out * in) < 1e-6 &&
@@ -186,7 +198,10 @@ static void test_embedding(void) {
     float *dE0 = randn(V * D, 1), *dE = copy_f(dE0, V * D);
     k_embedding_bwd(dE, G, tok, N, D);
     float *g = diff(dE, dE0, V * D), *dE1 = copy_f(dE, V * D);
-    CHECK(fd_check(emb_loss, &c, c.E, V * D, 1, g) < BWD_TOL, "embedding bwd vs FD (repeated ids)");
+    {
+        double e_ = fd_check(emb_loss, &c, c.E, V * D, 1, g);
+        CHECK(e_ < BWD_TOL, "embedding bwd vs FD (repeated ids) (err %.1e)", e_);
+    }
     k_embedding_bwd(dE, G, tok, N, D);
     CHECK(accum_err(dE0, dE1, dE, V * D) < 1e-6, "embedding bwd accumulates (+=)");
     free(E), free(G), free(y), free(c.E), free(c.G), free(dE0), free(dE), free(g), free(dE1);
@@ -230,8 +245,14 @@ static void test_rmsnorm(int N, int D) {
     float *dx0 = randn(N * D, 1), *dw0 = randn(D, 1), *dx = copy_f(dx0, N * D), *dw = copy_f(dw0, D);
     k_rmsnorm_bwd(dx, dw, G, x, w, rstd, N, D);
     float *gx = diff(dx, dx0, N * D), *gw = diff(dw, dw0, D);
-    CHECK(fd_check(rms_loss, &c, c.x, N * D, 1, gx) < BWD_TOL, "rmsnorm bwd dx vs FD (D=%d)", D);
-    CHECK(fd_check(rms_loss, &c, c.w, D, 1, gw) < BWD_TOL, "rmsnorm bwd dw vs FD (D=%d)", D);
+    {
+        double e_ = fd_check(rms_loss, &c, c.x, N * D, 1, gx);
+        CHECK(e_ < BWD_TOL, "rmsnorm bwd dx vs FD (D=%d) (err %.1e)", D, e_);
+    }
+    {
+        double e_ = fd_check(rms_loss, &c, c.w, D, 1, gw);
+        CHECK(e_ < BWD_TOL, "rmsnorm bwd dw vs FD (D=%d) (err %.1e)", D, e_);
+    }
     float *dx1 = copy_f(dx, N * D), *dw1 = copy_f(dw, D);
     k_rmsnorm_bwd(dx, dw, G, x, w, rstd, N, D);
     CHECK(accum_err(dx0, dx1, dx, N * D) < 1e-6 && accum_err(dw0, dw1, dw, D) < 1e-6,
@@ -288,10 +309,16 @@ static void test_rope(int d) {
     float *y = copy_f(x, n);
     k_rope_fwd(y, pos, inv_freq, N, H, d);
     rope_ref(yr, &c, -1);
-    CHECK(rel_err_d(y, yr, n) < FWD_TOL, "rope fwd vs fp64 ref (d=%d)", d);
+    {
+        double e_ = rel_err_d(y, yr, n);
+        CHECK(e_ < FWD_TOL, "rope fwd vs fp64 ref (d=%d) (err %.1e)", d, e_);
+    }
     float *g = copy_f(G, n);
     k_rope_bwd(g, pos, inv_freq, N, H, d);  // in place: dL/dy -> dL/dx
-    CHECK(fd_check(rope_loss, &c, c.x, n, 1, g) < BWD_TOL, "rope bwd vs FD (d=%d)", d);
+    {
+        double e_ = fd_check(rope_loss, &c, c.x, n, 1, g);
+        CHECK(e_ < BWD_TOL, "rope bwd vs FD (d=%d) (err %.1e)", d, e_);
+    }
     free(inv_freq), free(x), free(G), free(c.x), free(c.G), free(yr), free(y), free(g);
 }
 
@@ -407,8 +434,14 @@ static void test_attention(const int *cu, int nseq, int Hq, int Hkv, int d, int 
     att_ref(outr, lser, &c, -1);
     char shape[96];
     snprintf(shape, sizeof shape, "N=%d nseq=%d Hq=%d Hkv=%d d=%d", N, nseq, Hq, Hkv, d);
-    CHECK(rel_err_d(out, outr, nq) < FWD_TOL, "attention fwd out vs fp64 ref (%s)", shape);
-    CHECK(rel_err_d(lse, lser, (long)N * Hq) < FWD_TOL, "attention fwd lse vs fp64 ref (%s)", shape);
+    {
+        double e_ = rel_err_d(out, outr, nq);
+        CHECK(e_ < FWD_TOL, "attention fwd out vs fp64 ref (%s) (err %.1e)", shape, e_);
+    }
+    {
+        double e_ = rel_err_d(lse, lser, (long)N * Hq);
+        CHECK(e_ < FWD_TOL, "attention fwd lse vs fp64 ref (%s) (err %.1e)", shape, e_);
+    }
 
     float *dq0 = randn(nq, 1), *dk0 = randn(nk, 1), *dv0 = randn(nk, 1);
     float *dq = copy_f(dq0, nq), *dk = copy_f(dk0, nk), *dv = copy_f(dv0, nk);
@@ -418,10 +451,19 @@ static void test_attention(const int *cu, int nseq, int Hq, int Hkv, int d, int 
     // per tensor) and all of them against the analytic fp64 backward.
     long step = full_fd ? 1 : 547;
     att_fd_token_stride = (long)Hq * d;
-    CHECK(fd_check(att_loss, &c, c.q, nq, step, gq) < BWD_TOL, "attention bwd dq vs FD (%s)", shape);
+    {
+        double e_ = fd_check(att_loss, &c, c.q, nq, step, gq);
+        CHECK(e_ < BWD_TOL, "attention bwd dq vs FD (%s) (err %.1e)", shape, e_);
+    }
     att_fd_token_stride = (long)Hkv * d;
-    CHECK(fd_check(att_loss, &c, c.k, nk, step, gk) < BWD_TOL, "attention bwd dk vs FD (%s)", shape);
-    CHECK(fd_check(att_loss, &c, c.v, nk, step, gv) < BWD_TOL, "attention bwd dv vs FD (%s)", shape);
+    {
+        double e_ = fd_check(att_loss, &c, c.k, nk, step, gk);
+        CHECK(e_ < BWD_TOL, "attention bwd dk vs FD (%s) (err %.1e)", shape, e_);
+    }
+    {
+        double e_ = fd_check(att_loss, &c, c.v, nk, step, gv);
+        CHECK(e_ < BWD_TOL, "attention bwd dv vs FD (%s) (err %.1e)", shape, e_);
+    }
     if (!full_fd) {
         double *rq = calloc(nq, sizeof(double)), *rk = calloc(nk, sizeof(double)), *rv = calloc(nk, sizeof(double));
         att_ref_bwd(rq, rk, rv, &c);
@@ -449,7 +491,10 @@ static void test_swiglu(void) {
     double *hr = malloc(sizeof(double) * n);
     for (long i = 0; i < n; i++) hr[i] = silu_d(g[i]) * u[i];
     k_swiglu_fwd(h, g, u, n);
-    CHECK(rel_err_d(h, hr, n) < FWD_TOL, "swiglu fwd vs fp64 ref");
+    {
+        double e_ = rel_err_d(h, hr, n);
+        CHECK(e_ < FWD_TOL, "swiglu fwd vs fp64 ref (err %.1e)", e_);
+    }
     // Elementwise, so element i's finite difference involves only element i.
     float *dg0 = randn(n, 1), *du0 = randn(n, 1), *dg = copy_f(dg0, n), *du = copy_f(du0, n);
     k_swiglu_bwd(dg, du, G, g, u, n);
@@ -460,8 +505,14 @@ static void test_swiglu(void) {
         fg[i] = (float)(G[i] * (silu_d(gi + FD_H) - silu_d(gi - FD_H)) * ui / (2 * FD_H));
         fu[i] = (float)(G[i] * silu_d(gi) * ((ui + FD_H) - (ui - FD_H)) / (2 * FD_H));
     }
-    CHECK(test_rel_err(gg, fg, n, 1e-12) < BWD_TOL, "swiglu bwd dgate vs FD");
-    CHECK(test_rel_err(gu, fu, n, 1e-12) < BWD_TOL, "swiglu bwd dup vs FD");
+    {
+        double e_ = test_rel_err(gg, fg, n, 1e-12);
+        CHECK(e_ < BWD_TOL, "swiglu bwd dgate vs FD (err %.1e)", e_);
+    }
+    {
+        double e_ = test_rel_err(gu, fu, n, 1e-12);
+        CHECK(e_ < BWD_TOL, "swiglu bwd dup vs FD (err %.1e)", e_);
+    }
     float *dg1 = copy_f(dg, n), *du1 = copy_f(du, n);
     k_swiglu_bwd(dg, du, G, g, u, n);
     CHECK(accum_err(dg0, dg1, dg, n) < 1e-6 && accum_err(du0, du1, du, n) < 1e-6, "swiglu bwd accumulates (+=)");
@@ -534,7 +585,10 @@ static void test_lmhead(int N, int D, int V, int rows_chunk, int vocab_chunk, in
     k_lmhead_logprob_fwd(logp, ent, lse, h, W, tg, N, D, V, scratch);
     CHECK(rel_err_d(logp, rl, N) < FWD_TOL && rel_err_d(lse, rs, N) < FWD_TOL,
           "lmhead fwd logp, lse vs fp64 ref (%s)", shape);
-    CHECK(rel_err_d(ent, rh, N) < FWD_TOL, "lmhead fwd entropy vs fp64 ref (%s)", shape);
+    {
+        double e_ = rel_err_d(ent, rh, N);
+        CHECK(e_ < FWD_TOL, "lmhead fwd entropy vs fp64 ref (%s) (err %.1e)", shape, e_);
+    }
     k_lmhead_logprob_fwd(logp2, NULL, lse2, h, W, tg, N, D, V, scratch);
     CHECK(test_rel_err(logp2, logp, N, 1e-30) < 1e-6 && test_rel_err(lse2, lse, N, 1e-30) < 1e-6,
           "lmhead fwd without entropy gives the same logp (%s)", shape);
@@ -551,9 +605,15 @@ static void test_lmhead(int N, int D, int V, int rows_chunk, int vocab_chunk, in
         // Large case: FD on every 53rd h entry and 3 W entries, the last in the vocab tail.
         long sh = full_fd ? 1 : 53, sw = full_fd ? 1 : 16529;
         lm_fd_row_only = 1;
-        CHECK(fd_check(lm_loss, &c, c.h, nh, sh, gh) < BWD_TOL, "lmhead bwd dh vs FD (entropy=%d, %s)", with_ent, shape);
+        {
+            double e_ = fd_check(lm_loss, &c, c.h, nh, sh, gh);
+            CHECK(e_ < BWD_TOL, "lmhead bwd dh vs FD (entropy=%d, %s) (err %.1e)", with_ent, shape, e_);
+        }
         lm_fd_row_only = 0;
-        CHECK(fd_check(lm_loss, &c, c.W, nw, sw, gw) < BWD_TOL, "lmhead bwd dW vs FD (entropy=%d, %s)", with_ent, shape);
+        {
+            double e_ = fd_check(lm_loss, &c, c.W, nw, sw, gw);
+            CHECK(e_ < BWD_TOL, "lmhead bwd dW vs FD (entropy=%d, %s) (err %.1e)", with_ent, shape, e_);
+        }
         if (!full_fd) {
             // All elements against the analytic fp64 gradient (the formula that the small
             // cases verify by finite differences).
@@ -617,8 +677,10 @@ static void test_sgemm(int M, int N, int K) {
                     Cr[(long)i * ldc + j] = alpha * acc + beta * C[(long)i * ldc + j];
                 }
             k_sgemm(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
-            CHECK(rel_err_d(C, Cr, nc) < FWD_TOL, "k_sgemm transA=%d transB=%d M=%d N=%d K=%d vs fp64 ref", ta, tb,
-                  M, N, K);
+            {
+                double e_ = rel_err_d(C, Cr, nc);
+                CHECK(e_ < FWD_TOL, "k_sgemm transA=%d transB=%d M=%d N=%d K=%d vs fp64 ref (err %.1e)", ta, tb, M, N, K, e_);
+            }
             free(A), free(B), free(C), free(Cr);
         }
 }
