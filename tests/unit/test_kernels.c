@@ -719,6 +719,7 @@ int main(void) {
     test_embedding();
     test_rmsnorm(6, 37);
     test_rmsnorm(3, 300);
+    test_rmsnorm(2, 1030);  // above SMALL_D: the column-blocked dw path
     test_rope(22);
     test_rope(140);
     const int cu3[4] = {0, 5, 6, 15};  // sequences of lengths 5, 1, 9
