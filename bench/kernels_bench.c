@@ -133,7 +133,7 @@ static void bench_lmhead(int N, int D, int V, int rows, int vocab, int reps) {
            rows, vocab, tf, gf / tf * 1e3, tb, 3 * gf / tb * 1e3);
     free(h), free(W), free(dlogp), free(dent), free(logp), free(ent), free(lse), free(dh), free(dW), free(tg),
         free(scratch);
-    k_lmhead_set_chunks(128, 4096);
+    k_lmhead_set_chunks(512, 2048);
 }
 
 // Plain sgemm of the lm-head shapes (full N x V logits), the bound to compare to.
@@ -242,14 +242,14 @@ int main(int argc, char **argv) {
         int N = getenv("BENCH_LMHEAD_N") ? atoi(getenv("BENCH_LMHEAD_N")) : 512, D = 1024, V = 151936;
         bench_lmhead_sgemm(N, D, V, 3);
         const char *ch = getenv("BENCH_LMHEAD_CHUNKS");  // e.g. "128x4096,256x8192"
-        if (!ch) ch = "128x4096,256x4096,128x8192";
+        if (!ch) ch = "512x2048,128x4096,256x4096";
         for (const char *p = ch; p && *p;) {
             int r = 0, v = 0;
             if (sscanf(p, "%dx%d", &r, &v) == 2) bench_lmhead(N, D, V, r, v, 3);
             p = strchr(p, ',');
             if (p) p++;
         }
-        bench_lmhead(16, D, V, 128, 4096, 3);  // decode-like: few rows
+        bench_lmhead(16, D, V, 512, 2048, 3);  // few rows
     }
     if (all || !strcmp(sec, "handoff")) {
         bench_handoff(128, 4096, 1024, 10);

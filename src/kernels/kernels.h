@@ -44,6 +44,7 @@ void k_embedding_bwd(float *dE, const float *dy, const int *tok, int N, int D);
 // Saves rstd[N] for the backward. (Qwen3's per-head q/k norm is this with N*H rows of
 // head_dim.)
 void k_rmsnorm_fwd(float *y, float *rstd, const float *x, const float *w, int N, int D, float eps);
+// dw may be NULL (frozen norm weight).
 void k_rmsnorm_bwd(float *dx, float *dw, const float *dy, const float *x, const float *w,
                    const float *rstd, int N, int D);
 
@@ -87,6 +88,7 @@ void k_lmhead_logprob_fwd(float *logp, float *entropy, float *lse, const float *
                           const int *targets, int N, int D, int V, float *scratch);
 // Given dL/dlogp[N] and optionally dL/dentropy[N] (NULL when entropy was not used;
 // then entropy may be NULL too): dh[N,D] += dL/dh, dW[V,D] += dL/dW. dW may be NULL.
+// dentropy needs the entropy saved by the forward (it is ignored if entropy is NULL).
 void k_lmhead_logprob_bwd(float *dh, float *dW, const float *dlogp, const float *dentropy,
                           const float *h, const float *W, const int *targets, const float *lse,
                           const float *entropy, int N, int D, int V, float *scratch);

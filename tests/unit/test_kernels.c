@@ -649,7 +649,7 @@ static void test_lmhead(int N, int D, int V, int rows_chunk, int vocab_chunk, in
     }
     free(tg), free(h), free(W), free(gl), free(ge), free(c.h), free(c.W), free(c.gl), free(scratch);
     free(logp), free(ent), free(lse), free(logp2), free(lse2), free(rl), free(rh), free(rs);
-    k_lmhead_set_chunks(128, 4096);
+    k_lmhead_set_chunks(512, 2048);
 }
 
 // ============================================================== sgemm
@@ -732,9 +732,9 @@ int main(void) {
     test_swiglu();
     // Small chunks so that rows and vocabulary both span several chunks with tails.
     test_lmhead(11, 13, 53, 4, 16, 1, 1.0f);
-    // Default chunks (128 rows, 4096 vocab) with a vocab tail, more rows than a chunk,
+    // Default chunks (512 rows, 2048 vocab) with a vocab tail, more rows than a chunk,
     // and logits of size ~20 (stability of the online log-sum-exp).
-    test_lmhead(130, 8, 4096 + 37, 128, 4096, 0, 2.5f);
+    test_lmhead(515, 8, 2048 + 37, 512, 2048, 0, 2.5f);
     test_elementwise_and_table();
     return test_done();
 }
