@@ -1,8 +1,7 @@
 // kernels/cpu_linear.c: nn.Linear forward and backward on the CPU. The three GEMMs
-// go to OpenBLAS (its own threads; called from the serial region, never from inside
-// an OpenMP parallel region); the bias terms are cheap loops parallelized by OpenMP.
+// go through k_sgemm (OpenBLAS on the OpenMP threads); the bias terms are cheap
+// loops parallelized by OpenMP.
 #include "kernels/kernels.h"
-#include <cblas.h>
 #include <string.h>
 
 void k_linear_fwd(float *y, const float *x, const float *W, const float *b, int N, int in, int out) {
@@ -21,7 +20,7 @@ void k_linear_fwd(float *y, const float *x, const float *W, const float *b, int 
         for (int n = 0; n < N; n++) memcpy(y + (long)n * out, b, (size_t)out * sizeof(float));
         beta = 1.0f;
     }
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, out, in, 1.0f, x, in, W, in, beta, y, out);
+    k_sgemm(0, 1, N, out, in, 1.0f, x, in, W, in, beta, y, out);
 }
 
 void k_linear_bwd(float *dx, float *dW, float *db, const float *dy, const float *x, const float *W,
@@ -29,11 +28,9 @@ void k_linear_bwd(float *dx, float *dW, float *db, const float *dy, const float 
     if (N <= 0 || out <= 0) return;
     if (in > 0) {
         if (dx)  // dx[N,in] += dy[N,out] @ W[out,in]
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, in, out, 1.0f, dy, out, W, in,
-                        1.0f, dx, in);
+            k_sgemm(0, 0, N, in, out, 1.0f, dy, out, W, in, 1.0f, dx, in);
         if (dW)  // dW[out,in] += dy^T @ x
-            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, out, in, N, 1.0f, dy, out, x, in,
-                        1.0f, dW, in);
+            k_sgemm(1, 0, out, in, N, 1.0f, dy, out, x, in, 1.0f, dW, in);
     }
     if (db) {
         // Column sums of dy. Threads own disjoint column blocks and walk the rows in

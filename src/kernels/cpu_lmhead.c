@@ -2,7 +2,7 @@
 //
 // The N x V logits are never stored. Rows with a target (targets[i] >= 0) are
 // gathered into chunks of up to ROWS rows; for each chunk the vocabulary is walked in
-// chunks of VOCAB columns: one cblas_sgemm makes the ROWS x VOCAB logits in scratch,
+// chunks of VOCAB columns: one GEMM makes the ROWS x VOCAB logits in scratch,
 // then an OpenMP loop over rows folds them into an online log-sum-exp. Masked rows
 // (prompt tokens) cost nothing, which matters for SFT/DPO where they are many.
 //
@@ -25,17 +25,20 @@
 // sgemms: dh_chunk += dz W_chunk and dW_chunk += dz^T h_chunk. Rows whose g and e
 // are both zero are skipped.
 //
-// BLAS is always called from the serial region (OpenBLAS's pthread pool must not be
-// entered from inside an OpenMP region); only the elementwise passes use OpenMP.
+// GEMMs go through k_sgemm, which runs on the same OpenMP threads as the
+// elementwise passes, so the per-chunk alternation has no thread-pool hand-over.
 #include "kernels/kernels.h"
 #include "kernels/cpu_simd.h"
 #include "kernels/cpu_tuning.h"
-#include <cblas.h>
 #include <math.h>
 #include <string.h>
 
 #define ROWS_MAX 1024
-static int lm_rows = 128, lm_vocab = 4096;
+// 512 x 2048: bench/kernels_bench.c (1 thread, D = 1024, V = 151936, N = 512) gave
+// fwd 1151 ms / bwd 3724 ms against 1197 / 3824 ms for the plain sgemms of the same
+// shapes, where 128 x 4096 gave 1496 / 4752 ms: the dW GEMM has K = rows, and
+// short K makes it memory-bound. Scratch: 512 * (2048 + 2 D) floats.
+static int lm_rows = 512, lm_vocab = 2048;
 
 void k_lmhead_set_chunks(int rows, int vocab) {
     lm_rows = rows < 1 ? 1 : rows > ROWS_MAX ? ROWS_MAX : rows;
@@ -141,8 +144,7 @@ void k_lmhead_logprob_fwd(float *logp, float *entropy, float *lse, const float *
         for (int r = 0; r < nr; r++) sm[r] = -INFINITY, ss[r] = st[r] = sz[r] = 0.0f;
         for (int c0 = 0; c0 < V; c0 += C) {
             int nc = min_int(C, V - c0);
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nr, nc, D, 1.0f, Hc, D,
-                        W + (long)c0 * D, D, 0.0f, Z, nc);
+            k_sgemm(0, 1, nr, nc, D, 1.0f, Hc, D, W + (long)c0 * D, D, 0.0f, Z, nc);
             #pragma omp parallel for schedule(static)
             for (int r = 0; r < nr; r++) {
                 const float *z = Z + (long)r * nc;
@@ -185,8 +187,7 @@ void k_lmhead_logprob_bwd(float *dh, float *dW, const float *dlogp, const float 
         memset(dHc, 0, (size_t)nr * D * sizeof(float));
         for (int c0 = 0; c0 < V; c0 += C) {
             int nc = min_int(C, V - c0);
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nr, nc, D, 1.0f, Hc, D,
-                        W + (long)c0 * D, D, 0.0f, Z, nc);
+            k_sgemm(0, 1, nr, nc, D, 1.0f, Hc, D, W + (long)c0 * D, D, 0.0f, Z, nc);
             #pragma omp parallel for schedule(static)
             for (int r = 0; r < nr; r++) {
                 int i = idx[r], tg = targets[i];
@@ -196,12 +197,10 @@ void k_lmhead_logprob_bwd(float *dh, float *dW, const float *dlogp, const float 
                 if (tg >= c0 && tg < c0 + nc) z[tg - c0] += g;
             }
             // dh_chunk[nr, D] += dz[nr, nc] @ W_chunk[nc, D]
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nr, D, nc, 1.0f, Z, nc,
-                        W + (long)c0 * D, D, 1.0f, dHc, D);
+            k_sgemm(0, 0, nr, D, nc, 1.0f, Z, nc, W + (long)c0 * D, D, 1.0f, dHc, D);
             // dW_chunk[nc, D] += dz^T @ h_chunk[nr, D]
             if (dW)
-                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, nc, D, nr, 1.0f, Z, nc, Hc, D,
-                            1.0f, dW + (long)c0 * D, D);
+                k_sgemm(1, 0, nc, D, nr, 1.0f, Z, nc, Hc, D, 1.0f, dW + (long)c0 * D, D);
         }
         #pragma omp parallel for schedule(static)
         for (int r = 0; r < nr; r++) {

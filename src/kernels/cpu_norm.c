@@ -24,26 +24,56 @@ void k_rmsnorm_fwd(float *y, float *rstd, const float *x, const float *w, int N,
     }
 }
 
+// dx for one row; adds dy * x * rstd into dwacc (may be NULL).
+static void rmsnorm_bwd_row(float *dxr, float *dwacc, const float *dyr, const float *xr, const float *w,
+                            float r, int D) {
+    float dot = 0.0f;
+    #pragma omp simd reduction(+ : dot)
+    for (int j = 0; j < D; j++) dot += w[j] * dyr[j] * xr[j];
+    float c = dot * r * r * r / (float)D;
+    #pragma omp simd
+    for (int j = 0; j < D; j++) dxr[j] += r * w[j] * dyr[j] - c * xr[j];
+    if (dwacc) {
+        #pragma omp simd
+        for (int j = 0; j < D; j++) dwacc[j] += dyr[j] * xr[j] * r;
+    }
+}
+
+// dw is a sum over rows; two deterministic ways to split it without atomics:
+// - D <= SMALL_D (per-head q/k norm, small models): the rows are cut into RCHUNKS
+//   fixed chunks, each chunk sums into its own row of a stack buffer while it makes
+//   dx (one pass over the data), and the chunk sums are added in order. The chunking
+//   depends on N only, so the result does not depend on the thread count.
+// - larger D: threads own disjoint column blocks and walk all rows in order (a
+//   second, column-blocked pass; each row piece is long enough to stream well).
+#define SMALL_D 1024
+#define RCHUNKS 16
+
 void k_rmsnorm_bwd(float *dx, float *dw, const float *dy, const float *x, const float *w,
                    const float *rstd, int N, int D) {
+    if (N <= 0 || D <= 0) return;
+    if (dw && D <= SMALL_D) {
+        float part[RCHUNKS * SMALL_D];  // 64 KB on the calling thread's stack, shared
+        int nch = N < RCHUNKS ? N : RCHUNKS;
+        #pragma omp parallel for schedule(static)
+        for (int ch = 0; ch < nch; ch++) {
+            float *pw = part + (long)ch * D;
+            for (int j = 0; j < D; j++) pw[j] = 0.0f;
+            int n0 = (int)((long)N * ch / nch), n1 = (int)((long)N * (ch + 1) / nch);
+            for (int n = n0; n < n1; n++)
+                rmsnorm_bwd_row(dx + (long)n * D, pw, dy + (long)n * D, x + (long)n * D, w, rstd[n], D);
+        }
+        for (int ch = 0; ch < nch; ch++)
+            for (int j = 0; j < D; j++) dw[j] += part[(long)ch * D + j];
+        return;
+    }
     #pragma omp parallel
     {
         #pragma omp for schedule(static)
-        for (int n = 0; n < N; n++) {
-            const float *xr = x + (long)n * D, *dyr = dy + (long)n * D;
-            float *dxr = dx + (long)n * D;
-            float r = rstd[n], dot = 0.0f;
-            #pragma omp simd reduction(+ : dot)
-            for (int j = 0; j < D; j++) dot += w[j] * dyr[j] * xr[j];
-            float c = dot * r * r * r / (float)D;
-            #pragma omp simd
-            for (int j = 0; j < D; j++) dxr[j] += r * w[j] * dyr[j] - c * xr[j];
-        }
-        // dw is a sum over rows. Threads own disjoint column blocks and walk the rows
-        // in order: deterministic, no scratch, no atomics. The block width gives each
-        // thread about 4 blocks (16-column minimum, one zmm) so that small D (per-head
-        // q/k norm, D = 64..128) still uses every thread.
+        for (int n = 0; n < N; n++)
+            rmsnorm_bwd_row(dx + (long)n * D, NULL, dy + (long)n * D, x + (long)n * D, w, rstd[n], D);
         if (dw) {
+            // About 4 column blocks per thread, whole zmm widths.
             int nt = omp_get_num_threads();
             int bw = (D + 4 * nt - 1) / (4 * nt);
             bw = (bw + 15) / 16 * 16;

@@ -17,4 +17,5 @@ const struct kernels kernels_cpu = {
     .swiglu_bwd = k_swiglu_bwd,
     .lmhead_logprob_fwd = k_lmhead_logprob_fwd,
     .lmhead_logprob_bwd = k_lmhead_logprob_bwd,
+    .sgemm = k_sgemm,
 };

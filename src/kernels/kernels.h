@@ -20,6 +20,13 @@
 #pragma once
 #include <stddef.h>
 
+// ---- GEMM: C[M,N] = alpha op(A) op(B) + beta C, row-major, op(X) = X^T if transX ----
+// The CPU backend runs it on the OpenMP threads with a single-threaded BLAS per
+// thread (OpenBLAS's own threads are switched off; see cpu_gemm.c). Code outside the
+// kernels that needs a GEMM (LoRA, sampler) should call this, not cblas_sgemm.
+void k_sgemm(int transA, int transB, int M, int N, int K, float alpha, const float *A, int lda,
+             const float *B, int ldb, float beta, float *C, int ldc);
+
 // ---- linear: y[N,out] = x[N,in] @ W[out,in]^T + b[out]  (torch.nn.Linear layout) ----
 // b may be NULL.
 void k_linear_fwd(float *y, const float *x, const float *W, const float *b, int N, int in, int out);
@@ -37,6 +44,7 @@ void k_embedding_bwd(float *dE, const float *dy, const int *tok, int N, int D);
 // Saves rstd[N] for the backward. (Qwen3's per-head q/k norm is this with N*H rows of
 // head_dim.)
 void k_rmsnorm_fwd(float *y, float *rstd, const float *x, const float *w, int N, int D, float eps);
+// dw may be NULL (frozen norm weight).
 void k_rmsnorm_bwd(float *dx, float *dw, const float *dy, const float *x, const float *w,
                    const float *rstd, int N, int D);
 
@@ -80,6 +88,7 @@ void k_lmhead_logprob_fwd(float *logp, float *entropy, float *lse, const float *
                           const int *targets, int N, int D, int V, float *scratch);
 // Given dL/dlogp[N] and optionally dL/dentropy[N] (NULL when entropy was not used;
 // then entropy may be NULL too): dh[N,D] += dL/dh, dW[V,D] += dL/dW. dW may be NULL.
+// dentropy needs the entropy saved by the forward (it is ignored if entropy is NULL).
 void k_lmhead_logprob_bwd(float *dh, float *dW, const float *dlogp, const float *dentropy,
                           const float *h, const float *W, const int *targets, const float *lse,
                           const float *entropy, int N, int D, int V, float *scratch);
@@ -105,5 +114,6 @@ struct kernels {
     void (*swiglu_bwd)(float *, float *, const float *, const float *, const float *, long);
     void (*lmhead_logprob_fwd)(float *, float *, float *, const float *, const float *, const int *, int, int, int, float *);
     void (*lmhead_logprob_bwd)(float *, float *, const float *, const float *, const float *, const float *, const int *, const float *, const float *, int, int, int, float *);
+    void (*sgemm)(int, int, int, int, int, float, const float *, int, const float *, int, float, float *, int);
 };
 extern const struct kernels kernels_cpu;
