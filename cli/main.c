@@ -1,10 +1,7 @@
 // temper: post-training for math reasoning. The command table.
-#include <cblas.h>
 #include <stdarg.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 #include "cli/cli.h"
 
 struct command {
@@ -43,23 +40,7 @@ static void usage(FILE *f) {
     for (int i = 0; i < NCOMMANDS; i++) fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].help);
 }
 
-// Debian's OpenBLAS 0.3.21 does not recognize some recent CPU models (this machine's
-// KVM guest reports family 6 model 167) and silently falls back to its generic
-// "Prescott" kernels, 5x slower. The choice is made when the library loads, so the
-// only fix is the environment: name the right core and start again.
-static void ensure_fast_blas(char **argv) {
-    if (getenv("OPENBLAS_CORETYPE")) return;
-    const char *core = openblas_get_corename();
-    if (!core || (strcmp(core, "Prescott") && strcmp(core, "Core2") && strcmp(core, "Katmai"))) return;
-    __builtin_cpu_init();
-    const char *want = __builtin_cpu_supports("avx512f") ? "SkylakeX" : __builtin_cpu_supports("avx2") ? "Haswell" : NULL;
-    if (!want) return;
-    setenv("OPENBLAS_CORETYPE", want, 1);
-    execv("/proc/self/exe", argv);  // on failure, carry on with the slow kernels
-}
-
 int main(int argc, char **argv) {
-    ensure_fast_blas(argv);
     if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
         usage(argc < 2 ? stderr : stdout);
         return argc < 2 ? 2 : 0;

@@ -33,7 +33,7 @@ struct model_acts {
     float *d_h, *d_gate, *d_up;  // [N, F]
     float *d_att, *d_q, *d_qpre; // [N, Hq*d]
     float *d_k, *d_v, *d_kpre;   // [N, Hkv*d]
-    float *scratch;       // attention / lm-head scratch
+    float *scratch;       // attention / lm-head scratch, sized by the batch's sequence layout
     size_t scratch_floats;
 };
 
@@ -114,7 +114,7 @@ const model_param *model_find_param(const model *m, const char *name) {
 }
 
 void model_free(model *m) {
-    if (m->acts) { free(m->acts->arena); free(m->acts); }
+    if (m->acts) { free(m->acts->arena); free(m->acts->scratch); free(m->acts); }
     free(m->params);
     free(m->layer);
     free(m->inv_freq);
@@ -142,10 +142,6 @@ int model_reserve(model *m, int max_tokens, tm_error *err) {
     size_t N = (size_t)max_tokens, L = (size_t)c->layers, D = (size_t)c->hidden, F = (size_t)c->ffn;
     size_t qd = (size_t)c->heads * c->head_dim, kvd = (size_t)c->kv_heads * c->head_dim;
     size_t Hq = (size_t)c->heads, Hkv = (size_t)c->kv_heads;
-    int cu_one[2] = {0, max_tokens};
-    size_t att_scr = k_attention_scratch_floats(cu_one, 1, c->heads, c->kv_heads, c->head_dim);
-    size_t lm_scr = k_lmhead_scratch_floats(max_tokens, c->hidden, c->vocab);
-    size_t scr = att_scr > lm_scr ? att_scr : lm_scr;
     model_acts *a = m->acts ? m->acts : calloc(1, sizeof *a);
     if (!a) return tm_fail(err, "out of memory");
     free(a->arena);
@@ -158,13 +154,12 @@ int model_reserve(model *m, int max_tokens, tm_error *err) {
         N, N * D, N, N,                                        // rstd_f xf lm_lse entropy
         N * D, N * F, N * D, N * D, N * F, N * F, N * F,       // t_xn t_h d_x d_xn d_h d_gate d_up
         N * qd, N * qd, N * qd, N * kvd, N * kvd, N * kvd,     // d_att d_q d_qpre d_k d_v d_kpre
-        scr,
     };
     float **ptrs[] = {
         &a->xs, &a->xs_mid, &a->rstd1, &a->rstd2, &a->q, &a->k, &a->v, &a->q_pre, &a->k_pre, &a->rstd_q, &a->rstd_k,
         &a->att, &a->lse, &a->gate, &a->up, &a->rstd_f, &a->xf, &a->lm_lse, &a->entropy,
         &a->t_xn, &a->t_h, &a->d_x, &a->d_xn, &a->d_h, &a->d_gate, &a->d_up,
-        &a->d_att, &a->d_q, &a->d_qpre, &a->d_k, &a->d_v, &a->d_kpre, &a->scratch,
+        &a->d_att, &a->d_q, &a->d_qpre, &a->d_k, &a->d_v, &a->d_kpre,
     };
     size_t total = 0, n = sizeof sizes / sizeof sizes[0];
     for (size_t i = 0; i < n; i++) total += (sizes[i] + 15) & ~(size_t)15;  // 64-byte aligned slices
@@ -177,15 +172,31 @@ int model_reserve(model *m, int max_tokens, tm_error *err) {
         p += (sizes[i] + 15) & ~(size_t)15;
     }
     a->arena_floats = total;
-    a->scratch_floats = scr;
     a->cap = max_tokens;
     m->acts = a;
     return 0;
 }
 
+// The kernels' scratch depends on how the batch splits into sequences (attention pads
+// each one to its tile size), so it is sized per batch; it only grows, so a run
+// allocates it a few times at most, never per step once the largest layout was seen.
+static int reserve_scratch(model *m, const model_batch *b, tm_error *err) {
+    const model_config *c = &m->cfg;
+    model_acts *a = m->acts;
+    size_t att = k_attention_scratch_floats(b->cu_seqlens, b->n_seqs, c->heads, c->kv_heads, c->head_dim);
+    size_t lm = k_lmhead_scratch_floats(b->n_tokens, c->hidden, c->vocab);
+    size_t need = att > lm ? att : lm;
+    if (need <= a->scratch_floats) return 0;
+    free(a->scratch);
+    a->scratch = aligned_alloc(64, ((need + 15) & ~(size_t)15) * sizeof(float));
+    a->scratch_floats = a->scratch ? need : 0;
+    if (!a->scratch) return tm_fail(err, "out of memory for kernel scratch (%zu MiB)", need * 4 >> 20);
+    return 0;
+}
+
 size_t model_bytes(const model *m) {
     size_t b = m->numel * sizeof(float) * (m->g ? 2 : 1);
-    if (m->acts) b += m->acts->arena_floats * sizeof(float);
+    if (m->acts) b += (m->acts->arena_floats + m->acts->scratch_floats) * sizeof(float);
     return b;
 }
 
@@ -215,7 +226,7 @@ static void apply_saved_norm(float *y, const float *x, const float *rstd, const 
 
 int model_forward(model *m, const model_batch *b, float *logp, float *entropy, tm_error *err) {
     if (model_check_batch(m, b, err)) return -1;
-    if (model_reserve(m, b->n_tokens, err)) return -1;
+    if (model_reserve(m, b->n_tokens, err) || reserve_scratch(m, b, err)) return -1;
     const model_config *c = &m->cfg;
     const struct kernels *K = m->K;
     model_acts *a = m->acts;
