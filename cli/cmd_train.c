@@ -67,6 +67,7 @@ static int run(train_method method, const char *cmd, int argc, char **argv) {
         {"label-smoothing", FLAG_FLOAT, &a.dpo.label_smoothing, "dpo: conservative DPO ε"},
         {"length-normalize", FLAG_BOOL, &length_normalize, "dpo: token-mean log-probs (SimPO-style)"},
         {"rpo-alpha", FLAG_FLOAT, &a.dpo.rpo_alpha, "dpo: weight of the NLL on chosen responses (RPO)"},
+        {"token-weights", FLAG_STR, &a.token_weights, "dpo: per-token weights W.jsonl from temper critical-tokens (cDPO)"},
         {"cdpo-form", FLAG_STR, &cdpo_form, "dpo with token weights: sequence (paper) | position (released code)"},
         {"step-wise", FLAG_BOOL, &step_wise, "dpo: Step-DPO data (same as --dataset-format step)"},
         {"desirable-weight", FLAG_FLOAT, &a.kto.desirable_weight, "kto: λ_D"},

@@ -275,6 +275,9 @@ int model_forward(model *m, const model_batch *b, float *logp, float *entropy, t
     return 0;
 }
 
+const float *model_last_hidden(const model *m) { return m->acts ? m->acts->xf : NULL; }
+const float *model_lm_head(const model *m) { return m->w + m->off_lm_head; }
+
 void model_backward(model *m, const model_batch *b, const float *dlogp, const float *dentropy) {
     const model_config *c = &m->cfg;
     const struct kernels *K = m->K;

@@ -85,6 +85,10 @@ int model_check_batch(const model *m, const model_batch *b, tm_error *err);
 // Forward: logp[i] = log p(targets[i] | tokens[..i]) (0 where targets[i] < 0);
 // entropy[i] of the next-token distribution when entropy != NULL.
 int model_forward(model *m, const model_batch *b, float *logp, float *entropy, tm_error *err);
+// The final normalized hidden states [n_tokens, hidden] of the last forward (the
+// lm-head's input), valid until the next forward; and the lm-head matrix [vocab, hidden].
+const float *model_last_hidden(const model *m);
+const float *model_lm_head(const model *m);
 // Backward of the last forward: accumulates into m->g given dL/dlogp (and dL/dentropy,
 // which requires that the forward computed entropy).
 void model_backward(model *m, const model_batch *b, const float *dlogp, const float *dentropy);

@@ -50,6 +50,7 @@ void train_args_default(train_args *a, train_method m) {
 typedef struct example {
     data_example d;
     float *ref[2];
+    float *weight[2];   // cDPO token weights (NULL: 1)
     int32_t *kl_ids;
     uint8_t *kl_mask;
     int kl_len;
@@ -66,6 +67,8 @@ static void example_set_free(example_set *s) {
         data_example_free(&s->ex[i].d);
         free(s->ex[i].ref[0]);
         free(s->ex[i].ref[1]);
+        free(s->ex[i].weight[0]);
+        free(s->ex[i].weight[1]);
         free(s->ex[i].kl_ids);
         free(s->ex[i].kl_mask);
         free(s->ex[i].kl_ref);
@@ -155,6 +158,49 @@ static int load_examples(tok_tokenizer *tok, const tok_chat *chat, const train_a
     return 0;
 }
 
+// cDPO: per-token weights from `temper critical-tokens`, matched to examples by input line.
+// The file holds the ids it scored; ours may have lost the start of a long prompt
+// (--max-prompt-length), so the two are aligned at the end and must agree there.
+static int load_token_weights(const char *path, example_set *s, tm_error *err) {
+    io_lines in;
+    if (io_lines_open(&in, path, err)) return -1;
+    char *text;
+    long len;
+    int matched = 0, rc = 0;
+    while (!rc && (len = io_lines_next(&in, &text)) >= 0) {
+        if (!len) continue;
+        tm_error jerr;
+        json_doc *d = json_parse(text, (size_t)len, &jerr);
+        if (!d) { rc = tm_fail(err, "%s:%ld: %s", path, in.lineno, jerr.msg); break; }
+        json *r = json_root(d);
+        long line = (long)json_get_int(r, "line", -1);
+        example *e = NULL;
+        for (int i = 0; i < s->n && !e; i++) if (s->ex[i].d.line == line) e = &s->ex[i];
+        const char *ids_key[2] = {"chosen_input_ids", "rejected_input_ids"}, *w_key[2] = {"chosen_weights", "rejected_weights"};
+        for (int q = 0; e && q < e->d.nseq && !rc; q++) {
+            json *ids = json_get(r, ids_key[q]), *w = json_get(r, w_key[q]);
+            const data_seq *sq = &e->d.seq[q];
+            if (!ids || !w || ids->type != JSON_ARRAY || w->type != JSON_ARRAY || ids->n != w->n || ids->n < sq->len) {
+                rc = tm_fail(err, "%s:%ld: \"%s\" and \"%s\" must be equal-length arrays covering the sequence", path, in.lineno, ids_key[q], w_key[q]);
+                break;
+            }
+            int off = ids->n - sq->len;
+            for (int t = 0; t < sq->len && !rc; t++)
+                if (!json_is_int(&ids->items[off + t]) || (int)ids->items[off + t].num != sq->ids[t])
+                    rc = tm_fail(err, "%s:%ld: token %d differs from the trainer's tokenization of data line %ld (same tokenizer, template and --max-length?)",
+                                 path, in.lineno, t, line);
+            if (rc) break;
+            if (!(e->weight[q] = malloc(sizeof(float) * (size_t)sq->len))) { rc = tm_fail(err, "out of memory"); break; }
+            for (int t = 0; t < sq->len; t++) e->weight[q][t] = (float)w->items[off + t].num;
+        }
+        matched += e != NULL;
+        json_doc_free(d);
+    }
+    io_lines_close(&in);
+    if (!rc && matched < s->n) rc = tm_fail(err, "%s: weights for %d of %d training examples; every example needs a line", path, matched, s->n);
+    return rc;
+}
+
 // ---- micro-batches: pack, forward, objective, backward ----
 
 // Scratch reused by every micro-batch (sized once for the largest).
@@ -162,7 +208,8 @@ typedef struct step_buffers {
     batch_builder bb;
     float *logp_pos, *dlogp_pos;   // position-aligned (what the model reads and writes)
     float *logp_tok, *dlogp_tok;   // token-aligned (what the objectives read and write)
-    float *ref_tok;
+    float *ref_tok, *weight_tok;
+    int has_weights;
     uint8_t *mask_tok;
     int *span, *pair;
     uint8_t *desirable;
@@ -178,13 +225,14 @@ static int buffers_init(step_buffers *b, int cap_tokens, int cap_seqs, tm_error 
     b->logp_tok = malloc(sizeof(float) * n);
     b->dlogp_tok = malloc(sizeof(float) * n);
     b->ref_tok = malloc(sizeof(float) * n);
+    b->weight_tok = malloc(sizeof(float) * n);
     b->mask_tok = malloc(n);
     b->span = malloc(sizeof(int) * 2 * (size_t)cap_seqs);
     b->pair = malloc(sizeof(int) * 2 * (size_t)cap_seqs);
     b->desirable = malloc((size_t)cap_seqs);
     b->cap_tokens = cap_tokens;
     b->cap_seqs = cap_seqs;
-    if (!b->logp_pos || !b->dlogp_pos || !b->logp_tok || !b->dlogp_tok || !b->ref_tok || !b->mask_tok || !b->span ||
+    if (!b->logp_pos || !b->dlogp_pos || !b->logp_tok || !b->dlogp_tok || !b->ref_tok || !b->weight_tok || !b->mask_tok || !b->span ||
         !b->pair || !b->desirable)
         return tm_fail(err, "out of memory");
     return 0;
@@ -192,13 +240,14 @@ static int buffers_init(step_buffers *b, int cap_tokens, int cap_seqs, tm_error 
 
 static void buffers_free(step_buffers *b) {
     batch_free(&b->bb);
-    free(b->logp_pos); free(b->dlogp_pos); free(b->logp_tok); free(b->dlogp_tok); free(b->ref_tok);
+    free(b->logp_pos); free(b->dlogp_pos); free(b->logp_tok); free(b->dlogp_tok); free(b->ref_tok); free(b->weight_tok);
     free(b->mask_tok); free(b->span); free(b->pair); free(b->desirable);
     memset(b, 0, sizeof *b);
 }
 
-// Adds a sequence to the batch, recording its span and token-aligned mask and reference.
-static void add_seq(step_buffers *b, const int32_t *ids, const uint8_t *mask, int len, const float *ref) {
+// Adds a sequence to the batch, recording its span and token-aligned mask, reference
+// and weights.
+static void add_seq(step_buffers *b, const int32_t *ids, const uint8_t *mask, int len, const float *ref, const float *w) {
     int s = b->bb.n_seqs;
     int start = batch_add(&b->bb, ids, mask, len);
     b->span[2 * s] = start;
@@ -206,6 +255,7 @@ static void add_seq(step_buffers *b, const int32_t *ids, const uint8_t *mask, in
     for (int t = 0; t < len; t++) {
         b->mask_tok[start + t] = t > 0 && mask[t];  // the first token has no log-prob
         b->ref_tok[start + t] = ref ? ref[t] : 0.0f;
+        b->weight_tok[start + t] = w ? w[t] : 1.0f;
     }
 }
 
@@ -232,7 +282,8 @@ static void backward_tokens(model *m, step_buffers *b) {
 }
 
 static seq_batch seq_view(const step_buffers *b, int with_ref) {
-    seq_batch s = {b->bb.n_tokens, b->logp_tok, with_ref ? b->ref_tok : NULL, b->mask_tok, NULL, b->bb.n_seqs, b->span};
+    seq_batch s = {b->bb.n_tokens, b->logp_tok, with_ref ? b->ref_tok : NULL, b->mask_tok, b->has_weights ? b->weight_tok : NULL,
+                   b->bb.n_seqs, b->span};
     return s;
 }
 
@@ -250,8 +301,8 @@ static int compute_reference(model *m, example_set *s, step_buffers *b, int kl, 
             for (int q = 0; q < e->d.nseq; q++) need += e->d.seq[q].len;
             if (kl) need += e->kl_len;
             if (i > first && (b->bb.n_tokens + need > b->cap_tokens || b->bb.n_seqs + 3 > b->cap_seqs)) break;
-            for (int q = 0; q < e->d.nseq; q++) add_seq(b, e->d.seq[q].ids, e->d.seq[q].mask, e->d.seq[q].len, NULL);
-            if (kl && e->kl_len > 1) add_seq(b, e->kl_ids, e->kl_mask, e->kl_len, NULL);
+            for (int q = 0; q < e->d.nseq; q++) add_seq(b, e->d.seq[q].ids, e->d.seq[q].mask, e->d.seq[q].len, NULL, NULL);
+            if (kl && e->kl_len > 1) add_seq(b, e->kl_ids, e->kl_mask, e->kl_len, NULL, NULL);
             i++;
         }
         if (forward_tokens(m, b, err)) return -1;
@@ -290,6 +341,7 @@ typedef struct step_metrics {
 // The normalizers of a set of examples: what the whole optimizer step divides by.
 typedef struct step_norm {
     double tokens, seqs, pairs, chosen_tokens;
+    double positions;  // cDPO position form: per pair, the longer sequence's length
 } step_norm;
 
 static step_norm norm_of(const example_set *s, const int *idx, int n) {
@@ -304,6 +356,7 @@ static step_norm norm_of(const example_set *s, const int *idx, int n) {
         }
         z.seqs += d->nseq;
         z.pairs += 1;
+        z.positions += d->nseq == 2 && d->seq[1].len > d->seq[0].len ? d->seq[1].len : d->seq[0].len;
     }
     return z;
 }
@@ -317,7 +370,7 @@ static int run_micro(const train_args *a, model *m, const example_set *s, const 
         batch_clear(&b->bb);
         for (int k = 0; k < n; k++) {
             const example *e = &s->ex[idx[k]];
-            if (e->kl_len > 1) add_seq(b, e->kl_ids, e->kl_mask, e->kl_len, e->kl_ref);
+            if (e->kl_len > 1) add_seq(b, e->kl_ids, e->kl_mask, e->kl_len, e->kl_ref, NULL);
         }
         if (b->bb.n_seqs) {
             if (forward_tokens(m, b, err)) return -1;
@@ -332,7 +385,7 @@ static int run_micro(const train_args *a, model *m, const example_set *s, const 
         const example *e = &s->ex[idx[k]];
         for (int q = 0; q < e->d.nseq; q++) {
             b->pair[b->bb.n_seqs] = b->bb.n_seqs;
-            add_seq(b, e->d.seq[q].ids, e->d.seq[q].mask, e->d.seq[q].len, e->ref[q]);
+            add_seq(b, e->d.seq[q].ids, e->d.seq[q].mask, e->d.seq[q].len, e->ref[q], e->weight[q]);
         }
         b->desirable[k] = e->d.label == 1;
     }
@@ -349,7 +402,7 @@ static int run_micro(const train_args *a, model *m, const example_set *s, const 
         break;
     }
     case TRAIN_DPO: {
-        dpo_norm dn = {z->pairs, z->chosen_tokens, 0};
+        dpo_norm dn = {z->pairs, z->chosen_tokens, z->positions};
         dpo_metrics dm = {0};
         if (dpo_loss(&sb, n, b->pair, &a->dpo, &dn, &loss, b->dlogp_tok, &dm, err)) return -1;
         dpo_metrics *t = &out->dpo;
@@ -496,6 +549,10 @@ int train_run(const train_args *a, tm_error *err) {
         goto done;
     }
 
+    if (a->token_weights) {
+        if (a->method != TRAIN_DPO) { tm_fail(err, "--token-weights is for dpo (cDPO)"); goto done; }
+        if (load_token_weights(a->token_weights, &train, err)) goto done;
+    }
     // buffers big enough for the largest micro-batch (or reference chunk)
     int longest = 0, bs = a->per_device_train_batch_size;
     example_set *sets[2] = {&train, &eval};
@@ -508,6 +565,7 @@ int train_run(const train_args *a, tm_error *err) {
         }
     int cap_tokens = longest * bs > 8192 ? longest * bs : 8192;
     if (buffers_init(&buf, cap_tokens, 3 * (bs > 64 ? bs : 64), err) || model_reserve(&m, cap_tokens, err)) goto done;
+    buf.has_weights = a->token_weights != NULL;
 
     if (a->method != TRAIN_SFT) {
         if (compute_reference(&m, &train, &buf, kl, err) || (eval.n && compute_reference(&m, &eval, &buf, kl, err))) goto done;
