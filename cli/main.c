@@ -17,6 +17,7 @@ static const struct command commands[] = {
     {"sft", cmd_sft, "supervised fine-tuning on completions or conversations"},
     {"dpo", cmd_dpo, "preference optimization: DPO and its loss types, Step-DPO, multi-turn"},
     {"kto", cmd_kto, "KTO on unpaired desirable/undesirable completions"},
+    {"reward-model", cmd_reward_model, "Bradley-Terry reward model on preference pairs (a sequence-classification directory)"},
     {"critical-tokens", cmd_critical_tokens, "cDPO: score each token by contrastive estimation between two models"},
     {"plot", cmd_plot, "draw metrics.jsonl as an SVG chart"},
     {"tokenize", cmd_tokenize, "text to token ids and back with a model's tokenizer"},

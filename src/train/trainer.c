@@ -15,6 +15,7 @@
 #include "data/data.h"
 #include "model/batch.h"
 #include "model/model.h"
+#include "objectives/rm.h"
 #include "objectives/sft.h"
 #include "train/checkpoint.h"
 #include "train/optimizer.h"
@@ -23,7 +24,7 @@ void train_args_default(train_args *a, train_method m) {
     memset(a, 0, sizeof *a);
     a->method = m;
     a->lr_scheduler_type = "linear";
-    a->learning_rate = m == TRAIN_SFT ? 2e-5 : 1e-6;  // SFTConfig / DPOConfig / KTOConfig
+    a->learning_rate = m == TRAIN_SFT || m == TRAIN_RM ? 2e-5 : 1e-6;  // SFTConfig, RewardConfig / DPOConfig, KTOConfig
     a->adam_beta1 = 0.9;
     a->adam_beta2 = 0.999;
     a->adam_epsilon = 1e-8;
@@ -33,7 +34,7 @@ void train_args_default(train_args *a, train_method m) {
     a->per_device_train_batch_size = 8;
     a->gradient_accumulation_steps = 1;
     a->max_length = 1024;
-    a->max_prompt_length = m == TRAIN_SFT ? 0 : 512;
+    a->max_prompt_length = m == TRAIN_DPO || m == TRAIN_KTO ? 512 : 0;
     a->seed = 42;
     a->logging_steps = 10;
     a->save_steps = 500;
@@ -120,6 +121,9 @@ static int load_examples(tok_tokenizer *tok, const tok_chat *chat, const train_a
     o.chat = chat;
     o.max_length = a->max_length;
     o.on_bad_line = a->on_bad_line;
+    // a reward model scores the last token of the text itself: no EOS appended, so the
+    // score sits where transformers' sequence classifier reads it (last non-pad token)
+    if (a->method == TRAIN_RM) o.append_eos = 0;
     data_set ds;
     if (data_load(tok, path, &o, &ds, err)) return -1;
     if (ds.skipped) fprintf(stderr, "temper: %s: skipped %ld bad lines (first: %s)\n", path, ds.skipped, ds.first_skip);
@@ -335,6 +339,7 @@ typedef struct step_metrics {
     dpo_metrics dpo;
     kto_metrics kto;
     sft_metrics sft;
+    rm_metrics rm;
     double kl_sum, kl_count;
 } step_metrics;
 
@@ -361,9 +366,35 @@ static step_norm norm_of(const example_set *s, const int *idx, int n) {
     return z;
 }
 
+// A reward-model micro-batch: scores of chosen and rejected, Bradley-Terry loss.
+static int run_micro_rm(const train_args *a, model *m, const example_set *s, const int *idx, int n, const step_norm *z,
+                        step_buffers *b, int train, step_metrics *out, tm_error *err) {
+    batch_clear(&b->bb);
+    for (int k = 0; k < n; k++)
+        for (int q = 0; q < 2; q++) add_seq(b, s->ex[idx[k]].d.seq[q].ids, s->ex[idx[k]].d.seq[q].mask, s->ex[idx[k]].d.seq[q].len, NULL, NULL);
+    model_batch mb = batch_view(&b->bb);
+    // scores live in the token-aligned buffers: chosen k at [k], rejected at [n + k]
+    float *r = b->logp_tok, *dr = b->dlogp_tok;
+    if (model_reward_forward(m, &mb, b->logp_pos, err)) return -1;
+    for (int k = 0; k < n; k++) r[k] = b->logp_pos[2 * k], r[n + k] = b->logp_pos[2 * k + 1];
+    double loss;
+    rm_metrics rm = {0};
+    if (rm_bt_loss(n, r, r + n, NULL, a->center_rewards_coefficient, z->pairs, &loss, dr, dr + n, &rm, err)) return -1;
+    out->loss += loss;
+    out->rm.n_pairs += rm.n_pairs; out->rm.rewards_chosen += rm.rewards_chosen; out->rm.rewards_rejected += rm.rewards_rejected;
+    out->rm.rewards_accuracies += rm.rewards_accuracies; out->rm.rewards_margins += rm.rewards_margins;
+    for (int i = 0; i < mb.n_tokens; i++) out->num_tokens += b->mask_tok[i];
+    if (train) {
+        for (int k = 0; k < n; k++) b->dlogp_pos[2 * k] = dr[k], b->dlogp_pos[2 * k + 1] = dr[n + k];
+        model_reward_backward(m, &mb, b->dlogp_pos);
+    }
+    return 0;
+}
+
 // One micro-batch: forward, objective, and (when train) backward.
 static int run_micro(const train_args *a, model *m, const example_set *s, const int *idx, int n, const step_norm *z,
                      step_buffers *b, int train, step_metrics *out, tm_error *err) {
+    if (a->method == TRAIN_RM) return run_micro_rm(a, m, s, idx, n, z, b, train, out, err);
     // KTO: the reference point z0 from this micro-batch's mismatched pairs (policy forward, no backward)
     double z0 = 0;
     if (a->method == TRAIN_KTO && a->kto.loss_type == KTO_LOSS_KTO) {
@@ -421,6 +452,7 @@ static int run_micro(const train_args *a, model *m, const example_set *s, const 
         t->logps_chosen_sum += km.logps_chosen_sum; t->logps_rejected_sum += km.logps_rejected_sum;
         break;
     }
+    case TRAIN_RM: break;  // run_micro_rm
     }
     out->loss += loss;
     for (int i = 0; i < sb.n_tokens; i++) out->num_tokens += sb.mask[i];
@@ -446,6 +478,13 @@ static void put_method_metrics(sbuf *o, const train_args *a, const step_metrics 
         if (s->dpo.chosen_tokens > 0 && (a->dpo.loss_weight[DPO_SFT] > 0 || a->dpo.rpo_alpha > 0))
             put_metric(o, prefix, "nll_loss", s->dpo.nll_sum / s->dpo.chosen_tokens);
     }
+    if (a->method == TRAIN_RM && s->rm.n_pairs > 0) {
+        double n = s->rm.n_pairs;
+        put_metric(o, prefix, "rewards/chosen", s->rm.rewards_chosen / n);
+        put_metric(o, prefix, "rewards/rejected", s->rm.rewards_rejected / n);
+        put_metric(o, prefix, "rewards/accuracies", s->rm.rewards_accuracies / n);
+        put_metric(o, prefix, "rewards/margins", s->rm.rewards_margins / n);
+    }
     if (a->method == TRAIN_KTO) {
         const kto_metrics *k = &s->kto;
         if (k->count_chosen > 0) {
@@ -466,10 +505,10 @@ static void put_method_metrics(sbuf *o, const train_args *a, const step_metrics 
 
 static data_format format_for(const train_args *a, tm_error *err, int *ok) {
     *ok = 1;
-    const char *name = a->dataset_format ? a->dataset_format : a->method == TRAIN_SFT ? "sft" : a->method == TRAIN_DPO ? "dpo" : "kto";
+    const char *name = a->dataset_format ? a->dataset_format : a->method == TRAIN_SFT ? "sft" : a->method == TRAIN_KTO ? "kto" : "dpo";
     int f = data_format_from_name(name);
     int allowed = f >= 0 && ((a->method == TRAIN_SFT && (f == DATA_SFT || f == DATA_TRAJECTORY)) ||
-                             (a->method == TRAIN_DPO && (f == DATA_DPO || f == DATA_STEP)) ||
+                             ((a->method == TRAIN_DPO || a->method == TRAIN_RM) && (f == DATA_DPO || f == DATA_STEP)) ||
                              (a->method == TRAIN_KTO && (f == DATA_KTO || f == DATA_TRAJECTORY)));
     if (!allowed) {
         *ok = 0;
@@ -537,7 +576,10 @@ int train_run(const train_args *a, tm_error *err) {
 
     // the reference model is the initial policy unless --ref-model names another
     const char *ref_dir = a->ref_model ? a->ref_model : a->model;
-    if (model_load(&m, ref_dir, err)) goto done;
+    if (a->method == TRAIN_RM ? model_load_reward(&m, a->resume_from_checkpoint ? a->resume_from_checkpoint : a->model,
+                                                  (uint64_t)a->seed, err)
+                              : model_load(&m, ref_dir, err))
+        goto done;
     if (!(tok = tok_load(a->model, err))) goto done;
     have_chat = tok_chat_for(tok, a->chat_template, &chat, err) == 0;
     if (a->chat_template && !have_chat) goto done;
@@ -567,11 +609,11 @@ int train_run(const train_args *a, tm_error *err) {
     if (buffers_init(&buf, cap_tokens, 3 * (bs > 64 ? bs : 64), err) || model_reserve(&m, cap_tokens, err)) goto done;
     buf.has_weights = a->token_weights != NULL;
 
-    if (a->method != TRAIN_SFT) {
+    if (a->method == TRAIN_DPO || a->method == TRAIN_KTO) {
         if (compute_reference(&m, &train, &buf, kl, err) || (eval.n && compute_reference(&m, &eval, &buf, kl, err))) goto done;
     }
     // the policy: the initial model (already loaded when it is also the reference), or a checkpoint
-    if (a->resume_from_checkpoint || (a->ref_model && strcmp(a->ref_model, a->model))) {
+    if (a->method != TRAIN_RM && (a->resume_from_checkpoint || (a->ref_model && strcmp(a->ref_model, a->model)))) {
         model_free(&m);
         const char *from = a->resume_from_checkpoint ? a->resume_from_checkpoint : a->model;
         if (model_load(&m, from, err) || model_reserve(&m, cap_tokens, err)) goto done;
@@ -609,7 +651,8 @@ int train_run(const train_args *a, tm_error *err) {
     order = malloc(sizeof(int) * (size_t)train.n);
     if (!order) { tm_fail(err, "out of memory"); goto done; }
     progress pb;
-    progress_start(&pb, a->method == TRAIN_SFT ? "sft" : a->method == TRAIN_DPO ? "dpo" : "kto", total, "steps");
+    static const char *names[] = {"sft", "dpo", "kto", "reward-model"};
+    progress_start(&pb, names[a->method], total, "steps");
     step_metrics window = {0};
     int window_steps = 0;
     double grad_norm_sum = 0;
