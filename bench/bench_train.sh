@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# train_step lines: temper's training step against bench/torch_train_step.py.
+# train_step and dpo_step lines: temper against bench/torch_train_step.py (PyTorch eager).
 set -euo pipefail
 STEPS=${STEPS:-5}
 dir=build/bench-models; mkdir -p "$dir"
@@ -18,4 +18,15 @@ for cfg in "tiny 8 256" "small 4 512"; do
       "$(field "$c" gflops)" "$(field "$c" sgemm_peak_gflops)" "$(echo "100 * $(field "$c" gflops) / $(field "$c" sgemm_peak_gflops)" | bc -l)"
   fi
   echo "  temper: $(field "$c" blas), torch: $(field "$t" blas)"
+done
+# dpo_step lines: policy forward+backward on chosen and rejected (reference log-probs
+# precomputed), B pairs of T tokens each side, the first half a shared prompt.
+for cfg in "tiny 8 256" "small 4 512"; do
+  set -- $cfg
+  name=$1 B=$2 T=$3
+  c=$(build/bench/train_step --model "$dir/$name" --batch "$B" --seq "$T" --steps "$STEPS" --warmup 1 --objective dpo)
+  t=$(/usr/bin/python3 bench/torch_train_step.py --model "$dir/$name" --batch "$B" --seq "$T" --steps "$STEPS" --warmup 1 --threads 2 --objective dpo)
+  cp=$(field "$c" pairs_per_s); tp=$(field "$t" pairs_per_s)
+  printf 'dpo_step %s: temper %.2f pairs/s, torch %.2f pairs/s, ratio %.2f, peak MiB temper %.0f torch %.0f\n' \
+    "$name" "$cp" "$tp" "$(echo "$cp / $tp" | bc -l)" "$(field "$c" peak_mib)" "$(field "$t" peak_mib)"
 done

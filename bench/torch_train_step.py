@@ -31,6 +31,9 @@ def parse():
     ap.add_argument("--lr", type=float, default=1e-5)
     ap.add_argument("--weight-decay", type=float, default=0.0)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--objective", choices=["sft", "dpo"], default="sft",
+                    help="dpo: --batch pairs of chosen/rejected sequences of --seq tokens (first half prompt), "
+                         "reference log-probs precomputed, sigmoid DPO with beta 0.1 (TRL's DPOTrainer math)")
     return ap.parse_args()
 
 
@@ -82,7 +85,34 @@ def main():
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": args.weight_decay},
                              {"params": no_decay, "weight_decay": 0.0}], lr=args.lr)
 
-    def step():
+    if args.objective == "dpo":
+        # rows 2i (chosen) and 2i+1 (rejected) share their prompt, the first T/2 tokens
+        tokens = torch.randint(0, V, (2 * B, T), generator=g)
+        tokens[1::2, : T // 2] = tokens[0::2, : T // 2]
+        positions = torch.arange(T)[None].expand(2 * B, T)
+        comp = torch.zeros(2 * B, T - 1, dtype=torch.bool)
+        comp[:, T // 2 - 1:] = True  # targets t+1 >= T/2 are completion tokens
+
+        def seq_logps():
+            logits = model(tokens, positions, R.causal_mask(2 * B, T, torch.float32))
+            lp = torch.log_softmax(logits[:, :-1], dim=-1).gather(2, tokens[:, 1:, None])[..., 0]
+            return (lp * comp).sum(-1)
+
+        with torch.no_grad():
+            ref = seq_logps()
+
+        def step():
+            lp = seq_logps()
+            d = (lp[0::2] - ref[0::2]) - (lp[1::2] - ref[1::2])
+            loss = -F.logsigmoid(0.1 * d).mean()
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            return loss.item()
+    else:
+        step = None
+
+    def sft_step():
         mask = R.causal_mask(B, T, torch.float32)
         logits = model(tokens, positions, mask)  # [B, T, V], as HF materializes it
         loss = F.cross_entropy(logits.view(-1, V), labels.reshape(-1), ignore_index=-100)
@@ -91,6 +121,7 @@ def main():
         opt.step()
         return loss.item()
 
+    step = step or sft_step
     losses = []
     for _ in range(args.warmup):
         losses.append(step())
@@ -102,7 +133,8 @@ def main():
     ms = 1000 * sum(times) / len(times)
     nparams = sum(p.numel() for p in params.values())
     out = {
-        "tok_per_s": B * T / (ms / 1000),
+        "tok_per_s": B * T * (2 if args.objective == "dpo" else 1) / (ms / 1000),
+        "pairs_per_s": B / (ms / 1000),
         "ms_per_step": ms,
         "ms_min": 1000 * min(times),
         "peak_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,

@@ -16,6 +16,7 @@
 #include "cli/flags.h"
 #include "model/batch.h"
 #include "model/model.h"
+#include "objectives/dpo.h"
 #include "objectives/sft.h"
 #include "train/optimizer.h"
 
@@ -39,14 +40,18 @@ static double sgemm_peak(void) {
 int main(int argc, char **argv) {
     const char *dir = NULL;
     int B = 8, T = 256, steps = 5, warmup = 1, seed = 0;
+    const char *objective = "sft";
     flag flags[] = {
         {"model", FLAG_STR, &dir, ""}, {"batch", FLAG_INT, &B, ""}, {"seq", FLAG_INT, &T, ""},
         {"steps", FLAG_INT, &steps, ""}, {"warmup", FLAG_INT, &warmup, ""}, {"seed", FLAG_INT, &seed, ""},
+        {"objective", FLAG_STR, &objective, "sft | dpo (B pairs of chosen/rejected, first half prompt, reference precomputed)"},
     };
+    int dpo = !strcmp(objective, "dpo");
+    int nseq = dpo ? 2 * B : B;
     if (flags_parse("train_step", NULL, flags, sizeof flags / sizeof flags[0], argc, argv, NULL, NULL) || !dir) return 2;
     tm_error err;
     model m;
-    if (model_load(&m, dir, &err) || model_enable_grad(&m, &err) || model_reserve(&m, B * T, &err)) {
+    if (model_load(&m, dir, &err) || model_enable_grad(&m, &err) || model_reserve(&m, nseq * T, &err)) {
         fprintf(stderr, "train_step: %s\n", err.msg);
         return 1;
     }
@@ -54,37 +59,57 @@ int main(int argc, char **argv) {
     adamw_hparams h = {1e-5, 0.9, 0.999, 1e-8, 0.0};
     model_optimizer_init(&opt, &m, h, 1.0, &err);
     batch_builder bb;
-    batch_init(&bb, B * T, B, &err);
+    batch_init(&bb, nseq * T, nseq, &err);
     rng r;
     rng_seed(&r, (uint64_t)seed);
     int *ids = malloc(sizeof(int) * (size_t)T);
-    for (int s = 0; s < B; s++) {
-        for (int t = 0; t < T; t++) ids[t] = (int)rng_below(&r, (uint64_t)m.cfg.vocab);
-        batch_add(&bb, ids, NULL, T);
+    uint8_t *trained = malloc((size_t)T);
+    for (int t = 0; t < T; t++) trained[t] = !dpo || t >= T / 2;  // DPO trains the completion half
+    for (int s = 0; s < nseq; s++) {
+        // a DPO pair shares its prompt: the rejected row keeps the chosen row's first half
+        for (int t = dpo && s % 2 ? T / 2 : 0; t < T; t++) ids[t] = (int)rng_below(&r, (uint64_t)m.cfg.vocab);
+        batch_add(&bb, ids, trained, T);
     }
     model_batch b = batch_view(&bb);
-    float *logp = malloc(sizeof(float) * (size_t)(B * T)), *dlogp = malloc(sizeof(float) * (size_t)(B * T));
-    int ntrain = B * (T - 1);
+    int N = nseq * T;
+    float *logp = malloc(sizeof(float) * (size_t)N), *dlogp = malloc(sizeof(float) * (size_t)N);
+    float *ref = malloc(sizeof(float) * (size_t)N);
+    int *span = malloc(sizeof(int) * 2 * (size_t)nseq), *pair = malloc(sizeof(int) * 2 * (size_t)nseq);
+    for (int s = 0; s < nseq; s++) span[2 * s] = s * T, span[2 * s + 1] = (s + 1) * T, pair[s] = s;
+    int ntrain = 0;
+    for (int i = 0; i < N; i++) ntrain += b.targets[i] >= 0;
+    if (dpo) model_forward(&m, &b, ref, NULL, &err);  // reference log-probs, precomputed as the trainer does
+    dpo_hparams dh = dpo_hparams_default();
+    dpo_norm dn = {B, 0, 0};
     double total = 0;
     for (int s = 0; s < warmup + steps; s++) {
         double t0 = now_seconds();
         model_forward(&m, &b, logp, NULL, &err);
-        sft_nll(logp, b.targets, b.n_tokens, ntrain, dlogp);
+        if (dpo) {
+            // position-aligned log-probs serve as well as token-aligned ones here: the
+            // objective sums them per sequence, and untrained positions hold 0 (the
+            // lm-head also ignores their gradient)
+            seq_batch sb = {N, logp, ref, NULL, NULL, nseq, span};
+            double loss;
+            dpo_loss(&sb, B, pair, &dh, &dn, &loss, dlogp, NULL, &err);
+        } else {
+            sft_nll(logp, b.targets, b.n_tokens, ntrain, dlogp);
+        }
         model_backward(&m, &b, dlogp, NULL);
         model_optimizer_step(&opt, &m, h.lr);
         if (s >= warmup) total += now_seconds() - t0;
     }
-    double ms = total / steps * 1e3, tokens = (double)B * T;
+    double ms = total / steps * 1e3, tokens = (double)N;
     const model_config *c = &m.cfg;
     double n_matmul = (double)m.numel - (c->tie_embeddings ? 0 : (double)c->vocab * c->hidden);
     double flops = 6.0 * n_matmul * tokens + 12.0 * c->layers * c->heads * c->head_dim * (double)T * tokens;
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
-    printf("{\"tok_per_s\": %.1f, \"ms_per_step\": %.1f, \"peak_mib\": %.1f, \"blas\": \"OpenBLAS %s (%s)\", \"threads\": %d, "
+    printf("{\"pairs_per_s\": %.1f, \"tok_per_s\": %.1f, \"ms_per_step\": %.1f, \"peak_mib\": %.1f, \"blas\": \"OpenBLAS %s (%s)\", \"threads\": %d, "
            "\"gflops\": %.1f, \"sgemm_peak_gflops\": %.1f}\n",
-           tokens / (ms / 1e3), ms, ru.ru_maxrss / 1024.0, openblas_get_corename(), openblas_get_config(),
+           B / (ms / 1e3), tokens / (ms / 1e3), ms, ru.ru_maxrss / 1024.0, openblas_get_corename(), openblas_get_config(),
            omp_get_max_threads(), flops / (ms / 1e3) / 1e9, sgemm_peak());
-    free(ids); free(logp); free(dlogp);
+    free(ids); free(trained); free(logp); free(dlogp); free(ref); free(span); free(pair);
     batch_free(&bb);
     model_optimizer_free(&opt);
     model_free(&m);
