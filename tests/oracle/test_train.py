@@ -191,6 +191,30 @@ with open(bad_w, "w") as f:
 r = temper("dpo", "--model", out_sft, "--data", dpo, "--token-weights", bad_w, "--output-dir", os.path.join(tmp, "cdpo-bad"), "--max-steps", "1")
 check(r.returncode != 0 and "differs from the trainer's tokenization" in r.stderr, "token weights for other ids are refused")
 
+# ---- multi-turn (tool trajectories as chat messages) and Step-DPO data through the trainers
+def convo(a, b, answer):
+    return [{"role": "user", "content": f"{a}+{b}?"},
+            {"role": "assistant", "content": f"```python\nprint({a}+{b})\n```"},
+            {"role": "tool", "content": f"```output\n{a + b}\n```"},
+            {"role": "assistant", "content": f"The answer is {answer}"}]
+mt = write("mt.jsonl", [{"chosen": convo(int(p.split('+')[0]), int(p.split('+')[1][:-1]), c),
+                         "rejected": convo(int(p.split('+')[0]), int(p.split('+')[1][:-1]), w)} for p, c, w in facts[:8]])
+r = temper("dpo", "--model", out_sft, "--data", mt, "--output-dir", os.path.join(tmp, "mdpo"), "--max-steps", "3",
+           "--logging-steps", "1", "--learning-rate", "1e-4", "--quiet")
+m = metrics(os.path.join(tmp, "mdpo")) if r.returncode == 0 else []
+check(len(m) == 3 and abs(m[0]["loss"] - 0.693147) < 1e-5, "multi-turn DPO on tool trajectories trains (%s)" % r.stderr.strip()[-200:])
+mk = write("mkto.jsonl", [{"messages": convo(int(p.split('+')[0]), int(p.split('+')[1][:-1]), c if i % 2 else w), "label": i % 2 == 1}
+                          for i, (p, c, w) in enumerate(facts[:8])])
+r = temper("kto", "--model", out_sft, "--data", mk, "--dataset-format", "trajectory", "--output-dir", os.path.join(tmp, "mkto"),
+           "--max-steps", "3", "--logging-steps", "1", "--learning-rate", "1e-4", "--per-device-train-batch-size", "4", "--quiet")
+check(r.returncode == 0 and len(metrics(os.path.join(tmp, "mkto"))) == 3, "multi-turn KTO on labelled trajectories trains (%s)" % r.stderr.strip()[-200:])
+st = write("step.jsonl", [{"prompt": p, "initial_reason_steps": "Step 1: add. ", "chosen": "Step 2: " + c, "rejected": "Step 2: " + w}
+                          for p, c, w in facts[:8]])
+r = temper("dpo", "--model", out_sft, "--data", st, "--step-wise", "--output-dir", os.path.join(tmp, "sdpo"), "--max-steps", "3",
+           "--logging-steps", "1", "--learning-rate", "1e-4", "--quiet")
+m = metrics(os.path.join(tmp, "sdpo")) if r.returncode == 0 else []
+check(len(m) == 3 and m[-1]["rewards/margins"] > 0, "Step-DPO data trains and separates the steps (%s)" % r.stderr.strip()[-200:])
+
 # ---- reward model: Bradley-Terry on a score head, saved as a sequence-classification directory
 out_rm = os.path.join(tmp, "rm")
 r = temper("reward-model", "--model", out_sft, "--data", dpo, "--eval-data", dpo, "--output-dir", out_rm, "--learning-rate", "3e-4",
