@@ -343,6 +343,15 @@ typedef struct step_metrics {
     double kl_sum, kl_count;
 } step_metrics;
 
+// Every field of step_metrics, and of the objectives' metric structs inside it, is a
+// double sum, so adding two of them is adding them as arrays of doubles.
+static void metrics_add(step_metrics *to, const step_metrics *from) {
+    _Static_assert(sizeof(step_metrics) % sizeof(double) == 0, "step_metrics holds doubles only");
+    double *t = (double *)to;
+    const double *f = (const double *)from;
+    for (size_t i = 0; i < sizeof *to / sizeof(double); i++) t[i] += f[i];
+}
+
 // The normalizers of a set of examples: what the whole optimizer step divides by.
 typedef struct step_norm {
     double tokens, seqs, pairs, chosen_tokens;
@@ -377,13 +386,10 @@ static int run_micro_rm(const train_args *a, model *m, const example_set *s, con
     float *r = b->logp_tok, *dr = b->dlogp_tok;
     if (model_reward_forward(m, &mb, b->logp_pos, err)) return -1;
     for (int k = 0; k < n; k++) r[k] = b->logp_pos[2 * k], r[n + k] = b->logp_pos[2 * k + 1];
-    double loss;
-    rm_metrics rm = {0};
-    if (rm_bt_loss(n, r, r + n, NULL, a->center_rewards_coefficient, z->pairs, &loss, dr, dr + n, &rm, err)) return -1;
-    out->loss += loss;
-    out->rm.n_pairs += rm.n_pairs; out->rm.rewards_chosen += rm.rewards_chosen; out->rm.rewards_rejected += rm.rewards_rejected;
-    out->rm.rewards_accuracies += rm.rewards_accuracies; out->rm.rewards_margins += rm.rewards_margins;
-    for (int i = 0; i < mb.n_tokens; i++) out->num_tokens += b->mask_tok[i];
+    step_metrics mine = {0};
+    if (rm_bt_loss(n, r, r + n, NULL, a->center_rewards_coefficient, z->pairs, &mine.loss, dr, dr + n, &mine.rm, err)) return -1;
+    for (int i = 0; i < mb.n_tokens; i++) mine.num_tokens += b->mask_tok[i];
+    metrics_add(out, &mine);
     if (train) {
         for (int k = 0; k < n; k++) b->dlogp_pos[2 * k] = dr[k], b->dlogp_pos[2 * k + 1] = dr[n + k];
         model_reward_backward(m, &mb, b->dlogp_pos);
@@ -395,6 +401,7 @@ static int run_micro_rm(const train_args *a, model *m, const example_set *s, con
 static int run_micro(const train_args *a, model *m, const example_set *s, const int *idx, int n, const step_norm *z,
                      step_buffers *b, int train, step_metrics *out, tm_error *err) {
     if (a->method == TRAIN_RM) return run_micro_rm(a, m, s, idx, n, z, b, train, out, err);
+    step_metrics mine = {0};
     // KTO: the reference point z0 from this micro-batch's mismatched pairs (policy forward, no backward)
     double z0 = 0;
     if (a->method == TRAIN_KTO && a->kto.loss_type == KTO_LOSS_KTO) {
@@ -408,8 +415,8 @@ static int run_micro(const train_args *a, model *m, const example_set *s, const 
             seq_batch kb = seq_view(b, 1);
             z0 = kto_z0(&kb);
         }
-        out->kl_sum += z0;
-        out->kl_count += 1;
+        mine.kl_sum = z0;
+        mine.kl_count = 1;
     }
     batch_clear(&b->bb);
     for (int k = 0; k < n; k++) {
@@ -424,38 +431,22 @@ static int run_micro(const train_args *a, model *m, const example_set *s, const 
     seq_batch sb = seq_view(b, a->method != TRAIN_SFT);
     double loss = 0;
     switch (a->method) {
-    case TRAIN_SFT: {
-        sft_metrics sm = {0};
-        if (sft_loss(&sb, a->sft_per_sequence, a->sft_per_sequence ? z->seqs : z->tokens, &loss, b->dlogp_tok, &sm, err)) return -1;
-        out->sft.nll_sum += sm.nll_sum;
-        out->sft.num_tokens += sm.num_tokens;
-        out->sft.num_seqs += sm.num_seqs;
+    case TRAIN_SFT:
+        if (sft_loss(&sb, a->sft_per_sequence, a->sft_per_sequence ? z->seqs : z->tokens, &loss, b->dlogp_tok, &mine.sft, err)) return -1;
         break;
-    }
     case TRAIN_DPO: {
         dpo_norm dn = {z->pairs, z->chosen_tokens, z->positions};
-        dpo_metrics dm = {0};
-        if (dpo_loss(&sb, n, b->pair, &a->dpo, &dn, &loss, b->dlogp_tok, &dm, err)) return -1;
-        dpo_metrics *t = &out->dpo;
-        t->n_pairs += dm.n_pairs; t->rewards_chosen += dm.rewards_chosen; t->rewards_rejected += dm.rewards_rejected;
-        t->rewards_accuracies += dm.rewards_accuracies; t->rewards_margins += dm.rewards_margins;
-        t->logps_chosen += dm.logps_chosen; t->logps_rejected += dm.logps_rejected;
-        t->nll_sum += dm.nll_sum; t->chosen_tokens += dm.chosen_tokens;
+        if (dpo_loss(&sb, n, b->pair, &a->dpo, &dn, &loss, b->dlogp_tok, &mine.dpo, err)) return -1;
         break;
     }
-    case TRAIN_KTO: {
-        kto_metrics km = {0};
-        if (kto_loss(&sb, b->desirable, z0, &a->kto, z->seqs, &loss, b->dlogp_tok, &km, err)) return -1;
-        kto_metrics *t = &out->kto;
-        t->count_chosen += km.count_chosen; t->count_rejected += km.count_rejected;
-        t->rewards_chosen_sum += km.rewards_chosen_sum; t->rewards_rejected_sum += km.rewards_rejected_sum;
-        t->logps_chosen_sum += km.logps_chosen_sum; t->logps_rejected_sum += km.logps_rejected_sum;
+    case TRAIN_KTO:
+        if (kto_loss(&sb, b->desirable, z0, &a->kto, z->seqs, &loss, b->dlogp_tok, &mine.kto, err)) return -1;
         break;
-    }
     case TRAIN_RM: break;  // run_micro_rm
     }
-    out->loss += loss;
-    for (int i = 0; i < sb.n_tokens; i++) out->num_tokens += sb.mask[i];
+    mine.loss = loss;
+    for (int i = 0; i < sb.n_tokens; i++) mine.num_tokens += sb.mask[i];
+    metrics_add(out, &mine);
     if (train) backward_tokens(m, b);
     return 0;
 }
@@ -672,17 +663,7 @@ int train_run(const train_args *a, tm_error *err) {
         st.global_step = step + 1;
         st.num_tokens += sm.num_tokens;
         double ep = (double)(step + 1) / (double)steps_per_epoch;
-        // window averages, as transformers logs them
-        window.loss += sm.loss;
-        window.dpo.n_pairs += sm.dpo.n_pairs; window.dpo.rewards_chosen += sm.dpo.rewards_chosen;
-        window.dpo.rewards_rejected += sm.dpo.rewards_rejected; window.dpo.rewards_accuracies += sm.dpo.rewards_accuracies;
-        window.dpo.rewards_margins += sm.dpo.rewards_margins; window.dpo.logps_chosen += sm.dpo.logps_chosen;
-        window.dpo.logps_rejected += sm.dpo.logps_rejected; window.dpo.nll_sum += sm.dpo.nll_sum;
-        window.dpo.chosen_tokens += sm.dpo.chosen_tokens;
-        window.kto.count_chosen += sm.kto.count_chosen; window.kto.count_rejected += sm.kto.count_rejected;
-        window.kto.rewards_chosen_sum += sm.kto.rewards_chosen_sum; window.kto.rewards_rejected_sum += sm.kto.rewards_rejected_sum;
-        window.kto.logps_chosen_sum += sm.kto.logps_chosen_sum; window.kto.logps_rejected_sum += sm.kto.logps_rejected_sum;
-        window.kl_sum += sm.kl_sum; window.kl_count += sm.kl_count;
+        metrics_add(&window, &sm);  // averaged over the logging window, as transformers logs
         grad_norm_sum += gnorm;
         window_steps++;
         if (!isfinite(sm.loss)) { tm_fail(err, "step %lld: the loss is %f; stopping (the last checkpoint is intact)", (long long)step + 1, sm.loss); goto done; }

@@ -222,6 +222,7 @@ r = temper("reward-model", "--model", out_sft, "--data", dpo, "--eval-data", dpo
 check(r.returncode == 0, "temper reward-model runs (%s)" % r.stderr.strip()[-300:])
 ev = [x for x in metrics(out_rm) if "eval_loss" in x] if r.returncode == 0 else [{}]
 check(ev[-1].get("eval_rewards/accuracies", 0) > 0.9, "reward model ranks chosen over rejected: accuracy %.3f > 0.9" % ev[-1].get("eval_rewards/accuracies", 0))
+check(r.returncode == 0 and "rewards/accuracies" in metrics(out_rm)[0], "reward model logs rewards/* while training")
 cfg = json.load(open(os.path.join(out_rm, "config.json"))) if r.returncode == 0 else {}
 check(cfg.get("architectures") == ["LlamaForSequenceClassification"] and cfg.get("id2label") == {"0": "LABEL_0"},
       "reward model config: LlamaForSequenceClassification, one label")
