@@ -223,7 +223,7 @@ static int on_token(engine *e, seq *s, int tok, float lp, tm_error *err) {
     for (int i = 0; i < o->nstop_ids; i++)
         if (tok == o->stop_ids[i]) { seq_finish(e, s, FINISH_STOP, err); return 0; }
     size_t before = s->turn.len;
-    if (tok_stream_step(e->t, &s->ts, tok, &s->turn, err)) return -1;
+    if (e->t && tok_stream_step(e->t, &s->ts, tok, &s->turn, err)) return -1;
     const char *text = s->turn.data ? s->turn.data : "";
     if (o->tool == ROLLOUT_TOOL_PYTHON && s->turn.len > before && !strstr(text, "boxed")) {
         char *code = closed_python_block(text);
@@ -341,6 +341,8 @@ static int sample_for(engine *e, seq *s, const float *z, tm_error *err) {
 int rollout_run(const rollout_backend *be, tok_tokenizer *t, const int *const *prompts, const int *plen,
                 int nprompts, const rollout_opts *o, rollout_traj *out, tm_error *err) {
     if (nprompts <= 0) return 0;
+    if (!t && (o->tool != ROLLOUT_TOOL_NONE || o->nstop_strs))
+        return tm_fail(err, "rollout: tools and stop strings need a tokenizer");
     if (o->n < 1 || o->batch < 1 || o->max_new_tokens < 1 || o->max_turns < 1)
         return tm_fail(err, "rollout: n, batch, max_new_tokens and max_turns must be >= 1");
     engine E = {0}, *e = &E;

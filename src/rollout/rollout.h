@@ -109,7 +109,8 @@ typedef struct rollout_opts {
 void rollout_opts_default(rollout_opts *o);
 
 // Generates n trajectories for each prompt into out[g * n + s] (zero-initialized by
-// the caller, nprompts * n of them; free each with rollout_traj_free).
+// the caller, nprompts * n of them; free each with rollout_traj_free). t may be NULL
+// when there are no tools and no stop strings (ids only).
 int rollout_run(const rollout_backend *be, tok_tokenizer *t, const int *const *prompts, const int *plen,
                 int nprompts, const rollout_opts *o, rollout_traj *out, tm_error *err);
 
