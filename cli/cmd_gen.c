@@ -338,7 +338,7 @@ static int answers_equal(const char *a, const char *b, void *ud) { return math_a
 
 typedef struct gen_args {
     const char *model_dir, *data, *tools, *style, *chat_name, *stop, *stop_ids, *extract, *out, *output_dir;
-    int n, top_k, max_new, seed, batch, max_turns, limit, no_chat, save_ids, chunk;
+    int n, top_k, max_new, seed, batch, max_turns, limit, no_chat, save_ids, chunk, ignore_eos;
     double temperature, top_p, min_p, tool_timeout;
 } gen_args;
 
@@ -418,7 +418,7 @@ static int gen_main(const char *cmd, gen_args *A, int is_eval) {
     o.sp.min_p = A->min_p;
     o.seed = (uint64_t)A->seed;
     o.stop_ids = stop_ids;
-    o.nstop_ids = nsid;
+    o.nstop_ids = A->ignore_eos ? 0 : nsid;
     o.stop_strs = stops;
     o.nstop_strs = nss;
     o.tool = (rollout_tool)tool;
@@ -626,7 +626,8 @@ out:
     {"chat-template", FLAG_STR, &A.chat_name, "override the tokenizer's chat template (chatml, qwen3, llama3, gemma, ...)"}, \
     {"no-chat-template", FLAG_BOOL, &A.no_chat, "prompts as plain text even if the tokenizer has a template"},          \
     {"extract", FLAG_STR, &A.extract, "answer extractors in order: boxed,answer,hash,tool,last"},                       \
-    {"limit", FLAG_INT, &A.limit, "only the first N prompts"}
+    {"limit", FLAG_INT, &A.limit, "only the first N prompts"},                                                         \
+    {"ignore-eos", FLAG_BOOL, &A.ignore_eos, "do not stop at EOS / end-of-turn tokens (benchmarks)"}
 
 static void gen_defaults(gen_args *A, int is_eval) {
     memset(A, 0, sizeof *A);

@@ -85,6 +85,12 @@ void k_attention_cache_fwd(float *out, const float *q, const k_kv_span *spans, i
                            int d);
 int k_attention_cache_max_head_dim(void);
 
+// ---- linear forward for a few rows (cpu_linear_rows.c): decoding ----
+// Same contract as k_linear_fwd; N <= k_linear_rows_max() streams W once (GEMV-like),
+// larger N falls back to k_linear_fwd.
+void k_linear_rows_fwd(float *y, const float *x, const float *W, const float *b, int N, int in, int out);
+int k_linear_rows_max(void);
+
 // ---- SwiGLU: h[n] = silu(gate[n]) * up[n]  (n = N * F elements) ----
 void k_swiglu_fwd(float *h, const float *gate, const float *up, long n);
 void k_swiglu_bwd(float *dgate, float *dup, const float *dh, const float *gate, const float *up, long n);

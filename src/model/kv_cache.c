@@ -1,5 +1,6 @@
 // model/kv_cache.c: see kv_cache.h.
 #include "model/kv_cache.h"
+#include <omp.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -76,7 +77,36 @@ size_t kv_cache_bytes(const kv_cache *c) {
     return 2 * (size_t)c->layers * c->layer_floats * sizeof(float);
 }
 
+static int decode_rows(model *m, kv_cache *c, const kv_batch *b, float *logits, tm_error *err);
+
+// A decoding step of a small model is a few MFLOP spread over ~15 parallel regions
+// per layer; there the fork/join (and, on a busy machine, a descheduled partner
+// thread at every barrier) costs more than the second thread gains: measured on the
+// 2-core dev machine, tiny model, batch 1: 841 tok/s on 1 thread, 41 tok/s on 2
+// (load ~4). Below ~64 MFLOP per call the step runs on one thread. Every kernel is
+// deterministic per thread count, and the tokens do not depend on it (test_rollout).
+#define DECODE_MIN_FLOP_PER_THREAD 6.4e7
+
 int model_decode(model *m, kv_cache *c, const kv_batch *b, float *logits, tm_error *err) {
+    int nt = omp_get_max_threads();
+    double flop = 2.0 * (double)b->n * (double)m->numel;
+    int want = (int)(flop / DECODE_MIN_FLOP_PER_THREAD);
+    want = want < 1 ? 1 : want > nt ? nt : want;
+    if (want == nt) return decode_rows(m, c, b, logits, err);
+    omp_set_num_threads(want);
+    int rc = decode_rows(m, c, b, logits, err);
+    omp_set_num_threads(nt);
+    return rc;
+}
+
+// The linear layers of a decoding step: few rows stream the weights once
+// (k_linear_rows_fwd), more go through the backend's GEMM like the trainer.
+static void lin(const struct kernels *K, float *y, const float *x, const float *W, const float *b, int N, int in, int out) {
+    if (N <= k_linear_rows_max()) k_linear_rows_fwd(y, x, W, b, N, in, out);
+    else K->linear_fwd(y, x, W, b, N, in, out);
+}
+
+static int decode_rows(model *m, kv_cache *c, const kv_batch *b, float *logits, tm_error *err) {
     const model_config *cf = &m->cfg;
     const struct kernels *K = m->K;
     const int N = b->n, D = cf->hidden, F = cf->ffn, Hq = cf->heads, Hkv = cf->kv_heads, hd = cf->head_dim;
@@ -105,15 +135,15 @@ int model_decode(model *m, kv_cache *c, const kv_batch *b, float *logits, tm_err
         float *Kc = c->k + (size_t)l * c->layer_floats, *Vc = c->v + (size_t)l * c->layer_floats;
         K->rmsnorm_fwd(c->xn, c->rstd, c->x, W + o->attn_norm, N, D, cf->rms_eps);
         if (cf->qk_norm) {
-            K->linear_fwd(c->qpre, c->xn, W + o->wq, o->bq == NONE ? NULL : W + o->bq, N, D, qd);
-            K->linear_fwd(c->kpre, c->xn, W + o->wk, o->bk == NONE ? NULL : W + o->bk, N, D, kvd);
+            lin(K, c->qpre, c->xn, W + o->wq, o->bq == NONE ? NULL : W + o->bq, N, D, qd);
+            lin(K, c->kpre, c->xn, W + o->wk, o->bk == NONE ? NULL : W + o->bk, N, D, kvd);
             K->rmsnorm_fwd(c->q, c->rstd_h, c->qpre, W + o->q_norm, N * Hq, hd, cf->rms_eps);
             K->rmsnorm_fwd(c->kk, c->rstd_h, c->kpre, W + o->k_norm, N * Hkv, hd, cf->rms_eps);
         } else {
-            K->linear_fwd(c->q, c->xn, W + o->wq, o->bq == NONE ? NULL : W + o->bq, N, D, qd);
-            K->linear_fwd(c->kk, c->xn, W + o->wk, o->bk == NONE ? NULL : W + o->bk, N, D, kvd);
+            lin(K, c->q, c->xn, W + o->wq, o->bq == NONE ? NULL : W + o->bq, N, D, qd);
+            lin(K, c->kk, c->xn, W + o->wk, o->bk == NONE ? NULL : W + o->bk, N, D, kvd);
         }
-        K->linear_fwd(c->vv, c->xn, W + o->wv, o->bv == NONE ? NULL : W + o->bv, N, D, kvd);
+        lin(K, c->vv, c->xn, W + o->wv, o->bv == NONE ? NULL : W + o->bv, N, D, kvd);
         K->rope_fwd(c->q, b->pos, m->inv_freq, N, Hq, hd);
         K->rope_fwd(c->kk, b->pos, m->inv_freq, N, Hkv, hd);
         for (int i = 0; i < N; i++) {
@@ -135,13 +165,13 @@ int model_decode(model *m, kv_cache *c, const kv_batch *b, float *logits, tm_err
             sp[1] = (k_kv_span){Kc + c->off[s], Vc + c->off[s], (long)c->cap[s] * hd, b->cache_pos[i] + 1};
         }
         k_attention_cache_fwd(c->att, c->q, c->spans, 2, N, Hq, Hkv, hd);
-        K->linear_fwd(c->xmid, c->att, W + o->wo, o->bo == NONE ? NULL : W + o->bo, N, qd, D);
+        lin(K, c->xmid, c->att, W + o->wo, o->bo == NONE ? NULL : W + o->bo, N, qd, D);
         k_add_inplace(c->xmid, c->x, (long)ND);
         K->rmsnorm_fwd(c->xn, c->rstd, c->xmid, W + o->mlp_norm, N, D, cf->rms_eps);
-        K->linear_fwd(c->gate, c->xn, W + o->w_gate, NULL, N, D, F);
-        K->linear_fwd(c->up, c->xn, W + o->w_up, NULL, N, D, F);
+        lin(K, c->gate, c->xn, W + o->w_gate, NULL, N, D, F);
+        lin(K, c->up, c->xn, W + o->w_up, NULL, N, D, F);
         K->swiglu_fwd(c->h, c->gate, c->up, (long)N * F);
-        K->linear_fwd(c->x, c->h, W + o->w_down, NULL, N, F, D);
+        lin(K, c->x, c->h, W + o->w_down, NULL, N, F, D);
         k_add_inplace(c->x, c->xmid, (long)ND);
     }
     if (!nlog || !logits) return 0;
@@ -153,6 +183,6 @@ int model_decode(model *m, kv_cache *c, const kv_batch *b, float *logits, tm_err
         memcpy(c->xn + (size_t)r * D, c->x + (size_t)i * D, sizeof(float) * (size_t)D);
     }
     K->rmsnorm_fwd(c->hsel, c->rstd, c->xn, W + m->off_norm, nlog, D, cf->rms_eps);
-    k_sgemm(0, 1, nlog, V, D, 1.0f, c->hsel, D, W + m->off_lm_head, D, 0.0f, logits, V);
+    lin(K, logits, c->hsel, W + m->off_lm_head, NULL, nlog, D, V);
     return 0;
 }

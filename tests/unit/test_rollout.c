@@ -106,7 +106,7 @@ static void make_model(model *m, model_arch a, int vocab, uint64_t seed) {
     // larger weights than the 0.02 init, so that distributions are peaked and differences show
     for (int i = 0; i < m->nparams; i++)
         if (!strstr(m->params[i].name, "norm"))
-            for (size_t j = 0; j < m->params[i].numel; j++) m->w[m->params[i].offset + j] *= 8.0f;
+            for (size_t j = 0; j < m->params[i].numel; j++) m->w[m->params[i].offset + j] *= 5.0f;
 }
 
 static void make_prompts(int np, int V, int **pp, int *pl, uint64_t seed) {
