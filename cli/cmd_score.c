@@ -4,7 +4,9 @@
 // with the model directory's tokenizer by the data layer's rules (TRL's: EOS after a
 // string completion; in conversations only the assistant's tokens count). Each line is
 // written back unchanged with "logprob" (sum over completion tokens) added, and
-// "token_logprobs" with --per-token. Lines are packed into batches of --batch-tokens.
+// "token_logprobs" with --per-token. With a reward model (a *ForSequenceClassification
+// directory from `temper reward-model`) each line gets "reward" instead: the score of
+// prompt + completion. Lines are packed into batches of --batch-tokens.
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -67,6 +69,7 @@ static int text_example(text_input *ti, const json *root, const model *m, int **
     data_opts o;
     data_opts_default(&o);
     o.format = DATA_SFT;
+    o.append_eos = !m->cfg.num_labels;  // as temper reward-model trains: the score sits on the text's last token
     o.chat = have_chat ? &chat : NULL;
     data_example ex;
     if (data_example_from_json(tok, root, &o, &ex, &err)) { snprintf(why, whycap, "%.900s", err.msg); return -1; }
@@ -91,10 +94,26 @@ static int text_example(text_input *ti, const json *root, const model *m, int **
 static int flush(model *m, batch_builder *bb, pending *p, int np, float *logp, int per_token, FILE *out, tm_error *err) {
     if (!np) return 0;
     model_batch b = batch_view(bb);
-    if (model_forward(m, &b, logp, NULL, err)) return -1;
     sbuf s, val;
     sbuf_init(&s);
     sbuf_init(&val);
+    if (m->cfg.num_labels) {  // a reward model: one "reward" per line (logp holds n_seqs scores)
+        if (model_reward_forward(m, &b, logp, err)) return -1;
+        for (int i = 0; i < np; i++) {
+            sbuf_clear(&s);
+            sbuf_clear(&val);
+            sbuf_json_float(&val, logp[i]);
+            json_line_append(&s, p[i].line, strlen(p[i].line), "reward", val.data);
+            fputs(s.data, out);
+            fputc('\n', out);
+            free(p[i].line); free(p[i].ids); free(p[i].mask);
+        }
+        sbuf_free(&s);
+        sbuf_free(&val);
+        batch_clear(bb);
+        return 0;
+    }
+    if (model_forward(m, &b, logp, NULL, err)) return -1;
     for (int i = 0; i < np; i++) {
         double sum = 0;
         // token t is predicted at position t - 1

@@ -1,4 +1,4 @@
-// temper sft | dpo | kto: the offline trainers. Flags carry TRL's names and defaults,
+// temper sft | dpo | kto | reward-model: the offline trainers. Flags carry TRL's names and defaults,
 // so a TRL command line carries over (dashes or underscores both work).
 #include <stdio.h>
 #include <stdlib.h>
@@ -67,10 +67,12 @@ static int run(train_method method, const char *cmd, int argc, char **argv) {
         {"label-smoothing", FLAG_FLOAT, &a.dpo.label_smoothing, "dpo: conservative DPO ε"},
         {"length-normalize", FLAG_BOOL, &length_normalize, "dpo: token-mean log-probs (SimPO-style)"},
         {"rpo-alpha", FLAG_FLOAT, &a.dpo.rpo_alpha, "dpo: weight of the NLL on chosen responses (RPO)"},
+        {"token-weights", FLAG_STR, &a.token_weights, "dpo: per-token weights W.jsonl from temper critical-tokens (cDPO)"},
         {"cdpo-form", FLAG_STR, &cdpo_form, "dpo with token weights: sequence (paper) | position (released code)"},
         {"step-wise", FLAG_BOOL, &step_wise, "dpo: Step-DPO data (same as --dataset-format step)"},
         {"desirable-weight", FLAG_FLOAT, &a.kto.desirable_weight, "kto: λ_D"},
         {"undesirable-weight", FLAG_FLOAT, &a.kto.undesirable_weight, "kto: λ_U"},
+        {"center-rewards-coefficient", FLAG_FLOAT, &a.center_rewards_coefficient, "reward-model: weight of (r_w + r_l)^2"},
         {"per-sequence", FLAG_BOOL, &per_sequence, "sft: average the loss per sequence instead of per token"},
         {"quiet", FLAG_BOOL, &a.quiet, "no progress bar; metrics lines on stderr"},
     };
@@ -99,3 +101,4 @@ static int run(train_method method, const char *cmd, int argc, char **argv) {
 int cmd_sft(int argc, char **argv) { return run(TRAIN_SFT, "sft", argc, argv); }
 int cmd_dpo(int argc, char **argv) { return run(TRAIN_DPO, "dpo", argc, argv); }
 int cmd_kto(int argc, char **argv) { return run(TRAIN_KTO, "kto", argc, argv); }
+int cmd_reward_model(int argc, char **argv) { return run(TRAIN_RM, "reward-model", argc, argv); }

@@ -114,6 +114,13 @@ void k_lmhead_logprob_bwd(float *dh, float *dW, const float *dlogp, const float 
                           const float *h, const float *W, const int *targets, const float *lse,
                           const float *entropy, int N, int D, int V, float *scratch);
 
+// ---- contrastive estimation (cDPO's critical-token score, papers.md §7.2) ----
+// prob[i] = softmax((1+gamma) * hp[i] Wp^T - gamma * hn[i] Wn^T)[targets[i]], 0 where
+// targets[i] < 0. hp, hn [N, D]; Wp, Wn [V, D]. Chunked: no N x V logits.
+size_t k_contrastive_scratch_floats(int N, int D, int V);
+void k_contrastive_prob(float *prob, const float *hp, const float *Wp, const float *hn, const float *Wn, float gamma,
+                        const int *targets, int N, int D, int V, float *scratch);
+
 // ---- elementwise helpers ----
 void k_add_inplace(float *y, const float *x, long n);     // y += x
 void k_zero(float *y, long n);

@@ -3,9 +3,11 @@
 #include <string.h>
 
 static const char *arch_names[] = {"LlamaForCausalLM", "Qwen2ForCausalLM", "Qwen3ForCausalLM"};
+static const char *cls_names[] = {"LlamaForSequenceClassification", "Qwen2ForSequenceClassification", "Qwen3ForSequenceClassification"};
 static const char *model_types[] = {"llama", "qwen2", "qwen3"};
 
 const char *model_arch_name(model_arch a) { return arch_names[a]; }
+const char *model_arch_cls_name(model_arch a) { return cls_names[a]; }
 
 int model_arch_from_short(const char *s, model_arch *a) {
     for (int i = 0; i < 3; i++)
@@ -55,9 +57,18 @@ int config_from_json(model_config *c, const json *r, const char *path, tm_error 
             c->arch = (model_arch)i;
             found = 1;
         }
+        if (arch && !strcmp(arch, cls_names[i])) {
+            // a reward model: transformers derives num_labels from id2label (default 2)
+            json *labels = json_get(r, "id2label");
+            c->num_labels = labels && labels->type == JSON_OBJECT ? labels->n : (int)json_get_int(r, "num_labels", 2);
+            if (c->num_labels != 1)
+                return tm_fail(err, "%s: unsupported field value: %d labels (reward models have one score, num_labels 1)", path, c->num_labels);
+            c->arch = (model_arch)i;
+            found = 1;
+        }
     }
     if (!found)
-        return tm_fail(err, "%s: unsupported architecture \"%s\" (supported: LlamaForCausalLM, Qwen2ForCausalLM, Qwen3ForCausalLM)",
+        return tm_fail(err, "%s: unsupported architecture \"%s\" (supported: LlamaForCausalLM, Qwen2ForCausalLM, Qwen3ForCausalLM and their ForSequenceClassification reward models)",
                        path, arch ? arch : mt ? mt : "(none)");
     if (get_int(r, "hidden_size", 0, 1, &c->hidden, path, err) || get_int(r, "num_hidden_layers", 0, 1, &c->layers, path, err) ||
         get_int(r, "num_attention_heads", 0, 1, &c->heads, path, err) || get_int(r, "intermediate_size", 0, 1, &c->ffn, path, err) ||

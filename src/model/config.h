@@ -29,9 +29,11 @@ typedef struct model_config {
     float rope_factor, rope_low_freq_factor, rope_high_freq_factor;
     int rope_original_max_pos;
     int bos_token_id, eos_token_id;  // -1 when absent
+    int num_labels;    // 0: causal LM (lm-head); 1: reward model (*ForSequenceClassification, score head)
 } model_config;
 
 const char *model_arch_name(model_arch a);           // "LlamaForCausalLM", ...
+const char *model_arch_cls_name(model_arch a);       // "LlamaForSequenceClassification", ...
 int model_arch_from_short(const char *s, model_arch *a);  // "llama" | "qwen2" | "qwen3"
 
 // Parses a config.json document; errors name the path and the field.

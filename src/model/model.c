@@ -89,7 +89,9 @@ int model_create(model *m, const model_config *c, tm_error *err) {
 #undef P
     }
     add_param(m, "model.norm.weight", 1, D, 1, 0, &m->off_norm);
-    if (c->tie_embeddings) m->off_lm_head = m->off_embed;
+    m->off_score = NONE;
+    if (c->num_labels) add_param(m, "score.weight", 2, c->num_labels, D, 1, &m->off_score);  // reward model: no lm-head
+    else if (c->tie_embeddings) m->off_lm_head = m->off_embed;
     else add_param(m, "lm_head.weight", 2, c->vocab, D, 1, &m->off_lm_head);
     m->w = calloc(m->numel, sizeof(float));
     if (!m->w) { model_free(m); return tm_fail(err, "out of memory for %zu parameters", m->numel); }
@@ -224,7 +226,7 @@ static void apply_saved_norm(float *y, const float *x, const float *rstd, const 
         for (int j = 0; j < D; j++) y[(size_t)i * D + j] = x[(size_t)i * D + j] * rstd[i] * w[j];
 }
 
-int model_forward(model *m, const model_batch *b, float *logp, float *entropy, tm_error *err) {
+int model_forward_hidden(model *m, const model_batch *b, tm_error *err) {
     if (model_check_batch(m, b, err)) return -1;
     if (model_reserve(m, b->n_tokens, err) || reserve_scratch(m, b, err)) return -1;
     const model_config *c = &m->cfg;
@@ -269,13 +271,63 @@ int model_forward(model *m, const model_batch *b, float *logp, float *entropy, t
         k_add_inplace(xnext, xmid, (long)ND);
     }
     K->rmsnorm_fwd(a->xf, a->rstd_f, a->xs + (size_t)c->layers * ND, W + m->off_norm, N, D, c->rms_eps);
-    K->lmhead_logprob_fwd(logp, entropy ? a->entropy : NULL, a->lm_lse, a->xf, W + m->off_lm_head, b->targets, N, D,
-                          c->vocab, a->scratch);
-    if (entropy) memcpy(entropy, a->entropy, sizeof(float) * (size_t)N);
     return 0;
 }
 
+int model_forward(model *m, const model_batch *b, float *logp, float *entropy, tm_error *err) {
+    if (m->cfg.num_labels) return tm_fail(err, "this is a reward model (score head): it has no lm-head log-probs");
+    if (model_forward_hidden(m, b, err)) return -1;
+    model_acts *a = m->acts;
+    m->K->lmhead_logprob_fwd(logp, entropy ? a->entropy : NULL, a->lm_lse, a->xf, m->w + m->off_lm_head, b->targets,
+                             b->n_tokens, m->cfg.hidden, m->cfg.vocab, a->scratch);
+    if (entropy) memcpy(entropy, a->entropy, sizeof(float) * (size_t)b->n_tokens);
+    return 0;
+}
+
+// Reward models: one score per sequence from its last token's final hidden state
+// (as transformers' *ForSequenceClassification with num_labels 1).
+int model_reward_forward(model *m, const model_batch *b, float *rewards, tm_error *err) {
+    if (!m->cfg.num_labels) return tm_fail(err, "not a reward model (no score head)");
+    if (model_forward_hidden(m, b, err)) return -1;
+    const int D = m->cfg.hidden;
+    const float *w = m->w + m->off_score;
+    for (int s = 0; s < b->n_seqs; s++) {
+        const float *h = m->acts->xf + (size_t)(b->cu_seqlens[s + 1] - 1) * D;
+        double r = 0;
+        for (int j = 0; j < D; j++) r += (double)h[j] * w[j];
+        rewards[s] = (float)r;
+    }
+    return 0;
+}
+
+const float *model_last_hidden(const model *m) { return m->acts ? m->acts->xf : NULL; }
+const float *model_lm_head(const model *m) { return m->w + m->off_lm_head; }
+
 void model_backward(model *m, const model_batch *b, const float *dlogp, const float *dentropy) {
+    model_acts *a = m->acts;
+    k_zero(a->d_xn, (long)b->n_tokens * m->cfg.hidden);
+    m->K->lmhead_logprob_bwd(a->d_xn, m->g + m->off_lm_head, dlogp, dentropy, a->xf, m->w + m->off_lm_head, b->targets,
+                             a->lm_lse, dentropy ? a->entropy : NULL, b->n_tokens, m->cfg.hidden, m->cfg.vocab, a->scratch);
+    model_backward_hidden(m, b, a->d_xn);
+}
+
+void model_reward_backward(model *m, const model_batch *b, const float *drewards) {
+    model_acts *a = m->acts;
+    const int D = m->cfg.hidden;
+    const float *w = m->w + m->off_score;
+    float *gw = m->g + m->off_score;
+    k_zero(a->d_xn, (long)b->n_tokens * D);
+    for (int s = 0; s < b->n_seqs; s++) {
+        size_t last = (size_t)(b->cu_seqlens[s + 1] - 1) * D;
+        for (int j = 0; j < D; j++) {
+            a->d_xn[last + j] = drewards[s] * w[j];
+            gw[j] += drewards[s] * a->xf[last + j];
+        }
+    }
+    model_backward_hidden(m, b, a->d_xn);
+}
+
+void model_backward_hidden(model *m, const model_batch *b, const float *dxf) {
     const model_config *c = &m->cfg;
     const struct kernels *K = m->K;
     model_acts *a = m->acts;
@@ -285,12 +337,9 @@ void model_backward(model *m, const model_batch *b, const float *dlogp, const fl
     const float *W = m->w;
     float *G = m->g;
 
-    // lm-head and final norm: d_x = d(residual stream entering the final norm)
-    k_zero(a->d_xn, (long)ND);
-    K->lmhead_logprob_bwd(a->d_xn, G + m->off_lm_head, dlogp, dentropy, a->xf, W + m->off_lm_head, b->targets,
-                          a->lm_lse, dentropy ? a->entropy : NULL, N, D, c->vocab, a->scratch);
+    // final norm: d_x = d(residual stream entering it); dxf is consumed before d_xn is reused
     k_zero(a->d_x, (long)ND);
-    K->rmsnorm_bwd(a->d_x, G + m->off_norm, a->d_xn, a->xs + (size_t)c->layers * ND, W + m->off_norm, a->rstd_f, N, D);
+    K->rmsnorm_bwd(a->d_x, G + m->off_norm, dxf, a->xs + (size_t)c->layers * ND, W + m->off_norm, a->rstd_f, N, D);
 
     for (int l = c->layers - 1; l >= 0; l--) {
         const layer_offsets *o = &m->layer[l];

@@ -47,6 +47,7 @@ typedef struct model {
     model_param *params;
     layer_offsets *layer;   // [layers]
     size_t off_embed, off_norm, off_lm_head;  // off_lm_head == off_embed when tied
+    size_t off_score;       // reward models: score.weight [1, hidden] (SIZE_MAX otherwise)
     size_t numel;           // total parameter count
     float *w;               // [numel] fp32 master weights
     float *g;               // [numel] gradients (NULL until model_enable_grad)
@@ -64,6 +65,9 @@ int model_create(model *m, const model_config *c, tm_error *err);
 void model_init_random(model *m, uint64_t seed);
 // Loads a Hugging Face directory (config.json + model.safetensors or sharded index).
 int model_load(model *m, const char *dir, tm_error *err);
+// Loads a reward model: a *ForSequenceClassification directory as it is, or a causal LM
+// whose lm-head is dropped for a new score head (seeded). Saved as the former.
+int model_load_reward(model *m, const char *dir, uint64_t seed, tm_error *err);
 // Writes a Hugging Face directory: config.json, model.safetensors (or shards of at most
 // max_shard_bytes with model.safetensors.index.json; 0 = never shard), and the tokenizer
 // files of the directory the model came from. Every file is written atomically.
@@ -85,6 +89,18 @@ int model_check_batch(const model *m, const model_batch *b, tm_error *err);
 // Forward: logp[i] = log p(targets[i] | tokens[..i]) (0 where targets[i] < 0);
 // entropy[i] of the next-token distribution when entropy != NULL.
 int model_forward(model *m, const model_batch *b, float *logp, float *entropy, tm_error *err);
+// The final normalized hidden states [n_tokens, hidden] of the last forward (the
+// lm-head's input), valid until the next forward; and the lm-head matrix [vocab, hidden].
+const float *model_last_hidden(const model *m);
+const float *model_lm_head(const model *m);
+// The trunk alone: everything up to the final norm (model_last_hidden), for heads other
+// than the lm-head; model_backward_hidden takes dL/d(final hidden) [n_tokens, hidden].
+int model_forward_hidden(model *m, const model_batch *b, tm_error *err);
+void model_backward_hidden(model *m, const model_batch *b, const float *dxf);
+// Reward models (cfg.num_labels == 1): rewards[s] = score head on the last token of
+// sequence s; the backward takes dL/drewards [n_seqs].
+int model_reward_forward(model *m, const model_batch *b, float *rewards, tm_error *err);
+void model_reward_backward(model *m, const model_batch *b, const float *drewards);
 // Backward of the last forward: accumulates into m->g given dL/dlogp (and dL/dentropy,
 // which requires that the forward computed entropy).
 void model_backward(model *m, const model_batch *b, const float *dlogp, const float *dentropy);

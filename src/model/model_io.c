@@ -6,6 +6,7 @@
 #include <string.h>
 #include "base/io.h"
 #include "base/json.h"
+#include "base/rng.h"
 #include "model/model.h"
 
 // Files of a model directory that are not weights and travel with it on save.
@@ -38,7 +39,15 @@ static int shards_add(shard_set *s, const char *dir, const char *name, tm_error 
     return 0;
 }
 
-int model_load(model *m, const char *dir, tm_error *err) {
+static int load_dir(model *m, const char *dir, int as_reward, uint64_t seed, tm_error *err);
+
+int model_load(model *m, const char *dir, tm_error *err) { return load_dir(m, dir, 0, 0, err); }
+
+int model_load_reward(model *m, const char *dir, uint64_t seed, tm_error *err) { return load_dir(m, dir, 1, seed, err); }
+
+// Loads a directory; with as_reward a causal LM becomes a reward model: its lm-head is
+// left out and a score head is initialized (normal(0, 0.02), as transformers does).
+static int load_dir(model *m, const char *dir, int as_reward, uint64_t seed, tm_error *err) {
     char path[4096];
     model_config cfg;
     io_join(path, sizeof path, dir, "config.json");
@@ -51,6 +60,8 @@ int model_load(model *m, const char *dir, tm_error *err) {
     int rc = config_from_json(&cfg, json_root(cd), path, err);
     json_doc_free(cd);
     if (rc) { free(cfg_text); return -1; }
+    int new_head = as_reward && !cfg.num_labels;
+    if (as_reward) cfg.num_labels = 1;
     if (model_create(m, &cfg, err)) { free(cfg_text); return -1; }
     m->config_text = cfg_text;
     m->source_dir = strdup(dir);
@@ -71,6 +82,12 @@ int model_load(model *m, const char *dir, tm_error *err) {
     }
     for (int i = 0; i < m->nparams; i++) {
         const model_param *p = &m->params[i];
+        if (new_head && (size_t)p->offset == m->off_score) {
+            rng r;
+            rng_seed(&r, seed);
+            for (size_t j = 0; j < p->numel; j++) m->w[p->offset + j] = 0.02f * rng_normal(&r);
+            continue;
+        }
         st_file *f = &sh->files[0];
         if (weight_map) {
             const char *fname = json_get_str(weight_map, p->name, NULL);
@@ -103,12 +120,40 @@ fail:
     return -1;
 }
 
+// The config of a reward model made from a causal LM: the same fields, with the
+// sequence-classification architecture and one label.
+static int reward_config(const model *m, sbuf *o, tm_error *err) {
+    json_doc *d = json_parse(m->config_text, strlen(m->config_text), err);
+    if (!d) return -1;
+    const json *r = json_root(d);
+    sbuf_printf(o, "{\n  \"architectures\": [\"%s\"],\n  \"id2label\": {\"0\": \"LABEL_0\"},\n  \"label2id\": {\"LABEL_0\": 0}",
+                model_arch_cls_name(m->cfg.arch));
+    for (int i = 0; i < r->n; i++) {
+        const char *k = r->keys[i];
+        if (!strcmp(k, "architectures") || !strcmp(k, "id2label") || !strcmp(k, "label2id") || !strcmp(k, "num_labels")) continue;
+        sbuf_puts(o, ",\n  ");
+        sbuf_json_str(o, k, r->key_lens[i]);
+        sbuf_puts(o, ": ");
+        sbuf_json_value(o, &r->items[i]);
+    }
+    sbuf_puts(o, "\n}\n");
+    json_doc_free(d);
+    return 0;
+}
+
 int model_save(const model *m, const char *dir, size_t max_shard_bytes, tm_error *err) {
     if (io_mkdirs(dir, err)) return -1;
     char path[4096];
     // config.json: the one we were loaded from, unchanged, or a fresh one
     io_join(path, sizeof path, dir, "config.json");
-    if (m->config_text) {
+    if (m->config_text && m->cfg.num_labels && !strstr(m->config_text, "ForSequenceClassification")) {
+        sbuf s;
+        sbuf_init(&s);
+        if (reward_config(m, &s, err)) { sbuf_free(&s); return -1; }
+        int rc = io_write_file_atomic(path, s.data, s.len, err);
+        sbuf_free(&s);
+        if (rc) return -1;
+    } else if (m->config_text) {
         if (io_write_file_atomic(path, m->config_text, strlen(m->config_text), err)) return -1;
     } else {
         sbuf s;

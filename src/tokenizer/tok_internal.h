@@ -25,6 +25,9 @@ void tok_strmap_free(tok_strmap *m);
 void tok_strmap_put(tok_strmap *m, const char *k, size_t n, int32_t v);
 // Returns the value or -1.
 int32_t tok_strmap_get(const tok_strmap *m, const char *k, size_t n);
+// count lookups at once (out[j] = tok_strmap_get(m, k[j], n[j])), with their cache
+// misses overlapped: for bulk work such as resolving the merges at load time.
+void tok_strmap_get_many(const tok_strmap *m, const char *const *k, const size_t *n, int count, int32_t *out);
 
 // (a, b) id pair → (rank, merged id).
 typedef struct tok_pairmap {

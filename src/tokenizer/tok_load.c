@@ -354,6 +354,21 @@ static int load_post(tok_tokenizer *t, const json *o, tm_error *err) {
     return 0;
 }
 
+// One entry of model.merges: "a b" (older files) or ["a", "b"]. Returns -1 if neither.
+static int merge_strings(const json *e, const char **a, size_t *al, const char **b, size_t *bl) {
+    if (e->type == JSON_STRING) {
+        const char *sp = memchr(e->str, ' ', e->len);
+        if (!sp) return -1;
+        *a = e->str; *al = (size_t)(sp - e->str); *b = sp + 1; *bl = e->len - *al - 1;
+        return 0;
+    }
+    if (e->type == JSON_ARRAY && e->n == 2 && e->items[0].type == JSON_STRING && e->items[1].type == JSON_STRING) {
+        *a = e->items[0].str; *al = e->items[0].len; *b = e->items[1].str; *bl = e->items[1].len;
+        return 0;
+    }
+    return -1;
+}
+
 static int load_tokenizer_json(tok_tokenizer *t, const json *r, tm_error *err) {
     const json *m = json_get(r, "model");
     if (!m || m->type != JSON_OBJECT) return tm_fail(err, "no model");
@@ -425,33 +440,56 @@ static int load_tokenizer_json(tok_tokenizer *t, const json *r, tm_error *err) {
     const json *mg = json_get(m, "merges");
     if (!mg || mg->type != JSON_ARRAY) { free(key); return tm_fail(err, "model.merges: not an array"); }
     tok_pairmap_init(&t->merges, (uint32_t)mg->n + 16);
-    char *k2 = NULL;
-    size_t k2cap = 0;
-    for (int i = 0; i < mg->n; i++) {
-        const json *e = &mg->items[i];
-        const char *a, *b;
-        size_t al, bl;
-        if (e->type == JSON_STRING) {
-            const char *sp = memchr(e->str, ' ', e->len);
-            if (!sp) { free(key); free(k2); return tm_fail(err, "merges[%d]: '%s' is not 'a b'", i, e->str); }
-            a = e->str; al = (size_t)(sp - e->str); b = sp + 1; bl = e->len - al - 1;
-        } else if (e->type == JSON_ARRAY && e->n == 2 && e->items[0].type == JSON_STRING && e->items[1].type == JSON_STRING) {
-            a = e->items[0].str; al = e->items[0].len; b = e->items[1].str; bl = e->items[1].len;
-        } else { free(key); free(k2); return tm_fail(err, "merges[%d]: not a pair", i); }
-        if (al + bl + 1 > keycap) { keycap = (al + bl) * 2 + 64; key = realloc(key, keycap); }
-        if (al + bl + 1 > k2cap) { k2cap = (al + bl) * 2 + 64; k2 = realloc(k2, k2cap); }
-        size_t ka = vocab_key(t, a, al, k2), kb = vocab_key(t, b, bl, k2 + ka);
-        int32_t ia = tok_strmap_get(&t->vocab, k2, ka), ib = tok_strmap_get(&t->vocab, k2 + ka, kb);
-        int32_t im = tok_strmap_get(&t->vocab, k2, ka + kb);
-        if (ia < 0 || ib < 0 || im < 0) {
-            free(key); free(k2);
-            return tm_fail(err, "merges[%d]: '%.*s' + '%.*s' uses a token that is not in the vocabulary", i,
-                           (int)al, a, (int)bl, b);
-        }
-        tok_pairmap_put(&t->merges, ia, ib, (uint32_t)i, im);
-    }
     free(key);
-    free(k2);
+    // The merges are resolved to ids in blocks, with the block's 3 lookups per merge
+    // (a, b, a+b) done together by tok_strmap_get_many so that their cache misses overlap.
+    enum { MB = 256 };
+    char *blk = NULL;                       // the block's keys, a's then b's bytes per merge
+    size_t blkcap = 0;
+    size_t off[MB], ka[MB], kb[MB], lens[3 * MB];
+    const char *keys[3 * MB];
+    int32_t ids[3 * MB];
+    for (int i0 = 0; i0 < mg->n; i0 += MB) {
+        int c = mg->n - i0 < MB ? mg->n - i0 : MB;
+        size_t used = 0;
+        for (int j = 0; j < c; j++) {
+            const char *a, *b;
+            size_t al, bl;
+            if (merge_strings(&mg->items[i0 + j], &a, &al, &b, &bl)) {
+                free(blk);
+                if (mg->items[i0 + j].type == JSON_STRING)
+                    return tm_fail(err, "merges[%d]: '%s' is not 'a b'", i0 + j, mg->items[i0 + j].str);
+                return tm_fail(err, "merges[%d]: not a pair", i0 + j);
+            }
+            if (used + al + bl + 1 > blkcap) { blkcap = (used + al + bl + 1) * 2 + 4096; blk = realloc(blk, blkcap); }
+            off[j] = used;
+            ka[j] = vocab_key(t, a, al, blk + used);
+            kb[j] = vocab_key(t, b, bl, blk + used + ka[j]);
+            used += ka[j] + kb[j];
+        }
+        for (int j = 0; j < c; j++) {
+            keys[3 * j] = blk + off[j];
+            lens[3 * j] = ka[j];
+            keys[3 * j + 1] = blk + off[j] + ka[j];
+            lens[3 * j + 1] = kb[j];
+            keys[3 * j + 2] = blk + off[j];
+            lens[3 * j + 2] = ka[j] + kb[j];
+        }
+        tok_strmap_get_many(&t->vocab, keys, lens, 3 * c, ids);
+        for (int j = 0; j < c; j++) {
+            int32_t ia = ids[3 * j], ib = ids[3 * j + 1], im = ids[3 * j + 2];
+            if (ia < 0 || ib < 0 || im < 0) {
+                const char *a = "", *b = "";
+                size_t al = 0, bl = 0;
+                merge_strings(&mg->items[i0 + j], &a, &al, &b, &bl);
+                free(blk);
+                return tm_fail(err, "merges[%d]: '%.*s' + '%.*s' uses a token that is not in the vocabulary", i0 + j,
+                               (int)al, a, (int)bl, b);
+            }
+            tok_pairmap_put(&t->merges, ia, ib, (uint32_t)(i0 + j), im);
+        }
+    }
+    free(blk);
     if (load_added(t, added, err)) return tm_fail_prefix(err, "added_tokens");
     for (int i = 0; i < t->nadded; i++) {
         tok_added *a = &t->added[i];

@@ -72,9 +72,8 @@ static void strmap_grow(tok_strmap *m) {
         m->slots[i] = (h >> 32 << 32) | (e + 1);
     }
 }
-int32_t tok_strmap_get(const tok_strmap *m, const char *k, size_t n) {
-    if (!m->slots) return -1;
-    uint64_t h = str_hash(k, n), tag = h >> 32 << 32;
+static int32_t strmap_get_h(const tok_strmap *m, const char *k, size_t n, uint64_t h) {
+    uint64_t tag = h >> 32 << 32;
     uint32_t i = (uint32_t)h & m->mask;
     for (;;) {
         uint64_t s = m->slots[i];
@@ -84,6 +83,35 @@ int32_t tok_strmap_get(const tok_strmap *m, const char *k, size_t n) {
             if (e->len == n && !memcmp(m->blob + e->off, k, n)) return e->val;
         }
         i = (i + 1) & m->mask;
+    }
+}
+int32_t tok_strmap_get(const tok_strmap *m, const char *k, size_t n) {
+    if (!m->slots) return -1;
+    return strmap_get_h(m, k, n, str_hash(k, n));
+}
+// A big table's lookups are cache misses (slot, entry, key bytes), taken one after
+// another by tok_strmap_get. Here all slots of a group are prefetched, then the
+// entries of the first probes, then their key bytes, so the misses overlap; loading
+// Gemma 3's 515k merges (1.5M lookups) is several times faster this way.
+void tok_strmap_get_many(const tok_strmap *m, const char *const *k, const size_t *n, int count, int32_t *out) {
+    enum { G = 32 };
+    uint64_t h[G];
+    for (int g = 0; g < count; g += G) {
+        int c = count - g < G ? count - g : G;
+        if (!m->slots) { for (int j = 0; j < c; j++) out[g + j] = -1; continue; }
+        for (int j = 0; j < c; j++) {
+            h[j] = str_hash(k[g + j], n[g + j]);
+            __builtin_prefetch(&m->slots[(uint32_t)h[j] & m->mask]);
+        }
+        for (int j = 0; j < c; j++) {
+            uint64_t s = m->slots[(uint32_t)h[j] & m->mask];
+            if (s) __builtin_prefetch(&m->ent[(uint32_t)s - 1]);
+        }
+        for (int j = 0; j < c; j++) {
+            uint64_t s = m->slots[(uint32_t)h[j] & m->mask];
+            if (s) __builtin_prefetch(m->blob + m->ent[(uint32_t)s - 1].off);
+        }
+        for (int j = 0; j < c; j++) out[g + j] = strmap_get_h(m, k[g + j], n[g + j], h[j]);
     }
 }
 void tok_strmap_put(tok_strmap *m, const char *k, size_t n, int32_t v) {

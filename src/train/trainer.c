@@ -15,6 +15,7 @@
 #include "data/data.h"
 #include "model/batch.h"
 #include "model/model.h"
+#include "objectives/rm.h"
 #include "objectives/sft.h"
 #include "train/checkpoint.h"
 #include "train/optimizer.h"
@@ -23,7 +24,7 @@ void train_args_default(train_args *a, train_method m) {
     memset(a, 0, sizeof *a);
     a->method = m;
     a->lr_scheduler_type = "linear";
-    a->learning_rate = m == TRAIN_SFT ? 2e-5 : 1e-6;  // SFTConfig / DPOConfig / KTOConfig
+    a->learning_rate = m == TRAIN_SFT || m == TRAIN_RM ? 2e-5 : 1e-6;  // SFTConfig, RewardConfig / DPOConfig, KTOConfig
     a->adam_beta1 = 0.9;
     a->adam_beta2 = 0.999;
     a->adam_epsilon = 1e-8;
@@ -33,7 +34,7 @@ void train_args_default(train_args *a, train_method m) {
     a->per_device_train_batch_size = 8;
     a->gradient_accumulation_steps = 1;
     a->max_length = 1024;
-    a->max_prompt_length = m == TRAIN_SFT ? 0 : 512;
+    a->max_prompt_length = m == TRAIN_DPO || m == TRAIN_KTO ? 512 : 0;
     a->seed = 42;
     a->logging_steps = 10;
     a->save_steps = 500;
@@ -50,6 +51,7 @@ void train_args_default(train_args *a, train_method m) {
 typedef struct example {
     data_example d;
     float *ref[2];
+    float *weight[2];   // cDPO token weights (NULL: 1)
     int32_t *kl_ids;
     uint8_t *kl_mask;
     int kl_len;
@@ -66,6 +68,8 @@ static void example_set_free(example_set *s) {
         data_example_free(&s->ex[i].d);
         free(s->ex[i].ref[0]);
         free(s->ex[i].ref[1]);
+        free(s->ex[i].weight[0]);
+        free(s->ex[i].weight[1]);
         free(s->ex[i].kl_ids);
         free(s->ex[i].kl_mask);
         free(s->ex[i].kl_ref);
@@ -117,6 +121,9 @@ static int load_examples(tok_tokenizer *tok, const tok_chat *chat, const train_a
     o.chat = chat;
     o.max_length = a->max_length;
     o.on_bad_line = a->on_bad_line;
+    // a reward model scores the last token of the text itself: no EOS appended, so the
+    // score sits where transformers' sequence classifier reads it (last non-pad token)
+    if (a->method == TRAIN_RM) o.append_eos = 0;
     data_set ds;
     if (data_load(tok, path, &o, &ds, err)) return -1;
     if (ds.skipped) fprintf(stderr, "temper: %s: skipped %ld bad lines (first: %s)\n", path, ds.skipped, ds.first_skip);
@@ -155,6 +162,49 @@ static int load_examples(tok_tokenizer *tok, const tok_chat *chat, const train_a
     return 0;
 }
 
+// cDPO: per-token weights from `temper critical-tokens`, matched to examples by input line.
+// The file holds the ids it scored; ours may have lost the start of a long prompt
+// (--max-prompt-length), so the two are aligned at the end and must agree there.
+static int load_token_weights(const char *path, example_set *s, tm_error *err) {
+    io_lines in;
+    if (io_lines_open(&in, path, err)) return -1;
+    char *text;
+    long len;
+    int matched = 0, rc = 0;
+    while (!rc && (len = io_lines_next(&in, &text)) >= 0) {
+        if (!len) continue;
+        tm_error jerr;
+        json_doc *d = json_parse(text, (size_t)len, &jerr);
+        if (!d) { rc = tm_fail(err, "%s:%ld: %s", path, in.lineno, jerr.msg); break; }
+        json *r = json_root(d);
+        long line = (long)json_get_int(r, "line", -1);
+        example *e = NULL;
+        for (int i = 0; i < s->n && !e; i++) if (s->ex[i].d.line == line) e = &s->ex[i];
+        const char *ids_key[2] = {"chosen_input_ids", "rejected_input_ids"}, *w_key[2] = {"chosen_weights", "rejected_weights"};
+        for (int q = 0; e && q < e->d.nseq && !rc; q++) {
+            json *ids = json_get(r, ids_key[q]), *w = json_get(r, w_key[q]);
+            const data_seq *sq = &e->d.seq[q];
+            if (!ids || !w || ids->type != JSON_ARRAY || w->type != JSON_ARRAY || ids->n != w->n || ids->n < sq->len) {
+                rc = tm_fail(err, "%s:%ld: \"%s\" and \"%s\" must be equal-length arrays covering the sequence", path, in.lineno, ids_key[q], w_key[q]);
+                break;
+            }
+            int off = ids->n - sq->len;
+            for (int t = 0; t < sq->len && !rc; t++)
+                if (!json_is_int(&ids->items[off + t]) || (int)ids->items[off + t].num != sq->ids[t])
+                    rc = tm_fail(err, "%s:%ld: token %d differs from the trainer's tokenization of data line %ld (same tokenizer, template and --max-length?)",
+                                 path, in.lineno, t, line);
+            if (rc) break;
+            if (!(e->weight[q] = malloc(sizeof(float) * (size_t)sq->len))) { rc = tm_fail(err, "out of memory"); break; }
+            for (int t = 0; t < sq->len; t++) e->weight[q][t] = (float)w->items[off + t].num;
+        }
+        matched += e != NULL;
+        json_doc_free(d);
+    }
+    io_lines_close(&in);
+    if (!rc && matched < s->n) rc = tm_fail(err, "%s: weights for %d of %d training examples; every example needs a line", path, matched, s->n);
+    return rc;
+}
+
 // ---- micro-batches: pack, forward, objective, backward ----
 
 // Scratch reused by every micro-batch (sized once for the largest).
@@ -162,7 +212,8 @@ typedef struct step_buffers {
     batch_builder bb;
     float *logp_pos, *dlogp_pos;   // position-aligned (what the model reads and writes)
     float *logp_tok, *dlogp_tok;   // token-aligned (what the objectives read and write)
-    float *ref_tok;
+    float *ref_tok, *weight_tok;
+    int has_weights;
     uint8_t *mask_tok;
     int *span, *pair;
     uint8_t *desirable;
@@ -178,13 +229,14 @@ static int buffers_init(step_buffers *b, int cap_tokens, int cap_seqs, tm_error 
     b->logp_tok = malloc(sizeof(float) * n);
     b->dlogp_tok = malloc(sizeof(float) * n);
     b->ref_tok = malloc(sizeof(float) * n);
+    b->weight_tok = malloc(sizeof(float) * n);
     b->mask_tok = malloc(n);
     b->span = malloc(sizeof(int) * 2 * (size_t)cap_seqs);
     b->pair = malloc(sizeof(int) * 2 * (size_t)cap_seqs);
     b->desirable = malloc((size_t)cap_seqs);
     b->cap_tokens = cap_tokens;
     b->cap_seqs = cap_seqs;
-    if (!b->logp_pos || !b->dlogp_pos || !b->logp_tok || !b->dlogp_tok || !b->ref_tok || !b->mask_tok || !b->span ||
+    if (!b->logp_pos || !b->dlogp_pos || !b->logp_tok || !b->dlogp_tok || !b->ref_tok || !b->weight_tok || !b->mask_tok || !b->span ||
         !b->pair || !b->desirable)
         return tm_fail(err, "out of memory");
     return 0;
@@ -192,13 +244,14 @@ static int buffers_init(step_buffers *b, int cap_tokens, int cap_seqs, tm_error 
 
 static void buffers_free(step_buffers *b) {
     batch_free(&b->bb);
-    free(b->logp_pos); free(b->dlogp_pos); free(b->logp_tok); free(b->dlogp_tok); free(b->ref_tok);
+    free(b->logp_pos); free(b->dlogp_pos); free(b->logp_tok); free(b->dlogp_tok); free(b->ref_tok); free(b->weight_tok);
     free(b->mask_tok); free(b->span); free(b->pair); free(b->desirable);
     memset(b, 0, sizeof *b);
 }
 
-// Adds a sequence to the batch, recording its span and token-aligned mask and reference.
-static void add_seq(step_buffers *b, const int32_t *ids, const uint8_t *mask, int len, const float *ref) {
+// Adds a sequence to the batch, recording its span and token-aligned mask, reference
+// and weights.
+static void add_seq(step_buffers *b, const int32_t *ids, const uint8_t *mask, int len, const float *ref, const float *w) {
     int s = b->bb.n_seqs;
     int start = batch_add(&b->bb, ids, mask, len);
     b->span[2 * s] = start;
@@ -206,6 +259,7 @@ static void add_seq(step_buffers *b, const int32_t *ids, const uint8_t *mask, in
     for (int t = 0; t < len; t++) {
         b->mask_tok[start + t] = t > 0 && mask[t];  // the first token has no log-prob
         b->ref_tok[start + t] = ref ? ref[t] : 0.0f;
+        b->weight_tok[start + t] = w ? w[t] : 1.0f;
     }
 }
 
@@ -232,7 +286,8 @@ static void backward_tokens(model *m, step_buffers *b) {
 }
 
 static seq_batch seq_view(const step_buffers *b, int with_ref) {
-    seq_batch s = {b->bb.n_tokens, b->logp_tok, with_ref ? b->ref_tok : NULL, b->mask_tok, NULL, b->bb.n_seqs, b->span};
+    seq_batch s = {b->bb.n_tokens, b->logp_tok, with_ref ? b->ref_tok : NULL, b->mask_tok, b->has_weights ? b->weight_tok : NULL,
+                   b->bb.n_seqs, b->span};
     return s;
 }
 
@@ -250,8 +305,8 @@ static int compute_reference(model *m, example_set *s, step_buffers *b, int kl, 
             for (int q = 0; q < e->d.nseq; q++) need += e->d.seq[q].len;
             if (kl) need += e->kl_len;
             if (i > first && (b->bb.n_tokens + need > b->cap_tokens || b->bb.n_seqs + 3 > b->cap_seqs)) break;
-            for (int q = 0; q < e->d.nseq; q++) add_seq(b, e->d.seq[q].ids, e->d.seq[q].mask, e->d.seq[q].len, NULL);
-            if (kl && e->kl_len > 1) add_seq(b, e->kl_ids, e->kl_mask, e->kl_len, NULL);
+            for (int q = 0; q < e->d.nseq; q++) add_seq(b, e->d.seq[q].ids, e->d.seq[q].mask, e->d.seq[q].len, NULL, NULL);
+            if (kl && e->kl_len > 1) add_seq(b, e->kl_ids, e->kl_mask, e->kl_len, NULL, NULL);
             i++;
         }
         if (forward_tokens(m, b, err)) return -1;
@@ -284,12 +339,14 @@ typedef struct step_metrics {
     dpo_metrics dpo;
     kto_metrics kto;
     sft_metrics sft;
+    rm_metrics rm;
     double kl_sum, kl_count;
 } step_metrics;
 
 // The normalizers of a set of examples: what the whole optimizer step divides by.
 typedef struct step_norm {
     double tokens, seqs, pairs, chosen_tokens;
+    double positions;  // cDPO position form: per pair, the longer sequence's length
 } step_norm;
 
 static step_norm norm_of(const example_set *s, const int *idx, int n) {
@@ -304,20 +361,47 @@ static step_norm norm_of(const example_set *s, const int *idx, int n) {
         }
         z.seqs += d->nseq;
         z.pairs += 1;
+        z.positions += d->nseq == 2 && d->seq[1].len > d->seq[0].len ? d->seq[1].len : d->seq[0].len;
     }
     return z;
+}
+
+// A reward-model micro-batch: scores of chosen and rejected, Bradley-Terry loss.
+static int run_micro_rm(const train_args *a, model *m, const example_set *s, const int *idx, int n, const step_norm *z,
+                        step_buffers *b, int train, step_metrics *out, tm_error *err) {
+    batch_clear(&b->bb);
+    for (int k = 0; k < n; k++)
+        for (int q = 0; q < 2; q++) add_seq(b, s->ex[idx[k]].d.seq[q].ids, s->ex[idx[k]].d.seq[q].mask, s->ex[idx[k]].d.seq[q].len, NULL, NULL);
+    model_batch mb = batch_view(&b->bb);
+    // scores live in the token-aligned buffers: chosen k at [k], rejected at [n + k]
+    float *r = b->logp_tok, *dr = b->dlogp_tok;
+    if (model_reward_forward(m, &mb, b->logp_pos, err)) return -1;
+    for (int k = 0; k < n; k++) r[k] = b->logp_pos[2 * k], r[n + k] = b->logp_pos[2 * k + 1];
+    double loss;
+    rm_metrics rm = {0};
+    if (rm_bt_loss(n, r, r + n, NULL, a->center_rewards_coefficient, z->pairs, &loss, dr, dr + n, &rm, err)) return -1;
+    out->loss += loss;
+    out->rm.n_pairs += rm.n_pairs; out->rm.rewards_chosen += rm.rewards_chosen; out->rm.rewards_rejected += rm.rewards_rejected;
+    out->rm.rewards_accuracies += rm.rewards_accuracies; out->rm.rewards_margins += rm.rewards_margins;
+    for (int i = 0; i < mb.n_tokens; i++) out->num_tokens += b->mask_tok[i];
+    if (train) {
+        for (int k = 0; k < n; k++) b->dlogp_pos[2 * k] = dr[k], b->dlogp_pos[2 * k + 1] = dr[n + k];
+        model_reward_backward(m, &mb, b->dlogp_pos);
+    }
+    return 0;
 }
 
 // One micro-batch: forward, objective, and (when train) backward.
 static int run_micro(const train_args *a, model *m, const example_set *s, const int *idx, int n, const step_norm *z,
                      step_buffers *b, int train, step_metrics *out, tm_error *err) {
+    if (a->method == TRAIN_RM) return run_micro_rm(a, m, s, idx, n, z, b, train, out, err);
     // KTO: the reference point z0 from this micro-batch's mismatched pairs (policy forward, no backward)
     double z0 = 0;
     if (a->method == TRAIN_KTO && a->kto.loss_type == KTO_LOSS_KTO) {
         batch_clear(&b->bb);
         for (int k = 0; k < n; k++) {
             const example *e = &s->ex[idx[k]];
-            if (e->kl_len > 1) add_seq(b, e->kl_ids, e->kl_mask, e->kl_len, e->kl_ref);
+            if (e->kl_len > 1) add_seq(b, e->kl_ids, e->kl_mask, e->kl_len, e->kl_ref, NULL);
         }
         if (b->bb.n_seqs) {
             if (forward_tokens(m, b, err)) return -1;
@@ -332,7 +416,7 @@ static int run_micro(const train_args *a, model *m, const example_set *s, const 
         const example *e = &s->ex[idx[k]];
         for (int q = 0; q < e->d.nseq; q++) {
             b->pair[b->bb.n_seqs] = b->bb.n_seqs;
-            add_seq(b, e->d.seq[q].ids, e->d.seq[q].mask, e->d.seq[q].len, e->ref[q]);
+            add_seq(b, e->d.seq[q].ids, e->d.seq[q].mask, e->d.seq[q].len, e->ref[q], e->weight[q]);
         }
         b->desirable[k] = e->d.label == 1;
     }
@@ -349,7 +433,7 @@ static int run_micro(const train_args *a, model *m, const example_set *s, const 
         break;
     }
     case TRAIN_DPO: {
-        dpo_norm dn = {z->pairs, z->chosen_tokens, 0};
+        dpo_norm dn = {z->pairs, z->chosen_tokens, z->positions};
         dpo_metrics dm = {0};
         if (dpo_loss(&sb, n, b->pair, &a->dpo, &dn, &loss, b->dlogp_tok, &dm, err)) return -1;
         dpo_metrics *t = &out->dpo;
@@ -368,6 +452,7 @@ static int run_micro(const train_args *a, model *m, const example_set *s, const 
         t->logps_chosen_sum += km.logps_chosen_sum; t->logps_rejected_sum += km.logps_rejected_sum;
         break;
     }
+    case TRAIN_RM: break;  // run_micro_rm
     }
     out->loss += loss;
     for (int i = 0; i < sb.n_tokens; i++) out->num_tokens += sb.mask[i];
@@ -393,6 +478,13 @@ static void put_method_metrics(sbuf *o, const train_args *a, const step_metrics 
         if (s->dpo.chosen_tokens > 0 && (a->dpo.loss_weight[DPO_SFT] > 0 || a->dpo.rpo_alpha > 0))
             put_metric(o, prefix, "nll_loss", s->dpo.nll_sum / s->dpo.chosen_tokens);
     }
+    if (a->method == TRAIN_RM && s->rm.n_pairs > 0) {
+        double n = s->rm.n_pairs;
+        put_metric(o, prefix, "rewards/chosen", s->rm.rewards_chosen / n);
+        put_metric(o, prefix, "rewards/rejected", s->rm.rewards_rejected / n);
+        put_metric(o, prefix, "rewards/accuracies", s->rm.rewards_accuracies / n);
+        put_metric(o, prefix, "rewards/margins", s->rm.rewards_margins / n);
+    }
     if (a->method == TRAIN_KTO) {
         const kto_metrics *k = &s->kto;
         if (k->count_chosen > 0) {
@@ -413,10 +505,10 @@ static void put_method_metrics(sbuf *o, const train_args *a, const step_metrics 
 
 static data_format format_for(const train_args *a, tm_error *err, int *ok) {
     *ok = 1;
-    const char *name = a->dataset_format ? a->dataset_format : a->method == TRAIN_SFT ? "sft" : a->method == TRAIN_DPO ? "dpo" : "kto";
+    const char *name = a->dataset_format ? a->dataset_format : a->method == TRAIN_SFT ? "sft" : a->method == TRAIN_KTO ? "kto" : "dpo";
     int f = data_format_from_name(name);
     int allowed = f >= 0 && ((a->method == TRAIN_SFT && (f == DATA_SFT || f == DATA_TRAJECTORY)) ||
-                             (a->method == TRAIN_DPO && (f == DATA_DPO || f == DATA_STEP)) ||
+                             ((a->method == TRAIN_DPO || a->method == TRAIN_RM) && (f == DATA_DPO || f == DATA_STEP)) ||
                              (a->method == TRAIN_KTO && (f == DATA_KTO || f == DATA_TRAJECTORY)));
     if (!allowed) {
         *ok = 0;
@@ -484,7 +576,10 @@ int train_run(const train_args *a, tm_error *err) {
 
     // the reference model is the initial policy unless --ref-model names another
     const char *ref_dir = a->ref_model ? a->ref_model : a->model;
-    if (model_load(&m, ref_dir, err)) goto done;
+    if (a->method == TRAIN_RM ? model_load_reward(&m, a->resume_from_checkpoint ? a->resume_from_checkpoint : a->model,
+                                                  (uint64_t)a->seed, err)
+                              : model_load(&m, ref_dir, err))
+        goto done;
     if (!(tok = tok_load(a->model, err))) goto done;
     have_chat = tok_chat_for(tok, a->chat_template, &chat, err) == 0;
     if (a->chat_template && !have_chat) goto done;
@@ -496,6 +591,10 @@ int train_run(const train_args *a, tm_error *err) {
         goto done;
     }
 
+    if (a->token_weights) {
+        if (a->method != TRAIN_DPO) { tm_fail(err, "--token-weights is for dpo (cDPO)"); goto done; }
+        if (load_token_weights(a->token_weights, &train, err)) goto done;
+    }
     // buffers big enough for the largest micro-batch (or reference chunk)
     int longest = 0, bs = a->per_device_train_batch_size;
     example_set *sets[2] = {&train, &eval};
@@ -508,12 +607,13 @@ int train_run(const train_args *a, tm_error *err) {
         }
     int cap_tokens = longest * bs > 8192 ? longest * bs : 8192;
     if (buffers_init(&buf, cap_tokens, 3 * (bs > 64 ? bs : 64), err) || model_reserve(&m, cap_tokens, err)) goto done;
+    buf.has_weights = a->token_weights != NULL;
 
-    if (a->method != TRAIN_SFT) {
+    if (a->method == TRAIN_DPO || a->method == TRAIN_KTO) {
         if (compute_reference(&m, &train, &buf, kl, err) || (eval.n && compute_reference(&m, &eval, &buf, kl, err))) goto done;
     }
     // the policy: the initial model (already loaded when it is also the reference), or a checkpoint
-    if (a->resume_from_checkpoint || (a->ref_model && strcmp(a->ref_model, a->model))) {
+    if (a->method != TRAIN_RM && (a->resume_from_checkpoint || (a->ref_model && strcmp(a->ref_model, a->model)))) {
         model_free(&m);
         const char *from = a->resume_from_checkpoint ? a->resume_from_checkpoint : a->model;
         if (model_load(&m, from, err) || model_reserve(&m, cap_tokens, err)) goto done;
@@ -551,7 +651,8 @@ int train_run(const train_args *a, tm_error *err) {
     order = malloc(sizeof(int) * (size_t)train.n);
     if (!order) { tm_fail(err, "out of memory"); goto done; }
     progress pb;
-    progress_start(&pb, a->method == TRAIN_SFT ? "sft" : a->method == TRAIN_DPO ? "dpo" : "kto", total, "steps");
+    static const char *names[] = {"sft", "dpo", "kto", "reward-model"};
+    progress_start(&pb, names[a->method], total, "steps");
     step_metrics window = {0};
     int window_steps = 0;
     double grad_norm_sum = 0;

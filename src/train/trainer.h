@@ -1,5 +1,5 @@
 // train/trainer: the offline training loop shared by `temper sft`, `temper dpo` and
-// `temper kto`. It composes the layers: data (token ids + masks) -> packed batches ->
+// `temper kto`, and `temper reward-model` (Bradley-Terry on a score head). It composes the layers: data (token ids + masks) -> packed batches ->
 // model forward -> objective (a pure function of token log-probs) -> model backward ->
 // optimizer step; plus reference log-probs, evaluation, metrics JSONL, checkpoints and
 // resume.
@@ -26,13 +26,14 @@
 #include "objectives/dpo.h"
 #include "objectives/kto.h"
 
-typedef enum { TRAIN_SFT, TRAIN_DPO, TRAIN_KTO } train_method;
+typedef enum { TRAIN_SFT, TRAIN_DPO, TRAIN_KTO, TRAIN_RM } train_method;
 
 typedef struct train_args {
     train_method method;
     const char *model, *data, *eval_data, *output_dir, *ref_model, *resume_from_checkpoint;
     const char *dataset_format;      // NULL: the method's (sft, dpo, kto); also trajectory, step
     const char *chat_template;       // NULL: recognized from the tokenizer
+    const char *token_weights;       // dpo: cDPO per-token weights from `temper critical-tokens`
     const char *lr_scheduler_type;   // linear
     double learning_rate, warmup_ratio, weight_decay, max_grad_norm;
     double adam_beta1, adam_beta2, adam_epsilon, num_train_epochs;
@@ -42,6 +43,7 @@ typedef struct train_args {
     int seed, logging_steps, eval_steps, save_steps, save_total_limit;
     int on_bad_line;                 // DATA_BAD_ERROR / DATA_BAD_SKIP
     int sft_per_sequence;            // SFT: average per sequence instead of per token
+    double center_rewards_coefficient; // reward model: TRL's auxiliary (r_w + r_l)^2 term, 0 = off
     dpo_hparams dpo;
     kto_hparams kto;
     int quiet;                       // no progress bar

@@ -152,6 +152,77 @@ for s in range(steps):
 ok = len(got) == steps and all(abs(g - w) <= 1e-4 * max(1.0, abs(w)) for g, w in zip(got, want))
 check(ok, "five DPO steps match PyTorch within 1e-4: temper %s torch %s" % (["%.6f" % x for x in got], ["%.6f" % x for x in want]))
 
+# ---- cDPO: critical-token weights against PyTorch, then token-weighted DPO in both forms
+pos_data = write("pos.jsonl", [{"prompt": p, "completion": c} for p, c, _ in facts])
+neg_data = write("neg.jsonl", [{"prompt": p, "completion": w} for p, _, w in facts])
+pos, neg = os.path.join(tmp, "pos"), os.path.join(tmp, "neg")
+for d, data in ((pos, pos_data), (neg, neg_data)):
+    temper("sft", "--model", out_sft, "--data", data, "--output-dir", d, "--learning-rate", "1e-3", "--max-steps", "10", "--quiet")
+wfile = os.path.join(tmp, "w.jsonl")
+r = temper("critical-tokens", "--positive", pos, "--negative", neg, "--data", dpo, "--out", wfile)
+check(r.returncode == 0, "temper critical-tokens runs (%s)" % r.stderr.strip()[-300:])
+W = [json.loads(l) for l in open(wfile)] if r.returncode == 0 else []
+mp, mn = torch_ref.load_model(pos, torch.float64), torch_ref.load_model(neg, torch.float64)
+worst = 0.0
+with torch.no_grad():
+    for row in W[:4]:
+        ids = row["rejected_input_ids"]
+        pos_ids, allowed, _ = torch_ref.packed_inputs([len(ids)])
+        mask = torch_ref.additive_mask(allowed, torch.float64)
+        zp = mp(torch.tensor([ids]), pos_ids, mask)[0]
+        zn = mn(torch.tensor([ids]), pos_ids, mask)[0]
+        s = torch.log_softmax(2 * zp - zn, dim=-1).exp()
+        want = [1.0] + [1 - float(s[t - 1, ids[t]]) for t in range(1, len(ids))]
+        want[-1] = 1.0  # the appended EOS
+        worst = max(worst, max(abs(a - b) for a, b in zip(row["rejected_weights"], want)))
+        worst = max(worst, max(abs(a - 1.0) for a in row["chosen_weights"]))
+check(W and worst < 1e-5, "critical-token weights 1 - softmax(2 z+ - z-)[y] match PyTorch (max diff %.2g)" % worst)
+for form in ("sequence", "position"):
+    r = temper("dpo", "--model", out_sft, "--data", dpo, "--token-weights", wfile, "--cdpo-form", form, "--output-dir",
+               os.path.join(tmp, "cdpo-" + form), "--max-steps", "3", "--logging-steps", "1", "--learning-rate", "1e-4", "--quiet")
+    m = metrics(os.path.join(tmp, "cdpo-" + form)) if r.returncode == 0 else []
+    check(len(m) == 3 and abs(m[0]["loss"] - 0.693147) < 1e-5, "cDPO --cdpo-form %s trains (first loss log 2) (%s)" % (form, r.stderr.strip()[-200:]))
+bad_w = os.path.join(tmp, "w-bad.jsonl")
+with open(bad_w, "w") as f:
+    for row in W:
+        row = dict(row)
+        row["rejected_input_ids"] = [0] + row["rejected_input_ids"][1:]
+        f.write(json.dumps(row) + "\n")
+r = temper("dpo", "--model", out_sft, "--data", dpo, "--token-weights", bad_w, "--output-dir", os.path.join(tmp, "cdpo-bad"), "--max-steps", "1")
+check(r.returncode != 0 and "differs from the trainer's tokenization" in r.stderr, "token weights for other ids are refused")
+
+# ---- reward model: Bradley-Terry on a score head, saved as a sequence-classification directory
+out_rm = os.path.join(tmp, "rm")
+r = temper("reward-model", "--model", out_sft, "--data", dpo, "--eval-data", dpo, "--output-dir", out_rm, "--learning-rate", "3e-4",
+           "--max-steps", "40", "--logging-steps", "10", "--eval-steps", "40", "--quiet")
+check(r.returncode == 0, "temper reward-model runs (%s)" % r.stderr.strip()[-300:])
+ev = [x for x in metrics(out_rm) if "eval_loss" in x] if r.returncode == 0 else [{}]
+check(ev[-1].get("eval_rewards/accuracies", 0) > 0.9, "reward model ranks chosen over rejected: accuracy %.3f > 0.9" % ev[-1].get("eval_rewards/accuracies", 0))
+cfg = json.load(open(os.path.join(out_rm, "config.json"))) if r.returncode == 0 else {}
+check(cfg.get("architectures") == ["LlamaForSequenceClassification"] and cfg.get("id2label") == {"0": "LABEL_0"},
+      "reward model config: LlamaForSequenceClassification, one label")
+tensors = torch_ref.read_model_tensors(out_rm, torch.float64) if r.returncode == 0 else {}
+check("score.weight" in tensors and tuple(tensors["score.weight"].shape) == (1, 256) and "lm_head.weight" not in tensors,
+      "reward model tensors: score.weight [1, 256], no lm_head")
+# temper score with the reward model against PyTorch: hidden state of the last token . score
+sc = write("rm-score.jsonl", [{"prompt": p, "completion": c} for p, c, _ in facts[:5]])
+r = temper("score", "--model", out_rm, "--data", sc)
+got = [json.loads(l)["reward"] for l in r.stdout.splitlines()] if r.returncode == 0 else []
+trunk_dir = os.path.join(tmp, "rm-trunk")
+tcfg = dict(cfg, architectures=["LlamaForCausalLM"], tie_word_embeddings=True)
+score_w = tensors.pop("score.weight", None)
+torch_ref.write_model_dir(trunk_dir, tcfg, tensors)
+trunk = torch_ref.load_model(trunk_dir, torch.float64)
+want = []
+with torch.no_grad():
+    for p, c, _ in facts[:5]:
+        ids = tiny_tokenizer.ids(p) + tiny_tokenizer.ids(c)
+        pos_ids, allowed, _ = torch_ref.packed_inputs([len(ids)])
+        h = trunk.hidden(torch.tensor([ids]), pos_ids, torch_ref.additive_mask(allowed, torch.float64))[0]
+        want.append(float(h[-1] @ score_w[0]))
+check(len(got) == 5 and all(abs(g - w) <= 1e-4 * max(1, abs(w)) for g, w in zip(got, want)),
+      "temper score with the reward model matches PyTorch: %s vs %s" % (["%.5f" % x for x in got], ["%.5f" % x for x in want]))
+
 # ---- bad data and plot
 bad = write("bad.jsonl", [{"prompt": "1+1=", "chosen": "2", "rejected": "3"}])
 with open(bad, "a") as f:

@@ -178,6 +178,31 @@ static void test_sentencepiece(void) {
     unlink(path);
 }
 
+// tok_strmap_get_many (the merges' bulk lookup at load) agrees with tok_strmap_get,
+// present and absent keys mixed, across more than one group and a growing table.
+static void test_strmap_many(void) {
+    tok_strmap m;
+    tok_strmap_init(&m, 16, 64);
+    enum { N = 3000 };
+    static char buf[2 * N][16];
+    static const char *k[2 * N];
+    static size_t n[2 * N];
+    for (int i = 0; i < 2 * N; i++) {
+        n[i] = (size_t)snprintf(buf[i], sizeof buf[i], "k%d%s", i, i % 3 ? "" : "-long-key");
+        k[i] = buf[i];
+        if (i % 2 == 0) tok_strmap_put(&m, k[i], n[i], i);
+    }
+    static int32_t out[2 * N];
+    tok_strmap_get_many(&m, k, n, 2 * N, out);
+    int bad = 0;
+    for (int i = 0; i < 2 * N; i++)
+        if (out[i] != (i % 2 == 0 ? i : -1) || out[i] != tok_strmap_get(&m, k[i], n[i])) bad++;
+    CHECK(bad == 0, "tok_strmap_get_many agrees with tok_strmap_get on %d keys (%d differ)", 2 * N, bad);
+    tok_strmap_free(&m);
+    tok_strmap_get_many(&m, k, n, 5, out);  // a freed (empty) table finds nothing
+    CHECK(out[0] == -1 && out[4] == -1, "tok_strmap_get_many on an empty table");
+}
+
 int main(void) {
     const char *dir = fixture_dir();
     tm_error err = {0};
@@ -190,6 +215,7 @@ int main(void) {
     }
     test_load_errors();
     test_sentencepiece();
+    test_strmap_many();
     fixture_cleanup(dir);
     return test_done();
 }
