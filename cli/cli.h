@@ -16,6 +16,8 @@ int cmd_kto(int argc, char **argv);
 int cmd_reward_model(int argc, char **argv);
 int cmd_plot(int argc, char **argv);
 int cmd_critical_tokens(int argc, char **argv);
+int cmd_sample(int argc, char **argv);
+int cmd_eval(int argc, char **argv);
 
 // Prints "temper <cmd>: message" to stderr and returns 1 (or 2 for usage errors).
 int cli_fail(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

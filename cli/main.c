@@ -19,6 +19,8 @@ static const struct command commands[] = {
     {"kto", cmd_kto, "KTO on unpaired desirable/undesirable completions"},
     {"reward-model", cmd_reward_model, "Bradley-Terry reward model on preference pairs (a sequence-classification directory)"},
     {"critical-tokens", cmd_critical_tokens, "cDPO: score each token by contrastive estimation between two models"},
+    {"sample", cmd_sample, "generate n completions per prompt (KV cache, tools), with log-probs and verdicts"},
+    {"eval", cmd_eval, "pass@1, pass@k, maj@k on GSM8K, MATH-500 or a prompts file"},
     {"plot", cmd_plot, "draw metrics.jsonl as an SVG chart"},
     {"tokenize", cmd_tokenize, "text to token ids and back with a model's tokenizer"},
     {"data", cmd_data, "inspect a dataset: counts, lengths, a rendered example"},

@@ -70,6 +70,27 @@ void k_attention_bwd(float *dq, float *dk, float *dv, const float *dout, const f
                      const float *k, const float *v, const float *out, const float *lse,
                      const int *cu_seqlens, int nseq, int N, int Hq, int Hkv, int d, float *scratch);
 
+// ---- attention of new query tokens against a KV cache (cpu_attention_cache.c) ----
+// A span of cached keys/values: for kv head h, row t is k[h * head_stride + t * d]
+// (v likewise); len rows are visible.
+typedef struct k_kv_span {
+    const float *k, *v;
+    long head_stride;
+    int len;
+} k_kv_span;
+// q[N, Hq, d] -> out[N, Hq, d]. Row n attends to the keys of spans[n*nspan .. n*nspan+nspan)
+// concatenated in that order (the caller makes the lengths causal). Scores scaled by
+// 1/sqrt(d); query head h uses kv head h / (Hq / Hkv). No scratch; d <= the value below.
+void k_attention_cache_fwd(float *out, const float *q, const k_kv_span *spans, int nspan, int N, int Hq, int Hkv,
+                           int d);
+int k_attention_cache_max_head_dim(void);
+
+// ---- linear forward for a few rows (cpu_linear_rows.c): decoding ----
+// Same contract as k_linear_fwd; N <= k_linear_rows_max() streams W once (GEMV-like),
+// larger N falls back to k_linear_fwd.
+void k_linear_rows_fwd(float *y, const float *x, const float *W, const float *b, int N, int in, int out);
+int k_linear_rows_max(void);
+
 // ---- SwiGLU: h[n] = silu(gate[n]) * up[n]  (n = N * F elements) ----
 void k_swiglu_fwd(float *h, const float *gate, const float *up, long n);
 void k_swiglu_bwd(float *dgate, float *dup, const float *dh, const float *gate, const float *up, long n);

@@ -1,0 +1,189 @@
+// model/kv_cache.c: see kv_cache.h.
+#include "model/kv_cache.h"
+#include <omp.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define NONE SIZE_MAX
+
+static float *falloc(size_t n) {
+    size_t bytes = ((n ? n : 1) * sizeof(float) + 63) & ~(size_t)63;
+    float *p = aligned_alloc(64, bytes);
+    if (p) memset(p, 0, bytes);
+    return p;
+}
+
+int kv_cache_init(kv_cache *c, const model_config *cfg, int nslots, const int *caps, int max_rows,
+                  int max_logit_rows, tm_error *err) {
+    memset(c, 0, sizeof *c);
+    if (nslots <= 0 || max_rows <= 0) return tm_fail(err, "kv cache: need at least one slot and one row");
+    if (cfg->head_dim > k_attention_cache_max_head_dim())
+        return tm_fail(err, "kv cache: head_dim %d is larger than the decode kernel's %d", cfg->head_dim,
+                       k_attention_cache_max_head_dim());
+    c->layers = cfg->layers;
+    c->kv_heads = cfg->kv_heads;
+    c->head_dim = cfg->head_dim;
+    c->nslots = nslots;
+    c->cap = malloc(sizeof(int) * (size_t)nslots);
+    c->off = malloc(sizeof(size_t) * (size_t)nslots);
+    if (!c->cap || !c->off) { kv_cache_free(c); return tm_fail(err, "out of memory"); }
+    size_t per_tok = (size_t)cfg->kv_heads * cfg->head_dim;
+    for (int s = 0; s < nslots; s++) {
+        if (caps[s] < 0) { kv_cache_free(c); return tm_fail(err, "kv cache: negative capacity"); }
+        c->cap[s] = caps[s];
+        c->off[s] = c->layer_floats;
+        c->layer_floats += ((size_t)caps[s] * per_tok + 15) & ~(size_t)15;
+    }
+    c->k = falloc((size_t)cfg->layers * c->layer_floats);
+    c->v = falloc((size_t)cfg->layers * c->layer_floats);
+    size_t R = (size_t)max_rows, D = (size_t)cfg->hidden, F = (size_t)cfg->ffn;
+    size_t qd = (size_t)cfg->heads * cfg->head_dim, kvd = per_tok;
+    c->max_rows = max_rows;
+    c->max_logit_rows = max_logit_rows;
+    c->x = falloc(R * D);
+    c->xmid = falloc(R * D);
+    c->xn = falloc(R * D);
+    c->q = falloc(R * qd);
+    c->qpre = falloc(R * qd);
+    c->kk = falloc(R * kvd);
+    c->kpre = falloc(R * kvd);
+    c->vv = falloc(R * kvd);
+    c->att = falloc(R * qd);
+    c->gate = falloc(R * F);
+    c->up = falloc(R * F);
+    c->h = falloc(R * F);
+    c->rstd = falloc(R);
+    c->rstd_h = falloc(R * (size_t)cfg->heads);
+    c->hsel = falloc((size_t)(max_logit_rows > 0 ? max_logit_rows : 1) * D);
+    c->spans = malloc(sizeof(k_kv_span) * R * 2);
+    if (!c->k || !c->v || !c->x || !c->xmid || !c->xn || !c->q || !c->qpre || !c->kk || !c->kpre || !c->vv ||
+        !c->att || !c->gate || !c->up || !c->h || !c->rstd || !c->rstd_h || !c->hsel || !c->spans) {
+        size_t mib = kv_cache_bytes(c) >> 20;
+        kv_cache_free(c);
+        return tm_fail(err, "out of memory for the KV cache (%d slots, about %zu MiB)", nslots, mib);
+    }
+    return 0;
+}
+
+void kv_cache_free(kv_cache *c) {
+    free(c->cap); free(c->off); free(c->k); free(c->v);
+    free(c->x); free(c->xmid); free(c->xn); free(c->q); free(c->qpre); free(c->kk); free(c->kpre); free(c->vv);
+    free(c->att); free(c->gate); free(c->up); free(c->h); free(c->rstd); free(c->rstd_h); free(c->hsel);
+    free(c->spans);
+    memset(c, 0, sizeof *c);
+}
+
+size_t kv_cache_bytes(const kv_cache *c) {
+    return 2 * (size_t)c->layers * c->layer_floats * sizeof(float);
+}
+
+static int decode_rows(model *m, kv_cache *c, const kv_batch *b, float *logits, tm_error *err);
+
+// A decoding step of a small model is a few MFLOP spread over ~15 parallel regions
+// per layer; there the fork/join (and, on a busy machine, a descheduled partner
+// thread at every barrier) costs more than the second thread gains: measured on the
+// 2-core dev machine, tiny model, batch 1: 841 tok/s on 1 thread, 41 tok/s on 2
+// (load ~4); batch 16: 2988 vs 32-2018 tok/s depending on the load. A second thread
+// joins from ~512 MFLOP per call (the small config at batch >= 2). Every kernel is
+// deterministic per thread count, and the tokens do not depend on it (test_rollout).
+#define DECODE_MIN_FLOP_PER_THREAD 2.56e8
+
+int model_decode(model *m, kv_cache *c, const kv_batch *b, float *logits, tm_error *err) {
+    int nt = omp_get_max_threads();
+    double flop = 2.0 * (double)b->n * (double)m->numel;
+    int want = (int)(flop / DECODE_MIN_FLOP_PER_THREAD);
+    want = want < 1 ? 1 : want > nt ? nt : want;
+    if (want == nt) return decode_rows(m, c, b, logits, err);
+    omp_set_num_threads(want);
+    int rc = decode_rows(m, c, b, logits, err);
+    omp_set_num_threads(nt);
+    return rc;
+}
+
+// The linear layers of a decoding step: few rows stream the weights once
+// (k_linear_rows_fwd), more go through the backend's GEMM like the trainer.
+static void lin(const struct kernels *K, float *y, const float *x, const float *W, const float *b, int N, int in, int out) {
+    if (N <= k_linear_rows_max()) k_linear_rows_fwd(y, x, W, b, N, in, out);
+    else K->linear_fwd(y, x, W, b, N, in, out);
+}
+
+static int decode_rows(model *m, kv_cache *c, const kv_batch *b, float *logits, tm_error *err) {
+    const model_config *cf = &m->cfg;
+    const struct kernels *K = m->K;
+    const int N = b->n, D = cf->hidden, F = cf->ffn, Hq = cf->heads, Hkv = cf->kv_heads, hd = cf->head_dim;
+    const int qd = Hq * hd, kvd = Hkv * hd, V = cf->vocab;
+    const float *W = m->w;
+    if (N <= 0) return 0;
+    if (N > c->max_rows) return tm_fail(err, "decode: %d rows, the cache was sized for %d", N, c->max_rows);
+    int nlog = 0;
+    for (int i = 0; i < N; i++) {
+        if (b->tokens[i] < 0 || b->tokens[i] >= V)
+            return tm_fail(err, "decode: token id %d outside the vocabulary (%d)", b->tokens[i], V);
+        int s = b->slot[i];
+        if (s < 0 || s >= c->nslots || b->cache_pos[i] < 0 || b->cache_pos[i] >= c->cap[s])
+            return tm_fail(err, "decode: row %d writes slot %d index %d, outside the cache", i, s, b->cache_pos[i]);
+        int ps = b->prefix_slot ? b->prefix_slot[i] : -1;
+        if (ps >= 0 && (ps >= c->nslots || b->prefix_len[i] > c->cap[ps]))
+            return tm_fail(err, "decode: row %d reads %d entries of slot %d", i, b->prefix_len[i], ps);
+        if (b->logit_row && b->logit_row[i] >= 0) nlog++;
+    }
+    if (nlog > c->max_logit_rows) return tm_fail(err, "decode: %d logit rows, sized for %d", nlog, c->max_logit_rows);
+    const size_t ND = (size_t)N * D;
+
+    K->embedding_fwd(c->x, b->tokens, W + m->off_embed, N, D);
+    for (int l = 0; l < cf->layers; l++) {
+        const layer_offsets *o = &m->layer[l];
+        float *Kc = c->k + (size_t)l * c->layer_floats, *Vc = c->v + (size_t)l * c->layer_floats;
+        K->rmsnorm_fwd(c->xn, c->rstd, c->x, W + o->attn_norm, N, D, cf->rms_eps);
+        if (cf->qk_norm) {
+            lin(K, c->qpre, c->xn, W + o->wq, o->bq == NONE ? NULL : W + o->bq, N, D, qd);
+            lin(K, c->kpre, c->xn, W + o->wk, o->bk == NONE ? NULL : W + o->bk, N, D, kvd);
+            K->rmsnorm_fwd(c->q, c->rstd_h, c->qpre, W + o->q_norm, N * Hq, hd, cf->rms_eps);
+            K->rmsnorm_fwd(c->kk, c->rstd_h, c->kpre, W + o->k_norm, N * Hkv, hd, cf->rms_eps);
+        } else {
+            lin(K, c->q, c->xn, W + o->wq, o->bq == NONE ? NULL : W + o->bq, N, D, qd);
+            lin(K, c->kk, c->xn, W + o->wk, o->bk == NONE ? NULL : W + o->bk, N, D, kvd);
+        }
+        lin(K, c->vv, c->xn, W + o->wv, o->bv == NONE ? NULL : W + o->bv, N, D, kvd);
+        K->rope_fwd(c->q, b->pos, m->inv_freq, N, Hq, hd);
+        K->rope_fwd(c->kk, b->pos, m->inv_freq, N, Hkv, hd);
+        for (int i = 0; i < N; i++) {
+            int s = b->slot[i];
+            for (int h = 0; h < Hkv; h++) {
+                size_t at = c->off[s] + ((size_t)h * c->cap[s] + b->cache_pos[i]) * hd;
+                memcpy(Kc + at, c->kk + ((size_t)i * Hkv + h) * hd, sizeof(float) * (size_t)hd);
+                memcpy(Vc + at, c->vv + ((size_t)i * Hkv + h) * hd, sizeof(float) * (size_t)hd);
+            }
+        }
+        for (int i = 0; i < N; i++) {
+            k_kv_span *sp = &c->spans[2 * i];
+            int ps = b->prefix_slot ? b->prefix_slot[i] : -1, s = b->slot[i];
+            if (ps >= 0) {
+                sp[0] = (k_kv_span){Kc + c->off[ps], Vc + c->off[ps], (long)c->cap[ps] * hd, b->prefix_len[i]};
+            } else {
+                sp[0] = (k_kv_span){Kc, Vc, 0, 0};
+            }
+            sp[1] = (k_kv_span){Kc + c->off[s], Vc + c->off[s], (long)c->cap[s] * hd, b->cache_pos[i] + 1};
+        }
+        k_attention_cache_fwd(c->att, c->q, c->spans, 2, N, Hq, Hkv, hd);
+        lin(K, c->xmid, c->att, W + o->wo, o->bo == NONE ? NULL : W + o->bo, N, qd, D);
+        k_add_inplace(c->xmid, c->x, (long)ND);
+        K->rmsnorm_fwd(c->xn, c->rstd, c->xmid, W + o->mlp_norm, N, D, cf->rms_eps);
+        lin(K, c->gate, c->xn, W + o->w_gate, NULL, N, D, F);
+        lin(K, c->up, c->xn, W + o->w_up, NULL, N, D, F);
+        K->swiglu_fwd(c->h, c->gate, c->up, (long)N * F);
+        lin(K, c->x, c->h, W + o->w_down, NULL, N, F, D);
+        k_add_inplace(c->x, c->xmid, (long)ND);
+    }
+    if (!nlog || !logits) return 0;
+    // Final norm only for the rows that want logits, gathered in logit_row order.
+    for (int i = 0; i < N; i++) {
+        int r = b->logit_row[i];
+        if (r < 0) continue;
+        if (r >= nlog) return tm_fail(err, "decode: logit_row %d is not in 0..%d", r, nlog - 1);
+        memcpy(c->xn + (size_t)r * D, c->x + (size_t)i * D, sizeof(float) * (size_t)D);
+    }
+    K->rmsnorm_fwd(c->hsel, c->rstd, c->xn, W + m->off_norm, nlog, D, cf->rms_eps);
+    lin(K, logits, c->hsel, W + m->off_lm_head, NULL, nlog, D, V);
+    return 0;
+}

