@@ -1,4 +1,5 @@
-// temper plot: draws metrics.jsonl (one JSON object per line with "step") as an SVG,
+// temper plot RUN_DIR | METRICS.jsonl: draws a run's metrics.jsonl (one JSON object per
+// line with "step") as an SVG next to it,
 // one panel per metric, step on the x axis.
 #include <math.h>
 #include <stdio.h>
@@ -35,9 +36,11 @@ int cmd_plot(int argc, char **argv) {
         {"out", FLAG_STR, &out, "output SVG (default: next to the metrics file, metrics.svg)"},
         {"keys", FLAG_STR, &keys, "comma-separated metric names"},
     };
-    int rc = flags_parse("plot", "METRICS.jsonl [--keys loss,rewards/accuracies] [--out F.svg]", flags, 2, argc, argv, pos, &npos);
+    int rc = flags_parse("plot", "RUN_DIR|METRICS.jsonl [--keys loss,rewards/accuracies] [--out F.svg]", flags, 2, argc, argv, pos, &npos);
     if (rc) return rc == 1 ? 0 : 2;
-    if (npos != 1) return cli_fail("plot", "give one metrics.jsonl file");
+    if (npos != 1) return cli_fail("plot", "give one run directory or metrics.jsonl file");
+    char run_file[4096];
+    if (io_is_dir(pos[0])) pos[0] = io_join(run_file, sizeof run_file, pos[0], "metrics.jsonl");  // a run directory
     series s[MAX_KEYS] = {0};
     int nk = 0;
     char kbuf[512], *save;

@@ -24,11 +24,18 @@ static int parse_loss_types(const char *types, const char *weights, dpo_hparams 
     return 0;
 }
 
+// Flags that are parsed as text and turned into train_args afterwards.
+typedef struct extra_flags {
+    const char *loss_type, *loss_weights, *cdpo_form, *on_bad_line;
+    int precompute, length_normalize, per_sequence, step_wise;
+} extra_flags;
+
+static int finish_and_run(train_method method, const char *cmd, train_args a, const extra_flags *x);
+
 static int run(train_method method, const char *cmd, int argc, char **argv) {
     train_args a;
     train_args_default(&a, method);
-    const char *loss_type = "sigmoid", *loss_weights = NULL, *cdpo_form = "sequence", *on_bad_line = "error";
-    int precompute = 1, length_normalize = 0, per_sequence = 0, step_wise = 0;
+    extra_flags x = {"sigmoid", NULL, "sequence", "error", 1, 0, 0, 0};
     flag common[] = {
         {"model", FLAG_STR, &a.model, "policy model directory (Hugging Face layout, with its tokenizer)"},
         {"data", FLAG_STR, &a.data, "training JSONL"},
@@ -56,42 +63,50 @@ static int run(train_method method, const char *cmd, int argc, char **argv) {
         {"eval-steps", FLAG_INT, &a.eval_steps, "evaluate every N steps (default: logging steps)"},
         {"save-steps", FLAG_INT, &a.save_steps, "checkpoint every N steps (0 = never)"},
         {"save-total-limit", FLAG_INT, &a.save_total_limit, "keep at most N checkpoints (0 = all)"},
-        {"resume-from-checkpoint", FLAG_STR, &a.resume_from_checkpoint, "checkpoint directory to continue from"},
-        {"on-bad-line", FLAG_STR, &on_bad_line, "error|skip"},
+        {"resume-from-checkpoint", FLAG_STR, &a.resume_from_checkpoint, "checkpoint directory to continue from, or true / last: the newest in --output-dir"},
+        {"on-bad-line", FLAG_STR, &x.on_bad_line, "error|skip"},
         // method flags (ignored by the trainers they do not concern: listed per command below)
         {"beta", FLAG_FLOAT, method == TRAIN_KTO ? &a.kto.beta : &a.dpo.beta, "β of the DPO/KTO objective"},
         {"ref-model", FLAG_STR, &a.ref_model, "reference model directory (default: the initial --model)"},
-        {"precompute-ref-log-probs", FLAG_BOOL, &precompute, "reference log-probs computed once up front (always on)"},
-        {"loss-type", FLAG_STR, &loss_type, "dpo: sigmoid|hinge|ipo|robust|nca_pair|sft, comma-separated to combine; kto: kto|apo_zero_unpaired"},
-        {"loss-weights", FLAG_STR, &loss_weights, "dpo: weights of the combined loss types"},
+        {"precompute-ref-log-probs", FLAG_BOOL, &x.precompute, "reference log-probs computed once up front (always on)"},
+        {"loss-type", FLAG_STR, &x.loss_type, "dpo: sigmoid|hinge|ipo|robust|nca_pair|sft, comma-separated to combine; kto: kto|apo_zero_unpaired"},
+        {"loss-weights", FLAG_STR, &x.loss_weights, "dpo: weights of the combined loss types"},
         {"label-smoothing", FLAG_FLOAT, &a.dpo.label_smoothing, "dpo: conservative DPO ε"},
-        {"length-normalize", FLAG_BOOL, &length_normalize, "dpo: token-mean log-probs (SimPO-style)"},
+        {"length-normalize", FLAG_BOOL, &x.length_normalize, "dpo: token-mean log-probs (SimPO-style)"},
         {"rpo-alpha", FLAG_FLOAT, &a.dpo.rpo_alpha, "dpo: weight of the NLL on chosen responses (RPO)"},
         {"token-weights", FLAG_STR, &a.token_weights, "dpo: per-token weights W.jsonl from temper critical-tokens (cDPO)"},
-        {"cdpo-form", FLAG_STR, &cdpo_form, "dpo with token weights: sequence (paper) | position (released code)"},
-        {"step-wise", FLAG_BOOL, &step_wise, "dpo: Step-DPO data (same as --dataset-format step)"},
+        {"cdpo-form", FLAG_STR, &x.cdpo_form, "dpo with token weights: sequence (paper) | position (released code)"},
+        {"step-wise", FLAG_BOOL, &x.step_wise, "dpo: Step-DPO data (same as --dataset-format step)"},
         {"desirable-weight", FLAG_FLOAT, &a.kto.desirable_weight, "kto: λ_D"},
         {"undesirable-weight", FLAG_FLOAT, &a.kto.undesirable_weight, "kto: λ_U"},
         {"center-rewards-coefficient", FLAG_FLOAT, &a.center_rewards_coefficient, "reward-model: weight of (r_w + r_l)^2"},
-        {"per-sequence", FLAG_BOOL, &per_sequence, "sft: average the loss per sequence instead of per token"},
+        {"per-sequence", FLAG_BOOL, &x.per_sequence, "sft: average the loss per sequence instead of per token"},
         {"quiet", FLAG_BOOL, &a.quiet, "no progress bar; metrics lines on stderr"},
     };
-    int rc = flags_parse(cmd, "--model DIR --data F.jsonl --output-dir OUT [flags]", common, sizeof common / sizeof common[0],
-                         argc, argv, NULL, NULL);
-    if (rc) return rc == 1 ? 0 : 2;
-    if (!precompute) fprintf(stderr, "temper %s: reference log-probs are always precomputed (same numbers, no second model)\n", cmd);
-    if (!strcmp(on_bad_line, "skip")) a.on_bad_line = DATA_BAD_SKIP;
-    else if (strcmp(on_bad_line, "error")) return cli_fail(cmd, "--on-bad-line must be error or skip");
-    a.sft_per_sequence = per_sequence;
-    if (step_wise) a.dataset_format = "step";
+    flags_config cfg;
+    if (flags_expand_config(cmd, argc, argv, &cfg)) return 2;
+    int rc = flags_parse(cmd, "--model DIR --data F.jsonl --output-dir OUT [--config F.json] [flags]", common,
+                         sizeof common / sizeof common[0], cfg.argc, cfg.argv, NULL, NULL);
+    if (rc) { flags_config_free(&cfg); return rc == 1 ? 0 : 2; }
+    rc = finish_and_run(method, cmd, a, &x);
+    flags_config_free(&cfg);  // flag values point into it until the run is over
+    return rc;
+}
+
+static int finish_and_run(train_method method, const char *cmd, train_args a, const extra_flags *x) {
+    if (!x->precompute) fprintf(stderr, "temper %s: reference log-probs are always precomputed (same numbers, no second model)\n", cmd);
+    if (!strcmp(x->on_bad_line, "skip")) a.on_bad_line = DATA_BAD_SKIP;
+    else if (strcmp(x->on_bad_line, "error")) return cli_fail(cmd, "--on-bad-line must be error or skip");
+    a.sft_per_sequence = x->per_sequence;
+    if (x->step_wise) a.dataset_format = "step";
     if (method == TRAIN_DPO) {
-        if (parse_loss_types(loss_type, loss_weights, &a.dpo)) return 2;
-        a.dpo.length_normalize = length_normalize;
-        if (!strcmp(cdpo_form, "position")) a.dpo.form = DPO_FORM_POSITION;
-        else if (strcmp(cdpo_form, "sequence")) return cli_fail(cmd, "--cdpo-form must be sequence or position");
+        if (parse_loss_types(x->loss_type, x->loss_weights, &a.dpo)) return 2;
+        a.dpo.length_normalize = x->length_normalize;
+        if (!strcmp(x->cdpo_form, "position")) a.dpo.form = DPO_FORM_POSITION;
+        else if (strcmp(x->cdpo_form, "sequence")) return cli_fail(cmd, "--cdpo-form must be sequence or position");
     } else if (method == TRAIN_KTO) {
-        if (!strcmp(loss_type, "apo_zero_unpaired")) a.kto.loss_type = KTO_LOSS_APO_ZERO_UNPAIRED;
-        else if (strcmp(loss_type, "kto") && strcmp(loss_type, "sigmoid")) return cli_fail(cmd, "--loss-type must be kto or apo_zero_unpaired");
+        if (!strcmp(x->loss_type, "apo_zero_unpaired")) a.kto.loss_type = KTO_LOSS_APO_ZERO_UNPAIRED;
+        else if (strcmp(x->loss_type, "kto") && strcmp(x->loss_type, "sigmoid")) return cli_fail(cmd, "--loss-type must be kto or apo_zero_unpaired");
     }
     tm_error err;
     if (train_run(&a, &err)) return cli_fail(cmd, "%s", err.msg);

@@ -1,4 +1,5 @@
 #include "cli/flags.h"
+#include "base/json.h"
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -72,4 +73,62 @@ int flags_parse(const char *cmd, const char *synopsis, const flag *flags, int nf
     }
     if (npos) *npos = np;
     return 0;
+}
+
+int flags_expand_config(const char *cmd, int argc, char **argv, flags_config *out) {
+    memset(out, 0, sizeof *out);
+    const char *path = NULL;
+    int at = -1;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--config") && i + 1 < argc) { path = argv[i + 1]; at = i; break; }
+        if (!strncmp(argv[i], "--config=", 9)) { path = argv[i] + 9; at = i; break; }
+    }
+    int skip = at < 0 ? 0 : strchr(argv[at], '=') ? 1 : 2;
+    tm_error err;
+    json_doc *d = NULL;
+    const json *r = NULL;
+    if (path) {
+        if (!(d = json_parse_file(path, &err))) { fprintf(stderr, "temper %s: %s\n", cmd, err.msg); return -1; }
+        r = json_root(d);
+        if (r->type != JSON_OBJECT) { json_doc_free(d); fprintf(stderr, "temper %s: %s: not a JSON object\n", cmd, path); return -1; }
+    }
+    int n = r ? r->n : 0;
+    out->argv = calloc((size_t)(argc + n + 1), sizeof(char *));
+    out->owned = calloc((size_t)(n + 1), sizeof(char *));
+    if (!out->argv || !out->owned) { json_doc_free(d); fprintf(stderr, "temper %s: out of memory\n", cmd); return -1; }
+    out->argv[out->argc++] = argv[0];
+    for (int i = 0; i < n; i++) {
+        const json *v = &r->items[i];
+        if (v->type == JSON_NULL) continue;  // null: leave the default
+        // one "--key=value" argument: booleans then parse like any value
+        sbuf val;
+        sbuf_init(&val);
+        sbuf_printf(&val, "--%s=", r->keys[i]);
+        switch (v->type) {
+        case JSON_STRING: sbuf_put(&val, v->str, v->len); break;
+        case JSON_NUMBER: sbuf_put(&val, v->str, v->len); break;
+        case JSON_BOOL: sbuf_puts(&val, v->boolean ? "true" : "false"); break;
+        case JSON_ARRAY:
+            for (int k = 0; k < v->n; k++) {
+                if (k) sbuf_puts(&val, ",");
+                if (v->items[k].type == JSON_STRING || v->items[k].type == JSON_NUMBER) sbuf_put(&val, v->items[k].str, v->items[k].len);
+            }
+            break;
+        default: break;
+        }
+        out->argv[out->argc++] = out->owned[out->n_owned++] = val.data;
+    }
+    for (int i = 1; i < argc; i++) {
+        if (i >= at && i < at + skip) continue;
+        out->argv[out->argc++] = argv[i];
+    }
+    json_doc_free(d);
+    return 0;
+}
+
+void flags_config_free(flags_config *c) {
+    for (int i = 0; i < c->n_owned; i++) free(c->owned[i]);
+    free(c->owned);
+    free(c->argv);
+    memset(c, 0, sizeof *c);
 }

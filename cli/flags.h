@@ -19,3 +19,17 @@ typedef struct flag {
 // (already printed).
 int flags_parse(const char *cmd, const char *synopsis, const flag *flags, int nflags, int argc,
                 char **argv, char **positional, int *npos);
+
+// --config FILE.json: a JSON object whose keys are flag names (TRL's, with dashes or
+// underscores) becomes flags placed before the command line's own, so the command line
+// wins. Lists become comma-separated values (loss_type: ["sigmoid", "sft"]), booleans
+// true/false. Returns a new argv in *out (free with flags_config_free) or -1 with a
+// message printed.
+typedef struct flags_config {
+    int argc;
+    char **argv;
+    char **owned;  // strings allocated for values
+    int n_owned;
+} flags_config;
+int flags_expand_config(const char *cmd, int argc, char **argv, flags_config *out);
+void flags_config_free(flags_config *c);

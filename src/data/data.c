@@ -271,11 +271,66 @@ static int get_label(const json *v, int *label, tm_error *err) {
     return 0;
 }
 
+// Reads a JSON array of token ids into a new array; its length, or -1 with err filled.
+static int ids_field(const json *row, const char *key, int32_t **out, tm_error *err) {
+    const json *v = json_get(row, key);
+    if (!v || v->type != JSON_ARRAY) return tm_fail(err, "missing array field \"%s\"", key);
+    *out = malloc(sizeof(int32_t) * (size_t)(v->n + 1));
+    if (!*out) return tm_fail(err, "out of memory");
+    for (int i = 0; i < v->n; i++) {
+        if (!json_is_int(&v->items[i]) || v->items[i].num < 0 || v->items[i].num > 2147483647.0) {
+            free(*out);
+            return tm_fail(err, "\"%s\"[%d] is not a token id", key, i);
+        }
+        (*out)[i] = (int32_t)v->items[i].num;
+    }
+    return v->n;
+}
+
+// Pre-tokenized rows with TRL's column names (prompt_input_ids + completion_input_ids,
+// or chosen_input_ids / rejected_input_ids) are taken as they are: no tokenizer, no EOS
+// added, the completion (or chosen/rejected) ids trained.
+static int from_ids(const json *row, const data_opts *o, data_example *ex, tm_error *err) {
+    int32_t *p;
+    int np = ids_field(row, "prompt_input_ids", &p, err);
+    if (np < 0) return -1;
+    const char *keys[2] = {"completion_input_ids", NULL};
+    if (o->format == DATA_DPO || o->format == DATA_STEP) keys[0] = "chosen_input_ids", keys[1] = "rejected_input_ids";
+    ex->prompt_len = np;
+    ex->nseq = keys[1] ? 2 : 1;
+    int rc = 0;
+    for (int k = 0; k < ex->nseq && !rc; k++) {
+        int32_t *c;
+        int nc = ids_field(row, keys[k], &c, err);
+        if (nc < 0) { rc = -1; break; }
+        if (nc == 0) { free(c); rc = tm_fail(err, "\"%s\" is empty", keys[k]); break; }
+        data_seq *q = &ex->seq[k];
+        q->len = np + nc;
+        q->ids = malloc(sizeof(int32_t) * (size_t)q->len);
+        q->mask = calloc((size_t)q->len, 1);
+        if (!q->ids || !q->mask) { free(c); rc = tm_fail(err, "out of memory"); break; }
+        memcpy(q->ids, p, sizeof(int32_t) * (size_t)np);
+        memcpy(q->ids + np, c, sizeof(int32_t) * (size_t)nc);
+        memset(q->mask + np, 1, (size_t)nc);
+        free(c);
+    }
+    free(p);
+    return rc;
+}
+
 int data_example_from_json(tok_tokenizer *t, const json *row, const data_opts *o, data_example *ex, tm_error *err) {
     memset(ex, 0, sizeof *ex);
     ex->label = -1;
     if (!row || row->type != JSON_OBJECT) return tm_fail(err, "a line must be a JSON object");
     int rc = 0;
+    if (json_get(row, "prompt_input_ids") && o->format != DATA_PROMPTS && o->format != DATA_TRAJECTORY) {
+        const json *lab = json_get(row, "label");
+        if (o->format == DATA_KTO && !lab) return tm_fail(err, "missing field \"label\"");
+        if (lab && o->format == DATA_KTO && get_label(lab, &ex->label, err)) return -1;
+        if (from_ids(row, o, ex, err)) { data_example_free(ex); return -1; }
+        return finish(o, ex);
+    }
+    if (!t) return tm_fail(err, "text data needs a tokenizer (tokenizer.json in the model directory), or pre-tokenized *_input_ids fields");
     switch (o->format) {
     case DATA_SFT: case DATA_TRAJECTORY: case DATA_KTO: {
         const json *msgs = json_get(row, "messages"), *lab = json_get(row, "label");

@@ -12,6 +12,10 @@
 //              ```output```) turns holding interpreter output; optional "label"
 //   prompts    {"prompt", "answer"}, GSM8K {"question", "answer": "... #### n"},
 //              MATH-500 {"problem", "solution", "answer"}
+// Pre-tokenized rows with TRL's column names are accepted by sft, kto, dpo and step:
+//   {"prompt_input_ids", "completion_input_ids"[, "label"]} or
+//   {"prompt_input_ids", "chosen_input_ids", "rejected_input_ids"}
+// taken as they are (no tokenizer needed, no EOS added), the completion ids trained.
 //
 // THE BOUNDARY RULE. Text is tokenized in pieces and the pieces' ids are
 // concatenated; a BPE merge never crosses a piece boundary:

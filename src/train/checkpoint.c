@@ -61,14 +61,14 @@ static int cmp_long(const void *a, const void *b) {
     return x < y ? -1 : x > y;
 }
 
-static void prune(const char *output_dir, int keep) {
-    if (keep <= 0) return;
+// The steps of the complete checkpoints (checkpoint-<step>, not .tmp) in a directory,
+// ascending. Returns their count.
+static int list_checkpoints(const char *output_dir, long *steps, int cap) {
     DIR *d = opendir(output_dir);
-    if (!d) return;
-    long steps[4096];
+    if (!d) return 0;
     int n = 0;
     struct dirent *e;
-    while ((e = readdir(d)) && n < 4096) {
+    while ((e = readdir(d)) && n < cap) {
         char *end;
         if (strncmp(e->d_name, "checkpoint-", 11)) continue;
         long s = strtol(e->d_name + 11, &end, 10);
@@ -76,6 +76,23 @@ static void prune(const char *output_dir, int keep) {
     }
     closedir(d);
     qsort(steps, (size_t)n, sizeof steps[0], cmp_long);
+    return n;
+}
+
+int checkpoint_latest(const char *output_dir, char *out, size_t cap) {
+    long steps[4096];
+    int n = list_checkpoints(output_dir, steps, 4096);
+    if (!n) return -1;
+    char name[64];
+    snprintf(name, sizeof name, "checkpoint-%ld", steps[n - 1]);
+    io_join(out, cap, output_dir, name);
+    return 0;
+}
+
+static void prune(const char *output_dir, int keep) {
+    if (keep <= 0) return;
+    long steps[4096];
+    int n = list_checkpoints(output_dir, steps, 4096);
     for (int i = 0; i + keep < n; i++) {
         char name[64], p[4096];
         snprintf(name, sizeof name, "checkpoint-%ld", steps[i]);

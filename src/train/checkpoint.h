@@ -23,6 +23,8 @@ int checkpoint_write_trainer_state(const char *dir, const checkpoint_state *st, 
 // Writes output_dir/checkpoint-<global_step> and keeps at most keep checkpoints (0: all).
 int checkpoint_save(const char *output_dir, const model *m, const model_optimizer *o, const checkpoint_state *st, int keep,
                     tm_error *err);
+// The newest complete checkpoint directory under output_dir into out; -1 if none.
+int checkpoint_latest(const char *output_dir, char *out, size_t cap);
 // Restores the optimizer moments and step, and the trainer state, from a checkpoint
 // directory (the weights are loaded with model_load).
 int checkpoint_load_state(const char *dir, const model *m, model_optimizer *o, checkpoint_state *st, tm_error *err);

@@ -540,7 +540,17 @@ static int evaluate(const train_args *a, model *m, const example_set *ev, step_b
     return 0;
 }
 
-int train_run(const train_args *a, tm_error *err) {
+int train_run(const train_args *args, tm_error *err) {
+    // --resume-from-checkpoint true|last: the newest complete checkpoint of --output-dir
+    train_args resolved = *args;
+    const train_args *a = &resolved;
+    char latest[4096];
+    const char *r = args->resume_from_checkpoint;
+    if (r && (!strcmp(r, "true") || !strcmp(r, "True") || !strcmp(r, "last"))) {
+        if (!args->output_dir || checkpoint_latest(args->output_dir, latest, sizeof latest))
+            return tm_fail(err, "--resume-from-checkpoint %s: no checkpoint-* directory in %s", r, args->output_dir ? args->output_dir : "(no --output-dir)");
+        resolved.resume_from_checkpoint = latest;
+    }
     int ok;
     data_format fmt = format_for(a, err, &ok);
     if (!ok) return -1;
@@ -571,8 +581,9 @@ int train_run(const train_args *a, tm_error *err) {
                                                   (uint64_t)a->seed, err)
                               : model_load(&m, ref_dir, err))
         goto done;
-    if (!(tok = tok_load(a->model, err))) goto done;
-    have_chat = tok_chat_for(tok, a->chat_template, &chat, err) == 0;
+    // without a tokenizer only pre-tokenized data (TRL's *_input_ids columns) can be read
+    tok = tok_load(a->model, err);
+    have_chat = tok && tok_chat_for(tok, a->chat_template, &chat, err) == 0;
     if (a->chat_template && !have_chat) goto done;
     if (load_examples(tok, have_chat ? &chat : NULL, a, fmt, a->data, m.cfg.vocab, &train, err)) goto done;
     if (a->eval_data && load_examples(tok, have_chat ? &chat : NULL, a, fmt, a->eval_data, m.cfg.vocab, &eval, err)) goto done;
@@ -646,7 +657,7 @@ int train_run(const train_args *a, tm_error *err) {
     progress_start(&pb, names[a->method], total, "steps");
     step_metrics window = {0};
     int window_steps = 0;
-    double grad_norm_sum = 0;
+    double grad_norm_sum = 0, window_start = now_seconds();
     int cur_epoch = -1;
     for (int64_t step = st.global_step; step < total; step++) {
         int epoch = (int)(step / steps_per_epoch);
@@ -679,6 +690,7 @@ int train_run(const train_args *a, tm_error *err) {
             // transformers logs the rate the scheduler holds after its step: the next step's
             put_metric(&line, "", "learning_rate", a->learning_rate * lr_multiplier(sched, step + 1, warmup, total));
             put_metric(&line, "", "num_tokens", st.num_tokens);
+            put_metric(&line, "", "tokens_per_second", window.num_tokens / (now_seconds() - window_start));
             put_method_metrics(&line, a, &window, "");
             sbuf_puts(&line, "}");
             fprintf(metrics, "%s\n", line.data);
@@ -688,6 +700,7 @@ int train_run(const train_args *a, tm_error *err) {
             memset(&window, 0, sizeof window);
             window_steps = 0;
             grad_norm_sum = 0;
+            window_start = now_seconds();
         }
         if (eval.n && (st.global_step % eval_steps == 0 || last)) {
             if (evaluate(a, &m, &eval, &buf, st.global_step, ep, &line, err)) goto done;

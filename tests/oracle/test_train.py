@@ -98,8 +98,30 @@ for f in ("config.json", "model.safetensors", "optimizer.safetensors", "trainer_
 same = r1.returncode == 0 and r2.returncode == 0 and \
     open(os.path.join(full, "model.safetensors"), "rb").read() == open(os.path.join(part, "model.safetensors"), "rb").read()
 check(same, "resumed run's weights are bit-identical to the uninterrupted run's")
-check(r1.returncode == 0 and r2.returncode == 0 and open(os.path.join(full, "metrics.jsonl")).read() == open(os.path.join(part, "metrics.jsonl")).read(),
-      "resumed run's metrics.jsonl equals the uninterrupted run's")
+def timeless(out):  # tokens_per_second is a wall-clock rate
+    return [{k: v for k, v in x.items() if k != "tokens_per_second"} for x in metrics(out)]
+check(r1.returncode == 0 and r2.returncode == 0 and timeless(full) == timeless(part),
+      "resumed run's metrics.jsonl equals the uninterrupted run's (but for tokens_per_second)")
+# a run killed with SIGKILL mid-training resumes from its newest complete checkpoint
+# ("--resume-from-checkpoint last") and ends bit-identical to an uninterrupted run
+import signal, time
+long_args = ["--data", dpo, "--learning-rate", "3e-4", "--max-steps", "12", "--logging-steps", "1", "--save-steps", "3",
+             "--per-device-train-batch-size", "4", "--quiet"]
+ref12, killed = os.path.join(tmp, "ref12"), os.path.join(tmp, "killed")
+r1 = temper("dpo", "--model", out_sft, "--output-dir", ref12, *long_args)
+p = subprocess.Popen([TEMPER, "dpo", "--model", out_sft, "--output-dir", killed, *long_args], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+t0 = time.time()
+while p.poll() is None and not os.path.isdir(os.path.join(killed, "checkpoint-3")) and time.time() - t0 < 120:
+    time.sleep(0.005)
+was_running = p.poll() is None
+p.send_signal(signal.SIGKILL)
+p.wait()
+r2 = temper("dpo", "--model", out_sft, "--output-dir", killed, *long_args, "--resume-from-checkpoint", "last")
+same = r1.returncode == 0 and r2.returncode == 0 and \
+    open(os.path.join(ref12, "model.safetensors"), "rb").read() == open(os.path.join(killed, "model.safetensors"), "rb").read()
+check(same, "SIGKILL%s, resume from the last checkpoint: bit-identical weights (%s)" %
+      (" mid-run" if was_running else " (run had already ended)", (r1.stderr + r2.stderr).strip()[-200:]))
+check(r2.returncode == 0 and timeless(ref12) == timeless(killed), "SIGKILL and resume: metrics.jsonl as the uninterrupted run's")
 lim = os.path.join(tmp, "lim")
 r = temper("sft", "--model", base, "--data", sft, "--output-dir", lim, "--max-steps", "8", "--save-steps", "2", "--save-total-limit", "2", "--quiet")
 cks = sorted(d for d in os.listdir(lim) if d.startswith("checkpoint-")) if r.returncode == 0 else []
@@ -150,6 +172,7 @@ for s in range(steps):
     sched.step()
     want.append(float(loss))
 ok = len(got) == steps and all(abs(g - w) <= 1e-4 * max(1.0, abs(w)) for g, w in zip(got, want))
+dpo5 = got
 check(ok, "five DPO steps match PyTorch within 1e-4: temper %s torch %s" % (["%.6f" % x for x in got], ["%.6f" % x for x in want]))
 
 # ---- cDPO: critical-token weights against PyTorch, then token-weighted DPO in both forms
@@ -248,6 +271,19 @@ with torch.no_grad():
 check(len(got) == 5 and all(abs(g - w) <= 1e-4 * max(1, abs(w)) for g, w in zip(got, want)),
       "temper score with the reward model matches PyTorch: %s vs %s" % (["%.5f" % x for x in got], ["%.5f" % x for x in want]))
 
+# ---- pre-tokenized data with TRL's column names needs no tokenizer; --config holds flags
+notok = os.path.join(tmp, "notok")
+shutil.copytree(out_sft, notok)
+for f in ("tokenizer.json", "tokenizer_config.json"):
+    os.remove(os.path.join(notok, f))
+ids_dpo = write("ids-dpo.jsonl", [{"prompt_input_ids": tiny_tokenizer.ids(p), "chosen_input_ids": tiny_tokenizer.ids(c) + [tiny_tokenizer.EOS],
+                                   "rejected_input_ids": tiny_tokenizer.ids(w) + [tiny_tokenizer.EOS]} for p, c, w in pairs])
+cfgfile = os.path.join(tmp, "cfg.json")
+json.dump({"learning_rate": lr, "beta": beta, "max_steps": steps, "per_device_train_batch_size": 6, "logging_steps": 1}, open(cfgfile, "w"))
+r = temper("dpo", "--model", notok, "--data", ids_dpo, "--output-dir", os.path.join(tmp, "ids"), "--config", cfgfile, "--quiet")
+got_ids = [x["loss"] for x in metrics(os.path.join(tmp, "ids"))] if r.returncode == 0 else []
+check(len(got_ids) == steps and all(abs(a - b) < 1e-6 for a, b in zip(got_ids, dpo5)), "pre-tokenized DPO data without a tokenizer, flags from --config: the same five losses %s vs %s (%s)" % (got_ids, dpo5, r.stderr.strip()[-200:]))
+
 # ---- bad data and plot
 bad = write("bad.jsonl", [{"prompt": "1+1=", "chosen": "2", "rejected": "3"}])
 with open(bad, "a") as f:
@@ -255,7 +291,7 @@ with open(bad, "a") as f:
 r = temper("dpo", "--model", base, "--data", bad, "--output-dir", os.path.join(tmp, "bad"))
 msg = r.stderr.strip().splitlines()[-1] if r.stderr.strip() else ""
 check(r.returncode != 0 and "bad.jsonl:2:" in msg, "malformed line is a file:line error: " + msg)
-r = temper("plot", os.path.join(out_dpo, "metrics.jsonl"), "--keys", "loss,rewards/accuracies,eval_loss")
+r = temper("plot", out_dpo, "--keys", "loss,rewards/accuracies,eval_loss")
 svg = os.path.join(out_dpo, "metrics.svg")
 check(r.returncode == 0 and os.path.exists(svg) and open(svg).read().count("<polyline") == 3, "temper plot draws three panels")
 shutil.rmtree(tmp)
