@@ -166,7 +166,7 @@ int model_reserve(model *m, int max_tokens, tm_error *err) {
     size_t total = 0, n = sizeof sizes / sizeof sizes[0];
     for (size_t i = 0; i < n; i++) total += (sizes[i] + 15) & ~(size_t)15;  // 64-byte aligned slices
     a->arena = aligned_alloc(64, total * sizeof(float));
-    if (!a->arena) { free(a); m->acts = NULL; return tm_fail(err, "out of memory for activations of %d tokens (%zu MiB)", max_tokens, total * 4 >> 20); }
+    if (!a->arena) { free(a->scratch); free(a); m->acts = NULL; return tm_fail(err, "out of memory for activations of %d tokens (%zu MiB)", max_tokens, total * 4 >> 20); }
     memset(a->arena, 0, total * sizeof(float));  // pre-fault the pages now, not in the first step
     float *p = a->arena;
     for (size_t i = 0; i < n; i++) {

@@ -1,12 +1,10 @@
 // The offline training loop (see trainer.h for its contract).
 #include "train/trainer.h"
-#include <dirent.h>
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 #include "base/io.h"
 #include "base/json.h"
