@@ -677,7 +677,7 @@ int train_run(const train_args *args, tm_error *err) {
         window_steps++;
         if (!isfinite(sm.loss)) { tm_fail(err, "step %lld: the loss is %f; stopping (the last checkpoint is intact)", (long long)step + 1, sm.loss); goto done; }
         progress_set_extra(&pb, "loss %.4f", sm.loss);
-        progress_update(&pb, step + 1);
+        if (!a->quiet) progress_update(&pb, step + 1);
         int last = step + 1 == total;
         if ((st.global_step % a->logging_steps == 0 || last) && window_steps) {
             sbuf_clear(&line);
@@ -712,7 +712,7 @@ int train_run(const train_args *args, tm_error *err) {
             if (checkpoint_save(a->output_dir, &m, &opt, &st, a->save_total_limit, err)) goto done;
         }
     }
-    progress_finish(&pb);
+    if (!a->quiet) progress_finish(&pb);
     if (model_save(&m, a->output_dir, 0, err)) goto done;
     if (checkpoint_write_trainer_state(a->output_dir, &st, err)) goto done;
     fprintf(stderr, "temper: trained %lld steps; model saved to %s (metrics: %s)\n", (long long)st.global_step, a->output_dir, metrics_path);
