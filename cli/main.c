@@ -21,6 +21,8 @@ static const struct command commands[] = {
     {"critical-tokens", cmd_critical_tokens, "cDPO: score each token by contrastive estimation between two models"},
     {"sample", cmd_sample, "generate n completions per prompt (KV cache, tools), with log-probs and verdicts"},
     {"eval", cmd_eval, "pass@1, pass@k, maj@k on GSM8K, MATH-500 or a prompts file"},
+    {"pairs", cmd_pairs, "preference pairs (correct vs incorrect of a prompt) from temper sample output"},
+    {"filter", cmd_filter, "keep samples by per-prompt pass rate, correct only (rejection-sampled SFT data)"},
     {"plot", cmd_plot, "draw metrics.jsonl as an SVG chart"},
     {"tokenize", cmd_tokenize, "text to token ids and back with a model's tokenizer"},
     {"data", cmd_data, "inspect a dataset: counts, lengths, a rendered example"},

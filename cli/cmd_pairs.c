@@ -1,0 +1,364 @@
+// temper pairs / temper filter: `temper sample` output → offline-trainer data.
+//
+//   temper pairs --data samples.jsonl --out pairs.jsonl [--per-prompt K] [--seed S] [--ids]
+//       groups samples by "prompt"; each prompt with at least one correct and one
+//       incorrect sample gives up to K preference pairs {"prompt", "chosen", "rejected"}
+//       (TRL's format, what `temper dpo` reads). Candidates are ordered cDPO/Light-R1
+//       style: chosen from the most frequent correct "extracted" answer first, rejected
+//       from the most frequent incorrect answer first (classes by frequency, ties by
+//       first appearance; within a class a --seed shuffle); identical completion texts
+//       count once. Pair k walks the diagonals of the chosen x rejected grid, so the
+//       first pair is (top correct, top incorrect) and K up to n_correct * n_wrong gives
+//       distinct pairs. --ids also writes "prompt_input_ids", "chosen_input_ids",
+//       "rejected_input_ids": the exact sampled ids (`temper sample` writes them), which
+//       `temper dpo` trains on without a tokenizer.
+//   temper filter --data samples.jsonl --out F.jsonl [--min-pass-rate a] [--max-pass-rate b]
+//                 [--correct-only] [--one-per-prompt]
+//       per-prompt pass rate = correct / n; keeps the samples of prompts whose rate is in
+//       [a, b] (Light-R1's difficulty bands), optionally only correct ones (rejection-
+//       sampled SFT data: "prompt"/"completion" is what `temper sft` reads) and only the
+//       first kept sample of each prompt. Kept lines are written byte-for-byte.
+//
+// A sample's verdict is "correct" (or "label" when "correct" is absent); a line without
+// either is an error ("file:line: reason"). Outputs are written atomically.
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "base/io.h"
+#include "base/json.h"
+#include "base/rng.h"
+#include "cli/cli.h"
+#include "cli/flags.h"
+
+typedef struct sample {
+    long lineno;
+    size_t line_off, line_len;   // the raw line in the samples' text buffer
+    char *prompt, *completion;   // decoded strings (completion may be NULL for filter)
+    char *extracted;             // NULL when null/absent
+    int correct;
+    char *prompt_ids, *completion_ids;  // compact JSON arrays (--ids), else NULL
+    int masked;                  // completion_mask holds zeros (tool output tokens)
+    int group;
+} sample;
+
+typedef struct group {
+    int first;       // index of its first sample
+    int *members;
+    int n, cap, ncorrect;
+} group;
+
+typedef struct sample_set {
+    sbuf text;       // all raw lines, back to back
+    sample *s;
+    int n, cap;
+    group *g;
+    int ng, gcap;
+    int *table;      // open addressing: group index + 1, 0 empty
+    size_t tcap;
+} sample_set;
+
+static uint64_t hash_str(const char *s) {
+    uint64_t h = 1469598103934665603ull;
+    for (; *s; s++) h = (h ^ (unsigned char)*s) * 1099511628211ull;
+    return h;
+}
+
+static char *dup_n(const char *s, size_t n) {
+    char *d = malloc(n + 1);
+    memcpy(d, s, n);
+    d[n] = 0;
+    return d;
+}
+
+static int find_group(sample_set *S, const char *prompt) {
+    if ((size_t)(S->ng + 1) * 2 > S->tcap) {
+        size_t nc = S->tcap ? S->tcap * 2 : 1024;
+        int *t = calloc(nc, sizeof *t);
+        for (int i = 0; i < S->ng; i++) {
+            size_t h = hash_str(S->s[S->g[i].first].prompt) & (nc - 1);
+            while (t[h]) h = (h + 1) & (nc - 1);
+            t[h] = i + 1;
+        }
+        free(S->table);
+        S->table = t;
+        S->tcap = nc;
+    }
+    size_t h = hash_str(prompt) & (S->tcap - 1);
+    while (S->table[h]) {
+        int gi = S->table[h] - 1;
+        if (!strcmp(S->s[S->g[gi].first].prompt, prompt)) return gi;
+        h = (h + 1) & (S->tcap - 1);
+    }
+    if (S->ng == S->gcap) {
+        S->gcap = S->gcap ? S->gcap * 2 : 64;
+        S->g = realloc(S->g, (size_t)S->gcap * sizeof *S->g);
+    }
+    S->table[h] = S->ng + 1;
+    memset(&S->g[S->ng], 0, sizeof(group));
+    S->g[S->ng].first = S->n;  // the sample being added
+    return S->ng++;
+}
+
+static void group_add(group *g, int i, int correct) {
+    if (g->n == g->cap) {
+        g->cap = g->cap ? g->cap * 2 : 8;
+        g->members = realloc(g->members, (size_t)g->cap * sizeof *g->members);
+    }
+    g->members[g->n++] = i;
+    g->ncorrect += correct;
+}
+
+static char *ids_text(const json *v) {
+    sbuf b;
+    sbuf_init(&b);
+    sbuf_json_value(&b, v);
+    char *r = dup_n(b.data ? b.data : "", b.len);
+    sbuf_free(&b);
+    return r;
+}
+
+static int ids_ok(const json *v) {
+    if (!v || v->type != JSON_ARRAY) return 0;
+    for (int i = 0; i < v->n; i++) if (!json_is_int(&v->items[i])) return 0;
+    return 1;
+}
+
+// Reads the samples. need_completion: pairs; want_ids: keep the id arrays.
+static int load_samples(const char *cmd, const char *path, int need_completion, int want_ids, sample_set *S) {
+    tm_error err;
+    io_lines r;
+    if (io_lines_open(&r, path, &err)) return cli_fail(cmd, "%s", err.msg);
+    sbuf_init(&S->text);
+    char *line;
+    long len;
+    int status = 0;
+    while ((len = io_lines_next(&r, &line)) >= 0) {
+        size_t k = 0;
+        while (k < (size_t)len && (line[k] == ' ' || line[k] == '\t' || line[k] == '\r')) k++;
+        if (k == (size_t)len) continue;  // blank line
+        json_doc *d = json_parse(line, (size_t)len, &err);
+        if (!d) { status = cli_fail(cmd, "%s:%ld: %s", path, r.lineno, err.msg); break; }
+        json *o = json_root(d);
+        json *p = json_get(o, "prompt"), *c = json_get(o, "completion");
+        json *v = json_get(o, "correct");
+        if (!v || v->type != JSON_BOOL) v = json_get(o, "label");
+        const char *why = NULL;
+        if (o->type != JSON_OBJECT) why = "not a JSON object";
+        else if (!p || p->type != JSON_STRING) why = "need a string \"prompt\"";
+        else if (need_completion && (!c || c->type != JSON_STRING)) why = "need a string \"completion\"";
+        else if (!v || v->type != JSON_BOOL) why = "no verdict: need \"correct\" or \"label\" true/false (sample prompts that have an \"answer\")";
+        json *pi = want_ids ? json_get(o, "prompt_input_ids") : NULL, *ci = want_ids ? json_get(o, "completion_input_ids") : NULL;
+        if (!why && want_ids && !(ids_ok(pi) && ids_ok(ci)))
+            why = "--ids needs integer arrays \"prompt_input_ids\" and \"completion_input_ids\" (temper sample writes them)";
+        if (why) { json_doc_free(d); status = cli_fail(cmd, "%s:%ld: %s", path, r.lineno, why); break; }
+        if (S->n == S->cap) {
+            S->cap = S->cap ? S->cap * 2 : 256;
+            S->s = realloc(S->s, (size_t)S->cap * sizeof *S->s);
+        }
+        sample *s = &S->s[S->n];
+        memset(s, 0, sizeof *s);
+        s->lineno = r.lineno;
+        s->line_off = S->text.len;
+        s->line_len = (size_t)len;
+        sbuf_put(&S->text, line, (size_t)len);
+        s->prompt = dup_n(p->str, p->len);
+        if (c && c->type == JSON_STRING) s->completion = dup_n(c->str, c->len);
+        json *e = json_get(o, "extracted");
+        if (e && e->type == JSON_STRING) s->extracted = dup_n(e->str, e->len);
+        s->correct = v->boolean;
+        if (want_ids) {
+            s->prompt_ids = ids_text(pi);
+            s->completion_ids = ids_text(ci);
+            json *m = json_get(o, "completion_mask");
+            if (m && m->type == JSON_ARRAY)
+                for (int i = 0; i < m->n; i++) if (m->items[i].type == JSON_NUMBER && m->items[i].num == 0) { s->masked = 1; break; }
+        }
+        json_doc_free(d);
+        s->group = find_group(S, s->prompt);
+        group_add(&S->g[s->group], S->n, s->correct);
+        S->n++;
+    }
+    io_lines_close(&r);
+    return status;
+}
+
+static void free_samples(sample_set *S) {
+    for (int i = 0; i < S->n; i++) {
+        sample *s = &S->s[i];
+        free(s->prompt); free(s->completion); free(s->extracted); free(s->prompt_ids); free(s->completion_ids);
+    }
+    for (int i = 0; i < S->ng; i++) free(S->g[i].members);
+    free(S->s); free(S->g); free(S->table);
+    sbuf_free(&S->text);
+}
+
+static int same_answer(const char *a, const char *b) {
+    if (!a || !b) return a == b;
+    return !strcmp(a, b);
+}
+
+// The candidates of one side (correct or not) of group g, in pair order: answer
+// classes by frequency (ties by first appearance), each class shuffled by rng, and
+// identical completion texts kept once. Returns the count written to out.
+static int side_order(const sample_set *S, const group *g, int correct, rng *R, int *out) {
+    int n = 0;
+    int *cls = malloc((size_t)g->n * sizeof *cls), *cnt = calloc((size_t)g->n, sizeof *cnt), *rep = malloc((size_t)g->n * sizeof *rep);
+    int nc = 0;
+    for (int k = 0; k < g->n; k++) {
+        const sample *s = &S->s[g->members[k]];
+        if (s->correct != correct) { cls[k] = -1; continue; }
+        int c = 0;
+        while (c < nc && !same_answer(S->s[rep[c]].extracted, s->extracted)) c++;
+        if (c == nc) rep[nc++] = g->members[k];
+        cls[k] = c;
+        cnt[c]++;
+    }
+    int *used = calloc((size_t)(nc ? nc : 1), sizeof *used);
+    for (int t = 0; t < nc; t++) {
+        int best = -1;
+        for (int c = 0; c < nc; c++) if (!used[c] && (best < 0 || cnt[c] > cnt[best])) best = c;
+        used[best] = 1;
+        int start = n;
+        for (int k = 0; k < g->n; k++) {
+            if (cls[k] != best) continue;
+            const char *txt = S->s[g->members[k]].completion;
+            int dup = 0;
+            for (int j = start; j < n && !dup; j++) dup = !strcmp(S->s[out[j]].completion, txt);
+            if (!dup) out[n++] = g->members[k];
+        }
+        for (int j = n - 1; j > start; j--) {  // Fisher-Yates within the class
+            int r = start + (int)rng_below(R, (uint64_t)(j - start + 1));
+            int t2 = out[j]; out[j] = out[r]; out[r] = t2;
+        }
+    }
+    free(cls); free(cnt); free(rep); free(used);
+    return n;
+}
+
+static int write_out(const char *cmd, const char *path, const sbuf *b) {
+    tm_error err;
+    if (io_write_file_atomic(path, b->data ? b->data : "", b->len, &err)) return cli_fail(cmd, "%s", err.msg);
+    return 0;
+}
+
+int cmd_pairs(int argc, char **argv) {
+    const char *data = NULL, *out = NULL;
+    int per_prompt = 1, seed = 0, ids = 0;
+    flag flags[] = {
+        {"data", FLAG_STR, &data, "samples JSONL from temper sample (needs \"correct\"/\"label\")"},
+        {"out", FLAG_STR, &out, "output JSONL of {\"prompt\", \"chosen\", \"rejected\"}"},
+        {"per-prompt", FLAG_INT, &per_prompt, "at most K pairs per prompt"},
+        {"seed", FLAG_INT, &seed, "shuffle seed within an answer class"},
+        {"ids", FLAG_BOOL, &ids, "also write prompt/chosen/rejected_input_ids (the sampled ids)"},
+    };
+    int npos = 0;
+    int rc = flags_parse("pairs", "--data samples.jsonl --out pairs.jsonl [--per-prompt K] [--seed S] [--ids]",
+                         flags, 5, argc, argv, NULL, &npos);
+    if (rc) return rc == 1 ? 0 : 2;
+    if (!data || !out) return cli_fail("pairs", "--data and --out are required (see temper pairs --help)") + 1;
+    if (per_prompt < 1) return cli_fail("pairs", "--per-prompt must be >= 1, got %d", per_prompt) + 1;
+    sample_set S = {0};
+    if (load_samples("pairs", data, 1, ids, &S)) { free_samples(&S); return 1; }
+    rng R;
+    rng_seed(&R, (uint64_t)(int64_t)seed);
+    sbuf b;
+    sbuf_init(&b);
+    int with_pairs = 0, all_correct = 0, all_wrong = 0, masked = 0;
+    long npairs = 0;
+    int *C = malloc((size_t)(S.n ? S.n : 1) * sizeof *C), *W = malloc((size_t)(S.n ? S.n : 1) * sizeof *W);
+    for (int gi = 0; gi < S.ng; gi++) {
+        group *g = &S.g[gi];
+        if (g->ncorrect == g->n) { all_correct++; continue; }
+        if (g->ncorrect == 0) { all_wrong++; continue; }
+        int nc = side_order(&S, g, 1, &R, C), nw = side_order(&S, g, 0, &R, W);
+        long total = (long)nc * nw, k = per_prompt < total ? per_prompt : total;
+        with_pairs++;
+        for (long p = 0; p < k; p++) {
+            // diagonal walk: pair p = (i, (i + d) mod nw) with i = p mod nc, d = p / nc
+            int i = (int)(p % nc), d = (int)(p / nc);
+            const sample *ch = &S.s[C[i]], *rj = &S.s[W[(i + d) % nw]];
+            sbuf_puts(&b, "{\"prompt\": ");
+            sbuf_json_str(&b, ch->prompt, strlen(ch->prompt));
+            sbuf_puts(&b, ", \"chosen\": ");
+            sbuf_json_str(&b, ch->completion, strlen(ch->completion));
+            sbuf_puts(&b, ", \"rejected\": ");
+            sbuf_json_str(&b, rj->completion, strlen(rj->completion));
+            if (ids) {
+                sbuf_printf(&b, ", \"prompt_input_ids\": %s, \"chosen_input_ids\": %s, \"rejected_input_ids\": %s",
+                            ch->prompt_ids, ch->completion_ids, rj->completion_ids);
+                masked += ch->masked + rj->masked;
+            }
+            sbuf_puts(&b, "}\n");
+            npairs++;
+        }
+    }
+    free(C); free(W);
+    rc = write_out("pairs", out, &b);
+    if (!rc) {
+        fprintf(stderr, "temper pairs: %d samples, %d prompts: %d with pairs (%ld pairs), %d all-correct, %d all-wrong -> %s\n",
+                S.n, S.ng, with_pairs, npairs, all_correct, all_wrong, out);
+        if (masked)
+            fprintf(stderr, "temper pairs: warning: %d paired completions hold tool-output tokens (completion_mask 0); "
+                            "pre-tokenized rows carry no mask, so dpo trains them\n", masked);
+    }
+    sbuf_free(&b);
+    free_samples(&S);
+    return rc;
+}
+
+int cmd_filter(int argc, char **argv) {
+    const char *data = NULL, *out = NULL;
+    double lo = 0.0, hi = 1.0;
+    int correct_only = 0, one = 0;
+    flag flags[] = {
+        {"data", FLAG_STR, &data, "samples JSONL from temper sample (needs \"correct\"/\"label\")"},
+        {"out", FLAG_STR, &out, "output JSONL: the kept lines, unchanged"},
+        {"min-pass-rate", FLAG_FLOAT, &lo, "keep prompts with pass rate >= a"},
+        {"max-pass-rate", FLAG_FLOAT, &hi, "keep prompts with pass rate <= b"},
+        {"correct-only", FLAG_BOOL, &correct_only, "keep only correct samples (rejection-sampled SFT data)"},
+        {"one-per-prompt", FLAG_BOOL, &one, "keep only the first kept sample of each prompt"},
+    };
+    int npos = 0;
+    int rc = flags_parse("filter",
+                         "--data samples.jsonl --out F.jsonl [--min-pass-rate a] [--max-pass-rate b] [--correct-only] [--one-per-prompt]",
+                         flags, 6, argc, argv, NULL, &npos);
+    if (rc) return rc == 1 ? 0 : 2;
+    if (!data || !out) return cli_fail("filter", "--data and --out are required (see temper filter --help)") + 1;
+    if (!(lo >= 0 && hi <= 1 && lo <= hi)) return cli_fail("filter", "need 0 <= --min-pass-rate <= --max-pass-rate <= 1, got [%g, %g]", lo, hi) + 1;
+    sample_set S = {0};
+    if (load_samples("filter", data, 0, 0, &S)) { free_samples(&S); return 1; }
+    int *taken = calloc((size_t)(S.ng ? S.ng : 1), sizeof *taken);
+    int kept_prompts = 0, all_correct = 0, all_wrong = 0;
+    long kept = 0;
+    for (int gi = 0; gi < S.ng; gi++) {
+        const group *g = &S.g[gi];
+        double rate = (double)g->ncorrect / g->n;
+        // a tolerance so that --max-pass-rate 0.3333 style bands and 2/3 == 0.6666... behave
+        int in = rate >= lo - 1e-12 && rate <= hi + 1e-12;
+        taken[gi] = in ? 0 : -1;
+        if (in) kept_prompts++;
+        all_correct += g->ncorrect == g->n;
+        all_wrong += g->ncorrect == 0;
+    }
+    sbuf b;
+    sbuf_init(&b);
+    for (int i = 0; i < S.n; i++) {
+        const sample *s = &S.s[i];
+        if (taken[s->group] < 0) continue;
+        if (correct_only && !s->correct) continue;
+        if (one && taken[s->group]) continue;
+        taken[s->group] = 1;
+        sbuf_put(&b, S.text.data + s->line_off, s->line_len);
+        sbuf_puts(&b, "\n");
+        kept++;
+    }
+    rc = write_out("filter", out, &b);
+    if (!rc)
+        fprintf(stderr, "temper filter: %d samples, %d prompts (%d all-correct, %d all-wrong); %d prompts with pass rate in [%g, %g]; kept %ld samples -> %s\n",
+                S.n, S.ng, all_correct, all_wrong, kept_prompts, lo, hi, kept, out);
+    sbuf_free(&b);
+    free(taken);
+    free_samples(&S);
+    return rc;
+}
