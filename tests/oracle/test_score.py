@@ -9,12 +9,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import torch
 import torch_ref
 
-TEMPER = os.environ.get("TEMPER", os.path.join(os.path.dirname(__file__), "../../build/temper"))
-fails = 0
-def check(ok, name):
-    global fails
-    print(("ok - " if ok else "not ok - ") + name, flush=True)
-    fails += not ok
+from tap import TEMPER, check, done
 
 tmp = tempfile.mkdtemp(prefix="temper-score-")
 model_dir = os.path.join(tmp, "m")
@@ -98,4 +93,4 @@ if os.path.isdir(qwen):
 else:
     check(False, "tokenizer oracle files missing (run scripts/install-deps)")
 subprocess.run(["rm", "-rf", tmp])
-sys.exit(1 if fails else 0)
+done()

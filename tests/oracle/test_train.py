@@ -17,12 +17,7 @@ import torch.nn.functional as F
 import torch_ref
 import tiny_tokenizer
 
-TEMPER = os.environ.get("TEMPER", os.path.join(os.path.dirname(__file__), "../../build/temper"))
-fails = 0
-def check(ok, name):
-    global fails
-    print(("ok - " if ok else "not ok - ") + name, flush=True)
-    fails += not ok
+from tap import TEMPER, check, done
 
 def temper(*args):
     r = subprocess.run([TEMPER, *args], capture_output=True, text=True)
@@ -295,4 +290,4 @@ r = temper("plot", out_dpo, "--keys", "loss,rewards/accuracies,eval_loss")
 svg = os.path.join(out_dpo, "metrics.svg")
 check(r.returncode == 0 and os.path.exists(svg) and open(svg).read().count("<polyline") == 3, "temper plot draws three panels")
 shutil.rmtree(tmp)
-sys.exit(1 if fails else 0)
+done()
