@@ -7,14 +7,9 @@
 #include <time.h>
 #include "base/io.h"
 #include "base/json.h"
+#include "base/progress.h"
 #include "cli/flags.h"
 #include "reward/math_answer.h"
-
-static double now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 static int cmp_double(const void *a, const void *b) {
     double x = *(const double *)a, y = *(const double *)b;
@@ -68,11 +63,11 @@ int main(int argc, char **argv) {
     double *per = malloc((size_t)n * sizeof *per);  // per-item time of the last pass
     long items = 0;
     int equal = 0, verbatim = 0;
-    double t0 = now(), t;
+    double t0 = now_seconds(), t;
     do {
         equal = verbatim = 0;
         for (int i = 0; i < n; i++) {
-            double a = now();
+            double a = now_seconds();
             size_t s, l;
             int ok = 0;
             if (math_extract(sol[i], strlen(sol[i]), &xo, &s, &l, NULL)) {
@@ -82,10 +77,10 @@ int main(int argc, char **argv) {
                 free(pred);
             }
             equal += ok;
-            per[i] = now() - a;
+            per[i] = now_seconds() - a;
         }
         items += n;
-        t = now();
+        t = now_seconds();
     } while (t - t0 < seconds);
     double rate = (double)items / (t - t0);
     // Every gold solution's boxed answer is the gold string itself, so the pass above
@@ -94,7 +89,7 @@ int main(int argc, char **argv) {
     // against the next item's gold too, to show that cost.
     long items2 = 0;
     int equal2 = 0;
-    double u0 = now(), u;
+    double u0 = now_seconds(), u;
     do {
         equal2 = 0;
         for (int i = 0; i < n; i++) {
@@ -106,7 +101,7 @@ int main(int argc, char **argv) {
             }
         }
         items2 += n;
-        u = now();
+        u = now_seconds();
     } while (u - u0 < seconds);
     qsort(per, (size_t)n, sizeof *per, cmp_double);
     printf("grade: %.0f items/s\n", rate);

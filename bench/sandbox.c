@@ -5,14 +5,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include "base/progress.h"
 #include "cli/flags.h"
 #include "tools/python.h"
-
-static double now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 static int cmp_double(const void *a, const void *b) {
     double x = *(const double *)a, y = *(const double *)b;
@@ -37,30 +32,30 @@ int main(int argc, char **argv) {
     pysb_opts_default(&o);
     o.mode = mode;
     tm_error err;
-    double t_open = now();
+    double t_open = now_seconds();
     pysb *sb = pysb_open(&o, &err);
     if (!sb) { fprintf(stderr, "sandbox: %s\n", err.msg); return 1; }
     double first = 0;
     for (int i = 0; i < warmup; i++) {
         pysb_result r;
-        double a = now();
+        double a = now_seconds();
         if (pysb_run(sb, code, &r, &err)) { fprintf(stderr, "sandbox: %s\n", err.msg); return 1; }
-        if (i == 0) first = now() - a;
+        if (i == 0) first = now_seconds() - a;
         pysb_result_free(&r);
     }
-    double open_s = now() - t_open;
+    double open_s = now_seconds() - t_open;
     double *lat = malloc((size_t)calls * sizeof *lat);
     int bad = 0;
-    double t0 = now();
+    double t0 = now_seconds();
     for (int i = 0; i < calls; i++) {
         pysb_result r;
-        double a = now();
+        double a = now_seconds();
         if (pysb_run(sb, code, &r, &err)) { fprintf(stderr, "sandbox: %s\n", err.msg); return 1; }
-        lat[i] = now() - a;
+        lat[i] = now_seconds() - a;
         if (r.status != PYSB_OK || strcmp(r.output, "2\n")) bad++;
         pysb_result_free(&r);
     }
-    double t = now() - t0;
+    double t = now_seconds() - t0;
     qsort(lat, (size_t)calls, sizeof *lat, cmp_double);
     printf("sandbox: %.0f calls/s, p50 %.2f ms, p99 %.2f ms\n", calls / t, lat[calls / 2] * 1e3,
            lat[(calls * 99) / 100] * 1e3);

@@ -455,25 +455,28 @@ static void put_metric(sbuf *o, const char *prefix, const char *name, double v) 
     sbuf_json_float(o, v);
 }
 
+// The four pair metrics DPO and the reward model share, from sums over n pairs.
+static void put_pair_rewards(sbuf *o, const char *prefix, double n, double chosen, double rejected, double accuracies,
+                             double margins) {
+    put_metric(o, prefix, "rewards/chosen", chosen / n);
+    put_metric(o, prefix, "rewards/rejected", rejected / n);
+    put_metric(o, prefix, "rewards/accuracies", accuracies / n);
+    put_metric(o, prefix, "rewards/margins", margins / n);
+}
+
 static void put_method_metrics(sbuf *o, const train_args *a, const step_metrics *s, const char *prefix) {
     if (a->method == TRAIN_DPO && s->dpo.n_pairs > 0) {
         double n = s->dpo.n_pairs;
-        put_metric(o, prefix, "rewards/chosen", s->dpo.rewards_chosen / n);
-        put_metric(o, prefix, "rewards/rejected", s->dpo.rewards_rejected / n);
-        put_metric(o, prefix, "rewards/accuracies", s->dpo.rewards_accuracies / n);
-        put_metric(o, prefix, "rewards/margins", s->dpo.rewards_margins / n);
+        put_pair_rewards(o, prefix, n, s->dpo.rewards_chosen, s->dpo.rewards_rejected, s->dpo.rewards_accuracies,
+                         s->dpo.rewards_margins);
         put_metric(o, prefix, "logps/chosen", s->dpo.logps_chosen / n);
         put_metric(o, prefix, "logps/rejected", s->dpo.logps_rejected / n);
         if (s->dpo.chosen_tokens > 0 && (a->dpo.loss_weight[DPO_SFT] > 0 || a->dpo.rpo_alpha > 0))
             put_metric(o, prefix, "nll_loss", s->dpo.nll_sum / s->dpo.chosen_tokens);
     }
-    if (a->method == TRAIN_RM && s->rm.n_pairs > 0) {
-        double n = s->rm.n_pairs;
-        put_metric(o, prefix, "rewards/chosen", s->rm.rewards_chosen / n);
-        put_metric(o, prefix, "rewards/rejected", s->rm.rewards_rejected / n);
-        put_metric(o, prefix, "rewards/accuracies", s->rm.rewards_accuracies / n);
-        put_metric(o, prefix, "rewards/margins", s->rm.rewards_margins / n);
-    }
+    if (a->method == TRAIN_RM && s->rm.n_pairs > 0)
+        put_pair_rewards(o, prefix, s->rm.n_pairs, s->rm.rewards_chosen, s->rm.rewards_rejected, s->rm.rewards_accuracies,
+                         s->rm.rewards_margins);
     if (a->method == TRAIN_KTO) {
         const kto_metrics *k = &s->kto;
         if (k->count_chosen > 0) {
