@@ -22,6 +22,7 @@
 #include "base/progress.h"
 #include "cli/cli.h"
 #include "cli/flags.h"
+#include "data/builtin.h"
 #include "data/data.h"
 #include "model/model.h"
 #include "reward/math_answer.h"
@@ -123,20 +124,6 @@ typedef struct problem {
     char *subject;
     int level;         // -1 when absent
 } problem;
-
-static const char *resolve_data(const char *name, char *buf, size_t cap) {
-    const char *file = !strcmp(name, "gsm8k") ? "gsm8k/test.jsonl" : !strcmp(name, "math500") ? "math500/test.jsonl" : NULL;
-    if (!file) return name;
-    const char *env = getenv("TEMPER_DATA");
-    const char *roots[] = {env, "data", "../shared/data", "/work/shared/data"};
-    for (int i = 0; i < 4; i++) {
-        if (!roots[i]) continue;
-        snprintf(buf, cap, "%s/%s", roots[i], file);
-        if (io_exists(buf)) return buf;
-    }
-    snprintf(buf, cap, "data/%s", file);
-    return buf;
-}
 
 static char *json_text(const json *v) {
     if (!v) return NULL;
@@ -363,6 +350,9 @@ static int gen_main(const char *cmd, gen_args *A, int is_eval) {
     if (tool < 0) return cli_fail(cmd, "unknown --tools '%s' (none, calculator, python)", A->tools) + 1;
     if (A->n < 1 || A->max_new < 1 || A->batch < 1 || A->max_turns < 1)
         return cli_fail(cmd, "--n, --max-new-tokens, --batch and --max-turns must be >= 1") + 1;
+    char pathbuf[4096];
+    const char *path = data_builtin_path(A->data, pathbuf, sizeof pathbuf, &err);
+    if (!path) return cli_fail(cmd, "%s", err.msg);
     if (model_load(&m, A->model_dir, &err)) return cli_fail(cmd, "%s", err.msg);
     tok_tokenizer *t = tok_load(A->model_dir, &err);
     if (!t) { model_free(&m); return cli_fail(cmd, "%s", err.msg); }
@@ -372,8 +362,6 @@ static int gen_main(const char *cmd, gen_args *A, int is_eval) {
         if (tok_chat_for(t, A->chat_name, &chat, &err) == 0) have_chat = 1;
         else if (A->chat_name) { tok_free(t); model_free(&m); return cli_fail(cmd, "%s", err.msg); }
     }
-    char pathbuf[1024];
-    const char *path = resolve_data(A->data, pathbuf, sizeof pathbuf);
     problem *ps = NULL;
     int np = 0, status = 0;
     if (load_problems(t, path, (prompt_style)st, have_chat ? &chat : NULL, A->limit, m.cfg.vocab, &ps, &np, &err)) {

@@ -8,7 +8,7 @@
 // libgomp's workers spin after each parallel region, so with two pools every
 // hand-over has more runnable threads than the machine's 2 cores. With one pool
 // (OpenMP) there is no hand-over at all, and each output element is computed by one
-// thread in a fixed order (deterministic for a given thread count). On the shared
+// thread in a fixed order. On the shared
 // development machine (load 4-6 from other jobs) bench/kernels_bench.c `handoff`
 // could not separate the two designs from the noise; this is the robust choice.
 //
@@ -46,6 +46,25 @@ static void blas_pick_core(void) {
     gotoblas_dynamic_init();
 }
 
+// OpenBLAS's threading controls, declared here because some cblas.h (another BLAS
+// chosen by update-alternatives) lack them; the library we link is OpenBLAS.
+int openblas_get_num_threads(void);
+void openblas_set_num_threads(int num_threads);
+
+// The blocks C is cut into: along its longer side, at multiples of 16 rows (or
+// columns), about 8 of them but never under 64 or over 512 wide. The cut depends on
+// the shape alone, never on the thread count, and each block is one single-threaded
+// OpenBLAS call of the same shape whoever computes it, so every element of C is the
+// same for 1, 2 or 16 threads (OpenBLAS's micro-kernels sum an element's dot product
+// in an order that depends on where the element sits in the call's tile grid, so a
+// split that followed the thread count would change the last bits; on its Haswell
+// kernels it did, by ~1e-7 relative). Packing a panel per block costs a few percent
+// over one call per thread (BENCHMARKS.md, train_step).
+static int gemm_block(int big) {
+    int b = (big / 8 + 15) / 16 * 16;
+    return b < 64 ? 64 : b > 512 ? 512 : b;
+}
+
 void k_sgemm(int transA, int transB, int M, int N, int K, float alpha, const float *A, int lda,
              const float *B, int ldb, float beta, float *C, int ldc) {
     if (M <= 0 || N <= 0) return;
@@ -54,34 +73,24 @@ void k_sgemm(int transA, int transB, int M, int N, int K, float alpha, const flo
             for (int j = 0; j < N; j++) C[(long)i * ldc + j] = beta == 0.0f ? 0.0f : beta * C[(long)i * ldc + j];
         return;
     }
-    if (!omp_in_parallel()) {  // both touch process-wide OpenBLAS state
+    int serial = omp_in_parallel();
+    if (!serial) {  // both touch process-wide OpenBLAS state
         blas_pick_core();
         if (openblas_get_num_threads() != 1) openblas_set_num_threads(1);
     }
     enum CBLAS_TRANSPOSE ta = transA ? CblasTrans : CblasNoTrans, tb = transB ? CblasTrans : CblasNoTrans;
+    int rows = M >= N, big = rows ? M : N, bs = gemm_block(big), nb = (big + bs - 1) / bs;
     // Below ~1 MFLOP the fork/join costs more than it saves.
-    if (omp_in_parallel() || omp_get_max_threads() == 1 || (double)M * N * K < 5e5) {
-        cblas_sgemm(CblasRowMajor, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
-        return;
-    }
-    #pragma omp parallel
-    {
-        // Split the longer side of C into one contiguous block per thread, at multiples
-        // of 16 (the micro-kernel width) so that no thread gets a ragged edge it need not.
-        int nt = omp_get_num_threads(), t = omp_get_thread_num();
-        int big = M >= N ? M : N;
-        int units = (big + 15) / 16;
-        int u0 = (int)((long)units * t / nt), u1 = (int)((long)units * (t + 1) / nt);
-        int lo = u0 * 16, hi = u1 * 16 < big ? u1 * 16 : big;
-        if (hi > lo) {
-            if (M >= N) {  // rows lo..hi of C, and of op(A)
-                const float *a = transA ? A + lo : A + (long)lo * lda;
-                cblas_sgemm(CblasRowMajor, ta, tb, hi - lo, N, K, alpha, a, lda, B, ldb, beta,
-                            C + (long)lo * ldc, ldc);
-            } else {  // columns lo..hi of C, and of op(B)
-                const float *b = transB ? B + (long)lo * ldb : B + lo;
-                cblas_sgemm(CblasRowMajor, ta, tb, M, hi - lo, K, alpha, A, lda, b, ldb, beta, C + lo, ldc);
-            }
+    if (omp_get_max_threads() == 1 || (double)M * N * K < 5e5) serial = 1;
+    #pragma omp parallel for schedule(static, 1) if (!serial && nb > 1)
+    for (int blk = 0; blk < nb; blk++) {
+        int lo = blk * bs, n = big - lo < bs ? big - lo : bs;
+        if (rows) {  // rows lo..lo+n of C, and of op(A)
+            const float *a = transA ? A + lo : A + (long)lo * lda;
+            cblas_sgemm(CblasRowMajor, ta, tb, n, N, K, alpha, a, lda, B, ldb, beta, C + (long)lo * ldc, ldc);
+        } else {  // columns lo..lo+n of C, and of op(B)
+            const float *b = transB ? B + (long)lo * ldb : B + lo;
+            cblas_sgemm(CblasRowMajor, ta, tb, M, n, K, alpha, A, lda, b, ldb, beta, C + lo, ldc);
         }
     }
 }

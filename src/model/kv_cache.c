@@ -84,14 +84,16 @@ static int decode_rows(model *m, kv_cache *c, const kv_batch *b, float *logits, 
 // thread at every barrier) costs more than the second thread gains: measured on the
 // 2-core dev machine, tiny model, batch 1: 841 tok/s on 1 thread, 41 tok/s on 2
 // (load ~4); batch 16: 2988 vs 32-2018 tok/s depending on the load. A second thread
-// joins from ~512 MFLOP per call (the small config at batch >= 2). Every kernel is
-// deterministic per thread count, and the tokens do not depend on it (test_rollout).
-#define DECODE_MIN_FLOP_PER_THREAD 2.56e8
+// joins from ~512 MFLOP per call (the small config at batch >= 2). The result does
+// not depend on the thread count (every kernel cuts its work by shape, test_rollout).
+static double decode_min_flop_per_thread = 2.56e8;
+
+void model_decode_set_min_flop_per_thread(double flop) { decode_min_flop_per_thread = flop; }
 
 int model_decode(model *m, kv_cache *c, const kv_batch *b, float *logits, tm_error *err) {
     int nt = omp_get_max_threads();
     double flop = 2.0 * (double)b->n * (double)m->numel;
-    int want = (int)(flop / DECODE_MIN_FLOP_PER_THREAD);
+    int want = decode_min_flop_per_thread > 0 ? (int)(flop / decode_min_flop_per_thread) : nt;
     want = want < 1 ? 1 : want > nt ? nt : want;
     if (want == nt) return decode_rows(m, c, b, logits, err);
     omp_set_num_threads(want);

@@ -48,3 +48,8 @@ typedef struct kv_batch {
 } kv_batch;
 
 int model_decode(model *m, kv_cache *c, const kv_batch *b, float *logits, tm_error *err);
+
+// model_decode uses one OpenMP thread per this many FLOP of the step (default 2.56e8:
+// small decode steps run on one thread, where a barrier costs more than a second
+// core gains). 0 means all threads. For tests of thread invariance; not thread-safe.
+void model_decode_set_min_flop_per_thread(double flop);

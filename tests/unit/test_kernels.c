@@ -17,6 +17,7 @@
 #include "kernels/kernels.h"
 #include "test.h"
 #include <math.h>
+#include <omp.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -686,6 +687,25 @@ static void test_sgemm(int M, int N, int K) {
         }
 }
 
+// The same product with 1, 2 and 3 threads, bit for bit: k_sgemm cuts C by its shape
+// alone, never by the thread count.
+static void test_sgemm_threads(int M, int N, int K, int ta, int tb) {
+    int lda = ta ? M : K, ldb = tb ? K : N;
+    float *A = randn((long)M * K, 1), *B = randn((long)K * N, 1);
+    float *C[3];
+    int nt = omp_get_max_threads(), same = 1;
+    for (int t = 0; t < 3; t++) {
+        C[t] = randn((long)M * N, 1);
+        omp_set_num_threads(t + 1);
+        k_sgemm(ta, tb, M, N, K, 1.0f, A, lda, B, ldb, 0.0f, C[t], N);
+        if (t) same &= memcmp(C[t], C[0], sizeof(float) * (size_t)M * N) == 0;
+    }
+    omp_set_num_threads(nt);
+    CHECK(same, "k_sgemm transA=%d transB=%d M=%d N=%d K=%d: bit-identical with 1, 2 and 3 threads", ta, tb, M, N, K);
+    for (int t = 0; t < 3; t++) free(C[t]);
+    free(A), free(B);
+}
+
 // ============================================================== misc
 
 static void test_elementwise_and_table(void) {
@@ -715,6 +735,9 @@ int main(void) {
     test_sgemm(67, 45, 200);   // split by rows
     test_sgemm(40, 133, 101);  // split by columns
     test_sgemm(5, 3, 2);       // below the threading threshold
+    test_sgemm_threads(1000, 77, 96, 0, 1);   // rows, ragged blocks
+    test_sgemm_threads(45, 3001, 64, 0, 0);   // columns (an lm-head's shape)
+    test_sgemm_threads(130, 256, 333, 1, 0);  // a weight gradient's shape
     test_linear(1);
     test_linear(0);
     test_embedding();

@@ -209,12 +209,20 @@ static void test_model_path(model_arch arch, const char *name) {
     CHECK(run_model(&m, pp, pl, NP, &o, b) == 0 && tokens_equal(a, b, NP * NS) && logp_maxdiff(a, b, NP * NS) == 0,
           "%s: same seed, same tokens and log-probs (bit for bit)", name);
     for (int i = 0; i < NP * NS; i++) rollout_traj_free(&b[i]);
+    // 1 thread against 3, with every decode step on all threads (by default a step
+    // this small runs on one thread whatever the count, and could not tell them apart)
     int nt = omp_get_max_threads();
-    omp_set_num_threads(1);
+    model_decode_set_min_flop_per_thread(0);
+    omp_set_num_threads(3);
     int rc = run_model(&m, pp, pl, NP, &o, b);
-    omp_set_num_threads(nt > 1 ? nt : 2);
-    CHECK(rc == 0 && tokens_equal(a, b, NP * NS), "%s: same tokens with 1 thread as with %d (log-probs differ by %.1e)",
-          name, nt > 1 ? nt : 2, logp_maxdiff(a, b, NP * NS));
+    for (int i = 0; i < NP * NS && !rc; i++) rollout_traj_free(&a[i]);
+    omp_set_num_threads(1);
+    if (!rc) rc = run_model(&m, pp, pl, NP, &o, a);
+    omp_set_num_threads(nt);
+    model_decode_set_min_flop_per_thread(2.56e8);
+    CHECK(rc == 0 && tokens_equal(a, b, NP * NS) && logp_maxdiff(a, b, NP * NS) == 0,
+          "%s: same tokens and log-probs, bit for bit, with 1 thread as with 3, decode threaded (log-probs differ by %.1e)",
+          name, logp_maxdiff(a, b, NP * NS));
     for (int i = 0; i < NP * NS; i++) rollout_traj_free(&b[i]);
     o.batch = 15;
     o.prefill_chunk = 64;
