@@ -355,18 +355,26 @@ void sbuf_init(sbuf *b) { memset(b, 0, sizeof *b); }
 void sbuf_free(sbuf *b) { free(b->data); memset(b, 0, sizeof *b); }
 void sbuf_clear(sbuf *b) { b->len = 0; if (b->data) b->data[0] = 0; }
 
-static void sbuf_reserve(sbuf *b, size_t extra) {
-    if (b->len + extra + 1 <= b->cap) return;
+// A failed allocation marks the buffer (b->failed) instead of failing each append;
+// appends to a marked buffer do nothing, and its owner checks sbuf_check once.
+static int sbuf_reserve(sbuf *b, size_t extra) {
+    if (b->failed) return -1;
+    if (b->len + extra + 1 <= b->cap) return 0;
     size_t nc = b->cap ? b->cap : 256;
     while (nc < b->len + extra + 1) nc *= 2;
     char *nd = realloc(b->data, nc);
-    if (!nd) { fprintf(stderr, "temper: out of memory\n"); abort(); }  // no sane recovery from a failed small realloc
+    if (!nd) { b->failed = 1; b->want = b->len + extra + 1; return -1; }
     b->data = nd;
     b->cap = nc;
+    return 0;
+}
+
+int sbuf_check(const sbuf *b, tm_error *err) {
+    return b->failed ? tm_fail(err, "out of memory building a text of %zu bytes", b->want) : 0;
 }
 
 void sbuf_put(sbuf *b, const char *s, size_t n) {
-    sbuf_reserve(b, n);
+    if (sbuf_reserve(b, n)) return;
     memcpy(b->data + b->len, s, n);
     b->len += n;
     b->data[b->len] = 0;
@@ -380,8 +388,7 @@ void sbuf_printf(sbuf *b, const char *fmt, ...) {
     va_copy(ap2, ap);
     int n = vsnprintf(NULL, 0, fmt, ap);
     va_end(ap);
-    if (n > 0) {
-        sbuf_reserve(b, (size_t)n);
+    if (n > 0 && !sbuf_reserve(b, (size_t)n)) {
         vsnprintf(b->data + b->len, (size_t)n + 1, fmt, ap2);
         b->len += (size_t)n;
     }

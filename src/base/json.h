@@ -47,14 +47,21 @@ int json_get_bool(const json *obj, const char *key, int def);
 int json_is_int(const json *v);
 
 // ---- writing ----
+// A growable string. Appends never fail one by one: a failed allocation marks the
+// buffer (failed, with the size it wanted) and later appends do nothing, so whoever
+// finishes the text checks once with sbuf_check (-1 + "out of memory", the library's
+// one error policy) before using it.
 typedef struct sbuf {
     char *data;
     size_t len, cap;
+    int failed;
+    size_t want;
 } sbuf;
 
 void sbuf_init(sbuf *b);
 void sbuf_free(sbuf *b);
 void sbuf_clear(sbuf *b);
+int sbuf_check(const sbuf *b, tm_error *err);
 void sbuf_put(sbuf *b, const char *s, size_t n);
 void sbuf_puts(sbuf *b, const char *s);
 void sbuf_printf(sbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

@@ -18,8 +18,9 @@ typedef struct tok_strmap {
     tok_strent *ent;
     char *blob;
     size_t blob_len, blob_cap;
+    int failed;           // an allocation failed: later puts do nothing (check after building)
 } tok_strmap;
-void tok_strmap_init(tok_strmap *m, uint32_t expected, size_t blob_bytes);
+int tok_strmap_init(tok_strmap *m, uint32_t expected, size_t blob_bytes);
 void tok_strmap_free(tok_strmap *m);
 // Inserts or overwrites.
 void tok_strmap_put(tok_strmap *m, const char *k, size_t n, int32_t v);
@@ -35,8 +36,9 @@ typedef struct tok_pairmap {
     uint32_t *rank;
     int32_t *merged;
     uint32_t mask, n;
+    int failed;       // as tok_strmap's
 } tok_pairmap;
-void tok_pairmap_init(tok_pairmap *m, uint32_t expected);
+int tok_pairmap_init(tok_pairmap *m, uint32_t expected);
 void tok_pairmap_free(tok_pairmap *m);
 void tok_pairmap_put(tok_pairmap *m, int32_t a, int32_t b, uint32_t rank, int32_t merged);
 // Returns 1 and fills rank/merged when present.

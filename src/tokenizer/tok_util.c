@@ -4,24 +4,27 @@
 #include <string.h>
 #include "tokenizer/tok_internal.h"
 
-static void *xrealloc(void *p, size_t n) {
-    void *q = realloc(p, n ? n : 1);
-    if (!q) abort();  // out of memory: nothing sensible to report
-    return q;
+// The growable arrays and maps here mark themselves failed when an allocation fails
+// (see tok_ids in tokenizer.h): later writes do nothing, and the function that
+// finishes the structure reports "out of memory" once.
+static int grow(void **p, size_t *cap, size_t need, size_t elem, size_t first, int *failed) {
+    if (*failed) return -1;
+    if (need <= *cap) return 0;
+    size_t nc = *cap ? *cap : first;
+    while (nc < need) nc *= 2;
+    void *q = realloc(*p, nc * elem);
+    if (!q) { *failed = 1; return -1; }
+    *p = q;
+    *cap = nc;
+    return 0;
 }
 
 void tok_ids_push(tok_ids *a, int32_t id) {
-    if (a->n == a->cap) {
-        a->cap = a->cap ? a->cap * 2 : 64;
-        a->v = xrealloc(a->v, a->cap * sizeof *a->v);
-    }
+    if (grow((void **)&a->v, &a->cap, a->n + 1, sizeof *a->v, 64, &a->failed)) return;
     a->v[a->n++] = id;
 }
 void tok_ids_append(tok_ids *a, const int32_t *ids, size_t n) {
-    if (a->n + n > a->cap) {
-        while (a->n + n > a->cap) a->cap = a->cap ? a->cap * 2 : 64;
-        a->v = xrealloc(a->v, a->cap * sizeof *a->v);
-    }
+    if (grow((void **)&a->v, &a->cap, a->n + n, sizeof *a->v, 64, &a->failed)) return;
     if (n) memcpy(a->v + a->n, ids, n * sizeof *ids);
     a->n += n;
 }
@@ -45,16 +48,18 @@ static uint64_t str_hash(const char *k, size_t n) {
     return h ^ (h >> 29);
 }
 
-void tok_strmap_init(tok_strmap *m, uint32_t expected, size_t blob_bytes) {
+int tok_strmap_init(tok_strmap *m, uint32_t expected, size_t blob_bytes) {
     memset(m, 0, sizeof *m);
     uint32_t slots = 16;
     while (slots < expected * 2) slots <<= 1;
     m->slots = calloc(slots, sizeof *m->slots);
     m->mask = slots - 1;
     m->cap = expected > 16 ? expected : 16;
-    m->ent = xrealloc(NULL, m->cap * sizeof *m->ent);
+    m->ent = malloc(m->cap * sizeof *m->ent);
     m->blob_cap = blob_bytes > 4096 ? blob_bytes : 4096;
-    m->blob = xrealloc(NULL, m->blob_cap);
+    m->blob = malloc(m->blob_cap);
+    if (!m->slots || !m->ent || !m->blob) { tok_strmap_free(m); m->failed = 1; return -1; }
+    return 0;
 }
 void tok_strmap_free(tok_strmap *m) {
     free(m->slots); free(m->ent); free(m->blob);
@@ -62,8 +67,10 @@ void tok_strmap_free(tok_strmap *m) {
 }
 static void strmap_grow(tok_strmap *m) {
     uint32_t slots = (m->mask + 1) * 2;
+    uint64_t *ns = calloc(slots, sizeof *m->slots);
+    if (!ns) { m->failed = 1; return; }  // still a valid table, only fuller
     free(m->slots);
-    m->slots = calloc(slots, sizeof *m->slots);
+    m->slots = ns;
     m->mask = slots - 1;
     for (uint32_t e = 0; e < m->n; e++) {
         uint64_t h = str_hash(m->blob + m->ent[e].off, m->ent[e].len);
@@ -115,6 +122,7 @@ void tok_strmap_get_many(const tok_strmap *m, const char *const *k, const size_t
     }
 }
 void tok_strmap_put(tok_strmap *m, const char *k, size_t n, int32_t v) {
+    if (m->failed || !m->slots) return;
     uint64_t h = str_hash(k, n), tag = h >> 32 << 32;
     uint32_t i = (uint32_t)h & m->mask;
     for (;;) {
@@ -126,14 +134,10 @@ void tok_strmap_put(tok_strmap *m, const char *k, size_t n, int32_t v) {
         }
         i = (i + 1) & m->mask;
     }
-    if (m->n == m->cap) {
-        m->cap = m->cap ? m->cap * 2 : 1024;
-        m->ent = xrealloc(m->ent, m->cap * sizeof *m->ent);
-    }
-    if (m->blob_len + n + 1 > m->blob_cap) {
-        while (m->blob_len + n + 1 > m->blob_cap) m->blob_cap = m->blob_cap ? m->blob_cap * 2 : 65536;
-        m->blob = xrealloc(m->blob, m->blob_cap);
-    }
+    size_t cap = m->cap;
+    if (grow((void **)&m->ent, &cap, (size_t)m->n + 1, sizeof *m->ent, 1024, &m->failed)) return;
+    m->cap = (uint32_t)cap;
+    if (grow((void **)&m->blob, &m->blob_cap, m->blob_len + n + 1, 1, 65536, &m->failed)) return;
     memcpy(m->blob + m->blob_len, k, n);
     m->blob[m->blob_len + n] = 0;
     m->ent[m->n] = (tok_strent){(uint32_t)m->blob_len, (uint32_t)n, v};
@@ -143,24 +147,27 @@ void tok_strmap_put(tok_strmap *m, const char *k, size_t n, int32_t v) {
 }
 
 // ---- pair map ----
-void tok_pairmap_init(tok_pairmap *m, uint32_t expected) {
+int tok_pairmap_init(tok_pairmap *m, uint32_t expected) {
+    memset(m, 0, sizeof *m);
     uint32_t slots = 16;
     while (slots < expected * 2) slots <<= 1;
     m->keys = malloc((size_t)slots * sizeof *m->keys);
-    memset(m->keys, 0xff, (size_t)slots * sizeof *m->keys);
     m->rank = malloc((size_t)slots * sizeof *m->rank);
     m->merged = malloc((size_t)slots * sizeof *m->merged);
+    if (!m->keys || !m->rank || !m->merged) { tok_pairmap_free(m); m->failed = 1; return -1; }
+    memset(m->keys, 0xff, (size_t)slots * sizeof *m->keys);
     m->mask = slots - 1;
-    m->n = 0;
+    return 0;
 }
 void tok_pairmap_free(tok_pairmap *m) {
     free(m->keys); free(m->rank); free(m->merged);
     memset(m, 0, sizeof *m);
 }
 void tok_pairmap_put(tok_pairmap *m, int32_t a, int32_t b, uint32_t rank, int32_t merged) {
+    if (m->failed || !m->keys) return;
     if ((uint64_t)(m->n + 1) * 2 > m->mask + 1) {  // grow
         tok_pairmap old = *m;
-        tok_pairmap_init(m, (old.mask + 1));
+        if (tok_pairmap_init(m, (old.mask + 1))) { *m = old; m->failed = 1; return; }
         for (uint32_t i = 0; i <= old.mask; i++)
             if (old.keys[i] != UINT64_MAX)
                 tok_pairmap_put(m, (int32_t)(old.keys[i] >> 32), (int32_t)(uint32_t)old.keys[i],

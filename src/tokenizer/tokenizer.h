@@ -27,10 +27,12 @@
 
 typedef struct tok_tokenizer tok_tokenizer;
 
-// A growable array of ids. Zero-initialize; free with tok_ids_free.
+// A growable array of ids. Zero-initialize; free with tok_ids_free. As sbuf: a failed
+// allocation sets failed and later appends do nothing; tok_encode reports it.
 typedef struct tok_ids {
     int32_t *v;
     size_t n, cap;
+    int failed;
 } tok_ids;
 void tok_ids_push(tok_ids *a, int32_t id);
 void tok_ids_append(tok_ids *a, const int32_t *ids, size_t n);

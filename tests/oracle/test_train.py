@@ -100,7 +100,7 @@ check(r1.returncode == 0 and r2.returncode == 0 and timeless(full) == timeless(p
 # a run killed with SIGKILL mid-training resumes from its newest complete checkpoint
 # ("--resume-from-checkpoint last") and ends bit-identical to an uninterrupted run
 import signal, time
-long_args = ["--data", dpo, "--learning-rate", "3e-4", "--max-steps", "12", "--logging-steps", "1", "--save-steps", "3",
+long_args = ["--data", dpo, "--learning-rate", "3e-4", "--max-steps", "60", "--logging-steps", "1", "--save-steps", "3",
              "--per-device-train-batch-size", "4", "--quiet"]
 ref12, killed = os.path.join(tmp, "ref12"), os.path.join(tmp, "killed")
 r1 = temper("dpo", "--model", out_sft, "--output-dir", ref12, *long_args)
@@ -111,11 +111,13 @@ while p.poll() is None and not os.path.isdir(os.path.join(killed, "checkpoint-3"
 was_running = p.poll() is None
 p.send_signal(signal.SIGKILL)
 p.wait()
+finished = os.path.exists(os.path.join(killed, "model.safetensors"))  # written only at the end of a run
 r2 = temper("dpo", "--model", out_sft, "--output-dir", killed, *long_args, "--resume-from-checkpoint", "last")
 same = r1.returncode == 0 and r2.returncode == 0 and \
     open(os.path.join(ref12, "model.safetensors"), "rb").read() == open(os.path.join(killed, "model.safetensors"), "rb").read()
-check(same, "SIGKILL%s, resume from the last checkpoint: bit-identical weights (%s)" %
-      (" mid-run" if was_running else " (run had already ended)", (r1.stderr + r2.stderr).strip()[-200:]))
+# the kill must land mid-run, before the final save: otherwise this proves nothing
+check(was_running and not finished, "SIGKILL landed mid-run (after checkpoint-3, before the final save)")
+check(same, "SIGKILL mid-run, resume from the last checkpoint: bit-identical weights (%s)" % (r1.stderr + r2.stderr).strip()[-200:])
 check(r2.returncode == 0 and timeless(ref12) == timeless(killed), "SIGKILL and resume: metrics.jsonl as the uninterrupted run's")
 lim = os.path.join(tmp, "lim")
 r = temper("sft", "--model", base, "--data", sft, "--output-dir", lim, "--max-steps", "8", "--save-steps", "2", "--save-total-limit", "2", "--quiet")
@@ -155,11 +157,16 @@ with torch.no_grad():
 params = [p for _, p in policy.named_parameters()]
 opt = torch.optim.AdamW(params, lr=lr, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0)
 sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: max(0.0, (steps - s) / steps))
-want = []
+want, want_m = [], []
 for s in range(steps):
     lp = seq_logps(policy)
     d = (lp[0::2] - ref_lp[0::2]) - (lp[1::2] - ref_lp[1::2])
     loss = -F.logsigmoid(beta * d).mean()
+    with torch.no_grad():  # TRL's DPO metrics, from the same forward as the loss
+        rc, rr = beta * (lp[0::2] - ref_lp[0::2]), beta * (lp[1::2] - ref_lp[1::2])
+        want_m.append({"rewards/chosen": float(rc.mean()), "rewards/rejected": float(rr.mean()),
+                       "rewards/margins": float((rc - rr).mean()), "rewards/accuracies": float((rc > rr).double().mean()),
+                       "logps/chosen": float(lp[0::2].mean()), "logps/rejected": float(lp[1::2].mean())})
     opt.zero_grad()
     loss.backward()
     torch.nn.utils.clip_grad_norm_(params, 1.0)
@@ -169,6 +176,81 @@ for s in range(steps):
 ok = len(got) == steps and all(abs(g - w) <= 1e-4 * max(1.0, abs(w)) for g, w in zip(got, want))
 dpo5 = got
 check(ok, "five DPO steps match PyTorch within 1e-4: temper %s torch %s" % (["%.6f" % x for x in got], ["%.6f" % x for x in want]))
+
+def metrics_match(got_rows, want_rows, keys, what):
+    """Each logged metric against the oracle's, 1e-4 relative (floor 1e-3 absolute: rewards start at 0)."""
+    worst, bad = 0.0, []
+    for g, w in zip(got_rows, want_rows):
+        for k in keys:
+            if k not in g:
+                bad.append(k); continue
+            e = abs(g[k] - w[k]) / max(1e-3, abs(w[k]))
+            worst = max(worst, e)
+            if e > 1e-4: bad.append("%s %.6g vs %.6g" % (k, g[k], w[k]))
+    check(len(got_rows) == len(want_rows) and not bad,
+          "%s: logged %s match the oracle (worst rel %.1e)%s" % (what, ", ".join(keys), worst, (": " + "; ".join(bad[:4])) if bad else ""))
+
+dpo_keys = ["rewards/chosen", "rewards/rejected", "rewards/margins", "rewards/accuracies", "logps/chosen", "logps/rejected"]
+metrics_match(metrics(out_e2e) if r.returncode == 0 else [], want_m, dpo_keys, "DPO, every step")
+# a logging window of 5 steps reports the average over its steps, as transformers does
+out_w5 = os.path.join(tmp, "e2e-w5")
+r = temper("dpo", "--model", model_dir, "--data", small, "--output-dir", out_w5, "--learning-rate", str(lr), "--beta", str(beta),
+           "--max-steps", str(steps), "--per-device-train-batch-size", "6", "--logging-steps", "5", "--quiet")
+avg = {k: sum(w[k] for w in want_m) / steps for k in dpo_keys}
+avg["loss"] = sum(want) / steps
+metrics_match(metrics(out_w5) if r.returncode == 0 else [], [avg], dpo_keys + ["loss"], "DPO, one 5-step logging window")
+
+# ---- KTO against PyTorch: three full-batch steps; z0 from the mismatched pairs (x_i, y_{i-1})
+kpairs = facts[:6]
+kto_rows = [{"prompt": p, "completion": c if i % 2 == 0 else w, "label": i % 2 == 0} for i, (p, c, w) in enumerate(kpairs)]
+kto_small = write("kto6.jsonl", kto_rows)
+kbeta, ksteps = 0.1, 3
+def kto_run(logging):
+    d = os.path.join(tmp, "kto-e2e-%d" % logging)
+    r = temper("kto", "--model", model_dir, "--data", kto_small, "--output-dir", d, "--learning-rate", str(lr), "--max-steps", str(ksteps),
+               "--per-device-train-batch-size", "6", "--logging-steps", str(logging), "--quiet")
+    return metrics(d) if r.returncode == 0 else []
+def kto_seqs(pairs_of_ids):
+    seqs, masks = [], []
+    for p_ids, c_ids in pairs_of_ids:
+        seqs.append(p_ids + c_ids); masks.append([0] * len(p_ids) + [1] * len(c_ids))
+    return seqs, masks
+comp = [tiny_tokenizer.ids(r_["completion"]) + [tiny_tokenizer.EOS] for r_ in kto_rows]
+prom = [tiny_tokenizer.ids(r_["prompt"]) for r_ in kto_rows]
+main_s = kto_seqs(list(zip(prom, comp)))
+kl_s = kto_seqs([(prom[i], comp[i - 1]) for i in range(len(prom))])  # i-1 cyclic: row 0 takes the last row's
+def logps_of(model, sm):
+    seqs_, masks_ = sm
+    lp, _ = torch_ref.token_logprobs(model, [t for s_ in seqs_ for t in s_], [len(s_) for s_ in seqs_])
+    out, o = [], 0
+    for s_, mk in zip(seqs_, masks_):
+        out.append(sum(lp[o + t - 1] for t in range(1, len(s_)) if mk[t])); o += len(s_)
+    return torch.stack(out)
+kpol = torch_ref.load_model(model_dir, torch.float64)
+kref = torch_ref.load_model(model_dir, torch.float64)
+with torch.no_grad():
+    ref_main, ref_kl = logps_of(kref, main_s), logps_of(kref, kl_s)
+kparams = [p_ for _, p_ in kpol.named_parameters()]
+kopt = torch.optim.AdamW(kparams, lr=lr, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0)
+ksched = torch.optim.lr_scheduler.LambdaLR(kopt, lambda s_: max(0.0, (ksteps - s_) / ksteps))
+des = torch.tensor([r_["label"] for r_ in kto_rows])
+kwant = []
+for s_ in range(ksteps):
+    with torch.no_grad():
+        z0 = torch.clamp(logps_of(kpol, kl_s).sub(ref_kl).mean(), min=0)
+    lp = logps_of(kpol, main_s)
+    delta = lp - ref_main
+    losses = torch.where(des, 1 - torch.sigmoid(kbeta * (delta - z0)), 1 - torch.sigmoid(kbeta * (z0 - delta)))
+    loss = losses.mean()
+    kwant.append({"loss": float(loss), "kl": float(z0), "rewards/chosen": float(kbeta * delta[des].mean()),
+                  "rewards/rejected": float(kbeta * delta[~des].mean()), "logps/chosen": float(lp[des].mean()),
+                  "logps/rejected": float(lp[~des].mean()),
+                  "rewards/margins": float(kbeta * delta[des].mean() - kbeta * delta[~des].mean())})
+    kopt.zero_grad(); loss.backward(); torch.nn.utils.clip_grad_norm_(kparams, 1.0); kopt.step(); ksched.step()
+kto_keys = ["loss", "kl", "rewards/chosen", "rewards/rejected", "rewards/margins", "logps/chosen", "logps/rejected"]
+check(kwant[-1]["kl"] > 0, "KTO oracle: z0 > 0 after the first update (%.3g), so the kl check below checks something" % kwant[-1]["kl"])
+metrics_match(kto_run(1), kwant, kto_keys, "KTO, every step")
+metrics_match(kto_run(3), [{k: sum(w[k] for w in kwant) / ksteps for k in kto_keys}], kto_keys, "KTO, one 3-step logging window")
 
 # ---- cDPO: critical-token weights against PyTorch, then token-weighted DPO in both forms
 pos_data = write("pos.jsonl", [{"prompt": p, "completion": c} for p, c, _ in facts])
@@ -197,9 +279,11 @@ with torch.no_grad():
 check(W and worst < 1e-5, "critical-token weights 1 - softmax(2 z+ - z-)[y] match PyTorch (max diff %.2g)" % worst)
 for form in ("sequence", "position"):
     r = temper("dpo", "--model", out_sft, "--data", dpo, "--token-weights", wfile, "--cdpo-form", form, "--output-dir",
-               os.path.join(tmp, "cdpo-" + form), "--max-steps", "3", "--logging-steps", "1", "--learning-rate", "1e-4", "--quiet")
+               os.path.join(tmp, "cdpo-" + form), "--max-steps", "6", "--logging-steps", "1", "--learning-rate", "1e-3", "--quiet")
     m = metrics(os.path.join(tmp, "cdpo-" + form)) if r.returncode == 0 else []
-    check(len(m) == 3 and abs(m[0]["loss"] - 0.693147) < 1e-5, "cDPO --cdpo-form %s trains (first loss log 2) (%s)" % (form, r.stderr.strip()[-200:]))
+    check(len(m) == 6 and abs(m[0]["loss"] - 0.693147) < 1e-5 and m[-1]["loss"] < 0.6 and m[-1]["rewards/margins"] > 0,
+          "cDPO --cdpo-form %s trains: loss %s, last margin %s (%s)" % (form, ["%.3f" % x["loss"] for x in m],
+          m[-1].get("rewards/margins") if m else None, r.stderr.strip()[-200:]))
 bad_w = os.path.join(tmp, "w-bad.jsonl")
 with open(bad_w, "w") as f:
     for row in W:
@@ -217,15 +301,18 @@ def convo(a, b, answer):
             {"role": "assistant", "content": f"The answer is {answer}"}]
 mt = write("mt.jsonl", [{"chosen": convo(int(p.split('+')[0]), int(p.split('+')[1][:-1]), c),
                          "rejected": convo(int(p.split('+')[0]), int(p.split('+')[1][:-1]), w)} for p, c, w in facts[:8]])
-r = temper("dpo", "--model", out_sft, "--data", mt, "--output-dir", os.path.join(tmp, "mdpo"), "--max-steps", "3",
-           "--logging-steps", "1", "--learning-rate", "1e-4", "--quiet")
+r = temper("dpo", "--model", out_sft, "--data", mt, "--output-dir", os.path.join(tmp, "mdpo"), "--max-steps", "6",
+           "--logging-steps", "1", "--learning-rate", "1e-3", "--quiet")
 m = metrics(os.path.join(tmp, "mdpo")) if r.returncode == 0 else []
-check(len(m) == 3 and abs(m[0]["loss"] - 0.693147) < 1e-5, "multi-turn DPO on tool trajectories trains (%s)" % r.stderr.strip()[-200:])
+check(len(m) == 6 and abs(m[0]["loss"] - 0.693147) < 1e-5 and m[-1]["loss"] < 0.6 and m[-1]["rewards/accuracies"] > 0.5,
+      "multi-turn DPO on tool trajectories trains: loss %s (%s)" % (["%.3f" % x["loss"] for x in m], r.stderr.strip()[-200:]))
 mk = write("mkto.jsonl", [{"messages": convo(int(p.split('+')[0]), int(p.split('+')[1][:-1]), c if i % 2 else w), "label": i % 2 == 1}
                           for i, (p, c, w) in enumerate(facts[:8])])
 r = temper("kto", "--model", out_sft, "--data", mk, "--dataset-format", "trajectory", "--output-dir", os.path.join(tmp, "mkto"),
-           "--max-steps", "3", "--logging-steps", "1", "--learning-rate", "1e-4", "--per-device-train-batch-size", "4", "--quiet")
-check(r.returncode == 0 and len(metrics(os.path.join(tmp, "mkto"))) == 3, "multi-turn KTO on labelled trajectories trains (%s)" % r.stderr.strip()[-200:])
+           "--max-steps", "8", "--logging-steps", "1", "--learning-rate", "1e-3", "--per-device-train-batch-size", "8", "--quiet")
+m = metrics(os.path.join(tmp, "mkto")) if r.returncode == 0 else []
+check(len(m) == 8 and m[-1]["loss"] < m[0]["loss"] - 0.01 and m[-1]["rewards/margins"] > 0,
+      "multi-turn KTO on labelled trajectories trains: loss %s (%s)" % (["%.4f" % x["loss"] for x in m], r.stderr.strip()[-200:]))
 st = write("step.jsonl", [{"prompt": p, "initial_reason_steps": "Step 1: add. ", "chosen": "Step 2: " + c, "rejected": "Step 2: " + w}
                           for p, c, w in facts[:8]])
 r = temper("dpo", "--model", out_sft, "--data", st, "--step-wise", "--output-dir", os.path.join(tmp, "sdpo"), "--max-steps", "3",
