@@ -26,6 +26,7 @@
 #include "data/data.h"
 #include "model/model.h"
 #include "reward/math_answer.h"
+#include "rollout/eval_report.h"
 #include "rollout/metrics.h"
 #include "rollout/rollout.h"
 #include "tokenizer/tokenizer.h"
@@ -324,7 +325,7 @@ static int answers_equal(const char *a, const char *b, void *ud) { return math_a
 // ---------------------------------------------------------------- shared command
 
 typedef struct gen_args {
-    const char *model_dir, *data, *tools, *style, *chat_name, *stop, *stop_ids, *extract, *out, *output_dir;
+    const char *model_dir, *data, *tools, *style, *chat_name, *stop, *stop_ids, *extract, *out, *output_dir, *from_samples;
     int n, top_k, max_new, seed, batch, max_turns, limit, no_chat, save_ids, chunk, ignore_eos;
     double temperature, top_p, min_p, tool_timeout;
 } gen_args;
@@ -461,93 +462,36 @@ static int gen_main(const char *cmd, gen_args *A, int is_eval) {
     if (R.failed) { status = cli_fail(cmd, "%s", R.err.msg); goto out3; }
 
     // metrics
-    long ntok = 0, nsamp = (long)np * A->n, noans = 0, gen_tok = 0;
-    int ks[32], nk = 0;
-    for (int k = 1; k < A->n; k *= 2) ks[nk++] = k;
-    ks[nk++] = A->n;
-    double passk[32] = {0}, majk[32] = {0};
-    int graded_np = 0;
+    long gen_tok = 0;
+    eval_problem *ep = calloc((size_t)np, sizeof *ep);
+    eval_sample *es = calloc((size_t)np * A->n, sizeof *es);
+    if (!ep || !es) { free(ep); free(es); status = cli_fail(cmd, "out of memory"); goto out3; }
     for (int g = 0; g < np; g++) {
-        int c = 0;
+        ep[g] = (eval_problem){ps[g].gold, ps[g].subject, ps[g].level};
         for (int s = 0; s < A->n; s++) {
-            graded *gd = &R.gr[(size_t)g * A->n + s];
-            rollout_traj *tr = &R.trajs[(size_t)g * A->n + s];
-            c += gd->correct;
-            noans += !gd->extracted;
-            ntok += tr->len;
-            for (int i = 0; i < tr->len; i++) gen_tok += tr->mask[i];
+            size_t k = (size_t)g * A->n + s;
+            es[k] = (eval_sample){R.gr[k].correct, R.gr[k].extracted, R.trajs[k].len};
+            for (int i = 0; i < R.trajs[k].len; i++) gen_tok += R.trajs[k].mask[i];
         }
-        if (!ps[g].gold) continue;
-        graded_np++;
-        const char **ans = malloc(sizeof(char *) * (size_t)A->n);
-        for (int s = 0; s < A->n; s++) ans[s] = R.gr[(size_t)g * A->n + s].extracted;
-        for (int j = 0; j < nk; j++) {
-            passk[j] += pass_at_k(A->n, c, ks[j]);
-            int w = majority_vote(ans, ks[j], answers_equal, &R.qo);
-            majk[j] += w >= 0 && R.gr[(size_t)g * A->n + w].correct;
-        }
-        free(ans);
     }
     sbuf js;
     sbuf_init(&js);
-    sbuf_puts(&js, "{\n");
-    for (int j = 0; j < nk; j++) {
-        sbuf_printf(&js, "  \"pass@%d\": ", ks[j]);
-        sbuf_json_float(&js, graded_np ? passk[j] / graded_np : 0.0);
-        sbuf_puts(&js, ",\n");
-    }
-    for (int j = 0; j < nk; j++) {
-        sbuf_printf(&js, "  \"maj@%d\": ", ks[j]);
-        sbuf_json_float(&js, graded_np ? majk[j] / graded_np : 0.0);
-        sbuf_puts(&js, ",\n");
-    }
-    sbuf_puts(&js, "  \"mean_completion_tokens\": ");
-    sbuf_json_float(&js, (double)ntok / nsamp);
-    sbuf_puts(&js, ",\n  \"no_answer_fraction\": ");
-    sbuf_json_float(&js, (double)noans / nsamp);
-    sbuf_printf(&js, ",\n  \"problems\": %d,\n  \"graded_problems\": %d,\n  \"samples\": %ld,\n  \"seconds\": ", np, graded_np, nsamp);
+    sbuf_puts(&js, "{");
+    rc = eval_report_json(ep, np, A->n, es, answers_equal, &R.qo, &js, &err);
+    double pass1 = 0;
+    int graded_np = 0;
+    for (int g = 0; g < np; g++)
+        if (ps[g].gold) {
+            graded_np++;
+            for (int s = 0; s < A->n; s++) pass1 += (double)es[(size_t)g * A->n + s].correct / A->n;
+        }
+    free(ep);
+    free(es);
+    if (rc) { sbuf_free(&js); status = cli_fail(cmd, "%s", err.msg); goto out3; }
+    sbuf_puts(&js, ",\n  \"seconds\": ");
     sbuf_json_float(&js, secs);
     sbuf_puts(&js, ",\n  \"generated_tokens_per_second\": ");
     sbuf_json_float(&js, secs > 0 ? gen_tok / secs : 0.0);
-    // per subject and level (MATH-500)
-    for (int pass = 0; pass < 2; pass++) {
-        int any = 0;
-        for (int g = 0; g < np; g++) any |= pass ? ps[g].level >= 0 : ps[g].subject != NULL;
-        if (!any) continue;
-        sbuf_printf(&js, ",\n  \"%s\": {", pass ? "by_level" : "by_subject");
-        int first = 1;
-        char *seen = calloc((size_t)np, 1);
-        for (int g = 0; g < np; g++) {
-            if (seen[g] || !ps[g].gold || (pass ? ps[g].level < 0 : !ps[g].subject)) continue;
-            double p1 = 0, mj = 0;
-            int cnt = 0;
-            for (int h = g; h < np; h++) {
-                if (seen[h] || !ps[h].gold) continue;
-                if (pass ? ps[h].level != ps[g].level : !ps[h].subject || strcmp(ps[h].subject, ps[g].subject)) continue;
-                seen[h] = 1;
-                cnt++;
-                int c = 0;
-                const char **ans = malloc(sizeof(char *) * (size_t)A->n);
-                for (int s = 0; s < A->n; s++) { c += R.gr[(size_t)h * A->n + s].correct; ans[s] = R.gr[(size_t)h * A->n + s].extracted; }
-                p1 += (double)c / A->n;
-                int w = majority_vote(ans, A->n, answers_equal, &R.qo);
-                mj += w >= 0 && R.gr[(size_t)h * A->n + w].correct;
-                free(ans);
-            }
-            char key[64];
-            if (pass) snprintf(key, sizeof key, "%d", ps[g].level);
-            sbuf_puts(&js, first ? "\n    " : ",\n    ");
-            first = 0;
-            if (pass) sbuf_json_str(&js, key, strlen(key)); else sbuf_json_str(&js, ps[g].subject, strlen(ps[g].subject));
-            sbuf_printf(&js, ": {\"problems\": %d, \"pass@1\": ", cnt);
-            sbuf_json_float(&js, p1 / cnt);
-            sbuf_printf(&js, ", \"maj@%d\": ", A->n);
-            sbuf_json_float(&js, mj / cnt);
-            sbuf_puts(&js, "}");
-        }
-        free(seen);
-        sbuf_puts(&js, "\n  }");
-    }
     sbuf_puts(&js, ",\n  \"settings\": {\"model\": ");
     sbuf_json_str(&js, A->model_dir, strlen(A->model_dir));
     sbuf_puts(&js, ", \"data\": ");
@@ -569,8 +513,8 @@ static int gen_main(const char *cmd, gen_args *A, int is_eval) {
             io_write_file_atomic(io_join(outpath, sizeof outpath, A->output_dir, "summary.json"), js.data, js.len, &err))
             status = cli_fail(cmd, "%s", err.msg);
     } else {
-        fprintf(stderr, "temper sample: %ld samples of %d prompts, %.1f%% correct, %.0f tok/s\n", nsamp, np,
-                graded_np ? 100.0 * passk[0] / graded_np : 0.0, secs > 0 ? gen_tok / secs : 0.0);
+        fprintf(stderr, "temper sample: %ld samples of %d prompts, %.1f%% correct, %.0f tok/s\n", (long)np * A->n, np,
+                graded_np ? 100.0 * pass1 / graded_np : 0.0, secs > 0 ? gen_tok / secs : 0.0);
     }
     sbuf_free(&js);
 out3:
@@ -590,6 +534,94 @@ out:
     free_problems(ps, np);
     tok_free(t);
     model_free(&m);
+    return status;
+}
+
+// `temper eval --from-samples F`: the summary of an earlier eval's samples.jsonl,
+// regraded by today's verifier (each line's completion against its answer).
+static int eval_from_samples(const char *cmd, const gen_args *A) {
+    tm_error err;
+    io_lines r;
+    if (io_lines_open(&r, A->from_samples, &err)) return cli_fail(cmd, "%s", err.msg);
+    math_extract_opts eo;
+    math_equal_opts qo;
+    if (math_extract_opts_parse(&eo, A->extract)) { io_lines_close(&r); return cli_fail(cmd, "bad --extract '%s'", A->extract) + 1; }
+    math_equal_opts_default(&qo);
+    typedef struct { int g, s, ntok, level; char *gold, *subject, *extracted; int correct; } row;
+    row *rows = NULL;
+    int nr = 0, cap = 0, np = 0, n = 0, status = 0;
+    char *line;
+    long len;
+    while ((len = io_lines_next(&r, &line)) >= 0) {
+        if (len == 0) continue;
+        json_doc *d = json_parse(line, (size_t)len, &err);
+        if (!d) { status = cli_fail(cmd, "%s:%ld: %s", A->from_samples, r.lineno, err.msg); break; }
+        const json *o = json_root(d), *gold = json_get(o, "answer");
+        const char *comp = json_get_str(o, "completion", NULL), *subj = json_get_str(o, "subject", NULL);
+        int g = (int)json_get_int(o, "index", -1), sm = (int)json_get_int(o, "sample", -1);
+        if (!comp || g < 0 || sm < 0 || g > 10000000 || sm > 100000) {
+            json_doc_free(d);
+            status = cli_fail(cmd, "%s:%ld: a samples.jsonl line needs index, sample and completion", A->from_samples, r.lineno);
+            break;
+        }
+        if (nr == cap) {
+            row *nw = realloc(rows, sizeof *rows * (size_t)(cap = cap ? 2 * cap : 256));
+            if (!nw) { json_doc_free(d); status = cli_fail(cmd, "out of memory"); break; }
+            rows = nw;
+        }
+        row *w = &rows[nr++];
+        memset(w, 0, sizeof *w);
+        w->g = g, w->s = sm, w->level = (int)json_get_int(o, "level", -1);
+        w->ntok = (int)json_get_int(o, "num_tokens", 0);
+        w->gold = gold && gold->type == JSON_STRING ? strndup(gold->str, gold->len) : gold && gold->type == JSON_NUMBER ? strdup(gold->str) : NULL;
+        w->subject = subj ? strdup(subj) : NULL;
+        size_t st, al;
+        if (math_extract(comp, strlen(comp), &eo, &st, &al, NULL)) w->extracted = strndup(comp + st, al);
+        w->correct = w->extracted && w->gold && math_answer_equal(w->extracted, w->gold, &qo);
+        json_doc_free(d);
+        if (g + 1 > np) np = g + 1;
+        if (sm + 1 > n) n = sm + 1;
+    }
+    io_lines_close(&r);
+    eval_problem *ep = NULL;
+    eval_sample *es = NULL;
+    char *have = NULL;
+    if (!status && nr == 0) status = cli_fail(cmd, "%s: no samples", A->from_samples);
+    if (!status) {
+        ep = calloc((size_t)np, sizeof *ep), es = calloc((size_t)np * n, sizeof *es), have = calloc((size_t)np * n, 1);
+        if (!ep || !es || !have) status = cli_fail(cmd, "out of memory");
+    }
+    for (int i = 0; !status && i < nr; i++) {
+        size_t k = (size_t)rows[i].g * n + rows[i].s;
+        if (have[k]) { status = cli_fail(cmd, "%s: index %d sample %d appears twice", A->from_samples, rows[i].g, rows[i].s); break; }
+        have[k] = 1;
+        es[k] = (eval_sample){rows[i].correct, rows[i].extracted, rows[i].ntok};
+        ep[rows[i].g] = (eval_problem){rows[i].gold, rows[i].subject, rows[i].level};
+    }
+    for (size_t k = 0; !status && k < (size_t)np * n; k++)
+        if (!have[k]) status = cli_fail(cmd, "%s: index %zu has no sample %zu (every problem needs the same n samples)",
+                                        A->from_samples, k / (size_t)n, k % (size_t)n);
+    if (!status) {
+        sbuf js;
+        sbuf_init(&js);
+        sbuf_puts(&js, "{");
+        if (eval_report_json(ep, np, n, es, answers_equal, &qo, &js, &err)) status = cli_fail(cmd, "%s", err.msg);
+        else {
+            sbuf_puts(&js, ",\n  \"settings\": {\"from_samples\": ");
+            sbuf_json_str(&js, A->from_samples, strlen(A->from_samples));
+            sbuf_puts(&js, ", \"extract\": ");
+            sbuf_json_str(&js, A->extract, strlen(A->extract));
+            sbuf_puts(&js, "}\n}\n");
+            char outpath[1200];
+            fprintf(stderr, "%s", js.data);
+            if (A->output_dir && (io_mkdirs(A->output_dir, &err) ||
+                                  io_write_file_atomic(io_join(outpath, sizeof outpath, A->output_dir, "summary.json"), js.data, js.len, &err)))
+                status = cli_fail(cmd, "%s", err.msg);
+        }
+        sbuf_free(&js);
+    }
+    for (int i = 0; i < nr; i++) free(rows[i].gold), free(rows[i].subject), free(rows[i].extracted);
+    free(rows), free(ep), free(es), free(have);
     return status;
 }
 
@@ -646,9 +678,11 @@ int cmd_eval(int argc, char **argv) {
     gen_args A;
     gen_defaults(&A, 1);
     flag flags[] = {GEN_FLAGS(A), {"output-dir", FLAG_STR, &A.output_dir, "write summary.json and samples.jsonl here"},
-                    {"save-ids", FLAG_BOOL, &A.save_ids, "samples.jsonl also gets token ids and log-probs"}};
+                    {"save-ids", FLAG_BOOL, &A.save_ids, "samples.jsonl also gets token ids and log-probs"},
+                    {"from-samples", FLAG_STR, &A.from_samples, "no sampling: regrade an earlier samples.jsonl and summarize it"}};
     int rc = flags_parse("eval", "temper eval --model DIR --data gsm8k|math500|F.jsonl --n K [flags]", flags,
                          sizeof flags / sizeof flags[0], argc, argv, NULL, NULL);
     if (rc) return rc == 1 ? 0 : 2;
+    if (A.from_samples) return eval_from_samples("eval", &A);
     return gen_main("eval", &A, 1);
 }

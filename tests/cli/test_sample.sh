@@ -3,8 +3,8 @@
 # seeded reproducibility across runs and thread counts, greedy, the sampler's
 # log-probs against `temper score` (the trainer's forward), summary.json keys, and a
 # run with Qwen3's real tokenizer files when the npm oracle packages are installed.
-T=${TEMPER:-build/temper}
 cd "$(dirname "$0")/../.."
+T=$(realpath "${TEMPER:-build/temper}")
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
 ok() { if eval "$2"; then echo "ok - $1"; else echo "not ok - $1"; fi; }
 PY=/usr/bin/python3
@@ -66,6 +66,43 @@ ok "summary.json has pass@1/2/4, maj@4, lengths, no-answer fraction, per subject
 ok "eval shows a progress bar with ETA" 'grep -q "ETA" "$tmp/err"'
 "$T" eval --model "$tmp/m" --data "$tmp/p.jsonl" --prompt-style nope 2>"$tmp/err" >/dev/null; rc=$?
 ok "eval rejects an unknown prompt style" '[ $rc -ne 0 ] && grep -q "prompt-style" "$tmp/err"'
+
+# eval's aggregation, on a hand-made samples file with known verdicts: temper eval
+# --from-samples regrades each completion and recomputes summary.json
+$PY - "$tmp/hand.jsonl" <<'P'
+import json, sys
+probs = [("5", "Algebra", 1, ["\\boxed{5}", "\\boxed{5}", "\\boxed{6}", "no answer here"]),
+         ("7", "Geometry", 2, ["\\boxed{3}", "\\boxed{3}", "\\boxed{7}", "\\boxed{3}"]),
+         ("\\frac{1}{2}", "Algebra", 2, ["\\boxed{0.5}", "\\boxed{\\frac{1}{2}}", "\\boxed{2}", "\\boxed{2}"]),
+         (None, None, None, ["\\boxed{1}"] * 4)]
+with open(sys.argv[1], "w") as f:
+    for g, (gold, subj, lvl, comps) in enumerate(probs):
+        for s, c in enumerate(comps):
+            row = {"index": g, "sample": s, "completion": c, "answer": gold, "num_tokens": 10 * (s + 1)}
+            if subj: row["subject"], row["level"] = subj, lvl
+            f.write(json.dumps(row) + "\n")
+P
+"$T" eval --from-samples "$tmp/hand.jsonl" --output-dir "$tmp/hand" 2>"$tmp/err"; rc=$?
+$PY - "$tmp/hand/summary.json" >"$tmp/chk" <<'P'
+import json, sys
+try: got = json.load(open(sys.argv[1]))
+except Exception as e: print("FAIL", e); sys.exit()
+want = {"pass@1": 1.25 / 3, "pass@2": (5/6 + 1/2 + 5/6) / 3, "pass@4": 1.0,
+        # maj@4 of problem 3: 0.5 and \frac{1}{2} are one answer (2 votes, first) against 2 (2 votes): correct
+        "maj@1": 2/3, "maj@2": 2/3, "maj@4": 2/3, "mean_completion_tokens": 25.0, "no_answer_fraction": 1/16,
+        "problems": 4, "graded_problems": 3, "samples": 16}
+bad = [k for k, v in want.items() if abs(got.get(k, -9) - v) > 1e-6]
+sub = {"Algebra": {"problems": 2, "pass@1": 0.5, "maj@4": 1.0}, "Geometry": {"problems": 1, "pass@1": 0.25, "maj@4": 0.0}}
+lvl = {"1": {"problems": 1, "pass@1": 0.5, "maj@4": 1.0}, "2": {"problems": 2, "pass@1": 0.375, "maj@4": 0.5}}
+for name, w in (("by_subject", sub), ("by_level", lvl)):
+    g = got.get(name, {})
+    if set(g) != set(w) or any(abs(g[k][m] - w[k][m]) > 1e-6 for k in w for m in w[k]): bad.append(name)
+print("PASS" if not bad else "FAIL %s: %s" % (bad, got))
+P
+ok "eval --from-samples: pass@k, maj@k (verifier grouping), lengths, no-answer, per subject/level on hand-made samples ($(head -c 300 "$tmp/chk"))" '[ $rc -eq 0 ] && grep -q PASS "$tmp/chk"'
+head -5 "$tmp/hand.jsonl" >"$tmp/hand-bad.jsonl"
+"$T" eval --from-samples "$tmp/hand-bad.jsonl" 2>"$tmp/err" >/dev/null; rc=$?
+ok "eval --from-samples refuses problems with unequal sample counts ($(tail -1 "$tmp/err"))" '[ $rc -ne 0 ] && grep -q "has no sample" "$tmp/err"'
 
 # Qwen3's real tokenizer (installed by scripts/install-deps) and the shipped GSM8K,
 # found by --data gsm8k next to the binary: both must be there
