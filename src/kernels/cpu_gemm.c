@@ -19,8 +19,8 @@
 // (family 6, model 207) and falls back to its generic SSE3 "Prescott" kernels:
 // sgemm 1024^3 runs at 28 GFLOP/s per core instead of 143 with its AVX-512
 // "SkylakeX" kernels. So on first use, if OpenBLAS picked Prescott on a CPU with
-// AVX-512F and the user did not set OPENBLAS_CORETYPE, we redo OpenBLAS's core
-// selection with SkylakeX (gotoblas_dynamic_quit/init are exported by DYNAMIC_ARCH
+// AVX-512 (or AVX2 + FMA) and the user did not set OPENBLAS_CORETYPE, we redo
+// OpenBLAS's core selection with SkylakeX (or Haswell) (gotoblas_dynamic_quit/init are exported by DYNAMIC_ARCH
 // builds; weak references keep other builds linking, where this is skipped).
 #include "kernels/kernels.h"
 #include <cblas.h>
@@ -40,9 +40,12 @@ static void blas_pick_core(void) {
         !gotoblas_dynamic_quit)
         return;
     const char *core = openblas_get_corename();
-    if (!core || strcmp(core, "Prescott") != 0 || !__builtin_cpu_supports("avx512f")) return;
+    if (!core || strcmp(core, "Prescott") != 0) return;
+    const char *want = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") ? "SkylakeX"
+                       : __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") ? "Haswell" : NULL;
+    if (!want) return;
     gotoblas_dynamic_quit();
-    setenv("OPENBLAS_CORETYPE", "SkylakeX", 1);
+    setenv("OPENBLAS_CORETYPE", want, 1);
     gotoblas_dynamic_init();
 }
 
