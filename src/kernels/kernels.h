@@ -22,8 +22,12 @@
 
 // ---- GEMM: C[M,N] = alpha op(A) op(B) + beta C, row-major, op(X) = X^T if transX ----
 // The CPU backend runs it on the OpenMP threads with a single-threaded BLAS per
-// thread (OpenBLAS's own threads are switched off; see cpu_gemm.c). Code outside the
-// kernels that needs a GEMM (LoRA, sampler) should call this, not cblas_sgemm.
+// block of C; the blocks depend on the shape only, so the result does not depend on
+// the thread count. Process-wide effects, on the first call from outside a parallel
+// region: OpenBLAS is set to 1 thread, and if OpenBLAS fell back to its generic
+// "Prescott" kernels on a CPU with AVX-512 or AVX2, OPENBLAS_CORETYPE is set and its
+// core selection redone (see cpu_gemm.c). Code outside the kernels that needs a GEMM
+// (LoRA, sampler) should call this, not cblas_sgemm.
 void k_sgemm(int transA, int transB, int M, int N, int K, float alpha, const float *A, int lda,
              const float *B, int ldb, float beta, float *C, int ldc);
 
