@@ -27,18 +27,27 @@ static void case_file(void) {
         char *t1 = strchr(line, '\t'), *t2 = t1 ? strchr(t1 + 1, '\t') : NULL;
         if (!t1 || !t2) continue;
         *t1 = *t2 = 0;
-        int want = line[0] == '=';
-        math_verdict v = math_answer_compare(t1 + 1, t2 + 1, NULL);
+        // '=' equal and '!' unequal under both profiles; 'u' refused as unevaluated by
+        // the RL default and equal under allow_unevaluated (temper eval / grade)
+        char mark = line[0];
+        math_equal_opts rl, ev;
+        math_equal_opts_default(&rl);
+        math_equal_opts_default(&ev);
+        ev.allow_unevaluated = 1;
+        math_verdict v = math_answer_compare(t1 + 1, t2 + 1, &rl), w = math_answer_compare(t1 + 1, t2 + 1, &ev);
+        int good = mark == '=' ? v == MATH_EQUAL && w == MATH_EQUAL
+                 : mark == 'u' ? v == MATH_UNEVALUATED && w == MATH_EQUAL
+                               : v != MATH_EQUAL && w != MATH_EQUAL;
         total++;
-        if ((v == MATH_EQUAL) != want) {
+        if (!good) {
             bad++;
-            printf("not ok - case line %ld: pred '%s' gold '%s' want %s got %s\n", r.lineno, t1 + 1, t2 + 1,
-                   want ? "equal" : "unequal", math_verdict_name(v));
+            printf("not ok - case line %ld: '%c' pred '%s' gold '%s': default %s, allow-unevaluated %s\n", r.lineno,
+                   mark, t1 + 1, t2 + 1, math_verdict_name(v), math_verdict_name(w));
             test_failures_++;
         }
     }
     io_lines_close(&r);
-    CHECK(total >= 200 && bad == 0, "hand-written equality cases: %d cases, %d wrong", total, bad);
+    CHECK(total >= 350 && bad == 0, "hand-written equality cases: %d cases, %d wrong", total, bad);
 }
 
 static void ex(const char *text, const char *want) {
