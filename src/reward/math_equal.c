@@ -230,15 +230,20 @@ static uint64_t name_hash(const char *s, int n) {
     return h;
 }
 
-// The value of a free symbol at sample point `point`: points 0-2 positive (in
-// [0.5, 2.5]), point 3 negative, points 4.. a random sign (magnitude in [0.3, 3]).
+// The value of a free symbol at sample point `point`. The points cover the real line
+// at several scales, so |x + 40| is told from x + 40 too:
+//   0-2 positive in [0.5, 2.5] (where roots and logs are real),
+//   3-5 negative in [0.3, 1], [1.5, 4], [6, 60],
+//   6-7 a random sign, magnitude in [0.3, 3]; 8-9 a random sign, magnitude in [3, 300].
 static long double sym_value(uint64_t seed, const node *x, int point) {
+    static const long double lo[] = {0.5L, 0.5L, 0.5L, 0.3L, 1.5L, 6, 0.3L, 0.3L, 3, 3};
+    static const long double hi[] = {2.5L, 2.5L, 2.5L, 1, 4, 60, 3, 3, 300, 300};
     rng r;
     rng_seed(&r, seed ^ name_hash(x->str, x->slen) ^ ((uint64_t)(point + 1) * 0x9E3779B97F4A7C15ULL));
     long double u = (long double)rng_double(&r);
-    if (point < 3) return 0.5L + 2 * u;
-    if (point == 3) return -(0.5L + 2 * u);
-    long double m = 0.3L + 2.7L * u;
+    long double m = lo[point] * powl(hi[point] / lo[point], u);  // log-uniform
+    if (point < 3) return m;
+    if (point < 6) return -m;
     return rng_u64(&r) >> 63 ? m : -m;
 }
 
@@ -552,15 +557,31 @@ done:
 
 static math_verdict val_eq(ctx *c, int p, int g, const cmpopts *o, int depth);
 
+// A name built from symbols only: x, a+b, ab, g(t) (parsed g*t), \angle B, h^{-1}(x).
+// No numbers and no other powers: 2x = 3 and x^2 = 4 state x, they do not name a value.
+static int is_name(ctx *c, int id) {
+    node *x = &c->nd[id];
+    switch (x->kind) {
+    case N_SYM: return 1;
+    case N_ADD: case N_SUB: case N_MUL: return is_name(c, x->a) && is_name(c, x->b);
+    case N_POW: {  // h^{-1}: an inverse function's name
+        node *e = &c->nd[x->b];
+        return c->nd[x->a].kind == N_SYM && e->kind == N_NEG && c->nd[e->a].kind == N_NUM &&
+               c->nd[e->a].slen == 1 && c->nd[e->a].str[0] == '1';
+    }
+    default: return 0;
+    }
+}
+
 // The left side of "lhs = value" names the value: a symbol (x = 5), and on the
-// prediction's side also an expression (a+b = 12, g(t) = ..., h^{-1}(x) = ..., \angle B
-// = 65) or a tuple of symbols ((a,b) = (7,-1)). A gold equation such as x^2+y^2 = 25
-// is an answer in itself, so only a symbol label is dropped from a gold.
+// prediction's side also a name (a+b = 12, g(t) = t^2-3, h^{-1}(x) = ..., \angle B =
+// 65) or a tuple of symbols ((a,b) = (7,-1)). A gold equation such as x^2+y^2 = 25 is
+// an answer in itself, so only a symbol label is dropped from a gold.
 static int is_label(ctx *c, int id, int pred) {
     node *x = &c->nd[id];
     if (x->kind == N_SYM) return 1;
     if (!pred) return 0;
-    if (MA_IS_SCALAR(x->kind)) return count_syms(c, id) > 0;
+    if (MA_IS_SCALAR(x->kind)) return is_name(c, id);
     if (x->kind != N_SEQ || x->open != '(') return 0;
     for (int k = x->first; k >= 0; k = c->nd[k].next)
         if (c->nd[k].kind != N_SYM) return 0;
@@ -840,12 +861,6 @@ static int squeeze_equal(const char *a, const char *b) {
     }
 }
 
-// Parses one side (its \pm items expanded) into p's arena. *expanded keeps the string.
-static int parse_side(parser *p, const char *s, char **expanded, tm_error *err) {
-    if (ma_expand_pm(s, expanded, err)) return -1;
-    return ma_parse(p, *expanded ? *expanded : s);
-}
-
 int math_answer_check(const char *pred, const char *gold, const math_equal_opts *opts, math_verdict *verdict,
                       tm_error *err) {
     math_equal_opts d;
@@ -857,24 +872,28 @@ int math_answer_check(const char *pred, const char *gold, const math_equal_opts 
     node *nodes = NULL;
     int rc = -1, t;
     if (ma_normalize(pred, &np, err) || ma_normalize(gold, &ng, err)) goto out;
-    rc = 0;
-    if (!*np || !*ng) goto out;
-    if (squeeze_equal(np, ng)) { *verdict = MATH_EQUAL; goto out; }
+    if (!*np || !*ng) { rc = 0; goto out; }
+    if (squeeze_equal(np, ng)) { *verdict = MATH_EQUAL; rc = 0; goto out; }
     // a text answer (\text{No}) or an answer word compares case-folded
     if (ma_is_text_answer(pred) || ma_is_text_answer(gold) || (answer_word(np) && answer_word(ng))) {
-        if ((t = text_equal(np, ng, err)) < 0) { rc = -1; goto out; }
-        if (t) { *verdict = MATH_EQUAL; goto out; }
+        if ((t = text_equal(np, ng, err)) < 0) goto out;
+        if (t) { *verdict = MATH_EQUAL; rc = 0; goto out; }
     }
-    nodes = malloc(sizeof(node) * MA_MAX_NODES);
-    if (!nodes) { rc = tm_fail(err, "math verifier: out of memory for the parse tree"); goto out; }
-    parser pp = {.nd = nodes}, pg;
-    int rp = parse_side(&pp, np, &xp, err);
-    if (rp < 0) { rc = -1; goto out; }
+    // \pm items expanded; then one node arena for both sides, sized by their length (a
+    // node takes at least one character, except the few the parser adds per construct)
+    if (ma_expand_pm(np, &xp, err) || ma_expand_pm(ng, &xg, err)) goto out;
+    const char *sp = xp ? xp : np, *sg = xg ? xg : ng;
+    size_t want = 4 * (strlen(sp) + strlen(sg)) + 64;
+    int cap = want < MA_MAX_NODES ? (int)want : MA_MAX_NODES;
+    nodes = malloc(sizeof(node) * (size_t)cap);
+    if (!nodes) { tm_fail(err, "math verifier: out of memory for the parse tree"); goto out; }
+    rc = 0;
+    parser pp = {.nd = nodes, .cap = cap}, pg;
+    int rp = ma_parse(&pp, sp);
     int perr = pp.err;
     pg = pp;  // same arena, continue numbering
     pg.err = 0;
-    int rg = 0;
-    if (!perr && (rg = parse_side(&pg, ng, &xg, err)) < 0) { rc = -1; goto out; }
+    int rg = perr ? 0 : ma_parse(&pg, sg);
     if (perr || pg.err) {
         math_verdict v = MATH_PARSE_FAIL;
         if (perr == 2 || pg.err == 2) v = MATH_TOO_LARGE;

@@ -83,6 +83,7 @@ typedef struct parser {
     const char *s;
     size_t i;
     node *nd;
+    int cap;             // nodes in nd (at most MA_MAX_NODES)
     int nn, depth, err;  // err: 1 not math, 2 past a work bound
     int trig;            // inside a trig function's argument: 30^\circ means pi/6
     int abs;             // inside |...|: a bar closes, it does not start a factor

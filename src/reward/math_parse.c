@@ -11,7 +11,7 @@
 #include "reward/math_internal.h"
 
 static int newnode(parser *p, int kind) {
-    if (p->nn >= MA_MAX_NODES) { p->err = 2; return 0; }
+    if (p->nn >= p->cap) { p->err = 2; return 0; }
     node *x = &p->nd[p->nn];
     memset(x, 0, sizeof *x);
     x->kind = (unsigned char)kind;
