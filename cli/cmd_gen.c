@@ -326,7 +326,7 @@ static int answers_equal(const char *a, const char *b, void *ud) { return math_a
 
 typedef struct gen_args {
     const char *model_dir, *data, *tools, *style, *chat_name, *stop, *stop_ids, *extract, *out, *output_dir, *from_samples;
-    int n, top_k, max_new, seed, batch, max_turns, limit, no_chat, save_ids, chunk, ignore_eos;
+    int n, top_k, max_new, seed, batch, max_turns, limit, no_chat, save_ids, chunk, ignore_eos, allow_uneval;
     double temperature, top_p, min_p, tool_timeout;
 } gen_args;
 
@@ -433,6 +433,7 @@ static int gen_main(const char *cmd, gen_args *A, int is_eval) {
     R.save_ids = A->save_ids || !is_eval;
     if (math_extract_opts_parse(&R.eo, A->extract)) { status = cli_fail(cmd, "bad --extract '%s'", A->extract) + 1; goto out2; }
     math_equal_opts_default(&R.qo);
+    R.qo.allow_unevaluated = A->allow_uneval;  // eval: mathematical equality; sample (rewards): strict
     R.trajs = calloc((size_t)np * A->n, sizeof *R.trajs);
     R.gr = calloc((size_t)np * A->n, sizeof *R.gr);
     R.done = calloc((size_t)np, sizeof *R.done);
@@ -547,6 +548,7 @@ static int eval_from_samples(const char *cmd, const gen_args *A) {
     math_equal_opts qo;
     if (math_extract_opts_parse(&eo, A->extract)) { io_lines_close(&r); return cli_fail(cmd, "bad --extract '%s'", A->extract) + 1; }
     math_equal_opts_default(&qo);
+    qo.allow_unevaluated = A->allow_uneval;
     typedef struct { int g, s, ntok, level; char *gold, *subject, *extracted; int correct; } row;
     row *rows = NULL;
     int nr = 0, cap = 0, np = 0, n = 0, status = 0;
@@ -677,7 +679,10 @@ int cmd_sample(int argc, char **argv) {
 int cmd_eval(int argc, char **argv) {
     gen_args A;
     gen_defaults(&A, 1);
+    A.allow_uneval = 1;
     flag flags[] = {GEN_FLAGS(A), {"output-dir", FLAG_STR, &A.output_dir, "write summary.json and samples.jsonl here"},
+                    {"allow-unevaluated", FLAG_BOOL, &A.allow_uneval,
+                     "grade by mathematical equality: 7! counts as 5040 (default true; =false refuses it as RL rewards do)"},
                     {"save-ids", FLAG_BOOL, &A.save_ids, "samples.jsonl also gets token ids and log-probs"},
                     {"from-samples", FLAG_STR, &A.from_samples, "no sampling: regrade an earlier samples.jsonl and summarize it"}};
     int rc = flags_parse("eval", "temper eval --model DIR --data gsm8k|math500|F.jsonl --n K [flags]", flags,

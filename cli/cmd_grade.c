@@ -1,7 +1,9 @@
 // temper grade F.jsonl: reads lines with "gold" and "pred" (an extracted answer) or
 // "completion" (a model's output: the answer is extracted first), writes each line
 // unchanged plus "extracted" (null when nothing was found) and "equal", in order, to
-// stdout; the accuracy goes to stderr.
+// stdout; the accuracy goes to stderr. Grading is by mathematical equality: 7! counts
+// for 5040 unless --allow-unevaluated=false (the policy of RL rewards, where the model
+// must do the arithmetic itself). An answer or gold holding a NUL byte is never equal.
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,11 +15,13 @@
 
 int cmd_grade(int argc, char **argv) {
     const char *extract = "boxed,answer,hash,tool";
-    int approx = 0, allow_uneval = 0, reason = 0;
+    int approx = 0, allow_uneval = 1, reason = 0;
     flag flags[] = {
         {"extract", FLAG_STR, &extract, "extractors in order: boxed,answer,hash,tool,last"},
         {"approx", FLAG_BOOL, &approx, "gold answers are rounded decimals: accept within half a unit of the last place"},
-        {"allow-unevaluated", FLAG_BOOL, &allow_uneval, "accept unevaluated arithmetic (2+3 for 5)"},
+        {"allow-unevaluated", FLAG_BOOL, &allow_uneval,
+         "grade by mathematical equality: 7!, 2+3, \\cos 60^\\circ count as 5040, 5, 1/2 (default true; =false refuses "
+         "them as RL rewards do)"},
         {"reason", FLAG_BOOL, &reason, "also add \"verdict\" (equal, mismatch, parse-fail, too-large, unevaluated, no-answer)"},
     };
     char *pos[4];
@@ -54,10 +58,9 @@ int cmd_grade(int argc, char **argv) {
         if (!d) { status = cli_fail("grade", "%s:%ld: %s", r.path, r.lineno, err.msg); break; }
         json *o = json_root(d);
         json *g = json_get(o, "gold"), *p = json_get(o, "pred"), *c = json_get(o, "completion");
-        char gold_num[64];
+        // a numeric gold is its source text, whole (the parser keeps it NUL-terminated)
         const char *gold = NULL;
-        if (g && g->type == JSON_STRING) gold = g->str;
-        else if (g && g->type == JSON_NUMBER) { snprintf(gold_num, sizeof gold_num, "%s", g->str); gold = gold_num; }
+        if (g && (g->type == JSON_STRING || g->type == JSON_NUMBER)) gold = g->str;
         if (!gold || o->type != JSON_OBJECT || (!(p && p->type == JSON_STRING) && !(c && c->type == JSON_STRING))) {
             json_doc_free(d);
             status = cli_fail("grade", "%s:%ld: need \"gold\" and a string \"pred\" or \"completion\"", r.path, r.lineno);
@@ -74,10 +77,19 @@ int cmd_grade(int argc, char **argv) {
         sbuf_clear(&out);
         sbuf_clear(&val);
         if (ans) {
-            char *a = strndup(ans, alen);
-            v = a ? math_answer_compare(a, gold, &qo) : MATH_PARSE_FAIL;
+            // a NUL inside pred or gold would cut the C-string comparison short
+            if (memchr(ans, 0, alen) || strlen(gold) != g->len) v = MATH_PARSE_FAIL;
+            else {
+                char *a = strndup(ans, alen);
+                if (!a || math_answer_check(a, gold, &qo, &v, &err)) {
+                    free(a);
+                    json_doc_free(d);
+                    status = cli_fail("grade", "%s:%ld: %s", r.path, r.lineno, a ? err.msg : "out of memory");
+                    break;
+                }
+                free(a);
+            }
             sbuf_json_str(&val, ans, alen);
-            free(a);
         } else {
             none++;
             sbuf_puts(&val, "null");

@@ -1,4 +1,7 @@
 // tools/calc: exact arithmetic for the calculator tool (recursive descent over GMP rationals).
+// Precedence, loosest first, as in Python: sum (+ -) > product (* / :) > unary (- +) >
+// power (^ **, right-associative, its exponent a unary) > primary (number, (sum), x%).
+// So -3**2 = -(3**2) = -9 and 2**-1 = 1/2.
 #include "tools/calc.h"
 #include <ctype.h>
 #include <gmp.h>
@@ -26,6 +29,7 @@ static int fail(cp *p, const char *what) {
 static void ws(cp *p) { while (isspace((unsigned char)p->s[p->i])) p->i++; }
 
 static int sum(cp *p, mpq_t r);
+static int unary(cp *p, mpq_t r);
 
 static int bounded(cp *p, mpq_t r) {
     if (mpz_sizeinbase(mpq_numref(r), 2) + mpz_sizeinbase(mpq_denref(r), 2) > CALC_MAX_BITS)
@@ -69,14 +73,6 @@ static int primary(cp *p, mpq_t r) {
         ws(p);
         if (!rc && p->s[p->i] != ')') rc = fail(p, "expected ')'");
         else if (!rc) p->i++;
-    } else if (c == '-' || c == '+') {
-        p->i++;
-        rc = primary(p, r);
-        if (!rc && c == '-') mpq_neg(r, r);
-    } else if (!strncmp(p->s + p->i, "\xe2\x88\x92", 3)) {  // Unicode minus
-        p->i += 3;
-        rc = primary(p, r);
-        if (!rc) mpq_neg(r, r);
     } else rc = number(p, r);
     p->depth--;
     if (rc) return rc;
@@ -101,7 +97,7 @@ static int power(cp *p, mpq_t r) {
     mpq_init(e);
     int rc = -1;
     if (++p->depth > CALC_MAX_DEPTH) { fail(p, "expression too deep"); goto out; }
-    if (power(p, e)) goto out;  // right-associative
+    if (unary(p, e)) goto out;  // right-associative: 2**3**2 = 2**9, 2**-1 = 1/2
     p->depth--;
     if (mpz_cmp_ui(mpq_denref(e), 1)) { fail(p, "non-integer exponent"); goto out; }
     if (!mpz_fits_slong_p(mpq_numref(e))) { fail(p, "exponent too large"); goto out; }
@@ -126,6 +122,20 @@ out:
     return rc;
 }
 
+// A sign binds looser than a power: -3**2 = -(3**2).
+static int unary(cp *p, mpq_t r) {
+    ws(p);
+    char c = p->s[p->i];
+    int uminus = !strncmp(p->s + p->i, "\xe2\x88\x92", 3);  // Unicode minus
+    if (c != '-' && c != '+' && !uminus) return power(p, r);
+    if (++p->depth > CALC_MAX_DEPTH) return fail(p, "expression too deep");
+    p->i += uminus ? 3 : 1;
+    int rc = unary(p, r);
+    if (!rc && c != '+') mpq_neg(r, r);
+    p->depth--;
+    return rc;
+}
+
 static int is_mul(cp *p, int *div) {
     ws(p);
     const char *s = p->s + p->i;
@@ -137,13 +147,13 @@ static int is_mul(cp *p, int *div) {
 }
 
 static int product(cp *p, mpq_t r) {
-    if (power(p, r)) return -1;
+    if (unary(p, r)) return -1;
     mpq_t b;
     mpq_init(b);
     int div, n, rc = 0;
     while ((n = is_mul(p, &div))) {
         p->i += (size_t)n;
-        if ((rc = power(p, b))) break;
+        if ((rc = unary(p, b))) break;
         if (div) {
             if (mpq_sgn(b) == 0) { rc = fail(p, "division by zero"); break; }
             mpq_div(r, r, b);

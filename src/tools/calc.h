@@ -2,7 +2,8 @@
 // + - * / (also × ÷ and x between numbers is not accepted), parentheses, unary minus,
 // powers with integer exponents (^ or **), postfix % (x% = x/100), thousands
 // separators and decimals. Division by zero, non-integer exponents and results past
-// the size bound are errors (return -1 with a message), never crashes.
+// the size bound are errors (return -1 with a message), never crashes. Precedence is
+// Python's: a sign binds looser than a power, so -3**2 = -9, and 2**-1 = 0.5.
 #pragma once
 #include <stddef.h>
 #include "base/error.h"

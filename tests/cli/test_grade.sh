@@ -28,6 +28,32 @@ echo '{"gold": "1"}' >"$tmp/bad.jsonl"
 "$T" grade "$tmp/bad.jsonl" >/dev/null 2>"$tmp/err"; rc=$?
 ok "grade rejects a line without pred/completion, naming the line" '[ $rc -ne 0 ] && grep -q "bad.jsonl:1" "$tmp/err"'
 
+# issue 10: a numeric gold is read whole (it was cut to 63 characters), a NUL never
+# shortens an answer, and grading is by mathematical equality unless told otherwise
+g70=1234567890123456789012345678901234567890123456789012345678901234567890
+cat > "$tmp/edge.jsonl" <<J
+{"gold": $g70, "pred": "${g70:0:63}"}
+{"gold": $g70, "pred": "$g70"}
+{"gold": "1", "completion": "\\\\boxed{1\u00002}"}
+{"gold": "1", "pred": "1\u00002"}
+{"gold": "1\u00002", "pred": "1"}
+{"gold": "5040", "pred": "7!"}
+{"gold": "210", "completion": "so \\\\boxed{\\\\sum_{k=1}^{20} k}"}
+J
+"$T" grade --reason "$tmp/edge.jsonl" >"$tmp/out" 2>"$tmp/err"; rc=$?
+ok "grade: edge cases exit 0" '[ $rc -eq 0 ]'
+ok "grade: a 70-digit numeric gold is not cut to 63 digits" 'sed -n 1p "$tmp/out" | grep -q "\"equal\": false"'
+ok "grade: a 70-digit numeric gold equals itself" 'sed -n 2p "$tmp/out" | grep -q "\"equal\": true"'
+ok "grade: a NUL inside a boxed answer is no answer" 'sed -n 3p "$tmp/out" | grep -q "\"extracted\": null, \"equal\": false"'
+ok "grade: a NUL inside pred is not equal" 'sed -n 4p "$tmp/out" | grep -q "\"equal\": false, \"verdict\": \"parse-fail\""'
+ok "grade: a NUL inside gold is not equal" 'sed -n 5p "$tmp/out" | grep -q "\"equal\": false"'
+ok "grade: 7! = 5040 by default (mathematical equality)" 'sed -n 6p "$tmp/out" | grep -q "\"equal\": true"'
+ok "grade: a sum left unevaluated is right by default" 'sed -n 7p "$tmp/out" | grep -q "\"equal\": true"'
+"$T" grade --reason --allow-unevaluated=false "$tmp/edge.jsonl" 2>/dev/null | sed -n 6p >"$tmp/r"
+ok "grade --allow-unevaluated=false refuses 7! for 5040" 'grep -q "\"equal\": false, \"verdict\": \"unevaluated\"" "$tmp/r"'
+"$T" grade --help >"$tmp/help"
+ok "grade --help says it grades by mathematical equality" 'grep -q "mathematical equality" "$tmp/help"'
+
 # real data: MATH-500 gold solutions as completions
 D=../shared/data/math500/test.jsonl; [ -f "$D" ] || D=/work/shared/data/math500/test.jsonl
 if [ -f "$D" ]; then
@@ -37,6 +63,8 @@ for l in open(sys.argv[1]):
     d=json.loads(l); print(json.dumps({"gold":d["answer"],"completion":d["solution"]}))' "$D" >"$tmp/m.jsonl"
   "$T" grade "$tmp/m.jsonl" >/dev/null 2>"$tmp/err"
   ok "math500 solutions grade 500/500 ($(cat "$tmp/err"))" 'grep -q "accuracy: 500/500" "$tmp/err"'
+else
+  echo "ok - math500 solutions grade 500/500 # SKIP data not present"
 fi
 
 # tools

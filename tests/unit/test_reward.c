@@ -27,18 +27,27 @@ static void case_file(void) {
         char *t1 = strchr(line, '\t'), *t2 = t1 ? strchr(t1 + 1, '\t') : NULL;
         if (!t1 || !t2) continue;
         *t1 = *t2 = 0;
-        int want = line[0] == '=';
-        math_verdict v = math_answer_compare(t1 + 1, t2 + 1, NULL);
+        // '=' equal and '!' unequal under both profiles; 'u' refused as unevaluated by
+        // the RL default and equal under allow_unevaluated (temper eval / grade)
+        char mark = line[0];
+        math_equal_opts rl, ev;
+        math_equal_opts_default(&rl);
+        math_equal_opts_default(&ev);
+        ev.allow_unevaluated = 1;
+        math_verdict v = math_answer_compare(t1 + 1, t2 + 1, &rl), w = math_answer_compare(t1 + 1, t2 + 1, &ev);
+        int good = mark == '=' ? v == MATH_EQUAL && w == MATH_EQUAL
+                 : mark == 'u' ? v == MATH_UNEVALUATED && w == MATH_EQUAL
+                               : v != MATH_EQUAL && w != MATH_EQUAL;
         total++;
-        if ((v == MATH_EQUAL) != want) {
+        if (!good) {
             bad++;
-            printf("not ok - case line %ld: pred '%s' gold '%s' want %s got %s\n", r.lineno, t1 + 1, t2 + 1,
-                   want ? "equal" : "unequal", math_verdict_name(v));
+            printf("not ok - case line %ld: '%c' pred '%s' gold '%s': default %s, allow-unevaluated %s\n", r.lineno,
+                   mark, t1 + 1, t2 + 1, math_verdict_name(v), math_verdict_name(w));
             test_failures_++;
         }
     }
     io_lines_close(&r);
-    CHECK(total >= 200 && bad == 0, "hand-written equality cases: %d cases, %d wrong", total, bad);
+    CHECK(total >= 350 && bad == 0, "hand-written equality cases: %d cases, %d wrong", total, bad);
 }
 
 static void ex(const char *text, const char *want) {
@@ -104,6 +113,42 @@ static void extraction(void) {
     CHECK(math_answer_compare("", "5", NULL) == MATH_PARSE_FAIL, "empty pred is a parse failure");
     CHECK(math_answer_compare("2^{999999999}", "2^{999999998}", NULL) == MATH_TOO_LARGE, "huge power is bounded");
     CHECK(math_answer_compare("1000000!", "1000001!", NULL) == MATH_TOO_LARGE, "huge factorial is bounded");
+}
+
+// Issue 19's false positive depended on the symbol's name (its sample points were all
+// positive, and for some names all above 1): check every letter.
+static void whole_real_line(void) {
+    int wrong = 0;
+    char a[32], b[32];
+    for (int k = 0; k < 52; k++) {
+        char v = (char)(k < 26 ? 'a' + k : 'A' + k - 26);
+        if (v == 'e' || v == 'i') continue;  // constants
+        const char *forms[][2] = {{"|%c-1|", "%c-1"}, {"|%c+1|", "%c+1"}, {"|%c|", "%c"}, {"\\sqrt{%c^2}", "%c"}};
+        for (int f = 0; f < 4; f++) {
+            snprintf(a, sizeof a, forms[f][0], v);
+            snprintf(b, sizeof b, forms[f][1], v);
+            if (math_answer_equal(a, b, NULL) || math_answer_equal(b, a, NULL)) {
+                printf("# %s graded equal to %s\n", a, b);
+                wrong++;
+            }
+        }
+        snprintf(a, sizeof a, "|%c-1|", v);
+        snprintf(b, sizeof b, "|1-%c|", v);
+        if (!math_answer_equal(a, b, NULL)) { printf("# %s graded unequal to %s\n", a, b); wrong++; }
+    }
+    CHECK(wrong == 0, "|v-1| != v-1, |v+1| != v+1, |v| != v, sqrt(v^2) != v, |v-1| = |1-v| for every letter v (%d wrong)", wrong);
+}
+
+// The error-policy entry point, and answers that hold a NUL (issue 10).
+static void api(void) {
+    math_verdict v = MATH_MISMATCH;
+    tm_error err;
+    CHECK(math_answer_check("\\frac12", "0.5", NULL, &v, &err) == 0 && v == MATH_EQUAL, "math_answer_check: 0 and a verdict");
+    static const char boxed_nul[] = "so \\boxed{1\0002}";
+    size_t s, l;
+    CHECK(!math_extract(boxed_nul, sizeof boxed_nul - 1, NULL, &s, &l, NULL), "a boxed answer with a NUL inside is no answer");
+    static const char hash_nul[] = "#### 1\0002\n";
+    CHECK(!math_extract(hash_nul, sizeof hash_nul - 1, NULL, &s, &l, NULL), "a #### answer with a NUL inside is no answer");
 }
 
 static void gsm8k(void) {
@@ -263,6 +308,8 @@ static void speed(void) {
 
 int main(void) {
     case_file();
+    whole_real_line();
+    api();
     extraction();
     gsm8k();
     math500();
