@@ -166,6 +166,9 @@ for s in range(steps):
         rc, rr = beta * (lp[0::2] - ref_lp[0::2]), beta * (lp[1::2] - ref_lp[1::2])
         want_m.append({"rewards/chosen": float(rc.mean()), "rewards/rejected": float(rr.mean()),
                        "rewards/margins": float((rc - rr).mean()), "rewards/accuracies": float((rc > rr).double().mean()),
+                       # a pair whose rewards tie in float64 (every pair at step 1: policy = reference) can
+                       # come out either way in fp32: the accuracy may be anywhere in [lo, hi]
+                       "rewards/accuracies_hi": float((rc > rr - 1e-6).double().mean()),
                        "logps/chosen": float(lp[0::2].mean()), "logps/rejected": float(lp[1::2].mean())})
     opt.zero_grad()
     loss.backward()
@@ -178,13 +181,16 @@ dpo5 = got
 check(ok, "five DPO steps match PyTorch within 1e-4: temper %s torch %s" % (["%.6f" % x for x in got], ["%.6f" % x for x in want]))
 
 def metrics_match(got_rows, want_rows, keys, what):
-    """Each logged metric against the oracle's, 1e-4 relative (floor 1e-3 absolute: rewards start at 0)."""
+    """Each logged metric against the oracle's: 1e-4 relative, or 1e-6 absolute near 0 (rewards
+    and kl start at 0 up to fp32 noise); an accuracy within its [lo, hi] tie range."""
     worst, bad = 0.0, []
     for g, w in zip(got_rows, want_rows):
         for k in keys:
             if k not in g:
                 bad.append(k); continue
-            e = abs(g[k] - w[k]) / max(1e-3, abs(w[k]))
+            if k == "rewards/accuracies" and w[k] - 1e-9 <= g[k] <= w[k + "_hi"] + 1e-9:
+                continue
+            e = abs(g[k] - w[k]) / max(1e-2, abs(w[k]))
             worst = max(worst, e)
             if e > 1e-4: bad.append("%s %.6g vs %.6g" % (k, g[k], w[k]))
     check(len(got_rows) == len(want_rows) and not bad,
@@ -196,18 +202,21 @@ metrics_match(metrics(out_e2e) if r.returncode == 0 else [], want_m, dpo_keys, "
 out_w5 = os.path.join(tmp, "e2e-w5")
 r = temper("dpo", "--model", model_dir, "--data", small, "--output-dir", out_w5, "--learning-rate", str(lr), "--beta", str(beta),
            "--max-steps", str(steps), "--per-device-train-batch-size", "6", "--logging-steps", "5", "--quiet")
-avg = {k: sum(w[k] for w in want_m) / steps for k in dpo_keys}
+avg = {k: sum(w[k] for w in want_m) / steps for k in dpo_keys + ["rewards/accuracies_hi"]}
 avg["loss"] = sum(want) / steps
 metrics_match(metrics(out_w5) if r.returncode == 0 else [], [avg], dpo_keys + ["loss"], "DPO, one 5-step logging window")
 
-# ---- KTO against PyTorch: three full-batch steps; z0 from the mismatched pairs (x_i, y_{i-1})
+# ---- KTO against PyTorch: three full-batch steps; z0 from the mismatched pairs (x_i, y_{i-1}).
+# The reference is the untrained base (--ref-model): against the SFT model itself the
+# mismatched completions' log-ratio is negative after one step, z0 clamps to 0, and the
+# kl check would check nothing.
 kpairs = facts[:6]
 kto_rows = [{"prompt": p, "completion": c if i % 2 == 0 else w, "label": i % 2 == 0} for i, (p, c, w) in enumerate(kpairs)]
 kto_small = write("kto6.jsonl", kto_rows)
 kbeta, ksteps = 0.1, 3
 def kto_run(logging):
     d = os.path.join(tmp, "kto-e2e-%d" % logging)
-    r = temper("kto", "--model", model_dir, "--data", kto_small, "--output-dir", d, "--learning-rate", str(lr), "--max-steps", str(ksteps),
+    r = temper("kto", "--model", model_dir, "--ref-model", base, "--data", kto_small, "--output-dir", d, "--learning-rate", str(lr), "--max-steps", str(ksteps),
                "--per-device-train-batch-size", "6", "--logging-steps", str(logging), "--quiet")
     return metrics(d) if r.returncode == 0 else []
 def kto_seqs(pairs_of_ids):
@@ -227,7 +236,7 @@ def logps_of(model, sm):
         out.append(sum(lp[o + t - 1] for t in range(1, len(s_)) if mk[t])); o += len(s_)
     return torch.stack(out)
 kpol = torch_ref.load_model(model_dir, torch.float64)
-kref = torch_ref.load_model(model_dir, torch.float64)
+kref = torch_ref.load_model(base, torch.float64)
 with torch.no_grad():
     ref_main, ref_kl = logps_of(kref, main_s), logps_of(kref, kl_s)
 kparams = [p_ for _, p_ in kpol.named_parameters()]
@@ -248,7 +257,7 @@ for s_ in range(ksteps):
                   "rewards/margins": float(kbeta * delta[des].mean() - kbeta * delta[~des].mean())})
     kopt.zero_grad(); loss.backward(); torch.nn.utils.clip_grad_norm_(kparams, 1.0); kopt.step(); ksched.step()
 kto_keys = ["loss", "kl", "rewards/chosen", "rewards/rejected", "rewards/margins", "logps/chosen", "logps/rejected"]
-check(kwant[-1]["kl"] > 0, "KTO oracle: z0 > 0 after the first update (%.3g), so the kl check below checks something" % kwant[-1]["kl"])
+check(min(w["kl"] for w in kwant) > 0.01, "KTO oracle: z0 > 0 at every step (%s), so the kl check below checks something" % ["%.3g" % w["kl"] for w in kwant])
 metrics_match(kto_run(1), kwant, kto_keys, "KTO, every step")
 metrics_match(kto_run(3), [{k: sum(w[k] for w in kwant) / ksteps for k in kto_keys}], kto_keys, "KTO, one 3-step logging window")
 
