@@ -60,6 +60,14 @@ $(BUILD)/v3-tests/%: tests/unit/%.c tests/unit/test.h $(BUILD)/libtemper-v3.a
 	@mkdir -p $(dir $@)
 	$(CC) $(V3_CFLAGS) -Itests/unit -o $@ $< $(BUILD)/libtemper-v3.a $(LDLIBS)
 
+# The trainer's numerics on the AVX2 build: test_parity.py drives these two.
+$(BUILD)/v3/temper: $(CLI_SRC:%.c=$(BUILD)/v3/%.o) $(BUILD)/libtemper-v3.a
+	$(CC) $(V3_CFLAGS) -o $@ $^ $(LDLIBS)
+$(BUILD)/v3-tools/grad_dump: tests/tools/grad_dump.c $(BUILD)/libtemper-v3.a $(BUILD)/v3/cli/flags.o
+	@mkdir -p $(dir $@)
+	$(CC) $(V3_CFLAGS) -o $@ $< $(BUILD)/v3/cli/flags.o $(BUILD)/libtemper-v3.a $(LDLIBS)
+V3_BINS := $(BUILD)/v3/temper $(BUILD)/v3-tools/grad_dump
+
 $(BUILD)/libtemper.a: $(LIB_OBJ)
 	@rm -f $@
 	ar rcs $@ $^
@@ -110,7 +118,7 @@ deps:
 build-deps:
 	@scripts/install-deps --build
 
-test: all $(SAN_TESTS) $(V3_TESTS) $(FUZZERS)
+test: all $(SAN_TESTS) $(V3_TESTS) $(V3_BINS) $(FUZZERS)
 	@scripts/run-tests
 
 check: deps
