@@ -10,6 +10,8 @@
 //      low_var_kl  k3 with verl's clamps (core_algos.kl_penalty): -δ clamped to [-20, 20], then
 //                  the value clamped to [-10, 10]; d/dδ = 0 where either clamp binds (torch.clamp's
 //                  gradient), else as k3. Light-R1, Vision Matters and DPH-RL use this one.
+//                  (Names: verl's "k3" is an alias of its clamped low_var_kl; our k3 is TRL's, unclamped.
+//                  The input clamp never changes a value: |δ| > 20 already puts k3 above 10.)
 //    The gradient is the autograd gradient of the value, which is what TRL and verl back-propagate.
 //    What it optimizes, on samples y ~ πθ (the policy's own):
 //      E[∇k1] = 0 (k1 is only meaningful as a reward penalty);
