@@ -478,6 +478,374 @@ for name, b, parts in acc:
           % (name, len(parts), loss, full["loss"], md))
 
 # ---------------------------------------------------------------------------
+# GRPO (TRL GRPOTrainer) and DPH-RL's rehearsal divergences. The references below are TRL's
+# _generate_and_score_completions / _compute_loss and DPH-RL's dp_actor / core_algos code, with
+# the per-micro-batch normalizers replaced by the whole step's (the caller's grpo_norm).
+def pad_tok(req, key, fill=0.0):
+    """A per-token array of req gathered into the padded [S, T] layout of tensors()."""
+    sp = req["spans"]
+    S = len(sp) // 2
+    T = max([sp[2 * i + 1] - sp[2 * i] for i in range(S)] + [1])
+    out = torch.full((S, T), fill, dtype=torch.float64)
+    v = torch.tensor(req[key], dtype=torch.float64)
+    for i in range(S):
+        L = sp[2 * i + 1] - sp[2 * i]
+        out[i, :L] = v[sp[2 * i]:sp[2 * i + 1]]
+    return out
+
+
+def kl_ref(est, logp, ref):
+    """Per-token KL estimator, as TRL (k3) and verl (kl_penalty) write it."""
+    if est == "k1":
+        return logp - ref
+    if est == "k2":
+        return 0.5 * (logp - ref).square()
+    if est == "k3":  # TRL GRPO: no clamps
+        return torch.exp(ref - logp) - (ref - logp) - 1
+    kl = torch.clamp(ref - logp, min=-20, max=20)  # verl low_var_kl
+    return torch.clamp(torch.exp(kl) - kl - 1, min=-10, max=10)
+
+
+def grpo_ref(req):
+    lp, P, R, M, W = tensors(req)
+    A = pad_tok(req, "adv")
+    old = pad_tok(req, "old_logp") if req.get("old_logp") is not None else P.detach()
+    eps, eps_high, delta, beta = req["epsilon"], req["epsilon_high"], req.get("delta"), req.get("beta", 0.0)
+    has_ref = req.get("ref_logp") is not None
+    coef_1 = torch.exp(P - old)
+    if has_ref:
+        per_token_kl = kl_ref(req.get("kl_estimator", "k3"), P, R)
+        if req.get("kl_bias_correction"):
+            per_token_kl = per_token_kl * coef_1
+    coef_2 = torch.clamp(coef_1, 1 - eps, 1 + eps_high)
+    if delta:
+        coef_1 = torch.clamp(coef_1, max=delta)
+    per_token_loss = -torch.min(coef_1 * A, coef_2 * A)
+    if req.get("weight") is not None:
+        per_token_loss = per_token_loss * W  # TRL: the vLLM IS ratio / entropy mask multiply the policy term
+    if beta:
+        per_token_loss = per_token_loss + beta * per_token_kl
+    norm, lt = req["norm"], req["loss_type"]
+    if lt == "grpo":
+        loss = ((per_token_loss * M).sum(-1) / M.sum(-1).clamp(min=1.0)).sum() / norm["sequences"]
+    elif lt == "dr_grpo":
+        loss = (per_token_loss * M).sum() / (norm["sequences"] * norm["max_completion_length"])
+    else:  # bnpo, dapo over the whole step
+        loss = (per_token_loss * M).sum() / max(norm["tokens"], 1.0)
+    g = grad_of(loss, lp)
+    with torch.no_grad():
+        ntok = M.sum()
+        gm = lambda x: float((x * M).sum() / ntok.clamp(min=1.0))
+        low = ((coef_1 < 1 - eps) & (A < 0)).double()
+        high = ((coef_1 > 1 + eps_high) & (A > 0)).double()
+        met = {"num_tokens": float(ntok), "clip_ratio/low_mean": gm(low), "clip_ratio/high_mean": gm(high),
+               "clip_ratio/region_mean": gm(((low + high) > 0).double())}
+        if has_ref:
+            met["kl"] = gm(per_token_kl)
+        if req.get("entropy") is not None:
+            met["entropy"] = gm(pad_tok(req, "entropy"))
+        if req.get("sampler_logp") is not None:
+            S = pad_tok(req, "sampler_logp")
+            d = (old - S).abs()[M > 0]
+            pd = (old.exp() - S.exp()).abs()[M > 0]
+            met["sampling/sampling_logp_difference/mean"] = float(d.mean()) if d.numel() else 0.0
+            met["sampling/sampling_logp_difference/max"] = float(d.max()) if d.numel() else 0.0
+            met["training/rollout_probs_diff_mean"] = float(pd.mean()) if pd.numel() else 0.0
+            met["training/rollout_probs_diff_max"] = float(pd.max()) if pd.numel() else 0.0
+    return float(loss), g, met
+
+
+def grpo_counts(req):
+    M = req.get("mask") or [1] * len(req["logp"])
+    sp = req["spans"]
+    return {"sequences": len(sp) // 2, "tokens": sum(sum(M[sp[2 * i]:sp[2 * i + 1]]) for i in range(len(sp) // 2)),
+            "max_completion_length": 12}
+
+
+def grpo_batch(n_seq, old=True, weight=False, extras=True, full_mask_prob=0.2, spread=0.35):
+    d = make_seqs(n_seq, with_weight=weight, full_mask_prob=full_mask_prob)
+    sp = d["spans"]
+    # one advantage per sequence, both signs and some exact zeros (zero-std groups), broadcast
+    advs = [f32(rnd.choice([0.0, rnd.gauss(0, 1.2), rnd.gauss(0, 1.2)])) for _ in range(n_seq)]
+    d["adv"] = [advs[i] for i in range(n_seq) for _ in range(sp[2 * i + 1] - sp[2 * i])]
+    if old:  # ρ = e^{N(0, spread)}: inside and outside [1-ε, 1+ε_high], above δ
+        d["old_logp"] = [f32(x + rnd.gauss(0, spread)) for x in d["logp"]]
+    if extras:
+        base = d.get("old_logp", d["logp"])
+        d["sampler_logp"] = [f32(x + rnd.gauss(0, 0.05)) for x in base]
+        d["entropy"] = [f32(rnd.random() * 3) for _ in d["logp"]]
+    return d
+
+
+def grpo_request(base, loss_type, eps, eps_high, delta, beta, est, bias=False):
+    req = dict(base)
+    req.update(objective="grpo", loss_type=loss_type, epsilon=eps, epsilon_high=eps_high, beta=beta,
+               kl_estimator=est or "k3", kl_bias_correction=bool(bias))
+    if delta:
+        req["delta"] = delta
+    req["norm"] = grpo_counts(req)
+    return req
+
+
+KL_VARIANTS = [(0.0, None, False), (0.04, "k1", False), (0.04, "k2", False), (0.04, "k3", False),
+               (0.04, "low_var_kl", False), (0.04, "k3", True)]
+g_cases, g_names = [], []
+cover = {"low clipped (A<0, ρ<1-ε)": 0, "high clipped (A>0, ρ>1+ε_high)": 0, "dual clip (A<0, ρ>δ)": 0,
+         "unclipped outside region (A>0, ρ<1-ε)": 0, "unclipped above region (A<0, 1+ε_high<ρ<δ)": 0}
+for lt, (eps, eh), delta, (beta, est, bias) in itertools.product(["grpo", "bnpo", "dr_grpo", "dapo"], [(0.2, 0.2), (0.2, 0.28)],
+                                                                  [None, 1.5], KL_VARIANTS):
+    base = grpo_batch(rnd.choice([5, 6]), weight=rnd.random() < 0.4, extras=rnd.random() < 0.7)
+    req = grpo_request(base, lt, eps, eh, delta, beta, est, bias)
+    if beta == 0 and rnd.random() < 0.5:
+        del req["ref_logp"]  # β = 0: no reference policy at all (TRL's default)
+    g_cases.append(req)
+    g_names.append("grpo %s eps=%g/%g delta=%s beta=%g kl=%s%s weights=%d" % (lt, eps, eh, delta, beta, est, "·ρ" if bias else "",
+                                                                            "weight" in req))
+    M = req["mask"]
+    for a, lp_, o, m in zip(req["adv"], req["logp"], req["old_logp"], M):
+        r = math.exp(lp_ - o)
+        if not m:
+            continue
+        cover["low clipped (A<0, ρ<1-ε)"] += a < 0 and r < 1 - eps
+        cover["high clipped (A>0, ρ>1+ε_high)"] += a > 0 and r > 1 + eh
+        cover["dual clip (A<0, ρ>δ)"] += bool(delta) and a < 0 and r > delta
+        cover["unclipped outside region (A>0, ρ<1-ε)"] += a > 0 and r < 1 - eps
+        cover["unclipped above region (A<0, 1+ε_high<ρ<δ)"] += bool(delta) and a < 0 and 1 + eh < r < delta
+for k, v in cover.items():
+    check(v >= 20, "grpo cases cover %s: %d active tokens" % (k, v))
+# old log-probs absent: ρ = 1 (TRL's num_iterations = 1 shortcut), every loss type
+for lt in ("grpo", "bnpo", "dr_grpo", "dapo"):
+    g_cases.append(grpo_request(grpo_batch(4, old=False), lt, 0.2, 0.28, 3.0, 0.04, "k3"))
+    g_names.append("grpo %s on-policy (old log-probs = logπθ detached)" % lt)
+# every token masked; a batch of one sequence
+for lt in ("grpo", "dapo"):
+    g_cases.append(grpo_request(grpo_batch(3, full_mask_prob=1.0), lt, 0.2, 0.2, None, 0.04, "k3"))
+    g_names.append("grpo %s every token masked: loss 0, no gradient" % lt)
+    g_cases.append(grpo_request(grpo_batch(1, full_mask_prob=0.0), lt, 0.2, 0.28, 1.5, 0.04, "k2"))
+    g_names.append("grpo %s one sequence" % lt)
+# far-off reference: low_var_kl's clamps bind (|δ| > 20 and value > 10), k3 stays unclamped
+for est in ("low_var_kl", "k3"):
+    b = grpo_batch(4, full_mask_prob=0.0)
+    b["ref_logp"] = [f32(x + rnd.choice([-25.0, 25.0, -4.0, 4.0, 0.5, -0.5])) for x in b["logp"]]
+    g_cases.append(grpo_request(b, "dapo", 0.2, 0.28, None, 0.1, est))
+    g_names.append("grpo reference far off: %s (clamps bind for low_var_kl)" % est)
+
+res = run(g_cases)
+grpo_err = 0.0
+for name, req, got in zip(g_names, g_cases, res):
+    loss, g, met = grpo_ref(req)
+    if "dlogp" in got and len(got["dlogp"]) == g.numel():
+        scale = float(g.abs().max()) or 1.0
+        grpo_err = max(grpo_err, float((torch.tensor(got["dlogp"], dtype=torch.float64) - g).abs().max()) / scale,
+                       abs(got["loss"] - loss) / max(abs(loss), 1e-12))
+    compare(name, got, loss, {"dlogp": g}, met)
+print("# grpo: %d cases, max relative error (loss, dlogp / max|dlogp|) %.3g" % (len(g_cases), grpo_err), file=sys.stderr)
+
+
+# Group advantages (TRL sum_then_normalize with nanmean / nanstd; NaN = unscorable).
+def nanstd_ref(t, dim=None):
+    mean = torch.nanmean(t, dim=dim, keepdim=True)
+    var = torch.nanmean((t - mean) ** 2, dim=dim, keepdim=True)
+    cnt = torch.sum(~torch.isnan(t), dim=dim, keepdim=True)
+    corr = torch.where(cnt > 1, cnt / (cnt - 1), torch.full_like(var, float("nan")))
+    s = torch.sqrt(var * corr)
+    return s.squeeze() if dim is None else s.squeeze(dim)
+
+
+def adv_ref(req):
+    r = torch.tensor([float("nan") if x is None else x for x in req["rewards"]], dtype=torch.float64)
+    G, sc = req["num_generations"], req["scale_rewards"]
+    mean_g = torch.nanmean(r.view(-1, G), dim=1).repeat_interleave(G)
+    if sc in ("group", "none"):
+        std = nanstd_ref(r.view(-1, G), dim=1).repeat_interleave(G) if G > 1 else torch.zeros_like(r)
+    else:
+        std = nanstd_ref(r).expand_as(r) if r.numel() > 1 else torch.zeros_like(r)
+    adv = r - mean_g
+    if sc != "none":
+        adv = adv / (std + req.get("std_eps", 1e-4))
+    zero = torch.isclose(std, torch.zeros_like(std))
+    adv = torch.nan_to_num(adv, nan=0.0)
+    groups = r.view(-1, G)
+    eq = []
+    for row in groups:
+        v = row[~torch.isnan(row)]
+        eq.append(int(v.numel() < 2 or bool((v == v[0]).all())))
+    rs = nanstd_ref(r) if r.numel() > 1 else torch.tensor(float("nan"))
+    met = {"reward": float(torch.nanmean(r)) if (~torch.isnan(r)).any() else 0.0,
+           "reward_std": 0.0 if math.isnan(float(rs)) else float(rs),
+           "frac_reward_zero_std": float(zero.double().mean()), "groups_all_equal": sum(eq),
+           "unscorable": int(torch.isnan(r).sum())}
+    return adv, eq, met
+
+
+a_cases = []
+for G, sc, nan, kind in itertools.product([1, 2, 4, 8], ["group", "batch", "none"], [0, 1], ["binary", "real"]):
+    n_groups = rnd.choice([3, 4])
+    rw = []
+    for gi in range(n_groups):
+        if gi == 0:
+            grp = [1.0] * G  # all correct: zero std
+        elif gi == 1 and kind == "binary":
+            grp = [0.0] * G  # all wrong
+        else:
+            grp = [float(rnd.random() < 0.5) if kind == "binary" else f32(rnd.gauss(0.3, 1.0)) for _ in range(G)]
+        rw += grp
+    if nan:
+        for _ in range(2):
+            rw[rnd.randrange(len(rw))] = None
+    a_cases.append({"objective": "grpo_advantages", "rewards": rw, "num_generations": G, "scale_rewards": sc,
+                    "std_eps": rnd.choice([1e-4, 1e-6])})
+a_cases.append({"objective": "grpo_advantages", "rewards": [None, None, 1.0, 1.0], "num_generations": 2, "scale_rewards": "group"})
+a_cases.append({"objective": "grpo_advantages", "rewards": [0.7], "num_generations": 1, "scale_rewards": "batch"})
+res = run(a_cases)
+adv_err = 0.0
+for req, got in zip(a_cases, res):
+    name = "grpo advantages G=%d scale=%s rewards=%s" % (req["num_generations"], req["scale_rewards"],
+                                                         ",".join("nan" if x is None else "%.3g" % x for x in req["rewards"][:8]))
+    if "error" in got:
+        check(False, name, got["error"])
+        continue
+    adv, eq, met = adv_ref(req)
+    ok, why = close_arr(got["advantages"], adv)
+    if adv.numel():
+        adv_err = max(adv_err, float((torch.tensor(got["advantages"], dtype=torch.float64) - adv).abs().max()))
+    problems = [] if ok else ["advantages " + why]
+    if got["group_all_equal"] != eq:
+        problems.append("group_all_equal %s vs %s" % (got["group_all_equal"], eq))
+    for k, v in met.items():
+        if not close(got["metrics"][k], v):
+            problems.append("metric %s %s vs torch %.12g" % (k, got["metrics"][k], v))
+    check(not problems, name, "; ".join(problems))
+print("# grpo advantages: %d cases, max |diff| %.3g" % (len(a_cases), adv_err), file=sys.stderr)
+
+
+# DPH-RL rehearsal: generator functions on stored π0 samples (dp_actor.update_policy, type 2).
+def rehearsal_ref(req):
+    lp, P, L0, M, W = tensors(req)  # ref_logp holds the stored logπ0
+    dv = req["divergence"]
+    if dv == "forward_kl":  # kl_penalty(logprob=logπ0, ref_logprob=logπθ, kl_loss_type)
+        f = kl_ref(req["kl_estimator"], L0, P)
+    elif dv == "js":  # js_low_var
+        ratio = torch.exp(P - L0)
+        f = ratio * torch.log(ratio) - (ratio + 1) * torch.log((ratio + 1) / 2)
+    else:  # alpha_divergence_f
+        a = req["alpha"]
+        u = torch.exp(P - L0)
+        f = (torch.pow(u, 1 - a) - (1 - a) * u - a) / (a * (a - 1))
+    loss = req["coef"] * (f * M).sum() / max(req["norm"], 1.0)
+    g = grad_of(loss, lp)
+    with torch.no_grad():
+        nt = float(M.sum())
+        met = {"num_tokens": nt, "divergence": float((f * M).sum()) / nt if nt else 0.0}
+    return float(loss), g, met
+
+
+def rehearsal_batch(n_seq, far=False, **kw):
+    d = make_seqs(n_seq, **kw)
+    # logπθ - logπ0 ~ N(0, 0.8); far: some beyond low_var_kl's clamps (value > 10, |l| > 20)
+    d["ref_logp"] = [f32(x - (rnd.choice([25.0, -25.0, 4.0, -12.0]) if far and rnd.random() < 0.4 else rnd.gauss(0, 0.8)))
+                     for x in d["logp"]]
+    return d
+
+
+r_cases, r_names = [], []
+GENS = [("forward_kl", "low_var_kl", None), ("forward_kl", "k3", None), ("forward_kl", "k2", None), ("forward_kl", "k1", None),
+        ("js", None, None), ("alpha", None, 0.2), ("alpha", None, 0.5), ("alpha", None, 0.8)]
+for (dv, est, alpha), far, bsz in itertools.product(GENS, [0, 1], [4, 1]):
+    req = rehearsal_batch(bsz, far=bool(far), full_mask_prob=0.2 if bsz > 1 else 0.0)
+    req.update(objective="rehearsal", divergence=dv, coef=rnd.choice([0.01, 0.05, 0.2]))
+    if est:
+        req["kl_estimator"] = est
+    if alpha:
+        req["alpha"] = alpha
+    req["norm"] = sum(req["mask"])
+    r_cases.append(req)
+    r_names.append("rehearsal %s%s%s far=%d seqs=%d" % (dv, " " + est if est else "", " alpha=%g" % alpha if alpha else "", far, bsz))
+res = run(r_cases)
+reh_err = 0.0
+for name, req, got in zip(r_names, r_cases, res):
+    loss, g, met = rehearsal_ref(req)
+    if "dlogp" in got and len(got["dlogp"]) == g.numel():
+        scale = float(g.abs().max()) or 1.0
+        reh_err = max(reh_err, float((torch.tensor(got["dlogp"], dtype=torch.float64) - g).abs().max()) / scale,
+                      abs(got["loss"] - loss) / max(abs(loss), 1e-12))
+    compare(name, got, loss, {"dlogp": g}, met)
+print("# rehearsal: %d cases, max relative error %.3g" % (len(r_cases), reh_err), file=sys.stderr)
+
+
+# Whole-step normalization: micro-batches given the step's grpo_norm add up to PyTorch's loss and
+# gradient for the whole batch, for every loss type (TRL's per-micro-batch bnpo would not).
+def split_tokens(req, parts):
+    out = split(req, parts)
+    sp = req["spans"]
+    for r, part in zip(out, parts):
+        for key in ("adv", "old_logp", "sampler_logp", "entropy"):
+            if key in req:
+                r[key] = [x for i in part for x in req[key][sp[2 * i]:sp[2 * i + 1]]]
+    return out
+
+
+step_err = 0.0
+splits = [[[0, 1, 2], [3, 4, 5, 6, 7]], [[0, 1], [2, 3], [4, 5, 6, 7]]]
+step_cases = []
+for lt, parts in itertools.product(["grpo", "bnpo", "dr_grpo", "dapo"], splits):
+    big = grpo_request(grpo_batch(8, weight=True), lt, 0.2, 0.28, 1.5, 0.04, "k3")
+    step_cases.append(("grpo " + lt, big, parts, grpo_ref))
+for dv, est, alpha in [("forward_kl", "low_var_kl", None), ("js", None, None), ("alpha", None, 0.3)]:
+    big = rehearsal_batch(8)
+    big.update(objective="rehearsal", divergence=dv, coef=0.05, norm=sum(big["mask"]))
+    if est:
+        big["kl_estimator"] = est
+    if alpha:
+        big["alpha"] = alpha
+    step_cases.append(("rehearsal " + dv, big, splits[0], rehearsal_ref))
+reqs = []
+for _, big, parts, _ in step_cases:
+    reqs += split_tokens(big, parts)
+res = run(reqs)
+k = 0
+for name, big, parts, ref in step_cases:
+    micro = res[k:k + len(parts)]
+    k += len(parts)
+    if any("error" in m for m in micro):
+        check(False, "whole-step normalization: " + name, str([m.get("error") for m in micro]))
+        continue
+    loss, g, _ = ref(big)
+    order = flat_order(big, parts)
+    gt = torch.zeros(len(big["logp"]), dtype=torch.float64)
+    gt[order] = torch.tensor([x for m in micro for x in m["dlogp"]], dtype=torch.float64)
+    got_loss = sum(m["loss"] for m in micro)
+    ok, why = close_arr(gt.tolist(), g)
+    scale = float(g.abs().max()) or 1.0
+    step_err = max(step_err, float((gt - g).abs().max()) / scale, abs(got_loss - loss) / max(abs(loss), 1e-12))
+    check(ok and close(got_loss, loss), "whole-step normalization: %s over %d micro-batches matches PyTorch on the whole batch"
+          " (loss %.9g vs %.9g)" % (name, len(parts), got_loss, loss), why)
+print("# whole-step splits: %d cases, max relative error %.3g" % (len(step_cases), step_err), file=sys.stderr)
+
+# GRPO / rehearsal bad input
+gb = grpo_batch(2)
+bad_grpo = [
+    ("grpo unknown loss type", grpo_request(gb, "cispo", 0.2, 0.2, None, 0.0, None)),
+    ("grpo unknown estimator", grpo_request(gb, "dapo", 0.2, 0.2, None, 0.04, "k4")),
+    ("grpo beta without reference", dict(grpo_request(gb, "dapo", 0.2, 0.2, None, 0.04, "k3"), ref_logp=None)),
+    ("grpo advantages missing", dict(grpo_request(gb, "dapo", 0.2, 0.2, None, 0.0, None), adv=None)),
+    ("grpo epsilon 1", grpo_request(gb, "dapo", 1.0, 0.2, None, 0.0, None)),
+    ("grpo sequences normalizer 0", dict(grpo_request(gb, "grpo", 0.2, 0.2, None, 0.0, None), norm={"sequences": 0, "tokens": 5})),
+    ("dr_grpo without max_completion_length", dict(grpo_request(gb, "dr_grpo", 0.2, 0.2, None, 0.0, None),
+                                                  norm={"sequences": 2, "tokens": 5})),
+    ("grpo advantages: 5 rewards in groups of 2", {"objective": "grpo_advantages", "rewards": [1, 0, 1, 0, 1], "num_generations": 2}),
+    ("grpo advantages: num_generations 0", {"objective": "grpo_advantages", "rewards": [1], "num_generations": 0}),
+    ("rehearsal alpha 1", dict(rehearsal_batch(2), objective="rehearsal", divergence="alpha", alpha=1.0, coef=0.1, norm=5)),
+    ("rehearsal without π0 log-probs", dict(rehearsal_batch(2), objective="rehearsal", divergence="js", coef=0.1, norm=5,
+                                            ref_logp=None)),
+    ("rehearsal reverse_kl (not a generator)", dict(rehearsal_batch(2), objective="rehearsal", divergence="reverse_kl", coef=0.1,
+                                                    norm=5)),
+]
+res = run([r for _, r in bad_grpo])
+for (name, _), got in zip(bad_grpo, res):
+    check("error" in got, "rejects " + name + (": " + got["error"] if "error" in got else ""))
+
+# ---------------------------------------------------------------------------
 # Bad input is an error, not a crash or a NaN.
 base = pair_batch(2)
 bad = [

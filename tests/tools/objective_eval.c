@@ -7,13 +7,22 @@
 // "beta", "loss_weights" {name: w}, "label_smoothing", "length_normalize", "rpo_alpha",
 // "form" (sequence|position), "norm" {"pairs", "chosen_tokens", "positions"}; kto: "labels",
 // "z0", "desirable_weight", "undesirable_weight", "loss_type", "norm"; sft: "per_sequence",
-// "norm"; rm: "r_chosen", "r_rejected", "margin", "center_coef", "norm".
+// "norm"; rm: "r_chosen", "r_rejected", "margin", "center_coef", "norm";
+// grpo: "adv", "old_logp", "sampler_logp", "entropy" (token arrays), "loss_type", "epsilon",
+// "epsilon_high", "delta", "beta", "kl_estimator", "kl_bias_correction",
+// "norm" {"sequences", "tokens", "max_completion_length"};
+// grpo_advantages: "rewards" (null = unscorable), "num_generations", "scale_rewards", "std_eps";
+// answers {"advantages": [...], "group_all_equal": [...], "metrics": {...}};
+// rehearsal: "divergence", "kl_estimator", "alpha", "coef", "norm" (tokens).
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include "base/io.h"
 #include "base/json.h"
+#include "objectives/divergence.h"
 #include "objectives/dpo.h"
+#include "objectives/grpo.h"
 #include "objectives/kto.h"
 #include "objectives/rm.h"
 #include "objectives/sft.h"
@@ -56,6 +65,92 @@ static void put_metric(sbuf *out, int *first, const char *name, double v) {
 }
 
 static double safe_div(double a, double b) { return b > 0 ? a / b : 0.0; }
+
+// grpo: the clipped surrogate with its KL term and metrics.
+static int run_grpo(const json *rq, const seq_batch *b, double *loss, float *dlogp, sbuf *met, int *first, tm_error *err) {
+    grpo_hparams h = grpo_hparams_default();
+    int lt = grpo_loss_type_parse(json_get_str(rq, "loss_type", "dapo"));
+    int ke = kl_estimator_parse(json_get_str(rq, "kl_estimator", "k3"));
+    if (lt < 0 || ke < 0) return tm_fail(err, "unknown loss type or KL estimator");
+    h.loss_type = (grpo_loss_type)lt;
+    h.estimator = (kl_estimator)ke;
+    h.epsilon = json_get_num(rq, "epsilon", h.epsilon);
+    h.epsilon_high = json_get_num(rq, "epsilon_high", h.epsilon);
+    h.delta = json_get_num(rq, "delta", 0);
+    h.beta = json_get_num(rq, "beta", 0);
+    h.kl_bias_correction = json_get_bool(rq, "kl_bias_correction", 0);
+    const json *nj = json_get(rq, "norm");
+    grpo_norm nm = {json_get_num(nj, "sequences", 0), json_get_num(nj, "tokens", 0), json_get_num(nj, "max_completion_length", 0)};
+    grpo_inputs in = {get_floats(rq, "adv", NULL), get_floats(rq, "old_logp", NULL), get_floats(rq, "sampler_logp", NULL),
+                      get_floats(rq, "entropy", NULL)};
+    grpo_metrics m;
+    int rc = grpo_loss(b, &in, &h, &nm, loss, dlogp, &m, err);
+    if (!rc) {
+        put_metric(met, first, "num_tokens", m.tokens);
+        put_metric(met, first, "clip_ratio/low_mean", safe_div(m.clip_low, m.tokens));
+        put_metric(met, first, "clip_ratio/high_mean", safe_div(m.clip_high, m.tokens));
+        put_metric(met, first, "clip_ratio/region_mean", safe_div(m.clip_region, m.tokens));
+        if (b->ref_logp) put_metric(met, first, "kl", safe_div(m.kl_sum, m.tokens));
+        if (in.entropy) put_metric(met, first, "entropy", safe_div(m.entropy_sum, m.tokens));
+        if (in.sampler_logp) {
+            put_metric(met, first, "sampling/sampling_logp_difference/mean", safe_div(m.logp_diff_sum, m.mismatch_tokens));
+            put_metric(met, first, "sampling/sampling_logp_difference/max", m.logp_diff_max);
+            put_metric(met, first, "training/rollout_probs_diff_mean", safe_div(m.prob_diff_sum, m.mismatch_tokens));
+            put_metric(met, first, "training/rollout_probs_diff_max", m.prob_diff_max);
+        }
+    }
+    free((void *)in.adv); free((void *)in.old_logp); free((void *)in.sampler_logp); free((void *)in.entropy);
+    return rc;
+}
+
+// rehearsal: DPH-RL's generator functions on stored π0 samples.
+static int run_rehearsal(const json *rq, const seq_batch *b, double *loss, float *dlogp, sbuf *met, int *first, tm_error *err) {
+    rehearsal_hparams h = rehearsal_hparams_default();
+    int dv = divergence_parse(json_get_str(rq, "divergence", "forward_kl"));
+    int ke = kl_estimator_parse(json_get_str(rq, "kl_estimator", "low_var_kl"));
+    if (dv < 0 || ke < 0) return tm_fail(err, "unknown divergence or KL estimator");
+    h.divergence = (divergence_kind)dv;
+    h.estimator = (kl_estimator)ke;
+    h.alpha = json_get_num(rq, "alpha", h.alpha);
+    h.coef = json_get_num(rq, "coef", h.coef);
+    rehearsal_metrics m;
+    int rc = rehearsal_loss(b, &h, json_get_num(rq, "norm", 0), loss, dlogp, &m, err);
+    if (!rc) {
+        put_metric(met, first, "num_tokens", m.tokens);
+        put_metric(met, first, "divergence", safe_div(m.div_sum, m.tokens));
+    }
+    return rc;
+}
+
+// grpo_advantages: its own answer shape (no token arrays).
+static int run_advantages(const json *rq, sbuf *out, tm_error *err) {
+    const json *a = json_get(rq, "rewards");
+    int n = a && a->type == JSON_ARRAY ? a->n : 0, G = (int)json_get_num(rq, "num_generations", 1);
+    int sc = grpo_scale_parse(json_get_str(rq, "scale_rewards", "group"));
+    if (sc < 0) return tm_fail(err, "unknown scale_rewards");
+    double *r = malloc(sizeof(double) * (size_t)(n ? n : 1));
+    float *adv = malloc(sizeof(float) * (size_t)(n ? n : 1));
+    uint8_t *eq = malloc((size_t)(n ? n : 1));
+    for (int i = 0; i < n; i++) r[i] = a->items[i].type == JSON_NULL ? NAN : a->items[i].num;
+    grpo_reward_stats st;
+    int rc = grpo_advantages(n, G, r, (grpo_scale)sc, json_get_num(rq, "std_eps", 1e-4), adv, eq, &st, err);
+    if (!rc) {
+        int first = 1, ng = G > 0 ? n / G : 0;
+        sbuf_puts(out, "{\"loss\": 0");
+        put_array(out, "advantages", adv, n);
+        sbuf_puts(out, ", \"group_all_equal\": [");
+        for (int g = 0; g < ng; g++) sbuf_printf(out, "%s%d", g ? ", " : "", eq[g]);
+        sbuf_puts(out, "], \"metrics\": {");
+        put_metric(out, &first, "reward", st.reward);
+        put_metric(out, &first, "reward_std", st.reward_std);
+        put_metric(out, &first, "frac_reward_zero_std", st.frac_reward_zero_std);
+        put_metric(out, &first, "groups_all_equal", st.groups_all_equal);
+        put_metric(out, &first, "unscorable", st.unscorable);
+        sbuf_puts(out, "}}");
+    }
+    free(r); free(adv); free(eq);
+    return rc;
+}
 
 static void run_one(const json *rq, sbuf *out) {
     const char *obj = json_get_str(rq, "objective", "");
@@ -160,6 +255,13 @@ static void run_one(const json *rq, sbuf *out) {
             sbuf_puts(out, "}}");
         }
         free(rw); free(rl); free(mg); free(dw); free(dl);
+        if (!rc) goto done;
+    } else if (strcmp(obj, "grpo") == 0) {
+        rc = run_grpo(rq, &b, &loss, dlogp, &met, &first, &err);
+    } else if (strcmp(obj, "rehearsal") == 0) {
+        rc = run_rehearsal(rq, &b, &loss, dlogp, &met, &first, &err);
+    } else if (strcmp(obj, "grpo_advantages") == 0) {
+        rc = run_advantages(rq, out, &err);
         if (!rc) goto done;
     } else {
         rc = tm_fail(&err, "unknown objective \"%s\"", obj);
