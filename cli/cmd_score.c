@@ -169,12 +169,11 @@ int cmd_score(int argc, char **argv) {
     if (model_load(&m, model_dir, &err)) return cli_fail("score", "%s", err.msg);
     io_lines in;
     if (io_lines_open(&in, data, &err)) { model_free(&m); return cli_fail("score", "%s", err.msg); }
-    char tmp_path[4096] = "";
+    io_atomic aw = {0};
     FILE *out = stdout;
     if (strcmp(out_path, "-")) {
-        snprintf(tmp_path, sizeof tmp_path, "%s.tmp.%d", out_path, (int)getpid());
-        out = fopen(tmp_path, "w");
-        if (!out) { io_lines_close(&in); model_free(&m); return cli_fail("score", "%s: %s", tmp_path, strerror(errno)); }
+        if (io_atomic_open(&aw, out_path, &err)) { io_lines_close(&in); model_free(&m); return cli_fail("score", "%s", err.msg); }
+        out = aw.f;
     }
     text_input ti = {model_dir, template_name, NULL, {0}, 0};
     batch_builder bb = {0};
@@ -247,8 +246,8 @@ int cmd_score(int argc, char **argv) {
     model_free(&m);
     tok_free(ti.tok);
     if (out != stdout) {
-        if (fclose(out) || status) { unlink(tmp_path); return status ? status : cli_fail("score", "%s: write failed", out_path); }
-        if (rename(tmp_path, out_path)) { unlink(tmp_path); return cli_fail("score", "%s: %s", out_path, strerror(errno)); }
+        if (status) { io_atomic_abort(&aw); return status; }
+        if (io_atomic_commit(&aw, &err)) return cli_fail("score", "%s", err.msg);
     }
     return status;
 }
