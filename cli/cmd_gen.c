@@ -363,6 +363,8 @@ static int gen_main(const char *cmd, gen_args *A, int is_eval) {
     if (tool < 0) return cli_fail(cmd, "unknown --tools '%s' (none, calculator, python)", A->tools) + 1;
     if (A->n < 1 || A->max_new < 1 || A->batch < 1 || A->max_turns < 1)
         return cli_fail(cmd, "--n, --max-new-tokens, --batch and --max-turns must be >= 1") + 1;
+    sample_params sp = {A->temperature, A->top_p, A->top_k, A->min_p};
+    if (sample_params_check(&sp, &err)) return cli_fail(cmd, "%s", err.msg) + 1;  // before any work
     if (model_load(&m, A->model_dir, &err)) return cli_fail(cmd, "%s", err.msg);
     tok_tokenizer *t = tok_load(A->model_dir, &err);
     if (!t) { model_free(&m); return cli_fail(cmd, "%s", err.msg); }

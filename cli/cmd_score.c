@@ -164,6 +164,7 @@ int cmd_score(int argc, char **argv) {
     int rc = flags_parse("score", "--model DIR --data F.jsonl --out OUT.jsonl", flags, sizeof flags / sizeof flags[0], argc, argv, NULL, NULL);
     if (rc) return rc == 1 ? 0 : 2;
     if (!model_dir || !data) return cli_fail("score", "--model and --data are required");
+    if (batch_tokens < 1) return cli_fail("score", "--batch-tokens must be at least 1 (got %d)", batch_tokens);
     tm_error err;
     model m;
     if (model_load(&m, model_dir, &err)) return cli_fail("score", "%s", err.msg);
@@ -188,7 +189,7 @@ int cmd_score(int argc, char **argv) {
     while (!status && (len = io_lines_next(&in, &line)) >= 0) {
         if (len == 0) continue;
         tm_error jerr;
-        json_doc *d = json_parse(line, (size_t)len, &jerr);
+        json_doc *d = data_parse_line(line, (size_t)len, &jerr);
         if (!d) { status = cli_fail("score", "%s:%ld: %s", data, in.lineno, jerr.msg); break; }
         char why[1024];
         int *ids = NULL, n = -1;

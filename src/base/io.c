@@ -127,6 +127,11 @@ long io_lines_next(io_lines *r, char **line) {
     ssize_t n = getline(&r->buf, &r->cap, r->f);
     if (n < 0) return -1;
     r->lineno++;
+    // a UTF-8 byte order mark (Windows editors write one) is not part of the first line
+    if (r->lineno == 1 && n >= 3 && !memcmp(r->buf, "\xef\xbb\xbf", 3)) {
+        memmove(r->buf, r->buf + 3, (size_t)n - 2);
+        n -= 3;
+    }
     while (n > 0 && (r->buf[n - 1] == '\n' || r->buf[n - 1] == '\r')) r->buf[--n] = 0;
     *line = r->buf;
     return (long)n;

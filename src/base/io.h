@@ -31,7 +31,8 @@ int io_copy_file(const char *src, const char *dst, tm_error *err);
 // Joins a directory and a name into out (size cap). Returns out.
 char *io_join(char *out, size_t cap, const char *dir, const char *name);
 
-// Line reader: lines without the trailing newline, line numbers from 1.
+// Line reader: lines without the trailing newline (and without a UTF-8 byte order
+// mark at the start of the file), line numbers from 1.
 typedef struct io_lines {
     FILE *f;
     char *buf;

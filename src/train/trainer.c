@@ -308,7 +308,7 @@ static int load_token_weights(const char *path, example_set *s, tm_error *err) {
     while (!rc && (len = io_lines_next(&in, &text)) >= 0) {
         if (!len) continue;
         tm_error jerr;
-        json_doc *d = json_parse(text, (size_t)len, &jerr);
+        json_doc *d = data_parse_line(text, (size_t)len, &jerr);
         if (!d) { rc = tm_fail(err, "%s:%ld: %s", path, in.lineno, jerr.msg); break; }
         json *r = json_root(d);
         long line = (long)json_get_int(r, "line", -1);
