@@ -58,6 +58,7 @@ int cmd_plot(int argc, char **argv) {
         if (!d) {
             long lineno = in.lineno;  // io_lines_close clears it
             io_lines_close(&in);
+            for (int k = 0; k < nk; k++) { free(s[k].x); free(s[k].y); }
             return cli_fail("plot", "%s:%ld: %s", pos[0], lineno, err.msg);
         }
         json *r = json_root(d);

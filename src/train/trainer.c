@@ -298,6 +298,7 @@ static int load_examples(tok_tokenizer *tok, const tok_chat *chat, const train_a
 
 // cDPO: per-token weights from `temper critical-tokens`, matched to examples by input line.
 // The file holds the ids it scored; ours may have lost the start of a long prompt
+// (--max-prompt-length with the default --truncation-mode keep_end)
 // (--max-prompt-length), so the two are aligned at the end and must agree there.
 static int load_token_weights(const char *path, example_set *s, tm_error *err) {
     io_lines in;
