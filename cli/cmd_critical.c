@@ -19,6 +19,8 @@ int cmd_critical_tokens(int argc, char **argv) {
                          sizeof flags / sizeof flags[0], argc, argv, NULL, NULL);
     if (rc) return rc == 1 ? 0 : 2;
     if (!a.positive || !a.negative || !a.data || !a.out) return cli_fail("critical-tokens", "--positive, --negative, --data and --out are required");
+    if (!(a.gamma >= 0)) return cli_fail("critical-tokens", "--gamma must be a finite number >= 0 (got %g)", a.gamma);
+    if (a.max_length < 0) return cli_fail("critical-tokens", "--max-length must be at least 0 (0: no limit; got %d)", a.max_length);
     tm_error err;
     if (critical_tokens_run(&a, &err)) return cli_fail("critical-tokens", "%s", err.msg);
     return 0;

@@ -71,7 +71,8 @@ int cmd_demo(int argc, char **argv) {
     double first = 0, last = 0, ema = 0;
     for (int step = 0; step < steps; step++) {
         batch_clear(&bb);
-        for (int s = 0; s < batch; s++) batch_add(&bb, ids, NULL, toy_sequence(&r, ids, seq));
+        for (int s = 0; s < batch; s++)
+            if (batch_add(&bb, ids, NULL, toy_sequence(&r, ids, seq)) < 0) return cli_fail("demo", "internal: a toy sequence does not fit the batch");
         model_batch b = batch_view(&bb);
         int ntrain = 0;
         for (int i = 0; i < b.n_tokens; i++) ntrain += b.targets[i] >= 0;

@@ -351,6 +351,8 @@ static int gen_main(const char *cmd, gen_args *A, int is_eval) {
     if (tool < 0) return cli_fail(cmd, "unknown --tools '%s' (none, calculator, python)", A->tools) + 1;
     if (A->n < 1 || A->max_new < 1 || A->batch < 1 || A->max_turns < 1)
         return cli_fail(cmd, "--n, --max-new-tokens, --batch and --max-turns must be >= 1") + 1;
+    sample_params sp = {A->temperature, A->top_p, A->top_k, A->min_p};
+    if (sample_params_check(&sp, &err)) return cli_fail(cmd, "%s", err.msg) + 1;  // before any work
     char pathbuf[4096];
     const char *path = data_builtin_path(A->data, pathbuf, sizeof pathbuf, &err);
     if (!path) return cli_fail(cmd, "%s", err.msg);

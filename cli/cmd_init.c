@@ -28,11 +28,18 @@ int cmd_init(int argc, char **argv) {
     model_config c;
     if (config_preset(&c, a, preset, &err)) return cli_fail("init", "%s", err.msg);
     c.tie_embeddings = tie;
+    if (vocab < 0) return cli_fail("init", "--vocab-size must be positive (got %d)", vocab);
     if (vocab > 0) c.vocab = vocab;
     if (tokenizer) {
         tok_tokenizer *t = tok_load(tokenizer, &err);
         if (!t) return cli_fail("init", "%s", err.msg);
-        if (vocab <= 0) c.vocab = tok_vocab_size(t);
+        int need = tok_vocab_size(t);
+        if (vocab > 0 && vocab < need) {
+            tok_free(t);
+            return cli_fail("init", "--vocab-size %d is smaller than the tokenizer's %d ids (%s): the model could not embed every token",
+                            vocab, need, tokenizer);
+        }
+        if (vocab <= 0) c.vocab = need;
         c.bos_token_id = tok_bos_id(t);
         c.eos_token_id = tok_eos_id(t);
         tok_free(t);

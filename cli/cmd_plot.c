@@ -8,6 +8,7 @@
 #include "base/io.h"
 #include "base/json.h"
 #include "cli/cli.h"
+#include "data/data.h"
 #include "cli/flags.h"
 
 #define MAX_KEYS 8
@@ -53,8 +54,13 @@ int cmd_plot(int argc, char **argv) {
     long len;
     while ((len = io_lines_next(&in, &line)) >= 0) {
         if (!len) continue;
-        json_doc *d = json_parse(line, (size_t)len, &err);
-        if (!d) { io_lines_close(&in); return cli_fail("plot", "%s:%ld: %s", pos[0], in.lineno, err.msg); }
+        json_doc *d = data_parse_line(line, (size_t)len, &err);
+        if (!d) {
+            long lineno = in.lineno;  // io_lines_close clears it
+            io_lines_close(&in);
+            for (int k = 0; k < nk; k++) { free(s[k].x); free(s[k].y); }
+            return cli_fail("plot", "%s:%ld: %s", pos[0], lineno, err.msg);
+        }
         json *r = json_root(d);
         double step = json_get_num(r, "step", NAN);
         for (int k = 0; k < nk; k++) {

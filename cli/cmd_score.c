@@ -164,17 +164,17 @@ int cmd_score(int argc, char **argv) {
     int rc = flags_parse("score", "--model DIR --data F.jsonl --out OUT.jsonl", flags, sizeof flags / sizeof flags[0], argc, argv, NULL, NULL);
     if (rc) return rc == 1 ? 0 : 2;
     if (!model_dir || !data) return cli_fail("score", "--model and --data are required");
+    if (batch_tokens < 1) return cli_fail("score", "--batch-tokens must be at least 1 (got %d)", batch_tokens);
     tm_error err;
     model m;
     if (model_load(&m, model_dir, &err)) return cli_fail("score", "%s", err.msg);
     io_lines in;
     if (io_lines_open(&in, data, &err)) { model_free(&m); return cli_fail("score", "%s", err.msg); }
-    char tmp_path[4096] = "";
+    io_atomic aw = {0};
     FILE *out = stdout;
     if (strcmp(out_path, "-")) {
-        snprintf(tmp_path, sizeof tmp_path, "%s.tmp.%d", out_path, (int)getpid());
-        out = fopen(tmp_path, "w");
-        if (!out) { io_lines_close(&in); model_free(&m); return cli_fail("score", "%s: %s", tmp_path, strerror(errno)); }
+        if (io_atomic_open(&aw, out_path, &err)) { io_lines_close(&in); model_free(&m); return cli_fail("score", "%s", err.msg); }
+        out = aw.f;
     }
     text_input ti = {model_dir, template_name, NULL, {0}, 0};
     batch_builder bb = {0};
@@ -189,7 +189,7 @@ int cmd_score(int argc, char **argv) {
     while (!status && (len = io_lines_next(&in, &line)) >= 0) {
         if (len == 0) continue;
         tm_error jerr;
-        json_doc *d = json_parse(line, (size_t)len, &jerr);
+        json_doc *d = data_parse_line(line, (size_t)len, &jerr);
         if (!d) { status = cli_fail("score", "%s:%ld: %s", data, in.lineno, jerr.msg); break; }
         char why[1024];
         int *ids = NULL, n = -1;
@@ -247,8 +247,8 @@ int cmd_score(int argc, char **argv) {
     model_free(&m);
     tok_free(ti.tok);
     if (out != stdout) {
-        if (fclose(out) || status) { unlink(tmp_path); return status ? status : cli_fail("score", "%s: write failed", out_path); }
-        if (rename(tmp_path, out_path)) { unlink(tmp_path); return cli_fail("score", "%s: %s", out_path, strerror(errno)); }
+        if (status) { io_atomic_abort(&aw); return status; }
+        if (io_atomic_commit(&aw, &err)) return cli_fail("score", "%s", err.msg);
     }
     return status;
 }

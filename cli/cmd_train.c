@@ -1,5 +1,6 @@
 // temper sft | dpo | kto | reward-model: the offline trainers. Flags carry TRL's names and defaults,
 // so a TRL command line carries over (dashes or underscores both work).
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -8,17 +9,35 @@
 #include "data/data.h"
 #include "train/trainer.h"
 
-// Splits "sigmoid,sft" and "1,0.1" into the DPO loss weights.
+// The comma-separated items of a list ("a,,b" has two).
+static int count_items(const char *list) {
+    int n = 0;
+    for (const char *c = list; *c; c++) n += *c != ',' && (c == list || c[-1] == ',');
+    return n;
+}
+
+// Splits "sigmoid,sft" and "1,0.1" into the DPO loss weights: one finite weight per
+// loss type when --loss-weights is given.
 static int parse_loss_types(const char *types, const char *weights, dpo_hparams *h) {
     char tbuf[256], wbuf[256];
     snprintf(tbuf, sizeof tbuf, "%s", types);
     snprintf(wbuf, sizeof wbuf, "%s", weights ? weights : "");
     for (int i = 0; i < DPO_N_LOSS; i++) h->loss_weight[i] = 0;
+    int nt = count_items(types), nw = weights ? count_items(weights) : 0;
     char *ts, *ws, *t = strtok_r(tbuf, ",", &ts), *w = weights ? strtok_r(wbuf, ",", &ws) : NULL;
+    if (weights && nw != nt)
+        return cli_fail("dpo", "--loss-weights has %d weights for %d loss types (--loss-type %s): give one weight per type", nw, nt, types);
     for (; t; t = strtok_r(NULL, ",", &ts)) {
         int k = dpo_loss_type_parse(t);
         if (k < 0) return cli_fail("dpo", "unknown --loss-type \"%s\" (sigmoid, hinge, ipo, robust, nca_pair, sft)", t);
-        h->loss_weight[k] += w ? atof(w) : 1.0;
+        double v = 1.0;
+        if (w) {
+            char *end;
+            v = strtod(w, &end);
+            if (end == w || *end || !isfinite(v) || v < 0)
+                return cli_fail("dpo", "--loss-weights: \"%s\" is not a finite number >= 0", w);
+        }
+        h->loss_weight[k] += v;
         if (weights) w = strtok_r(NULL, ",", &ws);
     }
     return 0;
@@ -26,7 +45,7 @@ static int parse_loss_types(const char *types, const char *weights, dpo_hparams 
 
 // Flags that are parsed as text and turned into train_args afterwards.
 typedef struct extra_flags {
-    const char *loss_type, *loss_weights, *cdpo_form, *on_bad_line;
+    const char *loss_type, *loss_weights, *cdpo_form, *on_bad_line, *truncation_mode;
     int precompute, length_normalize, per_sequence, step_wise;
 } extra_flags;
 
@@ -35,7 +54,7 @@ static int finish_and_run(train_method method, const char *cmd, train_args a, co
 static int run(train_method method, const char *cmd, int argc, char **argv) {
     train_args a;
     train_args_default(&a, method);
-    extra_flags x = {"sigmoid", NULL, "sequence", "error", 1, 0, 0, 0};
+    extra_flags x = {"sigmoid", NULL, "sequence", "error", "keep_end", 1, 0, 0, 0};
     flag common[] = {
         {"model", FLAG_STR, &a.model, "policy model directory (Hugging Face layout, with its tokenizer)"},
         {"data", FLAG_STR, &a.data, "training JSONL"},
@@ -52,7 +71,8 @@ static int run(train_method method, const char *cmd, int argc, char **argv) {
         {"per-device-train-batch-size", FLAG_INT, &a.per_device_train_batch_size, "examples per micro-batch"},
         {"gradient-accumulation-steps", FLAG_INT, &a.gradient_accumulation_steps, "micro-batches per optimizer step"},
         {"max-length", FLAG_INT, &a.max_length, "tokens per sequence (longer are cut and counted)"},
-        {"max-prompt-length", FLAG_INT, &a.max_prompt_length, "prompt tokens kept (the end), 0 = all"},
+        {"max-prompt-length", FLAG_INT, &a.max_prompt_length, "prompt tokens kept (cut before --max-length), 0 = all"},
+        {"truncation-mode", FLAG_STR, &x.truncation_mode, "keep_end|keep_start: which part of a long prompt is kept"},
         {"weight-decay", FLAG_FLOAT, &a.weight_decay, "AdamW decoupled weight decay (not on norms and biases)"},
         {"adam-beta1", FLAG_FLOAT, &a.adam_beta1, "AdamW beta1"},
         {"adam-beta2", FLAG_FLOAT, &a.adam_beta2, "AdamW beta2"},
@@ -63,6 +83,7 @@ static int run(train_method method, const char *cmd, int argc, char **argv) {
         {"eval-steps", FLAG_INT, &a.eval_steps, "evaluate every N steps (default: logging steps)"},
         {"save-steps", FLAG_INT, &a.save_steps, "checkpoint every N steps (0 = never)"},
         {"save-total-limit", FLAG_INT, &a.save_total_limit, "keep at most N checkpoints (0 = all)"},
+        {"overwrite-output-dir", FLAG_BOOL, &a.overwrite_output_dir, "reuse a non-empty --output-dir (its checkpoints are deleted)"},
         {"resume-from-checkpoint", FLAG_STR, &a.resume_from_checkpoint, "checkpoint directory to continue from, or true / last: the newest in --output-dir"},
         {"on-bad-line", FLAG_STR, &x.on_bad_line, "error|skip"},
         // method flags (ignored by the trainers they do not concern: listed per command below)
@@ -98,6 +119,8 @@ static int finish_and_run(train_method method, const char *cmd, train_args a, co
     if (!strcmp(x->on_bad_line, "skip")) a.on_bad_line = DATA_BAD_SKIP;
     else if (strcmp(x->on_bad_line, "error")) return cli_fail(cmd, "--on-bad-line must be error or skip");
     a.sft_per_sequence = x->per_sequence;
+    if (!strcmp(x->truncation_mode, "keep_start")) a.keep_start = 1;
+    else if (strcmp(x->truncation_mode, "keep_end")) return cli_fail(cmd, "--truncation-mode must be keep_end or keep_start");
     if (x->step_wise) a.dataset_format = "step";
     if (method == TRAIN_DPO) {
         if (parse_loss_types(x->loss_type, x->loss_weights, &a.dpo)) return 2;

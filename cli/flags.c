@@ -1,12 +1,16 @@
 #include "cli/flags.h"
 #include "base/json.h"
 #include <errno.h>
+#include <limits.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 static void print_help(const char *cmd, const char *synopsis, const flag *flags, int nflags) {
-    printf("usage: temper %s %s\n\nflags:\n", cmd, synopsis ? synopsis : "[flags]");
+    // a synopsis may spell the whole command line itself ("temper tool python ...")
+    if (synopsis && !strncmp(synopsis, "temper ", 7)) printf("usage: %s\n\nflags:\n", synopsis);
+    else printf("usage: temper %s %s\n\nflags:\n", cmd, synopsis ? synopsis : "[flags]");
     for (int i = 0; i < nflags; i++) {
         char def[64] = "";
         switch (flags[i].kind) {
@@ -57,11 +61,14 @@ int flags_parse(const char *cmd, const char *synopsis, const flag *flags, int nf
         case FLAG_INT: {
             long v = strtol(val, &end, 10);
             if (*end || errno || end == val) { fprintf(stderr, "temper %s: --%s expects an integer, got '%s'\n", cmd, f->name, val); return 2; }
+            if (v < INT_MIN || v > INT_MAX) { fprintf(stderr, "temper %s: --%s: %s is out of range (at most %d)\n", cmd, f->name, val, INT_MAX); return 2; }
             *(int *)f->dst = (int)v; break;
         }
         case FLAG_FLOAT: {
             double v = strtod(val, &end);
             if (*end || errno || end == val) { fprintf(stderr, "temper %s: --%s expects a number, got '%s'\n", cmd, f->name, val); return 2; }
+            // no flag means anything by nan or inf; each command checks its own range
+            if (!isfinite(v)) { fprintf(stderr, "temper %s: --%s expects a finite number, got '%s'\n", cmd, f->name, val); return 2; }
             *(double *)f->dst = v; break;
         }
         case FLAG_BOOL:

@@ -24,27 +24,59 @@ char *io_read_file(const char *path, size_t *len, tm_error *err) {
     return buf;
 }
 
-int io_write_file_atomic(const char *path, const void *data, size_t len, tm_error *err) {
-    char tmp[4096];
-    snprintf(tmp, sizeof tmp, "%s.tmp.%d", path, (int)getpid());
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    if (fd < 0) return tm_fail(err, "%s: %s", tmp, strerror(errno));
-    const char *p = data;
-    size_t left = len;
-    while (left) {
-        ssize_t w = write(fd, p, left);
-        if (w < 0) {
-            if (errno == EINTR) continue;
-            int e = errno;
-            close(fd); unlink(tmp);
-            return tm_fail(err, "%s: write failed: %s", path, strerror(e));
-        }
-        p += w;
-        left -= (size_t)w;
-    }
-    if (fsync(fd) || close(fd)) { unlink(tmp); return tm_fail(err, "%s: sync failed: %s", path, strerror(errno)); }
-    if (rename(tmp, path)) { int e = errno; unlink(tmp); return tm_fail(err, "%s: rename failed: %s", path, strerror(e)); }
+// The directory part of path ("." when it has none) into out.
+static void dir_of(char *out, size_t cap, const char *path) {
+    const char *slash = strrchr(path, '/');
+    if (!slash) snprintf(out, cap, ".");
+    else if (slash == path) snprintf(out, cap, "/");
+    else snprintf(out, cap, "%.*s", (int)(slash - path), path);
+}
+
+int io_fsync_dir(const char *dir, tm_error *err) {
+    int fd = open(dir, O_RDONLY | O_DIRECTORY);
+    if (fd < 0) return tm_fail(err, "%s: %s", dir, strerror(errno));
+    // some file systems cannot sync a directory (EINVAL): nothing more can be done there
+    int rc = fsync(fd) && errno != EINVAL ? -1 : 0;
+    int e = errno;
+    close(fd);
+    return rc ? tm_fail(err, "%s: sync failed: %s", dir, strerror(e)) : 0;
+}
+
+int io_atomic_open(io_atomic *w, const char *path, tm_error *err) {
+    memset(w, 0, sizeof *w);
+    if ((size_t)snprintf(w->path, sizeof w->path, "%s", path) >= sizeof w->path) return tm_fail(err, "%s: path too long", path);
+    snprintf(w->tmp, sizeof w->tmp, "%s.tmp.%d", path, (int)getpid());
+    if (!(w->f = fopen(w->tmp, "wb"))) return tm_fail(err, "%s: %s", w->tmp, strerror(errno));
     return 0;
+}
+
+int io_atomic_commit(io_atomic *w, tm_error *err) {
+    int ok = !ferror(w->f) && fflush(w->f) == 0 && fsync(fileno(w->f)) == 0;
+    int e = errno;
+    if (fclose(w->f)) ok = 0, e = errno;
+    w->f = NULL;
+    if (!ok) { unlink(w->tmp); return tm_fail(err, "%s: write failed: %s", w->path, strerror(e)); }
+    if (rename(w->tmp, w->path)) { e = errno; unlink(w->tmp); return tm_fail(err, "%s: rename failed: %s", w->path, strerror(e)); }
+    // the rename is durable only once the directory holding the new name is synced
+    char dir[4096];
+    dir_of(dir, sizeof dir, w->path);
+    return io_fsync_dir(dir, err);
+}
+
+void io_atomic_abort(io_atomic *w) {
+    if (w->f) { fclose(w->f); unlink(w->tmp); }
+    w->f = NULL;
+}
+
+int io_write_file_atomic(const char *path, const void *data, size_t len, tm_error *err) {
+    io_atomic w;
+    if (io_atomic_open(&w, path, err)) return -1;
+    if (len && fwrite(data, 1, len, w.f) != len) {
+        int e = errno;
+        io_atomic_abort(&w);
+        return tm_fail(err, "%s: write failed: %s", path, strerror(e));
+    }
+    return io_atomic_commit(&w, err);
 }
 
 int io_mkdirs(const char *path, tm_error *err) {
@@ -95,6 +127,11 @@ long io_lines_next(io_lines *r, char **line) {
     ssize_t n = getline(&r->buf, &r->cap, r->f);
     if (n < 0) return -1;
     r->lineno++;
+    // a UTF-8 byte order mark (Windows editors write one) is not part of the first line
+    if (r->lineno == 1 && n >= 3 && !memcmp(r->buf, "\xef\xbb\xbf", 3)) {
+        memmove(r->buf, r->buf + 3, (size_t)n - 2);
+        n -= 3;
+    }
     while (n > 0 && (r->buf[n - 1] == '\n' || r->buf[n - 1] == '\r')) r->buf[--n] = 0;
     *line = r->buf;
     return (long)n;

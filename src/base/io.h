@@ -8,8 +8,20 @@
 
 // Reads a whole file into a NUL-terminated malloc'd buffer. *len gets its size.
 char *io_read_file(const char *path, size_t *len, tm_error *err);
-// Writes data to path via path.tmp.<pid> + fsync + rename.
+// The one atomic writer: data goes to path.tmp.<pid>; commit flushes and fsyncs it,
+// renames it to path and fsyncs the directory, so after a crash or power loss path
+// holds either its old content or the whole new one. abort removes the temporary.
+typedef struct io_atomic {
+    FILE *f;               // write here between open and commit
+    char path[4096], tmp[4200];
+} io_atomic;
+int io_atomic_open(io_atomic *w, const char *path, tm_error *err);
+int io_atomic_commit(io_atomic *w, tm_error *err);
+void io_atomic_abort(io_atomic *w);
+// Writes a whole buffer through io_atomic.
 int io_write_file_atomic(const char *path, const void *data, size_t len, tm_error *err);
+// fsync of a directory (after creating, renaming or removing entries in it).
+int io_fsync_dir(const char *dir, tm_error *err);
 // mkdir -p
 int io_mkdirs(const char *path, tm_error *err);
 int io_exists(const char *path);
@@ -19,7 +31,8 @@ int io_copy_file(const char *src, const char *dst, tm_error *err);
 // Joins a directory and a name into out (size cap). Returns out.
 char *io_join(char *out, size_t cap, const char *dir, const char *name);
 
-// Line reader: lines without the trailing newline, line numbers from 1.
+// Line reader: lines without the trailing newline (and without a UTF-8 byte order
+// mark at the start of the file), line numbers from 1.
 typedef struct io_lines {
     FILE *f;
     char *buf;

@@ -438,6 +438,32 @@ int data_example_from_json(tok_tokenizer *t, const json *row, const data_opts *o
     return finish(o, ex);
 }
 
+json_doc *data_parse_line(const char *line, size_t len, tm_error *err) {
+    tm_error e;
+    json_doc *d = json_parse(line, len, &e);
+    size_t a = 0;
+    while (a < len && (line[a] == ' ' || line[a] == '\t')) a++;
+    if (d && json_root(d)->type == JSON_OBJECT) return d;
+    if (d) {
+        const char *what = json_root(d)->type == JSON_ARRAY ? "a JSON array" : "a JSON value that is not an object";
+        json_doc_free(d);
+        tm_fail(err, "expected one JSON object per line (JSONL), found %s", what);
+        return NULL;
+    }
+    // within one line, "line 1, " says nothing: the caller names the file's line
+    const char *msg = !strncmp(e.msg, "line 1, ", 8) ? e.msg + 8 : e.msg;
+    // a lone "{" or "[", or a line opening an array, is what pretty-printed JSON looks like
+    size_t b = len;
+    while (b > a && (line[b - 1] == ' ' || line[b - 1] == '\t' || line[b - 1] == '\r')) b--;
+    if (a < len && (line[a] == '[' || (b - a == 1 && (line[a] == '{' || line[a] == ']' || line[a] == '}'))))
+        tm_fail(err, "expected one JSON object per line (JSONL); this line is not a whole object (a pretty-printed JSON file? "
+                     "jq -c converts one): %s",
+                msg);
+    else
+        tm_fail(err, "invalid JSON: %s", msg);
+    return NULL;
+}
+
 int data_load(tok_tokenizer *t, const char *path, const data_opts *o, data_set *out, tm_error *err) {
     memset(out, 0, sizeof *out);
     io_lines r;
@@ -450,9 +476,9 @@ int data_load(tok_tokenizer *t, const char *path, const data_opts *o, data_set *
         while (a < (size_t)len && (line[a] == ' ' || line[a] == '\t' || line[a] == '\r')) a++;
         if (a == (size_t)len) continue;  // blank line
         out->lines++;
-        json_doc *d = json_parse(line, (size_t)len, &e);
+        json_doc *d = data_parse_line(line, (size_t)len, &e);
         data_example ex;
-        int rc = d ? data_example_from_json(t, json_root(d), o, &ex, &e) : tm_fail_prefix(&e, "invalid JSON");
+        int rc = d ? data_example_from_json(t, json_root(d), o, &ex, &e) : -1;
         json_doc_free(d);
         if (rc) {
             if (o->on_bad_line == DATA_BAD_SKIP) {

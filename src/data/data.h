@@ -93,6 +93,10 @@ typedef struct data_set {
     char first_skip[1024];  // the first skipped line's message
 } data_set;
 
+// Parses one JSONL line, which must hold one JSON object; the message says so for a
+// pretty-printed file or an array (without file:line; the caller adds them).
+json_doc *data_parse_line(const char *line, size_t len, tm_error *err);
+
 // Reads a whole JSONL file. Errors are "path:line: reason". With DATA_BAD_SKIP a
 // bad line is counted in skipped and reading goes on.
 int data_load(tok_tokenizer *t, const char *path, const data_opts *o, data_set *out, tm_error *err);

@@ -41,20 +41,6 @@ int batch_add(batch_builder *b, const int *ids, const uint8_t *trained, int len)
     return start;
 }
 
-int batch_add_pair(batch_builder *b, const int *prompt, int plen, const int *completion, int clen) {
-    int len = plen + clen;
-    if (len <= 0 || b->n_tokens + len > b->cap_tokens || b->n_seqs >= b->cap_seqs) return -1;
-    int start = b->n_tokens;
-    for (int t = 0; t < len; t++) {
-        b->tokens[start + t] = t < plen ? prompt[t] : completion[t - plen];
-        b->pos[start + t] = t;
-    }
-    for (int t = 0; t < len; t++) b->targets[start + t] = t + 1 < len && t + 1 >= plen ? b->tokens[start + t + 1] : -1;
-    b->n_tokens += len;
-    b->cu_seqlens[++b->n_seqs] = b->n_tokens;
-    return start;
-}
-
 model_batch batch_view(const batch_builder *b) {
     model_batch v = {b->n_tokens, b->n_seqs, b->tokens, b->targets, b->pos, b->cu_seqlens};
     return v;

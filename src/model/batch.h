@@ -19,6 +19,4 @@ void batch_clear(batch_builder *b);
 // log-prob is computed at position t-1); trained == NULL trains every token but the
 // first. Returns the index of the sequence's first position, or -1 when it does not fit.
 int batch_add(batch_builder *b, const int *ids, const uint8_t *trained, int len);
-// Adds prompt ++ completion with only the completion trained.
-int batch_add_pair(batch_builder *b, const int *prompt, int plen, const int *completion, int clen);
 model_batch batch_view(const batch_builder *b);

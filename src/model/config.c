@@ -23,7 +23,12 @@ static int get_int(const json *r, const char *key, int def, int required, int *o
         *out = def;
         return 0;
     }
-    if (!json_is_int(v) || v->num < -1 || v->num > 1e9) return tm_fail(err, "%s: field \"%s\" must be an integer", path, key);
+    if (!json_is_int(v)) {
+        if (v->type == JSON_NUMBER) return tm_fail(err, "%s: field \"%s\" must be an integer (got %.*s)", path, key, (int)v->len, v->str);
+        return tm_fail(err, "%s: field \"%s\" must be an integer", path, key);
+    }
+    if (v->num < -1 || v->num > 1e9)
+        return tm_fail(err, "%s: field \"%s\" is %.*s, outside the supported range -1 .. 1000000000", path, key, (int)v->len, v->str);
     *out = (int)v->num;
     return 0;
 }

@@ -94,7 +94,12 @@ int model_create(model *m, const model_config *c, tm_error *err) {
     else if (c->tie_embeddings) m->off_lm_head = m->off_embed;
     else add_param(m, "lm_head.weight", 2, c->vocab, D, 1, &m->off_lm_head);
     m->w = calloc(m->numel, sizeof(float));
-    if (!m->w) { model_free(m); return tm_fail(err, "out of memory for %zu parameters", m->numel); }
+    if (!m->w) {
+        size_t n = m->numel;  // model_free clears it
+        model_free(m);
+        return tm_fail(err, "out of memory for the weights: %zu parameters (%d layers, hidden %d) need %.1f GiB as fp32", n, c->layers,
+                       c->hidden, (double)n * 4 / (1 << 30));
+    }
     return 0;
 }
 

@@ -50,6 +50,8 @@ int model_load_reward(model *m, const char *dir, uint64_t seed, tm_error *err) {
 static int load_dir(model *m, const char *dir, int as_reward, uint64_t seed, tm_error *err) {
     char path[4096];
     model_config cfg;
+    // "" would join to "/config.json", a file at the root that names nothing the user gave
+    if (!dir || !*dir) return tm_fail(err, "the model directory is an empty string (check --model)");
     io_join(path, sizeof path, dir, "config.json");
     size_t cfg_len;
     char *cfg_text = io_read_file(path, &cfg_len, err);

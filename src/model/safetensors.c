@@ -7,6 +7,7 @@
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include "base/io.h"
 #include "base/json.h"
 
 static const struct { const char *name; st_dtype dt; int size; } dtypes[] = {
@@ -246,10 +247,9 @@ int st_write(const char *path, const st_out_tensor *ts, int n, st_dtype dtype, t
     sbuf_puts(&h, "}");
     while (h.len % 8) sbuf_puts(&h, " ");  // data section starts 8-byte aligned, as the reference writer does
 
-    char tmp[4096];
-    snprintf(tmp, sizeof tmp, "%s.tmp.%d", path, (int)getpid());
-    FILE *fp = fopen(tmp, "wb");
-    if (!fp) { sbuf_free(&h); return tm_fail(err, "%s: %s", tmp, strerror(errno)); }
+    io_atomic w;
+    if (io_atomic_open(&w, path, err)) { sbuf_free(&h); return -1; }
+    FILE *fp = w.f;
     uint8_t len8[8];
     for (int i = 0; i < 8; i++) len8[i] = (uint8_t)((uint64_t)h.len >> (8 * i));
     int ok = fwrite(len8, 1, 8, fp) == 8 && fwrite(h.data, 1, h.len, fp) == h.len;
@@ -267,9 +267,6 @@ int st_write(const char *path, const st_out_tensor *ts, int n, st_dtype dtype, t
             ok = fwrite(half, 2, (size_t)m, fp) == (size_t)m;
         }
     }
-    if (ok) ok = fflush(fp) == 0 && fsync(fileno(fp)) == 0;
-    if (fclose(fp)) ok = 0;
-    if (!ok) { unlink(tmp); return tm_fail(err, "%s: write failed: %s", path, strerror(errno)); }
-    if (rename(tmp, path)) { int e = errno; unlink(tmp); return tm_fail(err, "%s: rename failed: %s", path, strerror(e)); }
-    return 0;
+    if (!ok) { int e = errno; io_atomic_abort(&w); return tm_fail(err, "%s: write failed: %s", path, strerror(e)); }
+    return io_atomic_commit(&w, err);
 }

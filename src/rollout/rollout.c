@@ -345,6 +345,7 @@ int rollout_run(const rollout_backend *be, tok_tokenizer *t, const int *const *p
         return tm_fail(err, "rollout: tools and stop strings need a tokenizer");
     if (o->n < 1 || o->batch < 1 || o->max_new_tokens < 1 || o->max_turns < 1)
         return tm_fail(err, "rollout: n, batch, max_new_tokens and max_turns must be >= 1");
+    if (sample_params_check(&o->sp, err)) return -1;
     engine E = {0}, *e = &E;
     e->be = be; e->t = t; e->o = o; e->prompts = prompts; e->plen = plen; e->np = nprompts; e->out = out;
     e->V = be->vocab;

@@ -10,6 +10,16 @@ void sample_params_default(sample_params *p) {
     p->min_p = 0.0;
 }
 
+int sample_params_check(const sample_params *p, tm_error *err) {
+    // NaN fails every comparison, so each test is written to fail on it
+    if (!(p->temperature >= 0 && isfinite(p->temperature)))
+        return tm_fail(err, "--temperature must be a finite number >= 0 (0: greedy), got %g", p->temperature);
+    if (!(p->top_p > 0 && p->top_p <= 1)) return tm_fail(err, "--top-p must be in (0, 1] (1: off), got %g", p->top_p);
+    if (p->top_k < 0) return tm_fail(err, "--top-k must be >= 0 (0: off), got %d", p->top_k);
+    if (!(p->min_p >= 0 && p->min_p <= 1)) return tm_fail(err, "--min-p must be in [0, 1] (0: off), got %g", p->min_p);
+    return 0;
+}
+
 int sample_scratch_init(sample_scratch *s, int V) {
     s->V = V;
     s->idx = malloc(sizeof(int) * (size_t)V);

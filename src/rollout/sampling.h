@@ -10,6 +10,7 @@
 // temperature 0 is greedy: the argmax, the lowest id among equal maxima.
 #pragma once
 #include <stdint.h>
+#include "base/error.h"
 #include "base/rng.h"
 
 typedef struct sample_params {
@@ -20,6 +21,8 @@ typedef struct sample_params {
 } sample_params;
 
 void sample_params_default(sample_params *p);  // temperature 1, top_p 1, top_k 0, min_p 0
+// Each parameter within its range (the message names the flag and the range).
+int sample_params_check(const sample_params *p, tm_error *err);
 
 // Scratch for sample_token: 2 * V floats' worth (ints and floats).
 typedef struct sample_scratch {

@@ -56,6 +56,33 @@ static void remove_dir(const char *dir) {
     rmdir(dir);
 }
 
+// Deletes output_dir/name without ever showing a half-deleted directory under that
+// name: it is first renamed out of the checkpoint-* namespace (to .trash-<name>, which
+// checkpoint_latest never picks), the rename made durable, and only then emptied. A
+// crash in between leaves a .trash-* leftover, removed by the next save.
+static int discard(const char *output_dir, const char *name, tm_error *err) {
+    char from[4096], trash[4096], tname[300];
+    snprintf(tname, sizeof tname, ".trash-%s", name);
+    io_join(from, sizeof from, output_dir, name);
+    io_join(trash, sizeof trash, output_dir, tname);
+    remove_dir(trash);
+    if (rename(from, trash)) return errno == ENOENT ? 0 : tm_fail(err, "%s: cannot move it aside to delete it: %s", from, strerror(errno));
+    if (io_fsync_dir(output_dir, err)) return -1;
+    remove_dir(trash);
+    return 0;
+}
+
+// Removes the leftovers of interrupted deletions (.trash-*).
+static void remove_trash(const char *output_dir) {
+    DIR *d = opendir(output_dir);
+    if (!d) return;
+    struct dirent *e;
+    char p[4096];
+    while ((e = readdir(d)))
+        if (!strncmp(e->d_name, ".trash-checkpoint-", 18)) remove_dir(io_join(p, sizeof p, output_dir, e->d_name));
+    closedir(d);
+}
+
 static int cmp_long(const void *a, const void *b) {
     long x = *(const long *)a, y = *(const long *)b;
     return x < y ? -1 : x > y;
@@ -89,16 +116,32 @@ int checkpoint_latest(const char *output_dir, char *out, size_t cap) {
     return 0;
 }
 
-static void prune(const char *output_dir, int keep) {
-    if (keep <= 0) return;
+static int prune(const char *output_dir, int keep, tm_error *err) {
+    if (keep <= 0) return 0;
     long steps[4096];
     int n = list_checkpoints(output_dir, steps, 4096);
     for (int i = 0; i + keep < n; i++) {
-        char name[64], p[4096];
+        char name[64];
         snprintf(name, sizeof name, "checkpoint-%ld", steps[i]);
-        remove_dir(io_join(p, sizeof p, output_dir, name));
+        if (discard(output_dir, name, err)) return -1;
     }
+    return 0;
 }
+
+int checkpoint_remove_all(const char *output_dir, tm_error *err) {
+    remove_trash(output_dir);
+    long steps[4096];
+    int n = list_checkpoints(output_dir, steps, 4096);
+    for (int i = 0; i < n; i++) {
+        char name[64];
+        snprintf(name, sizeof name, "checkpoint-%ld", steps[i]);
+        if (discard(output_dir, name, err)) return -1;
+    }
+    return 0;
+}
+
+// Writes the fp32 master weights when the model's own file rounds them (bf16/fp16).
+static int save_master(const char *dir, const model *m, tm_error *err);
 
 int checkpoint_save(const char *output_dir, const model *m, const model_optimizer *o, const checkpoint_state *st, int keep,
                     tm_error *err) {
@@ -107,6 +150,7 @@ int checkpoint_save(const char *output_dir, const model *m, const model_optimize
     io_join(dir, sizeof dir, output_dir, name);
     snprintf(tmp, sizeof tmp, "%s.tmp", dir);
     remove_dir(tmp);  // leftovers of a crash
+    remove_trash(output_dir);
     if (model_save(m, tmp, 0, err)) return -1;
     int n = 2 * m->nparams;
     st_out_tensor *ts = calloc((size_t)n, sizeof *ts);
@@ -122,14 +166,53 @@ int checkpoint_save(const char *output_dir, const model *m, const model_optimize
     int rc = st_write(io_join(path, sizeof path, tmp, "optimizer.safetensors"), ts, n, ST_F32, err);
     free(ts);
     free(names);
-    if (rc || checkpoint_write_trainer_state(tmp, st, err)) return -1;
-    remove_dir(dir);
+    if (rc || save_master(tmp, m, err) || checkpoint_write_trainer_state(tmp, st, err) || io_fsync_dir(tmp, err)) return -1;
+    if (discard(output_dir, name, err)) return -1;  // the same step saved before (a rerun)
     if (rename(tmp, dir)) return tm_fail(err, "%s: rename failed: %s", dir, strerror(errno));
-    prune(output_dir, keep);
+    if (io_fsync_dir(output_dir, err)) return -1;
+    return prune(output_dir, keep, err);
+}
+
+// The model's file holds its original dtype (what a Hugging Face user expects); a
+// bf16 or fp16 file rounds away updates smaller than half a unit in the last place
+// (2^-9 relative for bf16), so the exact fp32 weights the run trains go beside it.
+static int save_master(const char *dir, const model *m, tm_error *err) {
+    if (m->file_dtype == ST_F32) return 0;  // model.safetensors is already exact
+    st_out_tensor *ts = calloc((size_t)m->nparams, sizeof *ts);
+    if (!ts) return tm_fail(err, "out of memory");
+    for (int i = 0; i < m->nparams; i++) {
+        const model_param *p = &m->params[i];
+        ts[i] = (st_out_tensor){p->name, p->ndim, {p->shape[0], p->shape[1]}, m->w + p->offset};
+    }
+    char path[4096];
+    int rc = st_write(io_join(path, sizeof path, dir, CHECKPOINT_MASTER_FILE), ts, m->nparams, ST_F32, err);
+    free(ts);
+    return rc;
+}
+
+// Restores the fp32 master weights over the rounded ones model_load read.
+static int load_master(const char *dir, model *m, tm_error *err) {
+    char path[4096];
+    io_join(path, sizeof path, dir, CHECKPOINT_MASTER_FILE);
+    if (!io_exists(path)) {
+        if (m->file_dtype == ST_F32) return 0;
+        fprintf(stderr, "temper: %s: no %s; resuming from the rounded %s weights (not bit-identical)\n", dir, CHECKPOINT_MASTER_FILE,
+                m->file_dtype == ST_BF16 ? "bf16" : "fp16");
+        return 0;
+    }
+    st_file f;
+    if (st_open(&f, path, err)) return -1;
+    for (int i = 0; i < m->nparams; i++) {
+        const model_param *p = &m->params[i];
+        const st_tensor *t = st_find(&f, p->name);
+        if (!t || t->numel != (int64_t)p->numel || t->dtype != ST_F32) { st_close(&f); return tm_fail(err, "%s: missing or misshapen tensor %s", path, p->name); }
+        if (st_read_f32(&f, t, m->w + p->offset, err)) { st_close(&f); return -1; }
+    }
+    st_close(&f);
     return 0;
 }
 
-int checkpoint_load_state(const char *dir, const model *m, model_optimizer *o, checkpoint_state *st, tm_error *err) {
+int checkpoint_load_state(const char *dir, model *m, model_optimizer *o, checkpoint_state *st, tm_error *err) {
     char path[4096];
     st_file f;
     if (st_open(&f, io_join(path, sizeof path, dir, "optimizer.safetensors"), err)) return -1;
@@ -144,6 +227,7 @@ int checkpoint_load_state(const char *dir, const model *m, model_optimizer *o, c
         }
     }
     st_close(&f);
+    if (load_master(dir, m, err)) return -1;
     json_doc *d = json_parse_file(io_join(path, sizeof path, dir, "trainer_state.json"), err);
     if (!d) return -1;
     json *r = json_root(d);
@@ -164,4 +248,19 @@ int checkpoint_load_state(const char *dir, const model *m, model_optimizer *o, c
     json_doc_free(d);
     o->step = st->global_step;
     return rc;
+}
+
+int checkpoint_check(const char *dir, tm_error *err) {
+    if (!io_is_dir(dir)) return tm_fail(err, "--resume-from-checkpoint %s: %s", dir, io_exists(dir) ? "not a directory" : "no such directory");
+    static const char *need[] = {"config.json", "optimizer.safetensors", "trainer_state.json"};
+    char path[4096];
+    for (size_t i = 0; i < sizeof need / sizeof need[0]; i++)
+        if (!io_exists(io_join(path, sizeof path, dir, need[i])))
+            return tm_fail(err, "--resume-from-checkpoint %s: no %s (not a complete checkpoint)", dir, need[i]);
+    json_doc *d = json_parse_file(io_join(path, sizeof path, dir, "trainer_state.json"), err);
+    if (!d) return -1;
+    long long step = json_get_int(json_root(d), "global_step", -1);
+    json_doc_free(d);
+    if (step < 0) return tm_fail(err, "%s: no \"global_step\"", path);
+    return 0;
 }

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include "base/io.h"
 #include "base/json.h"
 #include "base/progress.h"
 #include "data/data.h"
@@ -18,8 +19,9 @@ static int hidden_of(model *m, batch_builder *bb, const data_example *d, tm_erro
     for (int q = 0; q < d->nseq; q++) {
         uint8_t *zero = calloc((size_t)d->seq[q].len, 1);
         if (!zero) return tm_fail(err, "out of memory");
-        batch_add(bb, d->seq[q].ids, zero, d->seq[q].len);
+        int start = batch_add(bb, d->seq[q].ids, zero, d->seq[q].len);
         free(zero);
+        if (start < 0) return tm_fail(err, "line %ld: %d tokens do not fit the batch (%d)", d->line, d->seq[q].len, bb->cap_tokens);
     }
     model_batch b = batch_view(bb);
     float *logp = malloc(sizeof(float) * (size_t)b.n_tokens);
@@ -52,9 +54,7 @@ int critical_tokens_run(const critical_args *a, tm_error *err) {
     batch_builder bb = {0};
     float *scratch = NULL, *prob = NULL, *w = NULL;
     int *targets = NULL;
-    FILE *out = NULL;
-    char tmp[4200];
-    snprintf(tmp, sizeof tmp, "%s.tmp.%d", a->out, (int)getpid());
+    io_atomic out = {0};
     sbuf line;
     sbuf_init(&line);
     if (model_load(&mp, a->positive, err) || model_load(&mn, a->negative, err)) goto done;
@@ -81,9 +81,8 @@ int critical_tokens_run(const critical_args *a, tm_error *err) {
     prob = malloc(sizeof(float) * (size_t)longest);
     w = malloc(sizeof(float) * (size_t)longest);
     targets = malloc(sizeof(int) * (size_t)longest);
-    out = fopen(tmp, "w");
     if (!scratch || !prob || !w || !targets) { tm_fail(err, "out of memory"); goto done; }
-    if (!out) { tm_fail(err, "%s: %s", tmp, strerror(errno)); goto done; }
+    if (io_atomic_open(&out, a->out, err)) goto done;
     int32_t eos = tok_eos_id(tok);
     progress pb;
     progress_start(&pb, "critical tokens", ds.n, "pairs");
@@ -118,17 +117,14 @@ int critical_tokens_run(const critical_args *a, tm_error *err) {
             put_array_float(&line, key, w, s->len);
         }
         sbuf_puts(&line, "}\n");
-        if (fwrite(line.data, 1, line.len, out) != line.len) { tm_fail(err, "%s: write failed", tmp); goto done; }
+        if (fwrite(line.data, 1, line.len, out.f) != line.len) { tm_fail(err, "%s: write failed: %s", out.tmp, strerror(errno)); goto done; }
         progress_update(&pb, i + 1);
     }
     progress_finish(&pb);
-    if (fclose(out)) { out = NULL; tm_fail(err, "%s: write failed", tmp); goto done; }
-    out = NULL;
-    if (rename(tmp, a->out)) { tm_fail(err, "%s: %s", a->out, strerror(errno)); goto done; }
+    if (io_atomic_commit(&out, err)) goto done;
     rc = 0;
 done:
-    if (out) fclose(out);
-    if (rc) unlink(tmp);
+    io_atomic_abort(&out);  // nothing left to remove after a commit
     sbuf_free(&line);
     free(scratch); free(prob); free(w); free(targets);
     batch_free(&bb);

@@ -1,6 +1,9 @@
 // The offline training loop (see trainer.h for its contract).
 #include "train/trainer.h"
+#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -40,6 +43,119 @@ void train_args_default(train_args *a, train_method m) {
     a->kto = kto_hparams_default();
 }
 
+// ---- checking the settings before any work ----
+
+// A real-valued setting in [lo, hi] (open at an end when lo_open / hi_open); NaN and
+// infinities never pass.
+static int check_range(const char *flag, double v, double lo, int lo_open, double hi, int hi_open, tm_error *err) {
+    int ok = isfinite(v) && (lo_open ? v > lo : v >= lo) && (hi_open ? v < hi : v <= hi);
+    if (ok) return 0;
+    char range[96];
+    if (isinf(hi)) snprintf(range, sizeof range, "a finite number %s %g", lo_open ? ">" : ">=", lo);
+    else snprintf(range, sizeof range, "in %s%g, %g%s", lo_open ? "(" : "[", lo, hi, hi_open ? ")" : "]");
+    return tm_fail(err, "--%s must be %s (got %g)", flag, range, v);
+}
+
+static int check_int(const char *flag, long v, long lo, const char *meaning, tm_error *err) {
+    if (v >= lo) return 0;
+    return tm_fail(err, "--%s must be at least %ld%s (got %ld)", flag, lo, meaning, v);
+}
+
+int train_args_check(const train_args *a, tm_error *err) {
+    const double INF = INFINITY;
+    const int OPEN = 1, SHUT = 0;
+    int dpo = a->method == TRAIN_DPO, kto = a->method == TRAIN_KTO;
+    if (check_range("learning-rate", a->learning_rate, 0, SHUT, INF, OPEN, err) ||
+        check_range("warmup-ratio", a->warmup_ratio, 0, SHUT, 1, SHUT, err) ||
+        check_range("weight-decay", a->weight_decay, 0, SHUT, INF, OPEN, err) ||
+        check_range("max-grad-norm", a->max_grad_norm, 0, SHUT, INF, OPEN, err) ||
+        check_range("adam-beta1", a->adam_beta1, 0, SHUT, 1, OPEN, err) ||
+        check_range("adam-beta2", a->adam_beta2, 0, SHUT, 1, OPEN, err) ||
+        check_range("adam-epsilon", a->adam_epsilon, 0, OPEN, INF, OPEN, err) ||
+        (a->max_steps <= 0 && check_range("num-train-epochs", a->num_train_epochs, 0, OPEN, INF, OPEN, err)) ||
+        check_int("max-steps", a->max_steps, -1, " (-1: use --num-train-epochs)", err) ||
+        check_int("warmup-steps", a->warmup_steps, 0, "", err) ||
+        check_int("per-device-train-batch-size", a->per_device_train_batch_size, 1, "", err) ||
+        check_int("gradient-accumulation-steps", a->gradient_accumulation_steps, 1, "", err) ||
+        check_int("max-length", a->max_length, 2, " (a prompt token and a trained token)", err) ||
+        check_int("max-prompt-length", a->max_prompt_length, 0, " (0: the whole prompt)", err) ||
+        check_int("logging-steps", a->logging_steps, 1, "", err) ||
+        check_int("eval-steps", a->eval_steps, 0, " (0: the logging steps)", err) ||
+        check_int("save-steps", a->save_steps, 0, " (0: never)", err) ||
+        check_int("save-total-limit", a->save_total_limit, 0, " (0: keep all)", err) ||
+        check_int("seed", a->seed, 0, "", err) ||
+        check_range("center-rewards-coefficient", a->center_rewards_coefficient, 0, SHUT, INF, OPEN, err))
+        return -1;
+    if (dpo && (check_range("beta", a->dpo.beta, 0, OPEN, INF, OPEN, err) ||
+                check_range("label-smoothing", a->dpo.label_smoothing, 0, SHUT, 0.5, SHUT, err) ||
+                check_range("rpo-alpha", a->dpo.rpo_alpha, 0, SHUT, INF, OPEN, err)))
+        return -1;
+    if (dpo)
+        for (int i = 0; i < DPO_N_LOSS; i++)
+            if (!isfinite(a->dpo.loss_weight[i]))
+                return tm_fail(err, "--loss-weights: the weight of %s is %g; weights must be finite", dpo_loss_type_name((dpo_loss_type)i), a->dpo.loss_weight[i]);
+    if (kto && (check_range("beta", a->kto.beta, 0, OPEN, INF, OPEN, err) ||
+                check_range("desirable-weight", a->kto.desirable_weight, 0, OPEN, INF, OPEN, err) ||
+                check_range("undesirable-weight", a->kto.undesirable_weight, 0, OPEN, INF, OPEN, err)))
+        return -1;
+    return 0;
+}
+
+// The real path of a directory, or NULL when it does not exist.
+static const char *real_dir(const char *dir, char *out) {
+    return dir && realpath(dir, out) ? out : NULL;
+}
+
+// --output-dir before anything is loaded: not the input model, not a file, creatable
+// and writable, and empty unless the run continues it (a checkpoint of its own) or
+// --overwrite-output-dir says to replace it. Two runs in one directory would mix their
+// checkpoints, metrics.jsonl and --resume-from-checkpoint last.
+static int prepare_output_dir(const train_args *a, tm_error *err) {
+    const char *out = a->output_dir;
+    if (!*out) return tm_fail(err, "--output-dir is empty");
+    if (io_exists(out) && !io_is_dir(out)) return tm_fail(err, "--output-dir %s exists and is not a directory", out);
+    char ro[PATH_MAX], rm[PATH_MAX];
+    const char *inputs[2][2] = {{"--model", a->model}, {"--ref-model", a->ref_model}};
+    if (real_dir(out, ro))
+        for (int i = 0; i < 2; i++)
+            if (real_dir(inputs[i][1], rm) && !strcmp(ro, rm))
+                return tm_fail(err, "--output-dir %s is the %s directory: saving would overwrite the model this run reads; choose another directory",
+                               out, inputs[i][0]);
+    if (io_is_dir(out)) {
+        DIR *d = opendir(out);
+        if (!d) return tm_fail(err, "--output-dir %s: %s", out, strerror(errno));
+        char first[256] = "";
+        long n = 0;
+        struct dirent *e;
+        while ((e = readdir(d)))
+            if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..") && n++ == 0) snprintf(first, sizeof first, "%s", e->d_name);
+        closedir(d);
+        // resuming continues this directory's own run
+        char parent[PATH_MAX], rr[PATH_MAX];
+        int own = 0;
+        if (a->resume_from_checkpoint && real_dir(a->resume_from_checkpoint, rr)) {
+            snprintf(parent, sizeof parent, "%s", rr);
+            char *slash = strrchr(parent, '/');
+            if (slash) *slash = 0;
+            own = !strcmp(parent, ro);
+        }
+        if (n && !own && !a->overwrite_output_dir)
+            return tm_fail(err, "--output-dir %s is not empty (%ld entries, e.g. %s): a new run there would mix with the old one; "
+                                "pass --overwrite-output-dir to replace it, or --resume-from-checkpoint last to continue it",
+                           out, n, first);
+        if (n && !own && checkpoint_remove_all(out, err)) return -1;
+    }
+    if (io_mkdirs(out, err)) return -1;
+    // a probe file: permission bits alone do not say (root, read-only mounts, ACLs)
+    char probe[4200];
+    snprintf(probe, sizeof probe, "%s/.temper-write-test.%d", out, (int)getpid());
+    int fd = open(probe, O_WRONLY | O_CREAT | O_EXCL, 0644);
+    if (fd < 0) return tm_fail(err, "--output-dir %s is not writable: %s", out, strerror(errno));
+    close(fd);
+    unlink(probe);
+    return 0;
+}
+
 // ---- examples and their cached reference log-probs ----
 
 // One training example as the loop sees it: the data layer's sequences plus, per
@@ -59,6 +175,7 @@ typedef struct example {
 typedef struct example_set {
     example *ex;
     int n;
+    long truncated, dropped;  // examples cut to the length limits; dropped with nothing left to train
 } example_set;
 
 static void example_set_free(example_set *s) {
@@ -76,17 +193,28 @@ static void example_set_free(example_set *s) {
     memset(s, 0, sizeof *s);
 }
 
-// TRL keeps the end of a long prompt (truncation_mode "keep_end" for prompts).
-static void cut_prompt(data_example *d, int max_prompt) {
-    if (max_prompt <= 0 || d->prompt_len <= max_prompt) return;
-    int cut = d->prompt_len - max_prompt;
-    for (int s = 0; s < d->nseq; s++) {
-        data_seq *q = &d->seq[s];
-        memmove(q->ids, q->ids + cut, sizeof(int32_t) * (size_t)(q->len - cut));
-        memmove(q->mask, q->mask + cut, (size_t)(q->len - cut));
-        q->len -= cut;
+// TRL's order for long examples: the prompt is cut to max_prompt tokens first (its end
+// kept, or its start with keep_start), then each sequence to max_length (the end of
+// the completion goes). Cutting to max_length first would leave a long prompt with no
+// completion at all. Returns 1 if anything was cut.
+static int truncate_example(data_example *d, int max_prompt, int keep_start, int max_length) {
+    int cut_any = 0;
+    if (max_prompt > 0 && d->prompt_len > max_prompt) {
+        int cut = d->prompt_len - max_prompt;       // tokens removed from the prompt
+        int from = keep_start ? max_prompt : 0;     // where the removed run starts
+        for (int s = 0; s < d->nseq; s++) {
+            data_seq *q = &d->seq[s];
+            memmove(q->ids + from, q->ids + from + cut, sizeof(int32_t) * (size_t)(q->len - from - cut));
+            memmove(q->mask + from, q->mask + from + cut, (size_t)(q->len - from - cut));
+            q->len -= cut;
+        }
+        d->prompt_len = max_prompt;
+        cut_any = 1;
     }
-    d->prompt_len = max_prompt;
+    for (int s = 0; s < d->nseq; s++)
+        if (max_length > 0 && d->seq[s].len > max_length) d->seq[s].len = max_length, cut_any = 1;
+    if (d->prompt_len > d->seq[0].len) d->prompt_len = d->seq[0].len;
+    return cut_any;
 }
 
 // KTO's mismatched pairs, as TRL builds them: within each block of batch-size rows in
@@ -117,7 +245,7 @@ static int load_examples(tok_tokenizer *tok, const tok_chat *chat, const train_a
     data_opts_default(&o);
     o.format = fmt;
     o.chat = chat;
-    o.max_length = a->max_length;
+    o.max_length = 0;  // the lengths are applied below, prompt first
     o.on_bad_line = a->on_bad_line;
     // a reward model scores the last token of the text itself: no EOS appended, so the
     // score sits where transformers' sequence classifier reads it (last non-pad token)
@@ -125,13 +253,13 @@ static int load_examples(tok_tokenizer *tok, const tok_chat *chat, const train_a
     data_set ds;
     if (data_load(tok, path, &o, &ds, err)) return -1;
     if (ds.skipped) fprintf(stderr, "temper: %s: skipped %ld bad lines (first: %s)\n", path, ds.skipped, ds.first_skip);
-    if (ds.truncated) fprintf(stderr, "temper: %s: %ld examples cut to --max-length %d\n", path, ds.truncated, a->max_length);
+    int ds_n = ds.n;
     out->ex = calloc((size_t)(ds.n ? ds.n : 1), sizeof(example));
     if (!out->ex) { data_set_free(&ds); return tm_fail(err, "out of memory"); }
     int kept = 0;
     for (int i = 0; i < ds.n; i++) {
         data_example *d = &ds.ex[i];
-        cut_prompt(d, a->max_prompt_length);
+        out->truncated += truncate_example(d, a->max_prompt_length, a->keep_start, a->max_length);
         int trainable = 1;
         for (int s = 0; s < d->nseq; s++) {
             int any = 0;
@@ -139,15 +267,20 @@ static int load_examples(tok_tokenizer *tok, const tok_chat *chat, const train_a
             trainable &= any;
             for (int t = 0; t < d->seq[s].len; t++)
                 if (d->seq[s].ids[t] < 0 || d->seq[s].ids[t] >= vocab) {
+                    // the message reads d before data_set_free releases it
+                    tm_fail(err, "%s:%ld: token id %d is outside the model's vocabulary (%d): tokenizer and model do not match",
+                            path, d->line, d->seq[s].ids[t], vocab);
                     data_set_free(&ds);
-                    return tm_fail(err, "%s:%ld: token id %d is outside the model's vocabulary (%d): tokenizer and model do not match",
-                                   path, d->line, d->seq[s].ids[t], vocab);
+                    out->n = kept;  // the caller frees the examples already moved
+                    return -1;
                 }
         }
         // a sequence with nothing to train (e.g. its completion was cut away) carries no
         // signal and would make a DPO log-ratio meaningless: drop it, loudly
         if (!trainable) {
-            fprintf(stderr, "temper: %s:%ld: no trainable tokens left after truncation; example dropped\n", path, d->line);
+            if (!out->dropped)
+                fprintf(stderr, "temper: %s:%ld: no trainable tokens left after truncation; example dropped\n", path, d->line);
+            out->dropped++;
             data_example_free(d);
             continue;
         }
@@ -156,12 +289,16 @@ static int load_examples(tok_tokenizer *tok, const tok_chat *chat, const train_a
     }
     out->n = kept;
     data_set_free(&ds);
+    if (out->truncated || out->dropped)
+        fprintf(stderr, "temper: %s: %ld of %d examples truncated (--max-prompt-length %d, then --max-length %d), %ld dropped with nothing left to train\n",
+                path, out->truncated, ds_n, a->max_prompt_length, a->max_length, out->dropped);
     if (!kept) return tm_fail(err, "%s: no usable examples", path);
     return 0;
 }
 
 // cDPO: per-token weights from `temper critical-tokens`, matched to examples by input line.
 // The file holds the ids it scored; ours may have lost the start of a long prompt
+// (--max-prompt-length with the default --truncation-mode keep_end)
 // (--max-prompt-length), so the two are aligned at the end and must agree there.
 static int load_token_weights(const char *path, example_set *s, tm_error *err) {
     io_lines in;
@@ -172,7 +309,7 @@ static int load_token_weights(const char *path, example_set *s, tm_error *err) {
     while (!rc && (len = io_lines_next(&in, &text)) >= 0) {
         if (!len) continue;
         tm_error jerr;
-        json_doc *d = json_parse(text, (size_t)len, &jerr);
+        json_doc *d = data_parse_line(text, (size_t)len, &jerr);
         if (!d) { rc = tm_fail(err, "%s:%ld: %s", path, in.lineno, jerr.msg); break; }
         json *r = json_root(d);
         long line = (long)json_get_int(r, "line", -1);
@@ -248,10 +385,14 @@ static void buffers_free(step_buffers *b) {
 }
 
 // Adds a sequence to the batch, recording its span and token-aligned mask, reference
-// and weights.
-static void add_seq(step_buffers *b, const int32_t *ids, const uint8_t *mask, int len, const float *ref, const float *w) {
+// and weights. The buffers are sized for the largest micro-batch, so a sequence that
+// does not fit is a bug in that sizing: reported, never written past the end.
+static int add_seq(step_buffers *b, const int32_t *ids, const uint8_t *mask, int len, const float *ref, const float *w, tm_error *err) {
     int s = b->bb.n_seqs;
     int start = batch_add(&b->bb, ids, mask, len);
+    if (start < 0)
+        return tm_fail(err, "internal: a sequence of %d tokens does not fit the batch (%d of %d tokens, %d of %d sequences used)", len,
+                       b->bb.n_tokens, b->bb.cap_tokens, b->bb.n_seqs, b->bb.cap_seqs);
     b->span[2 * s] = start;
     b->span[2 * s + 1] = start + len;
     for (int t = 0; t < len; t++) {
@@ -259,6 +400,7 @@ static void add_seq(step_buffers *b, const int32_t *ids, const uint8_t *mask, in
         b->ref_tok[start + t] = ref ? ref[t] : 0.0f;
         b->weight_tok[start + t] = w ? w[t] : 1.0f;
     }
+    return 0;
 }
 
 // Forward over the packed batch, then log-probs moved to token alignment.
@@ -303,8 +445,9 @@ static int compute_reference(model *m, example_set *s, step_buffers *b, int kl, 
             for (int q = 0; q < e->d.nseq; q++) need += e->d.seq[q].len;
             if (kl) need += e->kl_len;
             if (i > first && (b->bb.n_tokens + need > b->cap_tokens || b->bb.n_seqs + 3 > b->cap_seqs)) break;
-            for (int q = 0; q < e->d.nseq; q++) add_seq(b, e->d.seq[q].ids, e->d.seq[q].mask, e->d.seq[q].len, NULL, NULL);
-            if (kl && e->kl_len > 1) add_seq(b, e->kl_ids, e->kl_mask, e->kl_len, NULL, NULL);
+            for (int q = 0; q < e->d.nseq; q++)
+                if (add_seq(b, e->d.seq[q].ids, e->d.seq[q].mask, e->d.seq[q].len, NULL, NULL, err)) return -1;
+            if (kl && e->kl_len > 1 && add_seq(b, e->kl_ids, e->kl_mask, e->kl_len, NULL, NULL, err)) return -1;
             i++;
         }
         if (forward_tokens(m, b, err)) return -1;
@@ -378,7 +521,10 @@ static int run_micro_rm(const train_args *a, model *m, const example_set *s, con
                         step_buffers *b, int train, step_metrics *out, tm_error *err) {
     batch_clear(&b->bb);
     for (int k = 0; k < n; k++)
-        for (int q = 0; q < 2; q++) add_seq(b, s->ex[idx[k]].d.seq[q].ids, s->ex[idx[k]].d.seq[q].mask, s->ex[idx[k]].d.seq[q].len, NULL, NULL);
+        for (int q = 0; q < 2; q++) {
+            const data_seq *sq = &s->ex[idx[k]].d.seq[q];
+            if (add_seq(b, sq->ids, sq->mask, sq->len, NULL, NULL, err)) return -1;
+        }
     model_batch mb = batch_view(&b->bb);
     // scores live in the token-aligned buffers: chosen k at [k], rejected at [n + k]
     float *r = b->logp_tok, *dr = b->dlogp_tok;
@@ -406,7 +552,7 @@ static int run_micro(const train_args *a, model *m, const example_set *s, const 
         batch_clear(&b->bb);
         for (int k = 0; k < n; k++) {
             const example *e = &s->ex[idx[k]];
-            if (e->kl_len > 1) add_seq(b, e->kl_ids, e->kl_mask, e->kl_len, e->kl_ref, NULL);
+            if (e->kl_len > 1 && add_seq(b, e->kl_ids, e->kl_mask, e->kl_len, e->kl_ref, NULL, err)) return -1;
         }
         if (b->bb.n_seqs) {
             if (forward_tokens(m, b, err)) return -1;
@@ -421,7 +567,7 @@ static int run_micro(const train_args *a, model *m, const example_set *s, const 
         const example *e = &s->ex[idx[k]];
         for (int q = 0; q < e->d.nseq; q++) {
             b->pair[b->bb.n_seqs] = b->bb.n_seqs;
-            add_seq(b, e->d.seq[q].ids, e->d.seq[q].mask, e->d.seq[q].len, e->ref[q], e->weight[q]);
+            if (add_seq(b, e->d.seq[q].ids, e->d.seq[q].mask, e->d.seq[q].len, e->ref[q], e->weight[q], err)) return -1;
         }
         b->desirable[k] = e->d.label == 1;
     }
@@ -556,11 +702,15 @@ int train_run(const train_args *args, tm_error *err) {
     data_format fmt = format_for(a, err, &ok);
     if (!ok) return -1;
     if (!a->model || !a->data || !a->output_dir) return tm_fail(err, "--model, --data and --output-dir are required");
-    if (a->per_device_train_batch_size < 1 || a->gradient_accumulation_steps < 1)
-        return tm_fail(err, "--per-device-train-batch-size and --gradient-accumulation-steps must be at least 1");
+    if (!*a->model) return tm_fail(err, "--model is empty");
+    if (train_args_check(a, err)) return -1;
     lr_schedule sched;
     if (lr_schedule_parse(a->lr_scheduler_type, &sched))
         return tm_fail(err, "unknown --lr-scheduler-type \"%s\" (linear, cosine, constant, constant_with_warmup)", a->lr_scheduler_type);
+    // everything that can be checked is checked before the expensive part (loading,
+    // reference log-probs), so a bad directory fails in a second, not after an hour
+    if (a->resume_from_checkpoint && checkpoint_check(a->resume_from_checkpoint, err)) return -1;
+    if (prepare_output_dir(a, err)) return -1;
 
     int rc = -1;
     model m = {0};
@@ -624,7 +774,6 @@ int train_run(const train_args *args, tm_error *err) {
     if (model_enable_grad(&m, err)) goto done;
     adamw_hparams h = {a->learning_rate, a->adam_beta1, a->adam_beta2, a->adam_epsilon, a->weight_decay};
     if (model_optimizer_init(&opt, &m, h, a->max_grad_norm, err)) goto done;
-    if (io_mkdirs(a->output_dir, err)) goto done;
 
     int per_step = bs * a->gradient_accumulation_steps;
     int64_t steps_per_epoch = (train.n + per_step - 1) / per_step;
@@ -641,12 +790,10 @@ int train_run(const train_args *args, tm_error *err) {
     // metrics.jsonl restarts from the checkpoint's log history, so a resumed run's file
     // is the same as an uninterrupted one's
     {
-        char tmp[4200];
-        snprintf(tmp, sizeof tmp, "%s.tmp.%d", metrics_path, (int)getpid());
-        FILE *f = fopen(tmp, "w");
-        if (!f) { tm_fail(err, "%s: %s", tmp, strerror(errno)); goto done; }
-        for (int i = 0; i < st.n_log; i++) fprintf(f, "%s\n", st.log[i]);
-        if (fclose(f) || rename(tmp, metrics_path)) { tm_fail(err, "%s: cannot write", metrics_path); goto done; }
+        io_atomic w;
+        if (io_atomic_open(&w, metrics_path, err)) goto done;
+        for (int i = 0; i < st.n_log; i++) fprintf(w.f, "%s\n", st.log[i]);
+        if (io_atomic_commit(&w, err)) goto done;
         metrics = fopen(metrics_path, "a");
         if (!metrics) { tm_fail(err, "%s: %s", metrics_path, strerror(errno)); goto done; }
     }
@@ -693,6 +840,11 @@ int train_run(const train_args *args, tm_error *err) {
             put_metric(&line, "", "num_tokens", st.num_tokens);
             put_metric(&line, "", "tokens_per_second", window.num_tokens / (now_seconds() - window_start));
             put_method_metrics(&line, a, &window, "");
+            if (st.n_log == 0) {
+                // the data as the run saw it, once (transformers has no such entry; the keys are ours)
+                sbuf_printf(&line, ", \"train_examples\": %d, \"truncated_examples\": %ld, \"dropped_examples\": %ld", train.n,
+                            train.truncated, train.dropped);
+            }
             sbuf_puts(&line, "}");
             fprintf(metrics, "%s\n", line.data);
             fflush(metrics);

@@ -18,6 +18,14 @@
 // - Every logging step appends one line to <output-dir>/metrics.jsonl (the entries of
 //   transformers' log_history: step, epoch, loss, grad_norm, learning_rate and the
 //   method's metrics with TRL's names); `temper plot` draws it.
+// - --output-dir must be empty (or new) unless the run resumes from one of its
+//   checkpoints or --overwrite-output-dir is given (which deletes its checkpoints), so
+//   two runs never mix; it must not be the --model or --ref-model directory. It, the
+//   data and --resume-from-checkpoint are checked before any expensive work.
+// - Long examples: the prompt is cut to --max-prompt-length first (keeping its end,
+//   or its start with --truncation-mode keep_start), then every sequence to
+//   --max-length; examples left with no trained token are dropped. Both counts are
+//   printed and logged in the first metrics.jsonl entry.
 // - Checkpoints are <output-dir>/checkpoint-<step>/: a Hugging Face model directory
 //   plus optimizer.safetensors and trainer_state.json, written under a temporary name
 //   and renamed, so a crash never leaves a half-written checkpoint.
@@ -47,7 +55,11 @@ typedef struct train_args {
     dpo_hparams dpo;
     kto_hparams kto;
     int quiet;                       // no progress bar
+    int overwrite_output_dir;        // a non-empty --output-dir is refused without it (or a resume from it)
+    int keep_start;                  // --truncation-mode keep_start: long prompts keep their start (default: end)
 } train_args;
 
 void train_args_default(train_args *a, train_method m);
+// Every numeric setting within its range; the message names the flag and the range.
+int train_args_check(const train_args *a, tm_error *err);
 int train_run(const train_args *a, tm_error *err);

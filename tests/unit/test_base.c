@@ -1,5 +1,7 @@
 // Tests for base/: JSON parsing and writing, the JSONL line append, RNG determinism.
 #include <string.h>
+#include <unistd.h>
+#include "base/io.h"
 #include "base/json.h"
 #include "base/rng.h"
 #include "test.h"
@@ -66,7 +68,49 @@ static void test_rng(void) {
     CHECK(fabs(mean / 10000 - 0.5) < 0.02, "rng uniform mean %.4f", mean / 10000);
 }
 
+// The atomic writer and the line reader: a committed file holds the whole new text
+// and no temporary is left; an aborted one leaves the old file; a missing directory
+// is an error naming the path; a UTF-8 byte order mark is not part of line 1.
+static void test_io(void) {
+    char dir[64], path[128];
+    snprintf(dir, sizeof dir, "/tmp/temper-test-io-%d", (int)getpid());
+    tm_error err;
+    CHECK(io_mkdirs(dir, &err) == 0, "io_mkdirs %s", dir);
+    snprintf(path, sizeof path, "%s/f.txt", dir);
+    CHECK(io_write_file_atomic(path, "old\n", 4, &err) == 0, "io_write_file_atomic writes");
+    io_atomic w;
+    int rc = io_atomic_open(&w, path, &err);
+    if (!rc) fputs("new", w.f);
+    if (!rc) io_atomic_abort(&w);
+    char *t = io_read_file(path, NULL, &err);
+    CHECK(!rc && t && !strcmp(t, "old\n") && !io_exists(w.tmp), "io_atomic_abort keeps the old file and removes the temporary");
+    free(t);
+    rc = io_atomic_open(&w, path, &err);
+    if (!rc) fputs("{\"a\": 1}\n", w.f);
+    rc = rc ? rc : io_atomic_commit(&w, &err);
+    t = io_read_file(path, NULL, &err);
+    CHECK(!rc && t && !strcmp(t, "{\"a\": 1}\n") && !io_exists(w.tmp), "io_atomic_commit replaces the file, no temporary left");
+    free(t);
+    char nodir[160];
+    snprintf(nodir, sizeof nodir, "%s/no/such/f.txt", dir);
+    CHECK(io_write_file_atomic(nodir, "x", 1, &err) != 0 && strstr(err.msg, "no/such/f.txt"), "a missing directory is an error naming it (%s)", err.msg);
+    io_write_file_atomic(path, "\xef\xbb\xbf{\"a\": 1}\n{\"b\": 2}\n", 22, &err);
+    io_lines in;
+    char *line;
+    long n1 = -1, n2 = -1;
+    if (!io_lines_open(&in, path, &err)) {
+        n1 = io_lines_next(&in, &line);
+        int first = n1 == 8 && !strcmp(line, "{\"a\": 1}");
+        n2 = io_lines_next(&in, &line);
+        CHECK(first && n2 == 8 && in.lineno == 2, "io_lines drops a UTF-8 byte order mark from line 1 only (%ld, %ld)", n1, n2);
+        io_lines_close(&in);
+    }
+    unlink(path);
+    rmdir(dir);
+}
+
 int main(void) {
+    test_io();
     test_parse();
     test_write();
     test_rng();

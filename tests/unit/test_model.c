@@ -284,7 +284,15 @@ static void test_many_short_sequences(void) {
     batch_builder bb;
     batch_init(&bb, 128, 64, &err);
     int ids[2] = {5, 9};
-    for (int s = 0; s < 60; s++) batch_add(&bb, ids, NULL, 2);
+    int added = 0;
+    for (int s = 0; s < 60; s++) added += batch_add(&bb, ids, NULL, 2) == 2 * s;
+    // full (64 sequences of 2 fit, 128 tokens): -1 and the builder unchanged
+    batch_builder small;
+    batch_init(&small, 5, 8, &err);
+    int r1 = batch_add(&small, ids, NULL, 2), r2 = batch_add(&small, ids, NULL, 2), r3 = batch_add(&small, ids, NULL, 2);
+    CHECK(added == 60 && r1 == 0 && r2 == 2 && r3 == -1 && small.n_tokens == 4 && small.n_seqs == 2,
+          "batch_add returns each start, and -1 with nothing written when the tokens do not fit (%d %d %d)", r1, r2, r3);
+    batch_free(&small);
     model_batch b = batch_view(&bb);
     float logp[120], dlogp[120];
     for (int i = 0; i < 120; i++) dlogp[i] = b.targets[i] >= 0 ? -1.0f : 0.0f;
