@@ -1,5 +1,6 @@
 // Out of memory, tried at every allocation (SQLite's approach): the tokenizer's load,
-// encode, decode, streaming decode and chat rendering run once to count their
+// encode, decode, streaming decode and chat rendering, and a rollout with a scripted
+// model (stop ids, stop strings, streaming detokenization), run once to count their
 // allocations, then again with allocation k failing, for every k, in two modes:
 // only the k-th fails (the code must recover or report it) and every one from the
 // k-th on fails (the error paths themselves must not need memory).
@@ -22,6 +23,7 @@
 #include <string.h>
 #include "test.h"
 #include "tok_fixture.h"
+#include "rollout/rollout.h"
 #include "tokenizer/tokenizer.h"
 
 // ---- the injector ----
@@ -262,6 +264,114 @@ static void try_fixture(const fixture *fx) {
     outcome_free(&ref);
 }
 
+// ---- rollout: a scripted model (each trajectory "generates" its script), stop ids
+// and stop strings, streaming detokenization, slots reused across prompts ----
+enum { NPROMPT = 3 };
+typedef struct script { int V; tok_ids tok[NPROMPT]; int cur[NPROMPT]; } script;
+static int sc_reserve(void *ctx, int nslots, const int *caps, int max_rows, int max_logit_rows, tm_error *err) { return 0; }
+static void sc_release(void *ctx) {}
+static int sc_forward(void *ctx, const kv_batch *b, const int *tag, float *logits, tm_error *err) {
+    script *s = ctx;
+    for (int i = 0; i < b->n; i++) {
+        int r = b->logit_row[i];
+        if (r < 0) continue;
+        int t = tag[r] >= 0 ? tag[r] : -tag[r] - 1;  // n = 1: trajectory = prompt
+        float *z = logits + (size_t)r * s->V;
+        for (int j = 0; j < s->V; j++) z[j] = -10.0f;
+        int k = s->cur[t]++;
+        z[k < (int)s->tok[t].n ? s->tok[t].v[k] : 0] = 10.0f;
+    }
+    return 0;
+}
+
+static int traj_same(const rollout_traj *a, const rollout_traj *b) {
+    return a->len == b->len && a->finish == b->finish && !memcmp(a->ids, b->ids, sizeof(int) * (size_t)a->len) &&
+           !memcmp(a->mask, b->mask, (size_t)a->len) && !memcmp(a->logp, b->logp, sizeof(float) * (size_t)a->len);
+}
+
+// -1 (with "out of memory" checked) or 0 with out[] filled.
+static int rollout_once(tok_tokenizer *t, script *sc, const tok_ids *prompt, rollout_traj *out, tm_error *err) {
+    memset(sc->cur, 0, sizeof sc->cur);
+    memset(out, 0, sizeof(rollout_traj) * NPROMPT);
+    rollout_backend be = {sc, sc->V, sc_reserve, sc_forward, sc_release};
+    const int *pp[NPROMPT];
+    int pl[NPROMPT];
+    for (int i = 0; i < NPROMPT; i++) pp[i] = prompt->v, pl[i] = (int)prompt->n;
+    rollout_opts o;
+    rollout_opts_default(&o);
+    o.n = 1;
+    o.batch = 2;
+    o.max_new_tokens = 64;
+    o.sp.temperature = 0;
+    int32_t eos = tok_eos_id(t);
+    int stop_ids[1] = {eos};
+    o.stop_ids = stop_ids;
+    o.nstop_ids = 1;
+    const char *stops[1] = {"STOP"};
+    o.stop_strs = stops;
+    o.nstop_strs = 1;
+    return rollout_run(&be, t, pp, pl, NPROMPT, &o, out, err);
+}
+
+static void try_rollout(const char *dir) {
+    tm_error err = {0};
+    tok_tokenizer *t = tok_load(dir, &err);
+    if (!t) { CHECK(0, "rollout: the fixture tokenizer loads (%s)", err.msg); return; }
+    const char *scripts[NPROMPT] = {"hello world 12 hello STOP and more", "hello\n\nworld 1212<|im_end|>", "Cafe\xcc\x81 12 STO"};
+    script sc = {tok_vocab_size(t), {{0}}, {0}};
+    tok_ids prompt = {0};
+    for (int i = 0; i < NPROMPT; i++) tok_encode(t, scripts[i], strlen(scripts[i]), 0, &sc.tok[i], &err);
+    tok_encode(t, "<|im_start|>user\nQ<|im_end|>\n", 27, 0, &prompt, &err);
+    rollout_traj ref[NPROMPT], out[NPROMPT];
+    arm(0, 0);
+    int rc = rollout_once(t, &sc, &prompt, ref, &err);
+    long n = seen;
+    disarm();
+    CHECK(rc == 0 && ref[0].finish == FINISH_STOP_STRING && ref[1].finish == FINISH_STOP && ref[2].finish == FINISH_LENGTH,
+          "rollout: the reference run succeeds (%ld allocations; finishes %s %s %s)", n, rollout_finish_name(ref[0].finish),
+          rollout_finish_name(ref[1].finish), rollout_finish_name(ref[2].finish));
+    for (int st = 0; st < 2; st++) {
+        bad_count = 0;
+        bad_detail[0] = 0;
+        int fails = 0, leaks = 0;
+        long leaked_at = 0;
+        fixture fx = {"rollout", NULL, NULL, NULL, 0};
+        for (long k = 1; k <= n; k++) {
+            arm(k, st);
+            err.msg[0] = 0;
+            rc = rollout_once(t, &sc, &prompt, out, &err);
+            if (rc) { fails++; failed_ok(&fx, k, st, "rollout_run", &err); }
+            else
+                for (int i = 0; i < NPROMPT; i++)
+                    if (!traj_same(&out[i], &ref[i])) violation(&fx, k, st, "rollout_run succeeded with another trajectory", "");
+            for (int i = 0; i < NPROMPT; i++) rollout_traj_free(&out[i]);
+            disarm();
+            if (set_live && !leaks++) leaked_at = k;
+        }
+        const char *mode = st ? "every allocation from the k-th on fails" : "the k-th allocation fails";
+        CHECK(bad_count == 0 && fails > 0, "rollout, %s (k = 1..%ld): the same trajectories or -1 with \"out of memory\" (%d failed, %d violations%s%s)",
+              mode, n, fails, bad_count, bad_count ? ": " : "", bad_detail);
+        CHECK(leaks == 0, "rollout, %s: no leak (%d runs leaked, first at k = %ld)", mode, leaks, leaked_at);
+    }
+    char *pre = NULL, *suf = NULL;
+    tok_chat ch;
+    tok_chat_for(t, NULL, &ch, &err);
+    int bad = 0, nf = 0;
+    for (long k = 1; k <= 8; k++) {
+        arm(k, 1);
+        err.msg[0] = 0;
+        if (rollout_obs_wrapper(&ch, &pre, &suf, &err)) { nf++; bad += !strstr(err.msg, "out of memory") || pre || suf; }
+        free(pre); free(suf);
+        pre = suf = NULL;
+        disarm();
+        bad += set_live != 0;
+    }
+    CHECK(bad == 0 && nf > 0, "rollout_obs_wrapper: -1 with \"out of memory\" and nothing leaked (%d of 8 failed)", nf);
+    for (int i = 0; i < NPROMPT; i++) { rollout_traj_free(&ref[i]); tok_ids_free(&sc.tok[i]); }
+    tok_ids_free(&prompt);
+    tok_free(t);
+}
+
 static void write_json(const char *path, const char *js) {
     tm_error err = {0};
     if (io_write_file_atomic(path, js, strlen(js), &err)) printf("# %s\n", err.msg);
@@ -320,6 +430,7 @@ int main(void) {
         {"byte-level + post-processor", bl_path, NULL, "hi hi hi hih", 1},
     };
     for (size_t i = 0; i < sizeof fx / sizeof fx[0]; i++) try_fixture(&fx[i]);
+    try_rollout(dir);
     unlink(sp_path);
     unlink(ms_path);
     unlink(bl_path);
