@@ -149,3 +149,14 @@ BENCHES := $(patsubst bench/%.c,$(BUILD)/bench/%,$(filter-out bench/kernels_benc
 $(BUILD)/bench/%: bench/%.c $(BUILD)/libtemper.a $(BUILD)/obj/cli/flags.o
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -o $@ $< $(BUILD)/obj/cli/flags.o $(BUILD)/libtemper.a $(LDLIBS)
+
+# test_oom fails each allocation of the tokenizer in turn. Its malloc family is wrapped
+# at link time (-Wl,--wrap: calls from libtemper.a go to the test's __wrap_malloc...),
+# so it has its own link rules; these explicit rules take precedence over the patterns.
+OOM_WRAP := -Wl,--wrap=malloc,--wrap=calloc,--wrap=realloc,--wrap=strdup,--wrap=strndup,--wrap=aligned_alloc,--wrap=free
+$(BUILD)/tests/test_oom: tests/unit/test_oom.c tests/unit/test.h tests/unit/tok_fixture.h $(BUILD)/libtemper.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -Itests/unit -o $@ $< $(BUILD)/libtemper.a $(LDLIBS) $(OOM_WRAP)
+$(BUILD)/san-tests/test_oom: tests/unit/test_oom.c tests/unit/test.h tests/unit/tok_fixture.h $(BUILD)/libtemper-san.a
+	@mkdir -p $(dir $@)
+	$(CC) $(SAN_CFLAGS) -Itests/unit -o $@ $< $(BUILD)/libtemper-san.a $(LDLIBS) $(OOM_WRAP)

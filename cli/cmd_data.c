@@ -22,22 +22,23 @@ static void percentiles(const char *what, int *v, int n) {
 }
 
 // The example's text token by token; trained spans between [[ ]] (or in color on a terminal).
-static void render(const tok_tokenizer *t, const data_seq *s, int color) {
+static int render(const tok_tokenizer *t, const data_seq *s, int color, tm_error *err) {
     const char *on = color ? "\x1b[1;32m" : "[[", *off = color ? "\x1b[0m" : "]]";
     int in = 0;
     sbuf b;
     sbuf_init(&b);
-    tm_error err;
     for (int i = 0; i <= s->len; i++) {
         int m = i < s->len ? s->mask[i] : 0;
         if (m != in) { fputs(m ? on : off, stdout); in = m; }
         if (i == s->len) break;
         // decode one token at a time; a byte-level piece of a character shows as U+FFFD
         sbuf_clear(&b);
-        if (tok_decode(t, &s->ids[i], 1, 0, &b, &err) == 0) fwrite(b.data, 1, b.len, stdout);
+        if (tok_decode(t, &s->ids[i], 1, 0, &b, err)) { sbuf_free(&b); return -1; }  // checks b too
+        fwrite(b.data, 1, b.len, stdout);
     }
     fputs("\n", stdout);
     sbuf_free(&b);
+    return 0;
 }
 
 int cmd_data(int argc, char **argv) {
@@ -96,6 +97,12 @@ int cmd_data(int argc, char **argv) {
     if (ds.skipped) printf("  first skipped: %s\n", ds.first_skip);
     int *pl = malloc(((size_t)ds.n + 1) * sizeof *pl), *sl = malloc(((size_t)ds.n * 2 + 1) * sizeof *sl),
         *tl = malloc(((size_t)ds.n * 2 + 1) * sizeof *tl);
+    if (!pl || !sl || !tl) {
+        free(pl); free(sl); free(tl);
+        data_set_free(&ds);
+        tok_free(t);
+        return cli_fail("data", "out of memory for the statistics of %d examples", ds.n);
+    }
     int ns = 0, bdiff = 0, labels[2] = {0, 0}, notrain = 0;
     for (int i = 0; i < ds.n; i++) {
         data_example *e = &ds.ex[i];
@@ -119,6 +126,7 @@ int cmd_data(int argc, char **argv) {
     printf("  truncated at --max-length %d: %ld examples\n", max_len, ds.truncated);
     if (notrain) printf("  sequences with no trained token: %d\n", notrain);
     printf("  sequences whose whole-text tokenization differs at a piece boundary: %d\n", bdiff);
+    int status = 0;
     if (example > 0 && example <= ds.n) {
         data_example *e = &ds.ex[example - 1];
         int color = isatty(1);
@@ -126,12 +134,12 @@ int cmd_data(int argc, char **argv) {
                color ? ", trained tokens in green" : ", trained tokens between [[ ]]");
         for (int k = 0; k < e->nseq; k++) {
             if (e->nseq == 2) printf("--- %s (%d tokens)\n", k ? "rejected" : "chosen", e->seq[k].len);
-            render(t, &e->seq[k], color);
+            if (render(t, &e->seq[k], color, &err)) { status = cli_fail("data", "example %d: %s", example, err.msg); break; }
         }
-        if (e->answer) printf("--- answer: %s\n", e->answer);
+        if (!status && e->answer) printf("--- answer: %s\n", e->answer);
     }
     free(pl); free(sl); free(tl);
     data_set_free(&ds);
     tok_free(t);
-    return 0;
+    return status;
 }

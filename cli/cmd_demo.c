@@ -61,6 +61,7 @@ int cmd_demo(int argc, char **argv) {
     batch_builder bb;
     if (batch_init(&bb, batch * seq, batch, &err)) return cli_fail("demo", "%s", err.msg);
     float *logp = malloc(sizeof(float) * (size_t)(batch * seq)), *dlogp = malloc(sizeof(float) * (size_t)(batch * seq));
+    if (!logp || !dlogp) return cli_fail("demo", "out of memory for %d tokens", batch * seq);
     int ids[512];
     rng r;
     rng_seed(&r, (uint64_t)seed + 1);
@@ -71,8 +72,8 @@ int cmd_demo(int argc, char **argv) {
     double first = 0, last = 0, ema = 0;
     for (int step = 0; step < steps; step++) {
         batch_clear(&bb);
-        for (int s = 0; s < batch; s++)
-            if (batch_add(&bb, ids, NULL, toy_sequence(&r, ids, seq)) < 0) return cli_fail("demo", "internal: a toy sequence does not fit the batch");
+        for (int s = 0; s < batch; s++)  // cannot overflow: the builder holds batch sequences of seq tokens
+            if (batch_add(&bb, ids, NULL, toy_sequence(&r, ids, seq)) < 0) return cli_fail("demo", "a sequence does not fit the batch");
         model_batch b = batch_view(&bb);
         int ntrain = 0;
         for (int i = 0; i < b.n_tokens; i++) ntrain += b.targets[i] >= 0;

@@ -100,6 +100,7 @@ static int build_prompt(prompt_style st, const tok_chat *chat, const char *q, sb
     sbuf_init(&u);
     sbuf_puts(&u, q);
     if (st == STYLE_BOXED) sbuf_puts(&u, BOXED_SUFFIX);
+    if (sbuf_check(&u, err)) { sbuf_free(&u); return -1; }
     int rc = 0;
     if (chat) {
         tok_chat_msg m = {"user", u.data, u.len, NULL, 0};
@@ -167,6 +168,7 @@ static int load_problems(tok_tokenizer *t, const char *path, prompt_style st, co
         else if (q->type == JSON_STRING) rc = build_prompt(st, chat, q->str, &pt, err);
         else if (q->type == JSON_ARRAY && chat) {
             tok_chat_msg *m = calloc((size_t)q->n + 1, sizeof *m);
+            if (!m) rc = tm_fail(err, "out of memory");
             for (int i = 0; i < q->n && m; i++) {
                 const char *role = json_get_str(&q->items[i], "role", NULL);
                 const json *c = json_get(&q->items[i], "content");
@@ -181,12 +183,17 @@ static int load_problems(tok_tokenizer *t, const char *path, prompt_style st, co
         if (!rc && ans) {
             if (gsm && ans->type == JSON_STRING) p->gold = data_gsm8k_answer(ans->str);
             else p->gold = json_text(ans);
+            if (!p->gold && (gsm ? ans->type == JSON_STRING && strstr(ans->str, "#### ") : ans->type == JSON_STRING || ans->type == JSON_NUMBER))
+                rc = tm_fail(err, "out of memory");
         }
         p->subject = json_text(json_get(row, "subject"));
+        const json *sj = json_get(row, "subject");
+        if (!rc && !p->subject && sj && (sj->type == JSON_STRING || sj->type == JSON_NUMBER)) rc = tm_fail(err, "out of memory");
         const json *lv = json_get(row, "level");
         if (lv && json_is_int(lv)) p->level = (int)lv->num;
         else if (lv && lv->type == JSON_STRING) { const char *s = strpbrk(lv->str, "0123456789"); if (s) p->level = atoi(s); }
         json_doc_free(d);
+        if (!rc) rc = sbuf_check(&pt, err);
         if (!rc) {
             tok_ids ids = {0};
             rc = tok_encode(t, pt.data ? pt.data : "", pt.len, 0, &ids, err);
@@ -197,6 +204,7 @@ static int load_problems(tok_tokenizer *t, const char *path, prompt_style st, co
             p->len = (int)ids.n;
             p->prompt = pt.data ? strdup(pt.data) : strdup("");
             p->line = strndup(line, (size_t)len);
+            if (!rc && (!p->prompt || !p->line)) rc = tm_fail(err, "out of memory");
         }
         sbuf_free(&pt);
         n++;
@@ -290,6 +298,7 @@ static void write_group(run *R, int g) {
             }
         }
         sbuf_puts(&b, "}\n");
+        if (sbuf_check(&b, &R->err)) { R->failed = 1; break; }
         fputs(b.data, R->out);
     }
     sbuf_free(&b);
@@ -307,8 +316,14 @@ static void on_group(void *ud, int g, rollout_traj *trajs) {
         tm_error e;
         if (tok_decode(R->t, tr->ids, (size_t)tr->len, 1, &txt, &e)) { R->failed = 1; snprintf(R->err.msg, sizeof R->err.msg, "%s", e.msg); }
         gd->completion = txt.data ? txt.data : strdup("");
+        if (!gd->completion) { R->failed = 1; snprintf(R->err.msg, sizeof R->err.msg, "out of memory"); return; }
         size_t st, al;
-        if (math_extract(gd->completion, strlen(gd->completion), &R->eo, &st, &al, NULL)) gd->extracted = strndup(gd->completion + st, al);
+        if (math_extract(gd->completion, strlen(gd->completion), &R->eo, &st, &al, NULL) &&
+            !(gd->extracted = strndup(gd->completion + st, al))) {
+            R->failed = 1;
+            snprintf(R->err.msg, sizeof R->err.msg, "out of memory");
+            return;
+        }
         gd->correct = gd->extracted && p->gold && math_answer_equal(gd->extracted, p->gold, &R->qo);
         R->correct += gd->correct;
     }
@@ -394,6 +409,7 @@ static int gen_main(const char *cmd, gen_args *A, int is_eval) {
     const char *stops[8];
     int nss = style_stops((prompt_style)st, stops);
     char *user_stop = A->stop ? strdup(A->stop) : NULL;
+    if (A->stop && !user_stop) { status = cli_fail(cmd, "out of memory"); goto out; }
     if (user_stop) { unescape(user_stop); stops[nss++] = user_stop; }
     if (tool == ROLLOUT_TOOL_PYTHON) stops[nss++] = "```output";
 
@@ -439,6 +455,7 @@ static int gen_main(const char *cmd, gen_args *A, int is_eval) {
     R.trajs = calloc((size_t)np * A->n, sizeof *R.trajs);
     R.gr = calloc((size_t)np * A->n, sizeof *R.gr);
     R.done = calloc((size_t)np, sizeof *R.done);
+    if (!R.trajs || !R.gr || !R.done) { status = cli_fail(cmd, "out of memory for %d x %d samples", np, A->n); goto out2; }
     char outpath[1200];
     if (is_eval) {
         if (A->output_dir) {
@@ -448,6 +465,7 @@ static int gen_main(const char *cmd, gen_args *A, int is_eval) {
     } else R.out = !A->out || !strcmp(A->out, "-") ? stdout : fopen(A->out, "w");
     if (!R.out) { status = cli_fail(cmd, "cannot write the output"); goto out2; }
     int **pp = malloc(sizeof(int *) * (size_t)np), *pl = malloc(sizeof(int) * (size_t)np);
+    if (!pp || !pl) { free(pp); free(pl); status = cli_fail(cmd, "out of memory"); goto out3; }
     for (int i = 0; i < np; i++) pp[i] = ps[i].ids, pl[i] = ps[i].len;
     o.on_group = on_group;
     o.ud = &R;
@@ -510,6 +528,7 @@ static int gen_main(const char *cmd, gen_args *A, int is_eval) {
                 A->max_new, A->seed, A->style, A->tools, A->max_turns, have_chat ? tok_chat_family_name(chat.family) : "none", A->limit);
     sbuf_json_str(&js, A->extract, strlen(A->extract));
     sbuf_puts(&js, "}\n}\n");
+    if (sbuf_check(&js, &err)) { sbuf_free(&js); status = cli_fail(cmd, "%s", err.msg); goto out3; }
     if (is_eval) {
         fprintf(stderr, "%s", js.data);
         if (A->output_dir &&

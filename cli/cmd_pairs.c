@@ -64,17 +64,21 @@ static uint64_t hash_str(const char *s) {
     return h;
 }
 
+// NULL when out of memory.
 static char *dup_n(const char *s, size_t n) {
     char *d = malloc(n + 1);
+    if (!d) return NULL;
     memcpy(d, s, n);
     d[n] = 0;
     return d;
 }
 
+// The group of prompt, a new one if needed; -1 when out of memory.
 static int find_group(sample_set *S, const char *prompt) {
     if ((size_t)(S->ng + 1) * 2 > S->tcap) {
         size_t nc = S->tcap ? S->tcap * 2 : 1024;
         int *t = calloc(nc, sizeof *t);
+        if (!t) return -1;
         for (int i = 0; i < S->ng; i++) {
             size_t h = hash_str(S->s[S->g[i].first].prompt) & (nc - 1);
             while (t[h]) h = (h + 1) & (nc - 1);
@@ -91,8 +95,11 @@ static int find_group(sample_set *S, const char *prompt) {
         h = (h + 1) & (S->tcap - 1);
     }
     if (S->ng == S->gcap) {
-        S->gcap = S->gcap ? S->gcap * 2 : 64;
-        S->g = realloc(S->g, (size_t)S->gcap * sizeof *S->g);
+        int nc = S->gcap ? S->gcap * 2 : 64;
+        group *ng = realloc(S->g, (size_t)nc * sizeof *ng);
+        if (!ng) return -1;
+        S->g = ng;
+        S->gcap = nc;
     }
     S->table[h] = S->ng + 1;
     memset(&S->g[S->ng], 0, sizeof(group));
@@ -100,22 +107,32 @@ static int find_group(sample_set *S, const char *prompt) {
     return S->ng++;
 }
 
-static void group_add(group *g, int i, int correct) {
+// -1 when out of memory.
+static int group_add(group *g, int i, int correct) {
     if (g->n == g->cap) {
-        g->cap = g->cap ? g->cap * 2 : 8;
-        g->members = realloc(g->members, (size_t)g->cap * sizeof *g->members);
+        int nc = g->cap ? g->cap * 2 : 8;
+        int *m = realloc(g->members, (size_t)nc * sizeof *m);
+        if (!m) return -1;
+        g->members = m;
+        g->cap = nc;
     }
     g->members[g->n++] = i;
     g->ncorrect += correct;
+    return 0;
 }
 
+// The array as compact JSON text; NULL when out of memory.
 static char *ids_text(const json *v) {
     sbuf b;
     sbuf_init(&b);
     sbuf_json_value(&b, v);
-    char *r = dup_n(b.data ? b.data : "", b.len);
+    char *r = sbuf_check(&b, NULL) ? NULL : dup_n(b.data ? b.data : "", b.len);
     sbuf_free(&b);
     return r;
+}
+
+static void sample_free(sample *s) {
+    free(s->prompt); free(s->completion); free(s->extracted); free(s->prompt_ids); free(s->completion_ids);
 }
 
 static int ids_ok(const json *v) {
@@ -153,8 +170,11 @@ static int load_samples(const char *cmd, const char *path, int need_completion, 
             why = "--ids needs integer arrays \"prompt_input_ids\" and \"completion_input_ids\" (temper sample writes them)";
         if (why) { json_doc_free(d); status = cli_fail(cmd, "%s:%ld: %s", path, r.lineno, why); break; }
         if (S->n == S->cap) {
-            S->cap = S->cap ? S->cap * 2 : 256;
-            S->s = realloc(S->s, (size_t)S->cap * sizeof *S->s);
+            int nc = S->cap ? S->cap * 2 : 256;
+            sample *ns = realloc(S->s, (size_t)nc * sizeof *ns);
+            if (!ns) { json_doc_free(d); status = cli_fail(cmd, "%s:%ld: out of memory", path, r.lineno); break; }
+            S->s = ns;
+            S->cap = nc;
         }
         sample *s = &S->s[S->n];
         memset(s, 0, sizeof *s);
@@ -174,9 +194,15 @@ static int load_samples(const char *cmd, const char *path, int need_completion, 
             if (m && m->type == JSON_ARRAY)
                 for (int i = 0; i < m->n; i++) if (m->items[i].type == JSON_NUMBER && m->items[i].num == 0) { s->masked = 1; break; }
         }
-        json_doc_free(d);
-        s->group = find_group(S, s->prompt);
-        group_add(&S->g[s->group], S->n, s->correct);
+        int oom = S->text.failed || !s->prompt || (c && c->type == JSON_STRING && !s->completion) ||
+                  (e && e->type == JSON_STRING && !s->extracted) || (want_ids && (!s->prompt_ids || !s->completion_ids));
+        json_doc_free(d);  // c and e point into it
+        if (!oom) s->group = find_group(S, s->prompt);
+        if (oom || s->group < 0 || group_add(&S->g[s->group], S->n, s->correct)) {
+            sample_free(s);
+            status = cli_fail(cmd, "%s:%ld: out of memory", path, r.lineno);
+            break;
+        }
         S->n++;
     }
     io_lines_close(&r);
@@ -184,10 +210,7 @@ static int load_samples(const char *cmd, const char *path, int need_completion, 
 }
 
 static void free_samples(sample_set *S) {
-    for (int i = 0; i < S->n; i++) {
-        sample *s = &S->s[i];
-        free(s->prompt); free(s->completion); free(s->extracted); free(s->prompt_ids); free(s->completion_ids);
-    }
+    for (int i = 0; i < S->n; i++) sample_free(&S->s[i]);
     for (int i = 0; i < S->ng; i++) free(S->g[i].members);
     free(S->s); free(S->g); free(S->table);
     sbuf_free(&S->text);
@@ -200,10 +223,12 @@ static int same_answer(const char *a, const char *b) {
 
 // The candidates of one side (correct or not) of group g, in pair order: answer
 // classes by frequency (ties by first appearance), each class shuffled by rng, and
-// identical completion texts kept once. Returns the count written to out.
+// identical completion texts kept once. Returns the count written to out, -1 when
+// out of memory.
 static int side_order(const sample_set *S, const group *g, int correct, rng *R, int *out) {
     int n = 0;
     int *cls = malloc((size_t)g->n * sizeof *cls), *cnt = calloc((size_t)g->n, sizeof *cnt), *rep = malloc((size_t)g->n * sizeof *rep);
+    if (!cls || !cnt || !rep) { free(cls); free(cnt); free(rep); return -1; }
     int nc = 0;
     for (int k = 0; k < g->n; k++) {
         const sample *s = &S->s[g->members[k]];
@@ -215,6 +240,7 @@ static int side_order(const sample_set *S, const group *g, int correct, rng *R, 
         cnt[c]++;
     }
     int *used = calloc((size_t)(nc ? nc : 1), sizeof *used);
+    if (!used) { free(cls); free(cnt); free(rep); return -1; }
     for (int t = 0; t < nc; t++) {
         int best = -1;
         for (int c = 0; c < nc; c++) if (!used[c] && (best < 0 || cnt[c] > cnt[best])) best = c;
@@ -238,6 +264,7 @@ static int side_order(const sample_set *S, const group *g, int correct, rng *R, 
 
 static int write_out(const char *cmd, const char *path, const sbuf *b) {
     tm_error err;
+    if (sbuf_check(b, &err)) return cli_fail(cmd, "%s: %s", path, err.msg);
     if (io_write_file_atomic(path, b->data ? b->data : "", b->len, &err)) return cli_fail(cmd, "%s", err.msg);
     return 0;
 }
@@ -267,11 +294,13 @@ int cmd_pairs(int argc, char **argv) {
     int with_pairs = 0, all_correct = 0, all_wrong = 0, masked = 0;
     long npairs = 0;
     int *C = malloc((size_t)(S.n ? S.n : 1) * sizeof *C), *W = malloc((size_t)(S.n ? S.n : 1) * sizeof *W);
-    for (int gi = 0; gi < S.ng; gi++) {
+    int oom = !C || !W;
+    for (int gi = 0; gi < S.ng && !oom; gi++) {
         group *g = &S.g[gi];
         if (g->ncorrect == g->n) { all_correct++; continue; }
         if (g->ncorrect == 0) { all_wrong++; continue; }
         int nc = side_order(&S, g, 1, &R, C), nw = side_order(&S, g, 0, &R, W);
+        if (nc < 0 || nw < 0) { oom = 1; break; }
         long total = (long)nc * nw, k = per_prompt < total ? per_prompt : total;
         with_pairs++;
         for (long p = 0; p < k; p++) {
@@ -294,7 +323,7 @@ int cmd_pairs(int argc, char **argv) {
         }
     }
     free(C); free(W);
-    rc = write_out("pairs", out, &b);
+    rc = oom ? cli_fail("pairs", "out of memory pairing %d samples", S.n) : write_out("pairs", out, &b);
     if (!rc) {
         fprintf(stderr, "temper pairs: %d samples, %d prompts: %d with pairs (%ld pairs), %d all-correct, %d all-wrong -> %s\n",
                 S.n, S.ng, with_pairs, npairs, all_correct, all_wrong, out);
@@ -329,6 +358,7 @@ int cmd_filter(int argc, char **argv) {
     sample_set S = {0};
     if (load_samples("filter", data, 0, 0, &S)) { free_samples(&S); return 1; }
     int *taken = calloc((size_t)(S.ng ? S.ng : 1), sizeof *taken);
+    if (!taken) { free_samples(&S); return cli_fail("filter", "out of memory"); }
     int kept_prompts = 0, all_correct = 0, all_wrong = 0;
     long kept = 0;
     for (int gi = 0; gi < S.ng; gi++) {

@@ -6,6 +6,7 @@
 //   --chat: input lines are JSON arrays of {"role","content"} messages, rendered
 //           with the chat template (--chat-template NAME to force one) and encoded;
 //           --render prints the rendered text (a JSON string) instead of ids.
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,9 +16,11 @@
 #include "cli/flags.h"
 #include "tokenizer/tokenizer.h"
 
+// 1 with a line, 0 at the end, -1 on a read error or out of memory (errno says which).
 static int read_line(char **buf, size_t *cap, FILE *f, size_t *len) {
+    errno = 0;
     ssize_t n = getline(buf, cap, f);
-    if (n < 0) return 0;
+    if (n < 0) return feof(f) && errno != ENOMEM ? 0 : -1;
     while (n > 0 && ((*buf)[n - 1] == '\n' || (*buf)[n - 1] == '\r')) n--;
     (*buf)[n] = 0;
     *len = (size_t)n;
@@ -66,8 +69,8 @@ int cmd_tokenize(int argc, char **argv) {
     tok_chat_render r = {0};
     size_t bytes = 0, ntok = 0;
     double t_work = 0;
-    int status = 0;
-    while (read_line(&line, &cap, stdin, &len)) {
+    int status = 0, got;
+    while ((got = read_line(&line, &cap, stdin, &len)) > 0) {
         lineno++;
         sbuf_clear(&out);
         ids.n = 0;
@@ -85,6 +88,7 @@ int cmd_tokenize(int argc, char **argv) {
                 tok_ids_push(&ids, (int32_t)v->items[i].num);
             }
             if (status) { json_doc_free(d); status = cli_fail("tokenize", "<stdin>:%ld: ids must be integers", lineno); break; }
+            if (ids.failed) { json_doc_free(d); status = cli_fail("tokenize", "<stdin>:%ld: out of memory", lineno); break; }
             sbuf_clear(&txt);
             if (tok_decode(t, ids.v, ids.n, skip_special, &txt, &err)) { json_doc_free(d); status = cli_fail("tokenize", "<stdin>:%ld: %s", lineno, err.msg); break; }
             sbuf_json_str(&out, txt.data, txt.len);
@@ -94,6 +98,7 @@ int cmd_tokenize(int argc, char **argv) {
             if (chat) {
                 if (v->type != JSON_ARRAY) { json_doc_free(d); status = cli_fail("tokenize", "<stdin>:%ld: expected a JSON array of messages", lineno); break; }
                 tok_chat_msg *msgs = calloc((size_t)v->n + 1, sizeof *msgs);
+                if (!msgs) { json_doc_free(d); status = cli_fail("tokenize", "<stdin>:%ld: out of memory", lineno); break; }
                 int bad = 0;
                 for (int i = 0; i < v->n; i++) {
                     const json *c = json_get(&v->items[i], "content"), *rs = json_get(&v->items[i], "reasoning_content");
@@ -127,8 +132,10 @@ int cmd_tokenize(int argc, char **argv) {
         t_work += now_seconds() - t1;
         json_doc_free(d);
         sbuf_put(&out, "\n", 1);
+        if (sbuf_check(&out, &err)) { status = cli_fail("tokenize", "<stdin>:%ld: %s", lineno, err.msg); break; }
         fwrite(out.data, 1, out.len, stdout);
     }
+    if (!status && got < 0) status = cli_fail("tokenize", "reading <stdin>: %s", strerror(errno));
     if (stats && !status)
         fprintf(stderr, "tokenize: load %.3f s, %zu bytes -> %zu tokens in %.3f s (%.2f MB/s)\n", t_load, bytes, ntok,
                 t_work, t_work > 0 ? (double)bytes / t_work / 1e6 : 0.0);

@@ -5,15 +5,16 @@
 #include <string.h>
 #include "rollout/metrics.h"
 
-// pass@1 and maj@n of one problem's samples into *p1, *mj.
+// pass@k and maj@k of one problem's n samples into *pk, *mj; -1 when out of memory.
 static int problem_scores(const eval_sample *s, int n, int k, int (*eq)(const char *, const char *, void *), void *ud,
                           const char **ans, double *pk, double *mj) {
     int c = 0;
     for (int i = 0; i < n; i++) c += s[i].correct, ans[i] = s[i].extracted;
     *pk = pass_at_k(n, c, k);
     int w = majority_vote(ans, k, eq, ud);
+    if (w < -1) return -1;
     *mj = w >= 0 && s[w].correct;
-    return c;
+    return 0;
 }
 
 static void put_num(sbuf *js, const char *key, double v, int first) {
@@ -24,11 +25,11 @@ static void put_num(sbuf *js, const char *key, double v, int first) {
 }
 
 // by_subject (by_level = 0) or by_level (1): one entry per distinct value, first-seen order.
-static void put_groups(const eval_problem *ps, int np, int n, const eval_sample *s, int by_level,
-                       int (*eq)(const char *, const char *, void *), void *ud, const char **ans, char *seen, sbuf *js) {
+static int put_groups(const eval_problem *ps, int np, int n, const eval_sample *s, int by_level,
+                      int (*eq)(const char *, const char *, void *), void *ud, const char **ans, char *seen, sbuf *js) {
     int any = 0;
     for (int g = 0; g < np; g++) any |= ps[g].gold && (by_level ? ps[g].level >= 0 : ps[g].subject != NULL);
-    if (!any) return;
+    if (!any) return 0;
     sbuf_printf(js, ",\n  \"%s\": {", by_level ? "by_level" : "by_subject");
     memset(seen, 0, (size_t)np);
     int first = 1;
@@ -41,10 +42,10 @@ static void put_groups(const eval_problem *ps, int np, int n, const eval_sample 
                 continue;
             seen[h] = 1;
             cnt++;
-            double a, b;
-            problem_scores(s + (size_t)h * n, n, 1, eq, ud, ans, &a, &b);
+            double a = 0, b = 0;
+            if (problem_scores(s + (size_t)h * n, n, 1, eq, ud, ans, &a, &b)) return -1;
             p1 += a;
-            problem_scores(s + (size_t)h * n, n, n, eq, ud, ans, &a, &b);
+            if (problem_scores(s + (size_t)h * n, n, n, eq, ud, ans, &a, &b)) return -1;
             mj += b;
         }
         sbuf_puts(js, first ? "\n    " : ",\n    ");
@@ -58,6 +59,7 @@ static void put_groups(const eval_problem *ps, int np, int n, const eval_sample 
         sbuf_puts(js, "}");
     }
     sbuf_puts(js, "\n  }");
+    return 0;
 }
 
 int eval_report_json(const eval_problem *ps, int np, int n, const eval_sample *s,
@@ -71,14 +73,14 @@ int eval_report_json(const eval_problem *ps, int np, int n, const eval_sample *s
     char *seen = malloc((size_t)np);
     if (!ans || !seen) { free(ans); free(seen); return tm_fail(err, "eval report: out of memory"); }
     long ntok = 0, noans = 0, nsamp = (long)np * n;
-    int graded = 0;
-    for (int g = 0; g < np; g++) {
+    int graded = 0, rc = 0;
+    for (int g = 0; g < np && !rc; g++) {
         for (int i = 0; i < n; i++) ntok += s[(size_t)g * n + i].num_tokens, noans += !s[(size_t)g * n + i].extracted;
         if (!ps[g].gold) continue;
         graded++;
-        for (int j = 0; j < nk; j++) {
-            double pk, mj;
-            problem_scores(s + (size_t)g * n, n, ks[j], eq, ud, ans, &pk, &mj);
+        for (int j = 0; j < nk && !rc; j++) {
+            double pk = 0, mj = 0;
+            rc = problem_scores(s + (size_t)g * n, n, ks[j], eq, ud, ans, &pk, &mj);
             passk[j] += pk, majk[j] += mj;
         }
     }
@@ -88,9 +90,10 @@ int eval_report_json(const eval_problem *ps, int np, int n, const eval_sample *s
     put_num(js, "mean_completion_tokens", (double)ntok / nsamp, 0);
     put_num(js, "no_answer_fraction", (double)noans / nsamp, 0);
     sbuf_printf(js, ",\n  \"problems\": %d,\n  \"graded_problems\": %d,\n  \"samples\": %ld", np, graded, nsamp);
-    put_groups(ps, np, n, s, 0, eq, ud, ans, seen, js);
-    put_groups(ps, np, n, s, 1, eq, ud, ans, seen, js);
+    if (!rc) rc = put_groups(ps, np, n, s, 0, eq, ud, ans, seen, js);
+    if (!rc) rc = put_groups(ps, np, n, s, 1, eq, ud, ans, seen, js);
     free(ans);
     free(seen);
+    if (rc) return tm_fail(err, "eval report: out of memory");
     return sbuf_check(js, err);
 }

@@ -13,7 +13,7 @@ double pass_at_k(int n, int c, int k) {
 int majority_vote(const char *const *answers, int k, int (*eq)(const char *, const char *, void *), void *ud) {
     int *rep = malloc(sizeof(int) * (size_t)(k > 0 ? k : 1)), *cnt = calloc((size_t)(k > 0 ? k : 1), sizeof(int));
     int ng = 0, best = -1;
-    if (!rep || !cnt) { free(rep); free(cnt); return -1; }
+    if (!rep || !cnt) { free(rep); free(cnt); return -2; }
     for (int i = 0; i < k; i++) {
         if (!answers[i]) continue;
         int g = 0;

@@ -80,6 +80,11 @@ int rollout_obs_wrapper(const tok_chat *c, char **prefix, char **suffix, tm_erro
     *prefix = strndup(a, (size_t)(ob - a));
     *suffix = strdup(ob + sizeof O - 1);
     tok_chat_render_free(&r);
+    if (!*prefix || !*suffix) {
+        free(*prefix); free(*suffix);
+        *prefix = *suffix = NULL;
+        return tm_fail(err, "out of memory");
+    }
     return 0;
 }
 
@@ -197,22 +202,24 @@ static rollout_call *add_call(rollout_traj *t) {
     return c;
 }
 
-// A ```python block closed in the turn text: returns its code (malloc'd) or NULL.
-static char *closed_python_block(const char *text) {
+// A ```python block closed in the turn text: *out = its code (malloc'd), or NULL when
+// there is none. -1 when out of memory.
+static int closed_python_block(const char *text, char **out) {
+    *out = NULL;
     const char *open = strstr(text, "```python");
-    if (!open) return NULL;
+    if (!open) return 0;
     const char *nl = strchr(open, '\n');
-    if (!nl) return NULL;
+    if (!nl) return 0;
     const char *code = nl + 1, *close;
     if (!strncmp(code, "```", 3)) close = code;
     else {
         const char *c = strstr(code, "\n```");
-        if (!c) return NULL;
+        if (!c) return 0;
         close = c + 1;
     }
     size_t n = (size_t)(close - code);
     if (n && code[n - 1] == '\n') n--;
-    return strndup(code, n);
+    return (*out = strndup(code, n)) ? 0 : -1;
 }
 
 // The model sampled tok for s: record it and decide what happens next.
@@ -226,7 +233,8 @@ static int on_token(engine *e, seq *s, int tok, float lp, tm_error *err) {
     if (e->t && tok_stream_step(e->t, &s->ts, tok, &s->turn, err)) return -1;
     const char *text = s->turn.data ? s->turn.data : "";
     if (o->tool == ROLLOUT_TOOL_PYTHON && s->turn.len > before && !strstr(text, "boxed")) {
-        char *code = closed_python_block(text);
+        char *code;
+        if (closed_python_block(text, &code)) return tm_fail(err, "out of memory");
         if (code) {
             s->code = code;
             s->phase = SEQ_EXEC;
@@ -239,21 +247,23 @@ static int on_token(engine *e, seq *s, int tok, float lp, tm_error *err) {
         for (const char *p = text; (p = strstr(p, ">>")); p += 2) gt = p;
         if (lt && (!gt || gt < lt)) {
             char *expr = strndup(lt + 2, (size_t)(text + s->turn.len - 1 - (lt + 2)));
+            if (!expr) return tm_fail(err, "out of memory");
             char val[256];
             tm_error ce;
-            int ok = expr && !strchr(expr, '=') && calc_eval(expr, val, sizeof val - 2, &ce) == 0;
+            int ok = !strchr(expr, '=') && calc_eval(expr, val, sizeof val - 2, &ce) == 0;
             rollout_call *c = add_call(tr);
             if (!c) { free(expr); return tm_fail(err, "out of memory"); }
-            c->code = expr;
+            c->code = expr;  // the trajectory owns it now
             c->start = tr->len;
             c->status = ok ? 0 : 1;
-            c->output = strdup(ok ? val : "");
+            if (!(c->output = strdup(ok ? val : ""))) return tm_fail(err, "out of memory");
             if (ok) {
                 strcat(val, ">>");
                 int rc = 0, full = append_obs(e, s, val, strlen(val), err, &rc);
                 if (rc) return -1;
                 c->len = tr->len - c->start;
                 sbuf_puts(&s->turn, val);
+                if (sbuf_check(&s->turn, err)) return -1;
                 tok_stream_free(&s->ts);
                 memset(&s->ts, 0, sizeof s->ts);
                 tok_stream_init(&s->ts, 0);
@@ -312,12 +322,17 @@ static int run_tools(engine *e, tm_error *err) {
         sbuf_puts(&obs, txt);
         if (last) {
             char *t2 = malloc(tl + 40);
-            if (t2) { memcpy(t2, txt, tl); strcpy(t2 + tl, "\nReach max function call limit."); free(txt); txt = t2; }
+            if (!t2) { free(txt); sbuf_free(&obs); rc = tm_fail(err, "out of memory"); break; }
+            memcpy(t2, txt, tl);
+            strcpy(t2 + tl, "\nReach max function call limit.");
+            free(txt);
+            txt = t2;
             sbuf_puts(&obs, "\nReach max function call limit.");
         }
         sbuf_puts(&obs, "\n```");
         sbuf_puts(&obs, o->obs_suffix ? o->obs_suffix : "\n");
         c->output = txt;
+        if (sbuf_check(&obs, err)) { sbuf_free(&obs); rc = -1; break; }
         int full = append_obs(e, s, obs.data, obs.len, err, &rc);
         sbuf_free(&obs);
         c->len = tr->len - c->start;

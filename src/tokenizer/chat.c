@@ -65,18 +65,23 @@ void tok_chat_render_free(tok_chat_render *r) {
     memset(r, 0, sizeof *r);
 }
 
+// Appends s as (part of) a segment. A failed allocation marks r (r->failed) and
+// later appends do nothing; tok_chat_apply reports it.
 static void seg(tok_chat_render *r, int msg, int train, const char *s, size_t n) {
-    if (!n) return;
-    if (r->nsegs && r->segs[r->nsegs - 1].msg == msg && r->segs[r->nsegs - 1].train == train) {
-        r->segs[r->nsegs - 1].len += n;  // extend the previous segment
-    } else {
-        if (r->nsegs == r->cap) {
-            r->cap = r->cap ? r->cap * 2 : 16;
-            r->segs = realloc(r->segs, (size_t)r->cap * sizeof *r->segs);
-        }
-        r->segs[r->nsegs++] = (tok_chat_seg){r->text.len, n, msg, train};
+    if (!n || r->failed) return;
+    int extend = r->nsegs && r->segs[r->nsegs - 1].msg == msg && r->segs[r->nsegs - 1].train == train;
+    if (!extend && r->nsegs == r->cap) {
+        int nc = r->cap ? r->cap * 2 : 16;
+        tok_chat_seg *ns = realloc(r->segs, (size_t)nc * sizeof *ns);
+        if (!ns) { r->failed = 1; return; }
+        r->segs = ns;
+        r->cap = nc;
     }
+    size_t at = r->text.len;
     sbuf_put(&r->text, s, n);
+    if (r->text.failed) { r->failed = 1; return; }
+    if (extend) r->segs[r->nsegs - 1].len += n;
+    else r->segs[r->nsegs++] = (tok_chat_seg){at, n, msg, train};
 }
 static void segs(tok_chat_render *r, int msg, int train, const char *s) { seg(r, msg, train, s, strlen(s)); }
 
@@ -250,14 +255,21 @@ int tok_chat_apply(const tok_chat *c, const tok_chat_msg *m, int n, int gen, tok
     for (int i = 0; i < n; i++)
         if (!m[i].role || !m[i].content) return tm_fail(err, "message %d: role and content are required", i);
     if (!r->text.data) sbuf_put(&r->text, "", 0);
+    if (r->text.failed) r->failed = 1;
+    int rc;
     switch (c->family) {
     case TOK_CHAT_CHATML: case TOK_CHAT_QWEN25: case TOK_CHAT_QWEN3:
-        return render_chatml(c, m, n, gen, r, err);
+        rc = render_chatml(c, m, n, gen, r, err);
+        break;
     case TOK_CHAT_LLAMA3: case TOK_CHAT_LLAMA3_BASE:
-        return render_llama3(c, m, n, gen, r);
+        rc = render_llama3(c, m, n, gen, r);
+        break;
     case TOK_CHAT_GEMMA:
-        return render_gemma(c, m, n, gen, r, err);
+        rc = render_gemma(c, m, n, gen, r, err);
+        break;
     default:
         return tm_fail(err, "no chat template");
     }
+    if (!rc && r->failed) rc = tm_fail(err, "out of memory rendering a conversation of %d messages", n);
+    return rc;
 }

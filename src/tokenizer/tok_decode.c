@@ -4,26 +4,41 @@
 #include <string.h>
 #include "tokenizer/tok_internal.h"
 
+// A list of token strings. Like sbuf, a failed allocation marks it (failed, or
+// buf.failed) and later adds do nothing; a token is only counted once its bytes
+// are in buf, so off[i] + len[i] <= buf.len always holds.
 typedef struct toklist {
     sbuf buf;
     size_t *off, *len;
     size_t n, cap;
+    int failed;
 } toklist;
 
+static int tl_failed(const toklist *l) { return l->failed || l->buf.failed; }
+
 static void tl_add(toklist *l, const char *s, size_t n) {
+    if (tl_failed(l)) return;
     if (l->n == l->cap) {
-        l->cap = l->cap ? l->cap * 2 : 64;
-        l->off = realloc(l->off, l->cap * sizeof *l->off);
-        l->len = realloc(l->len, l->cap * sizeof *l->len);
+        size_t nc = l->cap ? l->cap * 2 : 64;
+        size_t *off = realloc(l->off, nc * sizeof *off);
+        if (off) l->off = off;
+        size_t *len = realloc(l->len, nc * sizeof *len);
+        if (len) l->len = len;
+        if (!off || !len) { l->failed = 1; return; }
+        l->cap = nc;
     }
-    l->off[l->n] = l->buf.len;
-    l->len[l->n] = n;
+    size_t at = l->buf.len;
     sbuf_put(&l->buf, s, n);
+    if (l->buf.failed) return;
+    l->off[l->n] = at;
+    l->len[l->n] = n;
     l->n++;
 }
 // Starts a new token whose bytes the caller appends to l->buf; finished by tl_end.
 static void tl_begin(toklist *l) { tl_add(l, "", 0); }
-static void tl_end(toklist *l) { l->len[l->n - 1] = l->buf.len - l->off[l->n - 1]; }
+static void tl_end(toklist *l) {
+    if (!tl_failed(l)) l->len[l->n - 1] = l->buf.len - l->off[l->n - 1];
+}
 static const char *tl_str(const toklist *l, size_t i) { return l->buf.data + l->off[i]; }
 static void tl_free(toklist *l) {
     sbuf_free(&l->buf);
@@ -76,6 +91,7 @@ static void apply_decoder(const tok_dec *d, toklist *in, toklist *out) {
                 sbuf_put(&bytes, s, n);
             }
         }
+        if (bytes.failed) out->failed = 1;
         tl_begin(out);
         tok_utf8_lossy(&out->buf, bytes.data ? bytes.data : "", bytes.len);
         tl_end(out);
@@ -103,6 +119,7 @@ static void apply_decoder(const tok_dec *d, toklist *in, toklist *out) {
             if (byte >= 0) {
                 char c = (char)byte;
                 sbuf_put(&pend, &c, 1);
+                if (pend.failed) out->failed = 1;
                 continue;
             }
             if (pend.len) {
@@ -155,6 +172,7 @@ static void apply_decoder(const tok_dec *d, toklist *in, toklist *out) {
 
 int tok_decode(const tok_tokenizer *t, const int32_t *ids, size_t n, int skip_special, sbuf *out, tm_error *err) {
     toklist a = {0}, b = {0};
+    int rc = 0;
     for (size_t i = 0; i < n; i++) {
         int32_t id = ids[i];
         if (id < 0 || id >= t->vocab_size || !t->id_tok[id]) {
@@ -174,12 +192,15 @@ int tok_decode(const tok_tokenizer *t, const int32_t *ids, size_t n, int skip_sp
             apply_decoder(&t->decs[k], &a, &b);
             tl_swap(&a, &b);
         }
-        for (size_t i = 0; i < a.n; i++) sbuf_put(out, tl_str(&a, i), a.len[i]);
+        if (!tl_failed(&a) && !tl_failed(&b))
+            for (size_t i = 0; i < a.n; i++) sbuf_put(out, tl_str(&a, i), a.len[i]);
     }
     if (!out->data) sbuf_put(out, "", 0);
+    if (tl_failed(&a) || tl_failed(&b)) rc = tm_fail(err, "out of memory decoding %zu ids", n);
+    else rc = sbuf_check(out, err);
     tl_free(&a);
     tl_free(&b);
-    return 0;
+    return rc;
 }
 
 // ---- streaming (Hugging Face's DecodeStream::step) ----
@@ -192,6 +213,7 @@ void tok_stream_init(tok_stream *s, int skip_special) {
 
 int tok_stream_step(const tok_tokenizer *t, tok_stream *s, int32_t id, sbuf *out, tm_error *err) {
     tok_ids_push(&s->ids, id);
+    if (s->ids.failed) return tm_fail(err, "out of memory decoding a stream of %zu ids", s->ids.n);
     sbuf_clear(&s->a);
     sbuf_clear(&s->b);
     if (tok_decode(t, s->ids.v + s->prefix, s->read - s->prefix, s->skip_special, &s->a, err)) return -1;
@@ -200,6 +222,7 @@ int tok_stream_step(const tok_tokenizer *t, tok_stream *s, int32_t id, sbuf *out
     if (s->b.len > s->a.len &&
         !(s->b.len >= 3 && !memcmp(s->b.data + s->b.len - 3, "\xEF\xBF\xBD", 3))) {
         sbuf_put(out, s->b.data + s->a.len, s->b.len - s->a.len);
+        if (sbuf_check(out, err)) return -1;
         // keep only the ids still needed as left context
         size_t keep_from = s->read;
         memmove(s->ids.v, s->ids.v + keep_from, (s->ids.n - keep_from) * sizeof *s->ids.v);

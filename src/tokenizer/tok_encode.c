@@ -29,10 +29,12 @@ static int is_ascii(const char *s, size_t n) {
     return 1;
 }
 
-// Normalizes s[0..n) into out (cleared first).
+// Normalizes s[0..n) into out (cleared first). -1 + "out of memory" when a buffer
+// could not grow (checked after each step: the two buffers swap roles).
 int tok_normalize(const tok_tokenizer *t, const char *s, size_t n, sbuf *out, tm_error *err) {
     sbuf_clear(out);
     sbuf_put(out, s, n);
+    if (sbuf_check(out, err)) return -1;
     sbuf tmp;
     sbuf_init(&tmp);
     for (int k = 0; k < t->nnorms; k++) {
@@ -47,6 +49,7 @@ int tok_normalize(const tok_tokenizer *t, const char *s, size_t n, sbuf *out, tm
             if (nm->kind == NORM_NFKC || nm->kind == NORM_NFKD) opt |= UTF8PROC_COMPAT;
             utf8proc_uint8_t *r = NULL;
             utf8proc_ssize_t rl = utf8proc_map((const utf8proc_uint8_t *)cur, (utf8proc_ssize_t)cl, &r, (utf8proc_option_t)opt);
+            if (rl == UTF8PROC_ERROR_NOMEM) { sbuf_free(&tmp); return tm_fail(err, "normalizer: out of memory"); }
             if (rl < 0) { sbuf_free(&tmp); return tm_fail(err, "normalizer: %s", utf8proc_errmsg(rl)); }
             sbuf_put(&tmp, (const char *)r, (size_t)rl);
             free(r);
@@ -70,6 +73,7 @@ int tok_normalize(const tok_tokenizer *t, const char *s, size_t n, sbuf *out, tm
             sbuf_put(&tmp, cur, cl);
             break;
         }
+        if (sbuf_check(&tmp, err)) { sbuf_free(&tmp); return -1; }
         sbuf t2 = *out;
         *out = tmp;
         tmp = t2;
@@ -87,6 +91,7 @@ typedef struct bpe_scratch {
     size_t scap;
     mrg *h;
     size_t hn, hcap;
+    int failed;   // an allocation failed: the words since are wrong, tok_encode reports it
 } bpe_scratch;
 
 static inline int mrg_less(const mrg *a, const mrg *b) {
@@ -94,8 +99,11 @@ static inline int mrg_less(const mrg *a, const mrg *b) {
 }
 static void heap_push(bpe_scratch *w, mrg m) {
     if (w->hn == w->hcap) {
-        w->hcap = w->hcap ? w->hcap * 2 : 256;
-        w->h = realloc(w->h, w->hcap * sizeof *w->h);
+        size_t nc = w->hcap ? w->hcap * 2 : 256;
+        mrg *h = realloc(w->h, nc * sizeof *h);
+        if (!h) { w->failed = 1; return; }
+        w->h = h;
+        w->hcap = nc;
     }
     size_t i = w->hn++;
     while (i > 0) {
@@ -121,17 +129,21 @@ static mrg heap_pop(bpe_scratch *w) {
     return top;
 }
 
-static void sym_reserve(bpe_scratch *w, size_t n) {
-    if (n > w->scap) {
-        w->scap = n * 2;
-        w->s = realloc(w->s, w->scap * sizeof *w->s);
-    }
+// -1 (and w->failed) when out of memory.
+static int sym_reserve(bpe_scratch *w, size_t n) {
+    if (n <= w->scap) return 0;
+    sym *s = realloc(w->s, n * 2 * sizeof *s);
+    if (!s) { w->failed = 1; return -1; }
+    w->s = s;
+    w->scap = n * 2;
+    return 0;
 }
 
-// Initial symbols of a word (HF BPE::merge_word), appended to w->s; returns count.
+// Initial symbols of a word (HF BPE::merge_word), appended to w->s; returns count
+// (0 and w->failed when out of memory).
 static size_t word_symbols(const tok_tokenizer *t, const char *s, size_t n, bpe_scratch *w, sbuf *tmp) {
     size_t ns = 0;
-    sym_reserve(w, n + 1);
+    if (sym_reserve(w, n + 1)) return 0;
     if (t->byte_level && !t->cont_prefix && !t->end_suffix) {
         for (size_t i = 0; i < n; i++) {
             int32_t id = t->byte_id[(unsigned char)s[i]];
@@ -153,13 +165,14 @@ static size_t word_symbols(const tok_tokenizer *t, const char *s, size_t n, bpe_
             if (!first && t->cont_prefix) sbuf_puts(tmp, t->cont_prefix);
             sbuf_put(tmp, s + i, cl);
             if (last && t->end_suffix) sbuf_puts(tmp, t->end_suffix);
+            if (tmp->failed) { w->failed = 1; return 0; }
             piece = tmp->data;
             pl = tmp->len;
         }
         int32_t id = tok_strmap_get(&t->vocab, piece, pl);
         if (id >= 0) {
             if (unk >= 0) { w->s[ns++].c = unk; unk = -1; }
-            sym_reserve(w, ns + 2);
+            if (sym_reserve(w, ns + 2)) return 0;
             w->s[ns++].c = id;
         } else {
             int done = 0;
@@ -169,19 +182,25 @@ static size_t word_symbols(const tok_tokenizer *t, const char *s, size_t n, bpe_
                     if (t->fallback_id[(unsigned char)piece[k]] < 0) ok = 0;
                 if (ok) {
                     // HF emits byte tokens without flushing a pending unk first
-                    sym_reserve(w, ns + pl + 2);
+                    if (sym_reserve(w, ns + pl + 2)) return 0;
                     for (size_t k = 0; k < pl; k++) w->s[ns++].c = t->fallback_id[(unsigned char)piece[k]];
                     done = 1;
                 }
             }
             if (!done && t->unk_id >= 0) {
-                if (unk >= 0 && !t->fuse_unk) { sym_reserve(w, ns + 2); w->s[ns++].c = unk; }
+                if (unk >= 0 && !t->fuse_unk) {
+                    if (sym_reserve(w, ns + 2)) return 0;
+                    w->s[ns++].c = unk;
+                }
                 unk = t->unk_id;
             }
         }
         i += cl;
     }
-    if (unk >= 0) { sym_reserve(w, ns + 2); w->s[ns++].c = unk; }
+    if (unk >= 0) {
+        if (sym_reserve(w, ns + 2)) return 0;
+        w->s[ns++].c = unk;
+    }
     return ns;
 }
 
@@ -198,7 +217,7 @@ static void bpe_merge(const tok_tokenizer *t, bpe_scratch *w, size_t ns) {
     for (size_t i = 0; i + 1 < ns; i++)
         if (tok_pairmap_get(&t->merges, s[i].c, s[i + 1].c, &rank, &merged))
             heap_push(w, (mrg){rank, (int32_t)i, merged});
-    while (w->hn) {
+    while (w->hn && !w->failed) {
         mrg top = heap_pop(w);
         sym *a = &s[top.pos];
         if (a->gone || a->next < 0) continue;
@@ -227,6 +246,29 @@ typedef struct enc_ctx {
 #define CACHE_MAX_WORD 256
 #define CACHE_MAX_ENTRIES (1u << 17)
 
+// Remembers word s → ids. The cache only speeds encoding up, so when one of its
+// allocations fails it stops growing (cache.failed) and encoding goes on without it.
+// An entry is put in the map only once its ids and offsets are stored.
+static void cache_word(tok_tokenizer *t, const char *s, size_t n, const int32_t *ids, size_t cnt) {
+    if (t->cache.failed || t->cache_n >= CACHE_MAX_ENTRIES) return;
+    if (t->cache_n == t->cache_cap) {
+        uint32_t nc = t->cache_cap ? t->cache_cap * 2 : 4096;
+        uint32_t *off = realloc(t->cache_off, nc * sizeof *off);
+        if (off) t->cache_off = off;
+        uint32_t *cn = realloc(t->cache_cnt, nc * sizeof *cn);
+        if (cn) t->cache_cnt = cn;
+        if (!off || !cn) { t->cache.failed = 1; return; }
+        t->cache_cap = nc;
+    }
+    size_t at = t->cache_ids.n;
+    tok_ids_append(&t->cache_ids, ids, cnt);
+    if (t->cache_ids.failed) { t->cache.failed = 1; return; }
+    t->cache_off[t->cache_n] = (uint32_t)at;
+    t->cache_cnt[t->cache_n] = (uint32_t)cnt;
+    tok_strmap_put(&t->cache, s, n, (int32_t)t->cache_n);  // may fail: then the word is simply not found
+    t->cache_n++;
+}
+
 static void bpe_word(enc_ctx *c, const char *s, size_t n) {
     tok_tokenizer *t = c->t;
     if (!n) return;
@@ -248,18 +290,8 @@ static void bpe_word(enc_ctx *c, const char *s, size_t n) {
     else if (ns == 1) c->w.s[0].gone = 0;
     for (size_t i = 0; i < ns; i++)
         if (ns == 1 || !c->w.s[i].gone) tok_ids_push(c->out, c->w.s[i].c);
-    if (cacheable && t->cache_n < CACHE_MAX_ENTRIES) {
-        if (t->cache_n == t->cache_cap) {
-            t->cache_cap = t->cache_cap ? t->cache_cap * 2 : 4096;
-            t->cache_off = realloc(t->cache_off, t->cache_cap * sizeof *t->cache_off);
-            t->cache_cnt = realloc(t->cache_cnt, t->cache_cap * sizeof *t->cache_cnt);
-        }
-        t->cache_off[t->cache_n] = (uint32_t)t->cache_ids.n;
-        t->cache_cnt[t->cache_n] = (uint32_t)(c->out->n - start);
-        tok_ids_append(&t->cache_ids, c->out->v + start, c->out->n - start);
-        tok_strmap_put(&t->cache, s, n, (int32_t)t->cache_n);
-        t->cache_n++;
-    }
+    // Only a word encoded without a failure is cached.
+    if (cacheable && !c->w.failed && !c->out->failed) cache_word(t, s, n, c->out->v + start, c->out->n - start);
 }
 
 // ---- pre-tokenization: step k applied to s, recursing into each piece ----
@@ -267,11 +299,29 @@ typedef struct span { size_t a, b; int match; } span;
 
 static int pre_step(enc_ctx *c, int k, const char *s, size_t n, int at_start);
 
+// The spans of one split: on the stack up to 64, then on the heap.
+typedef struct spans { span *v; size_t n, cap; span stack[64]; } spans;
+
+static int span_push(spans *l, size_t a, size_t b, int match) {
+    if (l->n == l->cap) {
+        size_t nc = l->cap * 2;
+        span *nv = l->v == l->stack ? malloc(nc * sizeof *nv) : realloc(l->v, nc * sizeof *nv);
+        if (!nv) return -1;
+        if (l->v == l->stack) memcpy(nv, l->stack, sizeof l->stack);
+        l->v = nv;
+        l->cap = nc;
+    }
+    l->v[l->n++] = (span){a, b, match};
+    return 0;
+}
+
 static int split_step(enc_ctx *c, int k, const tok_pre *p, const char *s, size_t n, int at_start) {
-    span stack_sp[64];
-    span *sp = stack_sp;
-    size_t nsp = 0, cap = 64;
-#define PUSH(A, B, M) do { if (nsp == cap) { cap *= 2; sp = sp == stack_sp ? memcpy(malloc(cap * sizeof *sp), stack_sp, sizeof stack_sp) : realloc(sp, cap * sizeof *sp); } sp[nsp++] = (span){(A), (B), (M)}; } while (0)
+    spans L;
+    L.v = L.stack;
+    L.n = 0;
+    L.cap = sizeof L.stack / sizeof L.stack[0];
+    int rc = 0;
+#define PUSH(A, B, M) do { if (span_push(&L, (A), (B), (M))) goto oom; } while (0)
     size_t prev = 0, pos = 0;
     pcre2_match_data *md = c->t->md;
     while (pos <= n) {
@@ -292,6 +342,8 @@ static int split_step(enc_ctx *c, int k, const tok_pre *p, const char *s, size_t
     }
     if (prev != n) PUSH(prev, n, 0);
 #undef PUSH
+    span *sp = L.v;
+    size_t nsp = L.n;
     if (p->invert)
         for (size_t i = 0; i < nsp; i++) sp[i].match = !sp[i].match;
     // Hugging Face's SplitDelimiterBehavior folds
@@ -322,6 +374,7 @@ static int split_step(enc_ctx *c, int k, const tok_pre *p, const char *s, size_t
     case SPLIT_MERGED_NEXT: {
         // fold from the right, then the list is in reverse order
         span *r = malloc((nsp + 1) * sizeof *r);
+        if (!r) goto oom;
         for (size_t ii = nsp; ii-- > 0;) {
             if (sp[ii].match && !prev_match && m) r[m - 1].a = sp[ii].a;
             else r[m++] = (span){sp[ii].a, sp[ii].b, 0};
@@ -332,12 +385,15 @@ static int split_step(enc_ctx *c, int k, const tok_pre *p, const char *s, size_t
         break;
     }
     }
-    int rc = 0;
     for (size_t i = 0; i < m && !rc; i++) {
         if (sp[i].match || sp[i].b == sp[i].a) continue;
         rc = pre_step(c, k + 1, s + sp[i].a, sp[i].b - sp[i].a, at_start && sp[i].a == 0);
     }
-    if (sp != stack_sp) free(sp);
+    goto done;
+oom:
+    rc = tm_fail(c->err, "out of memory splitting a text of %zu bytes", n);
+done:
+    if (L.v != L.stack) free(L.v);
     return rc;
 }
 
@@ -352,6 +408,7 @@ static int pre_step(enc_ctx *c, int k, const char *s, size_t n, int at_start) {
     case PRE_BYTELEVEL_PREFIX: {
         if (s[0] == ' ') return pre_step(c, k + 1, s, n, at_start);
         char *b = malloc(n + 1);
+        if (!b) return tm_fail(c->err, "out of memory encoding a word of %zu bytes", n);
         b[0] = ' ';
         memcpy(b + 1, s, n);
         int rc = pre_step(c, k + 1, b, n + 1, at_start);
@@ -368,7 +425,8 @@ static int pre_step(enc_ctx *c, int k, const char *s, size_t n, int at_start) {
         if (!starts_after && (p->prepend == 1 || (p->prepend == 2 && at_start))) sbuf_puts(&b, p->replacement);
         replace_all(&b, s, n, " ", p->replacement);
         int rc;
-        if (p->split) rc = split_step(c, k, p, b.data, b.len, at_start);
+        if (sbuf_check(&b, c->err)) rc = -1;
+        else if (p->split) rc = split_step(c, k, p, b.data, b.len, at_start);
         else rc = pre_step(c, k + 1, b.data, b.len, at_start);
         sbuf_free(&b);
         return rc;
@@ -480,6 +538,8 @@ int tok_encode(tok_tokenizer *t, const char *text, size_t len, int add_special, 
     if (add_special) tok_ids_append(out, t->post_pre.v, t->post_pre.n);
     int rc = split_added(&c, &t->trie_raw, text, len, 1, raw_piece);
     if (add_special) tok_ids_append(out, t->post_post.v, t->post_post.n);
+    if (!rc && (out->failed || c.w.failed || c.tmp.failed))
+        rc = tm_fail(err, "out of memory encoding a text of %zu bytes", len);
     free(c.w.s);
     free(c.w.h);
     sbuf_free(&c.tmp);

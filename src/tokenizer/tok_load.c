@@ -9,12 +9,26 @@
 #include "base/io.h"
 #include "tokenizer/tok_internal.h"
 
+// Out of memory is reported like any other load error: -1 and a message, which
+// tok_load_files prefixes with the file's path.
+static int oom(tm_error *err, const char *what) { return tm_fail(err, "out of memory (%s)", what); }
+
+// NULL when out of memory.
 static char *xstrndup(const char *s, size_t n) {
     char *p = malloc(n + 1);
-    if (!p) abort();
+    if (!p) return NULL;
     memcpy(p, s, n);
     p[n] = 0;
     return p;
+}
+
+// Grows *p to n elements of size elem; *p is unchanged when out of memory (-1).
+static int grow_to(void *pp, size_t n, size_t elem) {
+    void **p = pp;
+    void *q = realloc(*p, n * elem);
+    if (!q) return -1;
+    *p = q;
+    return 0;
 }
 
 static int is_type(const json *o, const char *type) {
@@ -53,8 +67,9 @@ static int parse_behavior(const char *b, int *out, tm_error *err) {
     return 0;
 }
 
+// A new zeroed step at the end of t->pres; NULL when out of memory.
 static tok_pre *add_pre(tok_tokenizer *t) {
-    t->pres = realloc(t->pres, (size_t)(t->npres + 1) * sizeof *t->pres);
+    if (grow_to(&t->pres, (size_t)t->npres + 1, sizeof *t->pres)) return NULL;
     tok_pre *p = &t->pres[t->npres++];
     memset(p, 0, sizeof *p);
     return p;
@@ -79,6 +94,7 @@ static int load_pre(tok_tokenizer *t, const json *o, tm_error *err) {
     if (t->byte_level) return tm_fail(err, "pre_tokenizer: a step after ByteLevel is not supported");
     if (is_type(o, "Split")) {
         tok_pre *p = add_pre(t);
+        if (!p) return oom(err, "pre-tokenizers");
         p->kind = PRE_SPLIT;
         const json *pat = json_get(o, "pattern");
         const json *s = pat ? json_get(pat, "String") : NULL, *r = pat ? json_get(pat, "Regex") : NULL;
@@ -91,9 +107,14 @@ static int load_pre(tok_tokenizer *t, const json *o, tm_error *err) {
         return 0;
     }
     if (is_type(o, "ByteLevel")) {
-        if (json_get_bool(o, "add_prefix_space", 0)) add_pre(t)->kind = PRE_BYTELEVEL_PREFIX;
+        if (json_get_bool(o, "add_prefix_space", 0)) {
+            tok_pre *p = add_pre(t);
+            if (!p) return oom(err, "pre-tokenizers");
+            p->kind = PRE_BYTELEVEL_PREFIX;
+        }
         if (json_get_bool(o, "use_regex", 1)) {
             tok_pre *p = add_pre(t);
+            if (!p) return oom(err, "pre-tokenizers");
             p->kind = PRE_SPLIT;
             p->behavior = SPLIT_ISOLATED;
             if (!(p->re = compile_re(GPT2_RE, strlen(GPT2_RE), 0, err))) return -1;
@@ -103,9 +124,10 @@ static int load_pre(tok_tokenizer *t, const json *o, tm_error *err) {
     }
     if (is_type(o, "Metaspace")) {
         tok_pre *p = add_pre(t);
+        if (!p) return oom(err, "pre-tokenizers");
         p->kind = PRE_METASPACE;
         const char *rep = json_get_str(o, "replacement", "\xe2\x96\x81");
-        p->replacement = xstrndup(rep, strlen(rep));
+        if (!(p->replacement = xstrndup(rep, strlen(rep)))) return oom(err, "Metaspace replacement");
         p->prepend = parse_prepend_scheme(o);
         p->split = json_get_bool(o, "split", 1);
         if (p->split) {
@@ -116,6 +138,7 @@ static int load_pre(tok_tokenizer *t, const json *o, tm_error *err) {
     }
     if (is_type(o, "Digits")) {
         tok_pre *p = add_pre(t);
+        if (!p) return oom(err, "pre-tokenizers");
         p->kind = PRE_SPLIT;
         p->individual_digits = json_get_bool(o, "individual_digits", 0);
         const char *re = p->individual_digits ? "\\p{N}" : "\\p{N}+";
@@ -146,7 +169,7 @@ static int load_norm(tok_tokenizer *t, const json *o, tm_error *err) {
         nm.kind = NORM_PREPEND;
         const json *c = json_get(o, "prepend");
         if (!c || c->type != JSON_STRING) return tm_fail(err, "Prepend normalizer without prepend");
-        nm.content = xstrndup(c->str, c->len);
+        if (!(nm.content = xstrndup(c->str, c->len))) return oom(err, "Prepend normalizer");
     } else if (!strcmp(type, "Replace")) {
         nm.kind = NORM_REPLACE;
         const json *pat = json_get(o, "pattern"), *s = pat ? json_get(pat, "String") : NULL;
@@ -157,7 +180,12 @@ static int load_norm(tok_tokenizer *t, const json *o, tm_error *err) {
         nm.content = xstrndup(c->str, c->len);
     } else
         return tm_fail(err, "normalizer type '%s' is not supported", type);
-    t->norms = realloc(t->norms, (size_t)(t->nnorms + 1) * sizeof *t->norms);
+    if ((nm.kind == NORM_REPLACE && (!nm.pattern || !nm.content)) ||
+        grow_to(&t->norms, (size_t)t->nnorms + 1, sizeof *t->norms)) {
+        free(nm.pattern);
+        free(nm.content);
+        return oom(err, "normalizers");
+    }
     t->norms[t->nnorms++] = nm;
     return 0;
 }
@@ -197,7 +225,13 @@ static int load_dec(tok_tokenizer *t, const json *o, tm_error *err) {
         d.prepend = parse_prepend_scheme(o) != 0;
     } else
         return tm_fail(err, "decoder type '%s' is not supported", type);
-    t->decs = realloc(t->decs, (size_t)(t->ndecs + 1) * sizeof *t->decs);
+    int missing = (d.kind == DEC_REPLACE && (!d.pattern || !d.content)) || (d.kind == DEC_STRIP && !d.content) ||
+                  (d.kind == DEC_METASPACE && !d.pattern);
+    if (missing || grow_to(&t->decs, (size_t)t->ndecs + 1, sizeof *t->decs)) {
+        free(d.pattern);
+        free(d.content);
+        return oom(err, "decoders");
+    }
     t->decs[t->ndecs++] = d;
     return 0;
 }
@@ -226,13 +260,15 @@ static int32_t lookup_token(const tok_tokenizer *t, const char *s, size_t n, cha
 }
 
 // ---- added-token trie ----
+// A new node's index, -1 when out of memory. The arrays grow one by one; cap only
+// moves once all four have grown, so a failure leaves the trie as it was.
 static int trie_node(tok_trie *tr) {
     if (tr->nnodes == tr->cap) {
-        tr->cap = tr->cap ? tr->cap * 2 : 256;
-        tr->child_first = realloc(tr->child_first, (size_t)tr->cap * sizeof(int32_t));
-        tr->edge_next = realloc(tr->edge_next, (size_t)tr->cap * sizeof(int32_t));
-        tr->edge_byte = realloc(tr->edge_byte, (size_t)tr->cap);
-        tr->term = realloc(tr->term, (size_t)tr->cap * sizeof(int32_t));
+        size_t nc = tr->cap ? (size_t)tr->cap * 2 : 256;
+        if (grow_to(&tr->child_first, nc, sizeof(int32_t)) || grow_to(&tr->edge_next, nc, sizeof(int32_t)) ||
+            grow_to(&tr->edge_byte, nc, 1) || grow_to(&tr->term, nc, sizeof(int32_t)))
+            return -1;
+        tr->cap = (int)nc;
     }
     int i = tr->nnodes++;
     tr->child_first[i] = -1;
@@ -241,9 +277,10 @@ static int trie_node(tok_trie *tr) {
     tr->term[i] = -1;
     return i;
 }
-static void trie_add(tok_trie *tr, const char *s, size_t n, int32_t idx) {
-    if (!tr->nnodes) trie_node(tr);
-    if (!n) return;
+// -1 when out of memory.
+static int trie_add(tok_trie *tr, const char *s, size_t n, int32_t idx) {
+    if (!tr->nnodes && trie_node(tr) < 0) return -1;
+    if (!n) return 0;
     tr->first[(unsigned char)s[0]] = 1;
     int node = 0;
     for (size_t i = 0; i < n; i++) {
@@ -251,7 +288,7 @@ static void trie_add(tok_trie *tr, const char *s, size_t n, int32_t idx) {
         int c = tr->child_first[node];
         while (c >= 0 && tr->edge_byte[c] != b) c = tr->edge_next[c];
         if (c < 0) {
-            c = trie_node(tr);
+            if ((c = trie_node(tr)) < 0) return -1;
             tr->edge_byte[c] = b;
             tr->edge_next[c] = tr->child_first[node];
             tr->child_first[node] = c;
@@ -259,6 +296,7 @@ static void trie_add(tok_trie *tr, const char *s, size_t n, int32_t idx) {
         node = c;
     }
     if (tr->term[node] < 0) tr->term[node] = idx;  // first token with this content wins
+    return 0;
 }
 static void trie_free(tok_trie *tr) {
     free(tr->child_first); free(tr->edge_next); free(tr->edge_byte); free(tr->term);
@@ -270,6 +308,7 @@ static int load_added(tok_tokenizer *t, const json *l, tm_error *err) {
     if (!l || l->type == JSON_NULL) return 0;
     if (l->type != JSON_ARRAY) return tm_fail(err, "added_tokens: not an array");
     t->added = calloc((size_t)l->n + 1, sizeof *t->added);
+    if (!t->added) return oom(err, "added tokens");
     sbuf nb;
     sbuf_init(&nb);
     for (int i = 0; i < l->n; i++) {
@@ -278,7 +317,7 @@ static int load_added(tok_tokenizer *t, const json *l, tm_error *err) {
         if (!c || c->type != JSON_STRING || !json_is_int(json_get(o, "id")))
             { sbuf_free(&nb); return tm_fail(err, "added_tokens[%d]: needs content and id", i); }
         tok_added *a = &t->added[t->nadded++];
-        a->content = xstrndup(c->str, c->len);
+        if (!(a->content = xstrndup(c->str, c->len))) { sbuf_free(&nb); return oom(err, "added tokens"); }
         a->len = c->len;
         a->id = (int32_t)json_get_int(o, "id", 0);
         a->special = json_get_bool(o, "special", 0);
@@ -287,14 +326,16 @@ static int load_added(tok_tokenizer *t, const json *l, tm_error *err) {
         a->rstrip = json_get_bool(o, "rstrip", 0);
         a->single_word = json_get_bool(o, "single_word", 0);
         if (a->id < 0) { sbuf_free(&nb); return tm_fail(err, "added_tokens[%d]: negative id", i); }
+        int rc;
         if (a->normalized && t->nnorms) {
             sbuf_clear(&nb);
             if (tok_normalize(t, a->content, a->len, &nb, err)) { sbuf_free(&nb); return -1; }
-            trie_add(&t->trie_norm, nb.data ? nb.data : "", nb.len, i);
+            rc = trie_add(&t->trie_norm, nb.data ? nb.data : "", nb.len, i);
         } else if (a->normalized)
-            trie_add(&t->trie_norm, a->content, a->len, i);
+            rc = trie_add(&t->trie_norm, a->content, a->len, i);
         else
-            trie_add(&t->trie_raw, a->content, a->len, i);
+            rc = trie_add(&t->trie_raw, a->content, a->len, i);
+        if (rc) { sbuf_free(&nb); return oom(err, "added-token trie"); }
     }
     sbuf_free(&nb);
     return 0;
@@ -308,25 +349,32 @@ static const char *config_token(const json *cfg, const char *key) {
     return NULL;
 }
 
+// *dst = a copy of s (when s is non-NULL); -1 when out of memory.
+static int copy_opt(char **dst, const char *s, size_t n) {
+    if (!s) return 0;
+    free(*dst);
+    return (*dst = xstrndup(s, n)) ? 0 : -1;
+}
+static int copy_token(char **dst, const char *s) { return copy_opt(dst, s, s ? strlen(s) : 0); }
+
 static int load_config(tok_tokenizer *t, const char *path, tm_error *err) {
     json_doc *d = json_parse_file(path, err);
     if (!d) return -1;
     const json *r = json_root(d);
-    const char *s;
-    if ((s = config_token(r, "bos_token"))) t->bos_token = xstrndup(s, strlen(s));
-    if ((s = config_token(r, "eos_token"))) t->eos_token = xstrndup(s, strlen(s));
-    if ((s = config_token(r, "pad_token"))) t->pad_token = xstrndup(s, strlen(s));
+    int bad = copy_token(&t->bos_token, config_token(r, "bos_token")) ||
+              copy_token(&t->eos_token, config_token(r, "eos_token")) ||
+              copy_token(&t->pad_token, config_token(r, "pad_token"));
     const json *ct = json_get(r, "chat_template");
-    if (ct && ct->type == JSON_STRING) t->chat_template = xstrndup(ct->str, ct->len);
+    if (ct && ct->type == JSON_STRING) bad |= copy_opt(&t->chat_template, ct->str, ct->len);
     else if (ct && ct->type == JSON_ARRAY)  // [{name, template}], the "default" one
         for (int i = 0; i < ct->n; i++) {
             const char *name = json_get_str(&ct->items[i], "name", "");
             const json *tp = json_get(&ct->items[i], "template");
             if (!strcmp(name, "default") && tp && tp->type == JSON_STRING)
-                t->chat_template = xstrndup(tp->str, tp->len);
+                bad |= copy_opt(&t->chat_template, tp->str, tp->len);
         }
     json_doc_free(d);
-    return 0;
+    return bad ? tm_fail(err, "%s: out of memory", path) : 0;
 }
 
 static int load_post(tok_tokenizer *t, const json *o, tm_error *err) {
@@ -351,6 +399,7 @@ static int load_post(tok_tokenizer *t, const json *o, tm_error *err) {
         for (int k = 0; k < ids->n; k++)
             tok_ids_push(seen_seq ? &t->post_post : &t->post_pre, (int32_t)ids->items[k].num);
     }
+    if (t->post_pre.failed || t->post_post.failed) return oom(err, "TemplateProcessing");
     return 0;
 }
 
@@ -387,15 +436,15 @@ static int load_tokenizer_json(tok_tokenizer *t, const json *r, tm_error *err) {
     t->fuse_unk = json_get_bool(m, "fuse_unk", 0);
     t->ignore_merges = json_get_bool(m, "ignore_merges", 0);
     const char *p = json_get_str(m, "continuing_subword_prefix", NULL);
-    if (p && *p) t->cont_prefix = xstrndup(p, strlen(p));
+    if (p && *p && !(t->cont_prefix = xstrndup(p, strlen(p)))) return oom(err, "model");
     p = json_get_str(m, "end_of_word_suffix", NULL);
-    if (p && *p) t->end_suffix = xstrndup(p, strlen(p));
+    if (p && *p && !(t->end_suffix = xstrndup(p, strlen(p)))) return oom(err, "model");
 
     const json *v = json_get(m, "vocab");
     if (!v || v->type != JSON_OBJECT) return tm_fail(err, "model.vocab: not an object");
     size_t total = 0;
     for (int i = 0; i < v->n; i++) total += v->key_lens[i] + 1;
-    tok_strmap_init(&t->vocab, (uint32_t)v->n + 1024, total + 4096);
+    if (tok_strmap_init(&t->vocab, (uint32_t)v->n + 1024, total + 4096)) return oom(err, "vocabulary");
     int maxid = -1;
     char *key = NULL;
     size_t keycap = 0;
@@ -403,22 +452,30 @@ static int load_tokenizer_json(tok_tokenizer *t, const json *r, tm_error *err) {
         if (!json_is_int(&v->items[i])) { free(key); return tm_fail(err, "model.vocab['%s']: id is not an integer", v->keys[i]); }
         int64_t id = (int64_t)v->items[i].num;
         if (id < 0 || id > INT32_MAX) { free(key); return tm_fail(err, "model.vocab['%s']: bad id", v->keys[i]); }
-        if (v->key_lens[i] + 1 > keycap) { keycap = v->key_lens[i] * 2 + 64; key = realloc(key, keycap); }
+        if (v->key_lens[i] + 1 > keycap) {
+            keycap = v->key_lens[i] * 2 + 64;
+            if (grow_to(&key, keycap, 1)) { free(key); return oom(err, "vocabulary"); }
+        }
         size_t k = vocab_key(t, v->keys[i], v->key_lens[i], key);
         tok_strmap_put(&t->vocab, key, k, (int32_t)id);
         if (id > maxid) maxid = (int)id;
     }
+    free(key);
+    if (t->vocab.failed) return oom(err, "vocabulary");
     const json *added = json_get(r, "added_tokens");
     for (int i = 0; added && added->type == JSON_ARRAY && i < added->n; i++) {
         int64_t id = json_get_int(&added->items[i], "id", -1);
         if (id > maxid) maxid = (int)id;
     }
     t->vocab_size = maxid + 1;
-    t->id_tok = calloc((size_t)t->vocab_size, sizeof *t->id_tok);
-    t->id_tok_len = calloc((size_t)t->vocab_size, sizeof *t->id_tok_len);
-    t->id_special = calloc((size_t)t->vocab_size, 1);
-    t->id_added = calloc((size_t)t->vocab_size, 1);
+    size_t nv = (size_t)t->vocab_size + 1;  // + 1: never a zero-size allocation
+    t->id_tok = calloc(nv, sizeof *t->id_tok);
+    t->id_tok_len = calloc(nv, sizeof *t->id_tok_len);
+    t->id_special = calloc(nv, 1);
+    t->id_added = calloc(nv, 1);
     t->id_blob = malloc(total + 1);
+    if (!t->id_tok || !t->id_tok_len || !t->id_special || !t->id_added || !t->id_blob)
+        return oom(err, "vocabulary");
     for (int i = 0, off = 0; i < v->n; i++) {
         int id = (int)v->items[i].num;
         t->id_tok[id] = memcpy(t->id_blob + off, v->keys[i], v->key_lens[i] + 1);
@@ -428,7 +485,7 @@ static int load_tokenizer_json(tok_tokenizer *t, const json *r, tm_error *err) {
 
     const char *unk = json_get_str(m, "unk_token", NULL);
     t->unk_id = unk ? tok_strmap_get(&t->vocab, unk, strlen(unk)) : -1;
-    if (unk && t->unk_id < 0) { free(key); return tm_fail(err, "unk_token '%s' is not in the vocabulary", unk); }
+    if (unk && t->unk_id < 0) return tm_fail(err, "unk_token '%s' is not in the vocabulary", unk);
     for (int b = 0; b < 256; b++) {
         char one = (char)b;
         t->byte_id[b] = t->byte_level ? tok_strmap_get(&t->vocab, &one, 1) : -1;
@@ -438,9 +495,8 @@ static int load_tokenizer_json(tok_tokenizer *t, const json *r, tm_error *err) {
     }
 
     const json *mg = json_get(m, "merges");
-    if (!mg || mg->type != JSON_ARRAY) { free(key); return tm_fail(err, "model.merges: not an array"); }
-    tok_pairmap_init(&t->merges, (uint32_t)mg->n + 16);
-    free(key);
+    if (!mg || mg->type != JSON_ARRAY) return tm_fail(err, "model.merges: not an array");
+    if (tok_pairmap_init(&t->merges, (uint32_t)mg->n + 16)) return oom(err, "merges");
     // The merges are resolved to ids in blocks, with the block's 3 lookups per merge
     // (a, b, a+b) done together by tok_strmap_get_many so that their cache misses overlap.
     enum { MB = 256 };
@@ -461,7 +517,10 @@ static int load_tokenizer_json(tok_tokenizer *t, const json *r, tm_error *err) {
                     return tm_fail(err, "merges[%d]: '%s' is not 'a b'", i0 + j, mg->items[i0 + j].str);
                 return tm_fail(err, "merges[%d]: not a pair", i0 + j);
             }
-            if (used + al + bl + 1 > blkcap) { blkcap = (used + al + bl + 1) * 2 + 4096; blk = realloc(blk, blkcap); }
+            if (used + al + bl + 1 > blkcap) {
+                blkcap = (used + al + bl + 1) * 2 + 4096;
+                if (grow_to(&blk, blkcap, 1)) { free(blk); return oom(err, "merges"); }
+            }
             off[j] = used;
             ka[j] = vocab_key(t, a, al, blk + used);
             kb[j] = vocab_key(t, b, bl, blk + used + ka[j]);
@@ -490,6 +549,7 @@ static int load_tokenizer_json(tok_tokenizer *t, const json *r, tm_error *err) {
         }
     }
     free(blk);
+    if (t->merges.failed) return oom(err, "merges");
     if (load_added(t, added, err)) return tm_fail_prefix(err, "added_tokens");
     for (int i = 0; i < t->nadded; i++) {
         tok_added *a = &t->added[i];
@@ -501,18 +561,27 @@ static int load_tokenizer_json(tok_tokenizer *t, const json *r, tm_error *err) {
     return 0;
 }
 
-int32_t tok_token_id(const tok_tokenizer *t, const char *token) {
+// *id = the token's id or -1 when absent; returns -1 only when out of memory.
+static int token_id(const tok_tokenizer *t, const char *token, int32_t *id) {
     size_t n = strlen(token);
     for (int i = 0; i < t->nadded; i++)
-        if (t->added[i].len == n && !memcmp(t->added[i].content, token, n)) return t->added[i].id;
-    char *key = malloc(n + 1);
-    int32_t id = lookup_token(t, token, n, key);
-    free(key);
+        if (t->added[i].len == n && !memcmp(t->added[i].content, token, n)) { *id = t->added[i].id; return 0; }
+    char small[256], *key = n < sizeof small ? small : malloc(n + 1);
+    if (!key) return -1;
+    *id = lookup_token(t, token, n, key);
+    if (key != small) free(key);
+    return 0;
+}
+
+int32_t tok_token_id(const tok_tokenizer *t, const char *token) {
+    int32_t id = -1;
+    token_id(t, token, &id);  // out of memory (a token over 255 bytes) reads as absent
     return id;
 }
 
 tok_tokenizer *tok_load_files(const char *path, const char *config_path, tm_error *err) {
     tok_tokenizer *t = calloc(1, sizeof *t);
+    if (!t) { tm_fail(err, "%s: out of memory", path); return NULL; }
     t->bos_id = t->eos_id = t->pad_id = t->unk_id = -1;
     json_doc *d = json_parse_file(path, err);
     if (!d) { tok_free(t); return NULL; }
@@ -520,11 +589,14 @@ tok_tokenizer *tok_load_files(const char *path, const char *config_path, tm_erro
     json_doc_free(d);
     if (rc) { tm_fail_prefix(err, "%s", path); tok_free(t); return NULL; }
     if (config_path && load_config(t, config_path, err)) { tok_free(t); return NULL; }
-    if (t->bos_token) t->bos_id = tok_token_id(t, t->bos_token);
-    if (t->eos_token) t->eos_id = tok_token_id(t, t->eos_token);
-    if (t->pad_token) t->pad_id = tok_token_id(t, t->pad_token);
-    tok_strmap_init(&t->cache, 4096, 65536);
-    t->md = pcre2_match_data_create(8, NULL);
+    if ((t->bos_token && token_id(t, t->bos_token, &t->bos_id)) || (t->eos_token && token_id(t, t->eos_token, &t->eos_id)) ||
+        (t->pad_token && token_id(t, t->pad_token, &t->pad_id))) {
+        tm_fail(err, "%s: out of memory", path);
+        tok_free(t);
+        return NULL;
+    }
+    tok_strmap_init(&t->cache, 4096, 65536);  // the word cache is optional: a failed one stays empty
+    if (!(t->md = pcre2_match_data_create(8, NULL))) { tm_fail(err, "%s: out of memory", path); tok_free(t); return NULL; }
     return t;
 }
 

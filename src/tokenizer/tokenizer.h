@@ -141,9 +141,11 @@ typedef struct tok_chat_render {
     sbuf text;
     tok_chat_seg *segs;
     int nsegs, cap;
+    int failed;        // an allocation failed (tok_chat_apply then returns -1)
 } tok_chat_render;
 void tok_chat_render_free(tok_chat_render *r);
 
 // Renders msgs[0..n) (appending to r, which must be zero-initialized or cleared).
+// Out of memory: -1 and "out of memory ..." in err.
 int tok_chat_apply(const tok_chat *c, const tok_chat_msg *msgs, int n, int add_generation_prompt,
                    tok_chat_render *r, tm_error *err);
