@@ -152,7 +152,7 @@ int model_save(const model *m, const char *dir, size_t max_shard_bytes, tm_error
         sbuf s;
         sbuf_init(&s);
         if (reward_config(m, &s, err)) { sbuf_free(&s); return -1; }
-        int rc = io_write_file_atomic(path, s.data, s.len, err);
+        int rc = sbuf_check(&s, err) ? -1 : io_write_file_atomic(path, s.data, s.len, err);
         sbuf_free(&s);
         if (rc) return -1;
     } else if (m->config_text) {
@@ -161,7 +161,7 @@ int model_save(const model *m, const char *dir, size_t max_shard_bytes, tm_error
         sbuf s;
         sbuf_init(&s);
         config_to_json(&m->cfg, m->file_dtype == ST_BF16 ? "bfloat16" : m->file_dtype == ST_F16 ? "float16" : "float32", &s);
-        int rc = io_write_file_atomic(path, s.data, s.len, err);
+        int rc = sbuf_check(&s, err) ? -1 : io_write_file_atomic(path, s.data, s.len, err);
         sbuf_free(&s);
         if (rc) return -1;
     }
@@ -219,7 +219,7 @@ int model_save(const model *m, const char *dir, size_t max_shard_bytes, tm_error
             i = j;
         }
         sbuf_puts(&idx, "\n  }\n}\n");
-        if (!rc) rc = io_write_file_atomic(index_path, idx.data, idx.len, err);
+        if (!rc) rc = sbuf_check(&idx, err) ? -1 : io_write_file_atomic(index_path, idx.data, idx.len, err);
         sbuf_free(&idx);
     }
     free(ts);

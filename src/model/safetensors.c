@@ -247,6 +247,7 @@ int st_write(const char *path, const st_out_tensor *ts, int n, st_dtype dtype, t
     sbuf_puts(&h, "}");
     while (h.len % 8) sbuf_puts(&h, " ");  // data section starts 8-byte aligned, as the reference writer does
 
+    if (sbuf_check(&h, err)) { sbuf_free(&h); return tm_fail_prefix(err, "%s", path); }
     io_atomic w;
     if (io_atomic_open(&w, path, err)) { sbuf_free(&h); return -1; }
     FILE *fp = w.f;

@@ -39,7 +39,7 @@ int checkpoint_write_trainer_state(const char *dir, const checkpoint_state *st, 
     for (int i = 0; i < st->n_log; i++) sbuf_printf(&s, "%s\n    %s", i ? "," : "", st->log[i]);
     sbuf_puts(&s, "\n  ]\n}\n");
     char path[4096];
-    int rc = io_write_file_atomic(io_join(path, sizeof path, dir, "trainer_state.json"), s.data, s.len, err);
+    int rc = sbuf_check(&s, err) ? -1 : io_write_file_atomic(io_join(path, sizeof path, dir, "trainer_state.json"), s.data, s.len, err);
     sbuf_free(&s);
     return rc;
 }

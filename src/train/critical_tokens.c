@@ -117,6 +117,7 @@ int critical_tokens_run(const critical_args *a, tm_error *err) {
             put_array_float(&line, key, w, s->len);
         }
         sbuf_puts(&line, "}\n");
+        if (sbuf_check(&line, err)) goto done;
         if (fwrite(line.data, 1, line.len, out.f) != line.len) { tm_fail(err, "%s: write failed: %s", out.tmp, strerror(errno)); goto done; }
         progress_update(&pb, i + 1);
     }
