@@ -13,8 +13,8 @@ for a in "--timeout nan" "--timeout inf" "--timeout 1e300" "--timeout 0" "--outp
          "--memory-mb 99999999999" "--max-code-bytes 0" "--sandbox none"; do
   echo 'print(1)' | "$T" tool python $a >"$tmp/out" 2>"$tmp/err"; rc=$?
   flag=${a%% *}
-  ok "tool python $a is refused (exit 2) with one line naming $flag and its range" \
-     '[ $rc -eq 2 ] && [ $(wc -l <"$tmp/err") -eq 1 ] && grep -q -- "$flag must be" "$tmp/err" && grep -Eq "\[|\(|auto, bwrap or unshare" "$tmp/err" && [ ! -s "$tmp/out" ]'
+  ok "tool python $a is refused (exit 2) with one line naming $flag and its range (nan/inf: the flag parser refuses any non-finite number)" \
+     '[ $rc -eq 2 ] && [ $(wc -l <"$tmp/err") -eq 1 ] && { grep -q -- "$flag expects a finite number" "$tmp/err" || { grep -q -- "$flag must be" "$tmp/err" && grep -Eq "\[|\(|auto, bwrap or unshare" "$tmp/err"; }; } && [ ! -s "$tmp/out" ]'
 done
 
 # item 16: code over --max-code-bytes (default 1 MiB) is refused before it is sent
