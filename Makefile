@@ -87,7 +87,7 @@ check: deps
 demo: $(BUILD)/temper
 	$(BUILD)/temper demo
 
-bench: $(BUILD)/temper $(BENCHES)
+bench: $(BUILD)/temper  # and $(BENCHES), added where it is defined (below)
 	@scripts/bench
 
 clean:
@@ -104,6 +104,7 @@ all: $(TOOLS)
 
 # Benchmark programs: bench/*.c -> build/bench/* (make bench runs scripts/bench)
 BENCHES := $(patsubst bench/%.c,$(BUILD)/bench/%,$(filter-out bench/kernels_bench.c,$(wildcard bench/*.c)))
+bench: $(BENCHES)
 $(BUILD)/bench/%: bench/%.c $(BUILD)/libtemper.a $(BUILD)/obj/cli/flags.o
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -o $@ $< $(BUILD)/obj/cli/flags.o $(BUILD)/libtemper.a $(LDLIBS)
