@@ -105,6 +105,6 @@ all: $(TOOLS)
 # Benchmark programs: bench/*.c -> build/bench/* (make bench runs scripts/bench)
 BENCHES := $(patsubst bench/%.c,$(BUILD)/bench/%,$(filter-out bench/kernels_bench.c,$(wildcard bench/*.c)))
 bench: $(BENCHES)
-$(BUILD)/bench/%: bench/%.c $(BUILD)/libtemper.a $(BUILD)/obj/cli/flags.o
+$(BUILD)/bench/%: bench/%.c $(BUILD)/libtemper.a $(BUILD)/obj/cli/flags.o $(BUILD)/obj/cli/omp_wait.o
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -o $@ $< $(BUILD)/obj/cli/flags.o $(BUILD)/libtemper.a $(LDLIBS)
+	$(CC) $(CFLAGS) -o $@ $< $(BUILD)/obj/cli/flags.o $(BUILD)/obj/cli/omp_wait.o $(BUILD)/libtemper.a $(LDLIBS)

@@ -14,6 +14,7 @@
 #include "base/progress.h"
 #include "base/rng.h"
 #include "cli/flags.h"
+#include "cli/omp_wait.h"
 #include "model/model.h"
 #include "rollout/rollout.h"
 
@@ -35,6 +36,7 @@ static double memcpy_gbps(void) {
 }
 
 int main(int argc, char **argv) {
+    omp_wait_default(argv);  // the CLI's OpenMP wait policy (cli/omp_wait.h)
     const char *dir = NULL;
     int B = 1, T = 128, P = 32, reps = 2;
     flag flags[] = {{"model", FLAG_STR, &dir, ""}, {"batch", FLAG_INT, &B, ""}, {"new", FLAG_INT, &T, ""},

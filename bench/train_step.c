@@ -14,6 +14,7 @@
 #include "base/progress.h"
 #include "base/rng.h"
 #include "cli/flags.h"
+#include "cli/omp_wait.h"
 #include "model/batch.h"
 #include "model/model.h"
 #include "objectives/dpo.h"
@@ -38,6 +39,7 @@ static double sgemm_peak(void) {
 }
 
 int main(int argc, char **argv) {
+    omp_wait_default(argv);  // the CLI's OpenMP wait policy (cli/omp_wait.h)
     const char *dir = NULL;
     int B = 8, T = 256, steps = 5, warmup = 1, seed = 0;
     const char *objective = "sft";
