@@ -5,3 +5,4 @@ set -euo pipefail
 make --no-print-directory -s build/bench/grade >/dev/null
 pin=(); command -v taskset >/dev/null && pin=(taskset -c 0)
 "${pin[@]}" build/bench/grade --seconds "${GRADE_SECONDS:-3}"
+echo "  ${BENCH_CPU:-cpu: $(bash bench/cpu.sh)} (scalar code, one core)"

@@ -4,3 +4,4 @@
 set -euo pipefail
 make --no-print-directory -s build/bench/sandbox >/dev/null
 build/bench/sandbox --calls "${SANDBOX_CALLS:-1000}" --warmup 20
+echo "  ${BENCH_CPU:-cpu: $(bash bench/cpu.sh)}"
