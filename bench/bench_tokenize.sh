@@ -7,6 +7,6 @@ set -euo pipefail
 if [ ! -d tests/oracle/node_modules/@anush008/tokenizers ]; then
   echo "tokenize: skipped (tests/oracle/node_modules missing: run scripts/install-deps)"; exit 0
 fi
-make --no-print-directory -s build/temper >/dev/null
+MAKEFLAGS= make --no-print-directory -s build/temper >/dev/null
 BENCH_CPU=${BENCH_CPU:-cpu: $(bash bench/cpu.sh)} \
 RAYON_NUM_THREADS=1 TOKENIZERS_PARALLELISM=false OMP_NUM_THREADS=1 node tests/oracle/bench_tokenize.mjs
