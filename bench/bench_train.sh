@@ -35,9 +35,9 @@ for cfg in "tiny 8 256" "small 4 512"; do
   t=$(/usr/bin/python3 bench/torch_train_step.py "${m[@]}" --threads 2 --objective dpo --lm-head all)
   s=$(/usr/bin/python3 bench/torch_train_step.py "${m[@]}" --threads 2 --objective dpo --lm-head completion)
   cp=$(field "$c" pairs_per_s); tp=$(field "$t" pairs_per_s); sp=$(field "$s" pairs_per_s)
-  printf 'dpo_step %s: temper %.2f pairs/s, torch (TRL: B x T x V logits) %.2f pairs/s, ratio %.2f, peak MiB temper %.0f torch %.0f\n' \
+  printf 'dpo_step %s: temper %.3f pairs/s, torch (TRL: B x T x V logits) %.3f pairs/s, ratio %.2f, peak MiB temper %.0f torch %.0f\n' \
     "$name" "$cp" "$tp" "$(echo "$cp / $tp" | bc -l)" "$(field "$c" peak_mib)" "$(field "$t" peak_mib)"
-  printf 'dpo_step %s, equal work: temper %.2f pairs/s, torch (lm-head on completion positions only) %.2f pairs/s, ratio %.2f, peak MiB torch %.0f\n' \
+  printf 'dpo_step %s, equal work: temper %.3f pairs/s, torch (lm-head on completion positions only) %.3f pairs/s, ratio %.2f, peak MiB torch %.0f\n' \
     "$name" "$cp" "$sp" "$(echo "$cp / $sp" | bc -l)" "$(field "$s" peak_mib)"
   echo "  temper: $(field "$c" isa) kernels, $(field "$c" blas); torch: ATen $(field "$t" isa); $cpu"
 done
