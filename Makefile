@@ -129,7 +129,7 @@ demo: build-deps
 	@$(MAKE) --no-print-directory $(BUILD)/temper
 	$(BUILD)/temper demo
 
-bench: $(BUILD)/temper $(BENCHES)
+bench: $(BUILD)/temper  # and $(BENCHES), added where it is defined (below)
 	@scripts/bench
 
 clean:
@@ -146,9 +146,10 @@ all: $(TOOLS)
 
 # Benchmark programs: bench/*.c -> build/bench/* (make bench runs scripts/bench)
 BENCHES := $(patsubst bench/%.c,$(BUILD)/bench/%,$(filter-out bench/kernels_bench.c,$(wildcard bench/*.c)))
-$(BUILD)/bench/%: bench/%.c $(BUILD)/libtemper.a $(BUILD)/obj/cli/flags.o
+bench: $(BENCHES)
+$(BUILD)/bench/%: bench/%.c $(BUILD)/libtemper.a $(BUILD)/obj/cli/flags.o $(BUILD)/obj/cli/omp_wait.o
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -o $@ $< $(BUILD)/obj/cli/flags.o $(BUILD)/libtemper.a $(LDLIBS)
+	$(CC) $(CFLAGS) -o $@ $< $(BUILD)/obj/cli/flags.o $(BUILD)/obj/cli/omp_wait.o $(BUILD)/libtemper.a $(LDLIBS)
 
 # test_oom fails each allocation of the tokenizer in turn. Its malloc family is wrapped
 # at link time (-Wl,--wrap: calls from libtemper.a go to the test's __wrap_malloc...),

@@ -2,11 +2,12 @@
 // random tokens, --batch samples of it (the group shares the prompt's KV prefix),
 // --new tokens each (no EOS stop), temperature 1, through rollout_run and the KV
 // cache. Prints one JSON line like bench/torch_generate.py:
-//   {"tok_per_s", "seconds", "weight_bytes", "memcpy_gbps", "bound_tok_per_s"}
+//   {"tok_per_s", "seconds", "weight_bytes", "memcpy_gbps", "bound_tok_per_s", "isa", "blas"}
 // tok_per_s = batch * new / wall time of the whole generation (prefill included).
 // The memory-bandwidth bound of batch-1 decoding: every token reads the weights that
 // take part (all but the embedding table, the lm-head included) once, so it is at most
 // memcpy bandwidth / weight bytes.
+#include <cblas.h>
 #include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,6 +15,8 @@
 #include "base/progress.h"
 #include "base/rng.h"
 #include "cli/flags.h"
+#include "cli/omp_wait.h"
+#include "isa.h"
 #include "model/model.h"
 #include "rollout/rollout.h"
 
@@ -35,6 +38,7 @@ static double memcpy_gbps(void) {
 }
 
 int main(int argc, char **argv) {
+    omp_wait_default(argv);  // the CLI's OpenMP wait policy (cli/omp_wait.h)
     const char *dir = NULL;
     int B = 1, T = 128, P = 32, reps = 2;
     flag flags[] = {{"model", FLAG_STR, &dir, ""}, {"batch", FLAG_INT, &B, ""}, {"new", FLAG_INT, &T, ""},
@@ -69,8 +73,8 @@ int main(int argc, char **argv) {
     size_t wb = (m.numel - (m.cfg.tie_embeddings ? 0 : (size_t)m.cfg.vocab * m.cfg.hidden)) * sizeof(float);
     double bw = memcpy_gbps();
     printf("{\"tok_per_s\": %.1f, \"seconds\": %.4f, \"weight_bytes\": %zu, \"memcpy_gbps\": %.2f, \"bound_tok_per_s\": %.1f, "
-           "\"threads\": %d}\n",
-           B * T / best, best, wb, bw, bw * 1e9 / (double)wb, omp_get_max_threads());
+           "\"threads\": %d, \"isa\": \"%s\", \"blas\": \"OpenBLAS %s\"}\n",
+           B * T / best, best, wb, bw, bw * 1e9 / (double)wb, omp_get_max_threads(), BENCH_ISA, openblas_get_corename());
     free(tr);
     free(prompt);
     model_free(&m);

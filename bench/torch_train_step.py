@@ -7,11 +7,15 @@ cross entropy on the shifted labels. No torch.compile, no fused kernels.
     bench/torch_train_step.py --model DIR --batch B --seq T --steps S --warmup W --threads 2
 
 Prints one JSON line:
-    {"tok_per_s", "ms_per_step", "peak_mib", "blas", "threads", ...}
+    {"tok_per_s", "pairs_per_s", "ms_per_step", "peak_mib", "blas", "threads", "isa", ...}
 tok_per_s counts every input token of the step (B*T), ms_per_step is the mean over the
 S timed steps after W warm-up steps, peak_mib is ru_maxrss of this process (Python and
 torch's own footprint included), blas the BLAS libraries mapped into the process after a
-matmul.
+matmul, isa the vector ISA of ATen's own kernels ("CPU capability usage").
+
+--objective dpo --lm-head all is what a TRL user runs (B x T x V logits everywhere);
+--lm-head completion applies the lm-head to the completion positions only, the work
+temper does, so the two dpo_step ratios bracket the comparison.
 """
 import argparse
 import json
@@ -34,6 +38,10 @@ def parse():
     ap.add_argument("--objective", choices=["sft", "dpo"], default="sft",
                     help="dpo: --batch pairs of chosen/rejected sequences of --seq tokens (first half prompt), "
                          "reference log-probs precomputed, sigmoid DPO with beta 0.1 (TRL's DPOTrainer math)")
+    ap.add_argument("--lm-head", choices=["all", "completion"], default="all",
+                    help="dpo: all = B x T x V logits at every position, as TRL computes them; completion = "
+                         "the hidden states sliced to the positions that predict completion tokens before "
+                         "the lm-head (the work temper does)")
     return ap.parse_args()
 
 
@@ -66,6 +74,14 @@ def blas_libraries():
     return seen
 
 
+def aten_isa():
+    """The vector ISA ATen's own CPU kernels dispatch to here (AVX2, AVX512, DEFAULT)."""
+    for line in torch.__config__.show().splitlines():
+        if "CPU capability usage:" in line:
+            return line.split(":", 1)[1].strip()
+    return "unknown"
+
+
 def main():
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
@@ -94,7 +110,14 @@ def main():
         comp[:, T // 2 - 1:] = True  # targets t+1 >= T/2 are completion tokens
 
         def seq_logps():
-            logits = model(tokens, positions, R.causal_mask(2 * B, T, torch.float32))
+            mask = R.causal_mask(2 * B, T, torch.float32)
+            if args.lm_head == "completion":
+                # positions T/2-1 .. T-2 predict the completion tokens T/2 .. T-1
+                h = model.hidden(tokens, positions, mask)[:, T // 2 - 1: T - 1]
+                logits = F.linear(h, model.lm_head_weight())  # [2B, T/2, V]
+                lp = torch.log_softmax(logits, dim=-1).gather(2, tokens[:, T // 2:, None])[..., 0]
+                return lp.sum(-1)
+            logits = model(tokens, positions, mask)  # [2B, T, V]
             lp = torch.log_softmax(logits[:, :-1], dim=-1).gather(2, tokens[:, 1:, None])[..., 0]
             return (lp * comp).sum(-1)
 
@@ -143,7 +166,7 @@ def main():
         "os_threads": len(os.listdir("/proc/self/task")),
         "arch": cfg.arch, "params": nparams, "batch": B, "seq": T, "steps": args.steps,
         "warmup": args.warmup, "loss_first": losses[0], "loss_last": losses[-1],
-        "torch": torch.__version__,
+        "torch": torch.__version__, "lm_head": args.lm_head, "isa": aten_isa(),
     }
     print(json.dumps(out))
 

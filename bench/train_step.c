@@ -1,7 +1,7 @@
 // bench/train_step: temper's side of `make bench`. Times one training step (forward,
 // SFT loss, backward, AdamW) of the model in --model on random tokens, B sequences of
 // T tokens packed into one row, and prints one JSON line like bench/torch_train_step.py:
-//   {"tok_per_s", "ms_per_step", "peak_mib", "blas", "threads", "gflops", "sgemm_peak_gflops"}
+//   {"tok_per_s", "ms_per_step", "peak_mib", "blas", "threads", "gflops", "sgemm_peak_gflops", "isa"}
 // gflops counts 6*N*tokens (N = parameters that take part in matmuls: everything but the
 // embedding table, the lm-head included) plus attention as PaLM's MFU formula does
 // (12 * layers * heads * head_dim * T per token, causality not discounted).
@@ -14,6 +14,8 @@
 #include "base/progress.h"
 #include "base/rng.h"
 #include "cli/flags.h"
+#include "cli/omp_wait.h"
+#include "isa.h"
 #include "model/batch.h"
 #include "model/model.h"
 #include "objectives/dpo.h"
@@ -38,6 +40,7 @@ static double sgemm_peak(void) {
 }
 
 int main(int argc, char **argv) {
+    omp_wait_default(argv);  // the CLI's OpenMP wait policy (cli/omp_wait.h)
     const char *dir = NULL;
     int B = 8, T = 256, steps = 5, warmup = 1, seed = 0;
     const char *objective = "sft";
@@ -105,10 +108,10 @@ int main(int argc, char **argv) {
     double flops = 6.0 * n_matmul * tokens + 12.0 * c->layers * c->heads * c->head_dim * (double)T * tokens;
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
-    printf("{\"pairs_per_s\": %.1f, \"tok_per_s\": %.1f, \"ms_per_step\": %.1f, \"peak_mib\": %.1f, \"blas\": \"OpenBLAS %s (%s)\", \"threads\": %d, "
-           "\"gflops\": %.1f, \"sgemm_peak_gflops\": %.1f}\n",
+    printf("{\"pairs_per_s\": %.3f, \"tok_per_s\": %.1f, \"ms_per_step\": %.1f, \"peak_mib\": %.1f, \"blas\": \"OpenBLAS %s (%s)\", \"threads\": %d, "
+           "\"gflops\": %.1f, \"sgemm_peak_gflops\": %.1f, \"isa\": \"%s\"}\n",
            B / (ms / 1e3), tokens / (ms / 1e3), ms, ru.ru_maxrss / 1024.0, openblas_get_corename(), openblas_get_config(),
-           omp_get_max_threads(), flops / (ms / 1e3) / 1e9, sgemm_peak());
+           omp_get_max_threads(), flops / (ms / 1e3) / 1e9, sgemm_peak(), BENCH_ISA);
     free(ids); free(trained); free(logp); free(dlogp); free(ref); free(span); free(pair);
     batch_free(&bb);
     model_optimizer_free(&opt);

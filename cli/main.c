@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <string.h>
 #include "cli/cli.h"
+#include "cli/omp_wait.h"
 
 struct command {
     const char *name;
@@ -47,6 +48,7 @@ static void usage(FILE *f) {
 }
 
 int main(int argc, char **argv) {
+    omp_wait_default(argv);  // may re-exec this program: first, before anything else
     if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
         usage(argc < 2 ? stderr : stdout);
         return argc < 2 ? 2 : 0;
