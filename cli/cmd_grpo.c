@@ -28,7 +28,8 @@ static int parse_weights(const char *s, double *w) {
 int cmd_grpo(int argc, char **argv) {
     grpo_args a;
     grpo_args_default(&a);
-    const char *loss_type = "dapo", *scale = "group", *estimator = "k3", *weights = "1,0";
+    const char *loss_type = "dapo", *scale = "group", *estimator = "k3", *weights = "1,0", *divergence = NULL;
+    const char *reh_estimator = "low_var_kl";
     double epsilon_high = -1;
     flag flags[] = {
         {"model", FLAG_STR, &a.model, "policy model directory (Hugging Face layout, with its tokenizer)"},
@@ -79,6 +80,12 @@ int cmd_grpo(int argc, char **argv) {
         {"overwrite-output-dir", FLAG_BOOL, &a.overwrite_output_dir, "reuse a non-empty --output-dir (its checkpoints are deleted)"},
         {"resume-from-checkpoint", FLAG_STR, &a.resume_from_checkpoint, "checkpoint directory to continue from, or true / last"},
         {"quiet", FLAG_BOOL, &a.quiet, "no progress bar; metrics lines on stderr"},
+        {"divergence", FLAG_STR, &divergence, "none|reverse_kl (--beta)|forward_kl|js|alpha (DPH-RL, with --rehearsal); default: reverse_kl when --beta > 0"},
+        {"rehearsal", FLAG_STR, &a.rehearsal, "R.jsonl from temper rehearsal: stored correct samples of the initial policy"},
+        {"divergence-coef", FLAG_FLOAT, &a.rh.coef, "weight of the rehearsal divergence (DPH-RL sft_loss_coeff)"},
+        {"divergence-estimator", FLAG_STR, &reh_estimator, "forward_kl's estimator: k1|k2|k3|low_var_kl"},
+        {"alpha", FLAG_FLOAT, &a.rh.alpha, "α of the alpha divergence, in (0, 1)"},
+        {"rehearsal-batch-size", FLAG_INT, &a.rehearsal_batch_size, "rehearsal samples per step (0: the generation batch's size)"},
     };
     flags_config cfg;
     if (flags_expand_config("grpo", argc, argv, &cfg)) return 2;
@@ -90,6 +97,15 @@ int cmd_grpo(int argc, char **argv) {
     else if (sc < 0) rc = cli_fail("grpo", "unknown --scale-rewards \"%s\" (group, batch, none)", scale) + 1;
     else if (ke < 0) rc = cli_fail("grpo", "unknown --kl-estimator \"%s\" (k1, k2, k3, low_var_kl)", estimator) + 1;
     else if (parse_weights(weights, a.reward_weights)) rc = 2;
+    int dv = divergence ? divergence_parse(divergence) : (a.h.beta > 0 ? DIV_REVERSE_KL : DIV_NONE);
+    int re = kl_estimator_parse(reh_estimator);
+    if (!rc && dv < 0) rc = cli_fail("grpo", "unknown --divergence \"%s\" (none, reverse_kl, forward_kl, js, alpha)", divergence) + 1;
+    else if (!rc && re < 0) rc = cli_fail("grpo", "unknown --divergence-estimator \"%s\" (k1, k2, k3, low_var_kl)", reh_estimator) + 1;
+    else if (!rc && dv == DIV_REVERSE_KL && !(a.h.beta > 0)) rc = cli_fail("grpo", "--divergence reverse_kl needs --beta > 0") + 1;
+    else if (!rc && dv != DIV_REVERSE_KL && a.h.beta > 0)
+        rc = cli_fail("grpo", "--beta %g is the reverse-KL coefficient; it does not combine with --divergence %s", a.h.beta, divergence) + 1;
+    if (!rc) a.rh.divergence = (divergence_kind)dv;
+    if (!rc) a.rh.estimator = (kl_estimator)re;
     if (!rc) {
         a.h.loss_type = (grpo_loss_type)lt;
         a.scale_rewards = sc;
@@ -101,4 +117,29 @@ int cmd_grpo(int argc, char **argv) {
     }
     flags_config_free(&cfg);
     return rc;
+}
+
+// temper rehearsal: DPH-RL's pre-sampling from the initial policy.
+int cmd_rehearsal(int argc, char **argv) {
+    grpo_rehearsal_args a;
+    grpo_rehearsal_args_default(&a);
+    flag flags[] = {
+        {"model", FLAG_STR, &a.model, "the initial policy π0"},
+        {"data", FLAG_STR, &a.data, "prompts JSONL: {\"prompt\"|\"question\"|\"problem\", \"answer\"}"},
+        {"output", FLAG_STR, &a.output, "R.jsonl: correct samples of solved prompts with their log π0 (for grpo --rehearsal)"},
+        {"exp-output", FLAG_STR, &a.exp_output, "the unsolved prompts' rows, as they are (grpo's --data)"},
+        {"k", FLAG_INT, &a.k, "samples per prompt"},
+        {"solved-threshold", FLAG_INT, &a.solved_threshold, "correct samples (of --k) for a prompt to count as solved"},
+        {"max-completion-length", FLAG_INT, &a.max_completion_length, "new tokens per sample"},
+        {"max-prompt-length", FLAG_INT, &a.max_prompt_length, "prompt tokens kept (their end), 0 = all"},
+        {"chat-template", FLAG_STR, &a.chat_template, "as grpo's"},
+        {"prompt-suffix", FLAG_STR, &a.prompt_suffix, "as grpo's"},
+        {"seed", FLAG_INT, &a.seed, "sampling seed"},
+    };
+    int rc = flags_parse("rehearsal", "--model DIR --data prompts.jsonl --output R.jsonl [--exp-output P.jsonl] [flags]", flags,
+                         sizeof flags / sizeof flags[0], argc, argv, NULL, NULL);
+    if (rc) return rc == 1 ? 0 : 2;
+    tm_error err;
+    if (grpo_rehearsal_run(&a, &err)) return cli_fail("rehearsal", "%s", err.msg);
+    return 0;
 }

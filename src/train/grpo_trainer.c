@@ -1,6 +1,7 @@
 // Online GRPO (see grpo_trainer.h for its contract).
 #include "train/grpo_trainer.h"
 #include <errno.h>
+#include <unistd.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -46,6 +47,8 @@ void grpo_args_default(grpo_args *a) {
     a->seed = 42;
     a->logging_steps = 10;
     a->save_steps = 500;
+    a->rh = rehearsal_hparams_default();
+    a->rh.divergence = DIV_NONE;  // forward_kl, js, alpha only with --rehearsal
 }
 
 int grpo_args_check(const grpo_args *a, tm_error *err) {
@@ -92,6 +95,14 @@ int grpo_args_check(const grpo_args *a, tm_error *err) {
     if (a->save_steps > 0 && a->save_steps % a->num_iterations)
         return tm_fail(err, "--save-steps %d must be a multiple of --num-iterations %d (checkpoints fall between generation batches)",
                        a->save_steps, a->num_iterations);
+    int gen_div = a->rh.divergence == DIV_FORWARD_KL || a->rh.divergence == DIV_JS || a->rh.divergence == DIV_ALPHA;
+    if (a->rehearsal && !gen_div) return tm_fail(err, "--rehearsal needs --divergence forward_kl, js or alpha (got %s)", divergence_name(a->rh.divergence));
+    if (!a->rehearsal && gen_div)
+        return tm_fail(err, "--divergence %s is evaluated on stored samples of the initial policy: pass --rehearsal R.jsonl (temper rehearsal)",
+                       divergence_name(a->rh.divergence));
+    if (!(a->rh.coef >= 0) || !isfinite(a->rh.coef)) return tm_fail(err, "--divergence-coef must be a finite number >= 0 (got %g)", a->rh.coef);
+    if (a->rh.divergence == DIV_ALPHA && !(a->rh.alpha > 0 && a->rh.alpha < 1)) return tm_fail(err, "--alpha must be in (0, 1) (got %g)", a->rh.alpha);
+    if (a->rehearsal_batch_size < 0) return tm_fail(err, "--rehearsal-batch-size must be at least 0 (got %d)", a->rehearsal_batch_size);
     lr_schedule s;
     if (lr_schedule_parse(a->lr_scheduler_type, &s))
         return tm_fail(err, "unknown --lr-scheduler-type \"%s\" (linear, cosine, constant, constant_with_warmup)", a->lr_scheduler_type);
@@ -133,6 +144,9 @@ typedef struct grpo_run_state {
     rollout_tool tool;
     char *obs_pre, *obs_suf;
     float *adv_b, *old_b, *samp_b, *ent_b;   // per packed token of a micro-batch
+    completion *reh;                         // rehearsal samples of π0 (ref = stored log π0)
+    int nreh;
+    int *reh_order;
 } grpo_run_state;
 
 // Fisher-Yates permutation of the prompts for one epoch (from the seed and the epoch).
@@ -215,6 +229,7 @@ typedef struct gen_metrics {
     double t_gen, t_score, t_train;
     int rounds, kept_groups, filled_groups, groups;
     // first iteration, over trained tokens: |logπθ - logπ_sampler|, |πθ - π_sampler|, |ρ - 1|
+    double reh_tokens, reh_div_sum;   // rehearsal: Σ m and Σ m f(u) over the step's chunk
     double mismatch_tokens, logp_diff_sum, logp_diff_max, prob_diff_sum, prob_diff_max, ratio_dev_sum, ratio_dev_max;
 } gen_metrics;
 
@@ -351,6 +366,47 @@ static int reference_logps(grpo_run_state *R, completion *c, int n, tm_error *er
     return 0;
 }
 
+// DPH-RL's divergence on stored π0 samples: the step's chunk of the rehearsal set (a
+// permutation per pass from the seed; chunk = the optimizer step), in its own micro-batches
+// (as DPH-RL: a micro-batch is either on-policy or rehearsal), gradients added to the step's.
+static int rehearsal_term(grpo_run_state *R, double *loss, gen_metrics *gm, tm_error *err) {
+    const grpo_args *a = R->a;
+    int rb = a->rehearsal_batch_size > 0 ? a->rehearsal_batch_size : a->per_device_train_batch_size * a->gradient_accumulation_steps;
+    int bs = a->per_device_train_batch_size;
+    int *pick = malloc(sizeof(int) * (size_t)rb);
+    if (!pick) return tm_fail(err, "out of memory");
+    int epoch = -1;
+    for (int j = 0; j < rb; j++) {
+        int64_t k = R->st.global_step * (int64_t)rb + j;
+        int e = (int)(k / R->nreh);
+        if (e != epoch) { epoch_order(R->reh_order, R->nreh, a->seed + 7919, e); epoch = e; }
+        pick[j] = R->reh_order[k % R->nreh];
+    }
+    double ntok = 0;
+    for (int j = 0; j < rb; j++)
+        for (int i = 1; i < R->reh[pick[j]].len; i++) ntok += R->reh[pick[j]].mask[i];
+    int rc = 0;
+    for (int j0 = 0; j0 < rb && !rc; j0 += bs) {
+        int j1 = j0 + bs < rb ? j0 + bs : rb;
+        trainer_clear(&R->t);
+        for (int j = j0; j < j1 && !rc; j++) {
+            const completion *c = &R->reh[pick[j]];
+            rc = trainer_add(&R->t, c->ids, c->mask, c->len, c->ref, NULL, err);
+        }
+        if (rc || (rc = trainer_forward(&R->t, NULL, err))) break;
+        seq_batch sb = trainer_view(&R->t, 1);
+        rehearsal_metrics m = {0};
+        double l = 0;
+        if ((rc = rehearsal_loss(&sb, &a->rh, ntok, &l, R->t.dlogp_tok, &m, err))) break;
+        *loss += l;
+        gm->reh_tokens += m.tokens;
+        gm->reh_div_sum += m.div_sum;
+        trainer_backward(&R->t);
+    }
+    free(pick);
+    return rc;
+}
+
 // One optimizer step over the batch: micro-batches, grpo_loss, backward, AdamW.
 static int train_step(grpo_run_state *R, completion *c, int n, const float *adv, int first_pass, grpo_metrics *gmx,
                       gen_metrics *gm, double *loss_out, double *gnorm, tm_error *err) {
@@ -401,6 +457,7 @@ static int train_step(grpo_run_state *R, completion *c, int n, const float *adv,
         grpo_metrics_merge(gmx, &mm);
         trainer_backward(t);
     }
+    if (R->nreh && rehearsal_term(R, &loss, gm, err)) return -1;
     *gnorm = trainer_step(&R->t, R->st.global_step);
     *loss_out = loss;
     return 0;
@@ -446,6 +503,7 @@ static void write_line(grpo_run_state *R, sbuf *o, double epoch, double loss, do
         put_metric(o, "sampling/ratio_minus_one/mean", gm->ratio_dev_sum / M);
         put_metric(o, "sampling/ratio_minus_one/max", gm->ratio_dev_max);
     }
+    if (R->nreh && gm->reh_tokens > 0) put_metric(o, "rehearsal/divergence", gm->reh_div_sum / gm->reh_tokens);
     if (a->dynamic_sampling) {
         put_metric(o, "dynamic_sampling/rounds", gm->rounds);
         put_metric(o, "dynamic_sampling/kept_groups", gm->kept_groups);
@@ -459,33 +517,34 @@ static void write_line(grpo_run_state *R, sbuf *o, double epoch, double loss, do
 
 // ---- the run ----
 
-static int setup(grpo_run_state *R, tm_error *err) {
-    const grpo_args *a = R->a;
-    const char *from = a->resume_from_checkpoint ? a->resume_from_checkpoint : a->model;
-    if (model_load(&R->m, from, err)) return -1;
-    if (!(R->tok = tok_load(a->model, err))) return -1;
+// The tokenizer, the prompts (cut to max_prompt_length, their end kept), stop tokens, the
+// tool and the verifier's options; the policy model must be loaded. *longest gets the
+// longest prompt.
+static int load_task(grpo_run_state *R, const char *model_dir, const char *chat_template, const char *prompt_suffix,
+                     const char *data, int max_prompt_length, const char *tools, int *longest, tm_error *err) {
+    if (!(R->tok = tok_load(model_dir, err))) return -1;
     tok_chat chat;
-    int have_chat = tok_chat_for(R->tok, a->chat_template, &chat, err) == 0;
-    if (a->chat_template && !have_chat) return -1;
+    int have_chat = tok_chat_for(R->tok, chat_template, &chat, err) == 0;
+    if (chat_template && !have_chat) return -1;
     data_opts o;
     data_opts_default(&o);
     o.format = DATA_PROMPTS;
     o.chat = have_chat ? &chat : NULL;
-    o.prompt_suffix = a->prompt_suffix;
-    if (data_load(R->tok, a->data, &o, &R->prompts, err)) return -1;
-    if (R->prompts.n == 0) return tm_fail(err, "%s: no prompts", a->data);
-    int longest = 0;
+    o.prompt_suffix = prompt_suffix;
+    if (data_load(R->tok, data, &o, &R->prompts, err)) return -1;
+    if (R->prompts.n == 0) return tm_fail(err, "%s: no prompts", data);
+    *longest = 0;
     for (int i = 0; i < R->prompts.n; i++) {
         data_example *e = &R->prompts.ex[i];
-        if (a->max_prompt_length > 0 && e->prompt_len > a->max_prompt_length) {  // keep the end (TRL's left truncation)
-            int cut = e->prompt_len - a->max_prompt_length;
-            memmove(e->seq[0].ids, e->seq[0].ids + cut, sizeof(int32_t) * (size_t)a->max_prompt_length);
-            e->prompt_len = e->seq[0].len = a->max_prompt_length;
+        if (max_prompt_length > 0 && e->prompt_len > max_prompt_length) {  // keep the end (TRL's left truncation)
+            int cut = e->prompt_len - max_prompt_length;
+            memmove(e->seq[0].ids, e->seq[0].ids + cut, sizeof(int32_t) * (size_t)max_prompt_length);
+            e->prompt_len = e->seq[0].len = max_prompt_length;
         }
         for (int k = 0; k < e->prompt_len; k++)
             if (e->seq[0].ids[k] < 0 || e->seq[0].ids[k] >= R->m.cfg.vocab)
-                return tm_fail(err, "%s:%ld: token id %d is outside the model's vocabulary (%d)", a->data, e->line, e->seq[0].ids[k], R->m.cfg.vocab);
-        if (e->prompt_len > longest) longest = e->prompt_len;
+                return tm_fail(err, "%s:%ld: token id %d is outside the model's vocabulary (%d)", data, e->line, e->seq[0].ids[k], R->m.cfg.vocab);
+        if (e->prompt_len > *longest) *longest = e->prompt_len;
     }
     // stops: EOS and end-of-turn tokens
     int cand_ids[2] = {tok_eos_id(R->tok), R->m.cfg.eos_token_id};
@@ -496,13 +555,99 @@ static int setup(grpo_run_state *R, tm_error *err) {
         int id = tok_token_id(R->tok, cand[i]);
         if (id >= 0 && id < R->m.cfg.vocab) R->stop_ids[R->nstop++] = id;
     }
-    R->tool = (rollout_tool)rollout_tool_from_name(a->tools);
+    R->tool = (rollout_tool)rollout_tool_from_name(tools);
     if (R->tool == ROLLOUT_TOOL_PYTHON && have_chat && rollout_obs_wrapper(&chat, &R->obs_pre, &R->obs_suf, err)) return -1;
     math_extract_opts_default(&R->eo);
     math_equal_opts_default(&R->qo);  // strict: the reward wants the computed answer
+    return 0;
+}
 
+// An integer array field of a rehearsal row into a new array of n (or *n when -1) items.
+static int read_ints(const json *row, const char *key, int *n, int32_t **out, uint8_t **bytes) {
+    const json *v = json_get(row, key);
+    if (!v || v->type != JSON_ARRAY || (*n >= 0 && v->n != *n)) return -1;
+    *n = v->n;
+    if (out && !(*out = malloc(sizeof(int32_t) * (size_t)(v->n + 1)))) return -2;
+    if (bytes && !(*bytes = malloc((size_t)v->n + 1))) return -2;
+    for (int i = 0; i < v->n; i++) {
+        if (!json_is_int(&v->items[i])) return -1;
+        if (out) (*out)[i] = (int32_t)v->items[i].num;
+        if (bytes) (*bytes)[i] = v->items[i].num != 0;
+    }
+    return 0;
+}
+
+// R.jsonl rows: prompt_input_ids, completion_input_ids, completion_logprobs, completion_mask.
+static int load_rehearsal(grpo_run_state *R, const char *path, tm_error *err) {
+    io_lines in;
+    if (io_lines_open(&in, path, err)) return -1;
+    char *text;
+    long len;
+    int rc = 0, cap = 0;
+    while (!rc && (len = io_lines_next(&in, &text)) >= 0) {
+        if (!len) continue;
+        tm_error jerr;
+        json_doc *d = data_parse_line(text, (size_t)len, &jerr);
+        if (!d) { rc = tm_fail(err, "%s:%ld: %s", path, in.lineno, jerr.msg); break; }
+        const json *row = json_root(d);
+        if (R->nreh == cap) {
+            cap = cap ? 2 * cap : 64;
+            completion *nr = realloc(R->reh, sizeof *nr * (size_t)cap);
+            if (!nr) { json_doc_free(d); rc = tm_fail(err, "out of memory"); break; }
+            R->reh = nr;
+        }
+        completion *c = &R->reh[R->nreh++];
+        memset(c, 0, sizeof *c);
+        int32_t *p = NULL, *q = NULL;
+        uint8_t *qm = NULL;
+        int np = -1, nq = -1, e = read_ints(row, "prompt_input_ids", &np, &p, NULL);
+        if (!e) e = read_ints(row, "completion_input_ids", &nq, &q, NULL);
+        if (!e) e = read_ints(row, "completion_mask", &nq, NULL, &qm);
+        const json *lp = json_get(row, "completion_logprobs");
+        if (!e && (!lp || lp->type != JSON_ARRAY || lp->n != nq)) e = -1;
+        if (!e && np < 1) e = -1;
+        if (!e) {
+            c->len = np + nq;
+            c->plen = np;
+            c->ids = malloc(sizeof(int32_t) * (size_t)c->len);
+            c->mask = calloc((size_t)c->len, 1);
+            c->ref = calloc((size_t)c->len, sizeof(float));
+            if (!c->ids || !c->mask || !c->ref) e = -2;
+        }
+        if (!e) {
+            memcpy(c->ids, p, sizeof(int32_t) * (size_t)np);
+            memcpy(c->ids + np, q, sizeof(int32_t) * (size_t)nq);
+            for (int i = 0; i < nq; i++) {
+                c->mask[np + i] = qm[i];
+                c->ref[np + i] = (float)lp->items[i].num;
+            }
+            for (int i = 0; i < c->len && !rc; i++)
+                if (c->ids[i] < 0 || c->ids[i] >= R->m.cfg.vocab)
+                    rc = tm_fail(err, "%s:%ld: token id %d is outside the model's vocabulary (%d)", path, in.lineno, c->ids[i], R->m.cfg.vocab);
+        }
+        free(p); free(q); free(qm);
+        json_doc_free(d);
+        if (e == -2) rc = tm_fail(err, "out of memory");
+        else if (e) rc = tm_fail(err, "%s:%ld: a rehearsal row needs prompt_input_ids (non-empty), completion_input_ids, "
+                                      "completion_logprobs and completion_mask of one length (temper rehearsal writes them)", path, in.lineno);
+    }
+    io_lines_close(&in);
+    if (!rc && R->nreh == 0) rc = tm_fail(err, "%s: no rehearsal samples", path);
+    if (!rc && !(R->reh_order = malloc(sizeof(int) * (size_t)R->nreh))) rc = tm_fail(err, "out of memory");
+    return rc;
+}
+
+static int setup(grpo_run_state *R, tm_error *err) {
+    const grpo_args *a = R->a;
+    const char *from = a->resume_from_checkpoint ? a->resume_from_checkpoint : a->model;
+    if (model_load(&R->m, from, err)) return -1;
+    int longest;
+    if (load_task(R, a->model, a->chat_template, a->prompt_suffix, a->data, a->max_prompt_length, a->tools, &longest, err)) return -1;
+    if (a->rehearsal && load_rehearsal(R, a->rehearsal, err)) return -1;
     int bs = a->per_device_train_batch_size;
-    int cap = bs * (longest + a->max_completion_length);
+    int per_seq = longest + a->max_completion_length;
+    for (int i = 0; i < R->nreh; i++) if (R->reh[i].len > per_seq) per_seq = R->reh[i].len;
+    int cap = bs * per_seq;
     lr_schedule sched;
     lr_schedule_parse(a->lr_scheduler_type, &sched);
     trainer_opts to = {{a->learning_rate, a->adam_beta1, a->adam_beta2, a->adam_epsilon, a->weight_decay}, a->max_grad_norm, sched, 0, 0,
@@ -585,6 +730,7 @@ int grpo_run(const grpo_args *args, tm_error *err) {
         for (int it = 0; it < a->num_iterations && R.st.global_step < total; it++) {
             grpo_metrics x;
             double loss, gnorm, ts = now_seconds();
+            gm.reh_tokens = gm.reh_div_sum = 0;
             if (train_step(&R, batch, nb, adv, it == 0, &x, &gm, &loss, &gnorm, err)) goto done;
             gm.t_train = now_seconds() - (it == 0 ? t0 : ts);
             if (!isfinite(loss)) { tm_fail(err, "step %lld: the loss is %f; stopping (the last checkpoint is intact)", (long long)R.st.global_step + 1, loss); goto done; }
@@ -618,7 +764,9 @@ done:
     for (int i = 0; batch && i < nb; i++) completion_free(&batch[i]);
     free(batch); free(adv); free(rw);
     sbuf_free(&line);
-    free(R.adv_b); free(R.old_b); free(R.ent_b); free(R.order);
+    free(R.adv_b); free(R.old_b); free(R.ent_b); free(R.order); free(R.reh_order);
+    for (int i = 0; i < R.nreh; i++) completion_free(&R.reh[i]);
+    free(R.reh);
     free(R.obs_pre); free(R.obs_suf);
     trainer_close(&R.t);
     trainer_close(&R.rt);
@@ -627,5 +775,167 @@ done:
     tok_free(R.tok);
     model_free(&R.m);
     model_free(&R.ref);
+    return rc;
+}
+
+// ---- temper rehearsal: π0's samples, split by how often π0 solves a prompt ----
+
+void grpo_rehearsal_args_default(grpo_rehearsal_args *a) {
+    memset(a, 0, sizeof *a);
+    a->k = 8;
+    a->solved_threshold = 8;
+    a->max_completion_length = 256;
+    a->max_prompt_length = 512;
+    a->seed = 42;
+}
+
+static void put_ints(sbuf *b, const char *key, const int32_t *v, int n) {
+    sbuf_printf(b, ", \"%s\": [", key);
+    for (int i = 0; i < n; i++) sbuf_printf(b, i ? ", %d" : "%d", v[i]);
+    sbuf_puts(b, "]");
+}
+
+// The input file's lines by line number (1-based), to copy unsolved rows as they were.
+static char **read_lines(const char *path, long *n, tm_error *err) {
+    io_lines in;
+    if (io_lines_open(&in, path, err)) return NULL;
+    char **v = NULL, *text;
+    long len, cap = 0;
+    *n = 0;
+    while ((len = io_lines_next(&in, &text)) >= 0) {
+        if (in.lineno >= cap) {
+            long nc = cap ? 2 * cap : 256;
+            while (nc <= in.lineno) nc *= 2;
+            char **nv = realloc(v, sizeof *v * (size_t)nc);
+            if (!nv) break;
+            memset(nv + cap, 0, sizeof *nv * (size_t)(nc - cap));
+            v = nv, cap = nc;
+        }
+        if (!(v[in.lineno] = strndup(text, (size_t)len))) break;
+        *n = in.lineno + 1;
+    }
+    int ok = len < 0;
+    io_lines_close(&in);
+    if (!ok) {
+        for (long i = 0; i < *n; i++) free(v[i]);
+        free(v);
+        tm_fail(err, "out of memory");
+        return NULL;
+    }
+    return v;
+}
+
+int grpo_rehearsal_run(const grpo_rehearsal_args *ra, tm_error *err) {
+    if (!ra->model || !ra->data || !ra->output) return tm_fail(err, "--model, --data and --output are required");
+    if (ra->k < 1) return tm_fail(err, "--k must be at least 1 (got %d)", ra->k);
+    if (ra->solved_threshold < 1 || ra->solved_threshold > ra->k)
+        return tm_fail(err, "--solved-threshold must be in [1, --k %d] (got %d)", ra->k, ra->solved_threshold);
+    if (ra->max_completion_length < 1) return tm_fail(err, "--max-completion-length must be at least 1 (got %d)", ra->max_completion_length);
+    grpo_args dummy;
+    grpo_args_default(&dummy);  // rewards: accuracy only; no truncation masking
+    grpo_run_state R;
+    memset(&R, 0, sizeof R);
+    R.a = &dummy;
+    int rc = -1, longest, chunk = 32, k = ra->k;
+    long nlines = 0, solved = 0, samples = 0, exp_rows = 0;
+    char **lines = NULL;
+    rollout_traj *trajs = NULL;
+    completion *cs = NULL;
+    int **pp = NULL, *pl = NULL;
+    io_atomic out = {0}, ex = {0};
+    int out_open = 0, ex_open = 0;
+    sbuf b;
+    sbuf_init(&b);
+    if (model_load(&R.m, ra->model, err)) goto done;
+    if (load_task(&R, ra->model, ra->chat_template, ra->prompt_suffix, ra->data, ra->max_prompt_length, "none", &longest, err)) goto done;
+    if (ra->exp_output && !(lines = read_lines(ra->data, &nlines, err))) goto done;
+    trajs = calloc((size_t)chunk * k, sizeof *trajs);
+    cs = calloc((size_t)chunk * k, sizeof *cs);
+    pp = malloc(sizeof(int *) * (size_t)chunk);
+    pl = malloc(sizeof(int) * (size_t)chunk);
+    if (!trajs || !cs || !pp || !pl) { tm_fail(err, "out of memory"); goto done; }
+    if (io_atomic_open(&out, ra->output, err)) goto done;
+    out_open = 1;
+    if (ra->exp_output) {
+        if (io_atomic_open(&ex, ra->exp_output, err)) goto done;
+        ex_open = 1;
+    }
+    progress pb;
+    progress_start(&pb, "rehearsal", R.prompts.n, "prompts");
+    for (int p0 = 0; p0 < R.prompts.n; p0 += chunk) {
+        int np = p0 + chunk <= R.prompts.n ? chunk : R.prompts.n - p0;
+        for (int i = 0; i < np; i++) pp[i] = R.prompts.ex[p0 + i].seq[0].ids, pl[i] = R.prompts.ex[p0 + i].prompt_len;
+        rollout_opts o;
+        rollout_opts_default(&o);
+        o.n = k;
+        o.batch = np * k < 256 ? np * k : 256;
+        o.max_new_tokens = ra->max_completion_length;
+        o.seed = (uint64_t)ra->seed * 0x9E3779B97F4A7C15ull ^ (uint64_t)p0;
+        o.stop_ids = R.stop_ids;
+        o.nstop_ids = R.nstop;
+        rollout_backend be;
+        rollout_model_ctx mctx;
+        rollout_backend_model(&be, &mctx, &R.m);
+        memset(trajs, 0, sizeof *trajs * (size_t)np * k);
+        int r = rollout_run(&be, R.tok, (const int *const *)pp, pl, np, &o, trajs, err);
+        for (int i = 0; !r && i < np * k; i++) r = make_completion(&R, p0 + i / k, &trajs[i], &cs[i], err);
+        for (int i = 0; i < np * k; i++) rollout_traj_free(&trajs[i]);
+        for (int i = 0; !r && i < np; i++) {
+            completion *g = cs + (size_t)i * k;
+            int correct = 0;
+            for (int s = 0; s < k; s++) correct += g[s].r[GRPO_REWARD_ACCURACY] > 0;
+            const data_example *e = &R.prompts.ex[p0 + i];
+            if (correct >= ra->solved_threshold) {
+                solved++;
+                for (int s = 0; s < k; s++) {
+                    if (!(g[s].r[GRPO_REWARD_ACCURACY] > 0)) continue;
+                    int L = g[s].len - g[s].plen;
+                    sbuf_clear(&b);
+                    sbuf_printf(&b, "{\"line\": %ld, \"sample\": %d", e->line, s);
+                    put_ints(&b, "prompt_input_ids", g[s].ids, g[s].plen);
+                    put_ints(&b, "completion_input_ids", g[s].ids + g[s].plen, L);
+                    sbuf_puts(&b, ", \"completion_logprobs\": [");
+                    for (int t = 0; t < L; t++) { if (t) sbuf_puts(&b, ", "); sbuf_json_float(&b, g[s].samp[g[s].plen + t]); }
+                    sbuf_puts(&b, "], \"completion_mask\": [");
+                    for (int t = 0; t < L; t++) sbuf_puts(&b, t ? (g[s].mask[g[s].plen + t] ? ", 1" : ", 0") : (g[s].mask[g[s].plen + t] ? "1" : "0"));
+                    sbuf_puts(&b, "]");
+                    if (e->answer) { sbuf_puts(&b, ", \"answer\": "); sbuf_json_str(&b, e->answer, strlen(e->answer)); }
+                    sbuf_puts(&b, "}\n");
+                    if ((r = sbuf_check(&b, err))) break;
+                    fputs(b.data, out.f);
+                    samples++;
+                }
+            } else if (ex_open && e->line < nlines && lines[e->line]) {
+                fprintf(ex.f, "%s\n", lines[e->line]);
+                exp_rows++;
+            }
+        }
+        for (int i = 0; i < np * k; i++) completion_free(&cs[i]);
+        if (r) goto done;
+        progress_update(&pb, p0 + np);
+    }
+    progress_finish(&pb);
+    out_open = 0;
+    if (io_atomic_commit(&out, err)) goto done;
+    if (ex_open) {
+        ex_open = 0;
+        if (io_atomic_commit(&ex, err)) goto done;
+    }
+    fprintf(stderr, "temper rehearsal: %ld of %d prompts solved (>= %d of %d correct): %ld rehearsal samples -> %s", solved, R.prompts.n,
+            ra->solved_threshold, k, samples, ra->output);
+    if (ra->exp_output) fprintf(stderr, "; %ld unsolved prompts -> %s", exp_rows, ra->exp_output);
+    fprintf(stderr, "\n");
+    rc = 0;
+done:
+    if (out_open) io_atomic_abort(&out);
+    if (ex_open) io_atomic_abort(&ex);
+    sbuf_free(&b);
+    for (long i = 0; i < nlines; i++) free(lines[i]);
+    free(lines);
+    free(trajs); free(cs); free(pp); free(pl);
+    free(R.obs_pre); free(R.obs_suf);
+    data_set_free(&R.prompts);
+    tok_free(R.tok);
+    model_free(&R.m);
     return rc;
 }

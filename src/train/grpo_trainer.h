@@ -34,8 +34,19 @@
 // a multiple of --num-iterations); trainer_state.json records the prompts drawn so far;
 // the sampler's RNG is seeded from (--seed, step, round), so its state is a function of
 // the checkpoint's step and a resumed run is bit-identical to an uninterrupted one.
+//
+// DPH-RL rehearsal (papers.md §6): grpo_rehearsal_run samples k completions per prompt from π0
+// (--model), and splits the prompts by how many are correct: those with at least
+// solved_threshold correct ("D_pef", solved) give their correct samples to the rehearsal file
+// (token ids, mask, and the sampler's log π0 per token, all at temperature 1); the others
+// ("D_exp") go to exp_output as a prompts file for GRPO. (DPH-RL samples the solved prompts once
+// more; the correct samples among the k are samples of π0 as well.) grpo --rehearsal R.jsonl adds,
+// to every optimizer step, rehearsal_loss (objectives/divergence.h: forward_kl, js or alpha, × coef)
+// over a chunk of rehearsal_batch_size stored samples, chosen by a per-pass permutation from the
+// seed and the step (so resume needs no extra state). No reference model is held for it.
 #pragma once
 #include "base/error.h"
+#include "objectives/divergence.h"
 #include "objectives/grpo.h"
 
 enum { GRPO_REWARD_ACCURACY, GRPO_REWARD_FORMAT, GRPO_N_REWARD };
@@ -61,6 +72,9 @@ typedef struct grpo_args {
     double tool_timeout;
     int seed, logging_steps, save_steps, save_total_limit;
     int quiet, overwrite_output_dir;
+    const char *rehearsal;           // R.jsonl from temper rehearsal; NULL: none
+    rehearsal_hparams rh;            // divergence forward_kl | js | alpha, estimator, alpha, coef
+    int rehearsal_batch_size;        // stored samples per step (0: the generation batch's size)
 } grpo_args;
 
 // TRL's current GRPOConfig defaults (learning rate 1e-6, 8 generations, batch 8, 256 new
@@ -68,3 +82,10 @@ typedef struct grpo_args {
 void grpo_args_default(grpo_args *a);
 int grpo_args_check(const grpo_args *a, tm_error *err);
 int grpo_run(const grpo_args *a, tm_error *err);
+
+typedef struct grpo_rehearsal_args {
+    const char *model, *data, *output, *exp_output, *chat_template, *prompt_suffix;
+    int k, solved_threshold, max_completion_length, max_prompt_length, seed;
+} grpo_rehearsal_args;
+void grpo_rehearsal_args_default(grpo_rehearsal_args *a);
+int grpo_rehearsal_run(const grpo_rehearsal_args *a, tm_error *err);

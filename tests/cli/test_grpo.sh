@@ -95,6 +95,38 @@ check '[ "$kept" = 5.0 ] && [ "$zs" = 0.0 ]' "dynamic sampling fills the batch w
 "$T" grpo --model "$tmp/sft" $G --output-dir "$tmp/o3" --learning-rate 1e-4 --max-steps 2 --tools calculator --loss-type bnpo --save-steps 0 2>/dev/null
 check '[ $? -eq 0 ] && metric "$tmp/o3/metrics.jsonl" 2 tools/calls_per_trajectory >/dev/null' "tools calculator runs and logs tool calls"
 
+# ---- DPH-RL: rehearsal samples of the initial policy, divergence on them ----
+"$T" rehearsal --model "$tmp/sft" --data "$tmp/train.jsonl" --output "$tmp/R.jsonl" --exp-output "$tmp/exp.jsonl" --k 8 \
+  --solved-threshold 5 --max-completion-length 12 2>"$tmp/reh.err"
+nr=$(wc -l <"$tmp/R.jsonl"); ne=$(wc -l <"$tmp/exp.jsonl"); ns=$($PY -c "import json,sys; print(len({json.loads(l)['line'] for l in open(sys.argv[1])}))" "$tmp/R.jsonl")
+check '[ $((ns + ne)) -eq 25 ] && [ "$nr" -ge "$((5 * ns))" ] && [ "$ns" -gt 0 ] && [ "$ne" -gt 0 ]' "rehearsal splits 25 prompts into $ns solved ($nr correct samples, >= 5 each) and $ne unsolved"
+rows_ok() {
+  $PY - "$1" <<'EOF'
+import json, sys
+rows = [json.loads(l) for l in open(sys.argv[1])]
+text = lambda r: bytes(x for x in r["completion_input_ids"] if x < 256).decode(errors="replace")
+good = all("boxed" in text(r) and text(r).rstrip("}").endswith(r["answer"]) and all(lp <= 0 for lp in r["completion_logprobs"])
+           and len(r["completion_logprobs"]) == len(r["completion_input_ids"]) == len(r["completion_mask"]) for r in rows)
+sys.exit(not good)
+EOF
+}
+check 'rows_ok "$tmp/R.jsonl"' "rehearsal rows are correct completions (boxed answer last) with one log-prob <= 0 and mask entry per token"
+for dv in forward_kl js alpha; do
+  rm -rf "$tmp/d"
+  "$T" grpo --model "$tmp/sft" $G --data "$tmp/exp.jsonl" --output-dir "$tmp/d" --learning-rate 1e-4 --max-steps 4 --rehearsal "$tmp/R.jsonl" \
+    --divergence $dv --divergence-coef 0.1 --save-steps 0 2>/dev/null
+  d1=$(metric "$tmp/d/metrics.jsonl" 1 rehearsal/divergence 2>/dev/null); d4=$(metric "$tmp/d/metrics.jsonl" 4 rehearsal/divergence 2>/dev/null)
+  check "$PY -c 'import sys; sys.exit(not ($d1 < 1e-9 and $d4 > 1e-5))'" "grpo --rehearsal --divergence $dv: 0 at θ0 ($d1), positive once the policy moved ($d4)"
+done
+# the term pulls the policy back: a large coefficient keeps the divergence smaller
+for c in 0 20; do
+  rm -rf "$tmp/c$c"
+  "$T" grpo --model "$tmp/sft" $G --data "$tmp/exp.jsonl" --output-dir "$tmp/c$c" --learning-rate 1e-4 --max-steps 6 --rehearsal "$tmp/R.jsonl" \
+    --divergence forward_kl --divergence-coef $c --save-steps 0 2>/dev/null
+done
+e0=$(metric "$tmp/c0/metrics.jsonl" 6 rehearsal/divergence); e20=$(metric "$tmp/c20/metrics.jsonl" 6 rehearsal/divergence)
+check "$PY -c 'import sys; sys.exit(not ($e20 < $e0))'" "forward KL with coef 20 stays closer to π0 than coef 0 after 6 steps ($e20 < $e0)"
+
 # ---- bad flags: one line, nonzero status, before any work ----
 expect_fail() {  # pattern, flags...
   local pat=$1; shift
@@ -113,6 +145,10 @@ expect_fail "epsilon" --epsilon 1.5
 expect_fail "delta" --delta 1.1
 expect_fail "tools" --tools shell
 expect_fail "reward-weights" --reward-weights 1
+expect_fail "rehearsal" --divergence js
+expect_fail "needs --divergence" --rehearsal "$tmp/R.jsonl"
+expect_fail "does not combine" --beta 0.1 --divergence forward_kl --rehearsal "$tmp/R.jsonl"
+expect_fail "alpha" --divergence alpha --alpha 1.5 --rehearsal "$tmp/R.jsonl"
 mkdir -p "$tmp/bad" && touch "$tmp/bad/old-run"
 expect_fail "not empty" --max-steps 1
 check '"$T" grpo --help | grep -q "loss-type.*(default dapo)"' "--help shows TRL's defaults (loss-type dapo)"
