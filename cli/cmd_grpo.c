@@ -8,8 +8,9 @@
 #include "cli/flags.h"
 #include "train/grpo_trainer.h"
 
-// "1,0.5" into the reward weights (accuracy, format).
+// "1,0.5" or "1,0,0.5" into the reward weights (accuracy, format[, overlong]; unset: 0).
 static int parse_weights(const char *s, double *w) {
+    for (int i = 0; i < GRPO_N_REWARD; i++) w[i] = 0;
     char buf[256];
     snprintf(buf, sizeof buf, "%s", s);
     int n = 0;
@@ -18,10 +19,10 @@ static int parse_weights(const char *s, double *w) {
         char *end;
         double v = strtod(tok, &end);
         if (end == tok || *end || !isfinite(v) || n >= GRPO_N_REWARD)
-            return cli_fail("grpo", "--reward-weights \"%s\": give %d finite numbers (accuracy,format)", s, GRPO_N_REWARD);
+            return cli_fail("grpo", "--reward-weights \"%s\": give 2 or 3 finite numbers (accuracy,format[,overlong])", s);
         w[n++] = v;
     }
-    if (n != GRPO_N_REWARD) return cli_fail("grpo", "--reward-weights \"%s\": give %d finite numbers (accuracy,format)", s, GRPO_N_REWARD);
+    if (n < 2) return cli_fail("grpo", "--reward-weights \"%s\": give 2 or 3 finite numbers (accuracy,format[,overlong])", s);
     return 0;
 }
 
@@ -61,7 +62,8 @@ int cmd_grpo(int argc, char **argv) {
         {"kl-estimator", FLAG_STR, &estimator, "k1|k2|k3|low_var_kl"},
         {"use-bias-correction-kl", FLAG_BOOL, &a.h.kl_bias_correction, "multiply the KL term by the ratio"},
         {"scale-rewards", FLAG_STR, &scale, "group|batch|none"},
-        {"reward-weights", FLAG_STR, &weights, "weights of the rewards accuracy,format"},
+        {"reward-weights", FLAG_STR, &weights, "weights of the rewards accuracy,format[,overlong]"},
+        {"overlong-buffer-len", FLAG_INT, &a.overlong_buffer_len, "DAPO soft overlong punishment: the last L_c tokens before --max-completion-length (0: a quarter of it)"},
         {"mask-truncated-completions", FLAG_BOOL, &a.mask_truncated_completions, "no loss on completions cut at --max-completion-length"},
         {"dynamic-sampling", FLAG_BOOL, &a.dynamic_sampling, "DAPO: drop groups with equal rewards, sample more prompts"},
         {"max-num-gen-batches", FLAG_INT, &a.max_num_gen_batches, "dynamic sampling: rounds per batch at most"},

@@ -68,7 +68,7 @@ int grpo_args_check(const grpo_args *a, tm_error *err) {
         {"gradient-accumulation-steps", a->gradient_accumulation_steps, 1}, {"num-generations", a->num_generations, 1},
         {"max-prompt-length", a->max_prompt_length, 0}, {"max-completion-length", a->max_completion_length, 1},
         {"num-iterations", a->num_iterations, 1}, {"max-num-gen-batches", a->max_num_gen_batches, 1},
-        {"max-turns", a->max_turns, 1}, {"seed", a->seed, 0}, {"logging-steps", a->logging_steps, 1},
+        {"max-turns", a->max_turns, 1}, {"overlong-buffer-len", a->overlong_buffer_len, 0}, {"seed", a->seed, 0}, {"logging-steps", a->logging_steps, 1},
         {"save-steps", a->save_steps, 0}, {"save-total-limit", a->save_total_limit, 0}, {"top-k", a->top_k, 0},
     };
     for (size_t i = 0; i < sizeof ints / sizeof ints[0]; i++)
@@ -190,6 +190,12 @@ static int score(grpo_run_state *R, const rollout_traj *tr, const char *gold, co
     sbuf_free(&txt);
     c->r[GRPO_REWARD_ACCURACY] = correct;
     c->r[GRPO_REWARD_FORMAT] = found;
+    // DAPO's soft overlong punishment
+    int lmax = R->a->max_completion_length, lc = R->a->overlong_buffer_len > 0 ? R->a->overlong_buffer_len : lmax / 4;
+    if (lc < 1) lc = 1;
+    if (lc > lmax) lc = lmax;
+    double y = tr->len;
+    c->r[GRPO_REWARD_OVERLONG] = y <= lmax - lc ? 0.0 : y <= lmax ? (lmax - lc - y) / lc : -1.0;
     c->reward = 0;
     for (int i = 0; i < GRPO_N_REWARD; i++) c->reward += R->a->reward_weights[i] * c->r[i];
     return 0;
@@ -479,6 +485,7 @@ static void write_line(grpo_run_state *R, sbuf *o, double epoch, double loss, do
     put_metric(o, "frac_reward_zero_std", gm->rs.frac_reward_zero_std);
     put_metric(o, "rewards/accuracy/mean", gm->reward_sum[GRPO_REWARD_ACCURACY] / gm->n);
     put_metric(o, "rewards/format/mean", gm->reward_sum[GRPO_REWARD_FORMAT] / gm->n);
+    if (a->reward_weights[GRPO_REWARD_OVERLONG] != 0) put_metric(o, "rewards/overlong/mean", gm->reward_sum[GRPO_REWARD_OVERLONG] / gm->n);
     put_metric(o, "accuracy", gm->reward_sum[GRPO_REWARD_ACCURACY] / gm->n);
     double T = x->tokens > 0 ? x->tokens : 1;
     if (a->h.beta > 0) put_metric(o, "kl", x->kl_sum / T);

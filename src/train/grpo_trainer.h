@@ -49,7 +49,13 @@
 #include "objectives/divergence.h"
 #include "objectives/grpo.h"
 
-enum { GRPO_REWARD_ACCURACY, GRPO_REWARD_FORMAT, GRPO_N_REWARD };
+// Reward functions, weighted by --reward-weights accuracy,format[,overlong]:
+//   accuracy  1 if the verifier says the extracted answer equals the gold, else 0
+//   format    1 if a final answer can be extracted, else 0
+//   overlong  DAPO's soft overlong punishment on the completion length |y| (tokens after the
+//             prompt), with L_max = max_completion_length, L_c = overlong_buffer_len:
+//             0 if |y| <= L_max - L_c, (L_max - L_c - |y|) / L_c up to L_max, -1 beyond
+enum { GRPO_REWARD_ACCURACY, GRPO_REWARD_FORMAT, GRPO_REWARD_OVERLONG, GRPO_N_REWARD };
 
 typedef struct grpo_args {
     const char *model, *data, *output_dir, *resume_from_checkpoint;
@@ -67,6 +73,7 @@ typedef struct grpo_args {
     grpo_hparams h;
     int scale_rewards;               // grpo_scale
     double reward_weights[GRPO_N_REWARD];
+    int overlong_buffer_len;         // L_c of the overlong reward (0: a quarter of max_completion_length)
     int mask_truncated_completions, dynamic_sampling, max_num_gen_batches;
     int max_turns;
     double tool_timeout;

@@ -95,6 +95,11 @@ check '[ "$kept" = 5.0 ] && [ "$zs" = 0.0 ]' "dynamic sampling fills the batch w
 "$T" grpo --model "$tmp/sft" $G --output-dir "$tmp/o3" --learning-rate 1e-4 --max-steps 2 --tools calculator --loss-type bnpo --save-steps 0 2>/dev/null
 check '[ $? -eq 0 ] && metric "$tmp/o3/metrics.jsonl" 2 tools/calls_per_trajectory >/dev/null' "tools calculator runs and logs tool calls"
 
+# DAPO's soft overlong punishment with L_c = L_max: the reward is -|y| / L_max
+"$T" grpo --model "$tmp/sft" $G --output-dir "$tmp/o4" --learning-rate 1e-4 --max-steps 1 --reward-weights 1,0,1 --overlong-buffer-len 12 --save-steps 0 2>/dev/null
+ol=$(metric "$tmp/o4/metrics.jsonl" 1 rewards/overlong/mean 2>/dev/null); ml=$(metric "$tmp/o4/metrics.jsonl" 1 completions/mean_length 2>/dev/null)
+check "$PY -c 'import sys; sys.exit(not abs($ol + $ml / 12) < 1e-6)'" "overlong reward with --overlong-buffer-len 12 = -mean_length/12 ($ol vs -$ml/12)"
+
 # ---- DPH-RL: rehearsal samples of the initial policy, divergence on them ----
 "$T" rehearsal --model "$tmp/sft" --data "$tmp/train.jsonl" --output "$tmp/R.jsonl" --exp-output "$tmp/exp.jsonl" --k 8 \
   --solved-threshold 5 --max-completion-length 12 2>"$tmp/reh.err"
