@@ -65,6 +65,9 @@ for k in reward reward_std frac_reward_zero_std accuracy entropy clip_ratio/low_
 done
 ok "metrics.jsonl carries TRL's names (reward, reward_std, frac_reward_zero_std, clip_ratio/*, completions/*, sampling/*)"
 
+"$T" plot "$tmp/g" --keys reward,accuracy,completions/mean_length --out "$tmp/g.svg" >/dev/null 2>&1
+check 'grep -q "accuracy" "$tmp/g.svg" 2>/dev/null' "temper plot draws the reward and accuracy curves"
+
 # ---- with --num-iterations 1 the first ratio is 1 up to the sampler/trainer mismatch ----
 dm=$(metric "$tmp/g/metrics.jsonl" 1 sampling/sampling_logp_difference/mean)
 dx=$(metric "$tmp/g/metrics.jsonl" 1 sampling/sampling_logp_difference/max)
@@ -80,6 +83,13 @@ rm -f "$tmp/r/model.safetensors" "$tmp/r/metrics.jsonl"
 check 'cmp -s "$tmp/g/model.safetensors" "$tmp/r/model.safetensors"' "resumed from checkpoint-20: weights bit-identical to the uninterrupted run"
 strip() { sed -E 's/"(time\/[a-z]+|tokens_per_second)": [^,}]*,? ?//g' "$1"; }
 check 'diff <(strip "$tmp/g/metrics.jsonl") <(strip "$tmp/r/metrics.jsonl") >/dev/null' "resumed run's metrics.jsonl equals the uninterrupted one (timings aside)"
+
+# resume in the middle of a run with 2 iterations per batch, dynamic sampling and a reference model
+A="--model $tmp/sft --data $tmp/train.jsonl --learning-rate 1e-4 --max-steps 6 --per-device-train-batch-size 20 --gradient-accumulation-steps 2 --num-generations 8 --max-completion-length 12 --logging-steps 1 --quiet --num-iterations 2 --dynamic-sampling --save-steps 2 --beta 0.02"
+"$T" grpo $A --output-dir "$tmp/dA" 2>/dev/null
+cp -r "$tmp/dA" "$tmp/dB"; rm -f "$tmp/dB/model.safetensors"
+"$T" grpo $A --output-dir "$tmp/dB" --resume-from-checkpoint "$tmp/dB/checkpoint-4" 2>/dev/null
+check 'cmp -s "$tmp/dA/model.safetensors" "$tmp/dB/model.safetensors" && grep -q prompts_seen "$tmp/dA/checkpoint-4/trainer_state.json"' "resume with --num-iterations 2, --dynamic-sampling and --beta: bit-identical (the prompt cursor is in trainer_state.json)"
 
 # ---- the options run ----
 "$T" grpo --model "$tmp/sft" $G --output-dir "$tmp/o1" --learning-rate 1e-4 --max-steps 4 --num-iterations 2 --beta 0.04 \
