@@ -51,6 +51,11 @@ void grpo_args_default(grpo_args *a) {
     a->rh.divergence = DIV_NONE;  // forward_kl, js, alpha only with --rehearsal
 }
 
+// Completions per generation batch, and optimizer steps per pass over it.
+static int spg_of(const grpo_args *a) { return a->steps_per_generation > 0 ? a->steps_per_generation : a->gradient_accumulation_steps; }
+static int gen_batch(const grpo_args *a) { return a->per_device_train_batch_size * spg_of(a); }
+static int steps_per_pass(const grpo_args *a) { return spg_of(a) / a->gradient_accumulation_steps; }
+
 int grpo_args_check(const grpo_args *a, tm_error *err) {
     if (!a->model || !a->data || !a->output_dir) return tm_fail(err, "--model, --data and --output-dir are required");
     if (!(a->learning_rate >= 0) || !isfinite(a->learning_rate)) return tm_fail(err, "--learning-rate must be a finite number >= 0 (got %g)", a->learning_rate);
@@ -73,11 +78,15 @@ int grpo_args_check(const grpo_args *a, tm_error *err) {
     };
     for (size_t i = 0; i < sizeof ints / sizeof ints[0]; i++)
         if (ints[i].v < ints[i].lo) return tm_fail(err, "--%s must be at least %ld (got %ld)", ints[i].flag, ints[i].lo, ints[i].v);
-    long gen = (long)a->per_device_train_batch_size * a->gradient_accumulation_steps;
+    if (a->steps_per_generation < 0) return tm_fail(err, "--steps-per-generation must be at least 0 (got %d)", a->steps_per_generation);
+    if (spg_of(a) % a->gradient_accumulation_steps)
+        return tm_fail(err, "--steps-per-generation %d must be a multiple of --gradient-accumulation-steps %d", a->steps_per_generation,
+                       a->gradient_accumulation_steps);
+    long gen = (long)a->per_device_train_batch_size * spg_of(a);
     if (gen % a->num_generations)
-        return tm_fail(err, "the generation batch (--per-device-train-batch-size %d x --gradient-accumulation-steps %d = %ld completions) "
+        return tm_fail(err, "the generation batch (--per-device-train-batch-size %d x --steps-per-generation %d = %ld completions) "
                             "must be a multiple of --num-generations %d",
-                       a->per_device_train_batch_size, a->gradient_accumulation_steps, gen, a->num_generations);
+                       a->per_device_train_batch_size, spg_of(a), gen, a->num_generations);
     if (a->temperature != 1.0 || a->top_p != 1.0 || a->top_k != 0 || a->min_p != 0.0)
         return tm_fail(err, "--temperature %g --top-p %g --top-k %d --min-p %g: grpo samples from the temperature-1 distribution "
                             "(temperature 1, top-p 1, top-k 0, min-p 0), the one whose log-probs the sampler records and the trainer "
@@ -92,9 +101,10 @@ int grpo_args_check(const grpo_args *a, tm_error *err) {
     for (int i = 0; i < GRPO_N_REWARD; i++)
         if (!isfinite(a->reward_weights[i])) return tm_fail(err, "--reward-weights must be finite numbers");
     if (rollout_tool_from_name(a->tools) < 0) return tm_fail(err, "unknown --tools '%s' (none, calculator, python)", a->tools);
-    if (a->save_steps > 0 && a->save_steps % a->num_iterations)
-        return tm_fail(err, "--save-steps %d must be a multiple of --num-iterations %d (checkpoints fall between generation batches)",
-                       a->save_steps, a->num_iterations);
+    if (a->save_steps > 0 && a->save_steps % (a->num_iterations * steps_per_pass(a)))
+        return tm_fail(err, "--save-steps %d must be a multiple of %d (--num-iterations x --steps-per-generation / --gradient-accumulation-steps: "
+                            "checkpoints fall between generation batches)",
+                       a->save_steps, a->num_iterations * steps_per_pass(a));
     int gen_div = a->rh.divergence == DIV_FORWARD_KL || a->rh.divergence == DIV_JS || a->rh.divergence == DIV_ALPHA;
     if (a->rehearsal && !gen_div) return tm_fail(err, "--rehearsal needs --divergence forward_kl, js or alpha (got %s)", divergence_name(a->rh.divergence));
     if (!a->rehearsal && gen_div)
@@ -250,7 +260,7 @@ static void put_metric(sbuf *o, const char *name, double v) {
 // round (otherwise). out gets P * G completions.
 static int generate(grpo_run_state *R, completion *out, gen_metrics *gm, tm_error *err) {
     const grpo_args *a = R->a;
-    int G = a->num_generations, P = a->per_device_train_batch_size * a->gradient_accumulation_steps / G;
+    int G = a->num_generations, P = gen_batch(a) / G;
     int kept = 0, rc = 0;
     completion *pool = NULL;   // dropped groups (dynamic sampling), to fill a short batch
     int npool = 0;
@@ -377,7 +387,7 @@ static int reference_logps(grpo_run_state *R, completion *c, int n, tm_error *er
 // (as DPH-RL: a micro-batch is either on-policy or rehearsal), gradients added to the step's.
 static int rehearsal_term(grpo_run_state *R, double *loss, gen_metrics *gm, tm_error *err) {
     const grpo_args *a = R->a;
-    int rb = a->rehearsal_batch_size > 0 ? a->rehearsal_batch_size : a->per_device_train_batch_size * a->gradient_accumulation_steps;
+    int rb = a->rehearsal_batch_size > 0 ? a->rehearsal_batch_size : a->per_device_train_batch_size * a->gradient_accumulation_steps;  // one step's
     int bs = a->per_device_train_batch_size;
     int *pick = malloc(sizeof(int) * (size_t)rb);
     if (!pick) return tm_fail(err, "out of memory");
@@ -699,11 +709,12 @@ int grpo_run(const grpo_args *args, tm_error *err) {
     double *rw = NULL;
     sbuf line;
     sbuf_init(&line);
-    int G = a->num_generations, nb = a->per_device_train_batch_size * a->gradient_accumulation_steps, P = nb / G;
+    int G = a->num_generations, nb = gen_batch(a), P = nb / G, per_step = a->per_device_train_batch_size * a->gradient_accumulation_steps;
     if (setup(&R, err)) goto done;
 
     int64_t gens_per_epoch = (R.prompts.n + P - 1) / P;
-    int64_t total = a->max_steps > 0 ? a->max_steps : (int64_t)ceil(a->num_train_epochs * (double)gens_per_epoch) * a->num_iterations;
+    int64_t total = a->max_steps > 0 ? a->max_steps
+                                     : (int64_t)ceil(a->num_train_epochs * (double)gens_per_epoch) * a->num_iterations * steps_per_pass(a);
     R.t.o.total_steps = total;
     R.t.o.warmup_steps = a->warmup_steps > 0 ? a->warmup_steps : (int64_t)ceil(a->warmup_ratio * (double)total);
     if (a->resume_from_checkpoint) {
@@ -734,12 +745,14 @@ int grpo_run(const grpo_args *args, tm_error *err) {
         if (grpo_advantages(nb, G, rw, (grpo_scale)a->scale_rewards, 1e-4, adv, NULL, &gm.rs, err)) goto done;
         double t0 = now_seconds();
         if (R.have_ref && reference_logps(&R, batch, nb, err)) goto done;
-        for (int it = 0; it < a->num_iterations && R.st.global_step < total; it++) {
+        for (int step = 0; step < a->num_iterations * steps_per_pass(a) && R.st.global_step < total; step++) {
+            int off = (step % steps_per_pass(a)) * per_step;  // this step's slice of the batch
             grpo_metrics x;
             double loss, gnorm, ts = now_seconds();
             gm.reh_tokens = gm.reh_div_sum = 0;
-            if (train_step(&R, batch, nb, adv, it == 0, &x, &gm, &loss, &gnorm, err)) goto done;
-            gm.t_train = now_seconds() - (it == 0 ? t0 : ts);
+            // the mismatch is measured before any update from this batch: on its first step
+            if (train_step(&R, batch + off, per_step, adv + off, step == 0, &x, &gm, &loss, &gnorm, err)) goto done;
+            gm.t_train = now_seconds() - (step == 0 ? t0 : ts);
             if (!isfinite(loss)) { tm_fail(err, "step %lld: the loss is %f; stopping (the last checkpoint is intact)", (long long)R.st.global_step + 1, loss); goto done; }
             R.st.global_step++;
             R.st.num_tokens += x.tokens;

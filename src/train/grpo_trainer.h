@@ -13,12 +13,16 @@
 //   5. --num-iterations optimizer steps over that batch (TRL: each iteration is a step),
 //      each over gradient-accumulation micro-batches of --per-device-train-batch-size
 //      completions, with grpo_loss normalized over the whole step.
-// The generation batch is per_device_train_batch_size × gradient_accumulation_steps
-// completions (TRL's steps_per_generation = gradient_accumulation_steps), so it holds
-// that / num_generations prompts, which must be whole.
+// The generation batch is per_device_train_batch_size × steps_per_generation completions
+// (TRL; steps_per_generation defaults to gradient_accumulation_steps and must be a multiple
+// of it), so it holds that / num_generations prompts, which must be whole. An optimizer step
+// takes per_device_train_batch_size × gradient_accumulation_steps of them in order, so a
+// generation batch gives steps_per_generation / gradient_accumulation_steps × num_iterations
+// optimizer steps; advantages are computed over the whole generation batch.
 //
 // Old log-probs are the sampler's (rollout records log p at temperature 1 for every model
-// token). The trainer's first forward of each batch recomputes them: the difference is
+// token). The trainer's first forward of each generation batch (its first optimizer step,
+// before any update from it) recomputes them: the difference is
 // logged as the sampler/trainer mismatch (sampling/sampling_logp_difference/mean|max and
 // training/rollout_probs_diff_*), and the first iteration's ratio |ρ - 1| as
 // sampling/ratio_minus_one/mean|max. Because those log-probs are of the temperature-1
@@ -68,6 +72,7 @@ typedef struct grpo_args {
     int warmup_steps, max_steps;
     int per_device_train_batch_size, gradient_accumulation_steps;
     int num_generations, max_prompt_length, max_completion_length, num_iterations;
+    int steps_per_generation;        // micro-batches per generation batch (0: gradient_accumulation_steps)
     double temperature, top_p, min_p;
     int top_k;
     grpo_hparams h;

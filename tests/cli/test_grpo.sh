@@ -91,6 +91,11 @@ cp -r "$tmp/dA" "$tmp/dB"; rm -f "$tmp/dB/model.safetensors"
 "$T" grpo $A --output-dir "$tmp/dB" --resume-from-checkpoint "$tmp/dB/checkpoint-4" 2>/dev/null
 check 'cmp -s "$tmp/dA/model.safetensors" "$tmp/dB/model.safetensors" && grep -q prompts_seen "$tmp/dA/checkpoint-4/trainer_state.json"' "resume with --num-iterations 2, --dynamic-sampling and --beta: bit-identical (the prompt cursor is in trainer_state.json)"
 
+# a generation batch of 2 optimizer steps x 2 iterations: 4 steps from one sampling round
+"$T" grpo --model "$tmp/sft" $G --output-dir "$tmp/o5" --learning-rate 1e-4 --max-steps 4 --per-device-train-batch-size 20 \
+  --steps-per-generation 2 --num-iterations 2 --save-steps 4 2>/dev/null
+check '[ $? -eq 0 ] && [ "$(metric "$tmp/o5/metrics.jsonl" 1 reward)" = "$(metric "$tmp/o5/metrics.jsonl" 4 reward)" ] && [ "$(metric "$tmp/o5/metrics.jsonl" 1 loss)" != "$(metric "$tmp/o5/metrics.jsonl" 2 loss)" ]' "--steps-per-generation 2 --num-iterations 2: four optimizer steps on one generation batch (same reward, different slices)"
+
 # ---- the options run ----
 "$T" grpo --model "$tmp/sft" $G --output-dir "$tmp/o1" --learning-rate 1e-4 --max-steps 4 --num-iterations 2 --beta 0.04 \
   --kl-estimator k2 --loss-type grpo --epsilon-high 0.28 --mask-truncated-completions --save-steps 0 2>/dev/null
@@ -152,6 +157,7 @@ expect_fail() {  # pattern, flags...
 }
 expect_fail "temperature" --temperature 0.7
 expect_fail "multiple of --num-generations" --per-device-train-batch-size 12 --num-generations 8
+expect_fail "multiple of --gradient-accumulation-steps" --gradient-accumulation-steps 2 --steps-per-generation 3
 expect_fail "loss-type" --loss-type ppo
 expect_fail "scale-rewards" --scale-rewards std
 expect_fail "kl-estimator" --kl-estimator k4
