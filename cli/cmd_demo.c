@@ -9,10 +9,9 @@
 #include "base/rng.h"
 #include "cli/cli.h"
 #include "cli/flags.h"
-#include "model/batch.h"
 #include "model/model.h"
 #include "objectives/sft.h"
-#include "train/optimizer.h"
+#include "train/step.h"
 
 // One toy sequence: arithmetic facts as bytes, newline separated, up to len bytes.
 static int toy_sequence(rng *r, int *ids, int len) {
@@ -52,17 +51,16 @@ int cmd_demo(int argc, char **argv) {
     config_preset(&c, ARCH_LLAMA, "tiny", &err);
     c.vocab = 256;  // bytes
     model m;
-    if (model_create(&m, &c, &err) || model_enable_grad(&m, &err) || model_reserve(&m, batch * seq, &err))
-        return cli_fail("demo", "%s", err.msg);
+    if (model_create(&m, &c, &err)) return cli_fail("demo", "%s", err.msg);
     model_init_random(&m, (uint64_t)seed);
-    model_optimizer opt;
-    adamw_hparams h = {lr, 0.9, 0.95, 1e-8, 0.1};
-    if (model_optimizer_init(&opt, &m, h, 1.0, &err)) return cli_fail("demo", "%s", err.msg);
-    batch_builder bb;
-    if (batch_init(&bb, batch * seq, batch, &err)) return cli_fail("demo", "%s", err.msg);
-    float *logp = malloc(sizeof(float) * (size_t)(batch * seq)), *dlogp = malloc(sizeof(float) * (size_t)(batch * seq));
-    if (!logp || !dlogp) return cli_fail("demo", "out of memory for %d tokens", batch * seq);
+    // the step-level trainer every trainer uses: packing, forward, backward, clipping,
+    // AdamW on a warmup + cosine schedule
+    trainer t;
+    trainer_opts o = {{lr, 0.9, 0.95, 1e-8, 0.1}, 1.0, SCHED_COSINE, steps / 10, steps, batch * seq, batch, 0};
+    if (trainer_open(&t, &m, &o, 1, &err)) { model_free(&m); return cli_fail("demo", "%s", err.msg); }
     int ids[512];
+    uint8_t ones[512];
+    memset(ones, 1, sizeof ones);
     rng r;
     rng_seed(&r, (uint64_t)seed + 1);
     printf("temper demo: training a %.2fM-parameter Llama from scratch on toy arithmetic (%d steps, %d x %d bytes)\n",
@@ -71,17 +69,24 @@ int cmd_demo(int argc, char **argv) {
     progress_start(&pb, "demo", steps, "steps");
     double first = 0, last = 0, ema = 0;
     for (int step = 0; step < steps; step++) {
-        batch_clear(&bb);
-        for (int s = 0; s < batch; s++)  // cannot overflow: the builder holds batch sequences of seq tokens
-            if (batch_add(&bb, ids, NULL, toy_sequence(&r, ids, seq)) < 0) return cli_fail("demo", "a sequence does not fit the batch");
-        model_batch b = batch_view(&bb);
-        int ntrain = 0;
-        for (int i = 0; i < b.n_tokens; i++) ntrain += b.targets[i] >= 0;
-        if (model_forward(&m, &b, logp, NULL, &err)) return cli_fail("demo", "%s", err.msg);
-        double loss = sft_nll(logp, b.targets, b.n_tokens, ntrain, dlogp);
-        model_backward(&m, &b, dlogp, NULL);
-        double lr_now = lr * lr_multiplier(SCHED_COSINE, step, steps / 10, steps);
-        double gnorm = model_optimizer_step(&opt, &m, lr_now);
+        trainer_clear(&t);
+        double ntrain = 0;
+        for (int s = 0; s < batch; s++) {
+            int n = toy_sequence(&r, ids, seq);
+            if (trainer_add(&t, ids, ones, n, NULL, NULL, &err)) { model_free(&m); return cli_fail("demo", "%s", err.msg); }
+            ntrain += n - 1;
+        }
+        double loss = 0;
+        int bad = trainer_forward(&t, NULL, &err);
+        seq_batch sb = trainer_view(&t, 0);  // the packed batch with its fresh log-probs
+        if (bad || sft_loss(&sb, 0, ntrain, &loss, t.dlogp_tok, NULL, &err)) {
+            trainer_close(&t);
+            model_free(&m);
+            return cli_fail("demo", "%s", err.msg);
+        }
+        trainer_backward(&t);
+        double lr_now = trainer_lr(&t, step);
+        double gnorm = trainer_step(&t, step);
         ema = step ? 0.9 * ema + 0.1 * loss : loss;
         if (step == 0) first = loss;
         last = loss;
@@ -97,10 +102,7 @@ int cmd_demo(int argc, char **argv) {
         if (model_save(&m, out, 0, &err)) status = cli_fail("demo", "%s", err.msg);
         else printf("temper demo: model saved to %s\n", out);
     }
-    free(logp);
-    free(dlogp);
-    batch_free(&bb);
-    model_optimizer_free(&opt);
+    trainer_close(&t);
     model_free(&m);
     return status;
 }

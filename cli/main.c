@@ -19,6 +19,8 @@ static const struct command commands[] = {
     {"dpo", cmd_dpo, "preference optimization: DPO and its loss types, Step-DPO, multi-turn"},
     {"kto", cmd_kto, "KTO on unpaired desirable/undesirable completions"},
     {"reward-model", cmd_reward_model, "Bradley-Terry reward model on preference pairs (a sequence-classification directory)"},
+    {"grpo", cmd_grpo, "online GRPO: sample groups from the current weights, verifier rewards, clipped policy loss"},
+    {"rehearsal", cmd_rehearsal, "DPH-RL: sample the initial policy, split prompts into solved / unsolved, store correct samples"},
     {"critical-tokens", cmd_critical_tokens, "cDPO: score each token by contrastive estimation between two models"},
     {"sample", cmd_sample, "generate n completions per prompt (KV cache, tools), with log-probs and verdicts"},
     {"eval", cmd_eval, "pass@1, pass@k, maj@k on GSM8K, MATH-500 or a prompts file"},

@@ -20,6 +20,7 @@
 #include "objectives/sft.h"
 #include "train/checkpoint.h"
 #include "train/optimizer.h"
+#include "train/step.h"
 
 void train_args_default(train_args *a, train_method m) {
     memset(a, 0, sizeof *a);
@@ -110,12 +111,12 @@ static const char *real_dir(const char *dir, char *out) {
 // and writable, and empty unless the run continues it (a checkpoint of its own) or
 // --overwrite-output-dir says to replace it. Two runs in one directory would mix their
 // checkpoints, metrics.jsonl and --resume-from-checkpoint last.
-static int prepare_output_dir(const train_args *a, tm_error *err) {
-    const char *out = a->output_dir;
+int train_prepare_output_dir(const char *out, const char *model_dir, const char *ref_dir, const char *resume,
+                             int overwrite, tm_error *err) {
     if (!*out) return tm_fail(err, "--output-dir is empty");
     if (io_exists(out) && !io_is_dir(out)) return tm_fail(err, "--output-dir %s exists and is not a directory", out);
     char ro[PATH_MAX], rm[PATH_MAX];
-    const char *inputs[2][2] = {{"--model", a->model}, {"--ref-model", a->ref_model}};
+    const char *inputs[2][2] = {{"--model", model_dir}, {"--ref-model", ref_dir}};
     if (real_dir(out, ro))
         for (int i = 0; i < 2; i++)
             if (real_dir(inputs[i][1], rm) && !strcmp(ro, rm))
@@ -133,13 +134,13 @@ static int prepare_output_dir(const train_args *a, tm_error *err) {
         // resuming continues this directory's own run
         char parent[PATH_MAX], rr[PATH_MAX];
         int own = 0;
-        if (a->resume_from_checkpoint && real_dir(a->resume_from_checkpoint, rr)) {
+        if (resume && real_dir(resume, rr)) {
             snprintf(parent, sizeof parent, "%s", rr);
             char *slash = strrchr(parent, '/');
             if (slash) *slash = 0;
             own = !strcmp(parent, ro);
         }
-        if (n && !own && !a->overwrite_output_dir)
+        if (n && !own && !overwrite)
             return tm_fail(err, "--output-dir %s is not empty (%ld entries, e.g. %s): a new run there would mix with the old one; "
                                 "pass --overwrite-output-dir to replace it, or --resume-from-checkpoint last to continue it",
                            out, n, first);
@@ -342,102 +343,37 @@ static int load_token_weights(const char *path, example_set *s, tm_error *err) {
 
 // ---- micro-batches: pack, forward, objective, backward ----
 
-// Scratch reused by every micro-batch (sized once for the largest).
+// Scratch reused by every micro-batch: the step-level trainer's packing buffers, plus
+// the pairing and KTO labels of the micro-batch.
 typedef struct step_buffers {
-    batch_builder bb;
-    float *logp_pos, *dlogp_pos;   // position-aligned (what the model reads and writes)
-    float *logp_tok, *dlogp_tok;   // token-aligned (what the objectives read and write)
-    float *ref_tok, *weight_tok;
-    int has_weights;
-    uint8_t *mask_tok;
-    int *span, *pair;
+    trainer t;
+    int *pair;
     uint8_t *desirable;
-    int cap_tokens, cap_seqs;
 } step_buffers;
 
-static int buffers_init(step_buffers *b, int cap_tokens, int cap_seqs, tm_error *err) {
+static int buffers_init(step_buffers *b, model *m, const trainer_opts *o, tm_error *err) {
     memset(b, 0, sizeof *b);
-    if (batch_init(&b->bb, cap_tokens, cap_seqs, err)) return -1;
-    size_t n = (size_t)cap_tokens;
-    b->logp_pos = malloc(sizeof(float) * n);
-    b->dlogp_pos = malloc(sizeof(float) * n);
-    b->logp_tok = malloc(sizeof(float) * n);
-    b->dlogp_tok = malloc(sizeof(float) * n);
-    b->ref_tok = malloc(sizeof(float) * n);
-    b->weight_tok = malloc(sizeof(float) * n);
-    b->mask_tok = malloc(n);
-    b->span = malloc(sizeof(int) * 2 * (size_t)cap_seqs);
-    b->pair = malloc(sizeof(int) * 2 * (size_t)cap_seqs);
-    b->desirable = malloc((size_t)cap_seqs);
-    b->cap_tokens = cap_tokens;
-    b->cap_seqs = cap_seqs;
-    if (!b->logp_pos || !b->dlogp_pos || !b->logp_tok || !b->dlogp_tok || !b->ref_tok || !b->weight_tok || !b->mask_tok || !b->span ||
-        !b->pair || !b->desirable)
-        return tm_fail(err, "out of memory");
+    if (trainer_open(&b->t, m, o, 0, err)) return -1;
+    b->pair = malloc(sizeof(int) * 2 * (size_t)o->cap_seqs);
+    b->desirable = malloc((size_t)o->cap_seqs);
+    if (!b->pair || !b->desirable) return tm_fail(err, "out of memory");
     return 0;
 }
 
 static void buffers_free(step_buffers *b) {
-    batch_free(&b->bb);
-    free(b->logp_pos); free(b->dlogp_pos); free(b->logp_tok); free(b->dlogp_tok); free(b->ref_tok); free(b->weight_tok);
-    free(b->mask_tok); free(b->span); free(b->pair); free(b->desirable);
+    trainer_close(&b->t);
+    free(b->pair);
+    free(b->desirable);
     memset(b, 0, sizeof *b);
 }
 
-// Adds a sequence to the batch, recording its span and token-aligned mask, reference
-// and weights. The buffers are sized for the largest micro-batch, so a sequence that
-// does not fit is a bug in that sizing: reported, never written past the end.
-static int add_seq(step_buffers *b, const int32_t *ids, const uint8_t *mask, int len, const float *ref, const float *w, tm_error *err) {
-    int s = b->bb.n_seqs;
-    int start = batch_add(&b->bb, ids, mask, len);
-    if (start < 0)
-        return tm_fail(err, "internal: a sequence of %d tokens does not fit the batch (%d of %d tokens, %d of %d sequences used)", len,
-                       b->bb.n_tokens, b->bb.cap_tokens, b->bb.n_seqs, b->bb.cap_seqs);
-    b->span[2 * s] = start;
-    b->span[2 * s + 1] = start + len;
-    for (int t = 0; t < len; t++) {
-        b->mask_tok[start + t] = t > 0 && mask[t];  // the first token has no log-prob
-        b->ref_tok[start + t] = ref ? ref[t] : 0.0f;
-        b->weight_tok[start + t] = w ? w[t] : 1.0f;
-    }
-    return 0;
-}
-
-// Forward over the packed batch, then log-probs moved to token alignment.
-static int forward_tokens(model *m, step_buffers *b, tm_error *err) {
-    model_batch mb = batch_view(&b->bb);
-    if (model_forward(m, &mb, b->logp_pos, NULL, err)) return -1;
-    for (int s = 0; s < mb.n_seqs; s++) {
-        int start = b->span[2 * s], end = b->span[2 * s + 1];
-        b->logp_tok[start] = 0;
-        for (int t = start + 1; t < end; t++) b->logp_tok[t] = b->logp_pos[t - 1];
-    }
-    return 0;
-}
-
-static void backward_tokens(model *m, step_buffers *b) {
-    model_batch mb = batch_view(&b->bb);
-    for (int s = 0; s < mb.n_seqs; s++) {
-        int start = b->span[2 * s], end = b->span[2 * s + 1];
-        for (int t = start + 1; t < end; t++) b->dlogp_pos[t - 1] = b->dlogp_tok[t];
-        b->dlogp_pos[end - 1] = 0;
-    }
-    model_backward(m, &mb, b->dlogp_pos, NULL);
-}
-
-static seq_batch seq_view(const step_buffers *b, int with_ref) {
-    seq_batch s = {b->bb.n_tokens, b->logp_tok, with_ref ? b->ref_tok : NULL, b->mask_tok, b->has_weights ? b->weight_tok : NULL,
-                   b->bb.n_seqs, b->span};
-    return s;
-}
-
 // Per-token reference log-probs of every sequence of every example under model m.
-static int compute_reference(model *m, example_set *s, step_buffers *b, int kl, tm_error *err) {
+static int compute_reference(trainer *b, example_set *s, int kl, tm_error *err) {
     progress pb;
     progress_start(&pb, "reference log-probs", s->n, "examples");
     int i = 0;
     while (i < s->n) {
-        batch_clear(&b->bb);
+        trainer_clear(b);
         int first = i;
         while (i < s->n) {
             const example *e = &s->ex[i];
@@ -446,11 +382,11 @@ static int compute_reference(model *m, example_set *s, step_buffers *b, int kl, 
             if (kl) need += e->kl_len;
             if (i > first && (b->bb.n_tokens + need > b->cap_tokens || b->bb.n_seqs + 3 > b->cap_seqs)) break;
             for (int q = 0; q < e->d.nseq; q++)
-                if (add_seq(b, e->d.seq[q].ids, e->d.seq[q].mask, e->d.seq[q].len, NULL, NULL, err)) return -1;
-            if (kl && e->kl_len > 1 && add_seq(b, e->kl_ids, e->kl_mask, e->kl_len, NULL, NULL, err)) return -1;
+                if (trainer_add(b, e->d.seq[q].ids, e->d.seq[q].mask, e->d.seq[q].len, NULL, NULL, err)) return -1;
+            if (kl && e->kl_len > 1 && trainer_add(b, e->kl_ids, e->kl_mask, e->kl_len, NULL, NULL, err)) return -1;
             i++;
         }
-        if (forward_tokens(m, b, err)) return -1;
+        if (trainer_forward(b, NULL, err)) return -1;
         int sq = 0;
         for (int k = first; k < i; k++) {
             example *e = &s->ex[k];
@@ -519,24 +455,24 @@ static step_norm norm_of(const example_set *s, const int *idx, int n) {
 // A reward-model micro-batch: scores of chosen and rejected, Bradley-Terry loss.
 static int run_micro_rm(const train_args *a, model *m, const example_set *s, const int *idx, int n, const step_norm *z,
                         step_buffers *b, int train, step_metrics *out, tm_error *err) {
-    batch_clear(&b->bb);
+    trainer_clear(&b->t);
     for (int k = 0; k < n; k++)
         for (int q = 0; q < 2; q++) {
             const data_seq *sq = &s->ex[idx[k]].d.seq[q];
-            if (add_seq(b, sq->ids, sq->mask, sq->len, NULL, NULL, err)) return -1;
+            if (trainer_add(&b->t, sq->ids, sq->mask, sq->len, NULL, NULL, err)) return -1;
         }
-    model_batch mb = batch_view(&b->bb);
+    model_batch mb = batch_view(&b->t.bb);
     // scores live in the token-aligned buffers: chosen k at [k], rejected at [n + k]
-    float *r = b->logp_tok, *dr = b->dlogp_tok;
-    if (model_reward_forward(m, &mb, b->logp_pos, err)) return -1;
-    for (int k = 0; k < n; k++) r[k] = b->logp_pos[2 * k], r[n + k] = b->logp_pos[2 * k + 1];
+    float *r = b->t.logp_tok, *dr = b->t.dlogp_tok;
+    if (model_reward_forward(m, &mb, b->t.logp_pos, err)) return -1;
+    for (int k = 0; k < n; k++) r[k] = b->t.logp_pos[2 * k], r[n + k] = b->t.logp_pos[2 * k + 1];
     step_metrics mine = {0};
     if (rm_bt_loss(n, r, r + n, NULL, a->center_rewards_coefficient, z->pairs, &mine.loss, dr, dr + n, &mine.rm, err)) return -1;
-    for (int i = 0; i < mb.n_tokens; i++) mine.num_tokens += b->mask_tok[i];
+    for (int i = 0; i < mb.n_tokens; i++) mine.num_tokens += b->t.mask_tok[i];
     metrics_add(out, &mine);
     if (train) {
-        for (int k = 0; k < n; k++) b->dlogp_pos[2 * k] = dr[k], b->dlogp_pos[2 * k + 1] = dr[n + k];
-        model_reward_backward(m, &mb, b->dlogp_pos);
+        for (int k = 0; k < n; k++) b->t.dlogp_pos[2 * k] = dr[k], b->t.dlogp_pos[2 * k + 1] = dr[n + k];
+        model_reward_backward(m, &mb, b->t.dlogp_pos);
     }
     return 0;
 }
@@ -549,49 +485,49 @@ static int run_micro(const train_args *a, model *m, const example_set *s, const 
     // KTO: the reference point z0 from this micro-batch's mismatched pairs (policy forward, no backward)
     double z0 = 0;
     if (a->method == TRAIN_KTO && a->kto.loss_type == KTO_LOSS_KTO) {
-        batch_clear(&b->bb);
+        trainer_clear(&b->t);
         for (int k = 0; k < n; k++) {
             const example *e = &s->ex[idx[k]];
-            if (e->kl_len > 1 && add_seq(b, e->kl_ids, e->kl_mask, e->kl_len, e->kl_ref, NULL, err)) return -1;
+            if (e->kl_len > 1 && trainer_add(&b->t, e->kl_ids, e->kl_mask, e->kl_len, e->kl_ref, NULL, err)) return -1;
         }
-        if (b->bb.n_seqs) {
-            if (forward_tokens(m, b, err)) return -1;
-            seq_batch kb = seq_view(b, 1);
+        if (b->t.bb.n_seqs) {
+            if (trainer_forward(&b->t, NULL, err)) return -1;
+            seq_batch kb = trainer_view(&b->t, 1);
             z0 = kto_z0(&kb);
         }
         mine.kl_sum = z0;
         mine.kl_count = 1;
     }
-    batch_clear(&b->bb);
+    trainer_clear(&b->t);
     for (int k = 0; k < n; k++) {
         const example *e = &s->ex[idx[k]];
         for (int q = 0; q < e->d.nseq; q++) {
-            b->pair[b->bb.n_seqs] = b->bb.n_seqs;
-            if (add_seq(b, e->d.seq[q].ids, e->d.seq[q].mask, e->d.seq[q].len, e->ref[q], e->weight[q], err)) return -1;
+            b->pair[b->t.bb.n_seqs] = b->t.bb.n_seqs;
+            if (trainer_add(&b->t, e->d.seq[q].ids, e->d.seq[q].mask, e->d.seq[q].len, e->ref[q], e->weight[q], err)) return -1;
         }
         b->desirable[k] = e->d.label == 1;
     }
-    if (forward_tokens(m, b, err)) return -1;
-    seq_batch sb = seq_view(b, a->method != TRAIN_SFT);
+    if (trainer_forward(&b->t, NULL, err)) return -1;
+    seq_batch sb = trainer_view(&b->t, a->method != TRAIN_SFT);
     double loss = 0;
     switch (a->method) {
     case TRAIN_SFT:
-        if (sft_loss(&sb, a->sft_per_sequence, a->sft_per_sequence ? z->seqs : z->tokens, &loss, b->dlogp_tok, &mine.sft, err)) return -1;
+        if (sft_loss(&sb, a->sft_per_sequence, a->sft_per_sequence ? z->seqs : z->tokens, &loss, b->t.dlogp_tok, &mine.sft, err)) return -1;
         break;
     case TRAIN_DPO: {
         dpo_norm dn = {z->pairs, z->chosen_tokens, z->positions};
-        if (dpo_loss(&sb, n, b->pair, &a->dpo, &dn, &loss, b->dlogp_tok, &mine.dpo, err)) return -1;
+        if (dpo_loss(&sb, n, b->pair, &a->dpo, &dn, &loss, b->t.dlogp_tok, &mine.dpo, err)) return -1;
         break;
     }
     case TRAIN_KTO:
-        if (kto_loss(&sb, b->desirable, z0, &a->kto, z->seqs, &loss, b->dlogp_tok, &mine.kto, err)) return -1;
+        if (kto_loss(&sb, b->desirable, z0, &a->kto, z->seqs, &loss, b->t.dlogp_tok, &mine.kto, err)) return -1;
         break;
     case TRAIN_RM: break;  // run_micro_rm
     }
     mine.loss = loss;
     for (int i = 0; i < sb.n_tokens; i++) mine.num_tokens += sb.mask[i];
     metrics_add(out, &mine);
-    if (train) backward_tokens(m, b);
+    if (train) trainer_backward(&b->t);
     return 0;
 }
 
@@ -710,14 +646,14 @@ int train_run(const train_args *args, tm_error *err) {
     // everything that can be checked is checked before the expensive part (loading,
     // reference log-probs), so a bad directory fails in a second, not after an hour
     if (a->resume_from_checkpoint && checkpoint_check(a->resume_from_checkpoint, err)) return -1;
-    if (prepare_output_dir(a, err)) return -1;
+    if (train_prepare_output_dir(a->output_dir, a->model, a->ref_model, a->resume_from_checkpoint, a->overwrite_output_dir, err))
+        return -1;
 
     int rc = -1;
     model m = {0};
     tok_tokenizer *tok = NULL;
     example_set train = {0}, eval = {0};
     step_buffers buf = {0};
-    model_optimizer opt = {0};
     checkpoint_state st = {0};
     int *order = NULL;
     FILE *metrics = NULL;
@@ -759,11 +695,13 @@ int train_run(const train_args *args, tm_error *err) {
             if (l > longest) longest = l;
         }
     int cap_tokens = longest * bs > 8192 ? longest * bs : 8192;
-    if (buffers_init(&buf, cap_tokens, 3 * (bs > 64 ? bs : 64), err) || model_reserve(&m, cap_tokens, err)) goto done;
-    buf.has_weights = a->token_weights != NULL;
+    trainer_opts to = {{a->learning_rate, a->adam_beta1, a->adam_beta2, a->adam_epsilon, a->weight_decay}, a->max_grad_norm, sched, 0, 0,
+                       cap_tokens, 3 * (bs > 64 ? bs : 64), a->method == TRAIN_RM};
+    if (buffers_init(&buf, &m, &to, err)) goto done;
+    buf.t.has_weights = a->token_weights != NULL;
 
     if (a->method == TRAIN_DPO || a->method == TRAIN_KTO) {
-        if (compute_reference(&m, &train, &buf, kl, err) || (eval.n && compute_reference(&m, &eval, &buf, kl, err))) goto done;
+        if (compute_reference(&buf.t, &train, kl, err) || (eval.n && compute_reference(&buf.t, &eval, kl, err))) goto done;
     }
     // the policy: the initial model (already loaded when it is also the reference), or a checkpoint
     if (a->method != TRAIN_RM && (a->resume_from_checkpoint || (a->ref_model && strcmp(a->ref_model, a->model)))) {
@@ -771,20 +709,20 @@ int train_run(const train_args *args, tm_error *err) {
         const char *from = a->resume_from_checkpoint ? a->resume_from_checkpoint : a->model;
         if (model_load(&m, from, err) || model_reserve(&m, cap_tokens, err)) goto done;
     }
-    if (model_enable_grad(&m, err)) goto done;
-    adamw_hparams h = {a->learning_rate, a->adam_beta1, a->adam_beta2, a->adam_epsilon, a->weight_decay};
-    if (model_optimizer_init(&opt, &m, h, a->max_grad_norm, err)) goto done;
+    if (trainer_enable_train(&buf.t, err)) goto done;
 
     int per_step = bs * a->gradient_accumulation_steps;
     int64_t steps_per_epoch = (train.n + per_step - 1) / per_step;
     int64_t total = a->max_steps > 0 ? a->max_steps : (int64_t)ceil(a->num_train_epochs * (double)steps_per_epoch);
     int64_t warmup = a->warmup_steps > 0 ? a->warmup_steps : (int64_t)ceil(a->warmup_ratio * (double)total);
     int eval_steps = a->eval_steps > 0 ? a->eval_steps : a->logging_steps;
+    buf.t.o.warmup_steps = warmup;
+    buf.t.o.total_steps = total;
 
     char metrics_path[4096];
     io_join(metrics_path, sizeof metrics_path, a->output_dir, "metrics.jsonl");
     if (a->resume_from_checkpoint) {
-        if (checkpoint_load_state(a->resume_from_checkpoint, &m, &opt, &st, err)) goto done;
+        if (trainer_resume(&buf.t, a->resume_from_checkpoint, &st, err)) goto done;
         fprintf(stderr, "temper: resuming from %s at step %lld\n", a->resume_from_checkpoint, (long long)st.global_step);
     }
     // metrics.jsonl restarts from the checkpoint's log history, so a resumed run's file
@@ -817,8 +755,7 @@ int train_run(const train_args *args, tm_error *err) {
         step_metrics sm = {0};
         for (int k = 0; k < count; k += bs)
             if (run_micro(a, &m, &train, idx + k, k + bs <= count ? bs : count - k, &z, &buf, 1, &sm, err)) goto done;
-        double lr = a->learning_rate * lr_multiplier(sched, step, warmup, total);
-        double gnorm = model_optimizer_step(&opt, &m, lr);
+        double gnorm = trainer_step(&buf.t, step);
         st.global_step = step + 1;
         st.num_tokens += sm.num_tokens;
         double ep = (double)(step + 1) / (double)steps_per_epoch;
@@ -836,7 +773,7 @@ int train_run(const train_args *args, tm_error *err) {
             put_metric(&line, "", "loss", window.loss / window_steps);
             put_metric(&line, "", "grad_norm", grad_norm_sum / window_steps);
             // transformers logs the rate the scheduler holds after its step: the next step's
-            put_metric(&line, "", "learning_rate", a->learning_rate * lr_multiplier(sched, step + 1, warmup, total));
+            put_metric(&line, "", "learning_rate", trainer_lr(&buf.t, step + 1));
             put_metric(&line, "", "num_tokens", st.num_tokens);
             put_metric(&line, "", "tokens_per_second", window.num_tokens / (now_seconds() - window_start));
             put_method_metrics(&line, a, &window, "");
@@ -864,7 +801,7 @@ int train_run(const train_args *args, tm_error *err) {
         }
         st.epoch = ep;
         if (a->save_steps > 0 && st.global_step % a->save_steps == 0 && !last) {
-            if (checkpoint_save(a->output_dir, &m, &opt, &st, a->save_total_limit, err)) goto done;
+            if (trainer_save(&buf.t, a->output_dir, &st, a->save_total_limit, err)) goto done;
         }
     }
     if (!a->quiet) progress_finish(&pb);
@@ -877,7 +814,6 @@ done:
     free(order);
     sbuf_free(&line);
     checkpoint_state_free(&st);
-    model_optimizer_free(&opt);
     buffers_free(&buf);
     example_set_free(&train);
     example_set_free(&eval);

@@ -63,3 +63,8 @@ void train_args_default(train_args *a, train_method m);
 // Every numeric setting within its range; the message names the flag and the range.
 int train_args_check(const train_args *a, tm_error *err);
 int train_run(const train_args *a, tm_error *err);
+// --output-dir before anything is loaded (every trainer): not the model or reference
+// directory, creatable and writable, and empty unless resuming from one of its own
+// checkpoints or overwrite is set (then its checkpoints are deleted).
+int train_prepare_output_dir(const char *out, const char *model_dir, const char *ref_dir, const char *resume,
+                             int overwrite, tm_error *err);

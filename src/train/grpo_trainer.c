@@ -1,0 +1,961 @@
+// Online GRPO (see grpo_trainer.h for its contract).
+#include "train/grpo_trainer.h"
+#include <errno.h>
+#include <unistd.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "base/io.h"
+#include "base/json.h"
+#include "base/progress.h"
+#include "base/rng.h"
+#include "data/data.h"
+#include "model/model.h"
+#include "reward/math_answer.h"
+#include "rollout/rollout.h"
+#include "tokenizer/tokenizer.h"
+#include "train/checkpoint.h"
+#include "train/step.h"
+#include "train/trainer.h"
+
+void grpo_args_default(grpo_args *a) {
+    memset(a, 0, sizeof *a);
+    a->lr_scheduler_type = "linear";
+    a->tools = "none";
+    a->learning_rate = 1e-6;
+    a->adam_beta1 = 0.9;
+    a->adam_beta2 = 0.999;
+    a->adam_epsilon = 1e-8;
+    a->max_grad_norm = 1.0;
+    a->num_train_epochs = 3.0;
+    a->max_steps = -1;
+    a->per_device_train_batch_size = 8;
+    a->gradient_accumulation_steps = 1;
+    a->num_generations = 8;
+    a->max_prompt_length = 512;
+    a->max_completion_length = 256;
+    a->num_iterations = 1;
+    a->temperature = 1.0;
+    a->top_p = 1.0;
+    a->h = grpo_hparams_default();
+    a->scale_rewards = GRPO_SCALE_GROUP;
+    a->reward_weights[GRPO_REWARD_ACCURACY] = 1.0;
+    a->max_num_gen_batches = 10;
+    a->max_turns = 4;
+    a->tool_timeout = 10.0;
+    a->seed = 42;
+    a->logging_steps = 10;
+    a->save_steps = 500;
+    a->rh = rehearsal_hparams_default();
+    a->rh.divergence = DIV_NONE;  // forward_kl, js, alpha only with --rehearsal
+}
+
+// Completions per generation batch, and optimizer steps per pass over it.
+static int spg_of(const grpo_args *a) { return a->steps_per_generation > 0 ? a->steps_per_generation : a->gradient_accumulation_steps; }
+static int gen_batch(const grpo_args *a) { return a->per_device_train_batch_size * spg_of(a); }
+static int steps_per_pass(const grpo_args *a) { return spg_of(a) / a->gradient_accumulation_steps; }
+
+int grpo_args_check(const grpo_args *a, tm_error *err) {
+    if (!a->model || !a->data || !a->output_dir) return tm_fail(err, "--model, --data and --output-dir are required");
+    if (!(a->learning_rate >= 0) || !isfinite(a->learning_rate)) return tm_fail(err, "--learning-rate must be a finite number >= 0 (got %g)", a->learning_rate);
+    if (!(a->warmup_ratio >= 0 && a->warmup_ratio <= 1)) return tm_fail(err, "--warmup-ratio must be in [0, 1] (got %g)", a->warmup_ratio);
+    if (!(a->weight_decay >= 0) || !isfinite(a->weight_decay)) return tm_fail(err, "--weight-decay must be a finite number >= 0 (got %g)", a->weight_decay);
+    if (!(a->max_grad_norm >= 0) || !isfinite(a->max_grad_norm)) return tm_fail(err, "--max-grad-norm must be a finite number >= 0 (got %g)", a->max_grad_norm);
+    if (!(a->adam_beta1 >= 0 && a->adam_beta1 < 1) || !(a->adam_beta2 >= 0 && a->adam_beta2 < 1))
+        return tm_fail(err, "--adam-beta1 and --adam-beta2 must be in [0, 1)");
+    if (!(a->adam_epsilon > 0) || !isfinite(a->adam_epsilon)) return tm_fail(err, "--adam-epsilon must be a finite number > 0 (got %g)", a->adam_epsilon);
+    if (a->max_steps <= 0 && !(a->num_train_epochs > 0 && isfinite(a->num_train_epochs)))
+        return tm_fail(err, "--num-train-epochs must be a finite number > 0 (got %g)", a->num_train_epochs);
+    struct { const char *flag; long v, lo; } ints[] = {
+        {"max-steps", a->max_steps, -1}, {"warmup-steps", a->warmup_steps, 0},
+        {"per-device-train-batch-size", a->per_device_train_batch_size, 1},
+        {"gradient-accumulation-steps", a->gradient_accumulation_steps, 1}, {"num-generations", a->num_generations, 1},
+        {"max-prompt-length", a->max_prompt_length, 0}, {"max-completion-length", a->max_completion_length, 1},
+        {"num-iterations", a->num_iterations, 1}, {"max-num-gen-batches", a->max_num_gen_batches, 1},
+        {"max-turns", a->max_turns, 1}, {"overlong-buffer-len", a->overlong_buffer_len, 0}, {"seed", a->seed, 0}, {"logging-steps", a->logging_steps, 1},
+        {"save-steps", a->save_steps, 0}, {"save-total-limit", a->save_total_limit, 0}, {"top-k", a->top_k, 0},
+    };
+    for (size_t i = 0; i < sizeof ints / sizeof ints[0]; i++)
+        if (ints[i].v < ints[i].lo) return tm_fail(err, "--%s must be at least %ld (got %ld)", ints[i].flag, ints[i].lo, ints[i].v);
+    if (a->steps_per_generation < 0) return tm_fail(err, "--steps-per-generation must be at least 0 (got %d)", a->steps_per_generation);
+    if (spg_of(a) % a->gradient_accumulation_steps)
+        return tm_fail(err, "--steps-per-generation %d must be a multiple of --gradient-accumulation-steps %d", a->steps_per_generation,
+                       a->gradient_accumulation_steps);
+    long gen = (long)a->per_device_train_batch_size * spg_of(a);
+    if (gen % a->num_generations)
+        return tm_fail(err, "the generation batch (--per-device-train-batch-size %d x --steps-per-generation %d = %ld completions) "
+                            "must be a multiple of --num-generations %d",
+                       a->per_device_train_batch_size, spg_of(a), gen, a->num_generations);
+    if (a->temperature != 1.0 || a->top_p != 1.0 || a->top_k != 0 || a->min_p != 0.0)
+        return tm_fail(err, "--temperature %g --top-p %g --top-k %d --min-p %g: grpo samples from the temperature-1 distribution "
+                            "(temperature 1, top-p 1, top-k 0, min-p 0), the one whose log-probs the sampler records and the trainer "
+                            "recomputes, so that the importance ratio compares one distribution",
+                       a->temperature, a->top_p, a->top_k, a->min_p);
+    const grpo_hparams *h = &a->h;
+    if (!(h->epsilon >= 0 && h->epsilon < 1)) return tm_fail(err, "--epsilon must be in [0, 1) (got %g)", h->epsilon);
+    if (!(h->epsilon_high >= 0) || !isfinite(h->epsilon_high)) return tm_fail(err, "--epsilon-high must be a finite number >= 0 (got %g)", h->epsilon_high);
+    if (h->delta != 0 && !(h->delta > 1 + h->epsilon_high && isfinite(h->delta)))
+        return tm_fail(err, "--delta must be 0 (off) or above 1 + --epsilon-high (got %g)", h->delta);
+    if (!(h->beta >= 0) || !isfinite(h->beta)) return tm_fail(err, "--beta must be a finite number >= 0 (got %g)", h->beta);
+    for (int i = 0; i < GRPO_N_REWARD; i++)
+        if (!isfinite(a->reward_weights[i])) return tm_fail(err, "--reward-weights must be finite numbers");
+    if (rollout_tool_from_name(a->tools) < 0) return tm_fail(err, "unknown --tools '%s' (none, calculator, python)", a->tools);
+    if (a->save_steps > 0 && a->save_steps % (a->num_iterations * steps_per_pass(a)))
+        return tm_fail(err, "--save-steps %d must be a multiple of %d (--num-iterations x --steps-per-generation / --gradient-accumulation-steps: "
+                            "checkpoints fall between generation batches)",
+                       a->save_steps, a->num_iterations * steps_per_pass(a));
+    int gen_div = a->rh.divergence == DIV_FORWARD_KL || a->rh.divergence == DIV_JS || a->rh.divergence == DIV_ALPHA;
+    if (a->rehearsal && !gen_div) return tm_fail(err, "--rehearsal needs --divergence forward_kl, js or alpha (got %s)", divergence_name(a->rh.divergence));
+    if (!a->rehearsal && gen_div)
+        return tm_fail(err, "--divergence %s is evaluated on stored samples of the initial policy: pass --rehearsal R.jsonl (temper rehearsal)",
+                       divergence_name(a->rh.divergence));
+    if (!(a->rh.coef >= 0) || !isfinite(a->rh.coef)) return tm_fail(err, "--divergence-coef must be a finite number >= 0 (got %g)", a->rh.coef);
+    if (a->rh.divergence == DIV_ALPHA && !(a->rh.alpha > 0 && a->rh.alpha < 1)) return tm_fail(err, "--alpha must be in (0, 1) (got %g)", a->rh.alpha);
+    if (a->rehearsal_batch_size < 0) return tm_fail(err, "--rehearsal-batch-size must be at least 0 (got %d)", a->rehearsal_batch_size);
+    lr_schedule s;
+    if (lr_schedule_parse(a->lr_scheduler_type, &s))
+        return tm_fail(err, "unknown --lr-scheduler-type \"%s\" (linear, cosine, constant, constant_with_warmup)", a->lr_scheduler_type);
+    return 0;
+}
+
+// ---- one completion of the generation batch ----
+
+typedef struct completion {
+    int prompt;               // index into the prompt set
+    int32_t *ids;             // prompt + completion
+    uint8_t *mask;            // trained tokens (completion model tokens)
+    float *samp;              // sampler log-probs, token-aligned (0 elsewhere)
+    float *ref;               // reference log-probs (β > 0), token-aligned
+    int len, plen;
+    int truncated, ncalls, nerrors;
+    double reward, r[GRPO_N_REWARD];
+} completion;
+
+static void completion_free(completion *c) {
+    free(c->ids); free(c->mask); free(c->samp); free(c->ref);
+    memset(c, 0, sizeof *c);
+}
+
+// ---- the run's state ----
+
+typedef struct grpo_run_state {
+    const grpo_args *a;
+    model m, ref;
+    int have_ref;
+    tok_tokenizer *tok;
+    data_set prompts;
+    trainer t, rt;            // the policy's trainer; the reference's forward-only one
+    checkpoint_state st;
+    int *order, order_epoch;
+    int stop_ids[16], nstop;
+    math_extract_opts eo;
+    math_equal_opts qo;
+    rollout_tool tool;
+    char *obs_pre, *obs_suf;
+    float *adv_b, *old_b, *samp_b, *ent_b;   // per packed token of a micro-batch
+    completion *reh;                         // rehearsal samples of π0 (ref = stored log π0)
+    int nreh;
+    int *reh_order;
+} grpo_run_state;
+
+// Fisher-Yates permutation of the prompts for one epoch (from the seed and the epoch).
+static void epoch_order(int *order, int n, int seed, int epoch) {
+    rng r;
+    rng_seed(&r, (uint64_t)seed * 1000003u + (uint64_t)epoch);
+    for (int i = 0; i < n; i++) order[i] = i;
+    for (int i = n - 1; i > 0; i--) {
+        int j = (int)rng_below(&r, (uint64_t)i + 1);
+        int t = order[i]; order[i] = order[j]; order[j] = t;
+    }
+}
+
+// The next prompt of the data stream (st.prompts_seen counts those drawn).
+static int next_prompt(grpo_run_state *R) {
+    int n = R->prompts.n;
+    int64_t k = R->st.prompts_seen++;
+    int epoch = (int)(k / n);
+    if (epoch != R->order_epoch) { epoch_order(R->order, n, R->a->seed, epoch); R->order_epoch = epoch; }
+    return R->order[k % n];
+}
+
+// Rewards of one trajectory: the verifier's verdict and an extractable answer.
+static int score(grpo_run_state *R, const rollout_traj *tr, const char *gold, completion *c, tm_error *err) {
+    sbuf txt;
+    sbuf_init(&txt);
+    if (tok_decode(R->tok, tr->ids, (size_t)tr->len, 1, &txt, err)) { sbuf_free(&txt); return -1; }
+    if (sbuf_check(&txt, err)) { sbuf_free(&txt); return -1; }
+    const char *s = txt.data ? txt.data : "";
+    size_t st, al;
+    int found = math_extract(s, strlen(s), &R->eo, &st, &al, NULL);
+    int correct = 0;
+    if (found && gold) {
+        char *pred = strndup(s + st, al);
+        if (!pred) { sbuf_free(&txt); return tm_fail(err, "out of memory"); }
+        math_verdict v;
+        if (math_answer_check(pred, gold, &R->qo, &v, err)) { free(pred); sbuf_free(&txt); return -1; }
+        correct = v == MATH_EQUAL;
+        free(pred);
+    }
+    sbuf_free(&txt);
+    c->r[GRPO_REWARD_ACCURACY] = correct;
+    c->r[GRPO_REWARD_FORMAT] = found;
+    // DAPO's soft overlong punishment
+    int lmax = R->a->max_completion_length, lc = R->a->overlong_buffer_len > 0 ? R->a->overlong_buffer_len : lmax / 4;
+    if (lc < 1) lc = 1;
+    if (lc > lmax) lc = lmax;
+    double y = tr->len;
+    c->r[GRPO_REWARD_OVERLONG] = y <= lmax - lc ? 0.0 : y <= lmax ? (lmax - lc - y) / lc : -1.0;
+    c->reward = 0;
+    for (int i = 0; i < GRPO_N_REWARD; i++) c->reward += R->a->reward_weights[i] * c->r[i];
+    return 0;
+}
+
+// A trajectory becomes a training sequence: prompt + completion ids, its mask and log-probs.
+static int make_completion(grpo_run_state *R, int p, rollout_traj *tr, completion *c, tm_error *err) {
+    const data_example *ex = &R->prompts.ex[p];
+    int plen = ex->prompt_len, len = plen + tr->len;
+    memset(c, 0, sizeof *c);
+    c->prompt = p;
+    c->plen = plen;
+    c->len = len;
+    c->ids = malloc(sizeof(int32_t) * (size_t)len);
+    c->mask = calloc((size_t)len, 1);
+    c->samp = calloc((size_t)len, sizeof(float));
+    if (!c->ids || !c->mask || !c->samp) return tm_fail(err, "out of memory");
+    memcpy(c->ids, ex->seq[0].ids, sizeof(int32_t) * (size_t)plen);
+    c->truncated = tr->finish == FINISH_LENGTH;
+    int keep = !(c->truncated && R->a->mask_truncated_completions);
+    for (int i = 0; i < tr->len; i++) {
+        c->ids[plen + i] = tr->ids[i];
+        c->mask[plen + i] = keep && tr->mask[i];
+        c->samp[plen + i] = tr->mask[i] ? tr->logp[i] : 0.0f;
+    }
+    c->ncalls = tr->ncalls;
+    for (int k = 0; k < tr->ncalls; k++) c->nerrors += tr->calls[k].status != 0;
+    return score(R, tr, ex->answer, c, err);
+}
+
+// ---- metrics of one generation batch and one optimizer step ----
+
+typedef struct gen_metrics {
+    double n, reward_sum[GRPO_N_REWARD];
+    grpo_reward_stats rs;          // over the trained batch
+    double len_sum, len_min, len_max, clipped, calls, errors;
+    double t_gen, t_score, t_train;
+    int rounds, kept_groups, filled_groups, groups;
+    // first iteration, over trained tokens: |logπθ - logπ_sampler|, |πθ - π_sampler|, |ρ - 1|
+    double reh_tokens, reh_div_sum;   // rehearsal: Σ m and Σ m f(u) over the step's chunk
+    double mismatch_tokens, logp_diff_sum, logp_diff_max, prob_diff_sum, prob_diff_max, ratio_dev_sum, ratio_dev_max;
+} gen_metrics;
+
+static void put_metric(sbuf *o, const char *name, double v) {
+    sbuf_printf(o, ", \"%s\": ", name);
+    sbuf_json_float(o, v);
+}
+
+// ---- sampling one generation batch ----
+
+// Samples rounds of prompts until the batch holds P groups (dynamic sampling) or one
+// round (otherwise). out gets P * G completions.
+static int generate(grpo_run_state *R, completion *out, gen_metrics *gm, tm_error *err) {
+    const grpo_args *a = R->a;
+    int G = a->num_generations, P = gen_batch(a) / G;
+    int kept = 0, rc = 0;
+    completion *pool = NULL;   // dropped groups (dynamic sampling), to fill a short batch
+    int npool = 0;
+    int *pidx = malloc(sizeof(int) * (size_t)P), **pp = malloc(sizeof(int *) * (size_t)P), *pl = malloc(sizeof(int) * (size_t)P);
+    rollout_traj *trajs = calloc((size_t)P * G, sizeof *trajs);
+    double *rw = malloc(sizeof(double) * (size_t)G);
+    float *adv = malloc(sizeof(float) * (size_t)G);
+    completion *round = calloc((size_t)P * G, sizeof *round);
+    if (!pidx || !pp || !pl || !trajs || !rw || !adv || !round) { rc = tm_fail(err, "out of memory"); goto out; }
+    memset(gm, 0, sizeof *gm);
+    gm->len_min = INFINITY;
+    for (int r = 0; r < (a->dynamic_sampling ? a->max_num_gen_batches : 1) && kept < P; r++) {
+        for (int i = 0; i < P; i++) {
+            pidx[i] = next_prompt(R);
+            pp[i] = R->prompts.ex[pidx[i]].seq[0].ids;
+            pl[i] = R->prompts.ex[pidx[i]].prompt_len;
+        }
+        rollout_opts o;
+        rollout_opts_default(&o);
+        o.n = G;
+        o.batch = P * G < 256 ? P * G : 256;
+        o.max_new_tokens = a->max_completion_length;
+        o.sp.temperature = a->temperature;
+        o.sp.top_p = a->top_p;
+        o.sp.top_k = a->top_k;
+        o.sp.min_p = a->min_p;
+        // the sampler's RNG state is a function of (seed, step, round): a resumed run draws the same
+        o.seed = (uint64_t)a->seed * 0x9E3779B97F4A7C15ull ^ ((uint64_t)R->st.global_step << 8 | (uint64_t)r);
+        o.stop_ids = R->stop_ids;
+        o.nstop_ids = R->nstop;
+        const char *stops[1] = {"```output"};
+        if (R->tool == ROLLOUT_TOOL_PYTHON) { o.stop_strs = stops; o.nstop_strs = 1; }
+        o.tool = R->tool;
+        o.max_turns = a->max_turns;
+        o.py.timeout_s = a->tool_timeout;
+        o.obs_prefix = R->obs_pre;
+        o.obs_suffix = R->obs_suf;
+        rollout_backend be;
+        rollout_model_ctx mctx;
+        rollout_backend_model(&be, &mctx, &R->m);
+        double t0 = now_seconds();
+        memset(trajs, 0, sizeof *trajs * (size_t)P * G);
+        rc = rollout_run(&be, R->tok, (const int *const *)pp, pl, P, &o, trajs, err);
+        double t1 = now_seconds();
+        gm->t_gen += t1 - t0;
+        for (int i = 0; !rc && i < P * G; i++) rc = make_completion(R, pidx[i / G], &trajs[i], &round[i], err);
+        for (int i = 0; i < P * G; i++) rollout_traj_free(&trajs[i]);
+        gm->t_score += now_seconds() - t1;
+        gm->rounds++;
+        if (rc) goto out;
+        for (int i = 0; i < P * G; i++) {
+            completion *c = &round[i];
+            int L = c->len - c->plen;
+            gm->n++;
+            for (int k = 0; k < GRPO_N_REWARD; k++) gm->reward_sum[k] += c->r[k];
+            gm->len_sum += L;
+            if (L < gm->len_min) gm->len_min = L;
+            if (L > gm->len_max) gm->len_max = L;
+            gm->clipped += c->truncated;
+            gm->calls += c->ncalls;
+            gm->errors += c->nerrors;
+        }
+        for (int g = 0; g < P; g++) {
+            completion *grp = round + (size_t)g * G;
+            int keep = 1;
+            if (a->dynamic_sampling) {
+                uint8_t eq = 0;
+                for (int s = 0; s < G; s++) rw[s] = grp[s].reward;
+                if ((rc = grpo_advantages(G, G, rw, GRPO_SCALE_NONE, 1e-4, adv, &eq, NULL, err))) goto out;
+                keep = !eq;
+            }
+            gm->groups++;
+            if (keep && kept < P) {
+                memcpy(out + (size_t)kept * G, grp, sizeof *grp * (size_t)G);
+                kept++;
+            } else if (keep || npool >= P) {
+                for (int s = 0; s < G; s++) completion_free(&grp[s]);
+            } else {
+                completion *np2 = realloc(pool, sizeof *pool * (size_t)(npool + 1) * G);
+                if (!np2) { rc = tm_fail(err, "out of memory"); goto out; }
+                pool = np2;
+                memcpy(pool + (size_t)npool * G, grp, sizeof *grp * (size_t)G);
+                npool++;
+            }
+            memset(grp, 0, sizeof *grp * (size_t)G);  // moved or freed
+        }
+    }
+    gm->kept_groups = kept;
+    // a batch still short after the last round is filled with dropped groups (advantage 0)
+    int used = 0;
+    while (kept < P && used < npool) {
+        memcpy(out + (size_t)kept * G, pool + (size_t)used * G, sizeof *pool * (size_t)G);
+        kept++, used++, gm->filled_groups++;
+    }
+    for (int i = used * G; i < npool * G; i++) completion_free(&pool[i]);
+    npool = 0;
+    if (kept < P) rc = tm_fail(err, "internal: generation batch short (%d of %d groups)", kept, P);
+out:
+    for (int i = 0; round && i < P * G; i++) completion_free(&round[i]);
+    for (int i = 0; i < npool * G; i++) completion_free(&pool[i]);
+    free(pool); free(pidx); free(pp); free(pl); free(trajs); free(rw); free(adv); free(round);
+    return rc;
+}
+
+// Reference log-probs of every completion under the frozen initial model (β > 0).
+static int reference_logps(grpo_run_state *R, completion *c, int n, tm_error *err) {
+    int bs = R->a->per_device_train_batch_size;
+    for (int i0 = 0; i0 < n; i0 += bs) {
+        int i1 = i0 + bs < n ? i0 + bs : n;
+        trainer_clear(&R->rt);
+        for (int i = i0; i < i1; i++)
+            if (trainer_add(&R->rt, c[i].ids, c[i].mask, c[i].len, NULL, NULL, err)) return -1;
+        if (trainer_forward(&R->rt, NULL, err)) return -1;
+        for (int i = i0; i < i1; i++) {
+            if (!(c[i].ref = malloc(sizeof(float) * (size_t)c[i].len))) return tm_fail(err, "out of memory");
+            memcpy(c[i].ref, R->rt.logp_tok + R->rt.span[2 * (i - i0)], sizeof(float) * (size_t)c[i].len);
+        }
+    }
+    return 0;
+}
+
+// DPH-RL's divergence on stored π0 samples: the step's chunk of the rehearsal set (a
+// permutation per pass from the seed; chunk = the optimizer step), in its own micro-batches
+// (as DPH-RL: a micro-batch is either on-policy or rehearsal), gradients added to the step's.
+static int rehearsal_term(grpo_run_state *R, double *loss, gen_metrics *gm, tm_error *err) {
+    const grpo_args *a = R->a;
+    int rb = a->rehearsal_batch_size > 0 ? a->rehearsal_batch_size : a->per_device_train_batch_size * a->gradient_accumulation_steps;  // one step's
+    int bs = a->per_device_train_batch_size;
+    int *pick = malloc(sizeof(int) * (size_t)rb);
+    if (!pick) return tm_fail(err, "out of memory");
+    int epoch = -1;
+    for (int j = 0; j < rb; j++) {
+        int64_t k = R->st.global_step * (int64_t)rb + j;
+        int e = (int)(k / R->nreh);
+        if (e != epoch) { epoch_order(R->reh_order, R->nreh, a->seed + 7919, e); epoch = e; }
+        pick[j] = R->reh_order[k % R->nreh];
+    }
+    double ntok = 0;
+    for (int j = 0; j < rb; j++)
+        for (int i = 1; i < R->reh[pick[j]].len; i++) ntok += R->reh[pick[j]].mask[i];
+    int rc = 0;
+    for (int j0 = 0; j0 < rb && !rc; j0 += bs) {
+        int j1 = j0 + bs < rb ? j0 + bs : rb;
+        trainer_clear(&R->t);
+        for (int j = j0; j < j1 && !rc; j++) {
+            const completion *c = &R->reh[pick[j]];
+            rc = trainer_add(&R->t, c->ids, c->mask, c->len, c->ref, NULL, err);
+        }
+        if (rc || (rc = trainer_forward(&R->t, NULL, err))) break;
+        seq_batch sb = trainer_view(&R->t, 1);
+        rehearsal_metrics m = {0};
+        double l = 0;
+        if ((rc = rehearsal_loss(&sb, &a->rh, ntok, &l, R->t.dlogp_tok, &m, err))) break;
+        *loss += l;
+        gm->reh_tokens += m.tokens;
+        gm->reh_div_sum += m.div_sum;
+        trainer_backward(&R->t);
+    }
+    free(pick);
+    return rc;
+}
+
+// One optimizer step over the batch: micro-batches, grpo_loss, backward, AdamW.
+static int train_step(grpo_run_state *R, completion *c, int n, const float *adv, int first_pass, grpo_metrics *gmx,
+                      gen_metrics *gm, double *loss_out, double *gnorm, tm_error *err) {
+    const grpo_args *a = R->a;
+    int bs = a->per_device_train_batch_size;
+    grpo_norm z = {0, 0, a->max_completion_length};
+    z.sequences = n;
+    for (int i = 0; i < n; i++)
+        for (int k = 1; k < c[i].len; k++) z.tokens += c[i].mask[k];
+    double loss = 0;
+    memset(gmx, 0, sizeof *gmx);
+    for (int i0 = 0; i0 < n; i0 += bs) {
+        int i1 = i0 + bs < n ? i0 + bs : n;
+        trainer *t = &R->t;
+        trainer_clear(t);
+        for (int i = i0; i < i1; i++)
+            if (trainer_add(t, c[i].ids, c[i].mask, c[i].len, c[i].ref, NULL, err)) return -1;
+        for (int i = i0; i < i1; i++) {
+            int s0 = t->span[2 * (i - i0)];
+            for (int k = 0; k < c[i].len; k++) {
+                R->adv_b[s0 + k] = adv[i];
+                R->old_b[s0 + k] = c[i].samp[k];
+            }
+        }
+        if (trainer_forward(t, R->ent_b, err)) return -1;
+        seq_batch sb = trainer_view(t, R->have_ref);
+        if (first_pass) {
+            // the weights that sampled are the weights that recompute: the sampler/trainer
+            // mismatch, and the first ratio ρ = e^(logπθ - logπ_sampler), which should be 1
+            for (int k = 0; k < sb.n_tokens; k++)
+                if (sb.mask[k]) {
+                    double lp = sb.logp[k], s = R->old_b[k];
+                    double d = fabs(lp - s), pd = fabs(exp(lp) - exp(s)), rd = fabs(exp(lp - s) - 1.0);
+                    gm->mismatch_tokens++;
+                    gm->logp_diff_sum += d;
+                    gm->prob_diff_sum += pd;
+                    gm->ratio_dev_sum += rd;
+                    if (d > gm->logp_diff_max) gm->logp_diff_max = d;
+                    if (pd > gm->prob_diff_max) gm->prob_diff_max = pd;
+                    if (rd > gm->ratio_dev_max) gm->ratio_dev_max = rd;
+                }
+        }
+        grpo_inputs in = {R->adv_b, R->old_b, NULL, R->ent_b};
+        grpo_metrics mm = {0};
+        double l = 0;
+        if (grpo_loss(&sb, &in, &a->h, &z, &l, t->dlogp_tok, &mm, err)) return -1;
+        loss += l;
+        grpo_metrics_merge(gmx, &mm);
+        trainer_backward(t);
+    }
+    if (R->nreh && rehearsal_term(R, &loss, gm, err)) return -1;
+    *gnorm = trainer_step(&R->t, R->st.global_step);
+    *loss_out = loss;
+    return 0;
+}
+
+static void write_line(grpo_run_state *R, sbuf *o, double epoch, double loss, double gnorm, double ntok, const gen_metrics *gm,
+                       const grpo_metrics *x, double tps) {
+    const grpo_args *a = R->a;
+    sbuf_clear(o);
+    sbuf_printf(o, "{\"step\": %lld, \"epoch\": ", (long long)R->st.global_step);
+    sbuf_json_float(o, epoch);
+    put_metric(o, "loss", loss);
+    put_metric(o, "grad_norm", gnorm);
+    put_metric(o, "learning_rate", trainer_lr(&R->t, R->st.global_step));
+    put_metric(o, "num_tokens", ntok);
+    put_metric(o, "tokens_per_second", tps);
+    put_metric(o, "reward", gm->rs.reward);
+    put_metric(o, "reward_std", gm->rs.reward_std);
+    put_metric(o, "frac_reward_zero_std", gm->rs.frac_reward_zero_std);
+    put_metric(o, "rewards/accuracy/mean", gm->reward_sum[GRPO_REWARD_ACCURACY] / gm->n);
+    put_metric(o, "rewards/format/mean", gm->reward_sum[GRPO_REWARD_FORMAT] / gm->n);
+    if (a->reward_weights[GRPO_REWARD_OVERLONG] != 0) put_metric(o, "rewards/overlong/mean", gm->reward_sum[GRPO_REWARD_OVERLONG] / gm->n);
+    put_metric(o, "accuracy", gm->reward_sum[GRPO_REWARD_ACCURACY] / gm->n);
+    double T = x->tokens > 0 ? x->tokens : 1;
+    if (a->h.beta > 0) put_metric(o, "kl", x->kl_sum / T);
+    put_metric(o, "entropy", x->entropy_sum / T);
+    put_metric(o, "clip_ratio/low_mean", x->clip_low / T);
+    put_metric(o, "clip_ratio/high_mean", x->clip_high / T);
+    put_metric(o, "clip_ratio/region_mean", x->clip_region / T);
+    put_metric(o, "completions/mean_length", gm->len_sum / gm->n);
+    put_metric(o, "completions/min_length", gm->len_min);
+    put_metric(o, "completions/max_length", gm->len_max);
+    put_metric(o, "completions/clipped_ratio", gm->clipped / gm->n);
+    if (R->tool != ROLLOUT_TOOL_NONE) {
+        put_metric(o, "tools/calls_per_trajectory", gm->calls / gm->n);
+        put_metric(o, "tools/errors_per_trajectory", gm->errors / gm->n);
+    }
+    if (gm->mismatch_tokens > 0) {
+        double M = gm->mismatch_tokens;
+        put_metric(o, "sampling/sampling_logp_difference/mean", gm->logp_diff_sum / M);
+        put_metric(o, "sampling/sampling_logp_difference/max", gm->logp_diff_max);
+        put_metric(o, "training/rollout_probs_diff_mean", gm->prob_diff_sum / M);
+        put_metric(o, "training/rollout_probs_diff_max", gm->prob_diff_max);
+        put_metric(o, "sampling/ratio_minus_one/mean", gm->ratio_dev_sum / M);
+        put_metric(o, "sampling/ratio_minus_one/max", gm->ratio_dev_max);
+    }
+    if (R->nreh && gm->reh_tokens > 0) put_metric(o, "rehearsal/divergence", gm->reh_div_sum / gm->reh_tokens);
+    if (a->dynamic_sampling) {
+        put_metric(o, "dynamic_sampling/rounds", gm->rounds);
+        put_metric(o, "dynamic_sampling/kept_groups", gm->kept_groups);
+        put_metric(o, "dynamic_sampling/filled_groups", gm->filled_groups);
+    }
+    put_metric(o, "time/generation", gm->t_gen);
+    put_metric(o, "time/scoring", gm->t_score);
+    put_metric(o, "time/training", gm->t_train);
+    sbuf_puts(o, "}");
+}
+
+// ---- the run ----
+
+// The tokenizer, the prompts (cut to max_prompt_length, their end kept), stop tokens, the
+// tool and the verifier's options; the policy model must be loaded. *longest gets the
+// longest prompt.
+static int load_task(grpo_run_state *R, const char *model_dir, const char *chat_template, const char *prompt_suffix,
+                     const char *data, int max_prompt_length, const char *tools, int *longest, tm_error *err) {
+    if (!(R->tok = tok_load(model_dir, err))) return -1;
+    tok_chat chat;
+    int have_chat = tok_chat_for(R->tok, chat_template, &chat, err) == 0;
+    if (chat_template && !have_chat) return -1;
+    data_opts o;
+    data_opts_default(&o);
+    o.format = DATA_PROMPTS;
+    o.chat = have_chat ? &chat : NULL;
+    o.prompt_suffix = prompt_suffix;
+    if (data_load(R->tok, data, &o, &R->prompts, err)) return -1;
+    if (R->prompts.n == 0) return tm_fail(err, "%s: no prompts", data);
+    *longest = 0;
+    for (int i = 0; i < R->prompts.n; i++) {
+        data_example *e = &R->prompts.ex[i];
+        if (max_prompt_length > 0 && e->prompt_len > max_prompt_length) {  // keep the end (TRL's left truncation)
+            int cut = e->prompt_len - max_prompt_length;
+            memmove(e->seq[0].ids, e->seq[0].ids + cut, sizeof(int32_t) * (size_t)max_prompt_length);
+            e->prompt_len = e->seq[0].len = max_prompt_length;
+        }
+        for (int k = 0; k < e->prompt_len; k++)
+            if (e->seq[0].ids[k] < 0 || e->seq[0].ids[k] >= R->m.cfg.vocab)
+                return tm_fail(err, "%s:%ld: token id %d is outside the model's vocabulary (%d)", data, e->line, e->seq[0].ids[k], R->m.cfg.vocab);
+        if (e->prompt_len > *longest) *longest = e->prompt_len;
+    }
+    // stops: EOS and end-of-turn tokens
+    int cand_ids[2] = {tok_eos_id(R->tok), R->m.cfg.eos_token_id};
+    for (int i = 0; i < 2; i++)
+        if (cand_ids[i] >= 0 && cand_ids[i] < R->m.cfg.vocab) R->stop_ids[R->nstop++] = cand_ids[i];
+    const char *cand[] = {"<|im_end|>", "<|eot_id|>", "<end_of_turn>", "<|endoftext|>", "<|end_of_text|>"};
+    for (size_t i = 0; i < sizeof cand / sizeof cand[0]; i++) {
+        int id = tok_token_id(R->tok, cand[i]);
+        if (id >= 0 && id < R->m.cfg.vocab) R->stop_ids[R->nstop++] = id;
+    }
+    R->tool = (rollout_tool)rollout_tool_from_name(tools);
+    if (R->tool == ROLLOUT_TOOL_PYTHON && have_chat && rollout_obs_wrapper(&chat, &R->obs_pre, &R->obs_suf, err)) return -1;
+    math_extract_opts_default(&R->eo);
+    math_equal_opts_default(&R->qo);  // strict: the reward wants the computed answer
+    return 0;
+}
+
+// An integer array field of a rehearsal row into a new array of n (or *n when -1) items.
+static int read_ints(const json *row, const char *key, int *n, int32_t **out, uint8_t **bytes) {
+    const json *v = json_get(row, key);
+    if (!v || v->type != JSON_ARRAY || (*n >= 0 && v->n != *n)) return -1;
+    *n = v->n;
+    if (out && !(*out = malloc(sizeof(int32_t) * (size_t)(v->n + 1)))) return -2;
+    if (bytes && !(*bytes = malloc((size_t)v->n + 1))) return -2;
+    for (int i = 0; i < v->n; i++) {
+        if (!json_is_int(&v->items[i])) return -1;
+        if (out) (*out)[i] = (int32_t)v->items[i].num;
+        if (bytes) (*bytes)[i] = v->items[i].num != 0;
+    }
+    return 0;
+}
+
+// R.jsonl rows: prompt_input_ids, completion_input_ids, completion_logprobs, completion_mask.
+static int load_rehearsal(grpo_run_state *R, const char *path, tm_error *err) {
+    io_lines in;
+    if (io_lines_open(&in, path, err)) return -1;
+    char *text;
+    long len;
+    int rc = 0, cap = 0;
+    while (!rc && (len = io_lines_next(&in, &text)) >= 0) {
+        if (!len) continue;
+        tm_error jerr;
+        json_doc *d = data_parse_line(text, (size_t)len, &jerr);
+        if (!d) { rc = tm_fail(err, "%s:%ld: %s", path, in.lineno, jerr.msg); break; }
+        const json *row = json_root(d);
+        if (R->nreh == cap) {
+            cap = cap ? 2 * cap : 64;
+            completion *nr = realloc(R->reh, sizeof *nr * (size_t)cap);
+            if (!nr) { json_doc_free(d); rc = tm_fail(err, "out of memory"); break; }
+            R->reh = nr;
+        }
+        completion *c = &R->reh[R->nreh++];
+        memset(c, 0, sizeof *c);
+        int32_t *p = NULL, *q = NULL;
+        uint8_t *qm = NULL;
+        int np = -1, nq = -1, e = read_ints(row, "prompt_input_ids", &np, &p, NULL);
+        if (!e) e = read_ints(row, "completion_input_ids", &nq, &q, NULL);
+        if (!e) e = read_ints(row, "completion_mask", &nq, NULL, &qm);
+        const json *lp = json_get(row, "completion_logprobs");
+        if (!e && (!lp || lp->type != JSON_ARRAY || lp->n != nq)) e = -1;
+        if (!e && np < 1) e = -1;
+        if (!e) {
+            c->len = np + nq;
+            c->plen = np;
+            c->ids = malloc(sizeof(int32_t) * (size_t)c->len);
+            c->mask = calloc((size_t)c->len, 1);
+            c->ref = calloc((size_t)c->len, sizeof(float));
+            if (!c->ids || !c->mask || !c->ref) e = -2;
+        }
+        if (!e) {
+            memcpy(c->ids, p, sizeof(int32_t) * (size_t)np);
+            memcpy(c->ids + np, q, sizeof(int32_t) * (size_t)nq);
+            for (int i = 0; i < nq; i++) {
+                c->mask[np + i] = qm[i];
+                c->ref[np + i] = (float)lp->items[i].num;
+            }
+            for (int i = 0; i < c->len && !rc; i++)
+                if (c->ids[i] < 0 || c->ids[i] >= R->m.cfg.vocab)
+                    rc = tm_fail(err, "%s:%ld: token id %d is outside the model's vocabulary (%d)", path, in.lineno, c->ids[i], R->m.cfg.vocab);
+        }
+        free(p); free(q); free(qm);
+        json_doc_free(d);
+        if (e == -2) rc = tm_fail(err, "out of memory");
+        else if (e) rc = tm_fail(err, "%s:%ld: a rehearsal row needs prompt_input_ids (non-empty), completion_input_ids, "
+                                      "completion_logprobs and completion_mask of one length (temper rehearsal writes them)", path, in.lineno);
+    }
+    io_lines_close(&in);
+    if (!rc && R->nreh == 0) rc = tm_fail(err, "%s: no rehearsal samples", path);
+    if (!rc && !(R->reh_order = malloc(sizeof(int) * (size_t)R->nreh))) rc = tm_fail(err, "out of memory");
+    return rc;
+}
+
+static int setup(grpo_run_state *R, tm_error *err) {
+    const grpo_args *a = R->a;
+    const char *from = a->resume_from_checkpoint ? a->resume_from_checkpoint : a->model;
+    if (model_load(&R->m, from, err)) return -1;
+    int longest;
+    if (load_task(R, a->model, a->chat_template, a->prompt_suffix, a->data, a->max_prompt_length, a->tools, &longest, err)) return -1;
+    if (a->rehearsal && load_rehearsal(R, a->rehearsal, err)) return -1;
+    int bs = a->per_device_train_batch_size;
+    int per_seq = longest + a->max_completion_length;
+    for (int i = 0; i < R->nreh; i++) if (R->reh[i].len > per_seq) per_seq = R->reh[i].len;
+    int cap = bs * per_seq;
+    lr_schedule sched;
+    lr_schedule_parse(a->lr_scheduler_type, &sched);
+    trainer_opts to = {{a->learning_rate, a->adam_beta1, a->adam_beta2, a->adam_epsilon, a->weight_decay}, a->max_grad_norm, sched, 0, 0,
+                       cap, bs, 0};
+    if (trainer_open(&R->t, &R->m, &to, 1, err)) return -1;
+    R->adv_b = malloc(sizeof(float) * (size_t)cap);
+    R->old_b = malloc(sizeof(float) * (size_t)cap);
+    R->ent_b = malloc(sizeof(float) * (size_t)cap);
+    R->order = malloc(sizeof(int) * (size_t)R->prompts.n);
+    R->order_epoch = -1;
+    if (!R->adv_b || !R->old_b || !R->ent_b || !R->order) return tm_fail(err, "out of memory");
+    if (a->h.beta > 0) {
+        // the frozen reference: the initial policy, even when resuming
+        if (model_load(&R->ref, a->model, err) || trainer_open(&R->rt, &R->ref, &to, 0, err)) return -1;
+        R->have_ref = 1;
+    }
+    return 0;
+}
+
+int grpo_run(const grpo_args *args, tm_error *err) {
+    grpo_args resolved = *args;
+    const grpo_args *a = &resolved;
+    char latest[4096];
+    const char *r = args->resume_from_checkpoint;
+    if (r && (!strcmp(r, "true") || !strcmp(r, "True") || !strcmp(r, "last"))) {
+        if (!args->output_dir || checkpoint_latest(args->output_dir, latest, sizeof latest))
+            return tm_fail(err, "--resume-from-checkpoint %s: no checkpoint-* directory in %s", r, args->output_dir ? args->output_dir : "(no --output-dir)");
+        resolved.resume_from_checkpoint = latest;
+    }
+    if (grpo_args_check(a, err)) return -1;
+    if (!*a->model) return tm_fail(err, "--model is empty");
+    if (a->resume_from_checkpoint && checkpoint_check(a->resume_from_checkpoint, err)) return -1;
+    if (train_prepare_output_dir(a->output_dir, a->model, NULL, a->resume_from_checkpoint, a->overwrite_output_dir, err)) return -1;
+
+    grpo_run_state R;
+    memset(&R, 0, sizeof R);
+    R.a = a;
+    int rc = -1;
+    FILE *metrics = NULL;
+    completion *batch = NULL;
+    float *adv = NULL;
+    double *rw = NULL;
+    sbuf line;
+    sbuf_init(&line);
+    int G = a->num_generations, nb = gen_batch(a), P = nb / G, per_step = a->per_device_train_batch_size * a->gradient_accumulation_steps;
+    if (setup(&R, err)) goto done;
+
+    int64_t gens_per_epoch = (R.prompts.n + P - 1) / P;
+    int64_t total = a->max_steps > 0 ? a->max_steps
+                                     : (int64_t)ceil(a->num_train_epochs * (double)gens_per_epoch) * a->num_iterations * steps_per_pass(a);
+    R.t.o.total_steps = total;
+    R.t.o.warmup_steps = a->warmup_steps > 0 ? a->warmup_steps : (int64_t)ceil(a->warmup_ratio * (double)total);
+    if (a->resume_from_checkpoint) {
+        if (trainer_resume(&R.t, a->resume_from_checkpoint, &R.st, err)) goto done;
+        fprintf(stderr, "temper: resuming from %s at step %lld\n", a->resume_from_checkpoint, (long long)R.st.global_step);
+    }
+    char metrics_path[4096];
+    io_join(metrics_path, sizeof metrics_path, a->output_dir, "metrics.jsonl");
+    {
+        io_atomic w;
+        if (io_atomic_open(&w, metrics_path, err)) goto done;
+        for (int i = 0; i < R.st.n_log; i++) fprintf(w.f, "%s\n", R.st.log[i]);
+        if (io_atomic_commit(&w, err)) goto done;
+        metrics = fopen(metrics_path, "a");
+        if (!metrics) { tm_fail(err, "%s: %s", metrics_path, strerror(errno)); goto done; }
+    }
+    batch = calloc((size_t)nb, sizeof *batch);
+    adv = malloc(sizeof(float) * (size_t)nb);
+    rw = malloc(sizeof(double) * (size_t)nb);
+    if (!batch || !adv || !rw) { tm_fail(err, "out of memory"); goto done; }
+
+    progress pb;
+    progress_start(&pb, "grpo", total, "steps");
+    while (R.st.global_step < total) {
+        gen_metrics gm;
+        if (generate(&R, batch, &gm, err)) goto done;
+        for (int i = 0; i < nb; i++) rw[i] = batch[i].reward;
+        if (grpo_advantages(nb, G, rw, (grpo_scale)a->scale_rewards, 1e-4, adv, NULL, &gm.rs, err)) goto done;
+        double t0 = now_seconds();
+        if (R.have_ref && reference_logps(&R, batch, nb, err)) goto done;
+        for (int step = 0; step < a->num_iterations * steps_per_pass(a) && R.st.global_step < total; step++) {
+            int off = (step % steps_per_pass(a)) * per_step;  // this step's slice of the batch
+            grpo_metrics x;
+            double loss, gnorm, ts = now_seconds();
+            gm.reh_tokens = gm.reh_div_sum = 0;
+            // the mismatch is measured before any update from this batch: on its first step
+            if (train_step(&R, batch + off, per_step, adv + off, step == 0, &x, &gm, &loss, &gnorm, err)) goto done;
+            gm.t_train = now_seconds() - (step == 0 ? t0 : ts);
+            if (!isfinite(loss)) { tm_fail(err, "step %lld: the loss is %f; stopping (the last checkpoint is intact)", (long long)R.st.global_step + 1, loss); goto done; }
+            R.st.global_step++;
+            R.st.num_tokens += x.tokens;
+            double ep = (double)R.st.prompts_seen / (double)R.prompts.n;
+            R.st.epoch = ep;
+            int last = R.st.global_step == total;
+            progress_set_extra(&pb, "reward %.3f acc %.3f", gm.rs.reward, gm.reward_sum[GRPO_REWARD_ACCURACY] / gm.n);
+            if (!a->quiet) progress_update(&pb, R.st.global_step);
+            if (R.st.global_step % a->logging_steps == 0 || last) {
+                write_line(&R, &line, ep, loss, gnorm, R.st.num_tokens, &gm, &x, x.tokens / (gm.t_gen + gm.t_score + gm.t_train));
+                if (sbuf_check(&line, err)) goto done;
+                fprintf(metrics, "%s\n", line.data);
+                fflush(metrics);
+                if (checkpoint_log(&R.st, line.data)) { tm_fail(err, "out of memory"); goto done; }
+                if (a->quiet || !pb.tty) fprintf(stderr, "%s\n", line.data);
+            }
+        }
+        for (int i = 0; i < nb; i++) completion_free(&batch[i]);
+        if (a->save_steps > 0 && R.st.global_step % a->save_steps == 0 && R.st.global_step < total)
+            if (trainer_save(&R.t, a->output_dir, &R.st, a->save_total_limit, err)) goto done;
+    }
+    if (!a->quiet) progress_finish(&pb);
+    if (model_save(&R.m, a->output_dir, 0, err)) goto done;
+    if (checkpoint_write_trainer_state(a->output_dir, &R.st, err)) goto done;
+    fprintf(stderr, "temper: trained %lld steps; model saved to %s (metrics: %s)\n", (long long)R.st.global_step, a->output_dir, metrics_path);
+    rc = 0;
+done:
+    if (metrics) fclose(metrics);
+    for (int i = 0; batch && i < nb; i++) completion_free(&batch[i]);
+    free(batch); free(adv); free(rw);
+    sbuf_free(&line);
+    free(R.adv_b); free(R.old_b); free(R.ent_b); free(R.order); free(R.reh_order);
+    for (int i = 0; i < R.nreh; i++) completion_free(&R.reh[i]);
+    free(R.reh);
+    free(R.obs_pre); free(R.obs_suf);
+    trainer_close(&R.t);
+    trainer_close(&R.rt);
+    checkpoint_state_free(&R.st);
+    data_set_free(&R.prompts);
+    tok_free(R.tok);
+    model_free(&R.m);
+    model_free(&R.ref);
+    return rc;
+}
+
+// ---- temper rehearsal: π0's samples, split by how often π0 solves a prompt ----
+
+void grpo_rehearsal_args_default(grpo_rehearsal_args *a) {
+    memset(a, 0, sizeof *a);
+    a->k = 8;
+    a->solved_threshold = 8;
+    a->max_completion_length = 256;
+    a->max_prompt_length = 512;
+    a->seed = 42;
+}
+
+static void put_ints(sbuf *b, const char *key, const int32_t *v, int n) {
+    sbuf_printf(b, ", \"%s\": [", key);
+    for (int i = 0; i < n; i++) sbuf_printf(b, i ? ", %d" : "%d", v[i]);
+    sbuf_puts(b, "]");
+}
+
+// The input file's lines by line number (1-based), to copy unsolved rows as they were.
+static char **read_lines(const char *path, long *n, tm_error *err) {
+    io_lines in;
+    if (io_lines_open(&in, path, err)) return NULL;
+    char **v = NULL, *text;
+    long len, cap = 0;
+    *n = 0;
+    while ((len = io_lines_next(&in, &text)) >= 0) {
+        if (in.lineno >= cap) {
+            long nc = cap ? 2 * cap : 256;
+            while (nc <= in.lineno) nc *= 2;
+            char **nv = realloc(v, sizeof *v * (size_t)nc);
+            if (!nv) break;
+            memset(nv + cap, 0, sizeof *nv * (size_t)(nc - cap));
+            v = nv, cap = nc;
+        }
+        if (!(v[in.lineno] = strndup(text, (size_t)len))) break;
+        *n = in.lineno + 1;
+    }
+    int ok = len < 0;
+    io_lines_close(&in);
+    if (!ok) {
+        for (long i = 0; i < *n; i++) free(v[i]);
+        free(v);
+        tm_fail(err, "out of memory");
+        return NULL;
+    }
+    return v;
+}
+
+int grpo_rehearsal_run(const grpo_rehearsal_args *ra, tm_error *err) {
+    if (!ra->model || !ra->data || !ra->output) return tm_fail(err, "--model, --data and --output are required");
+    if (ra->k < 1) return tm_fail(err, "--k must be at least 1 (got %d)", ra->k);
+    if (ra->solved_threshold < 1 || ra->solved_threshold > ra->k)
+        return tm_fail(err, "--solved-threshold must be in [1, --k %d] (got %d)", ra->k, ra->solved_threshold);
+    if (ra->max_completion_length < 1) return tm_fail(err, "--max-completion-length must be at least 1 (got %d)", ra->max_completion_length);
+    grpo_args dummy;
+    grpo_args_default(&dummy);  // rewards: accuracy only; no truncation masking
+    grpo_run_state R;
+    memset(&R, 0, sizeof R);
+    R.a = &dummy;
+    int rc = -1, longest, chunk = 32, k = ra->k;
+    long nlines = 0, solved = 0, samples = 0, exp_rows = 0;
+    char **lines = NULL;
+    rollout_traj *trajs = NULL;
+    completion *cs = NULL;
+    int **pp = NULL, *pl = NULL;
+    io_atomic out = {0}, ex = {0};
+    int out_open = 0, ex_open = 0;
+    sbuf b;
+    sbuf_init(&b);
+    if (model_load(&R.m, ra->model, err)) goto done;
+    if (load_task(&R, ra->model, ra->chat_template, ra->prompt_suffix, ra->data, ra->max_prompt_length, "none", &longest, err)) goto done;
+    if (ra->exp_output && !(lines = read_lines(ra->data, &nlines, err))) goto done;
+    trajs = calloc((size_t)chunk * k, sizeof *trajs);
+    cs = calloc((size_t)chunk * k, sizeof *cs);
+    pp = malloc(sizeof(int *) * (size_t)chunk);
+    pl = malloc(sizeof(int) * (size_t)chunk);
+    if (!trajs || !cs || !pp || !pl) { tm_fail(err, "out of memory"); goto done; }
+    if (io_atomic_open(&out, ra->output, err)) goto done;
+    out_open = 1;
+    if (ra->exp_output) {
+        if (io_atomic_open(&ex, ra->exp_output, err)) goto done;
+        ex_open = 1;
+    }
+    progress pb;
+    progress_start(&pb, "rehearsal", R.prompts.n, "prompts");
+    for (int p0 = 0; p0 < R.prompts.n; p0 += chunk) {
+        int np = p0 + chunk <= R.prompts.n ? chunk : R.prompts.n - p0;
+        for (int i = 0; i < np; i++) pp[i] = R.prompts.ex[p0 + i].seq[0].ids, pl[i] = R.prompts.ex[p0 + i].prompt_len;
+        rollout_opts o;
+        rollout_opts_default(&o);
+        o.n = k;
+        o.batch = np * k < 256 ? np * k : 256;
+        o.max_new_tokens = ra->max_completion_length;
+        o.seed = (uint64_t)ra->seed * 0x9E3779B97F4A7C15ull ^ (uint64_t)p0;
+        o.stop_ids = R.stop_ids;
+        o.nstop_ids = R.nstop;
+        rollout_backend be;
+        rollout_model_ctx mctx;
+        rollout_backend_model(&be, &mctx, &R.m);
+        memset(trajs, 0, sizeof *trajs * (size_t)np * k);
+        int r = rollout_run(&be, R.tok, (const int *const *)pp, pl, np, &o, trajs, err);
+        for (int i = 0; !r && i < np * k; i++) r = make_completion(&R, p0 + i / k, &trajs[i], &cs[i], err);
+        for (int i = 0; i < np * k; i++) rollout_traj_free(&trajs[i]);
+        for (int i = 0; !r && i < np; i++) {
+            completion *g = cs + (size_t)i * k;
+            int correct = 0;
+            for (int s = 0; s < k; s++) correct += g[s].r[GRPO_REWARD_ACCURACY] > 0;
+            const data_example *e = &R.prompts.ex[p0 + i];
+            if (correct >= ra->solved_threshold) {
+                solved++;
+                for (int s = 0; s < k; s++) {
+                    if (!(g[s].r[GRPO_REWARD_ACCURACY] > 0)) continue;
+                    int L = g[s].len - g[s].plen;
+                    sbuf_clear(&b);
+                    sbuf_printf(&b, "{\"line\": %ld, \"sample\": %d", e->line, s);
+                    put_ints(&b, "prompt_input_ids", g[s].ids, g[s].plen);
+                    put_ints(&b, "completion_input_ids", g[s].ids + g[s].plen, L);
+                    sbuf_puts(&b, ", \"completion_logprobs\": [");
+                    for (int t = 0; t < L; t++) { if (t) sbuf_puts(&b, ", "); sbuf_json_float(&b, g[s].samp[g[s].plen + t]); }
+                    sbuf_puts(&b, "], \"completion_mask\": [");
+                    for (int t = 0; t < L; t++) sbuf_puts(&b, t ? (g[s].mask[g[s].plen + t] ? ", 1" : ", 0") : (g[s].mask[g[s].plen + t] ? "1" : "0"));
+                    sbuf_puts(&b, "]");
+                    if (e->answer) { sbuf_puts(&b, ", \"answer\": "); sbuf_json_str(&b, e->answer, strlen(e->answer)); }
+                    sbuf_puts(&b, "}\n");
+                    if ((r = sbuf_check(&b, err))) break;
+                    fputs(b.data, out.f);
+                    samples++;
+                }
+            } else if (ex_open && e->line < nlines && lines[e->line]) {
+                fprintf(ex.f, "%s\n", lines[e->line]);
+                exp_rows++;
+            }
+        }
+        for (int i = 0; i < np * k; i++) completion_free(&cs[i]);
+        if (r) goto done;
+        progress_update(&pb, p0 + np);
+    }
+    progress_finish(&pb);
+    out_open = 0;
+    if (io_atomic_commit(&out, err)) goto done;
+    if (ex_open) {
+        ex_open = 0;
+        if (io_atomic_commit(&ex, err)) goto done;
+    }
+    fprintf(stderr, "temper rehearsal: %ld of %d prompts solved (>= %d of %d correct): %ld rehearsal samples -> %s", solved, R.prompts.n,
+            ra->solved_threshold, k, samples, ra->output);
+    if (ra->exp_output) fprintf(stderr, "; %ld unsolved prompts -> %s", exp_rows, ra->exp_output);
+    fprintf(stderr, "\n");
+    rc = 0;
+done:
+    if (out_open) io_atomic_abort(&out);
+    if (ex_open) io_atomic_abort(&ex);
+    sbuf_free(&b);
+    for (long i = 0; i < nlines; i++) free(lines[i]);
+    free(lines);
+    free(trajs); free(cs); free(pp); free(pl);
+    free(R.obs_pre); free(R.obs_suf);
+    data_set_free(&R.prompts);
+    tok_free(R.tok);
+    model_free(&R.m);
+    return rc;
+}

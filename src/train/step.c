@@ -1,0 +1,113 @@
+// The step-level trainer (see step.h).
+#include "train/step.h"
+#include <stdlib.h>
+#include <string.h>
+
+int trainer_open(trainer *t, model *m, const trainer_opts *o, int train, tm_error *err) {
+    memset(t, 0, sizeof *t);
+    t->m = m;
+    t->o = *o;
+    int cap_tokens = o->cap_tokens, cap_seqs = o->cap_seqs;
+    if (cap_tokens < 1 || cap_seqs < 1) return tm_fail(err, "internal: trainer_open needs positive sizes");
+    if (batch_init(&t->bb, cap_tokens, cap_seqs, err)) return -1;
+    size_t n = (size_t)cap_tokens;
+    t->logp_pos = malloc(sizeof(float) * n);
+    t->dlogp_pos = malloc(sizeof(float) * n);
+    t->logp_tok = malloc(sizeof(float) * n);
+    t->dlogp_tok = malloc(sizeof(float) * n);
+    t->ref_tok = malloc(sizeof(float) * n);
+    t->weight_tok = malloc(sizeof(float) * n);
+    t->mask_tok = malloc(n);
+    t->span = malloc(sizeof(int) * 2 * (size_t)cap_seqs);
+    t->cap_tokens = cap_tokens;
+    t->cap_seqs = cap_seqs;
+    if (!t->logp_pos || !t->dlogp_pos || !t->logp_tok || !t->dlogp_tok || !t->ref_tok || !t->weight_tok || !t->mask_tok || !t->span) {
+        trainer_close(t);
+        return tm_fail(err, "out of memory");
+    }
+    if (model_reserve(m, cap_tokens, err)) { trainer_close(t); return -1; }
+    if (train && trainer_enable_train(t, err)) { trainer_close(t); return -1; }
+    return 0;
+}
+
+int trainer_enable_train(trainer *t, tm_error *err) {
+    if (model_enable_grad(t->m, err)) return -1;
+    return model_optimizer_init(&t->opt, t->m, t->o.adam, t->o.max_grad_norm, err);
+}
+
+void trainer_close(trainer *t) {
+    batch_free(&t->bb);
+    free(t->logp_pos); free(t->dlogp_pos); free(t->logp_tok); free(t->dlogp_tok); free(t->ref_tok); free(t->weight_tok);
+    free(t->mask_tok); free(t->span);
+    model_optimizer_free(&t->opt);
+    memset(t, 0, sizeof *t);
+}
+
+void trainer_clear(trainer *t) { batch_clear(&t->bb); }
+
+// The buffers are sized for the largest micro-batch, so a sequence that does not fit is
+// a bug in that sizing: reported, never written past the end.
+int trainer_add(trainer *t, const int32_t *ids, const uint8_t *mask, int len, const float *ref, const float *w,
+                tm_error *err) {
+    int s = t->bb.n_seqs;
+    int start = batch_add(&t->bb, ids, mask, len);
+    if (start < 0)
+        return tm_fail(err, "internal: a sequence of %d tokens does not fit the batch (%d of %d tokens, %d of %d sequences used)", len,
+                       t->bb.n_tokens, t->bb.cap_tokens, t->bb.n_seqs, t->bb.cap_seqs);
+    t->span[2 * s] = start;
+    t->span[2 * s + 1] = start + len;
+    for (int i = 0; i < len; i++) {
+        t->mask_tok[start + i] = i > 0 && mask[i];  // the first token has no log-prob
+        t->ref_tok[start + i] = ref ? ref[i] : 0.0f;
+        t->weight_tok[start + i] = w ? w[i] : 1.0f;
+    }
+    return 0;
+}
+
+// Forward over the packed batch, then log-probs (and entropies) moved to token alignment.
+int trainer_forward(trainer *t, float *entropy_tok, tm_error *err) {
+    model_batch mb = batch_view(&t->bb);
+    // the entropy of position i is that of the distribution predicting token i + 1
+    float *ent_pos = entropy_tok ? t->dlogp_pos : NULL;  // free scratch until the backward
+    if (model_forward(t->m, &mb, t->logp_pos, ent_pos, err)) return -1;
+    for (int s = 0; s < mb.n_seqs; s++) {
+        int start = t->span[2 * s], end = t->span[2 * s + 1];
+        t->logp_tok[start] = 0;
+        if (entropy_tok) entropy_tok[start] = 0;
+        for (int i = start + 1; i < end; i++) {
+            t->logp_tok[i] = t->logp_pos[i - 1];
+            if (entropy_tok) entropy_tok[i] = ent_pos[i - 1];
+        }
+    }
+    return 0;
+}
+
+seq_batch trainer_view(const trainer *t, int with_ref) {
+    seq_batch s = {t->bb.n_tokens, t->logp_tok, with_ref ? t->ref_tok : NULL, t->mask_tok, t->has_weights ? t->weight_tok : NULL,
+                   t->bb.n_seqs, t->span};
+    return s;
+}
+
+void trainer_backward(trainer *t) {
+    model_batch mb = batch_view(&t->bb);
+    for (int s = 0; s < mb.n_seqs; s++) {
+        int start = t->span[2 * s], end = t->span[2 * s + 1];
+        for (int i = start + 1; i < end; i++) t->dlogp_pos[i - 1] = t->dlogp_tok[i];
+        t->dlogp_pos[end - 1] = 0;
+    }
+    model_backward(t->m, &mb, t->dlogp_pos, NULL);
+}
+
+double trainer_lr(const trainer *t, int64_t step) {
+    return t->o.adam.lr * lr_multiplier(t->o.schedule, step, t->o.warmup_steps, t->o.total_steps);
+}
+
+double trainer_step(trainer *t, int64_t step) { return model_optimizer_step(&t->opt, t->m, trainer_lr(t, step)); }
+
+int trainer_save(const trainer *t, const char *output_dir, const checkpoint_state *st, int keep, tm_error *err) {
+    return checkpoint_save(output_dir, t->m, &t->opt, st, keep, err);
+}
+
+int trainer_resume(trainer *t, const char *dir, checkpoint_state *st, tm_error *err) {
+    return checkpoint_load_state(dir, t->m, &t->opt, st, err);
+}
