@@ -46,7 +46,7 @@ int cmd_init(int argc, char **argv) {
     }
     model m;
     if (model_create(&m, &c, &err)) return cli_fail("init", "%s", err.msg);
-    if (tokenizer) m.source_dir = strdup(tokenizer);  // model_save copies the tokenizer files from here
+    if (tokenizer && !(m.source_dir = strdup(tokenizer))) { model_free(&m); return cli_fail("init", "out of memory"); }  // model_save copies the tokenizer files from here
     model_init_random(&m, (uint64_t)seed);
     if (!strcmp(dtype, "bfloat16")) m.file_dtype = ST_BF16;
     else if (!strcmp(dtype, "float16")) m.file_dtype = ST_F16;

@@ -19,14 +19,19 @@ typedef struct series {
     int n, cap;
 } series;
 
-static void push(series *s, double x, double y) {
+static int push(series *s, double x, double y) {
     if (s->n == s->cap) {
-        s->cap = s->cap ? s->cap * 2 : 256;
-        s->x = realloc(s->x, sizeof(double) * (size_t)s->cap);
-        s->y = realloc(s->y, sizeof(double) * (size_t)s->cap);
+        int cap = s->cap ? s->cap * 2 : 256;
+        double *nx = realloc(s->x, sizeof(double) * (size_t)cap);
+        if (nx) s->x = nx;
+        double *ny = nx ? realloc(s->y, sizeof(double) * (size_t)cap) : NULL;
+        if (ny) s->y = ny;
+        if (!nx || !ny) return -1;
+        s->cap = cap;
     }
     s->x[s->n] = x;
     s->y[s->n++] = y;
+    return 0;
 }
 
 int cmd_plot(int argc, char **argv) {
@@ -63,11 +68,17 @@ int cmd_plot(int argc, char **argv) {
         }
         json *r = json_root(d);
         double step = json_get_num(r, "step", NAN);
+        int oom = 0;
         for (int k = 0; k < nk; k++) {
             json *v = json_get(r, s[k].key);
-            if (v && v->type == JSON_NUMBER && isfinite(v->num) && isfinite(step)) push(&s[k], step, v->num);
+            if (v && v->type == JSON_NUMBER && isfinite(v->num) && isfinite(step)) oom |= push(&s[k], step, v->num);
         }
         json_doc_free(d);
+        if (oom) {
+            io_lines_close(&in);
+            for (int k = 0; k < nk; k++) { free(s[k].x); free(s[k].y); }
+            return cli_fail("plot", "out of memory");
+        }
     }
     io_lines_close(&in);
     char def[4096];

@@ -32,6 +32,7 @@ typedef struct pending {
 static int read_ids(const json *v, const char *key, int vocab, int **out, char *why, size_t whycap) {
     if (!v || v->type != JSON_ARRAY) { snprintf(why, whycap, "\"%s\" must be an array of token ids", key); return -1; }
     int *ids = malloc(sizeof(int) * (size_t)(v->n ? v->n : 1));
+    if (!ids) { snprintf(why, whycap, "out of memory"); return -1; }
     for (int i = 0; i < v->n; i++) {
         const json *x = &v->items[i];
         if (!json_is_int(x) || x->num < 0 || x->num >= vocab) {
@@ -85,6 +86,12 @@ static int text_example(text_input *ti, const json *root, const model *m, int **
     *n = s->len;
     *ids = malloc(sizeof(int) * (size_t)s->len);
     *mask = malloc((size_t)s->len);
+    if (!*ids || !*mask) {
+        free(*ids), free(*mask), *ids = NULL, *mask = NULL;
+        snprintf(why, whycap, "out of memory");
+        data_example_free(&ex);
+        return -1;
+    }
     for (int i = 0; i < s->len; i++) (*ids)[i] = s->ids[i], (*mask)[i] = s->mask[i];
     (*mask)[0] = 0;  // the first token has no context
     data_example_free(&ex);
@@ -133,7 +140,8 @@ static int flush(model *m, batch_builder *bb, pending *p, int np, float *logp, i
                 sbuf_json_float(&val, logp[p[i].start + t - 1]);
             }
             sbuf_puts(&val, "]");
-            char *line = strdup(s.data);
+            char *line = sbuf_check(&s, err) ? NULL : strdup(s.data);
+            if (!line) return err->msg[0] ? -1 : tm_fail(err, "out of memory");
             sbuf_clear(&s);
             json_line_append(&s, line, strlen(line), "token_logprobs", val.data);
             free(line);
@@ -180,6 +188,7 @@ int cmd_score(int argc, char **argv) {
     batch_builder bb = {0};
     int cap_seqs = 1024, np = 0, status = 0;
     pending *p = calloc((size_t)cap_seqs, sizeof *p);
+    if (!p) status = cli_fail("score", "out of memory");
     float *logp = NULL;
     int logp_cap = 0;
     progress pb;
@@ -205,6 +214,11 @@ int cmd_score(int argc, char **argv) {
                 n = plen + clen;
                 ids = malloc(sizeof(int) * (size_t)n);
                 mask = calloc((size_t)n, 1);
+                if (!ids || !mask) {
+                    free(ids), free(mask), free(pi), free(ci), json_doc_free(d);
+                    status = cli_fail("score", "out of memory");
+                    break;
+                }
                 memcpy(ids, pi, sizeof(int) * (size_t)plen);
                 memcpy(ids + plen, ci, sizeof(int) * (size_t)clen);
                 memset(mask + plen, 1, (size_t)clen);
@@ -233,7 +247,12 @@ int cmd_score(int argc, char **argv) {
         }
         if (logp_cap < bb.cap_tokens) { free(logp); logp_cap = bb.cap_tokens; logp = malloc(sizeof(float) * (size_t)logp_cap); }
         p[np] = (pending){strdup(line), ids, mask, n, 0};
-        p[np].start = batch_add(&bb, ids, mask, n);
+        p[np].start = batch_add(&bb, ids, mask, n);  // cannot be full: flushed above
+        if (!logp || !p[np].line || p[np].start < 0) {
+            free(p[np].line), free(ids), free(mask);
+            status = cli_fail("score", "out of memory");
+            break;
+        }
         np++;
         progress_update(&pb, ++nlines);
     }
