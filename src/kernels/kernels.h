@@ -147,5 +147,16 @@ struct kernels {
     void (*lmhead_logprob_fwd)(float *, float *, float *, const float *, const float *, const int *, int, int, int, float *);
     void (*lmhead_logprob_bwd)(float *, float *, const float *, const float *, const float *, const float *, const int *, const float *, const float *, int, int, int, float *);
     void (*sgemm)(int, int, int, int, int, float, const float *, int, const float *, int, float, float *, int);
+    size_t (*attention_scratch_floats)(const int *, int, int, int, int);
+    size_t (*lmhead_scratch_floats)(int, int, int);
+    void (*attention_cache_fwd)(float *, const float *, const k_kv_span *, int, int, int, int, int);
+    int (*attention_cache_max_head_dim)(void);
+    void (*linear_rows_fwd)(float *, const float *, const float *, const float *, int, int, int);
+    int (*linear_rows_max)(void);
+    size_t (*contrastive_scratch_floats)(int, int, int);
+    void (*contrastive_prob)(float *, const float *, const float *, const float *, const float *, float, const int *, int,
+                             int, int, float *);
+    void (*add_inplace)(float *, const float *, long);
+    void (*zero)(float *, long);
 };
 extern const struct kernels kernels_cpu;

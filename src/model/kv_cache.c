@@ -13,13 +13,14 @@ static float *falloc(size_t n) {
     return p;
 }
 
-int kv_cache_init(kv_cache *c, const model_config *cfg, int nslots, const int *caps, int max_rows,
+int kv_cache_init(kv_cache *c, const model *m, int nslots, const int *caps, int max_rows,
                   int max_logit_rows, tm_error *err) {
     memset(c, 0, sizeof *c);
     if (nslots <= 0 || max_rows <= 0) return tm_fail(err, "kv cache: need at least one slot and one row");
-    if (cfg->head_dim > k_attention_cache_max_head_dim())
+    const model_config *cfg = &m->cfg;
+    if (cfg->head_dim > m->K->attention_cache_max_head_dim())
         return tm_fail(err, "kv cache: head_dim %d is larger than the decode kernel's %d", cfg->head_dim,
-                       k_attention_cache_max_head_dim());
+                       m->K->attention_cache_max_head_dim());
     c->layers = cfg->layers;
     c->kv_heads = cfg->kv_heads;
     c->head_dim = cfg->head_dim;
@@ -105,7 +106,7 @@ int model_decode(model *m, kv_cache *c, const kv_batch *b, float *logits, tm_err
 // The linear layers of a decoding step: few rows stream the weights once
 // (k_linear_rows_fwd), more go through the backend's GEMM like the trainer.
 static void lin(const struct kernels *K, float *y, const float *x, const float *W, const float *b, int N, int in, int out) {
-    if (N <= k_linear_rows_max()) k_linear_rows_fwd(y, x, W, b, N, in, out);
+    if (N <= K->linear_rows_max()) K->linear_rows_fwd(y, x, W, b, N, in, out);
     else K->linear_fwd(y, x, W, b, N, in, out);
 }
 
@@ -167,15 +168,15 @@ static int decode_rows(model *m, kv_cache *c, const kv_batch *b, float *logits, 
             }
             sp[1] = (k_kv_span){Kc + c->off[s], Vc + c->off[s], (long)c->cap[s] * hd, b->cache_pos[i] + 1};
         }
-        k_attention_cache_fwd(c->att, c->q, c->spans, 2, N, Hq, Hkv, hd);
+        K->attention_cache_fwd(c->att, c->q, c->spans, 2, N, Hq, Hkv, hd);
         lin(K, c->xmid, c->att, W + o->wo, o->bo == NONE ? NULL : W + o->bo, N, qd, D);
-        k_add_inplace(c->xmid, c->x, (long)ND);
+        K->add_inplace(c->xmid, c->x, (long)ND);
         K->rmsnorm_fwd(c->xn, c->rstd, c->xmid, W + o->mlp_norm, N, D, cf->rms_eps);
         lin(K, c->gate, c->xn, W + o->w_gate, NULL, N, D, F);
         lin(K, c->up, c->xn, W + o->w_up, NULL, N, D, F);
         K->swiglu_fwd(c->h, c->gate, c->up, (long)N * F);
         lin(K, c->x, c->h, W + o->w_down, NULL, N, F, D);
-        k_add_inplace(c->x, c->xmid, (long)ND);
+        K->add_inplace(c->x, c->xmid, (long)ND);
     }
     if (!nlog || !logits) return 0;
     // Final norm only for the rows that want logits, gathered in logit_row order.

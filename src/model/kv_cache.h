@@ -31,7 +31,7 @@ typedef struct kv_cache {
 
 // Slots with capacities caps[0..nslots); calls of up to max_rows rows, of which up to
 // max_logit_rows want logits.
-int kv_cache_init(kv_cache *c, const model_config *cfg, int nslots, const int *caps, int max_rows,
+int kv_cache_init(kv_cache *c, const model *m, int nslots, const int *caps, int max_rows,
                   int max_logit_rows, tm_error *err);
 void kv_cache_free(kv_cache *c);
 size_t kv_cache_bytes(const kv_cache *c);

@@ -190,8 +190,8 @@ int model_reserve(model *m, int max_tokens, tm_error *err) {
 static int reserve_scratch(model *m, const model_batch *b, tm_error *err) {
     const model_config *c = &m->cfg;
     model_acts *a = m->acts;
-    size_t att = k_attention_scratch_floats(b->cu_seqlens, b->n_seqs, c->heads, c->kv_heads, c->head_dim);
-    size_t lm = k_lmhead_scratch_floats(b->n_tokens, c->hidden, c->vocab);
+    size_t att = m->K->attention_scratch_floats(b->cu_seqlens, b->n_seqs, c->heads, c->kv_heads, c->head_dim);
+    size_t lm = m->K->lmhead_scratch_floats(b->n_tokens, c->hidden, c->vocab);
     size_t need = att > lm ? att : lm;
     if (need <= a->scratch_floats) return 0;
     free(a->scratch);
@@ -266,14 +266,14 @@ int model_forward_hidden(model *m, const model_batch *b, tm_error *err) {
         K->rope_fwd(k, b->pos, m->inv_freq, N, Hkv, hd);
         K->attention_fwd(att, lse, q, k, v, b->cu_seqlens, b->n_seqs, N, Hq, Hkv, hd, a->scratch);
         K->linear_fwd(xmid, att, W + o->wo, o->bo == NONE ? NULL : W + o->bo, N, qd, D);
-        k_add_inplace(xmid, x, (long)ND);
+        K->add_inplace(xmid, x, (long)ND);
 
         K->rmsnorm_fwd(a->t_xn, a->rstd2 + (size_t)l * N, xmid, W + o->mlp_norm, N, D, c->rms_eps);
         K->linear_fwd(gate, a->t_xn, W + o->w_gate, NULL, N, D, F);
         K->linear_fwd(up, a->t_xn, W + o->w_up, NULL, N, D, F);
         K->swiglu_fwd(a->t_h, gate, up, (long)N * F);
         K->linear_fwd(xnext, a->t_h, W + o->w_down, NULL, N, F, D);
-        k_add_inplace(xnext, xmid, (long)ND);
+        K->add_inplace(xnext, xmid, (long)ND);
     }
     K->rmsnorm_fwd(a->xf, a->rstd_f, a->xs + (size_t)c->layers * ND, W + m->off_norm, N, D, c->rms_eps);
     return 0;
@@ -310,7 +310,7 @@ const float *model_lm_head(const model *m) { return m->w + m->off_lm_head; }
 
 void model_backward(model *m, const model_batch *b, const float *dlogp, const float *dentropy) {
     model_acts *a = m->acts;
-    k_zero(a->d_xn, (long)b->n_tokens * m->cfg.hidden);
+    m->K->zero(a->d_xn, (long)b->n_tokens * m->cfg.hidden);
     m->K->lmhead_logprob_bwd(a->d_xn, m->g + m->off_lm_head, dlogp, dentropy, a->xf, m->w + m->off_lm_head, b->targets,
                              a->lm_lse, dentropy ? a->entropy : NULL, b->n_tokens, m->cfg.hidden, m->cfg.vocab, a->scratch);
     model_backward_hidden(m, b, a->d_xn);
@@ -321,7 +321,7 @@ void model_reward_backward(model *m, const model_batch *b, const float *drewards
     const int D = m->cfg.hidden;
     const float *w = m->w + m->off_score;
     float *gw = m->g + m->off_score;
-    k_zero(a->d_xn, (long)b->n_tokens * D);
+    m->K->zero(a->d_xn, (long)b->n_tokens * D);
     for (int s = 0; s < b->n_seqs; s++) {
         size_t last = (size_t)(b->cu_seqlens[s + 1] - 1) * D;
         for (int j = 0; j < D; j++) {
@@ -343,7 +343,7 @@ void model_backward_hidden(model *m, const model_batch *b, const float *dxf) {
     float *G = m->g;
 
     // final norm: d_x = d(residual stream entering it); dxf is consumed before d_xn is reused
-    k_zero(a->d_x, (long)ND);
+    K->zero(a->d_x, (long)ND);
     K->rmsnorm_bwd(a->d_x, G + m->off_norm, dxf, a->xs + (size_t)c->layers * ND, W + m->off_norm, a->rstd_f, N, D);
 
     for (int l = c->layers - 1; l >= 0; l--) {
@@ -357,30 +357,30 @@ void model_backward_hidden(model *m, const model_batch *b, const float *dxf) {
         // MLP block: xnext = xmid + down(swiglu(gate(xn2), up(xn2)))
         apply_saved_norm(a->t_xn, xmid, rstd2, W + o->mlp_norm, N, D);
         K->swiglu_fwd(a->t_h, gate, up, (long)N * F);
-        k_zero(a->d_h, (long)N * F);
+        K->zero(a->d_h, (long)N * F);
         K->linear_bwd(a->d_h, G + o->w_down, NULL, a->d_x, a->t_h, W + o->w_down, N, F, D);
-        k_zero(a->d_gate, (long)N * F);
-        k_zero(a->d_up, (long)N * F);
+        K->zero(a->d_gate, (long)N * F);
+        K->zero(a->d_up, (long)N * F);
         K->swiglu_bwd(a->d_gate, a->d_up, a->d_h, gate, up, (long)N * F);
-        k_zero(a->d_xn, (long)ND);
+        K->zero(a->d_xn, (long)ND);
         K->linear_bwd(a->d_xn, G + o->w_gate, NULL, a->d_gate, a->t_xn, W + o->w_gate, N, D, F);
         K->linear_bwd(a->d_xn, G + o->w_up, NULL, a->d_up, a->t_xn, W + o->w_up, N, D, F);
         K->rmsnorm_bwd(a->d_x, G + o->mlp_norm, a->d_xn, xmid, W + o->mlp_norm, rstd2, N, D);
 
         // attention block: xmid = x + o_proj(attention(rope(q), rope(k), v))
-        k_zero(a->d_att, (long)N * qd);
+        K->zero(a->d_att, (long)N * qd);
         K->linear_bwd(a->d_att, G + o->wo, o->bo == NONE ? NULL : G + o->bo, a->d_x, att, W + o->wo, N, qd, D);
-        k_zero(a->d_q, (long)N * qd);
-        k_zero(a->d_k, (long)N * kvd);
-        k_zero(a->d_v, (long)N * kvd);
+        K->zero(a->d_q, (long)N * qd);
+        K->zero(a->d_k, (long)N * kvd);
+        K->zero(a->d_v, (long)N * kvd);
         K->attention_bwd(a->d_q, a->d_k, a->d_v, a->d_att, q, k, v, att, lse, b->cu_seqlens, b->n_seqs, N, Hq, Hkv, hd,
                          a->scratch);
         K->rope_bwd(a->d_q, b->pos, m->inv_freq, N, Hq, hd);
         K->rope_bwd(a->d_k, b->pos, m->inv_freq, N, Hkv, hd);
         float *dq = a->d_q, *dk = a->d_k;
         if (c->qk_norm) {
-            k_zero(a->d_qpre, (long)N * qd);
-            k_zero(a->d_kpre, (long)N * kvd);
+            K->zero(a->d_qpre, (long)N * qd);
+            K->zero(a->d_kpre, (long)N * kvd);
             K->rmsnorm_bwd(a->d_qpre, G + o->q_norm, a->d_q, a->q_pre + (size_t)l * N * qd, W + o->q_norm,
                            a->rstd_q + (size_t)l * N * Hq, N * Hq, hd);
             K->rmsnorm_bwd(a->d_kpre, G + o->k_norm, a->d_k, a->k_pre + (size_t)l * N * kvd, W + o->k_norm,
@@ -389,7 +389,7 @@ void model_backward_hidden(model *m, const model_batch *b, const float *dxf) {
             dk = a->d_kpre;
         }
         apply_saved_norm(a->t_xn, x, rstd1, W + o->attn_norm, N, D);
-        k_zero(a->d_xn, (long)ND);
+        K->zero(a->d_xn, (long)ND);
         K->linear_bwd(a->d_xn, G + o->wq, o->bq == NONE ? NULL : G + o->bq, dq, a->t_xn, W + o->wq, N, D, qd);
         K->linear_bwd(a->d_xn, G + o->wk, o->bk == NONE ? NULL : G + o->bk, dk, a->t_xn, W + o->wk, N, D, kvd);
         K->linear_bwd(a->d_xn, G + o->wv, o->bv == NONE ? NULL : G + o->bv, a->d_v, a->t_xn, W + o->wv, N, D, kvd);

@@ -46,7 +46,7 @@ void rollout_opts_default(rollout_opts *o) {
 
 static int model_reserve_cb(void *ctx, int nslots, const int *caps, int max_rows, int max_logit_rows, tm_error *err) {
     rollout_model_ctx *c = ctx;
-    return kv_cache_init(&c->cache, &c->m->cfg, nslots, caps, max_rows, max_logit_rows, err);
+    return kv_cache_init(&c->cache, c->m, nslots, caps, max_rows, max_logit_rows, err);
 }
 static int model_forward_cb(void *ctx, const kv_batch *b, const int *tag, float *logits, tm_error *err) {
     rollout_model_ctx *c = ctx;

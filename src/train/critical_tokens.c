@@ -77,7 +77,7 @@ int critical_tokens_run(const critical_args *a, tm_error *err) {
     }
     if (batch_init(&bb, longest, 2, err)) goto done;
     int V = mp.cfg.vocab, D = mp.cfg.hidden;
-    scratch = malloc(sizeof(float) * k_contrastive_scratch_floats(longest, D, V));
+    scratch = malloc(sizeof(float) * mp.K->contrastive_scratch_floats(longest, D, V));
     prob = malloc(sizeof(float) * (size_t)longest);
     w = malloc(sizeof(float) * (size_t)longest);
     targets = malloc(sizeof(int) * (size_t)longest);
@@ -95,7 +95,7 @@ int critical_tokens_run(const critical_args *a, tm_error *err) {
         for (int q = 0, start = 0; q < d->nseq; start += d->seq[q].len, q++)
             for (int t = 0; t < d->seq[q].len; t++)
                 targets[start + t] = t + 1 < d->seq[q].len ? d->seq[q].ids[t + 1] : -1;
-        k_contrastive_prob(prob, model_last_hidden(&mp), model_lm_head(&mp), model_last_hidden(&mn), model_lm_head(&mn),
+        mp.K->contrastive_prob(prob, model_last_hidden(&mp), model_lm_head(&mp), model_last_hidden(&mn), model_lm_head(&mn),
                            (float)a->gamma, targets, n, D, V, scratch);
         sbuf_clear(&line);
         sbuf_printf(&line, "{\"line\": %ld", d->line);

@@ -725,7 +725,13 @@ static void test_elementwise_and_table(void) {
               K->rmsnorm_bwd == k_rmsnorm_bwd && K->rope_fwd == k_rope_fwd && K->rope_bwd == k_rope_bwd &&
               K->attention_fwd == k_attention_fwd && K->attention_bwd == k_attention_bwd &&
               K->swiglu_fwd == k_swiglu_fwd && K->swiglu_bwd == k_swiglu_bwd &&
-              K->lmhead_logprob_fwd == k_lmhead_logprob_fwd && K->lmhead_logprob_bwd == k_lmhead_logprob_bwd,
+              K->lmhead_logprob_fwd == k_lmhead_logprob_fwd && K->lmhead_logprob_bwd == k_lmhead_logprob_bwd &&
+              K->sgemm == k_sgemm && K->attention_scratch_floats == k_attention_scratch_floats &&
+              K->lmhead_scratch_floats == k_lmhead_scratch_floats && K->attention_cache_fwd == k_attention_cache_fwd &&
+              K->attention_cache_max_head_dim == k_attention_cache_max_head_dim &&
+              K->linear_rows_fwd == k_linear_rows_fwd && K->linear_rows_max == k_linear_rows_max &&
+              K->contrastive_scratch_floats == k_contrastive_scratch_floats && K->contrastive_prob == k_contrastive_prob &&
+              K->add_inplace == k_add_inplace && K->zero == k_zero,
           "kernels_cpu table is complete (%s)", K->name);
     free(y), free(x), free(y0);
 }
