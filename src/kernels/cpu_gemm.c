@@ -20,8 +20,9 @@
 // sgemm 1024^3 runs at 28 GFLOP/s per core instead of 143 with its AVX-512
 // "SkylakeX" kernels. So on first use, if OpenBLAS picked Prescott on a CPU with
 // AVX-512 (or AVX2 + FMA) and the user did not set OPENBLAS_CORETYPE, we redo
-// OpenBLAS's core selection with SkylakeX (or Haswell) (gotoblas_dynamic_quit/init are exported by DYNAMIC_ARCH
-// builds; weak references keep other builds linking, where this is skipped).
+// OpenBLAS's core selection with SkylakeX (or Haswell). gotoblas_dynamic_quit/init are
+// exported by DYNAMIC_ARCH builds; weak references keep other builds linking, where
+// this is skipped.
 #include "kernels/kernels.h"
 #include <cblas.h>
 #include <omp.h>
@@ -61,8 +62,9 @@ void openblas_set_num_threads(int num_threads);
 // same for 1, 2 or 16 threads (OpenBLAS's micro-kernels sum an element's dot product
 // in an order that depends on where the element sits in the call's tile grid, so a
 // split that followed the thread count would change the last bits; on its Haswell
-// kernels it did, by ~1e-7 relative). Packing a panel per block costs a few percent
-// over one call per thread (BENCHMARKS.md, train_step).
+// kernels it did, by ~1e-7 relative). The price is a panel packed per block instead of
+// per thread: the small training step still runs at 84% of the 2-thread sgemm peak
+// (BENCHMARKS.md, train_step small).
 static int gemm_block(int big) {
     int b = (big / 8 + 15) / 16 * 16;
     return b < 64 ? 64 : b > 512 ? 512 : b;
