@@ -389,14 +389,8 @@ static int gen_main(const char *cmd, gen_args *A, int is_eval) {
     if (np == 0) { status = cli_fail(cmd, "%s: no prompts", path); goto out; }
 
     // stops: EOS ids and end-of-turn tokens; the style's and the user's strings
-    int stop_ids[64], nsid = 0;
-    const char *cand[] = {"<|im_end|>", "<|eot_id|>", "<end_of_turn>", "<|endoftext|>", "<|end_of_text|>", "<eos>", "</s>"};
-    int ids_c[] = {tok_eos_id(t), m.cfg.eos_token_id};
-    for (int i = 0; i < 2; i++) if (ids_c[i] >= 0 && ids_c[i] < m.cfg.vocab) stop_ids[nsid++] = ids_c[i];
-    for (size_t i = 0; i < sizeof cand / sizeof cand[0]; i++) {
-        int id = tok_token_id(t, cand[i]);
-        if (id >= 0 && id < m.cfg.vocab) stop_ids[nsid++] = id;
-    }
+    int stop_ids[64];
+    int nsid = tok_stop_ids(t, m.cfg.eos_token_id, m.cfg.vocab, stop_ids, 16);
     if (A->stop_ids) {
         for (char *s = (char *)A->stop_ids; *s && nsid < 60;) {
             char *e;

@@ -573,6 +573,21 @@ static int token_id(const tok_tokenizer *t, const char *token, int32_t *id) {
     return 0;
 }
 
+int tok_stop_ids(const tok_tokenizer *t, int model_eos, int vocab, int *out, int cap) {
+    static const char *const turn_end[] = {"<|im_end|>", "<|eot_id|>", "<end_of_turn>", "<|endoftext|>",
+                                           "<|end_of_text|>", "<eos>", "</s>"};
+    int cand[2 + sizeof turn_end / sizeof turn_end[0]], nc = 0, n = 0;
+    cand[nc++] = tok_eos_id(t);
+    cand[nc++] = model_eos;
+    for (size_t i = 0; i < sizeof turn_end / sizeof turn_end[0]; i++) cand[nc++] = tok_token_id(t, turn_end[i]);
+    for (int i = 0; i < nc && n < cap; i++) {
+        int dup = 0;
+        for (int j = 0; j < n; j++) dup |= out[j] == cand[i];
+        if (cand[i] >= 0 && cand[i] < vocab && !dup) out[n++] = cand[i];
+    }
+    return n;
+}
+
 int32_t tok_token_id(const tok_tokenizer *t, const char *token) {
     int32_t id = -1;
     token_id(t, token, &id);  // out of memory (a token over 255 bytes) reads as absent

@@ -74,6 +74,10 @@ void tok_stream_free(tok_stream *s);
 // Vocabulary.
 int tok_vocab_size(const tok_tokenizer *t);          // max id + 1 (model + added tokens)
 int32_t tok_token_id(const tok_tokenizer *t, const char *token); // -1 when absent
+// The ids that end a generation: the tokenizer's EOS, the model's eos_token_id (-1: none)
+// and the end-of-turn / end-of-text tokens of the known chat families, those below
+// vocab, into out (at most cap, 9 suffice). Returns how many.
+int tok_stop_ids(const tok_tokenizer *t, int model_eos, int vocab, int *out, int cap);
 // The token's string as written in tokenizer.json (byte-level alphabet for
 // byte-level BPE); NULL for an id without a token.
 const char *tok_id_to_token(const tok_tokenizer *t, int32_t id);

@@ -107,6 +107,17 @@ static int list_checkpoints(const char *output_dir, long *steps, int cap) {
     return n;
 }
 
+int checkpoint_resolve(const char *arg, const char *output_dir, char *buf, size_t cap, const char **path,
+                       tm_error *err) {
+    *path = arg;
+    if (!arg || (strcmp(arg, "true") && strcmp(arg, "True") && strcmp(arg, "last"))) return 0;
+    if (!output_dir || checkpoint_latest(output_dir, buf, cap))
+        return tm_fail(err, "--resume-from-checkpoint %s: no checkpoint-* directory in %s", arg,
+                       output_dir ? output_dir : "(no --output-dir)");
+    *path = buf;
+    return 0;
+}
+
 int checkpoint_latest(const char *output_dir, char *out, size_t cap) {
     long steps[4096];
     int n = list_checkpoints(output_dir, steps, 4096);

@@ -33,6 +33,11 @@ int checkpoint_remove_all(const char *output_dir, tm_error *err);
 int checkpoint_check(const char *dir, tm_error *err);
 // The newest complete checkpoint directory under output_dir into out; -1 if none.
 int checkpoint_latest(const char *output_dir, char *out, size_t cap);
+// --resume-from-checkpoint as transformers reads it: "true", "True" or "last" become the
+// newest checkpoint of output_dir (into buf); any other value is a directory, returned
+// as is; NULL stays NULL. Sets *path; -1 with a message when no checkpoint exists.
+int checkpoint_resolve(const char *arg, const char *output_dir, char *buf, size_t cap, const char **path,
+                       tm_error *err);
 #define CHECKPOINT_MASTER_FILE "master_weights.safetensors"
 // Restores the optimizer moments and step, the fp32 master weights (over those
 // model_load read from the rounded model file), and the trainer state.

@@ -564,14 +564,7 @@ static int load_task(grpo_run_state *R, const char *model_dir, const char *chat_
         if (e->prompt_len > *longest) *longest = e->prompt_len;
     }
     // stops: EOS and end-of-turn tokens
-    int cand_ids[2] = {tok_eos_id(R->tok), R->m.cfg.eos_token_id};
-    for (int i = 0; i < 2; i++)
-        if (cand_ids[i] >= 0 && cand_ids[i] < R->m.cfg.vocab) R->stop_ids[R->nstop++] = cand_ids[i];
-    const char *cand[] = {"<|im_end|>", "<|eot_id|>", "<end_of_turn>", "<|endoftext|>", "<|end_of_text|>"};
-    for (size_t i = 0; i < sizeof cand / sizeof cand[0]; i++) {
-        int id = tok_token_id(R->tok, cand[i]);
-        if (id >= 0 && id < R->m.cfg.vocab) R->stop_ids[R->nstop++] = id;
-    }
+    R->nstop = tok_stop_ids(R->tok, R->m.cfg.eos_token_id, R->m.cfg.vocab, R->stop_ids, 16);
     R->tool = (rollout_tool)rollout_tool_from_name(tools);
     if (R->tool == ROLLOUT_TOOL_PYTHON && have_chat && rollout_obs_wrapper(&chat, &R->obs_pre, &R->obs_suf, err)) return -1;
     math_extract_opts_default(&R->eo);
@@ -688,12 +681,9 @@ int grpo_run(const grpo_args *args, tm_error *err) {
     grpo_args resolved = *args;
     const grpo_args *a = &resolved;
     char latest[4096];
-    const char *r = args->resume_from_checkpoint;
-    if (r && (!strcmp(r, "true") || !strcmp(r, "True") || !strcmp(r, "last"))) {
-        if (!args->output_dir || checkpoint_latest(args->output_dir, latest, sizeof latest))
-            return tm_fail(err, "--resume-from-checkpoint %s: no checkpoint-* directory in %s", r, args->output_dir ? args->output_dir : "(no --output-dir)");
-        resolved.resume_from_checkpoint = latest;
-    }
+    if (checkpoint_resolve(args->resume_from_checkpoint, args->output_dir, latest, sizeof latest,
+                           &resolved.resume_from_checkpoint, err))
+        return -1;
     if (grpo_args_check(a, err)) return -1;
     if (!*a->model) return tm_fail(err, "--model is empty");
     if (a->resume_from_checkpoint && checkpoint_check(a->resume_from_checkpoint, err)) return -1;

@@ -628,12 +628,9 @@ int train_run(const train_args *args, tm_error *err) {
     train_args resolved = *args;
     const train_args *a = &resolved;
     char latest[4096];
-    const char *r = args->resume_from_checkpoint;
-    if (r && (!strcmp(r, "true") || !strcmp(r, "True") || !strcmp(r, "last"))) {
-        if (!args->output_dir || checkpoint_latest(args->output_dir, latest, sizeof latest))
-            return tm_fail(err, "--resume-from-checkpoint %s: no checkpoint-* directory in %s", r, args->output_dir ? args->output_dir : "(no --output-dir)");
-        resolved.resume_from_checkpoint = latest;
-    }
+    if (checkpoint_resolve(args->resume_from_checkpoint, args->output_dir, latest, sizeof latest,
+                           &resolved.resume_from_checkpoint, err))
+        return -1;
     int ok;
     data_format fmt = format_for(a, err, &ok);
     if (!ok) return -1;
