@@ -13,7 +13,7 @@ WARN    := -Wall -Wextra -Werror -Wno-unused-parameter
 DEFS    := -D_GNU_SOURCE -DTEMPER_DATADIR='"$(PREFIX)/share/temper/data"'
 INC     := -I. -Isrc -Iinclude
 CFLAGS  ?= -std=c17 -O3 -march=$(MARCH) -fopenmp $(WARN) $(DEFS) $(INC) -MMD -MP
-LDLIBS  := -lopenblas -lgmp -lpcre2-8 -lutf8proc -lseccomp -lm
+LDLIBS  := -lyaml -lopenblas -lgmp -lpcre2-8 -lutf8proc -lseccomp -lm
 
 # Sanitizer build of the library and unit tests (make check runs these too).
 SAN_CFLAGS := -std=c17 -O1 -g -march=native -fopenmp -fno-omit-frame-pointer \
@@ -63,9 +63,9 @@ $(BUILD)/v3-tests/%: tests/unit/%.c tests/unit/test.h $(BUILD)/libtemper-v3.a
 # The trainer's numerics on the AVX2 build: test_parity.py drives these two.
 $(BUILD)/v3/temper: $(CLI_SRC:%.c=$(BUILD)/v3/%.o) $(BUILD)/libtemper-v3.a
 	$(CC) $(V3_CFLAGS) -o $@ $^ $(LDLIBS)
-$(BUILD)/v3-tools/grad_dump: tests/tools/grad_dump.c $(BUILD)/libtemper-v3.a $(BUILD)/v3/cli/flags.o
+$(BUILD)/v3-tools/grad_dump: tests/tools/grad_dump.c $(BUILD)/libtemper-v3.a $(BUILD)/v3/cli/flags.o $(BUILD)/v3/cli/config_yaml.o
 	@mkdir -p $(dir $@)
-	$(CC) $(V3_CFLAGS) -o $@ $< $(BUILD)/v3/cli/flags.o $(BUILD)/libtemper-v3.a $(LDLIBS)
+	$(CC) $(V3_CFLAGS) -o $@ $< $(BUILD)/v3/cli/flags.o $(BUILD)/v3/cli/config_yaml.o $(BUILD)/libtemper-v3.a $(LDLIBS)
 V3_BINS := $(BUILD)/v3/temper $(BUILD)/v3-tools/grad_dump
 
 $(BUILD)/libtemper.a: $(LIB_OBJ)
@@ -139,17 +139,17 @@ clean:
 
 # Test tools (programs the oracle tests drive): tests/tools/*.c -> build/tools/*
 TOOLS := $(patsubst tests/tools/%.c,$(BUILD)/tools/%,$(wildcard tests/tools/*.c))
-$(BUILD)/tools/%: tests/tools/%.c $(BUILD)/libtemper.a $(BUILD)/obj/cli/flags.o
+$(BUILD)/tools/%: tests/tools/%.c $(BUILD)/libtemper.a $(BUILD)/obj/cli/flags.o $(BUILD)/obj/cli/config_yaml.o
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -o $@ $< $(BUILD)/obj/cli/flags.o $(BUILD)/libtemper.a $(LDLIBS)
+	$(CC) $(CFLAGS) -o $@ $< $(BUILD)/obj/cli/flags.o $(BUILD)/obj/cli/config_yaml.o $(BUILD)/libtemper.a $(LDLIBS)
 all: $(TOOLS)
 
 # Benchmark programs: bench/*.c -> build/bench/* (make bench runs scripts/bench)
 BENCHES := $(patsubst bench/%.c,$(BUILD)/bench/%,$(filter-out bench/kernels_bench.c,$(wildcard bench/*.c)))
 bench: $(BENCHES)
-$(BUILD)/bench/%: bench/%.c $(BUILD)/libtemper.a $(BUILD)/obj/cli/flags.o $(BUILD)/obj/cli/omp_wait.o
+$(BUILD)/bench/%: bench/%.c $(BUILD)/libtemper.a $(BUILD)/obj/cli/flags.o $(BUILD)/obj/cli/config_yaml.o $(BUILD)/obj/cli/omp_wait.o
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -o $@ $< $(BUILD)/obj/cli/flags.o $(BUILD)/obj/cli/omp_wait.o $(BUILD)/libtemper.a $(LDLIBS)
+	$(CC) $(CFLAGS) -o $@ $< $(BUILD)/obj/cli/flags.o $(BUILD)/obj/cli/config_yaml.o $(BUILD)/obj/cli/omp_wait.o $(BUILD)/libtemper.a $(LDLIBS)
 
 # test_oom fails each allocation of the tokenizer in turn. Its malloc family is wrapped
 # at link time (-Wl,--wrap: calls from libtemper.a go to the test's __wrap_malloc...),

@@ -55,6 +55,6 @@ int cmd_init(int argc, char **argv) {
     size_t n = m.numel;
     model_free(&m);
     if (rc) return cli_fail("init", "%s", err.msg);
-    fprintf(stderr, "temper init: %s %s, %.2fM parameters -> %s\n", model_arch_name(a), preset, (double)n / 1e6, out);
+    if (!flags_quiet) fprintf(stderr, "temper init: %s %s, %.2fM parameters -> %s\n", model_arch_name(a), preset, (double)n / 1e6, out);
     return 0;
 }

@@ -128,6 +128,6 @@ int cmd_plot(int argc, char **argv) {
     sbuf_free(&o);
     for (int k = 0; k < nk; k++) { free(s[k].x); free(s[k].y); }
     if (rc) return cli_fail("plot", "%s", err.msg);
-    fprintf(stderr, "temper plot: %s\n", out);
+    if (!flags_quiet) fprintf(stderr, "temper plot: %s\n", out);
     return 0;
 }

@@ -49,6 +49,37 @@ typedef struct extra_flags {
     int precompute, length_normalize, per_sequence, step_wise;
 } extra_flags;
 
+// A method flag: the trainers it belongs to (a bit per train_method) and the flag.
+typedef struct method_flag {
+    unsigned methods;
+    flag f;
+} method_flag;
+
+static const char *const method_names[] = {"sft", "dpo", "kto", "reward-model"};
+
+// "--beta is a flag of dpo and kto, not of sft": said before the generic unknown-flag message,
+// so a flag copied from another trainer's command line is named as such.
+static int refuse_foreign_flags(const char *cmd, train_method method, const method_flag *own, int nown, int argc, char **argv) {
+    for (int i = 1; i < argc; i++) {
+        if (strncmp(argv[i], "--", 2)) continue;
+        const char *name = argv[i] + 2, *eq = strchr(name, '=');
+        size_t n = eq ? (size_t)(eq - name) : strlen(name);
+        for (int k = 0; k < nown; k++) {
+            const char *fn = own[k].f.name;
+            size_t j = 0;
+            while (j < n && fn[j] && (fn[j] == name[j] || (fn[j] == '-' && name[j] == '_'))) j++;
+            if (j != n || fn[j] || (own[k].methods & (1u << method))) continue;
+            char list[64] = "";
+            for (int m = 0; m < 4; m++)
+                if (own[k].methods & (1u << m))
+                    snprintf(list + strlen(list), sizeof list - strlen(list), "%s%s", list[0] ? " and " : "", method_names[m]);
+            cli_fail(cmd, "--%s is a flag of %s, not of %s (see temper %s --help)", fn, list, cmd, cmd);
+            return 1;
+        }
+    }
+    return 0;
+}
+
 static int finish_and_run(train_method method, const char *cmd, train_args a, const extra_flags *x);
 
 static int run(train_method method, const char *cmd, int argc, char **argv) {
@@ -86,28 +117,39 @@ static int run(train_method method, const char *cmd, int argc, char **argv) {
         {"overwrite-output-dir", FLAG_BOOL, &a.overwrite_output_dir, "reuse a non-empty --output-dir (its checkpoints are deleted)"},
         {"resume-from-checkpoint", FLAG_STR, &a.resume_from_checkpoint, "checkpoint directory to continue from, or true / last: the newest in --output-dir"},
         {"on-bad-line", FLAG_STR, &x.on_bad_line, "error|skip"},
-        // method flags (ignored by the trainers they do not concern: listed per command below)
-        {"beta", FLAG_FLOAT, method == TRAIN_KTO ? &a.kto.beta : &a.dpo.beta, "β of the DPO/KTO objective"},
-        {"ref-model", FLAG_STR, &a.ref_model, "reference model directory (default: the initial --model)"},
-        {"precompute-ref-log-probs", FLAG_BOOL, &x.precompute, "reference log-probs computed once up front (always on)"},
-        {"loss-type", FLAG_STR, &x.loss_type, "dpo: sigmoid|hinge|ipo|robust|nca_pair|sft, comma-separated to combine; kto: kto|apo_zero_unpaired"},
-        {"loss-weights", FLAG_STR, &x.loss_weights, "dpo: weights of the combined loss types"},
-        {"label-smoothing", FLAG_FLOAT, &a.dpo.label_smoothing, "dpo: conservative DPO ε"},
-        {"length-normalize", FLAG_BOOL, &x.length_normalize, "dpo: token-mean log-probs (SimPO-style)"},
-        {"rpo-alpha", FLAG_FLOAT, &a.dpo.rpo_alpha, "dpo: weight of the NLL on chosen responses (RPO)"},
-        {"token-weights", FLAG_STR, &a.token_weights, "dpo: per-token weights W.jsonl from temper critical-tokens (cDPO)"},
-        {"cdpo-form", FLAG_STR, &x.cdpo_form, "dpo with token weights: sequence (paper) | position (released code)"},
-        {"step-wise", FLAG_BOOL, &x.step_wise, "dpo: Step-DPO data (same as --dataset-format step)"},
-        {"desirable-weight", FLAG_FLOAT, &a.kto.desirable_weight, "kto: λ_D"},
-        {"undesirable-weight", FLAG_FLOAT, &a.kto.undesirable_weight, "kto: λ_U"},
-        {"center-rewards-coefficient", FLAG_FLOAT, &a.center_rewards_coefficient, "reward-model: weight of (r_w + r_l)^2"},
-        {"per-sequence", FLAG_BOOL, &x.per_sequence, "sft: average the loss per sequence instead of per token"},
         {"quiet", FLAG_BOOL, &a.quiet, "no progress bar; metrics lines on stderr"},
     };
+    // Method flags: each belongs to the trainers named beside it; any other trainer refuses
+    // it as an unknown flag (sft --beta is a mistake, not a no-op) and its --help omits it.
+    enum { SFT = 1 << TRAIN_SFT, DPO = 1 << TRAIN_DPO, KTO = 1 << TRAIN_KTO, RM = 1 << TRAIN_RM };
+    method_flag own[] = {
+        {DPO | KTO, {"beta", FLAG_FLOAT, method == TRAIN_KTO ? &a.kto.beta : &a.dpo.beta, "β of the DPO/KTO objective"}},
+        {DPO | KTO, {"ref-model", FLAG_STR, &a.ref_model, "reference model directory (default: the initial --model)"}},
+        {DPO | KTO, {"precompute-ref-log-probs", FLAG_BOOL, &x.precompute, "reference log-probs computed once up front (always on)"}},
+        {DPO | KTO, {"loss-type", FLAG_STR, &x.loss_type, method == TRAIN_KTO ? "kto|apo_zero_unpaired" : "sigmoid|hinge|ipo|robust|nca_pair|sft, comma-separated to combine"}},
+        {DPO, {"loss-weights", FLAG_STR, &x.loss_weights, "weights of the combined loss types"}},
+        {DPO, {"label-smoothing", FLAG_FLOAT, &a.dpo.label_smoothing, "conservative DPO ε"}},
+        {DPO, {"length-normalize", FLAG_BOOL, &x.length_normalize, "token-mean log-probs (SimPO-style)"}},
+        {DPO, {"rpo-alpha", FLAG_FLOAT, &a.dpo.rpo_alpha, "weight of the NLL on chosen responses (RPO)"}},
+        {DPO, {"token-weights", FLAG_STR, &a.token_weights, "per-token weights W.jsonl from temper critical-tokens (cDPO)"}},
+        {DPO, {"cdpo-form", FLAG_STR, &x.cdpo_form, "with token weights: sequence (paper) | position (released code)"}},
+        {DPO, {"step-wise", FLAG_BOOL, &x.step_wise, "Step-DPO data (same as --dataset-format step)"}},
+        {KTO, {"desirable-weight", FLAG_FLOAT, &a.kto.desirable_weight, "λ_D"}},
+        {KTO, {"undesirable-weight", FLAG_FLOAT, &a.kto.undesirable_weight, "λ_U"}},
+        {RM, {"center-rewards-coefficient", FLAG_FLOAT, &a.center_rewards_coefficient, "weight of (r_w + r_l)^2"}},
+        {SFT, {"per-sequence", FLAG_BOOL, &x.per_sequence, "average the loss per sequence instead of per token"}},
+    };
+    enum { NCOMMON = sizeof common / sizeof common[0], NOWN = sizeof own / sizeof own[0] };
+    flag flags[NCOMMON + NOWN];
+    int nflags = 0;
+    for (int i = 0; i < NCOMMON; i++) flags[nflags++] = common[i];
+    for (int i = 0; i < NOWN; i++)
+        if (own[i].methods & (1u << method)) flags[nflags++] = own[i].f;
     flags_config cfg;
     if (flags_expand_config(cmd, argc, argv, &cfg)) return 2;
-    int rc = flags_parse(cmd, "--model DIR --data F.jsonl --output-dir OUT [--config F.json] [flags]", common,
-                         sizeof common / sizeof common[0], cfg.argc, cfg.argv, NULL, NULL);
+    if (refuse_foreign_flags(cmd, method, own, NOWN, cfg.argc, cfg.argv)) { flags_config_free(&cfg); return 2; }
+    int rc = flags_parse(cmd, "--model DIR --data F.jsonl --output-dir OUT [--config F.json] [flags]", flags,
+                         nflags, cfg.argc, cfg.argv, NULL, NULL);
     if (rc) { flags_config_free(&cfg); return rc == 1 ? 0 : 2; }
     rc = finish_and_run(method, cmd, a, &x);
     flags_config_free(&cfg);  // flag values point into it until the run is over

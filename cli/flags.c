@@ -1,11 +1,15 @@
 #include "cli/flags.h"
 #include "base/json.h"
+#include "cli/config_yaml.h"
+#include "base/progress.h"
 #include <errno.h>
 #include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+int flags_quiet;
 
 static void print_help(const char *cmd, const char *synopsis, const flag *flags, int nflags) {
     // a synopsis may spell the whole command line itself ("temper tool python ...")
@@ -21,6 +25,10 @@ static void print_help(const char *cmd, const char *synopsis, const flag *flags,
         }
         printf("  --%-28s %s%s\n", flags[i].name, flags[i].help ? flags[i].help : "", def);
     }
+    int own_quiet = 0;
+    for (int i = 0; i < nflags; i++) own_quiet |= !strcmp(flags[i].name, "quiet");
+    if (!own_quiet) printf("  --%-28s %s\n", "quiet", "no progress bars or summary lines (errors still print)");
+    printf("  --%-28s %s\n", "config", "FILE.json|FILE.yaml: flags as keys (TRL's names); the command line wins");
 }
 
 // Compares a flag name with user text, treating '_' and '-' alike.
@@ -35,6 +43,14 @@ static int name_eq(const char *a, const char *b, size_t blen) {
 
 int flags_parse(const char *cmd, const char *synopsis, const flag *flags, int nflags, int argc,
                 char **argv, char **positional, int *npos) {
+    // --config for every command: its values must outlive the command, so the expansion is
+    // kept for the life of the process (a static, still reachable at exit)
+    static flags_config expanded;
+    for (int i = 1; i < argc && !expanded.argv; i++)
+        if (!strcmp(argv[i], "--config") || !strncmp(argv[i], "--config=", 9)) {
+            if (flags_expand_config(cmd, argc, argv, &expanded)) return 2;
+            return flags_parse(cmd, synopsis, flags, nflags, expanded.argc, expanded.argv, positional, npos);
+        }
     int cap = npos ? *npos : 0, np = 0;
     for (int i = 1; i < argc; i++) {
         char *a = argv[i];
@@ -44,6 +60,13 @@ int flags_parse(const char *cmd, const char *synopsis, const flag *flags, int nf
             continue;
         }
         if (!strcmp(a, "--help")) { print_help(cmd, synopsis, flags, nflags); return 1; }
+        if (!strcmp(a, "--quiet") || !strcmp(a, "-q") || !strcmp(a, "--quiet=true")) {
+            flags_quiet = 1;
+            progress_set_quiet(1);
+            // a command with its own --quiet flag sees it too
+            for (int j = 0; j < nflags; j++) if (!strcmp(flags[j].name, "quiet")) *(int *)flags[j].dst = 1;
+            continue;
+        }
         const char *name = a + 2, *eq = strchr(name, '=');
         size_t nlen = eq ? (size_t)(eq - name) : strlen(name);
         const flag *f = NULL;
@@ -82,6 +105,37 @@ int flags_parse(const char *cmd, const char *synopsis, const flag *flags, int nf
     return 0;
 }
 
+// TRL/transformers config keys under another name here, and keys that choose something
+// temper has no choice about (a TRL YAML file carries them; refusing the file would make the
+// user edit it, ignoring them silently would hide a difference: they are named on stderr).
+static const char *const key_alias[][2] = {
+    {"model_name_or_path", "model"},
+    {"dataset_name", "data"},
+    {"dataset_path", "data"},
+};
+static const char *const key_ignored[] = {
+    "bf16", "fp16", "tf32", "torch_dtype", "dtype", "attn_implementation", "gradient_checkpointing",
+    "gradient_checkpointing_kwargs", "use_liger_kernel", "push_to_hub", "hub_model_id", "hub_strategy",
+    "hub_private_repo", "log_level", "logging_strategy", "logging_first_step", "save_strategy",
+    "eval_strategy", "evaluation_strategy", "do_eval", "do_train", "report_to", "run_name",
+    "model_revision", "trust_remote_code", "dataset_config", "dataset_train_split", "dataset_test_split",
+    "ddp_timeout", "dataloader_num_workers", "use_vllm", "vllm_mode", "remove_unused_columns",
+};
+
+static int same_key(const char *a, const char *b) { return name_eq(a, b, strlen(b)); }
+
+// The flag a config key sets, or NULL when the key is one temper ignores (said on stderr).
+static const char *config_key(const char *cmd, const char *key) {
+    for (size_t i = 0; i < sizeof key_alias / sizeof key_alias[0]; i++)
+        if (same_key(key_alias[i][0], key)) return key_alias[i][1];
+    for (size_t i = 0; i < sizeof key_ignored / sizeof key_ignored[0]; i++)
+        if (same_key(key_ignored[i], key)) {
+            fprintf(stderr, "temper %s: config key '%s' has no meaning in temper; ignored\n", cmd, key);
+            return NULL;
+        }
+    return key;
+}
+
 int flags_expand_config(const char *cmd, int argc, char **argv, flags_config *out) {
     memset(out, 0, sizeof *out);
     const char *path = NULL;
@@ -95,7 +149,20 @@ int flags_expand_config(const char *cmd, int argc, char **argv, flags_config *ou
     json_doc *d = NULL;
     const json *r = NULL;
     if (path) {
-        if (!(d = json_parse_file(path, &err))) { fprintf(stderr, "temper %s: %s\n", cmd, err.msg); return -1; }
+        size_t pl = strlen(path);
+        int yaml = (pl > 5 && !strcmp(path + pl - 5, ".yaml")) || (pl > 4 && !strcmp(path + pl - 4, ".yml"));
+        if (yaml) {
+            sbuf text;
+            sbuf_init(&text);
+            if (!config_yaml_to_json(path, &text, &err)) {
+                d = json_parse(text.data, text.len, &err);
+                if (!d) snprintf(err.msg, sizeof err.msg, "%s: YAML: not a plain mapping of settings", path);
+            }
+            sbuf_free(&text);
+        } else {
+            d = json_parse_file(path, &err);
+        }
+        if (!d) { fprintf(stderr, "temper %s: %s\n", cmd, err.msg); return -1; }
         r = json_root(d);
         if (r->type != JSON_OBJECT) { json_doc_free(d); fprintf(stderr, "temper %s: %s: not a JSON object\n", cmd, path); return -1; }
     }
@@ -107,10 +174,12 @@ int flags_expand_config(const char *cmd, int argc, char **argv, flags_config *ou
     for (int i = 0; i < n; i++) {
         const json *v = &r->items[i];
         if (v->type == JSON_NULL) continue;  // null: leave the default
+        const char *key = config_key(cmd, r->keys[i]);
+        if (!key) continue;
         // one "--key=value" argument: booleans then parse like any value
         sbuf val;
         sbuf_init(&val);
-        sbuf_printf(&val, "--%s=", r->keys[i]);
+        sbuf_printf(&val, "--%s=", key);
         switch (v->type) {
         case JSON_STRING: sbuf_put(&val, v->str, v->len); break;
         case JSON_NUMBER: sbuf_put(&val, v->str, v->len); break;
@@ -121,6 +190,7 @@ int flags_expand_config(const char *cmd, int argc, char **argv, flags_config *ou
                 if (v->items[k].type == JSON_STRING || v->items[k].type == JSON_NUMBER) sbuf_put(&val, v->items[k].str, v->items[k].len);
             }
             break;
+        case JSON_OBJECT: sbuf_json_value(&val, v); break;  // e.g. chat_template_kwargs: {enable_thinking: false}
         default: break;
         }
         out->argv[out->argc++] = out->owned[out->n_owned++] = val.data;

@@ -13,6 +13,10 @@ typedef struct flag {
     const char *help;
 } flag;
 
+// Set by `--quiet` (or -q), which every command accepts: no progress bars (progress_set_quiet)
+// and no summary lines; errors and warnings still print.
+extern int flags_quiet;
+
 // Parses argv[1..argc) (argv[0] is the command name). Non-flag arguments are
 // returned in positional[] (up to *npos on input; the count on output).
 // Returns 0 on success, 1 if --help was printed (exit 0), 2 on a usage error

@@ -4,6 +4,7 @@
 #include <string.h>
 #include "cli/cli.h"
 #include "cli/omp_wait.h"
+#include "base/version.h"
 
 struct command {
     const char *name;
@@ -45,7 +46,7 @@ int cli_fail(const char *cmd, const char *fmt, ...) {
 }
 
 static void usage(FILE *f) {
-    fprintf(f, "usage: temper <command> [flags]   (temper <command> --help)\n\ncommands:\n");
+    fprintf(f, "usage: temper <command> [flags]   (temper <command> --help; temper --version)\n\ncommands:\n");
     for (int i = 0; i < NCOMMANDS; i++) fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].help);
 }
 
@@ -54,6 +55,10 @@ int main(int argc, char **argv) {
     if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
         usage(argc < 2 ? stderr : stdout);
         return argc < 2 ? 2 : 0;
+    }
+    if (!strcmp(argv[1], "--version") || !strcmp(argv[1], "-V") || !strcmp(argv[1], "version")) {
+        printf("temper %s\n", TEMPER_VERSION);
+        return 0;
     }
     for (int i = 0; i < NCOMMANDS; i++)
         if (!strcmp(argv[1], commands[i].name)) return commands[i].run(argc - 1, argv + 1);

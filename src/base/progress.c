@@ -18,7 +18,12 @@ static void fmt_time(char *out, size_t cap, double s) {
     else snprintf(out, cap, "%02d:%02d", t / 60, t % 60);
 }
 
+// --quiet: a process-wide switch, set once by the command line before any work starts.
+static int quiet_all;
+void progress_set_quiet(int quiet) { quiet_all = quiet; }
+
 static void draw(progress *p, int final) {
+    if (quiet_all) return;
     double el = now_seconds() - p->t_start;
     double rate = el > 0 ? (double)p->done / el : 0;
     char eta[32], elapsed[32];

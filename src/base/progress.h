@@ -18,5 +18,7 @@ void progress_start(progress *p, const char *label, int64_t total, const char *u
 void progress_update(progress *p, int64_t done);
 void progress_set_extra(progress *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void progress_finish(progress *p);
+// Silences every progress bar of the process (`--quiet`); set before work starts.
+void progress_set_quiet(int quiet);
 // Monotonic wall clock in seconds.
 double now_seconds(void);

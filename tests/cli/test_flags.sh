@@ -109,4 +109,62 @@ for c in init score demo sft dpo kto reward-model grpo rehearsal critical-tokens
 done
 ok "no usage line repeats the command name$rep" '[ -z "$rep" ]'
 
+# ---- issue 12 item 4: flags that mean what they say
+printf '{"prompt_input_ids": [1, 2], "completion_input_ids": [4, 5]}\n' > sft.jsonl
+for bad in "sft|--beta 0.1|--beta is a flag of dpo and kto, not of sft" "kto|--rpo-alpha 1|--rpo-alpha is a flag of dpo, not of kto" \
+           "reward-model|--per-sequence|--per-sequence is a flag of sft, not of reward-model" "sft|--loss_type=ipo|--loss-type is a flag of dpo and kto, not of sft" \
+           "dpo|--desirable-weight 2|--desirable-weight is a flag of kto, not of dpo"; do
+  IFS='|' read -r c f want <<<"$bad"
+  rm -rf out
+  "$T" $c --model m --data sft.jsonl --output-dir out --max-steps 1 $f >/dev/null 2>err; rc=$?
+  ok "$c $f is refused (rc $rc): $(head -c 120 err)" '[ $rc -eq 2 ] && grep -qF -- "$want" err && [ ! -e out ]'
+done
+printf '{"beta": 0.2}\n' > beta.json
+"$T" sft --model m --data sft.jsonl --output-dir out --max-steps 1 --config beta.json >/dev/null 2>err; rc=$?
+ok "a config's beta is refused by sft as well (rc $rc)" '[ $rc -eq 2 ] && grep -qF -- "--beta is a flag of dpo and kto" err'
+ok "sft --help lists only sft's flags" '! "$T" sft --help | grep -Eq -- "--(beta|loss-type|rpo-alpha|desirable-weight) " && "$T" sft --help | grep -q -- "--per-sequence"'
+ok "dpo --help lists dpo's flags, not kto's" '"$T" dpo --help | grep -q -- "--rpo-alpha" && ! "$T" dpo --help | grep -q -- "--desirable-weight"'
+v=$("$T" --version); ok "temper --version ($v)" '[[ "$v" =~ ^temper\ [0-9]+\.[0-9]+\.[0-9]+$ ]]'
+rep=""
+for c in init score demo sft dpo kto reward-model grpo rehearsal critical-tokens sample eval pairs filter plot tokenize "data inspect" grade "tool python" "tool calc"; do
+  "$T" $c --quiet --help >/dev/null 2>&1 || rep="$rep [$c]"
+done
+ok "every command accepts --quiet$rep" '[ -z "$rep" ]'
+"$T" init --preset tiny --out mq --quiet >/dev/null 2>err; rc=$?
+ok "init --quiet prints nothing (rc $rc): $(cat err)" '[ $rc -eq 0 ] && [ ! -s err ] && [ -f mq/config.json ]'
+# YAML config with TRL's keys: aliases, a list, a nested mapping, numbers as PyYAML reads them
+cat > run.yaml <<'Y'
+# a TRL-style config
+model_name_or_path: m
+dataset_name: dpo.jsonl
+output_dir: ydir
+learning_rate: 5.0e-7
+max_steps: 2
+beta: .25
+bf16: true
+loss_type: [sigmoid, sft]
+loss_weights:
+  - 1
+  - 0.5
+logging_steps: 1
+quiet: yes
+Y
+"$T" dpo --config run.yaml 2>err; rc=$?
+ok "dpo --config run.yaml with TRL's keys trains (rc $rc): $(tail -c 200 err)" '[ $rc -eq 0 ] && [ -f ydir/model.safetensors ] && grep -q "config key .bf16. has no meaning" err'
+rm -rf ydir2
+"$T" dpo --config run.yaml --output-dir ydir2 --max-steps 1 2>/dev/null; rc=$?
+ok "the command line wins over the YAML file (rc $rc)" '[ $rc -eq 0 ] && [ -f ydir2/model.safetensors ] && [ $(wc -l < ydir2/metrics.jsonl) -ge 1 ] && ! grep -q "\"step\": 2" ydir2/metrics.jsonl'
+printf 'learning_rate: -1\nmodel: m\n' > neg.yaml
+"$T" dpo --config neg.yaml --data dpo.jsonl --output-dir ydir3 2>err; rc=$?
+ok "a YAML file's values are checked (rc $rc)" '[ $rc -ne 0 ] && grep -qF -- "--learning-rate must be a finite number >= 0 (got -1)" err'
+printf 'model: m\nloss_type: [sigmoid\n' > broken.yaml
+"$T" dpo --config broken.yaml 2>err; rc=$?
+ok "a broken YAML file is named with its line (rc $rc): $(cat err)" '[ $rc -ne 0 ] && grep -q "broken.yaml:[0-9]*: YAML: " err'
+printf -- '- a\n- b\n' > list.yaml
+"$T" dpo --config list.yaml 2>err; rc=$?
+ok "a YAML list is not a config (rc $rc): $(cat err)" '[ $rc -ne 0 ] && grep -q "list.yaml:1: YAML: the config must be a mapping" err'
+printf 'base: &b 1\nother: *b\n' > alias.yaml
+"$T" dpo --config alias.yaml 2>err; rc=$?
+ok "YAML aliases are refused, not guessed (rc $rc): $(cat err)" '[ $rc -ne 0 ] && grep -q "alias.yaml:1: YAML: anchors" err'
+
 exit $fail
