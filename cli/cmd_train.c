@@ -88,7 +88,8 @@ static int run(train_method method, const char *cmd, int argc, char **argv) {
     extra_flags x = {"sigmoid", NULL, "sequence", "error", "keep_end", 1, 0, 0, 0};
     flag common[] = {
         {"model", FLAG_STR, &a.model, "policy model directory (Hugging Face layout, with its tokenizer)"},
-        {"data", FLAG_STR, &a.data, "training JSONL"},
+        {"data", FLAG_LIST, &a.data, "training JSONL; several files mix: --data a.jsonl --data b.jsonl, or a,b"},
+        {"data-weights", FLAG_STR, &a.data_weights, "one weight w per --data file: floor(w·n) of its n examples (a seeded subset; w > 1 repeats)"},
         {"eval-data", FLAG_STR, &a.eval_data, "evaluation JSONL"},
         {"output-dir", FLAG_STR, &a.output_dir, "where the model, checkpoints and metrics.jsonl go"},
         {"dataset-format", FLAG_STR, &a.dataset_format, "sft|trajectory (sft), dpo|step (dpo), kto|trajectory (kto)"},

@@ -18,7 +18,7 @@ static void print_help(const char *cmd, const char *synopsis, const flag *flags,
     for (int i = 0; i < nflags; i++) {
         char def[64] = "";
         switch (flags[i].kind) {
-        case FLAG_STR: if (*(const char **)flags[i].dst) snprintf(def, sizeof def, " (default %s)", *(const char **)flags[i].dst); break;
+        case FLAG_STR: case FLAG_LIST: if (*(const char **)flags[i].dst) snprintf(def, sizeof def, " (default %s)", *(const char **)flags[i].dst); break;
         case FLAG_INT: snprintf(def, sizeof def, " (default %d)", *(int *)flags[i].dst); break;
         case FLAG_FLOAT: snprintf(def, sizeof def, " (default %g)", *(double *)flags[i].dst); break;
         case FLAG_BOOL: break;
@@ -81,6 +81,24 @@ int flags_parse(const char *cmd, const char *synopsis, const flag *flags, int nf
         char *end; errno = 0;
         switch (f->kind) {
         case FLAG_STR: *(const char **)f->dst = val; break;
+        case FLAG_LIST: {
+            // the first occurrence replaces the default, later ones append
+            static char *joined[64];
+            static int njoined;
+            const char **dst = (const char **)f->dst;
+            int again = 0;
+            for (int k = 1; k < i - (eq ? 0 : 1); k++) {
+                const char *b = argv[k];
+                again |= b[0] == '-' && b[1] == '-' && name_eq(f->name, b + 2, strcspn(b + 2, "="));
+            }
+            if (!again || !*dst) { *dst = val; break; }
+            if (njoined == 64) { fprintf(stderr, "temper %s: --%s given too many times\n", cmd, f->name); return 2; }
+            char *j = malloc(strlen(*dst) + strlen(val) + 2);
+            if (!j) { fprintf(stderr, "temper %s: out of memory\n", cmd); return 2; }
+            sprintf(j, "%s,%s", *dst, val);
+            *dst = joined[njoined++] = j;  // kept for the life of the process
+            break;
+        }
         case FLAG_INT: {
             long v = strtol(val, &end, 10);
             if (*end || errno || end == val) { fprintf(stderr, "temper %s: --%s expects an integer, got '%s'\n", cmd, f->name, val); return 2; }

@@ -4,7 +4,9 @@
 // (--learning_rate), so a TRL command line carries over.
 #pragma once
 
-typedef enum { FLAG_STR, FLAG_INT, FLAG_FLOAT, FLAG_BOOL } flag_kind;
+// FLAG_LIST: a string flag that may be repeated; the values are joined with commas
+// (--data a.jsonl --data b.jsonl is --data a.jsonl,b.jsonl).
+typedef enum { FLAG_STR, FLAG_INT, FLAG_FLOAT, FLAG_BOOL, FLAG_LIST } flag_kind;
 
 typedef struct flag {
     const char *name;   // without the leading dashes

@@ -1,7 +1,9 @@
 // data: JSONL rows → token ids + loss masks (see data.h for the formats, the mask
 // rules and the prompt/completion boundary rule).
 #include "data/data.h"
+#include "base/rng.h"
 #include <stdlib.h>
+#include <math.h>
 #include <string.h>
 #include "base/io.h"
 
@@ -17,6 +19,7 @@ const char *data_format_name(data_format f) { return (unsigned)f < 6 ? FORMAT_NA
 void data_opts_default(data_opts *o) {
     memset(o, 0, sizeof *o);
     o->append_eos = 1;
+    o->mix_seed = 42;
     o->on_bad_line = DATA_BAD_ERROR;
 }
 
@@ -82,6 +85,30 @@ static int build_seq(tok_tokenizer *t, const char *prompt, size_t plen, const to
     out->ids = ids.v;
     out->mask = mask;
     out->len = (int)ids.n;
+    return 0;
+}
+
+// TRL's language-modelling rows, {"text": ...}: the text encoded as the tokenizer encodes a
+// document (its post-processor's special tokens, e.g. Llama's <bos>), EOS appended unless the
+// text already ends with it (as TRL's SFTTrainer does), and every token trained but the first,
+// which nothing predicts: prompt_len is 1.
+static int build_text(tok_tokenizer *t, const json *text, const data_opts *o, data_example *ex, tm_error *err) {
+    if (text->type != JSON_STRING) return tm_fail(err, "\"text\" must be a string");
+    tok_ids ids = {0};
+    if (tok_encode(t, text->str, text->len, 1, &ids, err)) { tok_ids_free(&ids); return -1; }
+    if (o->append_eos) {
+        if (tok_eos_id(t) < 0) { tok_ids_free(&ids); return tm_fail(err, "an EOS token is needed after the text, but the tokenizer has no eos_token"); }
+        if (!ids.n || ids.v[ids.n - 1] != tok_eos_id(t)) tok_ids_push(&ids, tok_eos_id(t));
+    }
+    if (ids.failed) { tok_ids_free(&ids); return tm_fail(err, "out of memory"); }
+    if (ids.n < 2) { tok_ids_free(&ids); return tm_fail(err, "\"text\" gives %zu token(s): nothing to train on", ids.n); }
+    uint8_t *mask = malloc(ids.n);
+    if (!mask) { tok_ids_free(&ids); return tm_fail(err, "out of memory"); }
+    memset(mask, 1, ids.n);
+    mask[0] = 0;
+    ex->nseq = 1;
+    ex->prompt_len = 1;
+    ex->seq[0] = (data_seq){ids.v, mask, (int)ids.n};
     return 0;
 }
 
@@ -358,6 +385,11 @@ int data_example_from_json(tok_tokenizer *t, const json *row, const data_opts *o
             break;
         }
         if (o->format == DATA_TRAJECTORY) return tm_fail(err, "missing field \"messages\"");
+        const json *text = json_get(row, "text");
+        if (o->format == DATA_SFT && text && !json_get(row, "prompt") && !json_get(row, "completion")) {
+            rc = build_text(t, text, o, ex, err);
+            break;
+        }
         const json *p = field(row, "prompt", err), *c = p ? field(row, "completion", err) : NULL;
         if (!c) return -1;
         rc = build_pc(t, o, p, &c, 1, 0, ex, err);
@@ -464,8 +496,37 @@ json_doc *data_parse_line(const char *line, size_t len, tm_error *err) {
     return NULL;
 }
 
-int data_load(tok_tokenizer *t, const char *path, const data_opts *o, data_set *out, tm_error *err) {
-    memset(out, 0, sizeof *out);
+static int push_example(data_set *s, data_example *ex) {
+    if (s->n == s->cap) {
+        int cap = s->cap ? s->cap * 2 : 256;
+        data_example *g = realloc(s->ex, (size_t)cap * sizeof *g);
+        if (!g) return -1;
+        s->ex = g;
+        s->cap = cap;
+    }
+    if (ex->truncated) s->truncated++;
+    s->ex[s->n++] = *ex;
+    return 0;
+}
+
+static int copy_example(const data_example *a, data_example *b) {
+    *b = *a;
+    b->answer = NULL;
+    for (int k = 0; k < 2; k++) b->seq[k].ids = NULL, b->seq[k].mask = NULL;
+    for (int k = 0; k < a->nseq; k++) {
+        size_t n = (size_t)a->seq[k].len;
+        b->seq[k].ids = malloc(n * sizeof *b->seq[k].ids + 1);
+        b->seq[k].mask = malloc(n + 1);
+        if (!b->seq[k].ids || !b->seq[k].mask) { data_example_free(b); return -1; }
+        memcpy(b->seq[k].ids, a->seq[k].ids, n * sizeof *b->seq[k].ids);
+        memcpy(b->seq[k].mask, a->seq[k].mask, n);
+    }
+    if (a->answer && !(b->answer = strdup(a->answer))) { data_example_free(b); return -1; }
+    return 0;
+}
+
+// Appends the examples of one file to out (file: its index in the --data list).
+static int load_one(tok_tokenizer *t, const char *path, int file, const data_opts *o, data_set *out, tm_error *err) {
     io_lines r;
     if (io_lines_open(&r, path, err)) return -1;
     char *line;
@@ -492,18 +553,89 @@ int data_load(tok_tokenizer *t, const char *path, const data_opts *o, data_set *
             }
             tm_fail(err, "%s:%ld: %s", path, r.lineno, e.msg);
             io_lines_close(&r);
-            data_set_free(out);
             return -1;
         }
         ex.line = r.lineno;
-        if (ex.truncated) out->truncated++;
-        if (out->n == out->cap) {
-            out->cap = out->cap ? out->cap * 2 : 256;
-            out->ex = realloc(out->ex, (size_t)out->cap * sizeof *out->ex);
+        ex.file = file;
+        if (push_example(out, &ex)) {
+            data_example_free(&ex);
+            io_lines_close(&r);
+            return tm_fail(err, "%s:%ld: out of memory", path, r.lineno);
         }
-        out->ex[out->n++] = ex;
     }
     io_lines_close(&r);
+    return 0;
+}
+
+int data_list_item(const char *list, int k, char *out, size_t cap) {
+    const char *p = list;
+    for (int i = 0; i < k && p; i++) p = strchr(p, ',') ? strchr(p, ',') + 1 : NULL;
+    if (!p) return -1;
+    size_t n = strcspn(p, ",");
+    if (n >= cap) return -1;
+    memcpy(out, p, n);
+    out[n] = 0;
+    return 0;
+}
+
+int data_list_count(const char *list) {
+    int n = 1;
+    for (const char *c = list; *c; c++) n += *c == ',';
+    return n;
+}
+
+int data_load(tok_tokenizer *t, const char *paths, const data_opts *o, data_set *out, tm_error *err) {
+    memset(out, 0, sizeof *out);
+    int nfiles = data_list_count(paths);
+    if (o->data_weights && data_list_count(o->data_weights) != nfiles)
+        return tm_fail(err, "--data-weights has %d weights for %d --data files: give one weight per file",
+                       data_list_count(o->data_weights), nfiles);
+    for (int f = 0; f < nfiles; f++) {
+        char path[4096], wtxt[64];
+        if (data_list_item(paths, f, path, sizeof path) || !path[0]) {
+            data_set_free(out);
+            return tm_fail(err, "--data: item %d of \"%.200s\" is empty or too long", f + 1, paths);
+        }
+        double w = 1.0;
+        if (o->data_weights) {
+            char *end;
+            if (data_list_item(o->data_weights, f, wtxt, sizeof wtxt) || (w = strtod(wtxt, &end), end == wtxt || *end) || !(w >= 0) || w > 1e6) {
+                data_set_free(out);
+                return tm_fail(err, "--data-weights: weight %d (\"%s\") is not a finite number >= 0", f + 1,
+                               data_list_item(o->data_weights, f, wtxt, sizeof wtxt) ? "" : wtxt);
+            }
+        }
+        if (nfiles == 1 && w == 1.0) return load_one(t, path, 0, o, out, err) ? (data_set_free(out), -1) : 0;
+        data_set one = {0};
+        if (load_one(t, path, f, o, &one, err)) { data_set_free(&one); data_set_free(out); return -1; }
+        out->lines += one.lines;
+        out->skipped += one.skipped;
+        if (one.skipped && !out->first_skip[0]) memcpy(out->first_skip, one.first_skip, sizeof out->first_skip);
+        // open-r1 / TRL's dataset mixture: a weight w keeps floor(w * n) examples of the
+        // file, a random subset (seeded) for w < 1; w > 1 repeats whole copies first
+        long want = (long)floor(w * one.n + 1e-9), taken = 0;
+        rng r;
+        rng_seed(&r, o->mix_seed * 1000003ULL + (uint64_t)f);
+        int *perm = malloc((size_t)(one.n ? one.n : 1) * sizeof *perm);
+        int rc = perm ? 0 : tm_fail(err, "%s: out of memory", path);
+        for (int i = 0; i < one.n && !rc; i++) perm[i] = i;
+        for (int i = one.n - 1; i > 0 && !rc; i--) {
+            int j = (int)rng_below(&r, (uint64_t)i + 1), x = perm[i];
+            perm[i] = perm[j], perm[j] = x;
+        }
+        for (long c = 0; taken < want && !rc; c++) {
+            // a whole copy in file order, then the rest from the seeded permutation
+            int whole = want - taken >= one.n;
+            for (int i = 0; i < one.n && taken < want && !rc; i++, taken++) {
+                data_example ex;
+                if (copy_example(&one.ex[whole ? i : perm[i]], &ex) || push_example(out, &ex))
+                    rc = tm_fail(err, "%s: out of memory", path);
+            }
+        }
+        free(perm);
+        data_set_free(&one);
+        if (rc) { data_set_free(out); return -1; }
+    }
     return 0;
 }
 

@@ -54,6 +54,7 @@ typedef struct data_seq {
 
 typedef struct data_example {
     long line;            // 1-based line in the file
+    int file;             // which file of the --data list it came from (0-based)
     int prompt_len;       // seq[k].ids[0..prompt_len) is the prompt, the same in every seq
     int nseq;             // 1 (sft, kto, trajectory, prompts) or 2 (dpo, step: 0 chosen, 1 rejected)
     data_seq seq[2];
@@ -75,6 +76,8 @@ typedef struct data_opts {
     int on_bad_line;            // DATA_BAD_ERROR or DATA_BAD_SKIP
     const char *prompt_suffix;  // appended to prompts of the prompts format (e.g. "\nPlease reason step by step...")
     int check_boundary;         // compute boundary_diff (one extra encode per sequence)
+    const char *data_weights;   // NULL, or one weight per --data file (comma-separated): see data_load
+    uint64_t mix_seed;          // the seed of the weighted subsets (default 42)
 } data_opts;
 void data_opts_default(data_opts *o);
 
@@ -97,9 +100,16 @@ typedef struct data_set {
 // pretty-printed file or an array (without file:line; the caller adds them).
 json_doc *data_parse_line(const char *line, size_t len, tm_error *err);
 
-// Reads a whole JSONL file. Errors are "path:line: reason". With DATA_BAD_SKIP a
-// bad line is counted in skipped and reading goes on.
+// Reads whole JSONL files: path is one file or a comma-separated list (`--data a,b` or
+// `--data a --data b`), whose examples are concatenated in order, each remembering its file
+// (data_example.file) and line. Errors are "path:line: reason". With DATA_BAD_SKIP a bad line
+// is counted in skipped and reading goes on. With o->data_weights (one per file), a file of n
+// examples gives floor(w * n) of them, as TRL / open-r1's dataset mixtures do: a seeded random
+// subset (o->mix_seed) for w < 1, whole copies then a subset for w > 1.
 int data_load(tok_tokenizer *t, const char *path, const data_opts *o, data_set *out, tm_error *err);
+// Item k (0-based) of a comma-separated list, copied into out; -1 if absent or too long.
+int data_list_item(const char *list, int k, char *out, size_t cap);
+int data_list_count(const char *list);
 void data_set_free(data_set *s);
 
 // GSM8K's final answer: the text after the first "#### ", trimmed, commas removed

@@ -251,6 +251,7 @@ static int load_examples(tok_tokenizer *tok, const tok_chat *chat, const train_a
     // a reward model scores the last token of the text itself: no EOS appended, so the
     // score sits where transformers' sequence classifier reads it (last non-pad token)
     if (a->method == TRAIN_RM) o.append_eos = 0;
+    if (path == a->data) o.data_weights = a->data_weights, o.mix_seed = (uint64_t)a->seed;
     data_set ds;
     if (data_load(tok, path, &o, &ds, err)) return -1;
     if (ds.skipped) fprintf(stderr, "temper: %s: skipped %ld bad lines (first: %s)\n", path, ds.skipped, ds.first_skip);
@@ -269,8 +270,10 @@ static int load_examples(tok_tokenizer *tok, const tok_chat *chat, const train_a
             for (int t = 0; t < d->seq[s].len; t++)
                 if (d->seq[s].ids[t] < 0 || d->seq[s].ids[t] >= vocab) {
                     // the message reads d before data_set_free releases it
+                    char file[4096];
+                    if (data_list_item(path, d->file, file, sizeof file)) snprintf(file, sizeof file, "%s", path);
                     tm_fail(err, "%s:%ld: token id %d is outside the model's vocabulary (%d): tokenizer and model do not match",
-                            path, d->line, d->seq[s].ids[t], vocab);
+                            file, d->line, d->seq[s].ids[t], vocab);
                     data_set_free(&ds);
                     out->n = kept;  // the caller frees the examples already moved
                     return -1;
@@ -279,8 +282,10 @@ static int load_examples(tok_tokenizer *tok, const tok_chat *chat, const train_a
         // a sequence with nothing to train (e.g. its completion was cut away) carries no
         // signal and would make a DPO log-ratio meaningless: drop it, loudly
         if (!trainable) {
+            char file[4096];
+            if (data_list_item(path, d->file, file, sizeof file)) snprintf(file, sizeof file, "%s", path);
             if (!out->dropped)
-                fprintf(stderr, "temper: %s:%ld: no trainable tokens left after truncation; example dropped\n", path, d->line);
+                fprintf(stderr, "temper: %s:%ld: no trainable tokens left after truncation; example dropped\n", file, d->line);
             out->dropped++;
             data_example_free(d);
             continue;
@@ -679,6 +684,8 @@ int train_run(const train_args *args, tm_error *err) {
 
     if (a->token_weights) {
         if (a->method != TRAIN_DPO) { tm_fail(err, "--token-weights is for dpo (cDPO)"); goto done; }
+        // the weights name examples by data line, which is one file's numbering
+        if (data_list_count(a->data) > 1 || a->data_weights) { tm_fail(err, "--token-weights needs a single --data file, unweighted"); goto done; }
         if (load_token_weights(a->token_weights, &train, err)) goto done;
     }
     // buffers big enough for the largest micro-batch (or reference chunk)

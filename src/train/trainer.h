@@ -39,6 +39,7 @@ typedef enum { TRAIN_SFT, TRAIN_DPO, TRAIN_KTO, TRAIN_RM } train_method;
 typedef struct train_args {
     train_method method;
     const char *model, *data, *eval_data, *output_dir, *ref_model, *resume_from_checkpoint;
+    const char *data_weights;        // one weight per --data file (comma-separated), NULL: all of each
     const char *dataset_format;      // NULL: the method's (sft, dpo, kto); also trajectory, step
     const char *chat_template;       // NULL: recognized from the tokenizer
     const char *token_weights;       // dpo: cDPO per-token weights from `temper critical-tokens`

@@ -167,4 +167,24 @@ printf 'base: &b 1\nother: *b\n' > alias.yaml
 "$T" dpo --config alias.yaml 2>err; rc=$?
 ok "YAML aliases are refused, not guessed (rc $rc): $(cat err)" '[ $rc -ne 0 ] && grep -q "alias.yaml:1: YAML: anchors" err'
 
+# --data mixes files (repeated or comma list), --data-weights takes floor(w·n) of each
+$PY - <<'P'
+import json
+for name, n in (("a.jsonl", 6), ("b.jsonl", 4)):
+    with open(name, "w") as f:
+        for i in range(n): f.write(json.dumps({"prompt_input_ids": [1, 2 + i], "completion_input_ids": [4, 5 + i % 3]}) + "\n")
+with open("bad2.jsonl", "w") as f:
+    f.write(json.dumps({"prompt_input_ids": [1], "completion_input_ids": [4]}) + "\n{oops\n")
+P
+ex() { grep -o '"train_examples": [0-9]*' "$1/metrics.jsonl" | head -1 | grep -o '[0-9]*$'; }
+rm -rf mix1 mix2 mix3
+"$T" sft --model m --data a.jsonl --data b.jsonl --output-dir mix1 --max-steps 1 --quiet 2>err; rc=$?
+ok "sft --data a --data b trains on both files: $(ex mix1) examples (rc $rc)" '[ $rc -eq 0 ] && [ "$(ex mix1)" = 10 ]'
+"$T" sft --model m --data a.jsonl,b.jsonl --data-weights 0.5,2.5 --output-dir mix2 --max-steps 1 --quiet 2>err; rc=$?
+ok "--data-weights 0.5,2.5 takes 3 of 6 and 10 of 4: $(ex mix2) examples (rc $rc)" '[ $rc -eq 0 ] && [ "$(ex mix2)" = 13 ]'
+"$T" sft --model m --data a.jsonl,b.jsonl --data-weights 1 --output-dir mix3 --max-steps 1 --quiet 2>err; rc=$?
+ok "one weight for two files is refused (rc $rc): $(cat err)" '[ $rc -ne 0 ] && grep -q "data-weights has 1 weights for 2 --data files" err'
+"$T" sft --model m --data a.jsonl --data bad2.jsonl --output-dir mix3 --max-steps 1 --quiet 2>err; rc=$?
+ok "a bad line in the second file is named by that file (rc $rc): $(cat err)" '[ $rc -ne 0 ] && grep -q "bad2.jsonl:2: " err'
+
 exit $fail

@@ -135,6 +135,35 @@ static void test_formats(void) {
     CHECK(row(msgs, &raw, &ex, &err) == -1 && strstr(err.msg, "chat template"), "messages without a chat template refused (%s)", err.msg);
 }
 
+// TRL's language-modelling rows: {"text"} is encoded as a document (post-processor tokens),
+// EOS appended once, every token trained but the first.
+static void test_text_rows(void) {
+    tm_error err = {0};
+    data_opts o;
+    data_opts_default(&o);
+    o.chat = &CHAT;
+    o.format = DATA_SFT;
+    data_example ex;
+    CHECK(row("{\"text\":\"one two three\"}", &o, &ex, &err) == 0, "sft text row (%s)", err.msg);
+    tok_ids want = {0};
+    tok_encode(T, "one two three", 13, 1, &want, &err);
+    tok_ids_push(&want, tok_eos_id(T));
+    int same = ex.nseq == 1 && ex.seq[0].len == (int)want.n && !memcmp(ex.seq[0].ids, want.v, want.n * sizeof *want.v);
+    CHECK(same, "text row: ids = encode(text, special tokens) + EOS (%d vs %zu ids)", ex.seq[0].len, want.n);
+    int masked = ex.prompt_len == 1 && ex.seq[0].mask[0] == 0;
+    for (int i = 1; i < ex.seq[0].len; i++) masked &= ex.seq[0].mask[i] == 1;
+    CHECK(masked, "text row: every token trained but the first (prompt_len %d)", ex.prompt_len);
+    data_example_free(&ex);
+    tok_ids_free(&want);
+    CHECK(row("{\"text\":\"done<|im_end|>\"}", &o, &ex, &err) == 0 && ex.seq[0].ids[ex.seq[0].len - 2] != tok_eos_id(T),
+          "text row ending with EOS: not doubled");
+    data_example_free(&ex);
+    CHECK(row("{\"text\":3}", &o, &ex, &err) == -1 && strstr(err.msg, "\"text\" must be a string"), "text row: a number is refused (%s)", err.msg);
+    CHECK(row("{\"text\":\"\"}", &o, &ex, &err) == -1 && strstr(err.msg, "nothing to train"), "text row: empty text is refused (%s)", err.msg);
+    o.format = DATA_DPO;
+    CHECK(row("{\"text\":\"a\"}", &o, &ex, &err) == -1, "a text row is not a DPO row");
+}
+
 static void test_files(void) {
     tm_error err = {0};
     const char *path = "/tmp/temper-data-test.jsonl";
@@ -164,6 +193,7 @@ int main(void) {
     if (!T) return test_done();
     tok_chat_for(T, NULL, &CHAT, &err);
     test_formats();
+    test_text_rows();
     test_files();
     tok_free(T);
     fixture_cleanup(dir);
