@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 int flags_quiet;
 
@@ -60,7 +61,9 @@ int flags_parse(const char *cmd, const char *synopsis, const flag *flags, int nf
             continue;
         }
         if (!strcmp(a, "--help")) { print_help(cmd, synopsis, flags, nflags); return 1; }
-        if (!strcmp(a, "--quiet") || !strcmp(a, "-q") || !strcmp(a, "--quiet=true")) {
+        if (!strcmp(a, "--quiet") || !strcmp(a, "-q") || !strcasecmp(a, "--quiet=true")) {
+            if (i + 1 < argc && !strcasecmp(argv[i + 1], "false")) { i++; continue; }
+            if (i + 1 < argc && !strcasecmp(argv[i + 1], "true")) i++;
             flags_quiet = 1;
             progress_set_quiet(1);
             // a command with its own --quiet flag sees it too
@@ -73,7 +76,12 @@ int flags_parse(const char *cmd, const char *synopsis, const flag *flags, int nf
         for (int j = 0; j < nflags; j++) if (name_eq(flags[j].name, name, nlen)) f = &flags[j];
         if (!f) { fprintf(stderr, "temper %s: unknown flag '--%.*s' (see temper %s --help)\n", cmd, (int)nlen, name, cmd); return 2; }
         const char *val = eq ? eq + 1 : NULL;
-        if (f->kind == FLAG_BOOL && !val) { *(int *)f->dst = 1; continue; }
+        if (f->kind == FLAG_BOOL && !val) {
+            // TRL's spelling, --packing true / --packing False, as well as a bare --packing
+            const char *nx = i + 1 < argc ? argv[i + 1] : "";
+            if (!strcasecmp(nx, "true") || !strcasecmp(nx, "false")) val = argv[++i];
+            else { *(int *)f->dst = 1; continue; }
+        }
         if (!val) {
             if (i + 1 >= argc) { fprintf(stderr, "temper %s: --%s needs a value\n", cmd, f->name); return 2; }
             val = argv[++i];
@@ -113,8 +121,8 @@ int flags_parse(const char *cmd, const char *synopsis, const flag *flags, int nf
             *(double *)f->dst = v; break;
         }
         case FLAG_BOOL:
-            if (!strcmp(val, "true") || !strcmp(val, "1") || !strcmp(val, "True")) *(int *)f->dst = 1;
-            else if (!strcmp(val, "false") || !strcmp(val, "0") || !strcmp(val, "False")) *(int *)f->dst = 0;
+            if (!strcasecmp(val, "true") || !strcmp(val, "1")) *(int *)f->dst = 1;
+            else if (!strcasecmp(val, "false") || !strcmp(val, "0")) *(int *)f->dst = 0;
             else { fprintf(stderr, "temper %s: --%s expects true or false, got '%s'\n", cmd, f->name, val); return 2; }
             break;
         }

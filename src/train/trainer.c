@@ -1,5 +1,6 @@
 // The offline training loop (see trainer.h for its contract).
 #include "train/trainer.h"
+#include "train/packing.h"
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -99,6 +100,7 @@ int train_args_check(const train_args *a, tm_error *err) {
                 check_range("desirable-weight", a->kto.desirable_weight, 0, OPEN, INF, OPEN, err) ||
                 check_range("undesirable-weight", a->kto.undesirable_weight, 0, OPEN, INF, OPEN, err)))
         return -1;
+    if (a->packing && a->method != TRAIN_SFT) return tm_fail(err, "--packing is for sft (TRL packs SFT data only)");
     return 0;
 }
 
@@ -657,7 +659,8 @@ int train_run(const train_args *args, tm_error *err) {
     example_set train = {0}, eval = {0};
     step_buffers buf = {0};
     checkpoint_state st = {0};
-    int *order = NULL;
+    int *order = NULL, *step_ex = NULL, *micro_at = NULL;
+    train_rows rows = {0};
     FILE *metrics = NULL;
     sbuf line;
     sbuf_init(&line);
@@ -698,9 +701,20 @@ int train_run(const train_args *args, tm_error *err) {
             if (sets[k]->ex[i].kl_len > l) l = sets[k]->ex[i].kl_len;
             if (l > longest) longest = l;
         }
+    // the rows a micro-batch takes: one example each, or --packing's rows of max_length tokens
+    if (a->packing) {
+        int *len = malloc(sizeof(int) * (size_t)(train.n ? train.n : 1));
+        if (!len) { tm_fail(err, "out of memory"); goto done; }
+        for (int i = 0; i < train.n; i++) len[i] = train.ex[i].d.seq[0].len;
+        int prc = train_rows_pack(len, train.n, a->max_length, &rows, err);
+        free(len);
+        if (prc) goto done;
+    } else if (train_rows_single(train.n, &rows, err)) goto done;
+    if (a->packing && a->max_length > longest) longest = a->max_length;
+    int seqs = bs * rows.max_per_row;
     int cap_tokens = longest * bs > 8192 ? longest * bs : 8192;
     trainer_opts to = {{a->learning_rate, a->adam_beta1, a->adam_beta2, a->adam_epsilon, a->weight_decay}, a->max_grad_norm, sched, 0, 0,
-                       cap_tokens, 3 * (bs > 64 ? bs : 64), a->method == TRAIN_RM};
+                       cap_tokens, 3 * (seqs > 64 ? seqs : 64), a->method == TRAIN_RM};
     if (buffers_init(&buf, &m, &to, err)) goto done;
     buf.t.has_weights = a->token_weights != NULL;
 
@@ -715,8 +729,8 @@ int train_run(const train_args *args, tm_error *err) {
     }
     if (trainer_enable_train(&buf.t, err)) goto done;
 
-    int per_step = bs * a->gradient_accumulation_steps;
-    int64_t steps_per_epoch = (train.n + per_step - 1) / per_step;
+    int per_step = bs * a->gradient_accumulation_steps;  // rows
+    int64_t steps_per_epoch = (rows.n + per_step - 1) / per_step;
     int64_t total = a->max_steps > 0 ? a->max_steps : (int64_t)ceil(a->num_train_epochs * (double)steps_per_epoch);
     int64_t warmup = a->warmup_steps > 0 ? a->warmup_steps : (int64_t)ceil(a->warmup_ratio * (double)total);
     int eval_steps = a->eval_steps > 0 ? a->eval_steps : a->logging_steps;
@@ -740,8 +754,10 @@ int train_run(const train_args *args, tm_error *err) {
         if (!metrics) { tm_fail(err, "%s: %s", metrics_path, strerror(errno)); goto done; }
     }
 
-    order = malloc(sizeof(int) * (size_t)train.n);
-    if (!order) { tm_fail(err, "out of memory"); goto done; }
+    order = malloc(sizeof(int) * (size_t)(rows.n ? rows.n : 1));
+    step_ex = malloc(sizeof(int) * (size_t)(train.n ? train.n : 1));
+    micro_at = malloc(sizeof(int) * (size_t)(a->gradient_accumulation_steps + 1));
+    if (!order || !step_ex || !micro_at) { tm_fail(err, "out of memory"); goto done; }
     progress pb;
     static const char *names[] = {"sft", "dpo", "kto", "reward-model"};
     progress_start(&pb, names[a->method], total, "steps");
@@ -751,14 +767,21 @@ int train_run(const train_args *args, tm_error *err) {
     int cur_epoch = -1;
     for (int64_t step = st.global_step; step < total; step++) {
         int epoch = (int)(step / steps_per_epoch);
-        if (epoch != cur_epoch) { epoch_order(order, train.n, a->seed, epoch); cur_epoch = epoch; }
+        if (epoch != cur_epoch) { epoch_order(order, rows.n, a->seed, epoch); cur_epoch = epoch; }
         int first = (int)(step % steps_per_epoch) * per_step;
-        int count = first + per_step <= train.n ? per_step : train.n - first;
-        const int *idx = order + first;
-        step_norm z = norm_of(&train, idx, count);
+        int count = first + per_step <= rows.n ? per_step : rows.n - first;
+        // the step's examples, row by row; micro-batch j is step_ex[micro_at[j] .. micro_at[j + 1])
+        int nex = 0, nmicro = 0;
+        for (int k = 0; k < count; k++) {
+            if (k % bs == 0) micro_at[nmicro++] = nex;
+            int r = order[first + k];
+            for (int e = rows.start[r]; e < rows.start[r + 1]; e++) step_ex[nex++] = rows.ex[e];
+        }
+        micro_at[nmicro] = nex;
+        step_norm z = norm_of(&train, step_ex, nex);
         step_metrics sm = {0};
-        for (int k = 0; k < count; k += bs)
-            if (run_micro(a, &m, &train, idx + k, k + bs <= count ? bs : count - k, &z, &buf, 1, &sm, err)) goto done;
+        for (int j = 0; j < nmicro; j++)
+            if (run_micro(a, &m, &train, step_ex + micro_at[j], micro_at[j + 1] - micro_at[j], &z, &buf, 1, &sm, err)) goto done;
         double gnorm = trainer_step(&buf.t, step);
         st.global_step = step + 1;
         st.num_tokens += sm.num_tokens;
@@ -785,6 +808,7 @@ int train_run(const train_args *args, tm_error *err) {
                 // the data as the run saw it, once (transformers has no such entry; the keys are ours)
                 sbuf_printf(&line, ", \"train_examples\": %d, \"truncated_examples\": %ld, \"dropped_examples\": %ld", train.n,
                             train.truncated, train.dropped);
+                if (a->packing) sbuf_printf(&line, ", \"packed_rows\": %d", rows.n);
             }
             sbuf_puts(&line, "}");
             fprintf(metrics, "%s\n", line.data);
@@ -816,6 +840,9 @@ int train_run(const train_args *args, tm_error *err) {
 done:
     if (metrics) fclose(metrics);
     free(order);
+    free(step_ex);
+    free(micro_at);
+    train_rows_free(&rows);
     sbuf_free(&line);
     checkpoint_state_free(&st);
     buffers_free(&buf);

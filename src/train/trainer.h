@@ -58,6 +58,7 @@ typedef struct train_args {
     int quiet;                       // no progress bar
     int overwrite_output_dir;        // a non-empty --output-dir is refused without it (or a resume from it)
     int keep_start;                  // --truncation-mode keep_start: long prompts keep their start (default: end)
+    int packing;                     // sft: pack whole examples into rows of max_length tokens (train/packing.h)
 } train_args;
 
 void train_args_default(train_args *a, train_method m);

@@ -187,4 +187,19 @@ ok "one weight for two files is refused (rc $rc): $(cat err)" '[ $rc -ne 0 ] && 
 "$T" sft --model m --data a.jsonl --data bad2.jsonl --output-dir mix3 --max-steps 1 --quiet 2>err; rc=$?
 ok "a bad line in the second file is named by that file (rc $rc): $(cat err)" '[ $rc -ne 0 ] && grep -q "bad2.jsonl:2: " err'
 
+# --packing true: one step over one packed row of all six examples is the step a batch of six takes
+rm -rf pk1 pk2 pk3
+"$T" sft --model m --data a.jsonl --output-dir pk1 --packing true --max-length 32 --per-device-train-batch-size 1 --max-steps 1 --logging-steps 1 --quiet 2>/dev/null; r1=$?
+"$T" sft --model m --data a.jsonl --output-dir pk2 --packing=false --max-length 32 --per-device-train-batch-size 6 --max-steps 1 --logging-steps 1 --quiet 2>/dev/null; r2=$?
+same=$($PY - <<'P'
+import json
+a, b = (json.loads(open(d + "/metrics.jsonl").readline()) for d in ("pk1", "pk2"))
+ok = a.get("packed_rows") == 1 and abs(a["loss"] - b["loss"]) <= 1e-5 * abs(b["loss"]) and abs(a["grad_norm"] - b["grad_norm"]) <= 1e-4 * b["grad_norm"]
+print("yes" if ok else "no: %s vs %s" % (a, b))
+P
+)
+ok "sft --packing: 6 examples in 1 row of 32 tokens, loss and grad norm equal a 6-example batch ($same)" '[ $r1 -eq 0 ] && [ $r2 -eq 0 ] && [ "$same" = yes ]'
+"$T" dpo --model m --data dpo.jsonl --output-dir pk3 --packing true --max-steps 1 --quiet 2>err; rc=$?
+ok "dpo --packing is refused (rc $rc): $(cat err)" '[ $rc -eq 2 ] && grep -q "packing is a flag of sft" err'
+
 exit $fail
