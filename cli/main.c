@@ -25,6 +25,7 @@ static const struct command commands[] = {
     {"sample", cmd_sample, "generate n completions per prompt (KV cache, tools), with log-probs and verdicts"},
     {"eval", cmd_eval, "pass@1, pass@k, maj@k on GSM8K, MATH-500 or a prompts file"},
     {"pairs", cmd_pairs, "preference pairs (correct vs incorrect of a prompt) from temper sample output"},
+    {"step-pairs", cmd_step_pairs, "Step-DPO pairs: first wrong step of own wrong solutions located by the verifier, corrections"},
     {"filter", cmd_filter, "keep samples by per-prompt pass rate, correct only (rejection-sampled SFT data)"},
     {"plot", cmd_plot, "draw metrics.jsonl as an SVG chart"},
     {"tokenize", cmd_tokenize, "text to token ids and back with a model's tokenizer"},
