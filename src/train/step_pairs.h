@@ -7,6 +7,11 @@
 // which none does marks the wrong step: its last step. (This is a Monte Carlo estimate:
 // with few continuations a right step can look wrong; --num-locate trades cost for it.)
 //
+// INPUT: problems and the model, not a `temper sample` file. The paper's solutions start
+// with an opener after the assistant header ("Let's think step by step.\nStep 1:"), which a
+// `temper sample` prompt (a user message with a suffix) cannot hold, and the same model
+// must continue every step prefix anyway; so the command samples the solutions itself.
+//
 // Per problem ({"prompt"|"question"|"problem", "answer"}, the `prompts` format):
 //   1. error collection: rep solutions from  R + opener,  where R is the question (plus
 //      --prompt-suffix) rendered by the chat template as `temper dpo --step-wise` renders
