@@ -92,7 +92,8 @@ int online_pairs(const int *correct, const uint8_t *keep, int nprompts, int n, i
     rng r;
     rng_seed(&r, seed);
     int np = 0;
-    int C[n], W[n];  // n is small (samples per prompt)
+    int *C = malloc(sizeof(int) * 2 * (size_t)n), *W = C + n;
+    if (!C) return -1;
     for (int g = 0; g < nprompts; g++) {
         int nc = 0, nw = 0;
         for (int s = 0; s < n; s++) {
@@ -117,6 +118,7 @@ int online_pairs(const int *correct, const uint8_t *keep, int nprompts, int n, i
             np++;
         }
     }
+    free(C);
     c->pairs += np;
     return np;
 }
@@ -226,9 +228,11 @@ static int sample_round(const online_args *a, int K, const char *policy, const c
     memset(&T, 0, sizeof T);
     memset(c, 0, sizeof *c);
     const int chunk = 32, n = a->num_generations;
+    // a prompt has at most (n/2)^2 distinct (correct, incorrect) pairs
+    const int ppp = a->pairs_per_prompt < n * n / 4 ? a->pairs_per_prompt : n * n / 4;
     int rc = -1;
     rollout_traj *tr = calloc((size_t)chunk * n, sizeof *tr);
-    int *correct = calloc((size_t)chunk * n, sizeof *correct), *pairs = malloc(sizeof(int) * 2 * (size_t)chunk * a->pairs_per_prompt);
+    int *correct = calloc((size_t)chunk * n, sizeof *correct), *pairs = malloc(sizeof(int) * 2 * (size_t)chunk * ppp);
     uint8_t *keep = calloc((size_t)chunk * n, 1);
     char **text = calloc((size_t)chunk * n, sizeof *text);
     const int **pp = malloc(sizeof *pp * (size_t)chunk);
@@ -276,7 +280,8 @@ static int sample_round(const online_args *a, int K, const char *policy, const c
         int npairs = 0;
         if (!r) {
             online_filter(tr, np, n, T.tool, keep, c);
-            npairs = online_pairs(correct, keep, np, n, a->pairs_per_prompt, (uint64_t)a->seed * 31u + (uint64_t)K * 1000003u + (uint64_t)p0, pairs, c);
+            npairs = online_pairs(correct, keep, np, n, ppp, (uint64_t)a->seed * 31u + (uint64_t)K * 1000003u + (uint64_t)p0, pairs, c);
+            if (npairs < 0) r = tm_fail(err, "out of memory");
         }
         for (int i = 0; !r && i < total; i++) {
             const rollout_traj *t = &tr[i];

@@ -75,7 +75,7 @@ void online_filter(const rollout_traj *tr, int nprompts, int n, rollout_tool too
 // Pairs (chosen, rejected) = (correct, incorrect) kept trajectories of one prompt, up to
 // per_prompt distinct ones per prompt, chosen at random from seed; only prompts with both
 // outcomes give pairs (the others are counted in c). pairs holds 2 * nprompts * per_prompt
-// ints; returns the number of pairs.
+// ints; returns the number of pairs, or -1 when out of memory.
 // TODO(online_pairs): use the pairing library that is moving from cli/cmd_pairs.c into
 // src/task/ once it lands (its answer-class ordering is for offline pairs; the paper
 // pairs at random, which this does).
