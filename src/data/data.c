@@ -314,6 +314,23 @@ static int ids_field(const json *row, const char *key, int32_t **out, tm_error *
     return v->n;
 }
 
+// An optional "<side>_mask" beside "<side>_input_ids" (completion, chosen, rejected):
+// 0/1 per completion token, 0 for tokens not to train (tool observations, as `temper
+// sample` and `temper online-dpo` write them). Without it every token is trained.
+static int ids_mask(const json *row, const char *ids_key, int n, uint8_t *mask, tm_error *err) {
+    char key[64];
+    snprintf(key, sizeof key, "%.*s_mask", (int)(strlen(ids_key) - strlen("_input_ids")), ids_key);
+    const json *v = json_get(row, key);
+    if (!v) return 0;
+    if (v->type != JSON_ARRAY || v->n != n) return tm_fail(err, "\"%s\" must be an array of %d 0/1 values (one per \"%s\" token)", key, n, ids_key);
+    for (int i = 0; i < n; i++) {
+        if (!json_is_int(&v->items[i]) || (v->items[i].num != 0 && v->items[i].num != 1))
+            return tm_fail(err, "\"%s\"[%d] must be 0 or 1", key, i);
+        mask[i] = v->items[i].num == 1;
+    }
+    return 0;
+}
+
 // Pre-tokenized rows with TRL's column names (prompt_input_ids + completion_input_ids,
 // or chosen_input_ids / rejected_input_ids) are taken as they are: no tokenizer, no EOS
 // added, the completion (or chosen/rejected) ids trained.
@@ -340,6 +357,7 @@ static int from_ids(const json *row, const data_opts *o, data_example *ex, tm_er
         memcpy(q->ids + np, c, sizeof(int32_t) * (size_t)nc);
         memset(q->mask + np, 1, (size_t)nc);
         free(c);
+        if ((rc = ids_mask(row, keys[k], nc, q->mask + np, err))) break;
     }
     free(p);
     return rc;

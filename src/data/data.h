@@ -15,7 +15,9 @@
 // Pre-tokenized rows with TRL's column names are accepted by sft, kto, dpo and step:
 //   {"prompt_input_ids", "completion_input_ids"[, "label"]} or
 //   {"prompt_input_ids", "chosen_input_ids", "rejected_input_ids"}
-// taken as they are (no tokenizer needed, no EOS added), the completion ids trained.
+// taken as they are (no tokenizer needed, no EOS added), the completion ids trained
+// (all of them, or those whose optional "completion_mask" / "chosen_mask" /
+// "rejected_mask" entry is 1: tool observations are 0).
 //
 // THE BOUNDARY RULE. Text is tokenized in pieces and the pieces' ids are
 // concatenated; a BPE merge never crosses a piece boundary:
