@@ -675,6 +675,9 @@ int ppo_run(const ppo_args *args, tm_error *err) {
         int r = R.separate ? trainer_resume(&R.vt, ck, &vst, err) : head_load(&R, ck, err);
         checkpoint_state_free(&vst);
         if (r) goto done;
+        // checkpoint_load_state counts one optimizer step per global step; a PPO step takes
+        // num_ppo_epochs x num_mini_batches of them (AdamW's bias correction needs the count)
+        R.t.opt.step = R.vt.opt.step = R.st.global_step * a->num_ppo_epochs * a->num_mini_batches;
         fprintf(stderr, "temper: resuming from %s at step %lld (critic: %s)\n", a->resume_from_checkpoint, (long long)R.st.global_step, ck);
     }
     char metrics_path[4096];
