@@ -88,9 +88,18 @@ seq_batch trainer_view(const trainer *t, int with_ref) {
     return s;
 }
 
-void trainer_backward(trainer *t) { trainer_backward_extra(t, NULL); }
+void trainer_backward(trainer *t) {
+    model_batch mb = batch_view(&t->bb);
+    for (int s = 0; s < mb.n_seqs; s++) {
+        int start = t->span[2 * s], end = t->span[2 * s + 1];
+        for (int i = start + 1; i < end; i++) t->dlogp_pos[i - 1] = t->dlogp_tok[i];
+        t->dlogp_pos[end - 1] = 0;
+    }
+    model_backward(t->m, &mb, t->dlogp_pos, NULL);
+}
 
 void trainer_backward_extra(trainer *t, const float *dxf_extra) {
+    if (!dxf_extra) { trainer_backward(t); return; }
     model_batch mb = batch_view(&t->bb);
     for (int s = 0; s < mb.n_seqs; s++) {
         int start = t->span[2 * s], end = t->span[2 * s + 1];

@@ -1,6 +1,10 @@
 // objectives/ppo: GAE by hand with a tool observation skipped, rewards, whitening, the loss's
 // finite-difference gradients, micro-batches adding up, bad inputs. (PyTorch: tests/oracle/test_ppo.py.)
+#include <stdlib.h>
 #include <string.h>
+#include "model/batch.h"
+#include "model/config.h"
+#include "model/model.h"
 #include "objectives/ppo.h"
 #include "test.h"
 
@@ -128,7 +132,42 @@ static void test_errors(void) {
     CHECK(ppo_gae(&b, x, x, 1.5, 0.9, x, x, &err) == -1 && strstr(err.msg, "gamma"), "bad gamma: %s", err.msg);
 }
 
+// The shared value head's backward: model_backward_extra(dlogp, dxf) in one pass through the trunk
+// equals model_backward(dlogp) plus model_backward_hidden(dxf) (the reward heads' tested path).
+static void test_backward_extra(void) {
+    tm_error err;
+    model_config c;
+    config_preset(&c, ARCH_LLAMA, "tiny", &err);
+    c.layers = 2; c.hidden = 32; c.heads = 4; c.kv_heads = 2; c.head_dim = 8; c.ffn = 48; c.vocab = 61;
+    model m;
+    CHECK(model_create(&m, &c, &err) == 0 && model_enable_grad(&m, &err) == 0, "tiny model");
+    model_init_random(&m, 3);
+    int ids[9] = {1, 5, 9, 33, 60, 2, 0, 17, 4};
+    batch_builder bb;
+    batch_init(&bb, 16, 2, &err);
+    batch_add(&bb, ids, NULL, 5);
+    batch_add(&bb, ids + 5, NULL, 4);
+    model_batch b = batch_view(&bb);
+    float logp[9], dlogp[9], *dxf = malloc(sizeof(float) * 9 * 32), *g1 = malloc(sizeof(float) * m.numel);
+    for (int i = 0; i < 9; i++) dlogp[i] = (float)((i * 37 % 11) - 5) / 7.0f;
+    for (int i = 0; i < 9 * 32; i++) dxf[i] = (float)((i * 53 % 17) - 8) / 9.0f;
+    model_forward(&m, &b, logp, NULL, &err);
+    model_zero_grad(&m);
+    model_backward(&m, &b, dlogp, NULL);
+    model_backward_hidden(&m, &b, dxf);
+    memcpy(g1, m.g, sizeof(float) * m.numel);
+    model_forward(&m, &b, logp, NULL, &err);
+    model_zero_grad(&m);
+    model_backward_extra(&m, &b, dlogp, NULL, dxf);
+    double rel = test_rel_err(m.g, g1, (long)m.numel, 1e-6);
+    CHECK(rel < 1e-5, "model_backward_extra = model_backward + model_backward_hidden (rel err %.2g over %zu gradients)", rel, m.numel);
+    free(dxf); free(g1);
+    batch_free(&bb);
+    model_free(&m);
+}
+
 int main(void) {
+    test_backward_extra();
     test_gae_by_hand();
     test_rewards();
     test_whiten();
