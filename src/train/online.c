@@ -59,20 +59,21 @@ void online_epoch_order(int *order, int n, int seed, int epoch) {
     }
 }
 
-int online_grade(const online_task *T, const int32_t *ids, int len, const char *gold, int *found, int *correct, tm_error *err) {
+int online_grade(const tok_tokenizer *tok, const math_extract_opts *eo, const math_equal_opts *qo, const int32_t *ids, int len,
+                 const char *gold, int *found, int *correct, tm_error *err) {
     sbuf txt;
     sbuf_init(&txt);
     *found = *correct = 0;
-    if (tok_decode(T->tok, ids, (size_t)len, 1, &txt, err) || sbuf_check(&txt, err)) { sbuf_free(&txt); return -1; }
+    if (tok_decode(tok, ids, (size_t)len, 1, &txt, err) || sbuf_check(&txt, err)) { sbuf_free(&txt); return -1; }
     const char *s = txt.data ? txt.data : "";
     size_t st, al;
-    *found = math_extract(s, strlen(s), &T->eo, &st, &al, NULL);
+    *found = math_extract(s, strlen(s), eo, &st, &al, NULL);
     int rc = 0;
     if (*found && gold) {
         char *pred = strndup(s + st, al);
         math_verdict v;
         if (!pred) rc = tm_fail(err, "out of memory");
-        else if (!(rc = math_answer_check(pred, gold, &T->qo, &v, err))) *correct = v == MATH_EQUAL;
+        else if (!(rc = math_answer_check(pred, gold, qo, &v, err))) *correct = v == MATH_EQUAL;
         free(pred);
     }
     sbuf_free(&txt);

@@ -31,6 +31,7 @@ void online_task_free(online_task *T);
 // Fisher-Yates permutation of n prompts for one epoch, from the seed and the epoch.
 void online_epoch_order(int *order, int n, int seed, int epoch);
 
-// Decodes a completion and grades it: *found = a final answer can be extracted, *correct = the
-// verifier says it equals gold (0 when gold is NULL).
-int online_grade(const online_task *T, const int32_t *ids, int len, const char *gold, int *found, int *correct, tm_error *err);
+// Decodes a completion with tok and grades it: *found = a final answer can be extracted (eo),
+// *correct = the verifier (qo) says it equals gold (0 when gold is NULL).
+int online_grade(const tok_tokenizer *tok, const math_extract_opts *eo, const math_equal_opts *qo, const int32_t *ids, int len,
+                 const char *gold, int *found, int *correct, tm_error *err);

@@ -220,7 +220,7 @@ static int generate(ppo_state *R, rollout_batch *B, double *t_gen, tm_error *err
         B->nerrors[i] = 0;
         for (int k = 0; k < tr[i].ncalls; k++) B->nerrors[i] += tr[i].calls[k].status != 0;
         int found, correct;
-        rc = online_grade(&R->task, tr[i].ids, tr[i].len, ex->answer, &found, &correct, err);
+        rc = online_grade(R->task.tok, &R->task.eo, &R->task.qo, tr[i].ids, tr[i].len, ex->answer, &found, &correct, err);
         B->verifier[i] = correct;
         off += len;
     }
