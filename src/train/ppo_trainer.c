@@ -607,8 +607,15 @@ static int setup(ppo_state *R, tm_error *err) {
         R->have_ref = 1;
     }
     if (a->reward_model) {
+        // a causal LM would get a random score head from model_load_reward: refused here
+        char cpath[4200];
+        size_t clen;
+        char *ctext = io_read_file(io_join(cpath, sizeof cpath, a->reward_model, "config.json"), &clen, err);
+        if (!ctext) return -1;
+        int is_rm = strstr(ctext, "ForSequenceClassification") != NULL;
+        free(ctext);
+        if (!is_rm) return tm_fail(err, "--reward-model %s: not a *ForSequenceClassification directory (temper reward-model writes one)", a->reward_model);
         if (model_load_reward(&R->rmod, a->reward_model, 0, err)) return -1;
-        if (!R->rmod.cfg.num_labels) return tm_fail(err, "--reward-model %s: not a reward model (no score head)", a->reward_model);
         if (R->rmod.cfg.vocab != R->m.cfg.vocab)
             return tm_fail(err, "--reward-model %s: vocabulary %d differs from the policy's %d", a->reward_model, R->rmod.cfg.vocab, R->m.cfg.vocab);
         if (trainer_open(&R->rmt, &R->rmod, &to, 0, err)) return -1;

@@ -110,7 +110,7 @@ check 'cmp -s "$tmp/v/model.safetensors" "$tmp/w/model.safetensors" && cmp -s "$
 check '[ $? -eq 0 ] && metric "$tmp/t/metrics.jsonl" 1 tools/calls_per_trajectory >/dev/null' "tools calculator runs and logs tool calls"
 
 # ---- bad flags: one line, nonzero ----
-for f in "--cliprange 1.5" "--gamma 2" "--kl-estimator k9" "--value-head separate" "--temperature 0.7" "--missing-eos-penalty -10" "--reward-weights 1"; do
+for f in "--reward-model $tmp/sft" "--cliprange 1.5" "--gamma 2" "--kl-estimator k9" "--value-head separate" "--temperature 0.7" "--missing-eos-penalty -10" "--reward-weights 1"; do
   out=$("$T" ppo --model "$tmp/sft" --data "$tmp/train.jsonl" --output-dir "$tmp/bad" $f 2>&1 >/dev/null)
   rc=$?
   check '[ $rc -ne 0 ] && [ "$(echo "$out" | wc -l)" -eq 1 ]' "bad flag $f: exit $rc, one line: $out"
