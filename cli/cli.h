@@ -16,6 +16,7 @@ int cmd_kto(int argc, char **argv);
 int cmd_reward_model(int argc, char **argv);
 int cmd_grpo(int argc, char **argv);
 int cmd_rehearsal(int argc, char **argv);
+int cmd_ppo(int argc, char **argv);
 int cmd_plot(int argc, char **argv);
 int cmd_critical_tokens(int argc, char **argv);
 int cmd_sample(int argc, char **argv);

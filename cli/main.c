@@ -21,6 +21,7 @@ static const struct command commands[] = {
     {"kto", cmd_kto, "KTO on unpaired desirable/undesirable completions"},
     {"reward-model", cmd_reward_model, "Bradley-Terry reward model on preference pairs (a sequence-classification directory)"},
     {"grpo", cmd_grpo, "online GRPO: sample groups from the current weights, verifier rewards, clipped policy loss"},
+    {"ppo", cmd_ppo, "online PPO with a critic (shared value head or value model), GAE, verifier and/or reward-model scores"},
     {"online-dpo", cmd_online_dpo, "iterative online DPO / KTO: sample, grade, pair, train, for --rounds (M-DPO, M-KTO, --tools)"},
     {"rehearsal", cmd_rehearsal, "DPH-RL: sample the initial policy, split prompts into solved / unsolved, store correct samples"},
     {"critical-tokens", cmd_critical_tokens, "cDPO: score each token by contrastive estimation between two models"},

@@ -332,6 +332,17 @@ void model_reward_backward(model *m, const model_batch *b, const float *drewards
     model_backward_hidden(m, b, a->d_xn);
 }
 
+// model_backward's lm-head part, then the other head's dL/d(final hidden) added, then one
+// pass through the trunk (PPO's value head on the policy's hidden states).
+void model_backward_extra(model *m, const model_batch *b, const float *dlogp, const float *dentropy, const float *dxf_extra) {
+    model_acts *a = m->acts;
+    m->K->zero(a->d_xn, (long)b->n_tokens * m->cfg.hidden);
+    m->K->lmhead_logprob_bwd(a->d_xn, m->g + m->off_lm_head, dlogp, dentropy, a->xf, m->w + m->off_lm_head, b->targets,
+                             a->lm_lse, dentropy ? a->entropy : NULL, b->n_tokens, m->cfg.hidden, m->cfg.vocab, a->scratch);
+    if (dxf_extra) m->K->add_inplace(a->d_xn, dxf_extra, (long)b->n_tokens * m->cfg.hidden);
+    model_backward_hidden(m, b, a->d_xn);
+}
+
 void model_backward_hidden(model *m, const model_batch *b, const float *dxf) {
     const model_config *c = &m->cfg;
     const struct kernels *K = m->K;

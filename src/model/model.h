@@ -104,3 +104,6 @@ void model_reward_backward(model *m, const model_batch *b, const float *drewards
 // Backward of the last forward: accumulates into m->g given dL/dlogp (and dL/dentropy,
 // which requires that the forward computed entropy).
 void model_backward(model *m, const model_batch *b, const float *dlogp, const float *dentropy);
+// model_backward plus dxf_extra [n_tokens, hidden], dL/d(final hidden) of another head read off the
+// same forward (PPO's value head on the policy's hidden states), in one pass through the trunk.
+void model_backward_extra(model *m, const model_batch *b, const float *dlogp, const float *dentropy, const float *dxf_extra);

@@ -16,6 +16,7 @@
 #include "rollout/rollout.h"
 #include "tokenizer/tokenizer.h"
 #include "train/checkpoint.h"
+#include "train/online.h"
 #include "train/step.h"
 #include "train/trainer.h"
 
@@ -159,45 +160,19 @@ typedef struct grpo_run_state {
     int *reh_order;
 } grpo_run_state;
 
-// Fisher-Yates permutation of the prompts for one epoch (from the seed and the epoch).
-static void epoch_order(int *order, int n, int seed, int epoch) {
-    rng r;
-    rng_seed(&r, (uint64_t)seed * 1000003u + (uint64_t)epoch);
-    for (int i = 0; i < n; i++) order[i] = i;
-    for (int i = n - 1; i > 0; i--) {
-        int j = (int)rng_below(&r, (uint64_t)i + 1);
-        int t = order[i]; order[i] = order[j]; order[j] = t;
-    }
-}
-
 // The next prompt of the data stream (st.prompts_seen counts those drawn).
 static int next_prompt(grpo_run_state *R) {
     int n = R->prompts.n;
     int64_t k = R->st.prompts_seen++;
     int epoch = (int)(k / n);
-    if (epoch != R->order_epoch) { epoch_order(R->order, n, R->a->seed, epoch); R->order_epoch = epoch; }
+    if (epoch != R->order_epoch) { online_epoch_order(R->order, n, R->a->seed, epoch); R->order_epoch = epoch; }
     return R->order[k % n];
 }
 
 // Rewards of one trajectory: the verifier's verdict and an extractable answer.
 static int score(grpo_run_state *R, const rollout_traj *tr, const char *gold, completion *c, tm_error *err) {
-    sbuf txt;
-    sbuf_init(&txt);
-    if (tok_decode(R->tok, tr->ids, (size_t)tr->len, 1, &txt, err)) { sbuf_free(&txt); return -1; }
-    if (sbuf_check(&txt, err)) { sbuf_free(&txt); return -1; }
-    const char *s = txt.data ? txt.data : "";
-    size_t st, al;
-    int found = math_extract(s, strlen(s), &R->eo, &st, &al, NULL);
-    int correct = 0;
-    if (found && gold) {
-        char *pred = strndup(s + st, al);
-        if (!pred) { sbuf_free(&txt); return tm_fail(err, "out of memory"); }
-        math_verdict v;
-        if (math_answer_check(pred, gold, &R->qo, &v, err)) { free(pred); sbuf_free(&txt); return -1; }
-        correct = v == MATH_EQUAL;
-        free(pred);
-    }
-    sbuf_free(&txt);
+    int found, correct;
+    if (online_grade(R->tok, &R->eo, &R->qo, tr->ids, tr->len, gold, &found, &correct, err)) return -1;
     c->r[GRPO_REWARD_ACCURACY] = correct;
     c->r[GRPO_REWARD_FORMAT] = found;
     // DAPO's soft overlong punishment
@@ -395,7 +370,7 @@ static int rehearsal_term(grpo_run_state *R, double *loss, gen_metrics *gm, tm_e
     for (int j = 0; j < rb; j++) {
         int64_t k = R->st.global_step * (int64_t)rb + j;
         int e = (int)(k / R->nreh);
-        if (e != epoch) { epoch_order(R->reh_order, R->nreh, a->seed + 7919, e); epoch = e; }
+        if (e != epoch) { online_epoch_order(R->reh_order, R->nreh, a->seed + 7919, e); epoch = e; }
         pick[j] = R->reh_order[k % R->nreh];
     }
     double ntok = 0;

@@ -98,6 +98,17 @@ void trainer_backward(trainer *t) {
     model_backward(t->m, &mb, t->dlogp_pos, NULL);
 }
 
+void trainer_backward_extra(trainer *t, const float *dxf_extra) {
+    if (!dxf_extra) { trainer_backward(t); return; }
+    model_batch mb = batch_view(&t->bb);
+    for (int s = 0; s < mb.n_seqs; s++) {
+        int start = t->span[2 * s], end = t->span[2 * s + 1];
+        for (int i = start + 1; i < end; i++) t->dlogp_pos[i - 1] = t->dlogp_tok[i];
+        t->dlogp_pos[end - 1] = 0;
+    }
+    model_backward_extra(t->m, &mb, t->dlogp_pos, NULL, dxf_extra);
+}
+
 double trainer_lr(const trainer *t, int64_t step) {
     return t->o.adam.lr * lr_multiplier(t->o.schedule, step, t->o.warmup_steps, t->o.total_steps);
 }

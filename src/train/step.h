@@ -77,6 +77,9 @@ int trainer_forward(trainer *t, float *entropy_tok, tm_error *err);
 seq_batch trainer_view(const trainer *t, int with_ref);
 // Back-propagates dlogp_tok (token-aligned) into the model's gradients.
 void trainer_backward(trainer *t);
+// The same with dL/d(final hidden) of another head on this forward added (position-aligned
+// [n_tokens, hidden]; NULL: none): PPO's value head on the policy's trunk.
+void trainer_backward_extra(trainer *t, const float *dxf_extra);
 
 // The learning rate the schedule gives optimizer step `step` (0-based).
 double trainer_lr(const trainer *t, int64_t step);

@@ -103,7 +103,7 @@ ok "sft --model \"\": says it is empty (rc $rc)" '[ $rc -ne 0 ] && grep -q -- "-
 "$T" score --model "" --data dpo.jsonl 2>err; rc=$?
 ok "score --model \"\": says it is empty (rc $rc)" '[ $rc -ne 0 ] && grep -q "empty string" err && ! grep -q "/config.json" err'
 rep=""
-for c in init score demo sft dpo kto reward-model grpo rehearsal online-dpo step-pairs critical-tokens sample eval pairs filter plot tokenize "data inspect" grade "tool python" "tool calc"; do
+for c in init score demo sft dpo kto reward-model grpo ppo rehearsal online-dpo step-pairs critical-tokens sample eval pairs filter plot tokenize "data inspect" grade "tool python" "tool calc"; do
   u=$("$T" $c --help 2>&1 | grep -m1 '^usage:')
   echo "$u" | grep -Eq '^usage: temper ([a-z-]+ )+temper ' && rep="$rep [$u]"
 done
@@ -126,7 +126,7 @@ ok "sft --help lists only sft's flags" '! "$T" sft --help | grep -Eq -- "--(beta
 ok "dpo --help lists dpo's flags, not kto's" '"$T" dpo --help | grep -q -- "--rpo-alpha" && ! "$T" dpo --help | grep -q -- "--desirable-weight"'
 v=$("$T" --version); ok "temper --version ($v)" '[[ "$v" =~ ^temper\ [0-9]+\.[0-9]+\.[0-9]+$ ]]'
 rep=""
-for c in init score demo sft dpo kto reward-model grpo rehearsal critical-tokens sample eval pairs filter plot tokenize "data inspect" grade "tool python" "tool calc"; do
+for c in init score demo sft dpo kto reward-model grpo ppo rehearsal online-dpo step-pairs critical-tokens sample eval pairs filter plot tokenize "data inspect" grade "tool python" "tool calc"; do
   "$T" $c --quiet --help >/dev/null 2>&1 || rep="$rep [$c]"
 done
 ok "every command accepts --quiet$rep" '[ -z "$rep" ]'
