@@ -51,6 +51,56 @@ static int first_token_id(const json *r, const char *key) {
     return -1;
 }
 
+// One RoPE description (rope_scaling, or one of transformers 5's rope_parameters):
+// its rope_type (default, linear, llama3) and that type's fields. `field` names it in errors.
+static int rope_type_fields(model_config *c, const json *rs, const char *field, const char *path, tm_error *err) {
+    const char *t = json_get_str(rs, "rope_type", json_get_str(rs, "type", "default"));
+    if (!strcmp(t, "linear")) {
+        if (get_float(rs, "factor", 1.0f, &c->rope_linear_factor, path, err)) return -1;
+        if (!(c->rope_linear_factor > 0)) return tm_fail(err, "%s: field \"%s.factor\" must be positive", path, field);
+    } else if (!strcmp(t, "llama3")) {
+        c->rope_llama3 = 1;
+        if (get_float(rs, "factor", 8.0f, &c->rope_factor, path, err) ||
+            get_float(rs, "low_freq_factor", 1.0f, &c->rope_low_freq_factor, path, err) ||
+            get_float(rs, "high_freq_factor", 4.0f, &c->rope_high_freq_factor, path, err) ||
+            get_int(rs, "original_max_position_embeddings", 8192, 0, &c->rope_original_max_pos, path, err))
+            return -1;
+    } else if (strcmp(t, "default")) {
+        return tm_fail(err, "%s: unsupported field value \"%s.rope_type\": \"%s\" (supported: linear, llama3)", path, field, t);
+    }
+    return 0;
+}
+
+// RoPE as transformers 4 writes it (rope_theta, rope_scaling, Gemma's rope_local_base_freq)
+// or as transformers 5 does: rope_parameters {rope_theta, rope_type, ...}, per layer type
+// for Gemma 3 ({"full_attention": {...}, "sliding_attention": {...}}).
+static int rope_fields(model_config *c, const json *r, const char *path, tm_error *err) {
+    json *rp = json_get(r, "rope_parameters"), *rs = json_get(r, "rope_scaling");
+    if (rp && rp->type == JSON_OBJECT) {
+        json *full = json_get(rp, "full_attention"), *slide = json_get(rp, "sliding_attention");
+        if (!full && !slide) {
+            return get_float(rp, "rope_theta", c->rope_theta, &c->rope_theta, path, err) ||
+                   rope_type_fields(c, rp, "rope_parameters", path, err);
+        }
+        if (full && (full->type != JSON_OBJECT || get_float(full, "rope_theta", c->rope_theta, &c->rope_theta, path, err) ||
+                     rope_type_fields(c, full, "rope_parameters.full_attention", path, err)))
+            return full->type != JSON_OBJECT ? tm_fail(err, "%s: field \"rope_parameters.full_attention\" must be an object", path) : -1;
+        if (slide) {
+            if (!c->sliding_window) return tm_fail(err, "%s: unsupported field \"rope_parameters.sliding_attention\" (sliding layers are Gemma 3's only)", path);
+            if (slide->type != JSON_OBJECT) return tm_fail(err, "%s: field \"rope_parameters.sliding_attention\" must be an object", path);
+            const char *t = json_get_str(slide, "rope_type", json_get_str(slide, "type", "default"));
+            if (strcmp(t, "default"))
+                return tm_fail(err, "%s: unsupported field value \"rope_parameters.sliding_attention.rope_type\": \"%s\" (the sliding layers' RoPE is unscaled)", path, t);
+            if (get_float(slide, "rope_theta", c->rope_local_theta, &c->rope_local_theta, path, err)) return -1;
+        }
+        return 0;
+    }
+    if (rp && rp->type != JSON_NULL) return tm_fail(err, "%s: field \"rope_parameters\" must be an object or null", path);
+    if (rs && rs->type == JSON_OBJECT) return rope_type_fields(c, rs, "rope_scaling", path, err);
+    if (rs && rs->type != JSON_NULL) return tm_fail(err, "%s: field \"rope_scaling\" must be an object or null", path);
+    return 0;
+}
+
 // Gemma 3's own fields (Gemma3TextConfig's names and defaults). What we do not
 // implement (logit soft-capping, bidirectional attention, other activations) is refused.
 static int gemma3_fields(model_config *c, const json *r, const char *path, tm_error *err) {
@@ -92,9 +142,6 @@ static int gemma3_fields(model_config *c, const json *r, const char *path, tm_er
         if (pattern <= 0) return tm_fail(err, "%s: field \"sliding_window_pattern\" must be positive", path);
         for (int l = 0; l < c->layers; l++) c->layer_sliding[l] = (l + 1) % pattern != 0;
     }
-    json *rp = json_get(r, "rope_parameters");
-    if (rp && rp->type != JSON_NULL)
-        return tm_fail(err, "%s: unsupported field \"rope_parameters\" (write rope_theta, rope_local_base_freq and rope_scaling, as transformers 4.x does)", path);
     return 0;
 }
 
@@ -150,28 +197,8 @@ int config_from_json(model_config *c, const json *r, const char *path, tm_error 
         if (strcmp(act, "silu")) return tm_fail(err, "%s: unsupported field value \"hidden_act\": \"%s\" (only silu)", path, act);
         if (json_get_bool(r, "use_sliding_window", 0))
             return tm_fail(err, "%s: unsupported field value \"use_sliding_window\": true (sliding-window attention is implemented for Gemma 3 only)", path);
-        if (json_get(r, "rope_parameters") && json_get(r, "rope_parameters")->type != JSON_NULL)
-            return tm_fail(err, "%s: unsupported field \"rope_parameters\" (write rope_theta and rope_scaling, as transformers 4.x does)", path);
     }
-    json *rs = json_get(r, "rope_scaling");
-    if (rs && rs->type == JSON_OBJECT) {
-        const char *t = json_get_str(rs, "rope_type", json_get_str(rs, "type", "default"));
-        if (!strcmp(t, "linear")) {
-            if (get_float(rs, "factor", 1.0f, &c->rope_linear_factor, path, err)) return -1;
-            if (!(c->rope_linear_factor > 0)) return tm_fail(err, "%s: field \"rope_scaling.factor\" must be positive", path);
-        } else if (!strcmp(t, "llama3")) {
-            c->rope_llama3 = 1;
-            if (get_float(rs, "factor", 8.0f, &c->rope_factor, path, err) ||
-                get_float(rs, "low_freq_factor", 1.0f, &c->rope_low_freq_factor, path, err) ||
-                get_float(rs, "high_freq_factor", 4.0f, &c->rope_high_freq_factor, path, err) ||
-                get_int(rs, "original_max_position_embeddings", 8192, 0, &c->rope_original_max_pos, path, err))
-                return -1;
-        } else if (strcmp(t, "default")) {
-            return tm_fail(err, "%s: unsupported field value \"rope_scaling.rope_type\": \"%s\" (supported: linear, llama3)", path, t);
-        }
-    } else if (rs && rs->type != JSON_NULL) {
-        return tm_fail(err, "%s: field \"rope_scaling\" must be an object or null", path);
-    }
+    if (rope_fields(c, r, path, err)) return -1;
     c->bos_token_id = first_token_id(r, "bos_token_id");
     c->eos_token_id = first_token_id(r, "eos_token_id");
     return config_validate(c, path, err);
