@@ -8,7 +8,8 @@
 //
 // The lm-head is fused with log-softmax and the gather of the target (kernels), so
 // N x V logits never exist. Cheap activations (the normalized inputs of each block,
-// the SwiGLU product) are recomputed in the backward instead of stored.
+// the SwiGLU / GeGLU product) are recomputed in the backward instead of stored; Gemma 3's
+// post-norms keep their inputs (the attention and MLP outputs) and rstd.
 #pragma once
 #include <stdint.h>
 #include "base/error.h"

@@ -314,6 +314,34 @@ def main():
         if ARCH_ONLY:
             return
         case("gemma3-pattern-bf16", lambda: gemma3_case("gemma3-pattern-bf16", 32, no_layer_types, "BF16", (17, 8)))
+
+        def r1_distill_case():
+            """DeepSeek-R1-Distill-Qwen-1.5B's config.json as published (a Qwen2 model; Light-R1
+            starts from it), with the tiny preset's sizes put in: every other field as shipped."""
+            d = os.path.join(work, "r1-distill-qwen")
+            init_model("qwen2", d, 33)
+            with open(os.path.join(d, "config.json")) as f:
+                tiny = json.load(f)
+            cfg = {"architectures": ["Qwen2ForCausalLM"], "attention_dropout": 0.0, "bos_token_id": 151643,
+                   "eos_token_id": 151643, "hidden_act": "silu", "hidden_size": 1536, "initializer_range": 0.02,
+                   "intermediate_size": 8960, "max_position_embeddings": 131072, "max_window_layers": 21,
+                   "model_type": "qwen2", "num_attention_heads": 12, "num_hidden_layers": 28, "num_key_value_heads": 2,
+                   "rms_norm_eps": 1e-06, "rope_theta": 10000, "sliding_window": 4096, "tie_word_embeddings": False,
+                   "torch_dtype": "bfloat16", "transformers_version": "4.44.0", "use_cache": True, "use_mrope": False,
+                   "use_sliding_window": False, "vocab_size": 151936}
+            for k in ("hidden_size", "intermediate_size", "num_attention_heads", "num_hidden_layers",
+                      "num_key_value_heads", "vocab_size"):
+                cfg[k] = tiny[k]
+            with open(os.path.join(d, "config.json"), "w") as f:
+                json.dump(cfg, f, indent=2)
+            with open(os.path.join(d, "generation_config.json"), "w") as f:
+                json.dump({"_from_model_config": True, "bos_token_id": 151646, "eos_token_id": 151643,
+                           "do_sample": True, "temperature": 0.6, "top_p": 0.95}, f, indent=2)
+            perturb(d, 33, "BF16")
+            seqs = sequences(cfg["vocab_size"], [12, 20], 33)
+            compare("r1-distill-qwen-bf16", d, seqs, work, per_tensor=False)
+
+        case("r1-distill-qwen", r1_distill_case)
         case("qwen3-tied", lambda: arch_case("qwen3", tie=True, seed=12))
 
         def rope_case():

@@ -487,8 +487,13 @@ static void test_attention(const int *cu, int nseq, int Hq, int Hkv, int d, int 
     float *dq1 = copy_f(dq, nq), *dk1 = copy_f(dk, nk), *dv1 = copy_f(dv, nk);
     if (window) k_attention_win_bwd(dq, dk, dv, G, q, k, v, out, lse, cu, nseq, N, Hq, Hkv, d, window, scratch);
     else k_attention_bwd(dq, dk, dv, G, q, k, v, out, lse, cu, nseq, N, Hq, Hkv, d, scratch);
-    CHECK(accum_err(dq0, dq1, dq, nq) < 1e-6 && accum_err(dk0, dk1, dk, nk) < 1e-6 &&
-          accum_err(dv0, dv1, dv, nk) < 1e-6, "attention bwd accumulates (+=) (%s)", shape);
+    {
+        double eq = accum_err(dq0, dq1, dq, nq), ek = accum_err(dk0, dk1, dk, nk), ev = accum_err(dv0, dv1, dv, nk);
+        // Without AVX-512 the tiles add into dq/dk/dv one key block at a time, so the
+        // second call's rounding differs from the first's by up to ~1e-6 on the large
+        // case (measured 1.2e-6 on x86-64-v3); an overwrite instead of += is off by O(1).
+        CHECK(eq < 1e-5 && ek < 1e-5 && ev < 1e-5, "attention bwd accumulates (+=) (%s) (err %.1e %.1e %.1e)", shape, eq, ek, ev);
+    }
     free(q), free(k), free(v), free(G), free(c.q), free(c.k), free(c.v), free(c.G), free(scratch);
     free(out), free(lse), free(outr), free(lser), free(dq0), free(dk0), free(dv0), free(dq), free(dk), free(dv);
     free(gq), free(gk), free(gv), free(dq1), free(dk1), free(dv1);
