@@ -2,7 +2,7 @@
 """Parity of temper's fp32 model with a float64 PyTorch oracle (tests/oracle/torch_ref.py).
 
 The contract with the C side:
-  $TEMPER init --arch llama|qwen2|qwen3 --preset tiny --out DIR [--seed S] [--tie-word-embeddings]
+  $TEMPER init --arch llama|qwen2|qwen3|gemma3 --preset tiny --out DIR [--seed S] [--tie-word-embeddings]
       writes config.json + model.safetensors (F32).
   $TEMPER_TOOLS/grad_dump --model DIR --tokens T.json --out D.safetensors
                           --lr LR --weight-decay WD --beta1 B1 --beta2 B2 --eps EPS
@@ -260,8 +260,88 @@ def main():
 
         for arch in ("llama", "qwen2", "qwen3"):
             case(arch, lambda arch=arch: arch_case(arch))
+
+        def gemma3_case(tag, seed, edit, dtype="F32", lens=(9, 1, 14, 6)):
+            """temper init --arch gemma3 (8 layers: 5 sliding, 1 full, 2 sliding), config edited
+            so that the window (5) is shorter than the sequences, the score scale differs
+            from head_dim^-0.5 and the global RoPE is linearly scaled."""
+            d = os.path.join(work, tag)
+            init_model("gemma3", d, seed)
+            with open(os.path.join(d, "config.json")) as f:
+                cfg = json.load(f)
+            if cfg.get("architectures") != ["Gemma3ForCausalLM"] or cfg.get("model_type") != "gemma3_text":
+                raise Fail(f"init wrote {cfg.get('architectures')} / {cfg.get('model_type')}")
+            kinds = cfg.get("layer_types") or []
+            if cfg["num_hidden_layers"] < 7 or "full_attention" not in kinds[:-1] or kinds[-1] != "sliding_attention":
+                raise Fail(f"init's gemma3 lacks sliding layers on both sides of a full one: {kinds}")
+            cfg.update(sliding_window=5, query_pre_attn_scalar=48, rope_scaling={"rope_type": "linear", "factor": 8.0})
+            edit(cfg)
+            with open(os.path.join(d, "config.json"), "w") as f:
+                json.dump(cfg, f, indent=2)
+            perturb(d, seed, dtype)
+            seqs = sequences(cfg["vocab_size"], list(lens), seed)
+            if max(lens) <= cfg["sliding_window"]:
+                raise Fail("the sequences must be longer than the window")
+            return compare(tag, d, seqs, work, per_tensor=(dtype == "F32")), d, seqs
+
+        def gemma3_main():
+            t, d, seqs = gemma3_case("gemma3", 31, lambda cfg: None)
+            if ARCH_ONLY:
+                return
+            # the window, the local RoPE base and the query scale each change torch's answer,
+            # so the match above is not blind to them
+            for what, change in (("sliding_window", dict(sliding_window=4096)),
+                                 ("rope_local_base_freq", dict(rope_local_base_freq=1e6)),
+                                 ("query_pre_attn_scalar", dict(query_pre_attn_scalar=64)),
+                                 ("rope_scaling (linear, full layers)", dict(rope_scaling=None))):
+                alt = os.path.join(work, "gemma3-alt")
+                shutil.rmtree(alt, ignore_errors=True)
+                shutil.copytree(d, alt)
+                with open(os.path.join(alt, "config.json")) as f:
+                    cfg = json.load(f)
+                cfg.update(change)
+                with open(os.path.join(alt, "config.json"), "w") as f:
+                    json.dump(cfg, f, indent=2)
+                r = R._rel(R.reference_dump(alt, seqs, **HP)["logprobs"], t["logprobs"])
+                report(r > 30 * TOL, f"parity gemma3 {what} changes torch's logprobs", f"rel {r:.1e} (must be > {30 * TOL:g})")
+
+        case("gemma3", gemma3_main)
+
+        def no_layer_types(cfg):  # the older configs: sliding_window_pattern instead of layer_types
+            del cfg["layer_types"]
+            cfg["sliding_window_pattern"] = 3
+
         if ARCH_ONLY:
             return
+        case("gemma3-pattern-bf16", lambda: gemma3_case("gemma3-pattern-bf16", 32, no_layer_types, "BF16", (17, 8)))
+
+        def r1_distill_case():
+            """DeepSeek-R1-Distill-Qwen-1.5B's config.json as published (a Qwen2 model; Light-R1
+            starts from it), with the tiny preset's sizes put in: every other field as shipped."""
+            d = os.path.join(work, "r1-distill-qwen")
+            init_model("qwen2", d, 33)
+            with open(os.path.join(d, "config.json")) as f:
+                tiny = json.load(f)
+            cfg = {"architectures": ["Qwen2ForCausalLM"], "attention_dropout": 0.0, "bos_token_id": 151643,
+                   "eos_token_id": 151643, "hidden_act": "silu", "hidden_size": 1536, "initializer_range": 0.02,
+                   "intermediate_size": 8960, "max_position_embeddings": 131072, "max_window_layers": 21,
+                   "model_type": "qwen2", "num_attention_heads": 12, "num_hidden_layers": 28, "num_key_value_heads": 2,
+                   "rms_norm_eps": 1e-06, "rope_theta": 10000, "sliding_window": 4096, "tie_word_embeddings": False,
+                   "torch_dtype": "bfloat16", "transformers_version": "4.44.0", "use_cache": True, "use_mrope": False,
+                   "use_sliding_window": False, "vocab_size": 151936}
+            for k in ("hidden_size", "intermediate_size", "num_attention_heads", "num_hidden_layers",
+                      "num_key_value_heads", "vocab_size"):
+                cfg[k] = tiny[k]
+            with open(os.path.join(d, "config.json"), "w") as f:
+                json.dump(cfg, f, indent=2)
+            with open(os.path.join(d, "generation_config.json"), "w") as f:
+                json.dump({"_from_model_config": True, "bos_token_id": 151646, "eos_token_id": 151643,
+                           "do_sample": True, "temperature": 0.6, "top_p": 0.95}, f, indent=2)
+            perturb(d, 33, "BF16")
+            seqs = sequences(cfg["vocab_size"], [12, 20], 33)
+            compare("r1-distill-qwen-bf16", d, seqs, work, per_tensor=False)
+
+        case("r1-distill-qwen", r1_distill_case)
         case("qwen3-tied", lambda: arch_case("qwen3", tie=True, seed=12))
 
         def rope_case():
