@@ -87,11 +87,13 @@ int grpo_args_check(const grpo_args *a, tm_error *err) {
         return tm_fail(err, "the generation batch (--per-device-train-batch-size %d x --steps-per-generation %d = %ld completions) "
                             "must be a multiple of --num-generations %d",
                        a->per_device_train_batch_size, spg_of(a), gen, a->num_generations);
-    if (a->temperature != 1.0 || a->top_p != 1.0 || a->top_k != 0 || a->min_p != 0.0)
-        return tm_fail(err, "--temperature %g --top-p %g --top-k %d --min-p %g: grpo samples from the temperature-1 distribution "
-                            "(temperature 1, top-p 1, top-k 0, min-p 0), the one whose log-probs the sampler records and the trainer "
-                            "recomputes, so that the importance ratio compares one distribution",
-                       a->temperature, a->top_p, a->top_k, a->min_p);
+    // sampling at any T > 0 with any filters (TRL allows them too): the log-probs on both
+    // sides are of softmax(logits / T) over the whole vocabulary (grpo_trainer.h)
+    if (!(a->temperature > 0) || !isfinite(a->temperature))
+        return tm_fail(err, "--temperature must be a finite number > 0 (got %g): grpo samples, and its log-probs are of softmax(logits / T)",
+                       a->temperature);
+    sample_params sp = {a->temperature, a->top_p, a->top_k, a->min_p};
+    if (sample_params_check(&sp, err)) return -1;
     const grpo_hparams *h = &a->h;
     if (!(h->epsilon >= 0 && h->epsilon < 1)) return tm_fail(err, "--epsilon must be in [0, 1) (got %g)", h->epsilon);
     if (!(h->epsilon_high >= 0) || !isfinite(h->epsilon_high)) return tm_fail(err, "--epsilon-high must be a finite number >= 0 (got %g)", h->epsilon_high);
@@ -615,6 +617,16 @@ static int load_rehearsal(grpo_run_state *R, const char *path, tm_error *err) {
         if (!e) e = read_ints(row, "completion_mask", &nq, NULL, &qm);
         const json *lp = json_get(row, "completion_logprobs");
         if (!e && (!lp || lp->type != JSON_ARRAY || lp->n != nq)) e = -1;
+        // log π0 is of softmax(logits / T): the stored T must be the policy's (rows without one: 1)
+        const json *tj = json_get(row, "temperature");
+        double rt = tj && tj->type == JSON_NUMBER ? tj->num : 1.0;
+        if (!e && (float)rt != (float)R->a->temperature) {
+            free(p); free(q); free(qm);
+            json_doc_free(d);
+            rc = tm_fail(err, "%s:%ld: the stored log π0 are at temperature %g but --temperature is %g (temper rehearsal --temperature %g "
+                              "writes them at the same one)", path, in.lineno, rt, R->a->temperature, R->a->temperature);
+            break;
+        }
         if (!e && np < 1) e = -1;
         if (!e) {
             c->len = np + nq;
@@ -663,6 +675,7 @@ static int setup(grpo_run_state *R, tm_error *err) {
     trainer_opts to = {{a->learning_rate, a->adam_beta1, a->adam_beta2, a->adam_epsilon, a->weight_decay}, a->max_grad_norm, sched, 0, 0,
                        cap, bs, 0};
     if (trainer_open(&R->t, &R->m, &to, 1, err)) return -1;
+    trainer_set_temperature(&R->t, a->temperature);  // policy and rehearsal log-probs at the sampling T
     R->adv_b = malloc(sizeof(float) * (size_t)cap);
     R->old_b = malloc(sizeof(float) * (size_t)cap);
     R->ent_b = malloc(sizeof(float) * (size_t)cap);
@@ -672,6 +685,7 @@ static int setup(grpo_run_state *R, tm_error *err) {
     if (a->h.beta > 0) {
         // the frozen reference: the initial policy, even when resuming
         if (model_load(&R->ref, a->model, err) || trainer_open(&R->rt, &R->ref, &to, 0, err)) return -1;
+        trainer_set_temperature(&R->rt, a->temperature);  // the reference's too (TRL)
         R->have_ref = 1;
     }
     return 0;
@@ -797,6 +811,7 @@ void grpo_rehearsal_args_default(grpo_rehearsal_args *a) {
     a->max_completion_length = 256;
     a->max_prompt_length = 512;
     a->seed = 42;
+    a->temperature = 1.0;
 }
 
 static void put_ints(sbuf *b, const char *key, const int32_t *v, int n) {
@@ -841,6 +856,8 @@ int grpo_rehearsal_run(const grpo_rehearsal_args *ra, tm_error *err) {
     if (ra->solved_threshold < 1 || ra->solved_threshold > ra->k)
         return tm_fail(err, "--solved-threshold must be in [1, --k %d] (got %d)", ra->k, ra->solved_threshold);
     if (ra->max_completion_length < 1) return tm_fail(err, "--max-completion-length must be at least 1 (got %d)", ra->max_completion_length);
+    if (!(ra->temperature > 0) || !isfinite(ra->temperature))
+        return tm_fail(err, "--temperature must be a finite number > 0 (got %g)", ra->temperature);
     grpo_args dummy;
     grpo_args_default(&dummy);  // rewards: accuracy only; no truncation masking
     grpo_run_state R;
@@ -880,6 +897,7 @@ int grpo_rehearsal_run(const grpo_rehearsal_args *ra, tm_error *err) {
         o.n = k;
         o.batch = np * k < 256 ? np * k : 256;
         o.max_new_tokens = ra->max_completion_length;
+        o.sp.temperature = ra->temperature;  // the log π0 recorded are at it
         o.seed = (uint64_t)ra->seed * 0x9E3779B97F4A7C15ull ^ (uint64_t)p0;
         o.stop_ids = R.stop_ids;
         o.nstop_ids = R.nstop;
@@ -901,7 +919,8 @@ int grpo_rehearsal_run(const grpo_rehearsal_args *ra, tm_error *err) {
                     if (!(g[s].r[GRPO_REWARD_ACCURACY] > 0)) continue;
                     int L = g[s].len - g[s].plen;
                     sbuf_clear(&b);
-                    sbuf_printf(&b, "{\"line\": %ld, \"sample\": %d", e->line, s);
+                    sbuf_printf(&b, "{\"line\": %ld, \"sample\": %d, \"temperature\": ", e->line, s);
+                    sbuf_json_float(&b, ra->temperature);  // of the log π0 below (grpo checks it)
                     put_ints(&b, "prompt_input_ids", g[s].ids, g[s].plen);
                     put_ints(&b, "completion_input_ids", g[s].ids + g[s].plen, L);
                     sbuf_puts(&b, ", \"completion_logprobs\": [");

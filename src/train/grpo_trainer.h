@@ -20,14 +20,24 @@
 // generation batch gives steps_per_generation / gradient_accumulation_steps × num_iterations
 // optimizer steps; advantages are computed over the whole generation batch.
 //
-// Old log-probs are the sampler's (rollout records log p at temperature 1 for every model
-// token). The trainer's first forward of each generation batch (its first optimizer step,
-// before any update from it) recomputes them: the difference is
+// Temperature: every log-prob of the run is of softmax(logits / T) at the sampling
+// temperature T = --temperature (> 0; default 1, TRL's): the sampler's (rollout records them
+// for every model token), the trainer's (model_forward_temp; the gradient is that of
+// log softmax(z / T)), the reference's (β > 0) and the rehearsal's stored log π0 (temper
+// rehearsal --temperature, which must equal grpo's). As in TRL (_get_per_token_logps_and_
+// entropies divides the logits by the temperature; top-k / top-p are not applied there),
+// --top-p, --top-k and --min-p shape what is sampled but not the ratio: it uses the full
+// temperature-scaled distribution. (vLLM's processed_logprobs, which TRL asks for its
+// importance-sampling correction, are after those filters; ours are before, the ones the
+// trainer recomputes.)
+//
+// Old log-probs are the sampler's. The trainer's first forward of each generation batch
+// (its first optimizer step, before any update from it) recomputes them: the difference is
 // logged as the sampler/trainer mismatch (sampling/sampling_logp_difference/mean|max and
 // training/rollout_probs_diff_*), and the first iteration's ratio |ρ - 1| as
-// sampling/ratio_minus_one/mean|max. Because those log-probs are of the temperature-1
-// distribution, sampling must be from it too: --temperature 1, --top-p 1, --top-k 0,
-// --min-p 0 are required (anything else would make ρ compare different distributions).
+// sampling/ratio_minus_one/mean|max. They agree to ~1e-6 (tests/cli/test_grpo.sh measures
+// it at T = 1 and T = 0.7), not bit for bit: the sampler's KV-cached decode and the
+// trainer's packed forward sum in different orders.
 //
 // Masks: prompt tokens and tool observations (--tools calculator|python) are never
 // trained; --mask-truncated-completions also drops completions cut at
@@ -42,7 +52,7 @@
 // DPH-RL rehearsal (papers.md §6): grpo_rehearsal_run samples k completions per prompt from π0
 // (--model), and splits the prompts by how many are correct: those with at least
 // solved_threshold correct ("D_pef", solved) give their correct samples to the rehearsal file
-// (token ids, mask, and the sampler's log π0 per token, all at temperature 1); the others
+// (token ids, mask, and the sampler's log π0 per token, at the sampling temperature); the others
 // ("D_exp") go to exp_output as a prompts file for GRPO. (DPH-RL samples the solved prompts once
 // more; the correct samples among the k are samples of π0 as well.) grpo --rehearsal R.jsonl adds,
 // to every optimizer step, rehearsal_loss (objectives/divergence.h: forward_kl, js or alpha, × coef)
@@ -98,6 +108,7 @@ int grpo_run(const grpo_args *a, tm_error *err);
 typedef struct grpo_rehearsal_args {
     const char *model, *data, *output, *exp_output, *chat_template, *prompt_suffix;
     int k, solved_threshold, max_completion_length, max_prompt_length, seed;
+    double temperature;  // sampling T of π0; the stored log π0 are of softmax(logits / T) (default 1)
 } grpo_rehearsal_args;
 void grpo_rehearsal_args_default(grpo_rehearsal_args *a);
 int grpo_rehearsal_run(const grpo_rehearsal_args *a, tm_error *err);

@@ -5,7 +5,8 @@
 # about 40% accurate; GRPO on those 25 prompts must raise the accuracy measured
 # independently afterwards (400 samples at temperature 1 before and after, through a
 # learning-rate-0 grpo pass: the same prompts and sampler). Also: the first pass's
-# importance ratio is 1 up to the sampler/trainer mismatch (measured, printed), a resumed
+# importance ratio is 1 up to the sampler/trainer mismatch (measured, printed, at temperature
+# 1 and 0.7), a resumed
 # run ends bit-identical, the options run, and bad flags fail with one line.
 cd "$(dirname "$0")/../.."
 T=${TEMPER:-$PWD/build/temper}
@@ -75,6 +76,20 @@ rx=$(metric "$tmp/g/metrics.jsonl" 1 sampling/ratio_minus_one/max)
 echo "# sampler/trainer mismatch at step 1: mean |dlogp| $dm, max |dlogp| $dx, max |rho - 1| $rx"
 check "$PY -c 'import sys; sys.exit(not ($rx < 1e-4 and $dm < 1e-5))'" "first-pass ratio is 1 within the mismatch (max |rho-1| $rx < 1e-4, mean |dlogp| $dm < 1e-5)"
 
+# ---- at temperature 0.7 too: both sides take log-probs of softmax(logits / 0.7) ----
+# (before, grpo refused --temperature != 1: the sampler recorded temperature-1 log-probs)
+"$T" grpo --model "$tmp/sft" $G --output-dir "$tmp/t7" --learning-rate 1e-4 --max-steps 1 --temperature 0.7 --save-steps 0 2>/dev/null
+dm7=$(metric "$tmp/t7/metrics.jsonl" 1 sampling/sampling_logp_difference/mean 2>/dev/null)
+dx7=$(metric "$tmp/t7/metrics.jsonl" 1 sampling/sampling_logp_difference/max 2>/dev/null)
+rx7=$(metric "$tmp/t7/metrics.jsonl" 1 sampling/ratio_minus_one/max 2>/dev/null)
+echo "# sampler/trainer mismatch at step 1, temperature 0.7: mean |dlogp| $dm7, max |dlogp| $dx7, max |rho - 1| $rx7"
+check "$PY -c 'import sys; sys.exit(not ($rx7 < 1e-4 and $dm7 < 1e-5))'" "--temperature 0.7: first-pass ratio is 1 within the mismatch (max |rho-1| $rx7 < 1e-4, mean |dlogp| $dm7 < 1e-5)"
+# top-p / top-k shape the samples, not the log-probs (TRL: the ratio uses the full logits / T)
+"$T" grpo --model "$tmp/sft" $G --output-dir "$tmp/t7p" --learning-rate 1e-4 --max-steps 1 --temperature 0.7 --top-p 0.9 --top-k 8 --save-steps 0 2>/dev/null
+dmp=$(metric "$tmp/t7p/metrics.jsonl" 1 sampling/sampling_logp_difference/mean 2>/dev/null)
+rxp=$(metric "$tmp/t7p/metrics.jsonl" 1 sampling/ratio_minus_one/max 2>/dev/null)
+check "$PY -c 'import sys; sys.exit(not ($rxp < 1e-4 and $dmp < 1e-5))'" "--temperature 0.7 --top-p 0.9 --top-k 8: runs, first-pass ratio 1 (max |rho-1| $rxp, mean |dlogp| $dmp)"
+
 # ---- resume: bit-identical to the uninterrupted run ----
 cp -r "$tmp/g" "$tmp/r"
 rm -f "$tmp/r/model.safetensors" "$tmp/r/metrics.jsonl"
@@ -138,6 +153,17 @@ for dv in forward_kl js alpha; do
   d1=$(metric "$tmp/d/metrics.jsonl" 1 rehearsal/divergence 2>/dev/null); d4=$(metric "$tmp/d/metrics.jsonl" 4 rehearsal/divergence 2>/dev/null)
   check "$PY -c 'import sys; sys.exit(not ($d1 < 1e-9 and $d4 > 1e-5))'" "grpo --rehearsal --divergence $dv: 0 at θ0 ($d1), positive once the policy moved ($d4)"
 done
+# at temperature 0.7: rehearsal stores log π0 of softmax(logits / 0.7), grpo recomputes them at 0.7
+"$T" rehearsal --model "$tmp/sft" --data "$tmp/train.jsonl" --output "$tmp/R7.jsonl" --k 8 --solved-threshold 5 \
+  --max-completion-length 12 --temperature 0.7 2>/dev/null
+rm -rf "$tmp/d7"
+"$T" grpo --model "$tmp/sft" $G --data "$tmp/exp.jsonl" --output-dir "$tmp/d7" --learning-rate 1e-4 --max-steps 1 --rehearsal "$tmp/R7.jsonl" \
+  --divergence forward_kl --divergence-coef 0.1 --temperature 0.7 --save-steps 0 2>/dev/null
+d71=$(metric "$tmp/d7/metrics.jsonl" 1 rehearsal/divergence 2>/dev/null)
+check "grep -q '\"temperature\": 0.7' '$tmp/R7.jsonl' && $PY -c 'import sys; sys.exit(not (abs($d71) < 1e-9))'" "rehearsal --temperature 0.7 then grpo --temperature 0.7: forward KL 0 at θ0 ($d71)"
+out=$("$T" grpo --model "$tmp/sft" $G --data "$tmp/exp.jsonl" --output-dir "$tmp/d7b" --max-steps 1 --rehearsal "$tmp/R.jsonl" \
+  --divergence forward_kl --temperature 0.7 --save-steps 0 2>&1)
+check '[ $? -ne 0 ] && echo "$out" | grep -q "temperature 1 but --temperature is 0.7"' "a temperature-1 rehearsal file with grpo --temperature 0.7 fails: $out"
 # the term pulls the policy back: a large coefficient keeps the divergence smaller
 for c in 0 20; do
   rm -rf "$tmp/c$c"
@@ -155,7 +181,8 @@ expect_fail() {  # pattern, flags...
   if [ $rc -ne 0 ] && echo "$out" | grep -q -- "$pat" && [ "$(echo "$out" | wc -l)" -eq 1 ]; then ok "grpo $* fails: $out"
   else bad "grpo $* should fail with '$pat' (rc $rc): $out"; fi
 }
-expect_fail "temperature" --temperature 0.7
+expect_fail "temperature must be a finite number > 0" --temperature 0
+expect_fail "top-p" --top-p 1.5
 expect_fail "multiple of --num-generations" --per-device-train-batch-size 12 --num-generations 8
 expect_fail "multiple of --gradient-accumulation-steps" --gradient-accumulation-steps 2 --steps-per-generation 3
 expect_fail "loss-type" --loss-type ppo
