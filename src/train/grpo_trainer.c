@@ -481,57 +481,102 @@ static int train_step(grpo_run_state *R, completion *c, int n, const float *adv,
     return 0;
 }
 
-static void write_line(grpo_run_state *R, sbuf *o, double epoch, double loss, double gnorm, double ntok, const gen_metrics *gm,
-                       const grpo_metrics *x, double tps) {
+// ---- the logging window ----
+//
+// As TRL's GRPOTrainer: every metric is recorded at each optimizer step (the generation
+// metrics, reward to time/scoring, are those of the step's generation batch) and a log line
+// carries their mean over the steps since the last line; so does "loss" (transformers'
+// Trainer logs the mean loss over the window). grad_norm is the last step's and learning_rate
+// the current one, as in transformers; num_tokens is cumulative. TRL averages every key the
+// same way, so completions/min_length and the */max metrics are means of per-step minima
+// and maxima. A resume restarts the window at the checkpoint (as transformers' tr_loss), so
+// its lines equal the uninterrupted run's when --save-steps is a multiple of --logging-steps.
+
+static const char *const metric_names[] = {
+    "loss", "tokens_per_second", "reward", "reward_std", "frac_reward_zero_std", "rewards/accuracy/mean", "rewards/format/mean",
+    "rewards/overlong/mean", "accuracy", "kl", "entropy", "clip_ratio/low_mean", "clip_ratio/high_mean", "clip_ratio/region_mean",
+    "completions/mean_length", "completions/min_length", "completions/max_length", "completions/clipped_ratio",
+    "tools/calls_per_trajectory", "tools/errors_per_trajectory", "sampling/sampling_logp_difference/mean",
+    "sampling/sampling_logp_difference/max", "training/rollout_probs_diff_mean", "training/rollout_probs_diff_max",
+    "sampling/ratio_minus_one/mean", "sampling/ratio_minus_one/max", "rehearsal/divergence", "dynamic_sampling/rounds",
+    "dynamic_sampling/kept_groups", "dynamic_sampling/filled_groups", "time/generation", "time/scoring", "time/training",
+};
+enum { N_METRICS = sizeof metric_names / sizeof metric_names[0] };
+
+typedef struct metric_window {
+    double sum[N_METRICS];
+    int cnt[N_METRICS];
+    double grad_norm;  // of the last step
+} metric_window;
+
+static void win_put(metric_window *w, const char *name, double v) {
+    for (int k = 0; k < N_METRICS; k++)
+        if (!strcmp(metric_names[k], name)) { w->sum[k] += v; w->cnt[k]++; return; }
+}
+
+// One optimizer step's metrics into the window.
+static void window_add(grpo_run_state *R, metric_window *w, double loss, double gnorm, const gen_metrics *gm, const grpo_metrics *x,
+                       double tps) {
     const grpo_args *a = R->a;
-    sbuf_clear(o);
-    sbuf_printf(o, "{\"step\": %lld, \"epoch\": ", (long long)R->st.global_step);
-    sbuf_json_float(o, epoch);
-    put_metric(o, "loss", loss);
-    put_metric(o, "grad_norm", gnorm);
-    put_metric(o, "learning_rate", trainer_lr(&R->t, R->st.global_step));
-    put_metric(o, "num_tokens", ntok);
-    put_metric(o, "tokens_per_second", tps);
-    put_metric(o, "reward", gm->rs.reward);
-    put_metric(o, "reward_std", gm->rs.reward_std);
-    put_metric(o, "frac_reward_zero_std", gm->rs.frac_reward_zero_std);
-    put_metric(o, "rewards/accuracy/mean", gm->reward_sum[GRPO_REWARD_ACCURACY] / gm->n);
-    put_metric(o, "rewards/format/mean", gm->reward_sum[GRPO_REWARD_FORMAT] / gm->n);
-    if (a->reward_weights[GRPO_REWARD_OVERLONG] != 0) put_metric(o, "rewards/overlong/mean", gm->reward_sum[GRPO_REWARD_OVERLONG] / gm->n);
-    put_metric(o, "accuracy", gm->reward_sum[GRPO_REWARD_ACCURACY] / gm->n);
+    w->grad_norm = gnorm;
+    win_put(w, "loss", loss);
+    win_put(w, "tokens_per_second", tps);
+    win_put(w, "reward", gm->rs.reward);
+    win_put(w, "reward_std", gm->rs.reward_std);
+    win_put(w, "frac_reward_zero_std", gm->rs.frac_reward_zero_std);
+    win_put(w, "rewards/accuracy/mean", gm->reward_sum[GRPO_REWARD_ACCURACY] / gm->n);
+    win_put(w, "rewards/format/mean", gm->reward_sum[GRPO_REWARD_FORMAT] / gm->n);
+    if (a->reward_weights[GRPO_REWARD_OVERLONG] != 0) win_put(w, "rewards/overlong/mean", gm->reward_sum[GRPO_REWARD_OVERLONG] / gm->n);
+    win_put(w, "accuracy", gm->reward_sum[GRPO_REWARD_ACCURACY] / gm->n);
     double T = x->tokens > 0 ? x->tokens : 1;
-    if (a->h.beta > 0) put_metric(o, "kl", x->kl_sum / T);
-    put_metric(o, "entropy", x->entropy_sum / T);
-    put_metric(o, "clip_ratio/low_mean", x->clip_low / T);
-    put_metric(o, "clip_ratio/high_mean", x->clip_high / T);
-    put_metric(o, "clip_ratio/region_mean", x->clip_region / T);
-    put_metric(o, "completions/mean_length", gm->len_sum / gm->n);
-    put_metric(o, "completions/min_length", gm->len_min);
-    put_metric(o, "completions/max_length", gm->len_max);
-    put_metric(o, "completions/clipped_ratio", gm->clipped / gm->n);
+    if (a->h.beta > 0) win_put(w, "kl", x->kl_sum / T);
+    win_put(w, "entropy", x->entropy_sum / T);
+    win_put(w, "clip_ratio/low_mean", x->clip_low / T);
+    win_put(w, "clip_ratio/high_mean", x->clip_high / T);
+    win_put(w, "clip_ratio/region_mean", x->clip_region / T);
+    win_put(w, "completions/mean_length", gm->len_sum / gm->n);
+    win_put(w, "completions/min_length", gm->len_min);
+    win_put(w, "completions/max_length", gm->len_max);
+    win_put(w, "completions/clipped_ratio", gm->clipped / gm->n);
     if (R->tool != ROLLOUT_TOOL_NONE) {
-        put_metric(o, "tools/calls_per_trajectory", gm->calls / gm->n);
-        put_metric(o, "tools/errors_per_trajectory", gm->errors / gm->n);
+        win_put(w, "tools/calls_per_trajectory", gm->calls / gm->n);
+        win_put(w, "tools/errors_per_trajectory", gm->errors / gm->n);
     }
     if (gm->mismatch_tokens > 0) {
         double M = gm->mismatch_tokens;
-        put_metric(o, "sampling/sampling_logp_difference/mean", gm->logp_diff_sum / M);
-        put_metric(o, "sampling/sampling_logp_difference/max", gm->logp_diff_max);
-        put_metric(o, "training/rollout_probs_diff_mean", gm->prob_diff_sum / M);
-        put_metric(o, "training/rollout_probs_diff_max", gm->prob_diff_max);
-        put_metric(o, "sampling/ratio_minus_one/mean", gm->ratio_dev_sum / M);
-        put_metric(o, "sampling/ratio_minus_one/max", gm->ratio_dev_max);
+        win_put(w, "sampling/sampling_logp_difference/mean", gm->logp_diff_sum / M);
+        win_put(w, "sampling/sampling_logp_difference/max", gm->logp_diff_max);
+        win_put(w, "training/rollout_probs_diff_mean", gm->prob_diff_sum / M);
+        win_put(w, "training/rollout_probs_diff_max", gm->prob_diff_max);
+        win_put(w, "sampling/ratio_minus_one/mean", gm->ratio_dev_sum / M);
+        win_put(w, "sampling/ratio_minus_one/max", gm->ratio_dev_max);
     }
-    if (R->nreh && gm->reh_tokens > 0) put_metric(o, "rehearsal/divergence", gm->reh_div_sum / gm->reh_tokens);
+    if (R->nreh && gm->reh_tokens > 0) win_put(w, "rehearsal/divergence", gm->reh_div_sum / gm->reh_tokens);
     if (a->dynamic_sampling) {
-        put_metric(o, "dynamic_sampling/rounds", gm->rounds);
-        put_metric(o, "dynamic_sampling/kept_groups", gm->kept_groups);
-        put_metric(o, "dynamic_sampling/filled_groups", gm->filled_groups);
+        win_put(w, "dynamic_sampling/rounds", gm->rounds);
+        win_put(w, "dynamic_sampling/kept_groups", gm->kept_groups);
+        win_put(w, "dynamic_sampling/filled_groups", gm->filled_groups);
     }
-    put_metric(o, "time/generation", gm->t_gen);
-    put_metric(o, "time/scoring", gm->t_score);
-    put_metric(o, "time/training", gm->t_train);
+    win_put(w, "time/generation", gm->t_gen);
+    win_put(w, "time/scoring", gm->t_score);
+    win_put(w, "time/training", gm->t_train);
+}
+
+// The log line of the window (means of what it holds), which is then emptied.
+static void window_line(grpo_run_state *R, metric_window *w, sbuf *o, double epoch, double ntok) {
+    sbuf_clear(o);
+    sbuf_printf(o, "{\"step\": %lld, \"epoch\": ", (long long)R->st.global_step);
+    sbuf_json_float(o, epoch);
+    for (int k = 0; k < N_METRICS; k++) {
+        if (k == 1) {  // after the loss, as transformers writes them
+            put_metric(o, "grad_norm", w->grad_norm);
+            put_metric(o, "learning_rate", trainer_lr(&R->t, R->st.global_step));
+            put_metric(o, "num_tokens", ntok);
+        }
+        if (w->cnt[k]) put_metric(o, metric_names[k], w->sum[k] / w->cnt[k]);
+    }
     sbuf_puts(o, "}");
+    memset(w, 0, sizeof *w);
 }
 
 // ---- the run ----
@@ -742,6 +787,8 @@ int grpo_run(const grpo_args *args, tm_error *err) {
 
     progress pb;
     progress_start(&pb, "grpo", total, "steps");
+    metric_window win;
+    memset(&win, 0, sizeof win);
     while (R.st.global_step < total) {
         gen_metrics gm;
         if (generate(&R, batch, &gm, err)) goto done;
@@ -765,8 +812,9 @@ int grpo_run(const grpo_args *args, tm_error *err) {
             int last = R.st.global_step == total;
             progress_set_extra(&pb, "reward %.3f acc %.3f", gm.rs.reward, gm.reward_sum[GRPO_REWARD_ACCURACY] / gm.n);
             if (!a->quiet) progress_update(&pb, R.st.global_step);
+            window_add(&R, &win, loss, gnorm, &gm, &x, x.tokens / (gm.t_gen + gm.t_score + gm.t_train));
             if (R.st.global_step % a->logging_steps == 0 || last) {
-                write_line(&R, &line, ep, loss, gnorm, R.st.num_tokens, &gm, &x, x.tokens / (gm.t_gen + gm.t_score + gm.t_train));
+                window_line(&R, &win, &line, ep, R.st.num_tokens);
                 if (sbuf_check(&line, err)) goto done;
                 fprintf(metrics, "%s\n", line.data);
                 fflush(metrics);

@@ -44,6 +44,10 @@
 // --max-completion-length (their tokens still count in nothing).
 // β > 0 holds a frozen copy of the initial --model as the reference (never otherwise).
 //
+// Metrics (TRL's names): every --logging-steps steps a metrics.jsonl line holding, as TRL's
+// GRPOTrainer.log, the mean of each metric over the steps since the last line (loss too);
+// grad_norm is the last step's, learning_rate the current one, num_tokens cumulative.
+//
 // Resume: a checkpoint is written only between generation batches (--save-steps must be
 // a multiple of --num-iterations); trainer_state.json records the prompts drawn so far;
 // the sampler's RNG is seeded from (--seed, step, round), so its state is a function of

@@ -90,6 +90,30 @@ dmp=$(metric "$tmp/t7p/metrics.jsonl" 1 sampling/sampling_logp_difference/mean 2
 rxp=$(metric "$tmp/t7p/metrics.jsonl" 1 sampling/ratio_minus_one/max 2>/dev/null)
 check "$PY -c 'import sys; sys.exit(not ($rxp < 1e-4 and $dmp < 1e-5))'" "--temperature 0.7 --top-p 0.9 --top-k 8: runs, first-pass ratio 1 (max |rho-1| $rxp, mean |dlogp| $dmp)"
 
+# ---- --logging-steps 2: each line is the mean over its window (TRL), not the last step ----
+rm -rf "$tmp/w1" "$tmp/w2"
+"$T" grpo --model "$tmp/sft" $G --output-dir "$tmp/w1" --learning-rate 1e-4 --max-steps 4 --save-steps 0 2>/dev/null
+"$T" grpo --model "$tmp/sft" $G --output-dir "$tmp/w2" --learning-rate 1e-4 --max-steps 4 --logging-steps 2 --save-steps 0 2>/dev/null
+win=$($PY - "$tmp/w1/metrics.jsonl" "$tmp/w2/metrics.jsonl" <<'EOF'
+import json, sys
+one = [json.loads(l) for l in open(sys.argv[1])]
+two = [json.loads(l) for l in open(sys.argv[2])]
+bad, differ = [], 0
+for k, line in enumerate(two):
+    a, b = one[2 * k], one[2 * k + 1]
+    if line["step"] != b["step"] or line["grad_norm"] != b["grad_norm"] or line["num_tokens"] != b["num_tokens"]:
+        bad.append(f"step {line['step']}: step/grad_norm/num_tokens not the window's last")
+    for key in ("loss", "reward", "reward_std", "frac_reward_zero_std", "accuracy", "entropy", "clip_ratio/high_mean",
+                "completions/mean_length", "completions/max_length", "sampling/sampling_logp_difference/mean"):
+        mean = (a[key] + b[key]) / 2
+        if abs(line[key] - mean) > 1e-6 * max(1.0, abs(mean)):
+            bad.append(f"step {line['step']} {key} {line[key]} != mean {mean}")
+        differ += a[key] != b[key]
+print("PASS" if len(two) == 2 and not bad and differ else "FAIL " + "; ".join(bad[:3]) + f" (lines {len(two)}, differing {differ})")
+EOF
+)
+check '[ "${win%% *}" = PASS ]' "--logging-steps 2: loss, reward, accuracy, entropy, completions/*, sampling/* are the means of the two steps' values, grad_norm the last ($win)"
+
 # ---- resume: bit-identical to the uninterrupted run ----
 cp -r "$tmp/g" "$tmp/r"
 rm -f "$tmp/r/model.safetensors" "$tmp/r/metrics.jsonl"
