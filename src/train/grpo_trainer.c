@@ -213,6 +213,14 @@ static int score(grpo_run_state *R, const rollout_traj *tr, const char *gold, co
     return 0;
 }
 
+void grpo_traj_mask(const rollout_traj *tr, int mask_truncated, uint8_t *mask, float *samp) {
+    int keep = !(tr->finish == FINISH_LENGTH && mask_truncated);
+    for (int i = 0; i < tr->len; i++) {
+        mask[i] = keep && tr->mask[i];  // tool observations (mask 0) are never trained
+        samp[i] = tr->mask[i] ? tr->logp[i] : 0.0f;
+    }
+}
+
 // A trajectory becomes a training sequence: prompt + completion ids, its mask and log-probs.
 static int make_completion(grpo_run_state *R, int p, rollout_traj *tr, completion *c, tm_error *err) {
     const data_example *ex = &R->prompts.ex[p];
@@ -227,12 +235,8 @@ static int make_completion(grpo_run_state *R, int p, rollout_traj *tr, completio
     if (!c->ids || !c->mask || !c->samp) return tm_fail(err, "out of memory");
     memcpy(c->ids, ex->seq[0].ids, sizeof(int32_t) * (size_t)plen);
     c->truncated = tr->finish == FINISH_LENGTH;
-    int keep = !(c->truncated && R->a->mask_truncated_completions);
-    for (int i = 0; i < tr->len; i++) {
-        c->ids[plen + i] = tr->ids[i];
-        c->mask[plen + i] = keep && tr->mask[i];
-        c->samp[plen + i] = tr->mask[i] ? tr->logp[i] : 0.0f;
-    }
+    for (int i = 0; i < tr->len; i++) c->ids[plen + i] = tr->ids[i];
+    grpo_traj_mask(tr, R->a->mask_truncated_completions, c->mask + plen, c->samp + plen);
     c->ncalls = tr->ncalls;
     for (int k = 0; k < tr->ncalls; k++) c->nerrors += tr->calls[k].status != 0;
     return score(R, tr, ex->answer, c, err);

@@ -63,6 +63,7 @@
 // over a chunk of rehearsal_batch_size stored samples, chosen by a per-pass permutation from the
 // seed and the step (so resume needs no extra state). No reference model is held for it.
 #pragma once
+#include <stdint.h>
 #include "base/error.h"
 #include "objectives/divergence.h"
 #include "objectives/grpo.h"
@@ -108,6 +109,13 @@ typedef struct grpo_args {
 void grpo_args_default(grpo_args *a);
 int grpo_args_check(const grpo_args *a, tm_error *err);
 int grpo_run(const grpo_args *a, tm_error *err);
+
+// The training mask and sampler log-probs of a trajectory's tokens (tokens after the
+// prompt): mask 1 where the model sampled the token, 0 on tool observations (calculator
+// results, python outputs and their wrapper), and 0 everywhere for a completion cut at the
+// length limit when mask_truncated; samp is the sampler's log-prob there, 0 on tool tokens.
+struct rollout_traj;
+void grpo_traj_mask(const struct rollout_traj *tr, int mask_truncated, uint8_t *mask, float *samp);
 
 typedef struct grpo_rehearsal_args {
     const char *model, *data, *output, *exp_output, *chat_template, *prompt_suffix;

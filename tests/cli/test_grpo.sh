@@ -7,7 +7,8 @@
 # learning-rate-0 grpo pass: the same prompts and sampler). Also: the first pass's
 # importance ratio is 1 up to the sampler/trainer mismatch (measured, printed, at temperature
 # 1 and 0.7), a resumed
-# run ends bit-identical, the options run, and bad flags fail with one line.
+# run ends bit-identical, the options run, tool-integrated GRPO (python, calculator) masks
+# the tool outputs, and bad flags fail with one line.
 cd "$(dirname "$0")/../.."
 T=${TEMPER:-$PWD/build/temper}
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
@@ -42,6 +43,10 @@ with open(os.path.join(tmp, "sft.jsonl"), "w") as f:
     for a, b in P: f.write(json.dumps({"prompt": f"{a}+{b}=", "completion": "\\boxed{%d}" % (a + b)}) + "\n")
 with open(os.path.join(tmp, "train.jsonl"), "w") as f:
     for a, b in P: f.write(json.dumps({"prompt": f"{a}+{b}=", "answer": str(a + b)}) + "\n")
+with open(os.path.join(tmp, "sft_python.jsonl"), "w") as f:  # tool formats (the tool-integrated GRPO checks)
+    for a, b in P: f.write(json.dumps({"prompt": f"{a}+{b}=", "completion": "```python\nprint(%d+%d)\n```\n```output\n%d\n```\n\\boxed{%d}" % (a, b, a + b, a + b)}) + "\n")
+with open(os.path.join(tmp, "sft_calculator.jsonl"), "w") as f:
+    for a, b in P: f.write(json.dumps({"prompt": f"{a}+{b}=", "completion": "<<%d+%d=%d>>\\boxed{%d}" % (a, b, a + b, a + b)}) + "\n")
 EOF
 "$T" init --arch llama --preset tiny --tokenizer "$tmp/tok" --out "$tmp/base" --seed 1 >/dev/null 2>&1
 "$T" sft --model "$tmp/base" --data "$tmp/sft.jsonl" --output-dir "$tmp/sft" --max-steps 24 --learning-rate 1e-3 \
@@ -146,13 +151,48 @@ check "$PY -c 'import sys; sys.exit(not (abs($kl1) < 1e-6))'" "kl is 0 at the fi
 kept=$(metric "$tmp/o2/metrics.jsonl" 1 dynamic_sampling/kept_groups 2>/dev/null)
 zs=$(metric "$tmp/o2/metrics.jsonl" 1 frac_reward_zero_std 2>/dev/null)
 check '[ "$kept" = 5.0 ] && [ "$zs" = 0.0 ]' "dynamic sampling fills the batch with 5 groups that have reward variance (kept $kept, frac_reward_zero_std $zs)"
-"$T" grpo --model "$tmp/sft" $G --output-dir "$tmp/o3" --learning-rate 1e-4 --max-steps 2 --tools calculator --loss-type bnpo --save-steps 0 2>/dev/null
-check '[ $? -eq 0 ] && metric "$tmp/o3/metrics.jsonl" 2 tools/calls_per_trajectory >/dev/null' "tools calculator runs and logs tool calls"
 
 # DAPO's soft overlong punishment with L_c = L_max: the reward is -|y| / L_max
 "$T" grpo --model "$tmp/sft" $G --output-dir "$tmp/o4" --learning-rate 1e-4 --max-steps 1 --reward-weights 1,0,1 --overlong-buffer-len 12 --save-steps 0 2>/dev/null
 ol=$(metric "$tmp/o4/metrics.jsonl" 1 rewards/overlong/mean 2>/dev/null); ml=$(metric "$tmp/o4/metrics.jsonl" 1 completions/mean_length 2>/dev/null)
 check "$PY -c 'import sys; sys.exit(not abs($ol + $ml / 12) < 1e-6)'" "overlong reward with --overlong-buffer-len 12 = -mean_length/12 ($ol vs -$ml/12)"
+
+# ---- tool-integrated GRPO: tool outputs are in the completion but never trained ----
+# Two more tiny models are taught a tool format by a short sft (batch 5: a few seconds):
+#   python      a+b=```python\nprint(a+b)\n```  (the sandbox appends \n```output\ns\n```\n)  \boxed{s}
+#   calculator  a+b=<<a+b=                      (the calculator appends s>>)                  \boxed{s}
+# grpo --tools runs 2 steps with each. With the byte tokenizer one token is one byte, so the
+# tokens trained (num_tokens of step 1) must fall short of the completion tokens by at least
+# the bytes of the observations: >= 16 per python call ("\n```output\n" + "\n```\n"), >= 3 per
+# successful calculator call ("s>>"). Without tools they are equal (the first run, step 1).
+tl=$($PY -c "import json,sys; r=json.loads(open(sys.argv[1]).readline()); print(r['completions/mean_length'] * 40 - r['num_tokens'])" "$tmp/g/metrics.jsonl")
+check "$PY -c 'import sys; sys.exit(not abs($tl) < 1e-6)'" "no tools: the tokens trained at step 1 are all the completion tokens (difference $tl)"
+t0=$(date +%s)
+for tool in python calculator; do
+  "$T" sft --model "$tmp/base" --data "$tmp/sft_$tool.jsonl" --output-dir "$tmp/sft_$tool" --max-steps 60 --learning-rate 2e-3 \
+    --lr-scheduler-type constant --per-device-train-batch-size 5 --logging-steps 100 --quiet >/dev/null 2>&1
+  "$T" grpo --model "$tmp/sft_$tool" --data "$tmp/train.jsonl" --per-device-train-batch-size 16 --num-generations 8 --max-completion-length 56 \
+    --logging-steps 1 --quiet --output-dir "$tmp/tool_$tool" --learning-rate 1e-4 --max-steps 2 --tools $tool --tool-timeout 5 --loss-type bnpo \
+    --save-steps 0 2>"$tmp/tool_$tool.err"
+  [ $? -eq 0 ] || bad "grpo --tools $tool runs: $(tail -1 "$tmp/tool_$tool.err")"
+done
+t1=$(date +%s)
+tools_ok() {  # metrics.jsonl, bytes per call at least
+  $PY - "$@" <<'EOF'
+import json, sys
+rows = [json.loads(l) for l in open(sys.argv[1])]
+r, per_call = rows[0], int(sys.argv[2])
+n = 16
+calls, errors = r["tools/calls_per_trajectory"] * n, r["tools/errors_per_trajectory"] * n
+tool_tokens = r["completions/mean_length"] * n - r["num_tokens"]
+good = len(rows) == 2 and calls >= n / 2 and errors < calls and tool_tokens >= per_call * (calls - errors) and tool_tokens > 0
+print(("PASS" if good else "FAIL") + f" {calls:.0f} calls, {errors:.0f} errors, {tool_tokens:.0f} tool tokens not trained of {r['completions/mean_length'] * n:.0f}")
+EOF
+}
+tp=$(tools_ok "$tmp/tool_python/metrics.jsonl" 16)
+check '[ "${tp%% *}" = PASS ]' "grpo --tools python, 2 steps: code runs in the sandbox (calls, few errors) and the observations are masked from the loss ($tp; $((t1 - t0)) s for both tools)"
+tc=$(tools_ok "$tmp/tool_calculator/metrics.jsonl" 3)
+check '[ "${tc%% *}" = PASS ]' "grpo --tools calculator, 2 steps: calculator results are masked from the loss ($tc)"
 
 # ---- DPH-RL: rehearsal samples of the initial policy, divergence on them ----
 "$T" rehearsal --model "$tmp/sft" --data "$tmp/train.jsonl" --output "$tmp/R.jsonl" --exp-output "$tmp/exp.jsonl" --k 8 \

@@ -12,6 +12,7 @@
 #include "rollout/rollout.h"
 #include "test.h"
 #include "tok_fixture.h"
+#include "train/grpo_trainer.h"
 
 // ---------------------------------------------------------------- metrics
 
@@ -457,6 +458,35 @@ static void test_tools(void) {
         CHECK(out[0].mask[out[0].calls[0].start] == 0 && out[0].mask[out[0].calls[0].start - 1] == 1 &&
                   out[0].mask[out[0].calls[0].start + out[0].calls[0].len] == 1,
               "python: the call's token span is exactly the masked observation");
+        // what GRPO trains on (grpo_traj_mask): 0 on every tool token, 1 and the sampler's
+        // log-prob on every model token; a truncated completion with --mask-truncated-completions: all 0
+        for (int k = 0; k < 2; k++) {
+            const rollout_traj *tr = &out[k];
+            uint8_t *gm = malloc((size_t)tr->len);
+            float *gs = malloc(sizeof(float) * (size_t)tr->len);
+            grpo_traj_mask(tr, 1, gm, gs);
+            int ok = tr->ncalls > 0, zeros = 0, tool_tokens = 0;
+            for (int c = 0; c < tr->ncalls; c++) tool_tokens += tr->calls[c].len;
+            for (int i = 0; i < tr->len; i++) {
+                int in_call = 0;
+                for (int c = 0; c < tr->ncalls; c++) in_call |= i >= tr->calls[c].start && i < tr->calls[c].start + tr->calls[c].len;
+                ok &= gm[i] == !in_call && gs[i] == (in_call ? 0.0f : tr->logp[i]);
+                zeros += !gm[i];
+            }
+            rollout_traj cut = *tr;
+            cut.finish = FINISH_LENGTH;
+            grpo_traj_mask(&cut, 1, gm, gs);
+            int all0 = 1;
+            for (int i = 0; i < tr->len; i++) all0 &= gm[i] == 0;
+            grpo_traj_mask(&cut, 0, gm, gs);
+            int kept = 0;
+            for (int i = 0; i < tr->len; i++) kept += gm[i];
+            CHECK(ok && zeros == tool_tokens && tool_tokens > 0 && all0 && kept == tr->len - tool_tokens,
+                  "grpo's training mask of trajectory %c: 0 on its %d tool-observation tokens (%d calls), 1 with the sampler's log-prob "
+                  "on the %d model tokens; truncated: all 0 with mask_truncated, else the same", 'A' + k, tool_tokens, tr->ncalls,
+                  tr->len - tool_tokens);
+            free(gm); free(gs);
+        }
         CHECK(check_traj(t, &out[1], B3, 6, "B") && out[1].ncalls == 3 && out[1].finish == FINISH_MAX_TURNS && sm.cur[1] == sm.len[1],
               "python: the 3rd call of max-turns 3 gets \"Reach max function call limit.\" and ends the trajectory");
         CHECK(check_traj(t, &out[2], C, 5, "C") && out[2].calls[0].status == PYSB_TIMEOUT && out[2].finish == FINISH_STOP,
