@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# temper grpo end to end on a learnable task (about a minute on 2 cores):
+# temper grpo end to end on a learnable task (about 70 s of CPU on 2 cores):
 # a tiny Llama with the byte tokenizer (tests/oracle/tiny_tokenizer.py, no chat template)
 # is taught "a+b=" -> "\boxed{a+b}" (a, b < 5) by a short `temper sft` that leaves it
 # about 40% accurate; GRPO on those 25 prompts must raise the accuracy measured
