@@ -51,10 +51,10 @@ int cmd_grpo(int argc, char **argv) {
         {"max-completion-length", FLAG_INT, &a.max_completion_length, "new tokens per completion (model and tool tokens)"},
         {"num-iterations", FLAG_INT, &a.num_iterations, "passes over each generation batch (μ)"},
         {"steps-per-generation", FLAG_INT, &a.steps_per_generation, "micro-batches per generation batch (0: --gradient-accumulation-steps)"},
-        {"temperature", FLAG_FLOAT, &a.temperature, "sampling temperature (must be 1: see temper grpo's notes)"},
-        {"top-p", FLAG_FLOAT, &a.top_p, "nucleus sampling (must be 1)"},
-        {"top-k", FLAG_INT, &a.top_k, "top-k sampling (must be 0)"},
-        {"min-p", FLAG_FLOAT, &a.min_p, "min-p sampling (must be 0)"},
+        {"temperature", FLAG_FLOAT, &a.temperature, "sampling temperature T > 0; every log-prob (sampler, policy, reference, rehearsal) is of softmax(logits / T)"},
+        {"top-p", FLAG_FLOAT, &a.top_p, "nucleus sampling (1 = off); as TRL, the ratio still uses the full temperature-scaled distribution"},
+        {"top-k", FLAG_INT, &a.top_k, "top-k sampling (0 = off); not in the ratio either (TRL)"},
+        {"min-p", FLAG_FLOAT, &a.min_p, "min-p sampling (0 = off); not in the ratio either"},
         {"loss-type", FLAG_STR, &loss_type, "grpo|bnpo|dr_grpo|dapo"},
         {"epsilon", FLAG_FLOAT, &a.h.epsilon, "lower clip ε"},
         {"epsilon-high", FLAG_FLOAT, &epsilon_high, "upper clip for clip-higher (-1: the same as --epsilon)"},
@@ -138,6 +138,7 @@ int cmd_rehearsal(int argc, char **argv) {
         {"chat-template", FLAG_STR, &a.chat_template, "as grpo's"},
         {"prompt-suffix", FLAG_STR, &a.prompt_suffix, "as grpo's"},
         {"seed", FLAG_INT, &a.seed, "sampling seed"},
+        {"temperature", FLAG_FLOAT, &a.temperature, "sampling temperature of π0; the stored log π0 are at it (grpo --temperature must match)"},
     };
     int rc = flags_parse("rehearsal", "--model DIR --data prompts.jsonl --output R.jsonl [--exp-output P.jsonl] [flags]", flags,
                          sizeof flags / sizeof flags[0], argc, argv, NULL, NULL);

@@ -28,6 +28,7 @@ struct model_acts {
     float *xf;            // [N, D] final normalized hidden
     float *lm_lse;        // [N]
     float *entropy;       // [N] entropy saved for the backward
+    double temperature;   // of the last lm-head forward: xf holds the hidden divided by it
     // scratch (not saved)
     float *t_xn;          // [N, D]
     float *t_h;           // [N, F]
@@ -340,9 +341,25 @@ int model_forward_hidden(model *m, const model_batch *b, tm_error *err) {
 }
 
 int model_forward(model *m, const model_batch *b, float *logp, float *entropy, tm_error *err) {
+    return model_forward_temp(m, b, 1.0, logp, entropy, err);
+}
+
+// z / T = W (h / T): dividing the final hidden state by T before the fused lm-head gives
+// log-softmax(z / T) without ever holding the logits, and the kernel's backward, fed h / T,
+// accumulates dL/dW = sum_t dL/d(z_t/T) (h_t / T)^T, which is the gradient through z / T;
+// only dL/dh needs the extra 1 / T (model_backward). T = 1 leaves xf untouched.
+int model_forward_temp(model *m, const model_batch *b, double temperature, float *logp, float *entropy, tm_error *err) {
     if (m->cfg.num_labels) return tm_fail(err, "this is a reward model (score head): it has no lm-head log-probs");
+    if (!(temperature > 0) || !isfinite(temperature))
+        return tm_fail(err, "the log-prob temperature must be a finite number > 0 (got %g)", temperature);
     if (model_forward_hidden(m, b, err)) return -1;
     model_acts *a = m->acts;
+    a->temperature = temperature;
+    if (temperature != 1.0) {
+        const float invT = (float)(1.0 / temperature);
+        const size_t n = (size_t)b->n_tokens * m->cfg.hidden;
+        for (size_t i = 0; i < n; i++) a->xf[i] *= invT;
+    }
     m->K->lmhead_logprob_fwd(logp, entropy ? a->entropy : NULL, a->lm_lse, a->xf, m->w + m->off_lm_head, b->targets,
                              b->n_tokens, m->cfg.hidden, m->cfg.vocab, a->scratch);
     if (entropy) memcpy(entropy, a->entropy, sizeof(float) * (size_t)b->n_tokens);
@@ -373,6 +390,11 @@ void model_backward(model *m, const model_batch *b, const float *dlogp, const fl
     m->K->zero(a->d_xn, (long)b->n_tokens * m->cfg.hidden);
     m->K->lmhead_logprob_bwd(a->d_xn, m->g + m->off_lm_head, dlogp, dentropy, a->xf, m->w + m->off_lm_head, b->targets,
                              a->lm_lse, dentropy ? a->entropy : NULL, b->n_tokens, m->cfg.hidden, m->cfg.vocab, a->scratch);
+    if (a->temperature != 1.0) {  // h / T: dL/dh = dL/d(h/T) / T (dL/dW is already right, see model_forward_temp)
+        const float invT = (float)(1.0 / a->temperature);
+        const size_t n = (size_t)b->n_tokens * m->cfg.hidden;
+        for (size_t i = 0; i < n; i++) a->d_xn[i] *= invT;
+    }
     model_backward_hidden(m, b, a->d_xn);
 }
 

@@ -106,6 +106,11 @@ int model_check_batch(const model *m, const model_batch *b, tm_error *err);
 // Forward: logp[i] = log p(targets[i] | tokens[..i]) (0 where targets[i] < 0);
 // entropy[i] of the next-token distribution when entropy != NULL.
 int model_forward(model *m, const model_batch *b, float *logp, float *entropy, tm_error *err);
+// The same at a sampling temperature T > 0 (TRL's and verl's logits / T): logp[i] =
+// log softmax(z_i / T)[targets[i]] and entropy[i] that of softmax(z_i / T), over the whole
+// vocabulary (no top-k / top-p). model_backward then differentiates these (dL/dz = (1/T) *
+// the softmax(z/T) terms). After it, model_last_hidden holds the final hidden / T.
+int model_forward_temp(model *m, const model_batch *b, double temperature, float *logp, float *entropy, tm_error *err);
 // The final normalized hidden states [n_tokens, hidden] of the last forward (the
 // lm-head's input), valid until the next forward; and the lm-head matrix [vocab, hidden].
 const float *model_last_hidden(const model *m);
@@ -118,8 +123,8 @@ void model_backward_hidden(model *m, const model_batch *b, const float *dxf);
 // sequence s; the backward takes dL/drewards [n_seqs].
 int model_reward_forward(model *m, const model_batch *b, float *rewards, tm_error *err);
 void model_reward_backward(model *m, const model_batch *b, const float *drewards);
-// Backward of the last forward: accumulates into m->g given dL/dlogp (and dL/dentropy,
-// which requires that the forward computed entropy).
+// Backward of the last forward (at its temperature): accumulates into m->g given dL/dlogp
+// (and dL/dentropy, which requires that the forward computed entropy).
 void model_backward(model *m, const model_batch *b, const float *dlogp, const float *dentropy);
 // model_backward plus dxf_extra [n_tokens, hidden], dL/d(final hidden) of another head read off the
 // same forward (PPO's value head on the policy's hidden states), in one pass through the trunk.

@@ -119,14 +119,17 @@ def init_model(arch, out, seed, tie=False):
             raise Fail(f"temper init wrote no {f} in {out}")
 
 
-def grad_dump(model_dir, seqs, workdir, tag):
+def grad_dump(model_dir, seqs, workdir, tag, temperature=1.0, entropy_coef=0.0):
     tok = os.path.join(workdir, f"{tag}.tokens.json")
     out = os.path.join(workdir, f"{tag}.dump.safetensors")
     with open(tok, "w") as f:
         json.dump({"sequences": seqs}, f)
-    run([GRAD_DUMP, "--model", model_dir, "--tokens", tok, "--out", out,
-         "--lr", repr(HP["lr"]), "--weight-decay", repr(HP["weight_decay"]), "--beta1", repr(HP["beta1"]),
-         "--beta2", repr(HP["beta2"]), "--eps", repr(HP["eps"])])
+    cmd = [GRAD_DUMP, "--model", model_dir, "--tokens", tok, "--out", out,
+           "--lr", repr(HP["lr"]), "--weight-decay", repr(HP["weight_decay"]), "--beta1", repr(HP["beta1"]),
+           "--beta2", repr(HP["beta2"]), "--eps", repr(HP["eps"])]
+    if temperature != 1.0 or entropy_coef != 0.0:
+        cmd += ["--temperature", repr(temperature), "--entropy-coef", repr(entropy_coef)]
+    run(cmd)
     try:
         dump, _ = R.read_safetensors(out)
     except Exception as e:
@@ -134,15 +137,18 @@ def grad_dump(model_dir, seqs, workdir, tag):
     return {k: v.double() for k, v in dump.items()}
 
 
-def compare(tag, model_dir, seqs, workdir, per_tensor=True):
+def compare(tag, model_dir, seqs, workdir, per_tensor=True, temperature=1.0, entropy_coef=0.0):
     """Runs grad_dump and the oracle on the same model and tokens; reports each check.
-    per_tensor=False folds the gradient and step checks into one line each."""
-    c = grad_dump(model_dir, seqs, workdir, tag)
-    t = R.reference_dump(model_dir, seqs, **HP, dtype=torch.float64)
+    per_tensor=False folds the gradient and step checks into one line each. temperature /
+    entropy_coef: log-probs of softmax(logits / T), loss (-sum logp + c * sum entropy) / n."""
+    c = grad_dump(model_dir, seqs, workdir, tag, temperature, entropy_coef)
+    t = R.reference_dump(model_dir, seqs, **HP, dtype=torch.float64, temperature=temperature, entropy_coef=entropy_coef)
     params = [k[len("param."):] for k in t if k.startswith("param.")]
     N = sum(len(s) for s in seqs)
 
     expected = {"logprobs", "loss"} | {f"grad.{n}" for n in params} | {f"step.{n}" for n in params}
+    if entropy_coef != 0.0:
+        expected.add("entropy")
     extra = sorted(set(c) - expected)
     report(not extra, f"parity {tag} dump has no unexpected tensors", f"({', '.join(extra[:5])})" if extra else "")
 
@@ -160,6 +166,9 @@ def compare(tag, model_dir, seqs, workdir, per_tensor=True):
     report(ok, f"parity {tag} logprobs [{N}]", d)
     ok, d = check("loss", "loss")
     report(ok, f"parity {tag} loss {t['loss'].item():.6f}", d)
+    if entropy_coef != 0.0:
+        ok, d = check("entropy", "entropy")
+        report(ok, f"parity {tag} entropy [{N}]", d)
 
     # AdamW on the C gradients (see the module docstring)
     have_grads = all(f"grad.{n}" in c and c[f"grad.{n}"].shape == t[f"grad.{n}"].shape for n in params)
@@ -363,6 +372,23 @@ def main():
                    f"rel {r:.1e} (must be > {30 * TOL:g})")
 
         case("llama-rope-llama3", rope_case)
+
+        # log-probs, entropy and every gradient at a sampling temperature (GRPO's: TRL's
+        # logits / T), untied and tied (the lm-head gradient lands in the embedding)
+        def temperature_case(arch, tie, seed, T=0.7, c=0.5):
+            d = os.path.join(work, f"{arch}-T{T}" + ("-tied" if tie else ""))
+            init_model(arch, d, seed, tie)
+            perturb(d, seed)
+            cfg = R.Config.load(d)
+            seqs = sequences(cfg.vocab_size, [11, 5, 9], seed)
+            tag = f"{arch}" + ("-tied" if tie else "") + f"-T{T}-entropy"
+            t = compare(tag, d, seqs, work, per_tensor=False, temperature=T, entropy_coef=c)
+            plain = R.reference_dump(d, seqs, **HP, entropy_coef=c)
+            r = R._rel(plain["logprobs"], t["logprobs"])
+            report(r > 30 * TOL, f"parity {tag} the temperature changes torch's logprobs", f"rel {r:.1e} (must be > {30 * TOL:g})")
+
+        case("llama-T0.7", lambda: temperature_case("llama", False, 31))
+        case("qwen3-tied-T0.7", lambda: temperature_case("qwen3", True, 32))
 
         def format_case(arch, dtype, shards, seed):
             d = os.path.join(work, f"{arch}-{dtype.lower()}-{shards}")

@@ -513,19 +513,26 @@ def load_model(model_dir, dtype=torch.float64):
     return model.to(dtype)
 
 
-def token_logprobs(model, tokens, seq_lens):
+def token_logprobs(model, tokens, seq_lens, temperature=1.0, with_entropy=False):
     """tokens: 1-D ints, the packed row. Returns (logprobs [N], has_target [N] bool):
-    logprobs[t] = log p(tokens[t+1] | sequence prefix up to t), 0 where no target."""
+    logprobs[t] = log p(tokens[t+1] | sequence prefix up to t), 0 where no target.
+    At a sampling temperature T the distribution is softmax(logits / T), as TRL's
+    _get_per_token_logps_and_entropies (logits /= temperature, then log-softmax; entropy
+    of the same). with_entropy: returns (logprobs, has_target, entropy [N], 0 where no target)."""
     tokens = torch.as_tensor(tokens, dtype=torch.int64)
     assert tokens.numel() == sum(seq_lens)
     pos, allowed, has_target = packed_inputs(seq_lens)
     dtype = model.model.embed_tokens.weight.dtype
     logits = model(tokens[None], pos, additive_mask(allowed, dtype))[0]
-    logp = F.log_softmax(logits, dim=-1)
+    logp = F.log_softmax(logits / temperature, dim=-1)
     targets = torch.roll(tokens, -1)
     targets = torch.where(has_target, targets, torch.zeros_like(targets))
     lp = logp.gather(1, targets[:, None])[:, 0]
-    return torch.where(has_target, lp, torch.zeros_like(lp)), has_target
+    lp = torch.where(has_target, lp, torch.zeros_like(lp))
+    if not with_entropy:
+        return lp, has_target
+    ent = -(logp.exp() * logp).sum(-1)
+    return lp, has_target, torch.where(has_target, ent, torch.zeros_like(ent))
 
 
 def decay_mask(name, p):
@@ -549,17 +556,21 @@ def adamw_step(params, grads, lr, weight_decay, beta1, beta2, eps):
 
 
 def reference_dump(model_dir, sequences, lr=1e-3, weight_decay=0.1, beta1=0.9, beta2=0.999,
-                   eps=1e-8, dtype=torch.float64):
+                   eps=1e-8, dtype=torch.float64, temperature=1.0, entropy_coef=0.0):
     """What grad_dump writes, computed in `dtype`: {"logprobs": [N], "loss": [1],
-    "grad.<name>", "step.<name>"}, plus "param.<name>" (the loaded values)."""
+    "grad.<name>", "step.<name>"}, plus "param.<name>" (the loaded values). With a
+    temperature T the log-probs are of softmax(logits / T); with entropy_coef c != 0 the
+    loss is (-sum logp + c * sum entropy) / (number of targets) and "entropy" [N] is added."""
     model = load_model(model_dir, dtype)
     seq_lens = [len(s) for s in sequences]
     tokens = [t for s in sequences for t in s]
-    lp, has_target = token_logprobs(model, tokens, seq_lens)
-    loss = -lp.sum() / has_target.sum()
+    lp, has_target, ent = token_logprobs(model, tokens, seq_lens, temperature, with_entropy=True)
+    loss = (-lp.sum() + entropy_coef * ent.sum()) / has_target.sum()
     loss.backward()
     named = dict(model.named_parameters())
     out = {"logprobs": lp.detach(), "loss": loss.detach().reshape(1)}
+    if entropy_coef != 0:
+        out["entropy"] = ent.detach()
     for n, p in named.items():
         out["param." + n] = p.detach().clone()
         out["grad." + n] = p.grad.detach().clone()

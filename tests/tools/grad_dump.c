@@ -3,6 +3,8 @@
 // log-probs, the mean NLL, every parameter's gradient, and the parameters after one
 // AdamW step, and writes them all to a safetensors file:
 //   logprobs [N], loss [1], grad.<name>, step.<name>
+// --temperature T: log-probs of softmax(logits / T) (model_forward_temp); --entropy-coef c:
+// loss = (-sum logp + c * sum entropy) / n_targets, and entropy [N] is written too.
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,11 +19,12 @@ static int die(const char *msg) { fprintf(stderr, "grad_dump: %s\n", msg); retur
 
 int main(int argc, char **argv) {
     const char *model_dir = NULL, *tokens = NULL, *out = NULL;
-    double lr = 1e-3, wd = 0.0, b1 = 0.9, b2 = 0.999, eps = 1e-8;
+    double lr = 1e-3, wd = 0.0, b1 = 0.9, b2 = 0.999, eps = 1e-8, temperature = 1.0, ent_coef = 0.0;
     flag flags[] = {
         {"model", FLAG_STR, &model_dir, ""}, {"tokens", FLAG_STR, &tokens, ""}, {"out", FLAG_STR, &out, ""},
         {"lr", FLAG_FLOAT, &lr, ""}, {"weight-decay", FLAG_FLOAT, &wd, ""}, {"beta1", FLAG_FLOAT, &b1, ""},
         {"beta2", FLAG_FLOAT, &b2, ""}, {"eps", FLAG_FLOAT, &eps, ""},
+        {"temperature", FLAG_FLOAT, &temperature, ""}, {"entropy-coef", FLAG_FLOAT, &ent_coef, ""},
     };
     int rc = flags_parse("grad_dump", NULL, flags, sizeof flags / sizeof flags[0], argc, argv, NULL, NULL);
     if (rc) return rc == 1 ? 0 : 2;
@@ -45,22 +48,31 @@ int main(int argc, char **argv) {
     json_doc_free(d);
     model_batch b = batch_view(&bb);
     float *logp = malloc(sizeof(float) * (size_t)total), *dlogp = malloc(sizeof(float) * (size_t)total);
-    if (model_forward(&m, &b, logp, NULL, &err)) return die(err.msg);
+    float *ent = malloc(sizeof(float) * (size_t)total), *dent = malloc(sizeof(float) * (size_t)total);
+    if (model_forward_temp(&m, &b, temperature, logp, ent_coef != 0 ? ent : NULL, &err)) return die(err.msg);
     int ntrain = 0;
     for (int i = 0; i < total; i++) ntrain += b.targets[i] >= 0;
-    float loss = (float)sft_nll(logp, b.targets, total, ntrain, dlogp);
-    model_backward(&m, &b, dlogp, NULL);
+    double l = sft_nll(logp, b.targets, total, ntrain, dlogp);
+    for (int i = 0; i < total; i++) {
+        int t = b.targets[i] >= 0;
+        if (ent_coef != 0 && t) l += ent_coef * ent[i] / ntrain;
+        dent[i] = t ? (float)(ent_coef / ntrain) : 0.0f;
+        if (ent_coef != 0 && !t) ent[i] = 0.0f;
+    }
+    float loss = (float)l;
+    model_backward(&m, &b, dlogp, ent_coef != 0 ? dent : NULL);
     float *grads = malloc(sizeof(float) * m.numel);
     memcpy(grads, m.g, sizeof(float) * m.numel);
     model_optimizer opt;
     adamw_hparams h = {lr, b1, b2, eps, wd};
     model_optimizer_init(&opt, &m, h, 0.0, &err);
     model_optimizer_step(&opt, &m, lr);
-    int n = 2 + 2 * m.nparams;
+    int n = 2 + 2 * m.nparams + (ent_coef != 0);
     st_out_tensor *ts = calloc((size_t)n, sizeof *ts);
     char (*names)[128] = calloc((size_t)n, 128);
     ts[0] = (st_out_tensor){"logprobs", 1, {total}, logp};
     ts[1] = (st_out_tensor){"loss", 1, {1}, &loss};
+    if (ent_coef != 0) ts[n - 1] = (st_out_tensor){"entropy", 1, {total}, ent};
     for (int i = 0; i < m.nparams; i++) {
         const model_param *p = &m.params[i];
         for (int k = 0; k < 2; k++) {
@@ -74,7 +86,7 @@ int main(int argc, char **argv) {
         }
     }
     if (st_write(out, ts, n, ST_F32, &err)) return die(err.msg);
-    free(ts); free(names); free(grads); free(logp); free(dlogp); free(ids);
+    free(ts); free(names); free(grads); free(logp); free(dlogp); free(ent); free(dent); free(ids);
     batch_free(&bb);
     model_optimizer_free(&opt);
     model_free(&m);

@@ -287,6 +287,106 @@ static void test_save_load(model_arch arch, int tie) {
     model_free(&m3);
 }
 
+// Log-probs at a sampling temperature (model_forward_temp): log softmax(z / T) and the
+// entropy of softmax(z / T) against a float64 computation from the hidden states and the
+// lm-head, T = 1 bit-identical to model_forward, and the backward (dL/dz = (1/T) ...)
+// against central finite differences in float64 of L = sum c_i logp_i + d_i H_i.
+static double temp_loss(model *m, const model_batch *b, double T, const float *c, const float *d, float *lp, float *ent) {
+    tm_error err;
+    if (model_forward_temp(m, b, T, lp, ent, &err)) return NAN;
+    double L = 0;
+    for (int i = 0; i < b->n_tokens; i++) L += (double)c[i] * lp[i] + (double)d[i] * ent[i];
+    return L;
+}
+
+static void test_temperature(void) {
+    tm_error err;
+    model_config cfg = tiny_config(ARCH_LLAMA);
+    cfg.tie_embeddings = 0;
+    model m;
+    model_create(&m, &cfg, &err);
+    model_init_random(&m, 21);
+    // larger weights than the 0.02 init, so that the distribution is far from uniform and
+    // temperature matters (at 0.02 the logits are ~1e-3 and T would hardly show)
+    for (size_t i = 0; i < m.numel; i++) m.w[i] *= 8.0f;
+    for (int l = 0; l < cfg.layers; l++) {  // norms back to 1
+        for (int j = 0; j < cfg.hidden; j++) m.w[m.layer[l].attn_norm + j] = m.w[m.layer[l].mlp_norm + j] = 1.0f;
+    }
+    for (int j = 0; j < cfg.hidden; j++) m.w[m.off_norm + j] = 1.0f;
+    model_enable_grad(&m, &err);
+    enum { N = 14 };
+    int ids[N] = {3, 14, 15, 9, 26, 53, 58, 9, 7, 32, 38, 46, 26, 43};
+    batch_builder bb;
+    batch_init(&bb, N, 2, &err);
+    batch_add(&bb, ids, NULL, 8);
+    batch_add(&bb, ids + 8, NULL, 6);
+    model_batch b = batch_view(&bb);
+    const double T = 0.7;
+    const int D = cfg.hidden, V = cfg.vocab;
+    float lp1[N], lp1b[N], e1[N], e1b[N], lpT[N], eT[N];
+    model_forward(&m, &b, lp1, e1, &err);
+    model_forward_temp(&m, &b, 1.0, lp1b, e1b, &err);
+    CHECK(!memcmp(lp1, lp1b, sizeof lp1) && !memcmp(e1, e1b, sizeof e1), "model_forward_temp at T = 1 is bit-identical to model_forward");
+    // float64 reference from the (T = 1) final hidden states and the lm-head
+    double ref_lp[N], ref_e[N];
+    const float *h = model_last_hidden(&m), *W = model_lm_head(&m);
+    for (int i = 0; i < N; i++) {
+        double z[64], mx = -INFINITY, s = 0, ez = 0;
+        for (int v = 0; v < V; v++) {
+            double acc = 0;
+            for (int j = 0; j < D; j++) acc += (double)h[(size_t)i * D + j] * W[(size_t)v * D + j];
+            z[v] = acc / T;
+            mx = fmax(mx, z[v]);
+        }
+        for (int v = 0; v < V; v++) s += exp(z[v] - mx);
+        double lse = mx + log(s);
+        for (int v = 0; v < V; v++) ez += exp(z[v] - lse) * (z[v] - lse);
+        ref_lp[i] = b.targets[i] >= 0 ? z[b.targets[i]] - lse : 0;
+        ref_e[i] = b.targets[i] >= 0 ? -ez : 0;  // the kernel computes it where there is a target
+    }
+    model_forward_temp(&m, &b, T, lpT, eT, &err);
+    double dl = 0, de = 0, moved = 0;
+    for (int i = 0; i < N; i++) {
+        dl = fmax(dl, fabs(lpT[i] - ref_lp[i]));
+        de = fmax(de, fabs(eT[i] - ref_e[i]));
+        moved = fmax(moved, fabs(lpT[i] - lp1[i]));
+    }
+    CHECK(dl < 2e-5 && de < 2e-5 && moved > 0.05,
+          "T = 0.7: log softmax(z / T) and its entropy match float64 (max |diff| %.1e, %.1e; they move %.2f from T = 1)", dl, de, moved);
+    // gradient vs central differences, on the final norm (below the lm-head: needs the
+    // 1/T on dL/dh), an attention weight, and the lm-head itself
+    float c[N], d[N], lp[N], en[N];
+    for (int i = 0; i < N; i++) {
+        c[i] = b.targets[i] >= 0 ? (float)(0.3 + 0.1 * (i % 5)) * (i % 2 ? 1 : -1) : 0.0f;
+        d[i] = (float)(0.05 * ((i * 7) % 5) - 0.1);
+    }
+    model_zero_grad(&m);
+    temp_loss(&m, &b, T, c, d, lp, en);
+    model_backward(&m, &b, c, d);
+    size_t probe[] = {m.off_norm + 3, m.off_norm + 17, m.layer[1].wq + 40, m.layer[0].w_down + 101, m.off_lm_head + 5 * D + 2,
+                      m.off_embed + (size_t)ids[2] * D + 4};
+    double worst = 0;
+    int nprobe = (int)(sizeof probe / sizeof probe[0]);
+    for (int k = 0; k < nprobe; k++) {
+        size_t at = probe[k];
+        float w0 = m.w[at];
+        const double eps = 1e-2;
+        m.w[at] = (float)(w0 + eps);
+        double Lp = temp_loss(&m, &b, T, c, d, lp, en);
+        m.w[at] = (float)(w0 - eps);
+        double Lm = temp_loss(&m, &b, T, c, d, lp, en);
+        m.w[at] = w0;
+        double fd = (Lp - Lm) / ((double)(float)(w0 + eps) - (double)(float)(w0 - eps));
+        double rel = fabs(fd - m.g[at]) / fmax(fabs(fd), 1e-2);
+        printf("# T = 0.7 gradient probe %d: analytic %.6f finite difference %.6f (rel %.1e)\n", k, m.g[at], fd, rel);
+        worst = fmax(worst, rel);
+    }
+    CHECK(worst < 2e-2, "T = 0.7: dL/dw of sum c*logp + d*entropy matches central differences at %d weights (worst rel %.1e < 2e-2)",
+          nprobe, worst);
+    batch_free(&bb);
+    model_free(&m);
+}
+
 // Two micro-batches accumulate exactly the gradient of one batch holding both.
 static void test_grad_accumulation(void) {
     tm_error err;
@@ -509,6 +609,7 @@ int main(void) {
     test_real_configs();
     test_gemma3_decode();
     test_grad_accumulation();
+    test_temperature();
     test_many_short_sequences();
     test_thread_invariance(ARCH_QWEN3);
     test_thread_invariance(ARCH_GEMMA3);
