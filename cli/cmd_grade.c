@@ -12,6 +12,7 @@
 #include "cli/cli.h"
 #include "cli/flags.h"
 #include "reward/math_answer.h"
+#include "task/grade.h"
 
 int cmd_grade(int argc, char **argv) {
     const char *extract = "boxed,answer,hash,tool";
@@ -77,17 +78,10 @@ int cmd_grade(int argc, char **argv) {
         sbuf_clear(&out);
         sbuf_clear(&val);
         if (ans) {
-            // a NUL inside pred or gold would cut the C-string comparison short
-            if (memchr(ans, 0, alen) || strlen(gold) != g->len) v = MATH_PARSE_FAIL;
-            else {
-                char *a = strndup(ans, alen);
-                if (!a || math_answer_check(a, gold, &qo, &v, &err)) {
-                    free(a);
-                    json_doc_free(d);
-                    status = cli_fail("grade", "%s:%ld: %s", r.path, r.lineno, a ? err.msg : "out of memory");
-                    break;
-                }
-                free(a);
+            if (task_grade_answer(ans, alen, gold, g->len, &qo, &v, &err)) {
+                json_doc_free(d);
+                status = cli_fail("grade", "%s:%ld: %s", r.path, r.lineno, err.msg);
+                break;
             }
             sbuf_json_str(&val, ans, alen);
         } else {

@@ -4,12 +4,9 @@
 //       groups samples by "prompt"; each prompt with at least one correct and one
 //       incorrect sample gives up to K preference pairs {"prompt", "chosen", "rejected"}
 //       (TRL's format, what `temper dpo` reads). Candidates are ordered cDPO/Light-R1
-//       style: chosen from the most frequent correct "extracted" answer first, rejected
-//       from the most frequent incorrect answer first (classes by frequency, ties by
-//       first appearance; within a class a --seed shuffle); identical completion texts
-//       count once. Pair k walks the diagonals of the chosen x rejected grid, so the
-//       first pair is (top correct, top incorrect) and K up to n_correct * n_wrong gives
-//       distinct pairs. --ids also writes "prompt_input_ids", "chosen_input_ids",
+//       style (task/pairs.h): chosen from the most frequent correct "extracted" answer
+//       first, rejected from the most frequent incorrect answer first, answers grouped
+//       by the verifier as maj@k groups them ("0.5" and "1/2" are one answer). --ids also writes "prompt_input_ids", "chosen_input_ids",
 //       "rejected_input_ids": the exact sampled ids (`temper sample` writes them), which
 //       `temper dpo` trains on without a tokenizer.
 //   temper filter --data samples.jsonl --out F.jsonl [--min-pass-rate a] [--max-pass-rate b]
@@ -30,6 +27,7 @@
 #include "base/rng.h"
 #include "cli/cli.h"
 #include "cli/flags.h"
+#include "task/pairs.h"
 
 typedef struct sample {
     long lineno;
@@ -216,50 +214,22 @@ static void free_samples(sample_set *S) {
     sbuf_free(&S->text);
 }
 
-static int same_answer(const char *a, const char *b) {
-    if (!a || !b) return a == b;
-    return !strcmp(a, b);
-}
-
-// The candidates of one side (correct or not) of group g, in pair order: answer
-// classes by frequency (ties by first appearance), each class shuffled by rng, and
-// identical completion texts kept once. Returns the count written to out, -1 when
-// out of memory.
-static int side_order(const sample_set *S, const group *g, int correct, rng *R, int *out) {
-    int n = 0;
-    int *cls = malloc((size_t)g->n * sizeof *cls), *cnt = calloc((size_t)g->n, sizeof *cnt), *rep = malloc((size_t)g->n * sizeof *rep);
-    if (!cls || !cnt || !rep) { free(cls); free(cnt); free(rep); return -1; }
-    int nc = 0;
+// The candidates of one side (correct or not) of group g in pair order (task/pairs.h:
+// answer classes by the verifier, by frequency, shuffled within a class, identical texts
+// once), as sample indices. Returns the count written to out, -1 when out of memory.
+static int side_order(const sample_set *S, const group *g, int correct, const math_equal_opts *qo, rng *R, int *out) {
+    const char **ans = malloc((size_t)(g->n + 1) * sizeof *ans), **txt = malloc((size_t)(g->n + 1) * sizeof *txt);
+    int *idx = malloc((size_t)(g->n + 1) * sizeof *idx), *ord = malloc((size_t)(g->n + 1) * sizeof *ord), n = 0;
+    if (!ans || !txt || !idx || !ord) { free(ans); free(txt); free(idx); free(ord); return -1; }
     for (int k = 0; k < g->n; k++) {
         const sample *s = &S->s[g->members[k]];
-        if (s->correct != correct) { cls[k] = -1; continue; }
-        int c = 0;
-        while (c < nc && !same_answer(S->s[rep[c]].extracted, s->extracted)) c++;
-        if (c == nc) rep[nc++] = g->members[k];
-        cls[k] = c;
-        cnt[c]++;
+        if (s->correct != correct) continue;
+        ans[n] = s->extracted, txt[n] = s->completion, idx[n++] = g->members[k];
     }
-    int *used = calloc((size_t)(nc ? nc : 1), sizeof *used);
-    if (!used) { free(cls); free(cnt); free(rep); return -1; }
-    for (int t = 0; t < nc; t++) {
-        int best = -1;
-        for (int c = 0; c < nc; c++) if (!used[c] && (best < 0 || cnt[c] > cnt[best])) best = c;
-        used[best] = 1;
-        int start = n;
-        for (int k = 0; k < g->n; k++) {
-            if (cls[k] != best) continue;
-            const char *txt = S->s[g->members[k]].completion;
-            int dup = 0;
-            for (int j = start; j < n && !dup; j++) dup = !strcmp(S->s[out[j]].completion, txt);
-            if (!dup) out[n++] = g->members[k];
-        }
-        for (int j = n - 1; j > start; j--) {  // Fisher-Yates within the class
-            int r = start + (int)rng_below(R, (uint64_t)(j - start + 1));
-            int t2 = out[j]; out[j] = out[r]; out[r] = t2;
-        }
-    }
-    free(cls); free(cnt); free(rep); free(used);
-    return n;
+    int m = task_side_order(ans, txt, n, qo, R, ord);
+    for (int k = 0; k < m; k++) out[k] = idx[ord[k]];
+    free(ans); free(txt); free(idx); free(ord);
+    return m;
 }
 
 static int write_out(const char *cmd, const char *path, const sbuf *b) {
@@ -289,6 +259,8 @@ int cmd_pairs(int argc, char **argv) {
     if (load_samples("pairs", data, 1, ids, &S)) { free_samples(&S); return 1; }
     rng R;
     rng_seed(&R, (uint64_t)(int64_t)seed);
+    math_equal_opts qo;  // answer classes as maj@k groups them: "0.5" and "1/2" are one
+    math_equal_opts_default(&qo);
     sbuf b;
     sbuf_init(&b);
     int with_pairs = 0, all_correct = 0, all_wrong = 0, masked = 0;
@@ -299,14 +271,14 @@ int cmd_pairs(int argc, char **argv) {
         group *g = &S.g[gi];
         if (g->ncorrect == g->n) { all_correct++; continue; }
         if (g->ncorrect == 0) { all_wrong++; continue; }
-        int nc = side_order(&S, g, 1, &R, C), nw = side_order(&S, g, 0, &R, W);
+        int nc = side_order(&S, g, 1, &qo, &R, C), nw = side_order(&S, g, 0, &qo, &R, W);
         if (nc < 0 || nw < 0) { oom = 1; break; }
         long total = (long)nc * nw, k = per_prompt < total ? per_prompt : total;
         with_pairs++;
         for (long p = 0; p < k; p++) {
-            // diagonal walk: pair p = (i, (i + d) mod nw) with i = p mod nc, d = p / nc
-            int i = (int)(p % nc), d = (int)(p / nc);
-            const sample *ch = &S.s[C[i]], *rj = &S.s[W[(i + d) % nw]];
+            int i, j;
+            task_pair_at(p, nc, nw, &i, &j);
+            const sample *ch = &S.s[C[i]], *rj = &S.s[W[j]];
             sbuf_puts(&b, "{\"prompt\": ");
             sbuf_json_str(&b, ch->prompt, strlen(ch->prompt));
             sbuf_puts(&b, ", \"chosen\": ");

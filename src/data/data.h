@@ -11,7 +11,8 @@
 //   trajectory {"messages"} with assistant turns holding code and "tool" (or user
 //              ```output```) turns holding interpreter output; optional "label"
 //   prompts    {"prompt", "answer"}, GSM8K {"question", "answer": "... #### n"},
-//              MATH-500 {"problem", "solution", "answer"}
+//              MATH-500 {"problem", "solution", "answer"}: read by task/problems.h, the
+//              loader `temper sample|eval` use (the same prompt text, ids and gold)
 // Pre-tokenized rows with TRL's column names are accepted by sft, kto, dpo and step:
 //   {"prompt_input_ids", "completion_input_ids"[, "label"]} or
 //   {"prompt_input_ids", "chosen_input_ids", "rejected_input_ids"}
@@ -58,7 +59,7 @@ typedef struct data_example {
     int nseq;             // 1 (sft, kto, trajectory, prompts) or 2 (dpo, step: 0 chosen, 1 rejected)
     data_seq seq[2];
     int label;            // kto / labelled trajectory: 1 desirable, 0 undesirable; -1 none
-    char *answer;         // prompts: the gold answer; NULL otherwise
+    char *answer;         // prompts: the gold answer (task_row_answer); NULL when none or other formats
     int truncated;        // some seq was cut to max_length
     int boundary_diff;    // seqs whose whole-text encoding differs (see the boundary rule)
 } data_example;
@@ -101,7 +102,3 @@ json_doc *data_parse_line(const char *line, size_t len, tm_error *err);
 // bad line is counted in skipped and reading goes on.
 int data_load(tok_tokenizer *t, const char *path, const data_opts *o, data_set *out, tm_error *err);
 void data_set_free(data_set *s);
-
-// GSM8K's final answer: the text after the first "#### ", trimmed, commas removed
-// (upstream's extraction). Returns a malloc'd string or NULL when absent.
-char *data_gsm8k_answer(const char *solution);
