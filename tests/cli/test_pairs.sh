@@ -58,6 +58,18 @@ ok "same --seed: byte-identical pairs" 'cmp -s "$tmp/q1.jsonl" "$tmp/q2.jsonl"'
 for s in 1 2 3 4 6 7 8 9; do "$T" pairs --data "$tmp/s.jsonl" --out "$tmp/q_$s.jsonl" --per-prompt 3 --seed $s 2>/dev/null; done
 ok "other seeds: other orders within an answer class" '! (for s in 1 2 3 4 6 7 8 9; do cmp -s "$tmp/q1.jsonl" "$tmp/q_$s.jsonl" || exit 1; done)'
 
+# answers are grouped by the verifier, as maj@k groups them: wrong answers "0.5" and
+# "1/2" are one class (2 votes) and beat "2" seen first (1 vote); strcmp would rank "2" first
+cat > "$tmp/v.jsonl" <<'J'
+{"prompt": "V?", "completion": "c 3", "extracted": "3", "correct": true}
+{"prompt": "V?", "completion": "w 2", "extracted": "2", "correct": false}
+{"prompt": "V?", "completion": "w half", "extracted": "0.5", "correct": false}
+{"prompt": "V?", "completion": "w frac", "extracted": "1/2", "correct": false}
+J
+for s in 0 1 2 3; do "$T" pairs --data "$tmp/v.jsonl" --out "$tmp/v$s.jsonl" --seed $s 2>/dev/null; done
+ok "pairs groups answers with the verifier: 0.5 and 1/2 are one answer, rejected first" \
+   '! grep -q "\"rejected\": \"w 2\"" "$tmp/v0.jsonl" "$tmp/v1.jsonl" "$tmp/v2.jsonl" "$tmp/v3.jsonl" && [ $(cat "$tmp"/v?.jsonl | wc -l) -eq 4 ]'
+
 # filter: byte-for-byte lines (prompt C's line has two spaces after "prompt":)
 f() { "$T" filter --data "$tmp/s.jsonl" --out "$tmp/f.jsonl" "$@" 2>"$tmp/ferr"; }
 f; ok "filter with no bands keeps every line byte-for-byte" 'cmp -s "$tmp/s.jsonl" "$tmp/f.jsonl"'
