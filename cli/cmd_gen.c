@@ -76,6 +76,8 @@ static void write_group(run *R, int g) {
         graded *gd = &R->gr[(size_t)g * R->n + s];
         sbuf_clear(&b);
         sbuf_printf(&b, "{\"index\": %d, \"sample\": %d, \"prompt\": ", g, s);
+        sbuf_puts(&b, p->prompt_json);  // the row's prompt for training: user content or message list
+        sbuf_puts(&b, ", \"prompt_text\": ");
         sbuf_json_str(&b, p->text, strlen(p->text));
         sbuf_puts(&b, ", \"completion\": ");
         sbuf_json_str(&b, gd->completion, strlen(gd->completion));

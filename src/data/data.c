@@ -18,6 +18,7 @@ const char *data_format_name(data_format f) { return (unsigned)f < 6 ? FORMAT_NA
 void data_opts_default(data_opts *o) {
     memset(o, 0, sizeof *o);
     o->append_eos = 1;
+    o->wrap_plain = 1;  // the prompt rule (task/prompt.h): a chat template in use renders string rows too
     o->on_bad_line = DATA_BAD_ERROR;
 }
 
@@ -349,7 +350,9 @@ int data_example_from_json(tok_tokenizer *t, const json *row, const data_opts *o
     }
     case DATA_PROMPTS: {
         // the one problem loader (task/problems.h): the same prompt and gold as sample/eval
-        task_prompt_opts po = {TASK_STYLE_PLAIN, o->prompt_suffix, o->chat, 0};
+        int st = o->prompt_style ? task_style_from_name(o->prompt_style) : TASK_STYLE_PLAIN;
+        if (st < 0) return tm_fail(err, "unknown prompt style '%s' (boxed, plain, tora, gsm8k-fewshot, minerva)", o->prompt_style);
+        task_prompt_opts po = {(task_style)st, o->prompt_suffix, o->chat, 0};
         task_problem pr;
         if (task_problem_from_json(t, row, &po, &pr, err)) return -1;
         ex->answer = pr.answer;

@@ -30,9 +30,14 @@
 // a completion starting with "\n" after a prompt ending in "\n"); data_example.
 // boundary_diff counts such sequences and `temper data inspect` reports them.
 //
+// String rows follow the prompt rule (task/prompt.h): with a chat template in use, a
+// string prompt is a user message and a string completion the assistant's reply, so
+// an sft prompt has the ids `temper sample|eval|grpo` feed for the same question; with
+// no template (none in the tokenizer, or --no-chat-template) they are plain text.
+//
 // Masks (mask[i] = 1: token i is trained, its log-prob enters the loss):
 //   - the prompt is never trained;
-//   - string completions: all their tokens, plus EOS appended (TRL's rule for
+//   - plain string completions: all their tokens, plus EOS appended (TRL's rule for
 //     non-conversational data) unless opts.append_eos is 0; Step-DPO steps: no EOS;
 //   - conversations: the content of every assistant turn after the prompt and the
 //     token that closes the turn (<|im_end|>, <|eot_id|>, <end_of_turn>); headers,
@@ -68,13 +73,16 @@ enum { DATA_BAD_ERROR = 0, DATA_BAD_SKIP = 1 };
 
 typedef struct data_opts {
     data_format format;
-    const tok_chat *chat;       // chat template for message lists (and plain prompts if wrap_plain)
-    int wrap_plain;             // put string prompts in a user message (and string completions in an
-                                // assistant message) and use the chat template; TRL does not (0)
+    const tok_chat *chat;       // the chat template in use (NULL: none, string rows are plain text)
+    int wrap_plain;             // with chat: put string prompts in a user message (and string completions
+                                // in an assistant message), THE PROMPT RULE of task/prompt.h, so sft
+                                // trains on the prompt ids sample/eval/grpo feed (default 1; TRL's
+                                // SFTTrainer renders string rows as plain text: 0)
     int append_eos;             // EOS after string completions (TRL: yes); default 1 via data_opts_default
     int max_length;             // > 0: sequences longer are cut from the right and counted
     int on_bad_line;            // DATA_BAD_ERROR or DATA_BAD_SKIP
     const char *prompt_suffix;  // appended to prompts of the prompts format (e.g. "\nPlease reason step by step...")
+    const char *prompt_style;   // prompts format: a task/prompt.h style name (boxed, minerva, ...); NULL: plain
     int check_boundary;         // compute boundary_diff (one extra encode per sequence)
 } data_opts;
 void data_opts_default(data_opts *o);

@@ -67,6 +67,23 @@ ok "eval shows a progress bar with ETA" 'grep -q "ETA" "$tmp/err"'
 "$T" eval --model "$tmp/m" --data "$tmp/p.jsonl" --prompt-style nope 2>"$tmp/err" >/dev/null; rc=$?
 ok "eval rejects an unknown prompt style" '[ $rc -ne 0 ] && grep -q "prompt-style" "$tmp/err"'
 
+# the prompt rule (issue 12): sft on a prompt/completion row and sample of the same
+# question feed the same prompt ids, with the tokenizer's chat template and without
+echo '{"prompt": "What is 2+3?", "completion": " 5"}' >"$tmp/sft.jsonl"
+echo '{"prompt": "What is 2+3?", "answer": "5"}' >"$tmp/q.jsonl"
+for nc in "" --no-chat-template; do
+  "$T" data inspect "$tmp/sft.jsonl" --model "$tmp/m" --format sft --show-ids $nc 2>/dev/null | sed -n 's/^prompt_input_ids: //p' >"$tmp/ids_sft"
+  "$T" sample --model "$tmp/m" --data "$tmp/q.jsonl" --prompt-style plain --max-new-tokens 2 $nc --out "$tmp/one.jsonl" 2>/dev/null
+  $PY -c "import json; print(json.loads(open('$tmp/one.jsonl').readline())['prompt_input_ids'])" >"$tmp/ids_sample"
+  ok "sft and sample feed the same prompt ids ${nc:-(chat template)}: $(head -c 80 "$tmp/ids_sft")" \
+     '[ -s "$tmp/ids_sft" ] && diff -q "$tmp/ids_sft" "$tmp/ids_sample" >/dev/null'
+done
+$PY -c "import json; r=json.loads(open('$tmp/one.jsonl').readline()); print('PASS' if r['prompt_text']=='What is 2+3?' and r['prompt']=='What is 2+3?' and r['prompt_input_ids']==list(b'What is 2+3?') else 'FAIL %r' % r['prompt_text'])" >"$tmp/chk"
+ok "--prompt-style plain --no-chat-template: the question as it is, no \\n added ($(cat "$tmp/chk"))" 'grep -q PASS "$tmp/chk"'
+"$T" sample --model "$tmp/m" --data "$tmp/q.jsonl" --max-new-tokens 2 --out "$tmp/one.jsonl" 2>/dev/null
+$PY -c "import json; r=json.loads(open('$tmp/one.jsonl').readline()); print('PASS' if r['prompt'].startswith('What is 2+3?\nPlease reason') and r['prompt_text'].startswith('<|im_start|>user\nWhat is 2+3?') else 'FAIL %r' % r)" >"$tmp/chk"
+ok "a sample row's prompt is the user content (what sft/dpo/kto render again), prompt_text what the model saw" 'grep -q PASS "$tmp/chk"'
+
 # eval's aggregation, on a hand-made samples file with known verdicts: temper eval
 # --from-samples regrades each completion and recomputes summary.json
 $PY - "$tmp/hand.jsonl" <<'P'

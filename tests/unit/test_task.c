@@ -165,6 +165,28 @@ static void test_pairs(void) {
     CHECK(a && i == 0 && j == 1, "pair order walks the diagonals");
 }
 
+// The prompt rule: an sft row's prompt ids are the ids sample/eval feed for the same
+// question (plain style), with the chat template and without.
+static void test_same_prompt(void) {
+    tm_error err = {0};
+    for (int c = 0; c < 2; c++) {
+        const tok_chat *chat = c ? NULL : &CHAT;
+        task_prompt_opts po = {TASK_STYLE_PLAIN, NULL, chat, 0};
+        data_opts o;
+        data_opts_default(&o);
+        o.format = DATA_SFT;
+        o.chat = chat;
+        task_problem p;
+        data_example ex;
+        int ok = problem("{\"prompt\": \"hello world\", \"answer\": \"5\"}", &po, &p, &err) == 0;
+        ok = ok && example("{\"prompt\": \"hello world\", \"completion\": \" hello\"}", &o, &ex, &err) == 0;
+        CHECK(ok && same_ids(p.ids, p.len, ex.seq[0].ids, ex.prompt_len),
+              "sft prompt ids == sample/eval prompt ids for the same question (%s)", chat ? "chat template" : "plain text");
+        if (ok) data_example_free(&ex);
+        task_problem_free(&p);
+    }
+}
+
 int main(void) {
     const char *dir = fixture_dir();
     tm_error err = {0};
@@ -176,6 +198,7 @@ int main(void) {
     test_styles();
     test_grade();
     test_pairs();
+    test_same_prompt();
     tok_free(T);
     fixture_cleanup(dir);
     return test_done();
