@@ -2,10 +2,12 @@
 // sampler (rollout/), grading with the math verifier (reward/).
 //
 //   temper sample --model DIR --data F.jsonl --n K [--tools none|calculator|python] [--out F]
-//       one JSONL line per sample: prompt and completion text and ids, per-token
-//       log-probs, the mask of model tokens, tool calls, extracted answer and verdict
-//       ("label": true/false, so the file is KTO data as it is; "prompt"/"completion"
-//       are TRL's fields).
+//       one JSONL line per sample (the sample row of README's schema): "prompt" (the
+//       row's prompt as training data reads it: user content or message list, so sft /
+//       dpo / kto render it again to the same ids), "prompt_text" (what the model saw),
+//       completion text and ids, per-token log-probs, the mask of model tokens, tool
+//       calls, gold "answer" and reference "solution", extracted answer and verdict
+//       ("correct" and "label": true/false, so the file is KTO data as it is).
 //   temper eval --model DIR --data gsm8k|math500|F.jsonl --n K [--output-dir D]
 //       pass@1 (mean over samples), unbiased pass@k, maj@k, mean completion length,
 //       the fraction with no extractable answer, per subject and level (MATH-500);
@@ -86,6 +88,7 @@ static void write_group(run *R, int g) {
         sbuf_puts(&b, ", \"extracted\": ");
         if (gd->extracted) sbuf_json_str(&b, gd->extracted, strlen(gd->extracted)); else sbuf_puts(&b, "null");
         if (p->answer) sbuf_printf(&b, ", \"correct\": %s, \"label\": %s", gd->correct ? "true" : "false", gd->correct ? "true" : "false");
+        if (p->solution) { sbuf_puts(&b, ", \"solution\": "); sbuf_json_str(&b, p->solution, strlen(p->solution)); }
         if (p->subject) { sbuf_puts(&b, ", \"subject\": "); sbuf_json_str(&b, p->subject, strlen(p->subject)); }
         if (p->level >= 0) sbuf_printf(&b, ", \"level\": %d", p->level);
         sbuf_printf(&b, ", \"finish_reason\": \"%s\", \"num_tokens\": %d", rollout_finish_name(tr->finish), tr->len);

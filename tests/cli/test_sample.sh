@@ -84,6 +84,22 @@ ok "--prompt-style plain --no-chat-template: the question as it is, no \\n added
 $PY -c "import json; r=json.loads(open('$tmp/one.jsonl').readline()); print('PASS' if r['prompt'].startswith('What is 2+3?\nPlease reason') and r['prompt_text'].startswith('<|im_start|>user\nWhat is 2+3?') else 'FAIL %r' % r)" >"$tmp/chk"
 ok "a sample row's prompt is the user content (what sft/dpo/kto render again), prompt_text what the model saw" 'grep -q PASS "$tmp/chk"'
 
+# files that feed each other: a sample row keeps the data's reference solution (a GSM8K
+# answer), pairs --gold-as-chosen turns all-wrong prompts into pairs, and dpo trains on
+# those text pairs, rendering the prompt by the same rule the sampler used
+$PY -c "import json; r=[json.loads(l) for l in open('$tmp/a.jsonl')]; print('PASS' if r[3]['solution']=='3 + 4 = 7\n#### 7' and 'solution' not in r[0] else 'FAIL')" >"$tmp/chk"
+ok "sample rows carry the data's reference solution" 'grep -q PASS "$tmp/chk"'
+"$T" grade "$tmp/a.jsonl" >"$tmp/graded.jsonl" 2>/dev/null
+"$T" pairs --data "$tmp/graded.jsonl" --out "$tmp/gp.jsonl" --gold-as-chosen 2>"$tmp/err"; rc=$?
+ok "sample -> grade -> pairs --gold-as-chosen ($(tail -1 "$tmp/err"))" '[ $rc -eq 0 ] && grep -q "3 + 4 = 7" "$tmp/gp.jsonl"'
+"$T" dpo --model "$tmp/m" --data "$tmp/gp.jsonl" --output-dir "$tmp/gdpo" --max-steps 1 --quiet >/dev/null 2>"$tmp/err"; rc=$?
+ok "dpo trains on those pairs ($(tail -c 200 "$tmp/err"))" '[ $rc -eq 0 ]'
+"$T" data inspect "$tmp/gp.jsonl" --model "$tmp/m" --format dpo --show-ids 2>/dev/null | sed -n 's/^prompt_input_ids: //p' >"$tmp/ids_dpo"
+$PY -c "
+import json; p=json.loads(open('$tmp/gp.jsonl').readline())['prompt']
+print([json.loads(l)['prompt_input_ids'] for l in open('$tmp/a.jsonl') if json.loads(l)['prompt']==p][0])" >"$tmp/ids_sample"
+ok "the dpo pair's prompt ids are the ids the sampler fed" '[ -s "$tmp/ids_dpo" ] && diff -q "$tmp/ids_dpo" "$tmp/ids_sample" >/dev/null'
+
 # eval's aggregation, on a hand-made samples file with known verdicts: temper eval
 # --from-samples regrades each completion and recomputes summary.json
 $PY - "$tmp/hand.jsonl" <<'P'
