@@ -93,12 +93,21 @@ ok "sample rows carry the data's reference solution" 'grep -q PASS "$tmp/chk"'
 "$T" pairs --data "$tmp/graded.jsonl" --out "$tmp/gp.jsonl" --gold-as-chosen 2>"$tmp/err"; rc=$?
 ok "sample -> grade -> pairs --gold-as-chosen ($(tail -1 "$tmp/err"))" '[ $rc -eq 0 ] && grep -q "3 + 4 = 7" "$tmp/gp.jsonl"'
 "$T" dpo --model "$tmp/m" --data "$tmp/gp.jsonl" --output-dir "$tmp/gdpo" --max-steps 1 --quiet >/dev/null 2>"$tmp/err"; rc=$?
-ok "dpo trains on those pairs ($(tail -c 200 "$tmp/err"))" '[ $rc -eq 0 ]'
+ok "dpo trains on those pairs ($(tail -c 200 "$tmp/err" | tr '\n' ' '))" '[ $rc -eq 0 ]'
 "$T" data inspect "$tmp/gp.jsonl" --model "$tmp/m" --format dpo --show-ids 2>/dev/null | sed -n 's/^prompt_input_ids: //p' >"$tmp/ids_dpo"
 $PY -c "
 import json; p=json.loads(open('$tmp/gp.jsonl').readline())['prompt']
 print([json.loads(l)['prompt_input_ids'] for l in open('$tmp/a.jsonl') if json.loads(l)['prompt']==p][0])" >"$tmp/ids_sample"
 ok "the dpo pair's prompt ids are the ids the sampler fed" '[ -s "$tmp/ids_dpo" ] && diff -q "$tmp/ids_dpo" "$tmp/ids_sample" >/dev/null'
+
+# the one loader: a row without an answer samples ungraded, and grpo (whose reward needs
+# a gold) refuses it with file:line before any work
+printf '{"prompt": "1+1=", "answer": 2}\n{"prompt": "2+2="}\n' >"$tmp/na.jsonl"
+"$T" sample --model "$tmp/m" --data "$tmp/na.jsonl" --max-new-tokens 2 --out "$tmp/na-s.jsonl" 2>/dev/null; rc=$?
+$PY -c "import json; r=[json.loads(l) for l in open('$tmp/na-s.jsonl')]; print('PASS' if r[0]['answer']=='2' and 'correct' in r[0] and r[1]['answer'] is None and 'correct' not in r[1] else 'FAIL')" >"$tmp/chk"
+ok "sample: a numeric answer is its text, a missing one leaves the row ungraded" '[ $rc -eq 0 ] && grep -q PASS "$tmp/chk"'
+"$T" grpo --model "$tmp/m" --data "$tmp/na.jsonl" --output-dir "$tmp/na-g" 2>"$tmp/err" >/dev/null; rc=$?
+ok "grpo refuses a prompt without an answer ($(cat "$tmp/err"))" '[ $rc -ne 0 ] && grep -q "na.jsonl:2: no \"answer\"" "$tmp/err"'
 
 # eval's aggregation, on a hand-made samples file with known verdicts: temper eval
 # --from-samples regrades each completion and recomputes summary.json
