@@ -579,6 +579,7 @@ static int load_task(grpo_run_state *R, const char *model_dir, const char *chat_
     *longest = 0;
     for (int i = 0; i < R->prompts.n; i++) {
         data_example *e = &R->prompts.ex[i];
+        if (!e->answer) return tm_fail(err, "%s:%ld: no \"answer\": the reward needs a gold answer", data, e->line);
         if (max_prompt_length > 0 && e->prompt_len > max_prompt_length) {  // keep the end (TRL's left truncation)
             int cut = e->prompt_len - max_prompt_length;
             memmove(e->seq[0].ids, e->seq[0].ids + cut, sizeof(int32_t) * (size_t)max_prompt_length);

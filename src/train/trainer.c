@@ -675,7 +675,7 @@ int train_run(const train_args *args, tm_error *err) {
         goto done;
     // without a tokenizer only pre-tokenized data (TRL's *_input_ids columns) can be read
     tok = tok_load(a->model, err);
-    have_chat = tok && tok_chat_for(tok, a->chat_template, &chat, err) == 0;
+    have_chat = tok && !a->no_chat_template && tok_chat_for(tok, a->chat_template, &chat, err) == 0;
     if (a->chat_template && !have_chat) goto done;
     if (load_examples(tok, have_chat ? &chat : NULL, a, fmt, a->data, m.cfg.vocab, &train, err)) goto done;
     if (a->eval_data && load_examples(tok, have_chat ? &chat : NULL, a, fmt, a->eval_data, m.cfg.vocab, &eval, err)) goto done;

@@ -42,6 +42,7 @@ typedef struct train_args {
     const char *data_weights;        // one weight per --data file (comma-separated), NULL: all of each
     const char *dataset_format;      // NULL: the method's (sft, dpo, kto); also trajectory, step
     const char *chat_template;       // NULL: recognized from the tokenizer
+    int no_chat_template;            // string rows as plain text even if the tokenizer has a template
     const char *token_weights;       // dpo: cDPO per-token weights from `temper critical-tokens`
     const char *lr_scheduler_type;   // linear
     double learning_rate, warmup_ratio, weight_decay, max_grad_norm;
