@@ -1,4 +1,5 @@
 // train/step_pairs: Step-DPO pair mining with the verifier as the judge (see step_pairs.h).
+#include "task/problems.h"
 #include "train/step_pairs.h"
 #include <ctype.h>
 #include <stdio.h>
@@ -273,14 +274,13 @@ void step_pairs_args_default(step_pairs_args *a) {
 // suffix: `temper dpo --step-wise` renders that field as it is), its rendering, the gold.
 static int read_problem(const json *row, const tok_chat *chat, const char *suffix, char **question, char **rendered,
                         char **gold, tm_error *err) {
-    const json *q = json_get(row, "prompt"), *a = json_get(row, "answer");
-    int gsm = 0;
-    if (!q && (q = json_get(row, "question"))) gsm = 1;
+    const json *q = json_get(row, "prompt");
+    if (!q) q = json_get(row, "question");
     if (!q) q = json_get(row, "problem");
     if (!q || q->type != JSON_STRING) return tm_fail(err, "need a string \"prompt\" (or \"question\" / \"problem\")");
-    if (!a || a->type != JSON_STRING) return tm_fail(err, "missing string field \"answer\"");
-    *gold = gsm ? data_gsm8k_answer(a->str) : strndup(a->str, a->len);
-    if (!*gold) return tm_fail(err, gsm ? "answer has no \"#### \" final answer" : "out of memory");
+    // the gold as the one problem loader reads it (task/problems.h)
+    if (task_row_answer(row, gold, err)) return -1;
+    if (!*gold) return tm_fail(err, "missing field \"answer\": step-pairs needs a gold answer");
     sbuf qs;
     sbuf_init(&qs);
     sbuf_put(&qs, q->str, q->len);
