@@ -341,11 +341,11 @@ static int gen_main(const char *cmd, gen_args *A, int is_eval) {
     sbuf_puts(&js, "}\n}\n");
     if (sbuf_check(&js, &err)) { sbuf_free(&js); status = cli_fail(cmd, "%s", err.msg); goto out3; }
     if (is_eval) {
-        fprintf(stderr, "%s", js.data);
+        if (!flags_quiet || !A->output_dir) fprintf(stderr, "%s", js.data);  // the result itself when not saved
         if (A->output_dir &&
             io_write_file_atomic(io_join(outpath, sizeof outpath, A->output_dir, "summary.json"), js.data, js.len, &err))
             status = cli_fail(cmd, "%s", err.msg);
-    } else {
+    } else if (!flags_quiet) {
         fprintf(stderr, "temper sample: %ld samples of %d prompts, %.1f%% correct, %.0f tok/s\n", (long)np * A->n, np,
                 graded_np ? 100.0 * pass1 / graded_np : 0.0, secs > 0 ? gen_tok / secs : 0.0);
     }
@@ -452,7 +452,7 @@ static int eval_from_samples(const char *cmd, const gen_args *A) {
             sbuf_json_str(&js, A->extract, strlen(A->extract));
             sbuf_puts(&js, "}\n}\n");
             char outpath[1200];
-            fprintf(stderr, "%s", js.data);
+            if (!flags_quiet || !A->output_dir) fprintf(stderr, "%s", js.data);
             if (A->output_dir && (io_mkdirs(A->output_dir, &err) ||
                                   io_write_file_atomic(io_join(outpath, sizeof outpath, A->output_dir, "summary.json"), js.data, js.len, &err)))
                 status = cli_fail(cmd, "%s", err.msg);

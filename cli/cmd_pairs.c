@@ -343,7 +343,7 @@ int cmd_pairs(int argc, char **argv) {
     }
     free(C); free(W);
     rc = oom ? cli_fail("pairs", "out of memory pairing %d samples", S.n) : write_out("pairs", out, &b);
-    if (!rc) {
+    if (!rc && !flags_quiet) {
         fprintf(stderr, "temper pairs: %d samples, %d prompts: %d with pairs (%ld pairs), %d all-correct, %d all-wrong -> %s\n",
                 S.n, S.ng, with_pairs, npairs, all_correct, all_wrong, out);
         if (gold_chosen)
@@ -406,7 +406,7 @@ int cmd_filter(int argc, char **argv) {
         kept++;
     }
     rc = write_out("filter", out, &b);
-    if (!rc)
+    if (!rc && !flags_quiet)
         fprintf(stderr, "temper filter: %d samples, %d prompts (%d all-correct, %d all-wrong); %d prompts with pass rate in [%g, %g]; kept %ld samples -> %s\n",
                 S.n, S.ng, all_correct, all_wrong, kept_prompts, lo, hi, kept, out);
     sbuf_free(&b);

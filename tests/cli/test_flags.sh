@@ -130,6 +130,10 @@ for c in init score demo sft dpo kto reward-model grpo ppo rehearsal online-dpo 
   "$T" $c --quiet --help >/dev/null 2>&1 || rep="$rep [$c]"
 done
 ok "every command accepts --quiet$rep" '[ -z "$rep" ]'
+"$T" sample --model mt --data p.jsonl --n 2 --max-new-tokens 3 --quiet >s.jsonl 2>err; rc=$?
+ok "sample --quiet: samples on stdout, nothing on stderr (rc $rc): $(head -c 200 err)" '[ $rc -eq 0 ] && [ ! -s err ] && [ $(wc -l < s.jsonl) -eq 2 ]'
+"$T" pairs --data s.jsonl --out pq.jsonl --quiet 2>err; rc=$?
+ok "pairs --quiet says nothing (rc $rc): $(head -c 200 err)" '[ $rc -eq 0 ] && [ ! -s err ]'
 "$T" init --preset tiny --out mq --quiet >/dev/null 2>err; rc=$?
 ok "init --quiet prints nothing (rc $rc): $(cat err)" '[ $rc -eq 0 ] && [ ! -s err ] && [ -f mq/config.json ]'
 # YAML config with TRL's keys: aliases, a list, a nested mapping, numbers as PyYAML reads them
