@@ -148,6 +148,15 @@ static int lex_tag(lexer *L, int stmt) {
             int is_float = k + 1 < left && p[k] == '.' && p[k + 1] >= '0' && p[k + 1] <= '9' &&
                            !(L->out->n && L->out->v[L->out->n - 1].type == T_OP && L->out->v[L->out->n - 1].s[0] == '.');
             if (is_float) { k++; while (k < left && p[k] >= '0' && p[k] <= '9') k++; }
+            if (k < left && (p[k] == 'e' || p[k] == 'E')) {  // 1e5, 2.5e-3
+                size_t e = k + 1;
+                if (e < left && (p[e] == '+' || p[e] == '-')) e++;
+                if (e < left && p[e] >= '0' && p[e] <= '9') {
+                    while (e < left && p[e] >= '0' && p[e] <= '9') e++;
+                    k = e;
+                    is_float = 1;
+                }
+            }
             if (push(L, is_float ? T_FLOAT : T_INT, p, k, L->line)) return -1;
             jtok *t = &L->out->v[L->out->n - 1];
             char tmp[64];

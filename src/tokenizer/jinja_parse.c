@@ -20,8 +20,10 @@ typedef struct parser {
     jarena *a;
     const char *name;
     tm_error *err;
+    int depth;   // nesting of expressions and blocks: bounded, so no input overflows the stack
     jmp_buf jb;  // a syntax error unwinds to jinja_parse, which frees the arena
 } parser;
+#define MAX_NEST 200
 
 static _Noreturn void pfail(parser *P, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void pfail(parser *P, const char *fmt, ...) {
@@ -243,12 +245,14 @@ static jnode *postfix(parser *P, jnode *x) {
 }
 
 static jnode *unary(parser *P) {
-    if (accept_op(P, "-")) {
+    if (accept_op(P, "-") || accept_op(P, "+")) {
+        if (++P->depth > MAX_NEST) pfail(P, "expression nested too deep");
+        int neg = P->t[P->i - 1].s[0] == '-';
         jnode *x = node(P, N_NEG);
         x->a = unary(P);
-        return x;
+        P->depth--;
+        return neg ? x : x->a;
     }
-    if (accept_op(P, "+")) return unary(P);
     return postfix(P, primary(P));
 }
 
@@ -307,8 +311,10 @@ static jnode *expr_cmp(parser *P) {
 }
 static jnode *expr_not(parser *P) {
     if (accept_name(P, "not")) {
+        if (++P->depth > MAX_NEST) pfail(P, "expression nested too deep");
         jnode *x = node(P, N_NOT);
         x->a = expr_not(P);
+        P->depth--;
         return x;
     }
     return expr_cmp(P);
@@ -334,6 +340,7 @@ static jnode *expr_or(parser *P) {
     return x;
 }
 static jnode *expr(parser *P) {
+    if (++P->depth > MAX_NEST) pfail(P, "expression nested too deep");
     jnode *x = expr_or(P);
     while (accept_name(P, "if")) {
         jnode *y = node(P, N_COND);
@@ -342,6 +349,7 @@ static jnode *expr(parser *P) {
         if (accept_name(P, "else")) y->c = expr(P);
         x = y;
     }
+    P->depth--;
     return x;
 }
 
@@ -385,7 +393,7 @@ static void params(parser *P, jnodes *out) {  // (a, b=1, ...)
     }
 }
 
-static const char *body(parser *P, jnodes *out, const char *const *ends);
+static const char *body(parser *P, jnodes *out, const char *const *ends, int open_line);
 
 // After `{% KEYWORD`, up to and including its %} and its end tag.
 static jnode *statement(parser *P, const jtok *kw) {
@@ -396,7 +404,7 @@ static jnode *statement(parser *P, const jtok *kw) {
         x->a = expr(P);
         expect_type(P, T_ESTMT, "%}");
         static const char *const ends[] = {"elif", "else", "endif", NULL};
-        const char *e = body(P, &x->list, ends);
+        const char *e = body(P, &x->list, ends, x->line);
         if (!strcmp(e, "elif")) {
             P->i--;  // the elif keyword starts a nested if
             jnode *y = statement(P, &P->t[P->i++]);
@@ -404,7 +412,7 @@ static jnode *statement(parser *P, const jtok *kw) {
         } else if (!strcmp(e, "else")) {
             expect_type(P, T_ESTMT, "%}");
             static const char *const ends2[] = {"endif", NULL};
-            body(P, &x->list2, ends2);
+            body(P, &x->list2, ends2, x->line);
             expect_type(P, T_ESTMT, "%}");
         } else
             expect_type(P, T_ESTMT, "%}");
@@ -419,11 +427,11 @@ static jnode *statement(parser *P, const jtok *kw) {
         accept_name(P, "recursive");
         expect_type(P, T_ESTMT, "%}");
         static const char *const ends[] = {"else", "endfor", NULL};
-        const char *e = body(P, &x->list, ends);
+        const char *e = body(P, &x->list, ends, x->line);
         expect_type(P, T_ESTMT, "%}");
         if (!strcmp(e, "else")) {
             static const char *const ends2[] = {"endfor", NULL};
-            body(P, &x->list2, ends2);
+            body(P, &x->list2, ends2, x->line);
             expect_type(P, T_ESTMT, "%}");
         }
         return x;
@@ -445,7 +453,7 @@ static jnode *statement(parser *P, const jtok *kw) {
         x->kind = N_SETBLOCK;
         expect_type(P, T_ESTMT, "%}");
         static const char *const ends[] = {"endset", NULL};
-        body(P, &x->list, ends);
+        body(P, &x->list, ends, x->line);
         expect_type(P, T_ESTMT, "%}");
         return x;
     }
@@ -457,7 +465,7 @@ static jnode *statement(parser *P, const jtok *kw) {
         params(P, &x->list);
         expect_type(P, T_ESTMT, "%}");
         static const char *const ends[] = {"endmacro", NULL};
-        body(P, &x->list2, ends);
+        body(P, &x->list2, ends, x->line);
         if (cur(P)->type == T_NAME) P->i++;  // {% endmacro name %}
         expect_type(P, T_ESTMT, "%}");
         return x;
@@ -469,7 +477,7 @@ static jnode *statement(parser *P, const jtok *kw) {
         if (x->a->kind != N_CALL) pfail(P, "{%% call %%} needs a macro call");
         expect_type(P, T_ESTMT, "%}");
         static const char *const ends[] = {"endcall", NULL};
-        body(P, &x->list2, ends);
+        body(P, &x->list2, ends, x->line);
         expect_type(P, T_ESTMT, "%}");
         return x;
     }
@@ -488,7 +496,7 @@ static jnode *statement(parser *P, const jtok *kw) {
         x->a = f;
         expect_type(P, T_ESTMT, "%}");
         static const char *const ends[] = {"endfilter", NULL};
-        body(P, &x->list, ends);
+        body(P, &x->list, ends, x->line);
         expect_type(P, T_ESTMT, "%}");
         return x;
     }
@@ -502,20 +510,22 @@ static jnode *statement(parser *P, const jtok *kw) {
         return NULL;
     }
     P->i--;
+    if (kw->n > 3 && !memcmp(kw->s, "end", 3)) pfail(P, "unexpected {%% %.*s %%}", (int)kw->n, kw->s);
     pfail(P, "unknown statement '%.*s'", (int)kw->n, kw->s);
 #undef KW
 }
 
 // Parses statements into out until `{% END` for one of ends (NULL: until the end of
 // the template). Returns the end keyword found, its %} not yet consumed.
-static const char *body(parser *P, jnodes *out, const char *const *ends) {
+static const char *body(parser *P, jnodes *out, const char *const *ends, int open_line) {
     for (;;) {
         const jtok *t = cur(P);
         if (t->type == T_EOF) {
             if (!ends) return "";
             int k = 0;
             while (ends[k + 1]) k++;
-            pfail(P, "missing {%% %s %%}", ends[k]);
+            tm_fail(P->err, "%s line %d: missing {%% %s %%} of the block opened here", P->name, open_line, ends[k]);
+            longjmp(P->jb, 1);
         }
         if (t->type == T_TEXT) {
             jnode *x = node(P, N_TEXT);
@@ -534,7 +544,9 @@ static const char *body(parser *P, jnodes *out, const char *const *ends) {
             const jtok *kw = expect_ident(P);
             for (int k = 0; ends && ends[k]; k++)
                 if (kw->n == strlen(ends[k]) && !memcmp(kw->s, ends[k], kw->n)) return ends[k];
+            if (++P->depth > MAX_NEST) pfail(P, "blocks nested too deep");
             jnode *x = statement(P, kw);
+            P->depth--;
             if (x) add(P, out, x);
         } else
             pfail(P, "unexpected %s", tok_desc(t));
@@ -556,7 +568,7 @@ jinja_tmpl *jinja_parse(const char *src, size_t len, const char *name, tm_error 
     P.name = T->name;
     P.err = err;
     if (setjmp(P.jb)) { jinja_free(T); return NULL; }
-    body(&P, &T->body, NULL);
+    body(&P, &T->body, NULL, 0);
     return T;
 }
 
