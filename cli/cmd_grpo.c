@@ -37,6 +37,7 @@ int cmd_grpo(int argc, char **argv) {
         {"data", FLAG_STR, &a.data, "prompts JSONL: {\"prompt\"|\"question\"|\"problem\", \"answer\"}"},
         {"output-dir", FLAG_STR, &a.output_dir, "where the model, checkpoints and metrics.jsonl go"},
         {"chat-template", FLAG_STR, &a.chat_template, "chatml|qwen3|llama3|... (default: recognized from the tokenizer; none found: plain text)"},
+        {"chat-template-kwargs", FLAG_STR, &a.chat_template_kwargs, "a JSON object of extra chat template variables, e.g. '{\"enable_thinking\": false}'"},
         {"prompt-suffix", FLAG_STR, &a.prompt_suffix, "text appended to string prompts"},
         {"learning-rate", FLAG_FLOAT, &a.learning_rate, "peak learning rate"},
         {"lr-scheduler-type", FLAG_STR, &a.lr_scheduler_type, "linear|cosine|constant|constant_with_warmup"},
@@ -136,6 +137,7 @@ int cmd_rehearsal(int argc, char **argv) {
         {"max-completion-length", FLAG_INT, &a.max_completion_length, "new tokens per sample"},
         {"max-prompt-length", FLAG_INT, &a.max_prompt_length, "prompt tokens kept (their end), 0 = all"},
         {"chat-template", FLAG_STR, &a.chat_template, "as grpo's"},
+        {"chat-template-kwargs", FLAG_STR, &a.chat_template_kwargs, "as grpo's"},
         {"prompt-suffix", FLAG_STR, &a.prompt_suffix, "as grpo's"},
         {"seed", FLAG_INT, &a.seed, "sampling seed"},
     };

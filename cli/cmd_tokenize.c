@@ -57,10 +57,8 @@ int cmd_tokenize(int argc, char **argv) {
     if (!t) return cli_fail("tokenize", "%s", err.msg);
     double t_load = now_seconds() - t0;
     tok_chat ch = {0};
-    if (chat && tok_chat_for(t, tmpl, &ch, &err)) { tok_free(t); return cli_fail("tokenize", "%s", err.msg); }
-    ch.enable_thinking = !no_think;
-    json_doc *kwdoc = NULL;
-    if (chat && tok_chat_set_kwargs(&ch, kwargs, &kwdoc, &err)) { tok_free(t); return cli_fail("tokenize", "%s", err.msg); }
+    if (tok_set_chat_kwargs(t, kwargs, &err) || (chat && tok_chat_for(t, tmpl, &ch, &err))) { tok_free(t); return cli_fail("tokenize", "%s", err.msg); }
+    if (no_think) ch.enable_thinking = 0;
     if (getenv("SOURCE_DATE_EPOCH")) ch.now = strtoll(getenv("SOURCE_DATE_EPOCH"), NULL, 10);  // strftime_now, reproducibly
 
     char *line = NULL;
@@ -134,7 +132,6 @@ int cmd_tokenize(int argc, char **argv) {
     sbuf_free(&out);
     sbuf_free(&txt);
     tok_ids_free(&ids);
-    json_doc_free(kwdoc);
     tok_free(t);
     return status ? 1 : 0;
 }

@@ -60,21 +60,24 @@ int tok_chat_for(const tok_tokenizer *t, const char *name, tok_chat *out, tm_err
         out->family = tok_chat_detect(t->chat_template);
         if (out->family == TOK_CHAT_NONE) out->family = TOK_CHAT_JINJA;
     }
+    if (t->chat_kwargs) {
+        out->kwargs = json_root(t->chat_kwargs);
+        const json *et = json_get(out->kwargs, "enable_thinking");
+        if (et && et->type == JSON_BOOL) out->enable_thinking = et->boolean;
+    }
     if (out->family == TOK_CHAT_JINJA && !t->chat_jinja)
         return tm_fail(err, "%s", t->chat_jinja_err[0] ? t->chat_jinja_err : "the tokenizer has no chat_template to interpret");
     return 0;
 }
 
-int tok_chat_set_kwargs(tok_chat *c, const char *text, json_doc **doc, tm_error *err) {
-    *doc = NULL;
+int tok_set_chat_kwargs(tok_tokenizer *t, const char *text, tm_error *err) {
+    json_doc_free(t->chat_kwargs);
+    t->chat_kwargs = NULL;
     if (!text) return 0;
     json_doc *d = json_parse(text, strlen(text), err);
     if (!d) return tm_fail_prefix(err, "--chat-template-kwargs");
     if (json_root(d)->type != JSON_OBJECT) { json_doc_free(d); return tm_fail(err, "--chat-template-kwargs: expected a JSON object"); }
-    c->kwargs = json_root(d);
-    const json *et = json_get(c->kwargs, "enable_thinking");
-    if (et && et->type == JSON_BOOL) c->enable_thinking = et->boolean;
-    *doc = d;
+    t->chat_kwargs = d;
     return 0;
 }
 

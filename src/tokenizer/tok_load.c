@@ -646,6 +646,7 @@ tok_tokenizer *tok_load(const char *dir, tm_error *err) {
         free(t->chat_template);
         t->chat_template = src;
         jinja_free(t->chat_jinja);
+    json_doc_free(t->chat_kwargs);
         t->chat_jinja = NULL;
         t->chat_jinja_err[0] = 0;
         if (parse_chat_template(t, "chat_template.jinja", err)) { tok_free(t); return NULL; }

@@ -129,7 +129,7 @@ typedef struct tok_chat {
     const char *bos_token;     // for templates that write it (Llama-3, Gemma); "" if none
     int enable_thinking;       // Qwen3: 0 adds "<think>\n\n</think>\n\n" after the generation prompt
     const tok_tokenizer *tok;  // its chat_template and special tokens (TOK_CHAT_JINJA)
-    const json *kwargs;        // extra template variables (--chat-template-kwargs: enable_thinking,
+    const json *kwargs;        // extra template variables (tok_set_chat_kwargs: enable_thinking,
                                // tools, documents, ...); a JSON object or NULL. Any key but
                                // enable_thinking sends a recognized family to the interpreter.
     int64_t now;               // what strftime_now() formats (0: the current time)
@@ -173,6 +173,7 @@ int tok_chat_apply(const tok_chat *c, const tok_chat_msg *msgs, int n, int add_g
 int tok_chat_render_json(const tok_chat *c, const json *messages, int add_generation_prompt, sbuf *out,
                          tm_error *err);
 
-// Parses --chat-template-kwargs' text (a JSON object) into *doc and sets c->kwargs
-// (and c->enable_thinking from its enable_thinking). Free *doc after the last render.
-int tok_chat_set_kwargs(tok_chat *c, const char *json_text, json_doc **doc, tm_error *err);
+// Sets the extra template variables of every later tok_chat_for (--chat-template-kwargs:
+// a JSON object such as {"enable_thinking": false} or {"tools": [...]}); the tokenizer
+// keeps them. NULL clears them. Fails (-1 + err) when the text is not a JSON object.
+int tok_set_chat_kwargs(tok_tokenizer *t, const char *json_text, tm_error *err);

@@ -41,6 +41,7 @@ typedef struct train_args {
     const char *model, *data, *eval_data, *output_dir, *ref_model, *resume_from_checkpoint;
     const char *dataset_format;      // NULL: the method's (sft, dpo, kto); also trajectory, step
     const char *chat_template;       // NULL: recognized from the tokenizer
+    const char *chat_template_kwargs;// a JSON object of extra template variables (NULL: none)
     const char *token_weights;       // dpo: cDPO per-token weights from `temper critical-tokens`
     const char *lr_scheduler_type;   // linear
     double learning_rate, warmup_ratio, weight_decay, max_grad_norm;

@@ -129,8 +129,9 @@ static void test_chat(void) {
     tok_chat_render_free(&r);
 
     // kwargs and tool calls
-    json_doc *kw = NULL;
-    CHECK(tok_chat_set_kwargs(&c, "{\"tools\": [], \"enable_thinking\": false}", &kw, &err) == 0 && !c.enable_thinking, "kwargs parse");
+    CHECK(tok_set_chat_kwargs(t, "{\"tools\": [], \"enable_thinking\": false}", &err) == 0 && tok_chat_for(t, NULL, &c, &err) == 0 &&
+              !c.enable_thinking && c.kwargs, "kwargs reach tok_chat_for");
+    c.now = NOW;
     const char *conv = "[{\"role\":\"user\",\"content\":\"Q\"},{\"role\":\"assistant\",\"content\":\"\",\"tool_calls\":[{\"function\":{\"name\":\"f\",\"arguments\":{\"x\":\"é\"}}}]}]";
     json_doc *md = json_parse(conv, strlen(conv), &err);
     sbuf out;
@@ -140,8 +141,7 @@ static void test_chat(void) {
           "tools kwarg and tool_calls rendered (got %s)", rc ? err.msg : out.data);
     sbuf_free(&out);
     json_doc_free(md);
-    json_doc_free(kw);
-    CHECK(tok_chat_set_kwargs(&c, "[1]", &kw, &err) == -1 && strstr(err.msg, "--chat-template-kwargs"), "kwargs must be an object");
+    CHECK(tok_set_chat_kwargs(t, "[1]", &err) == -1 && strstr(err.msg, "--chat-template-kwargs"), "kwargs must be an object");
     tok_free(t);
 
     // a template that does not parse: the tokenizer loads, the chat error names file and line
