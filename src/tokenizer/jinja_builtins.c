@@ -490,6 +490,7 @@ jv jb_filter(jctx *c, const jnode *at, const char *name, jv x, const jv *args, i
         sbuf pad, b;
         sbuf_init(&pad);
         sbuf_init(&b);
+        if (w.t == JV_INT && (w.i > 4096 || w.i < 0)) jfail(c, line, "indent width %lld out of range", (long long)w.i);
         if (w.t == JV_STR) sbuf_put(&pad, w.s.p, w.s.n);
         else for (int64_t i = 0; i < (w.t == JV_INT ? w.i : 4); i++) sbuf_put(&pad, " ", 1);
         for (size_t i = 0; i <= s.s.n;) {

@@ -240,6 +240,7 @@ static jv arith(jctx *c, const jnode *x, jv a, jv b) {
     if (op == OP_MUL && ((a.t == JV_STR && b.t == JV_INT) || (a.t == JV_INT && b.t == JV_STR))) {
         jv s = a.t == JV_STR ? a : b;
         int64_t k = a.t == JV_INT ? a.i : b.i;
+        if (k > 0 && s.s.n && (uint64_t)k > JINJA_MAX_STR / s.s.n) jfail(c, x->line, "a string longer than %zu bytes", JINJA_MAX_STR);
         sbuf r;
         sbuf_init(&r);
         for (int64_t i = 0; i < k && !r.failed; i++) sbuf_put(&r, s.s.p, s.s.n);
@@ -402,12 +403,14 @@ static int exec_for(jctx *c, jframe *f, const jnode *x, sbuf *out) {
     if (x->c) {  // for x in xs if cond: the loop counters count the kept items
         items = jv_list(c, 0);
         for (int i = 0; i < it.l->n; i++) {
+            if (++c->steps > JINJA_MAX_STEPS) jfail(c, x->line, "the template runs too long (over %ld steps)", JINJA_MAX_STEPS);
             assign(c, lf, x->a, it.l->v[i]);
             if (jv_truthy(eval(c, lf, x->c))) jl_push(c, items.l, it.l->v[i]);
         }
     }
     int n = items.l->n;
     for (int i = 0; i < n; i++) {
+        if (++c->steps > JINJA_MAX_STEPS) jfail(c, x->line, "the template runs too long (over %ld steps)", JINJA_MAX_STEPS);
         jv loop = jv_dict(c, 9);
         jd_set(c, loop.d, "index", 5, jv_int(i + 1));
         jd_set(c, loop.d, "index0", 6, jv_int(i));
@@ -437,6 +440,7 @@ static int exec(jctx *c, jframe *f, const jnodes *body, sbuf *out) {
     for (int i = 0; i < body->n; i++) {
         const jnode *x = body->v[i];
         int st = 0;
+        if (++c->steps > JINJA_MAX_STEPS) jfail(c, x->line, "the template runs too long (over %ld steps)", JINJA_MAX_STEPS);
         switch (x->kind) {
         case N_TEXT: sbuf_put(out, x->s, x->sn); break;
         case N_OUT: jv_print(c, out, eval(c, f, x->a)); break;
@@ -465,6 +469,7 @@ static int exec(jctx *c, jframe *f, const jnodes *body, sbuf *out) {
         case N_CONTINUE: return 2;
         }
         if (out->failed) jfail(c, x->line, "out of memory");
+        if (out->len > JINJA_MAX_STR) jfail(c, x->line, "output longer than %zu bytes", JINJA_MAX_STR);
         if (st) return st;
     }
     return 0;

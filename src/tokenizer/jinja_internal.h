@@ -97,7 +97,13 @@ typedef struct jctx {
     jframe *root;
     int64_t now;
     int depth;
+    long steps;  // statements run and loop iterations, bounded by JINJA_MAX_STEPS
 } jctx;
+
+// Bounds that no chat template comes near, so that a hostile template (one downloaded
+// with a model) fails with an error instead of hanging or exhausting memory.
+#define JINJA_MAX_STEPS 20000000L       // statements + loop iterations per render
+#define JINJA_MAX_STR ((size_t)64 << 20) // bytes of one string value or of the output
 
 _Noreturn void jfail(jctx *c, int line, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 void *jalloc(jctx *c, size_t n);  // fails the render when out of memory

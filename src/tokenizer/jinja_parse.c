@@ -32,6 +32,8 @@ static void pfail(parser *P, const char *fmt, ...) {
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
+    for (char *p = msg; *p; p++)  // one line, whatever text the message quotes
+        if (*p == '\n' || *p == '\r') *p = ' ';
     tm_fail(P->err, "%s line %d: %s", P->name, P->t[P->i].line, msg);
     longjmp(P->jb, 1);
 }
@@ -173,6 +175,7 @@ static jnode *primary(parser *P) {
         break;
     default: break;
     }
+    if (t->type == T_ESTMT || t->type == T_EEXPR || t->type == T_EOF) pfail(P, "unexpected %s", tok_desc(t));
     pfail(P, "unexpected %s '%.*s'", tok_desc(t), (int)t->n, t->s);
 }
 

@@ -38,6 +38,8 @@ void jfail(jctx *c, int line, const char *fmt, ...) {
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
+    for (char *p = msg; *p; p++)  // one line, even for raise_exception('a\nb')
+        if (*p == '\n' || *p == '\r') *p = ' ';
     if (line > 0) tm_fail(c->err, "%s line %d: %s", c->t->name, line, msg);
     else tm_fail(c->err, "%s: %s", c->t->name, msg);
     longjmp(c->jb, 1);
@@ -171,7 +173,10 @@ int jv_truthy(jv v) {
     }
 }
 
-int jv_equal(jv a, jv b) {
+static int equal_at(jv a, jv b, int depth);
+int jv_equal(jv a, jv b) { return equal_at(a, b, 0); }
+static int equal_at(jv a, jv b, int depth) {
+    if (depth > 200) return 0;  // lists nested this deep are not compared
     int an = a.t == JV_INT || a.t == JV_FLOAT || a.t == JV_BOOL, bn = b.t == JV_INT || b.t == JV_FLOAT || b.t == JV_BOOL;
     if (an && bn) {
         if (a.t == JV_INT && b.t == JV_INT) return a.i == b.i;
@@ -186,13 +191,13 @@ int jv_equal(jv a, jv b) {
     case JV_LIST:
         if (a.l->n != b.l->n) return 0;
         for (int i = 0; i < a.l->n; i++)
-            if (!jv_equal(a.l->v[i], b.l->v[i])) return 0;
+            if (!equal_at(a.l->v[i], b.l->v[i], depth + 1)) return 0;
         return 1;
     case JV_DICT:
         if (a.d->n != b.d->n) return 0;
         for (int i = 0; i < a.d->n; i++) {
             jv *o = jd_get(b.d, a.d->k[i], a.d->kl[i]);
-            if (!o || !jv_equal(a.d->v[i], *o)) return 0;
+            if (!o || !equal_at(a.d->v[i], *o, depth + 1)) return 0;
         }
         return 1;
     case JV_NS: return a.d == b.d;
@@ -238,6 +243,7 @@ void jv_print(jctx *c, sbuf *b, jv v) {
 
 jv jv_from_sbuf(jctx *c, sbuf *b) {
     if (b->failed) { sbuf_free(b); jfail(c, 0, "out of memory"); }
+    if (b->len > JINJA_MAX_STR) { sbuf_free(b); jfail(c, 0, "a string longer than %zu bytes", JINJA_MAX_STR); }
     jv v = jv_str(c, b->data ? b->data : "", b->len);
     sbuf_free(b);
     return v;

@@ -48,6 +48,8 @@ static void test_errors(void) {
         {"x\n\n{% frobnicate %}", "t line 3: unknown statement 'frobnicate'"},
         {"{{ 'abc }}", "t line 1: unterminated string"},
         {"a\n{{ raise_exception('bad role') }}", "t line 2: raise_exception: bad role"},
+        {"{{ raise_exception('two\\nlines') }}", "t line 1: raise_exception: two lines"},
+        {"{{ 'a\nb' + }}", "t line 2: unexpected }}"},
         {"\n\n{{ x | nosuchfilter }}", "t line 3: unknown filter 'nosuchfilter'"},
         {"{{ 1 / 0 }}", "t line 1: division by zero"},
         {"{{ x is nosuchtest }}", "t line 1: unknown test 'nosuchtest'"},
