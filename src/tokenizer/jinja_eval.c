@@ -409,9 +409,9 @@ static int exec_for(jctx *c, jframe *f, const jnode *x, sbuf *out) {
         }
     }
     int n = items.l->n;
+    jv loop = jv_dict(c, 9);  // one per loop, updated in place: an iteration allocates nothing
     for (int i = 0; i < n; i++) {
         if (++c->steps > JINJA_MAX_STEPS) jfail(c, x->line, "the template runs too long (over %ld steps)", JINJA_MAX_STEPS);
-        jv loop = jv_dict(c, 9);
         jd_set(c, loop.d, "index", 5, jv_int(i + 1));
         jd_set(c, loop.d, "index0", 6, jv_int(i));
         jd_set(c, loop.d, "revindex", 8, jv_int(n - i));

@@ -12,6 +12,7 @@ typedef struct jchunk jchunk;
 typedef struct jarena {
     jchunk *head;
     size_t used, cap;
+    size_t total;  // bytes of all chunks
 } jarena;
 void *ja_alloc(jarena *a, size_t n);  // zeroed; NULL when out of memory
 void ja_free(jarena *a);
@@ -102,8 +103,9 @@ typedef struct jctx {
 
 // Bounds that no chat template comes near, so that a hostile template (one downloaded
 // with a model) fails with an error instead of hanging or exhausting memory.
-#define JINJA_MAX_STEPS 20000000L       // statements + loop iterations per render
-#define JINJA_MAX_STR ((size_t)64 << 20) // bytes of one string value or of the output
+#define JINJA_MAX_STEPS 2000000L          // statements + loop iterations per render
+#define JINJA_MAX_STR ((size_t)16 << 20)   // bytes of one string value or of the output
+#define JINJA_MAX_ARENA ((size_t)256 << 20) // bytes of all values of one render
 
 _Noreturn void jfail(jctx *c, int line, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 void *jalloc(jctx *c, size_t n);  // fails the render when out of memory

@@ -17,6 +17,7 @@ void *ja_alloc(jarena *a, size_t n) {
         if (!c) return NULL;
         c->next = a->head;
         c->cap = cap;
+        a->total += cap;
         a->head = c;
         a->used = 0;
         a->cap = cap;
@@ -45,6 +46,7 @@ void jfail(jctx *c, int line, const char *fmt, ...) {
     longjmp(c->jb, 1);
 }
 void *jalloc(jctx *c, size_t n) {
+    if (c->a.total > JINJA_MAX_ARENA) jfail(c, 0, "the template uses more than %zu MB", JINJA_MAX_ARENA >> 20);
     void *p = ja_alloc(&c->a, n);
     if (!p) jfail(c, 0, "out of memory");
     return p;

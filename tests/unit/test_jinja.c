@@ -55,6 +55,8 @@ static void test_errors(void) {
         {"{{ x is nosuchtest }}", "t line 1: unknown test 'nosuchtest'"},
         {"{% macro f() %}{{ f() }}{% endmacro %}{{ f() }}", "nested too deep"},
         {"{{ undefined_fn(1) }}", "t line 1: 'undefined_fn' is undefined"},
+        {"{% for i in range(100000) %}\n{% for j in range(100000) %}{% endfor %}{% endfor %}", "t line 2: the template runs too long"},
+        {"{% set ns = namespace(s='ab') %}{% for i in range(40) %}{% set ns.s = ns.s ~ ns.s %}{% endfor %}", "a string longer than"},
     };
     for (size_t i = 0; i < sizeof E / sizeof E[0]; i++) {
         tm_error err = {0};
