@@ -10,7 +10,7 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { Template } from "@huggingface/jinja";
-import { here, root } from "./corpus.mjs";
+import { here, root, projectData } from "./corpus.mjs";
 
 const TEMPER = process.env.TEMPER || path.join(root, "build/temper");
 const EPOCH = 1721990400; // 2024-07-26 10:40 UTC
@@ -211,6 +211,23 @@ for (const c of cases) {
     const bad = want.map((w, i) => (r.out[i] === JSON.stringify(w) ? -1 : i)).filter((i) => i >= 0);
     if (bad.length) notOk(name, `${bad.length}/${want.length} differ; first conv ${JSON.stringify(good[bad[0]]).slice(0, 200)}\n   temper ${r.out[bad[0]].slice(0, 600)}\n   jinja  ${JSON.stringify(want[bad[0]]).slice(0, 600)}`);
     else ok(`${name}: ${want.length} conversations byte-identical${refused ? `, ${refused} refused by the template` : ""}`);
+  }
+}
+
+// A template no family recognizes is interpreted by default (it used to be refused:
+// "chat_template not recognized"); a recognized one renders the same bytes by hand
+// as through the interpreter.
+{
+  const d = projectData();
+  const rows = fs.readFileSync(path.join(d, "gsm8k/test.jsonl"), "utf8").split("\n").filter(Boolean).slice(0, 50).map((l) => JSON.parse(l));
+  const gsm = [...convs, ...rows.map((r) => [S("Reason step by step."), U(r.question), A(r.answer)])];
+  for (const c of cases) {
+    const lines = (c.p === "gemma3" ? gsm.filter((m) => m.every((x, i) => i === 0 || (x.role === "user") === (i % 2 === (m[0].role === "system" ? 1 : 0)))) : gsm).map((m) => JSON.stringify(m));
+    const a = temper(["tokenize", "--tokenizer", c.dir, "--chat", "--render", "--add-generation-prompt"], lines);
+    const b = temper(["tokenize", "--tokenizer", c.dir, "--chat", "--render", "--add-generation-prompt", "--chat-template", "jinja"], lines);
+    const same = a.status === 0 && b.status === 0 && a.out.every((x, i) => x === b.out[i]);
+    if (same) ok(`${c.name}: default rendering = interpreter on ${lines.length} conversations`);
+    else notOk(`${c.name} default vs interpreter`, a.status ? a.err.trim() : b.status ? b.err.trim() : "outputs differ");
   }
 }
 
