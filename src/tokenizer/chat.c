@@ -358,23 +358,35 @@ static void seg(tok_chat_render *r, int msg, int train, const char *s, size_t n)
 // end-of-turn token (as the hand-written families). A template that rewrites earlier
 // turns when later ones come (Qwen3 drops old reasoning) gives the changed bytes to
 // the later message, untrained. Costs 2n+1 renders.
+// How far the rendering of m[0..k) agrees with the full one (at least prev). A
+// refused prefix gives prev; out of memory sets *rc.
+static size_t prefix_end(const tok_chat *c, const tok_chat_msg *m, int k, int gen, const sbuf *full, sbuf *part,
+                         size_t prev, int *rc, tm_error *err) {
+    tm_error e = {0};
+    sbuf_clear(part);
+    if (render_msgs(c, m, k, gen, part, &e) || part->failed) {
+        if (part->failed || strstr(e.msg, "out of memory")) *rc = tm_fail(err, "out of memory rendering a conversation");
+        return prev;
+    }
+    size_t p = common_prefix(part, full);
+    return p < prev ? prev : p;
+}
+
 static int render_jinja_segs(const tok_chat *c, const tok_chat_msg *m, int n, int gen, tok_chat_render *r, tm_error *err) {
     sbuf full, part;
     sbuf_init(&full);
     sbuf_init(&part);
     int rc = render_msgs(c, m, n, gen, &full, err);
+    if (!rc && !full.len) { sbuf_free(&full); return 0; }  // nothing rendered: no segments
     size_t prev = 0;
+    // A prefix the template refuses (raise_exception on a conversation it finds
+    // incomplete) tells nothing: its bytes go to the next message.
     for (int i = 0; !rc && i < n; i++) {
-        sbuf_clear(&part);
-        if ((rc = render_msgs(c, m, i + 1, 0, &part, err))) break;
-        size_t end = common_prefix(&part, &full);
-        if (end < prev) end = prev;
+        size_t end = prefix_end(c, m, i + 1, 0, &full, &part, prev, &rc, err);
         size_t train_from = end;
         if (!strcmp(m[i].role, "assistant")) {
-            sbuf_clear(&part);
-            if ((rc = render_msgs(c, m, i, 1, &part, err))) break;
-            size_t p = common_prefix(&part, &full);
-            train_from = p < prev ? prev : p > end ? end : p;
+            size_t p = prefix_end(c, m, i, 1, &full, &part, prev, &rc, err);
+            train_from = p > end ? end : p;
         }
         size_t train_to = end;
         while (train_to > train_from && full.data[train_to - 1] == '\n') train_to--;
