@@ -50,13 +50,14 @@ int cmd_data(int argc, char **argv) {
         }
         return cli_fail("data", "usage: temper data inspect F.jsonl --model DIR --format FMT (see temper data inspect --help)"), 2;
     }
-    const char *model = NULL, *fmt = "sft", *tmpl = NULL, *bad = "error", *suffix = NULL;
+    const char *model = NULL, *fmt = "sft", *tmpl = NULL, *bad = "error", *suffix = NULL, *kwargs = NULL;
     const char *style = NULL;
     int max_len = 0, example = 1, no_chat = 0, no_eos = 0, show_ids = 0;
     flag flags[] = {
         {"model", FLAG_STR, &model, "model (or tokenizer) directory (required)"},
         {"format", FLAG_STR, &fmt, "sft|dpo|kto|step|trajectory|prompts"},
         {"chat-template", FLAG_STR, &tmpl, "chatml|qwen2.5|qwen3|llama3|llama3-base|gemma (default: from tokenizer_config.json)"},
+        {"chat-template-kwargs", FLAG_STR, &kwargs, "a JSON object of extra chat template variables"},
         {"max-length", FLAG_INT, &max_len, "count (and cut) sequences longer than this"},
         {"on-bad-line", FLAG_STR, &bad, "error|skip"},
         {"example", FLAG_INT, &example, "which example to render (1-based; 0 for none)"},
@@ -80,6 +81,7 @@ int cmd_data(int argc, char **argv) {
     tm_error err = {0};
     tok_tokenizer *t = tok_load(model, &err);
     if (!t) return cli_fail("data", "%s", err.msg);
+    if (tok_set_chat_kwargs(t, kwargs, &err)) { tok_free(t); return cli_fail("data", "%s", err.msg); }
     tok_chat chat;
     // the prompt rule (task/prompt.h): the template when there is one, unless --no-chat-template
     int have_chat = !no_chat && tok_chat_for(t, tmpl, &chat, &err) == 0;

@@ -156,6 +156,7 @@ static void on_group(void *ud, int g, rollout_traj *trajs) {
 // ---------------------------------------------------------------- shared command
 
 typedef struct gen_args {
+    const char *chat_kwargs;
     const char *model_dir, *data, *tools, *style, *chat_name, *stop, *stop_ids, *extract, *out, *output_dir, *from_samples;
     int n, top_k, max_new, seed, batch, max_turns, limit, no_chat, save_ids, chunk, ignore_eos, allow_uneval;
     double temperature, top_p, min_p, tool_timeout;
@@ -190,6 +191,7 @@ static int gen_main(const char *cmd, gen_args *A, int is_eval) {
     if (model_load(&m, A->model_dir, &err)) return cli_fail(cmd, "%s", err.msg);
     tok_tokenizer *t = tok_load(A->model_dir, &err);
     if (!t) { model_free(&m); return cli_fail(cmd, "%s", err.msg); }
+    if (tok_set_chat_kwargs(t, A->chat_kwargs, &err)) { tok_free(t); model_free(&m); return cli_fail(cmd, "%s", err.msg); }
     tok_chat chat;
     int have_chat = 0;
     if (!A->no_chat && task_style_uses_chat((task_style)st)) {
@@ -484,6 +486,7 @@ static int eval_from_samples(const char *cmd, const gen_args *A) {
     {"prompt-style", FLAG_STR, &A.style, "boxed | plain | tora | gsm8k-fewshot | minerva"},                            \
     {"chat-template", FLAG_STR, &A.chat_name, "override the tokenizer's chat template (chatml, qwen3, llama3, gemma, ...)"}, \
     {"no-chat-template", FLAG_BOOL, &A.no_chat, "prompts as plain text even if the tokenizer has a template"},          \
+    {"chat-template-kwargs", FLAG_STR, &A.chat_kwargs, "a JSON object of extra chat template variables"},              \
     {"extract", FLAG_STR, &A.extract, "answer extractors in order: boxed,answer,hash,tool,last"},                       \
     {"limit", FLAG_INT, &A.limit, "only the first N prompts"},                                                         \
     {"ignore-eos", FLAG_BOOL, &A.ignore_eos, "do not stop at EOS / end-of-turn tokens (benchmarks)"}

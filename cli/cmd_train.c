@@ -95,6 +95,7 @@ static int run(train_method method, const char *cmd, int argc, char **argv) {
         {"dataset-format", FLAG_STR, &a.dataset_format, "sft|trajectory (sft), dpo|step (dpo), kto|trajectory (kto)"},
         {"chat-template", FLAG_STR, &a.chat_template, "chatml|qwen3|llama3|gemma|... (default: recognized from the tokenizer)"},
         {"no-chat-template", FLAG_BOOL, &a.no_chat_template, "string prompts/completions as plain text even if the tokenizer has a template"},
+        {"chat-template-kwargs", FLAG_STR, &a.chat_template_kwargs, "a JSON object of extra chat template variables, e.g. '{\"enable_thinking\": false}'"},
         {"learning-rate", FLAG_FLOAT, &a.learning_rate, "peak learning rate"},
         {"lr-scheduler-type", FLAG_STR, &a.lr_scheduler_type, "linear|cosine|constant|constant_with_warmup"},
         {"warmup-ratio", FLAG_FLOAT, &a.warmup_ratio, "fraction of steps warming up"},

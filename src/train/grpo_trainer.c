@@ -563,9 +563,11 @@ static void window_line(grpo_run_state *R, metric_window *w, sbuf *o, double epo
 // The tokenizer, the prompts (cut to max_prompt_length, their end kept), stop tokens, the
 // tool and the verifier's options; the policy model must be loaded. *longest gets the
 // longest prompt.
-static int load_task(grpo_run_state *R, const char *model_dir, const char *chat_template, const char *prompt_suffix,
-                     const char *data, int max_prompt_length, const char *tools, int *longest, tm_error *err) {
+static int load_task(grpo_run_state *R, const char *model_dir, const char *chat_template, const char *chat_kwargs,
+                     const char *prompt_suffix, const char *data, int max_prompt_length, const char *tools, int *longest,
+                     tm_error *err) {
     if (!(R->tok = tok_load(model_dir, err))) return -1;
+    if (tok_set_chat_kwargs(R->tok, chat_kwargs, err)) return -1;
     tok_chat chat;
     int have_chat = tok_chat_for(R->tok, chat_template, &chat, err) == 0;
     if (chat_template && !have_chat) return -1;
@@ -689,7 +691,7 @@ static int setup(grpo_run_state *R, tm_error *err) {
     const char *from = a->resume_from_checkpoint ? a->resume_from_checkpoint : a->model;
     if (model_load(&R->m, from, err)) return -1;
     int longest;
-    if (load_task(R, a->model, a->chat_template, a->prompt_suffix, a->data, a->max_prompt_length, a->tools, &longest, err)) return -1;
+    if (load_task(R, a->model, a->chat_template, a->chat_template_kwargs, a->prompt_suffix, a->data, a->max_prompt_length, a->tools, &longest, err)) return -1;
     if (a->rehearsal && load_rehearsal(R, a->rehearsal, err)) return -1;
     int bs = a->per_device_train_batch_size;
     int per_seq = longest + a->max_completion_length;
@@ -902,7 +904,7 @@ int grpo_rehearsal_run(const grpo_rehearsal_args *ra, tm_error *err) {
     sbuf b;
     sbuf_init(&b);
     if (model_load(&R.m, ra->model, err)) goto done;
-    if (load_task(&R, ra->model, ra->chat_template, ra->prompt_suffix, ra->data, ra->max_prompt_length, "none", &longest, err)) goto done;
+    if (load_task(&R, ra->model, ra->chat_template, ra->chat_template_kwargs, ra->prompt_suffix, ra->data, ra->max_prompt_length, "none", &longest, err)) goto done;
     if (ra->exp_output && !(lines = read_lines(ra->data, &nlines, err))) goto done;
     trajs = calloc((size_t)chunk * k, sizeof *trajs);
     cs = calloc((size_t)chunk * k, sizeof *cs);

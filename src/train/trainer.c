@@ -675,6 +675,7 @@ int train_run(const train_args *args, tm_error *err) {
         goto done;
     // without a tokenizer only pre-tokenized data (TRL's *_input_ids columns) can be read
     tok = tok_load(a->model, err);
+    if (tok && tok_set_chat_kwargs(tok, a->chat_template_kwargs, err)) goto done;
     have_chat = tok && !a->no_chat_template && tok_chat_for(tok, a->chat_template, &chat, err) == 0;
     if (a->chat_template && !have_chat) goto done;
     if (load_examples(tok, have_chat ? &chat : NULL, a, fmt, a->data, m.cfg.vocab, &train, err)) goto done;

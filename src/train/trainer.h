@@ -43,6 +43,7 @@ typedef struct train_args {
     const char *dataset_format;      // NULL: the method's (sft, dpo, kto); also trajectory, step
     const char *chat_template;       // NULL: recognized from the tokenizer
     int no_chat_template;            // string rows as plain text even if the tokenizer has a template
+    const char *chat_template_kwargs;// a JSON object of extra template variables (NULL: none)
     const char *token_weights;       // dpo: cDPO per-token weights from `temper critical-tokens`
     const char *lr_scheduler_type;   // linear
     double learning_rate, warmup_ratio, weight_decay, max_grad_norm;
