@@ -46,7 +46,7 @@ static int parse_loss_types(const char *types, const char *weights, dpo_hparams 
 // Flags that are parsed as text and turned into train_args afterwards.
 typedef struct extra_flags {
     const char *loss_type, *loss_weights, *cdpo_form, *on_bad_line, *truncation_mode;
-    int precompute, length_normalize, per_sequence, step_wise;
+    int length_normalize, per_sequence, step_wise;
 } extra_flags;
 
 static int finish_and_run(train_method method, const char *cmd, train_args a, const extra_flags *x);
@@ -54,7 +54,7 @@ static int finish_and_run(train_method method, const char *cmd, train_args a, co
 static int run(train_method method, const char *cmd, int argc, char **argv) {
     train_args a;
     train_args_default(&a, method);
-    extra_flags x = {"sigmoid", NULL, "sequence", "error", "keep_end", 1, 0, 0, 0};
+    extra_flags x = {"sigmoid", NULL, "sequence", "error", "keep_end", 0, 0, 0};
     flag common[] = {
         {"model", FLAG_STR, &a.model, "policy model directory (Hugging Face layout, with its tokenizer)"},
         {"data", FLAG_STR, &a.data, "training JSONL"},
@@ -89,7 +89,6 @@ static int run(train_method method, const char *cmd, int argc, char **argv) {
         // method flags (ignored by the trainers they do not concern: listed per command below)
         {"beta", FLAG_FLOAT, method == TRAIN_KTO ? &a.kto.beta : &a.dpo.beta, "β of the DPO/KTO objective"},
         {"ref-model", FLAG_STR, &a.ref_model, "reference model directory (default: the initial --model)"},
-        {"precompute-ref-log-probs", FLAG_BOOL, &x.precompute, "reference log-probs computed once up front (always on)"},
         {"loss-type", FLAG_STR, &x.loss_type, "dpo: sigmoid|hinge|ipo|robust|nca_pair|sft, comma-separated to combine; kto: kto|apo_zero_unpaired"},
         {"loss-weights", FLAG_STR, &x.loss_weights, "dpo: weights of the combined loss types"},
         {"label-smoothing", FLAG_FLOAT, &a.dpo.label_smoothing, "dpo: conservative DPO ε"},
@@ -115,7 +114,6 @@ static int run(train_method method, const char *cmd, int argc, char **argv) {
 }
 
 static int finish_and_run(train_method method, const char *cmd, train_args a, const extra_flags *x) {
-    if (!x->precompute) fprintf(stderr, "temper %s: reference log-probs are always precomputed (same numbers, no second model)\n", cmd);
     if (!strcmp(x->on_bad_line, "skip")) a.on_bad_line = DATA_BAD_SKIP;
     else if (strcmp(x->on_bad_line, "error")) return cli_fail(cmd, "--on-bad-line must be error or skip");
     a.sft_per_sequence = x->per_sequence;

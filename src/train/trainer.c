@@ -159,6 +159,8 @@ int train_prepare_output_dir(const char *out, const char *model_dir, const char 
 
 // ---- examples and their cached reference log-probs ----
 
+static void epoch_order(int *order, int n, int seed, int epoch);
+
 // One training example as the loop sees it: the data layer's sequences plus, per
 // sequence, the reference log-prob of each token (ref[s][t] for token t; 0 at t = 0).
 // KTO adds the mismatched sequence (this prompt + the previous example's completion)
@@ -367,15 +369,24 @@ static void buffers_free(step_buffers *b) {
     memset(b, 0, sizeof *b);
 }
 
-// Per-token reference log-probs of every sequence of every example under model m.
-static int compute_reference(trainer *b, example_set *s, int kl, tm_error *err) {
+// Per-token reference log-probs of every sequence of the examples marked in need (NULL:
+// all) under model m. The examples are packed in file order, skipping the others, so a
+// run that needs them all packs exactly as before and gets the same bits, and a run and
+// its resumption (which mark the same examples) agree bit for bit. *done counts them.
+static int compute_reference(trainer *b, example_set *s, const uint8_t *need, int kl, int *done, tm_error *err) {
+    int todo = 0;
+    for (int k = 0; k < s->n; k++) todo += !need || need[k];
+    *done = todo;
     progress pb;
-    progress_start(&pb, "reference log-probs", s->n, "examples");
-    int i = 0;
+    progress_start(&pb, "reference log-probs", todo, "examples");
+    int i = 0, counted = 0;
     while (i < s->n) {
+        while (i < s->n && need && !need[i]) i++;
+        if (i == s->n) break;
         trainer_clear(b);
         int first = i;
         while (i < s->n) {
+            if (need && !need[i]) { i++; continue; }
             const example *e = &s->ex[i];
             int need = 0;
             for (int q = 0; q < e->d.nseq; q++) need += e->d.seq[q].len;
@@ -389,7 +400,9 @@ static int compute_reference(trainer *b, example_set *s, int kl, tm_error *err) 
         if (trainer_forward(b, NULL, err)) return -1;
         int sq = 0;
         for (int k = first; k < i; k++) {
+            if (need && !need[k]) continue;
             example *e = &s->ex[k];
+            counted++;
             for (int q = 0; q < e->d.nseq; q++, sq++) {
                 e->ref[q] = malloc(sizeof(float) * (size_t)e->d.seq[q].len);
                 if (!e->ref[q]) return tm_fail(err, "out of memory");
@@ -402,10 +415,28 @@ static int compute_reference(trainer *b, example_set *s, int kl, tm_error *err) 
                 sq++;
             }
         }
-        progress_update(&pb, i);
+        progress_update(&pb, counted);
     }
     progress_finish(&pb);
     return 0;
+}
+
+// The examples steps [0, total) draw: every one once the run covers an epoch, else those
+// of the first epoch's order up to the last step. Marked from step 0 even when resuming,
+// so a resumed run computes the same references, packed the same way, as the whole run.
+static uint8_t *examples_drawn(int n, int seed, int64_t total, int64_t steps_per_epoch, int per_step) {
+    uint8_t *need = calloc((size_t)n, 1);
+    int *order = malloc(sizeof(int) * (size_t)n);
+    if (!need || !order) { free(need); free(order); return NULL; }
+    if (total >= steps_per_epoch) {
+        memset(need, 1, (size_t)n);
+    } else {
+        epoch_order(order, n, seed, 0);
+        int64_t upto = total * per_step < n ? total * per_step : n;
+        for (int64_t k = 0; k < upto; k++) need[order[k]] = 1;
+    }
+    free(order);
+    return need;
 }
 
 // ---- metrics of one optimizer step (sums over its micro-batches) ----
@@ -697,8 +728,22 @@ int train_run(const train_args *args, tm_error *err) {
     if (buffers_init(&buf, &m, &to, err)) goto done;
     buf.t.has_weights = a->token_weights != NULL;
 
+    int per_step = bs * a->gradient_accumulation_steps;
+    int64_t steps_per_epoch = (train.n + per_step - 1) / per_step;
+    int64_t total = a->max_steps > 0 ? a->max_steps : (int64_t)ceil(a->num_train_epochs * (double)steps_per_epoch);
+    int ref_examples = 0;
     if (a->method == TRAIN_DPO || a->method == TRAIN_KTO) {
-        if (compute_reference(&buf.t, &train, kl, err) || (eval.n && compute_reference(&buf.t, &eval, kl, err))) goto done;
+        // references only for the examples the run's steps draw (--max-steps 3 on a big
+        // file needs a few, not all); the eval set is evaluated whole
+        uint8_t *need = examples_drawn(train.n, a->seed, total, steps_per_epoch, per_step);
+        int eval_done;
+        if (!need) { tm_fail(err, "out of memory"); goto done; }
+        int bad = compute_reference(&buf.t, &train, need, kl, &ref_examples, err) ||
+                  (eval.n && compute_reference(&buf.t, &eval, NULL, kl, &eval_done, err));
+        free(need);
+        if (bad) goto done;
+        fprintf(stderr, "temper: reference log-probs for %d of %d training examples (those the %lld steps draw)\n", ref_examples,
+                train.n, (long long)total);
     }
     // the policy: the initial model (already loaded when it is also the reference), or a checkpoint
     if (a->method != TRAIN_RM && (a->resume_from_checkpoint || (a->ref_model && strcmp(a->ref_model, a->model)))) {
@@ -708,9 +753,6 @@ int train_run(const train_args *args, tm_error *err) {
     }
     if (trainer_enable_train(&buf.t, err)) goto done;
 
-    int per_step = bs * a->gradient_accumulation_steps;
-    int64_t steps_per_epoch = (train.n + per_step - 1) / per_step;
-    int64_t total = a->max_steps > 0 ? a->max_steps : (int64_t)ceil(a->num_train_epochs * (double)steps_per_epoch);
     int64_t warmup = a->warmup_steps > 0 ? a->warmup_steps : (int64_t)ceil(a->warmup_ratio * (double)total);
     int eval_steps = a->eval_steps > 0 ? a->eval_steps : a->logging_steps;
     buf.t.o.warmup_steps = warmup;
@@ -778,6 +820,7 @@ int train_run(const train_args *args, tm_error *err) {
                 // the data as the run saw it, once (transformers has no such entry; the keys are ours)
                 sbuf_printf(&line, ", \"train_examples\": %d, \"truncated_examples\": %ld, \"dropped_examples\": %ld", train.n,
                             train.truncated, train.dropped);
+                if (a->method == TRAIN_DPO || a->method == TRAIN_KTO) sbuf_printf(&line, ", \"ref_examples\": %d", ref_examples);
             }
             sbuf_puts(&line, "}");
             fprintf(metrics, "%s\n", line.data);
