@@ -102,6 +102,7 @@ static int run(train_method method, const char *cmd, int argc, char **argv) {
         {"center-rewards-coefficient", FLAG_FLOAT, &a.center_rewards_coefficient, "reward-model: weight of (r_w + r_l)^2"},
         {"per-sequence", FLAG_BOOL, &x.per_sequence, "sft: average the loss per sequence instead of per token"},
         {"quiet", FLAG_BOOL, &a.quiet, "no progress bar; metrics lines on stderr"},
+        {"report-to", FLAG_STR, &a.report_to, "none|jsonl|tensorboard|all: tensorboard adds event files in OUT/runs/ (metrics.jsonl is always written)"},
     };
     flags_config cfg;
     if (flags_expand_config(cmd, argc, argv, &cfg)) return 2;
