@@ -46,7 +46,7 @@ static int parse_loss_types(const char *types, const char *weights, dpo_hparams 
 // Flags that are parsed as text and turned into train_args afterwards.
 typedef struct extra_flags {
     const char *loss_type, *loss_weights, *cdpo_form, *on_bad_line, *truncation_mode;
-    int precompute, length_normalize, per_sequence, step_wise;
+    int length_normalize, per_sequence, step_wise;
 } extra_flags;
 
 // A method flag: the trainers it belongs to (a bit per train_method) and the flag.
@@ -85,7 +85,7 @@ static int finish_and_run(train_method method, const char *cmd, train_args a, co
 static int run(train_method method, const char *cmd, int argc, char **argv) {
     train_args a;
     train_args_default(&a, method);
-    extra_flags x = {"sigmoid", NULL, "sequence", "error", "keep_end", 1, 0, 0, 0};
+    extra_flags x = {"sigmoid", NULL, "sequence", "error", "keep_end", 0, 0, 0};
     flag common[] = {
         {"model", FLAG_STR, &a.model, "policy model directory (Hugging Face layout, with its tokenizer)"},
         {"data", FLAG_LIST, &a.data, "training JSONL; several files mix: --data a.jsonl --data b.jsonl, or a,b"},
@@ -121,6 +121,7 @@ static int run(train_method method, const char *cmd, int argc, char **argv) {
         {"resume-from-checkpoint", FLAG_STR, &a.resume_from_checkpoint, "checkpoint directory to continue from, or true / last: the newest in --output-dir"},
         {"on-bad-line", FLAG_STR, &x.on_bad_line, "error|skip"},
         {"quiet", FLAG_BOOL, &a.quiet, "no progress bar; metrics lines on stderr"},
+        {"report-to", FLAG_STR, &a.report_to, "none|jsonl|tensorboard|all: tensorboard adds event files in OUT/runs/ (metrics.jsonl is always written)"},
     };
     // Method flags: each belongs to the trainers named beside it; any other trainer refuses
     // it as an unknown flag (sft --beta is a mistake, not a no-op) and its --help omits it.
@@ -128,7 +129,6 @@ static int run(train_method method, const char *cmd, int argc, char **argv) {
     method_flag own[] = {
         {DPO | KTO, {"beta", FLAG_FLOAT, method == TRAIN_KTO ? &a.kto.beta : &a.dpo.beta, "β of the DPO/KTO objective"}},
         {DPO | KTO, {"ref-model", FLAG_STR, &a.ref_model, "reference model directory (default: the initial --model)"}},
-        {DPO | KTO, {"precompute-ref-log-probs", FLAG_BOOL, &x.precompute, "reference log-probs computed once up front (always on)"}},
         {DPO | KTO, {"loss-type", FLAG_STR, &x.loss_type, method == TRAIN_KTO ? "kto|apo_zero_unpaired" : "sigmoid|hinge|ipo|robust|nca_pair|sft, comma-separated to combine"}},
         {DPO, {"loss-weights", FLAG_STR, &x.loss_weights, "weights of the combined loss types"}},
         {DPO, {"label-smoothing", FLAG_FLOAT, &a.dpo.label_smoothing, "conservative DPO ε"}},
@@ -161,7 +161,6 @@ static int run(train_method method, const char *cmd, int argc, char **argv) {
 }
 
 static int finish_and_run(train_method method, const char *cmd, train_args a, const extra_flags *x) {
-    if (!x->precompute) fprintf(stderr, "temper %s: reference log-probs are always precomputed (same numbers, no second model)\n", cmd);
     if (!strcmp(x->on_bad_line, "skip")) a.on_bad_line = DATA_BAD_SKIP;
     else if (strcmp(x->on_bad_line, "error")) return cli_fail(cmd, "--on-bad-line must be error or skip");
     a.sft_per_sequence = x->per_sequence;

@@ -146,6 +146,7 @@ static const char *const key_ignored[] = {
     "eval_strategy", "evaluation_strategy", "do_eval", "do_train", "report_to", "run_name",
     "model_revision", "trust_remote_code", "dataset_config", "dataset_train_split", "dataset_test_split",
     "ddp_timeout", "dataloader_num_workers", "use_vllm", "vllm_mode", "remove_unused_columns",
+    "precompute_ref_log_probs",  // temper always computes the references once, for the examples the run draws
 };
 
 static int same_key(const char *a, const char *b) { return name_eq(a, b, strlen(b)); }

@@ -26,9 +26,17 @@
 //   or its start with --truncation-mode keep_start), then every sequence to
 //   --max-length; examples left with no trained token are dropped. Both counts are
 //   printed and logged in the first metrics.jsonl entry.
+// - The last entry of metrics.jsonl is transformers' end-of-training one: train_runtime,
+//   train_samples_per_second, train_steps_per_second (over the steps this process ran)
+//   and train_loss (the mean step loss of the whole run). --report-to tensorboard also
+//   writes every entry as TensorBoard scalars (train/<key>, eval/<key>), as transformers'
+//   TensorBoardCallback does.
 // - Checkpoints are <output-dir>/checkpoint-<step>/: a Hugging Face model directory
 //   plus optimizer.safetensors and trainer_state.json, written under a temporary name
-//   and renamed, so a crash never leaves a half-written checkpoint.
+//   and renamed, so a crash never leaves a half-written checkpoint. The last step always
+//   gets one (with --save-steps > 0), so a finished run can be extended with
+//   --max-steps N --resume-from-checkpoint. Model directories get generation_config.json
+//   and pad_token_id in config.json (model_save).
 #pragma once
 #include "base/error.h"
 #include "objectives/dpo.h"
@@ -61,6 +69,9 @@ typedef struct train_args {
     int overwrite_output_dir;        // a non-empty --output-dir is refused without it (or a resume from it)
     int keep_start;                  // --truncation-mode keep_start: long prompts keep their start (default: end)
     int packing;                     // sft: pack whole examples into rows of max_length tokens (train/packing.h)
+    const char *report_to;           // --report-to: none|jsonl|tensorboard|all, comma-separated (NULL: jsonl);
+                                     // metrics.jsonl is always written, tensorboard adds event files
+                                     // under <output-dir>/runs/<date>_<host>/ (TRL's default logging_dir)
 } train_args;
 
 void train_args_default(train_args *a, train_method m);
