@@ -158,6 +158,9 @@ ok "dpo --config run.yaml with TRL's keys trains (rc $rc): $(tail -c 200 err)" '
 rm -rf ydir2
 "$T" dpo --config run.yaml --output-dir ydir2 --max-steps 1 2>/dev/null; rc=$?
 ok "the command line wins over the YAML file (rc $rc)" '[ $rc -eq 0 ] && [ -f ydir2/model.safetensors ] && [ $(wc -l < ydir2/metrics.jsonl) -ge 1 ] && ! grep -q "\"step\": 2" ydir2/metrics.jsonl'
+rm -rf trlnames
+"$T" sft --model_name_or_path m --dataset_name sft.jsonl --output-dir trlnames --max-steps 1 --quiet 2>err; rc=$?
+ok "TRL's --model_name_or_path and --dataset_name are --model and --data (rc $rc): $(tail -c 150 err)" '[ $rc -eq 0 ] && [ -f trlnames/model.safetensors ]'
 printf 'learning_rate: -1\nmodel: m\n' > neg.yaml
 "$T" dpo --config neg.yaml --data dpo.jsonl --output-dir ydir3 2>err; rc=$?
 ok "a YAML file's values are checked (rc $rc)" '[ $rc -ne 0 ] && grep -qF -- "--learning-rate must be a finite number >= 0 (got -1)" err'
