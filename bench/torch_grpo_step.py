@@ -42,6 +42,7 @@ def parse():
     ap.add_argument("--warmup", type=int, default=1)
     ap.add_argument("--warmup-new", type=int, default=8)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--progress", action="store_true", help="each phase's time on stderr as it ends")
     return ap.parse_args()
 
 
@@ -141,9 +142,14 @@ def main():
             comp, old = generate(model, prompts, G, T, gen)
         tm["gen_s"] = time.perf_counter() - t0
         tm["gen_tokens"] = comp.numel()
+        if args.progress:
+            print(f"step {s}: generation {tm['gen_s']:.2f} s ({T} new tokens)", file=sys.stderr, flush=True)
         reward = torch.randint(0, 2, (P * G,), generator=gen).float()
         train(model, opt, params, prompts, comp, old, advantages(reward, G), G, args.micro, tm)
         tm["seconds"] = tm["gen_s"] + tm["fwd_s"] + tm["bwd_s"] + tm["opt_s"]
+        if args.progress:
+            print(f"step {s}: forward+loss {tm['fwd_s']:.2f} s, backward {tm['bwd_s']:.2f} s, optimizer {tm['opt_s']:.3f} s",
+                  file=sys.stderr, flush=True)
         if s >= args.warmup and (best is None or tm["seconds"] < best["seconds"]):
             best = tm
     isa = [l.split(":", 1)[1].strip() for l in torch.__config__.show().splitlines() if "CPU capability usage:" in l]
