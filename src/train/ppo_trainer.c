@@ -150,7 +150,6 @@ typedef struct ppo_state {
     int have_ref, have_rm, separate;   // a frozen reference; a reward model; a value model (else the shared head)
     trainer t, rt, vt, rmt;            // policy; reference, reward model (forward-only); value model
     checkpoint_state st;
-    int *order, order_epoch;
     int D;                             // the critic's hidden size
     float *head, *head_g, *head_m, *head_v;   // shared head: [D] weights then the bias
     float *dxf;                        // [cap_tokens, D] dL/d(critic's final hidden)
@@ -158,13 +157,7 @@ typedef struct ppo_state {
     int cap;                           // tokens of a micro-batch
 } ppo_state;
 
-static int next_prompt(ppo_state *R) {
-    int n = R->task.prompts.n;
-    int64_t k = R->st.prompts_seen++;
-    int epoch = (int)(k / n);
-    if (epoch != R->order_epoch) { online_epoch_order(R->order, n, R->a->seed, epoch); R->order_epoch = epoch; }
-    return R->order[k % n];
-}
+static int next_prompt(ppo_state *R) { return online_next_prompt(&R->task, R->st.prompts_seen++, R->a->seed); }
 
 // ---- sampling and scoring ----
 
@@ -220,7 +213,7 @@ static int generate(ppo_state *R, rollout_batch *B, double *t_gen, tm_error *err
         B->nerrors[i] = 0;
         for (int k = 0; k < tr[i].ncalls; k++) B->nerrors[i] += tr[i].calls[k].status != 0;
         int found, correct;
-        rc = online_grade(R->task.tok, &R->task.eo, &R->task.qo, tr[i].ids, tr[i].len, ex->answer, &found, &correct, err);
+        rc = online_grade(R->task.tok, &R->task.eo, &R->task.qo, tr[i].ids, tr[i].len, ex->answer, NULL, &found, &correct, err);
         B->verifier[i] = correct;
         off += len;
     }
@@ -567,7 +560,8 @@ static int setup(ppo_state *R, tm_error *err) {
     const ppo_args *a = R->a;
     const char *from = a->resume_from_checkpoint ? a->resume_from_checkpoint : a->model;
     if (model_load(&R->m, from, err)) return -1;
-    if (online_task_load(&R->task, &R->m, a->model, a->chat_template, a->prompt_suffix, a->data, a->max_prompt_length, a->tools, err)) return -1;
+    online_task_opts tko = {a->model, a->chat_template, a->prompt_suffix, a->data, a->tools, a->max_prompt_length, 0};
+    if (online_task_load(&R->task, &R->m, &tko, err)) return -1;
     int bs = a->per_device_train_batch_size;
     R->cap = bs * (R->task.longest + a->response_length);
     lr_schedule sched;
@@ -599,9 +593,7 @@ static int setup(ppo_state *R, tm_error *err) {
     float **bufs[] = {&R->adv_b, &R->ret_b, &R->val_b, &R->oval_b, &R->old_b, &R->ent_b, &R->dval_b};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
         if (!(*bufs[i] = calloc(cap, sizeof(float)))) return tm_fail(err, "out of memory");
-    R->order = malloc(sizeof(int) * (size_t)R->task.prompts.n);
-    R->order_epoch = -1;
-    if (!R->dxf || !R->order) return tm_fail(err, "out of memory");
+    if (!R->dxf) return tm_fail(err, "out of memory");
     if (a->h.kl_coef > 0) {  // the frozen reference: the initial policy, even when resuming
         if (model_load(&R->ref, a->model, err) || trainer_open(&R->rt, &R->ref, &to, 0, err)) return -1;
         R->have_ref = 1;
@@ -629,7 +621,7 @@ static void cleanup(ppo_state *R) {
     model_free(&R->m); model_free(&R->ref); model_free(&R->vm); model_free(&R->rmod);
     online_task_free(&R->task);
     checkpoint_state_free(&R->st);
-    free(R->order); free(R->head); free(R->head_g); free(R->head_m); free(R->head_v); free(R->dxf);
+    free(R->head); free(R->head_g); free(R->head_m); free(R->head_v); free(R->dxf);
     free(R->adv_b); free(R->ret_b); free(R->val_b); free(R->oval_b); free(R->old_b); free(R->ent_b); free(R->dval_b);
 }
 

@@ -1,4 +1,5 @@
 // train/step_pairs: Step-DPO pair mining with the verifier as the judge (see step_pairs.h).
+#include "task/grade.h"
 #include "task/problems.h"
 #include "train/step_pairs.h"
 #include <ctype.h>
@@ -118,16 +119,10 @@ static int graded(step_pairs_ctx *c, const char *a, size_t alen, const char *b, 
     if (!t) return tm_fail(err, "out of memory");
     memcpy(t, a, alen);
     memcpy(t + alen, b, bl + 1);
-    size_t st, al;
-    *ok = 0;
-    int rc = 0;
-    if (math_extract(t, alen + bl, &c->eo, &st, &al, NULL)) {
-        char *pred = strndup(t + st, al);
-        math_verdict v;
-        if (!pred) rc = tm_fail(err, "out of memory");
-        else if (!(rc = math_answer_check(pred, gold, &c->qo, &v, err))) *ok = v == MATH_EQUAL;
-        free(pred);
-    }
+    task_grade_result g;
+    int rc = task_grade(t, alen + bl, gold, &c->eo, &c->qo, &g, err);  // the task layer's one grading rule
+    *ok = !rc && g.correct;
+    if (!rc) task_grade_result_free(&g);
     free(t);
     return rc;
 }
