@@ -35,7 +35,7 @@ int cmd_ppo(int argc, char **argv) {
         {"num-ppo-epochs", FLAG_INT, &a.num_ppo_epochs, "passes over each rollout batch"},
         {"max-prompt-length", FLAG_INT, &a.max_prompt_length, "prompt tokens kept (their end), 0 = all"},
         {"response-length", FLAG_INT, &a.response_length, "new tokens per completion (model and tool tokens)"},
-        {"temperature", FLAG_FLOAT, &a.temperature, "sampling temperature (must be 1)"},
+        {"temperature", FLAG_FLOAT, &a.temperature, "sampling temperature T > 0; log-probs of softmax(logits / T) (default 1)"},
         {"kl-coef", FLAG_FLOAT, &a.h.kl_coef, "KL coefficient to the initial model (0: no reference held)"},
         {"kl-estimator", FLAG_STR, &estimator, "k1|k2|k3|low_var_kl"},
         {"use-kl-loss", FLAG_BOOL, &a.h.kl_loss, "the KL as a loss term (verl) instead of a per-token reward (TRL)"},

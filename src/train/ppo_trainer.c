@@ -71,9 +71,8 @@ int ppo_args_check(const ppo_args *a, tm_error *err) {
     };
     for (size_t i = 0; i < sizeof ints / sizeof ints[0]; i++)
         if (ints[i].v < ints[i].lo) return tm_fail(err, "--%s must be at least %ld (got %ld)", ints[i].flag, ints[i].lo, ints[i].v);
-    if (a->temperature != 1.0)
-        return tm_fail(err, "--temperature %g: ppo samples from the temperature-1 distribution, the one whose log-probs the trainer "
-                            "computes, so that the importance ratio compares one distribution", a->temperature);
+    if (!(a->temperature > 0) || !isfinite(a->temperature))
+        return tm_fail(err, "--temperature must be a finite number > 0 (got %g)", a->temperature);
     const ppo_hparams *h = &a->h;
     if (!(h->cliprange >= 0 && h->cliprange < 1)) return tm_fail(err, "--cliprange must be in [0, 1) (got %g)", h->cliprange);
     if (!(h->cliprange_value >= 0) || !isfinite(h->cliprange_value)) return tm_fail(err, "--cliprange-value must be a finite number >= 0 (got %g)", h->cliprange_value);
@@ -101,13 +100,14 @@ typedef struct rollout_batch {
     int32_t *ids;
     uint8_t *mask;               // 1: a token the model sampled
     float *old, *ref, *val, *rw, *adv, *ret;
+    float *samp;                 // the sampler's log-probs (0 off the mask): the mismatch metric
     double *score, *verifier, *rm, *non_score, *kl;
     int *eos, *ncalls, *nerrors, *clen;
 } rollout_batch;
 
 static void rollout_batch_free(rollout_batch *b) {
     free(b->span); free(b->prompt); free(b->ids); free(b->mask);
-    free(b->old); free(b->ref); free(b->val); free(b->rw); free(b->adv); free(b->ret);
+    free(b->old); free(b->ref); free(b->val); free(b->rw); free(b->adv); free(b->ret); free(b->samp);
     free(b->score); free(b->verifier); free(b->rm); free(b->non_score); free(b->kl);
     free(b->eos); free(b->ncalls); free(b->nerrors); free(b->clen);
     memset(b, 0, sizeof *b);
@@ -122,7 +122,7 @@ static int rollout_batch_alloc(rollout_batch *b, int n, int cap_tokens, tm_error
     b->prompt = malloc(sizeof(int) * N);
     b->ids = malloc(sizeof(int32_t) * T);
     b->mask = malloc(T);
-    float **f[] = {&b->old, &b->ref, &b->val, &b->rw, &b->adv, &b->ret};
+    float **f[] = {&b->old, &b->ref, &b->val, &b->rw, &b->adv, &b->ret, &b->samp};
     for (size_t i = 0; i < sizeof f / sizeof f[0]; i++) *f[i] = calloc(T, sizeof(float));
     double **d[] = {&b->score, &b->verifier, &b->rm, &b->non_score, &b->kl};
     for (size_t i = 0; i < sizeof d / sizeof d[0]; i++) *d[i] = calloc(N, sizeof(double));
@@ -206,7 +206,9 @@ static int generate(ppo_state *R, rollout_batch *B, double *t_gen, tm_error *err
         for (int k = 0; k < tr[i].len; k++) {
             B->ids[off + plen + k] = tr[i].ids[k];
             B->mask[off + plen + k] = tr[i].mask[k];
+            B->samp[off + plen + k] = tr[i].mask[k] ? tr[i].logp[k] : 0.0f;
         }
+        for (int k = 0; k < plen; k++) B->samp[off + k] = 0.0f;
         B->clen[i] = tr[i].len;
         B->eos[i] = tr[i].finish == FINISH_STOP;
         B->ncalls[i] = tr[i].ncalls;
@@ -503,6 +505,7 @@ static void write_line(ppo_state *R, sbuf *o, const rollout_batch *B, const upda
     const ppo_args *a = R->a;
     int n = B->n;
     double kl = 0, ent = 0, ns = 0, sc = 0, ver = 0, rmv = 0, eos = 0, len = 0, calls = 0, errs = 0;
+    double dsum = 0, dmax = 0, dn = 0;  // |log π_sampler - log πold| on sampled tokens (both at T)
     for (int i = 0; i < n; i++) {
         kl += B->kl[i];
         ns += B->non_score[i];
@@ -514,7 +517,13 @@ static void write_line(ppo_state *R, sbuf *o, const rollout_batch *B, const upda
         calls += B->ncalls[i];
         errs += B->nerrors[i];
         for (int t = B->span[2 * i]; t < B->span[2 * i + 1]; t++)
-            if (B->mask[t]) ent -= B->old[t];
+            if (B->mask[t]) {
+                ent -= B->old[t];
+                double d = fabs((double)B->old[t] - B->samp[t]);
+                dsum += d;
+                dn++;
+                if (d > dmax) dmax = d;
+            }
     }
     double M = u->micro > 0 ? u->micro : 1;
     double rmean = u->ratio / M, rvar = u->micro > 1 ? (u->ratio_sq - u->micro * rmean * rmean) / (u->micro - 1) : 0;
@@ -548,6 +557,8 @@ static void write_line(ppo_state *R, sbuf *o, const rollout_batch *B, const upda
         put_metric(o, "tools/calls_per_trajectory", calls / n);
         put_metric(o, "tools/errors_per_trajectory", errs / n);
     }
+    put_metric(o, "sampling/sampling_logp_difference/mean", dn > 0 ? dsum / dn : 0);
+    put_metric(o, "sampling/sampling_logp_difference/max", dmax);
     put_metric(o, "time/generation", t_gen);
     put_metric(o, "time/training", t_train);
     sbuf_puts(o, "}");
@@ -569,6 +580,7 @@ static int setup(ppo_state *R, tm_error *err) {
     trainer_opts to = {{a->learning_rate, a->adam_beta1, a->adam_beta2, a->adam_epsilon, a->weight_decay}, a->max_grad_norm, sched, 0, 0,
                        R->cap, bs, 0};
     if (trainer_open(&R->t, &R->m, &to, 1, err)) return -1;
+    trainer_set_temperature(&R->t, a->temperature);  // log πθ and log πold of softmax(logits / T), as sampled
     R->separate = a->value_model != NULL;
     if (R->separate) {
         char ck[4200];
@@ -596,6 +608,7 @@ static int setup(ppo_state *R, tm_error *err) {
     if (!R->dxf) return tm_fail(err, "out of memory");
     if (a->h.kl_coef > 0) {  // the frozen reference: the initial policy, even when resuming
         if (model_load(&R->ref, a->model, err) || trainer_open(&R->rt, &R->ref, &to, 0, err)) return -1;
+        trainer_set_temperature(&R->rt, a->temperature);  // the reference's too (TRL)
         R->have_ref = 1;
     }
     if (a->reward_model) {
