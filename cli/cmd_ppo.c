@@ -22,6 +22,7 @@ int cmd_ppo(int argc, char **argv) {
         {"reward-weights", FLAG_STR, &weights, "weights of the verifier and the reward model: w_v,w_rm"},
         {"missing-eos-penalty", FLAG_FLOAT, &a.missing_eos_penalty, "subtracted from the score of a completion without EOS (TRL; >= 0)"},
         {"chat-template", FLAG_STR, &a.chat_template, "chatml|qwen3|llama3|... (default: recognized from the tokenizer; none found: plain text)"},
+        {"prompt-style", FLAG_STR, &a.prompt_style, "boxed|plain|tora|gsm8k-fewshot|minerva: the prompt as sample/eval build it (default plain)"},
         {"prompt-suffix", FLAG_STR, &a.prompt_suffix, "text appended to string prompts"},
         {"learning-rate", FLAG_FLOAT, &a.learning_rate, "peak learning rate (policy and critic)"},
         {"lr-scheduler-type", FLAG_STR, &a.lr_scheduler_type, "linear|cosine|constant|constant_with_warmup (per PPO step)"},

@@ -59,6 +59,7 @@ static int steps_per_pass(const grpo_args *a) { return spg_of(a) / a->gradient_a
 
 int grpo_args_check(const grpo_args *a, tm_error *err) {
     if (!a->model || !a->data || !a->output_dir) return tm_fail(err, "--model, --data and --output-dir are required");
+    if (online_prompt_style_check(a->prompt_style, err)) return -1;
     if (!(a->learning_rate >= 0) || !isfinite(a->learning_rate)) return tm_fail(err, "--learning-rate must be a finite number >= 0 (got %g)", a->learning_rate);
     if (!(a->warmup_ratio >= 0 && a->warmup_ratio <= 1)) return tm_fail(err, "--warmup-ratio must be in [0, 1] (got %g)", a->warmup_ratio);
     if (!(a->weight_decay >= 0) || !isfinite(a->weight_decay)) return tm_fail(err, "--weight-decay must be a finite number >= 0 (got %g)", a->weight_decay);
@@ -259,8 +260,8 @@ static int generate(grpo_run_state *R, completion *out, gen_metrics *gm, tm_erro
         o.seed = (uint64_t)a->seed * 0x9E3779B97F4A7C15ull ^ ((uint64_t)R->st.global_step << 8 | (uint64_t)r);
         o.stop_ids = R->task.stop_ids;
         o.nstop_ids = R->task.nstop;
-        const char *stops[1] = {"```output"};
-        if (R->task.tool == ROLLOUT_TOOL_PYTHON) { o.stop_strs = stops; o.nstop_strs = 1; }
+        o.stop_strs = R->task.stop_strs;
+        o.nstop_strs = R->task.nstop_strs;
         o.tool = R->task.tool;
         o.max_turns = a->max_turns;
         o.py.timeout_s = a->tool_timeout;
@@ -549,9 +550,10 @@ static void window_line(grpo_run_state *R, metric_window *w, sbuf *o, double epo
 
 // The task (train/online.h's loader; the reward needs every prompt's gold answer); the
 // policy model must be loaded. *longest gets the longest prompt.
-static int load_task(grpo_run_state *R, const char *model_dir, const char *chat_template, const char *prompt_suffix,
-                     const char *data, int max_prompt_length, const char *tools, int *longest, tm_error *err) {
-    online_task_opts o = {model_dir, chat_template, prompt_suffix, data, tools, max_prompt_length, 1};
+static int load_task(grpo_run_state *R, const char *model_dir, const char *chat_template, const char *prompt_style,
+                     const char *prompt_suffix, const char *data, int max_prompt_length, const char *tools, int *longest,
+                     tm_error *err) {
+    online_task_opts o = {model_dir, chat_template, prompt_style, prompt_suffix, data, tools, max_prompt_length, 1};
     if (online_task_load(&R->task, &R->m, &o, err)) return -1;
     *longest = R->task.longest;
     return 0;
@@ -647,7 +649,7 @@ static int setup(grpo_run_state *R, tm_error *err) {
     const char *from = a->resume_from_checkpoint ? a->resume_from_checkpoint : a->model;
     if (model_load(&R->m, from, err)) return -1;
     int longest;
-    if (load_task(R, a->model, a->chat_template, a->prompt_suffix, a->data, a->max_prompt_length, a->tools, &longest, err)) return -1;
+    if (load_task(R, a->model, a->chat_template, a->prompt_style, a->prompt_suffix, a->data, a->max_prompt_length, a->tools, &longest, err)) return -1;
     if (a->rehearsal && load_rehearsal(R, a->rehearsal, err)) return -1;
     int bs = a->per_device_train_batch_size;
     int per_seq = longest + a->max_completion_length;
@@ -834,6 +836,7 @@ static char **read_lines(const char *path, long *n, tm_error *err) {
 
 int grpo_rehearsal_run(const grpo_rehearsal_args *ra, tm_error *err) {
     if (!ra->model || !ra->data || !ra->output) return tm_fail(err, "--model, --data and --output are required");
+    if (online_prompt_style_check(ra->prompt_style, err)) return -1;
     if (ra->k < 1) return tm_fail(err, "--k must be at least 1 (got %d)", ra->k);
     if (ra->solved_threshold < 1 || ra->solved_threshold > ra->k)
         return tm_fail(err, "--solved-threshold must be in [1, --k %d] (got %d)", ra->k, ra->solved_threshold);
@@ -856,7 +859,7 @@ int grpo_rehearsal_run(const grpo_rehearsal_args *ra, tm_error *err) {
     sbuf b;
     sbuf_init(&b);
     if (model_load(&R.m, ra->model, err)) goto done;
-    if (load_task(&R, ra->model, ra->chat_template, ra->prompt_suffix, ra->data, ra->max_prompt_length, "none", &longest, err)) goto done;
+    if (load_task(&R, ra->model, ra->chat_template, ra->prompt_style, ra->prompt_suffix, ra->data, ra->max_prompt_length, "none", &longest, err)) goto done;
     if (ra->exp_output && !(lines = read_lines(ra->data, &nlines, err))) goto done;
     trajs = calloc((size_t)chunk * k, sizeof *trajs);
     cs = calloc((size_t)chunk * k, sizeof *cs);
@@ -883,6 +886,8 @@ int grpo_rehearsal_run(const grpo_rehearsal_args *ra, tm_error *err) {
         o.seed = (uint64_t)ra->seed * 0x9E3779B97F4A7C15ull ^ (uint64_t)p0;
         o.stop_ids = R.task.stop_ids;
         o.nstop_ids = R.task.nstop;
+        o.stop_strs = R.task.stop_strs;
+        o.nstop_strs = R.task.nstop_strs;
         rollout_backend be;
         rollout_model_ctx mctx;
         rollout_backend_model(&be, &mctx, &R.m);

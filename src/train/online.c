@@ -6,10 +6,11 @@
 #include "base/rng.h"
 #include "task/grade.h"
 
-int online_task_load(online_task *T, const model *m, const online_task_opts *to, tm_error *err) {
-    memset(T, 0, sizeof *T);
+static int task_load(online_task *T, const model *m, const online_task_opts *to, tm_error *err) {
     const char *data = to->data;
     const int maxp = to->max_prompt_length;
+    if (online_prompt_style_check(to->prompt_style, err)) return -1;
+    int style = to->prompt_style ? task_style_from_name(to->prompt_style) : TASK_STYLE_PLAIN;
     if (!(T->tok = tok_load(to->model_dir, err))) return -1;
     tok_chat chat;
     int have_chat = tok_chat_for(T->tok, to->chat_template, &chat, err) == 0;
@@ -18,6 +19,7 @@ int online_task_load(online_task *T, const model *m, const online_task_opts *to,
     data_opts_default(&o);
     o.format = DATA_PROMPTS;
     o.chat = have_chat ? &chat : NULL;
+    o.prompt_style = to->prompt_style;
     o.prompt_suffix = to->prompt_suffix;
     if (data_load(T->tok, data, &o, &T->prompts, err)) return -1;
     if (T->prompts.n == 0) return tm_fail(err, "%s: no prompts", data);
@@ -39,10 +41,25 @@ int online_task_load(online_task *T, const model *m, const online_task_opts *to,
     if (tool < 0) return tm_fail(err, "unknown --tools '%s' (none, calculator, python)", to->tools);
     T->tool = (rollout_tool)tool;
     if (T->tool == ROLLOUT_TOOL_PYTHON && have_chat && rollout_obs_wrapper(&chat, &T->obs_pre, &T->obs_suf, err)) return -1;
+    T->nstop_strs = task_style_stops((task_style)style, T->stop_strs);
+    if (T->tool == ROLLOUT_TOOL_PYTHON) T->stop_strs[T->nstop_strs++] = "```output";  // the code block is run here
     math_extract_opts_default(&T->eo);
     math_equal_opts_default(&T->qo);  // strict: the reward wants the computed answer
     T->order_epoch = -1;
     if (!(T->order = malloc(sizeof(int) * (size_t)T->prompts.n))) return tm_fail(err, "out of memory");
+    return 0;
+}
+
+int online_task_load(online_task *T, const model *m, const online_task_opts *to, tm_error *err) {
+    memset(T, 0, sizeof *T);
+    if (!task_load(T, m, to, err)) return 0;
+    online_task_free(T);  // a failed load holds nothing
+    return -1;
+}
+
+int online_prompt_style_check(const char *name, tm_error *err) {
+    if (name && task_style_from_name(name) < 0)
+        return tm_fail(err, "unknown --prompt-style '%s' (boxed, plain, tora, gsm8k-fewshot, minerva)", name);
     return 0;
 }
 

@@ -9,6 +9,7 @@
 #include "model/model.h"
 #include "reward/math_answer.h"
 #include "rollout/rollout.h"
+#include "task/prompt.h"
 #include "tokenizer/tokenizer.h"
 
 typedef struct online_task {
@@ -19,6 +20,8 @@ typedef struct online_task {
     math_equal_opts qo;
     rollout_tool tool;
     char *obs_pre, *obs_suf;   // python tool: the observation's chat wrapper (NULL: none)
+    const char *stop_strs[3];  // the prompt style's stops (few-shot: the next exemplar), the python tool's
+    int nstop_strs;
     int longest;               // the longest prompt, in tokens
     int *order, order_epoch;   // this epoch's prompt order (online_next_prompt)
 } online_task;
@@ -27,6 +30,7 @@ typedef struct online_task {
 typedef struct online_task_opts {
     const char *model_dir;      // the tokenizer's directory
     const char *chat_template;  // NULL: the tokenizer's own, if any
+    const char *prompt_style;   // task/prompt.h's styles, as sample/eval (NULL: plain)
     const char *prompt_suffix;  // NULL: none
     const char *data;           // prompts file (data/'s `prompts` format)
     const char *tools;          // none | calculator | python
@@ -35,9 +39,13 @@ typedef struct online_task_opts {
 } online_task_opts;
 
 // Loads the tokenizer, the prompts, checks their ids against m's vocabulary, the stop tokens,
-// the tool and the (strict) verifier options. The one loader of grpo, ppo, rehearsal and
+// the tool and the (strict) verifier options. On failure T holds nothing (online_task_free is
+// still safe). The one loader of grpo, ppo, rehearsal and
 // online-dpo.
 int online_task_load(online_task *T, const model *m, const online_task_opts *o, tm_error *err);
+// --prompt-style's value (NULL: plain) is a known style; for the trainers' flag checks, so that a
+// bad name fails before any work.
+int online_prompt_style_check(const char *name, tm_error *err);
 void online_task_free(online_task *T);
 
 // Fisher-Yates permutation of n prompts for one epoch, from the seed and the epoch.

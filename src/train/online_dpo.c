@@ -46,6 +46,7 @@ int online_args_check(const online_args *a, tm_error *err) {
     if (a->max_turns < 1) return tm_fail(err, "--max-turns must be at least 1 (got %d)", a->max_turns);
     if (!(a->tool_timeout > 0) || !isfinite(a->tool_timeout)) return tm_fail(err, "--tool-timeout must be a finite number > 0 (got %g)", a->tool_timeout);
     if (rollout_tool_from_name(a->tools) < 0) return tm_fail(err, "unknown --tools '%s' (none, calculator, python)", a->tools);
+    if (online_prompt_style_check(a->prompt_style, err)) return -1;
     if (a->seed < 0) return tm_fail(err, "--seed must be at least 0 (got %d)", a->seed);
     const char *r = a->resume_from_checkpoint;
     if (r && strcmp(r, "true") && strcmp(r, "True") && strcmp(r, "last"))
@@ -139,7 +140,7 @@ static void task_free(round_task *T) {
 // The policy and its task, loaded as `temper grpo` loads them (train/online.h).
 static int task_load(const online_args *a, const char *policy, round_task *T, tm_error *err) {
     if (model_load(&T->m, policy, err)) return -1;
-    online_task_opts o = {policy, a->chat_template, a->prompt_suffix, a->data, a->tools, a->max_prompt_length, 0};
+    online_task_opts o = {policy, a->chat_template, a->prompt_style, a->prompt_suffix, a->data, a->tools, a->max_prompt_length, 0};
     return online_task_load(&T->t, &T->m, &o, err);
 }
 
@@ -215,8 +216,8 @@ static int sample_round(const online_args *a, int K, const char *policy, const c
         o.seed = (uint64_t)a->seed * 0x9E3779B97F4A7C15ull ^ ((uint64_t)K << 32) ^ (uint64_t)p0;
         o.stop_ids = T.t.stop_ids;
         o.nstop_ids = T.t.nstop;
-        const char *stops[1] = {"```output"};
-        if (T.t.tool == ROLLOUT_TOOL_PYTHON) o.stop_strs = stops, o.nstop_strs = 1;
+        o.stop_strs = T.t.stop_strs;
+        o.nstop_strs = T.t.nstop_strs;
         o.tool = T.t.tool;
         o.max_turns = a->max_turns;
         o.py.timeout_s = a->tool_timeout;

@@ -52,6 +52,7 @@ static int batch_size(const ppo_args *a) { return a->per_device_train_batch_size
 int ppo_args_check(const ppo_args *a, tm_error *err) {
     if (!a->model || !a->data || !a->output_dir) return tm_fail(err, "--model, --data and --output-dir are required");
     if (!*a->model) return tm_fail(err, "--model is empty");
+    if (online_prompt_style_check(a->prompt_style, err)) return -1;
     if (!(a->learning_rate >= 0) || !isfinite(a->learning_rate)) return tm_fail(err, "--learning-rate must be a finite number >= 0 (got %g)", a->learning_rate);
     if (!(a->warmup_ratio >= 0 && a->warmup_ratio <= 1)) return tm_fail(err, "--warmup-ratio must be in [0, 1] (got %g)", a->warmup_ratio);
     if (!(a->weight_decay >= 0) || !isfinite(a->weight_decay)) return tm_fail(err, "--weight-decay must be a finite number >= 0 (got %g)", a->weight_decay);
@@ -181,8 +182,8 @@ static int generate(ppo_state *R, rollout_batch *B, double *t_gen, tm_error *err
     o.seed = (uint64_t)a->seed * 0x9E3779B97F4A7C15ull ^ ((uint64_t)R->st.global_step << 8);  // resumable: (seed, step)
     o.stop_ids = R->task.stop_ids;
     o.nstop_ids = R->task.nstop;
-    const char *stops[1] = {"```output"};
-    if (R->task.tool == ROLLOUT_TOOL_PYTHON) { o.stop_strs = stops; o.nstop_strs = 1; }
+    o.stop_strs = R->task.stop_strs;
+    o.nstop_strs = R->task.nstop_strs;
     o.tool = R->task.tool;
     o.max_turns = a->max_turns;
     o.py.timeout_s = a->tool_timeout;
@@ -571,7 +572,7 @@ static int setup(ppo_state *R, tm_error *err) {
     const ppo_args *a = R->a;
     const char *from = a->resume_from_checkpoint ? a->resume_from_checkpoint : a->model;
     if (model_load(&R->m, from, err)) return -1;
-    online_task_opts tko = {a->model, a->chat_template, a->prompt_suffix, a->data, a->tools, a->max_prompt_length, 0};
+    online_task_opts tko = {a->model, a->chat_template, a->prompt_style, a->prompt_suffix, a->data, a->tools, a->max_prompt_length, 0};
     if (online_task_load(&R->task, &R->m, &tko, err)) return -1;
     int bs = a->per_device_train_batch_size;
     R->cap = bs * (R->task.longest + a->response_length);

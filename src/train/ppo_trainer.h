@@ -50,7 +50,7 @@
 
 typedef struct ppo_args {
     const char *model, *data, *output_dir, *resume_from_checkpoint;
-    const char *chat_template, *prompt_suffix, *lr_scheduler_type, *tools;
+    const char *chat_template, *prompt_style, *prompt_suffix, *lr_scheduler_type, *tools;
     const char *value_head;          // "shared" (used unless value_model is set)
     const char *value_model;         // critic directory; NULL: the shared head
     const char *reward_model;        // *ForSequenceClassification directory; NULL: the verifier only

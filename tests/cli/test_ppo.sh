@@ -122,7 +122,7 @@ dm1=$(metric "$tmp/p/metrics.jsonl" 1 sampling/sampling_logp_difference/mean 2>/
 check "$PY -c 'import sys; sys.exit(not ($dm1 < 1e-5))'" "temperature 1: the same mismatch metric is ~0 (mean |dlogp| $dm1 < 1e-5)"
 
 # ---- bad flags: one line, nonzero ----
-for f in "--reward-model $tmp/sft" "--cliprange 1.5" "--gamma 2" "--kl-estimator k9" "--value-head separate" "--temperature 0" "--missing-eos-penalty -10" "--reward-weights 1"; do
+for f in "--reward-model $tmp/sft" "--cliprange 1.5" "--gamma 2" "--kl-estimator k9" "--value-head separate" "--temperature 0" "--prompt-style nope" "--missing-eos-penalty -10" "--reward-weights 1"; do
   out=$("$T" ppo --model "$tmp/sft" --data "$tmp/train.jsonl" --output-dir "$tmp/bad" $f 2>&1 >/dev/null)
   rc=$?
   check '[ $rc -ne 0 ] && [ "$(echo "$out" | wc -l)" -eq 1 ]' "bad flag $f: exit $rc, one line: $out"
