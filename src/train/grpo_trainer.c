@@ -258,15 +258,9 @@ static int generate(grpo_run_state *R, completion *out, gen_metrics *gm, tm_erro
         o.sp.min_p = a->min_p;
         // the sampler's RNG state is a function of (seed, step, round): a resumed run draws the same
         o.seed = (uint64_t)a->seed * 0x9E3779B97F4A7C15ull ^ ((uint64_t)R->st.global_step << 8 | (uint64_t)r);
-        o.stop_ids = R->task.stop_ids;
-        o.nstop_ids = R->task.nstop;
-        o.stop_strs = R->task.stop_strs;
-        o.nstop_strs = R->task.nstop_strs;
-        o.tool = R->task.tool;
+        online_rollout_opts(&R->task, &o);  // stops, tool, observation wrapper
         o.max_turns = a->max_turns;
         o.py.timeout_s = a->tool_timeout;
-        o.obs_prefix = R->task.obs_pre;
-        o.obs_suffix = R->task.obs_suf;
         rollout_backend be;
         rollout_model_ctx mctx;
         rollout_backend_model(&be, &mctx, &R->m);
@@ -884,10 +878,7 @@ int grpo_rehearsal_run(const grpo_rehearsal_args *ra, tm_error *err) {
         o.max_new_tokens = ra->max_completion_length;
         o.sp.temperature = ra->temperature;  // the log π0 recorded are at it
         o.seed = (uint64_t)ra->seed * 0x9E3779B97F4A7C15ull ^ (uint64_t)p0;
-        o.stop_ids = R.task.stop_ids;
-        o.nstop_ids = R.task.nstop;
-        o.stop_strs = R.task.stop_strs;
-        o.nstop_strs = R.task.nstop_strs;
+        online_rollout_opts(&R.task, &o);  // stops (no tool here)
         rollout_backend be;
         rollout_model_ctx mctx;
         rollout_backend_model(&be, &mctx, &R.m);

@@ -72,6 +72,16 @@ void online_task_free(online_task *T) {
     memset(T, 0, sizeof *T);
 }
 
+void online_rollout_opts(const online_task *T, rollout_opts *o) {
+    o->stop_ids = T->stop_ids;
+    o->nstop_ids = T->nstop;
+    o->stop_strs = T->stop_strs;
+    o->nstop_strs = T->nstop_strs;
+    o->tool = T->tool;
+    o->obs_prefix = T->obs_pre;
+    o->obs_suffix = T->obs_suf;
+}
+
 void online_epoch_order(int *order, int n, int seed, int epoch) {
     rng r;
     rng_seed(&r, (uint64_t)seed * 1000003u + (uint64_t)epoch);

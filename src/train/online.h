@@ -48,6 +48,9 @@ int online_task_load(online_task *T, const model *m, const online_task_opts *o, 
 int online_prompt_style_check(const char *name, tm_error *err);
 void online_task_free(online_task *T);
 
+// The task's part of the sampler's options: stop ids and strings, the tool, its observation wrapper.
+void online_rollout_opts(const online_task *T, rollout_opts *o);
+
 // Fisher-Yates permutation of n prompts for one epoch, from the seed and the epoch.
 void online_epoch_order(int *order, int n, int seed, int epoch);
 // The prompt index of the k-th prompt drawn (0-based) from the data stream: epochs of

@@ -214,15 +214,9 @@ static int sample_round(const online_args *a, int K, const char *policy, const c
         o.sp = a->sp;
         // a function of (seed, round, chunk): a round sampled again draws the same
         o.seed = (uint64_t)a->seed * 0x9E3779B97F4A7C15ull ^ ((uint64_t)K << 32) ^ (uint64_t)p0;
-        o.stop_ids = T.t.stop_ids;
-        o.nstop_ids = T.t.nstop;
-        o.stop_strs = T.t.stop_strs;
-        o.nstop_strs = T.t.nstop_strs;
-        o.tool = T.t.tool;
+        online_rollout_opts(&T.t, &o);  // stops, tool, observation wrapper
         o.max_turns = a->max_turns;
         o.py.timeout_s = a->tool_timeout;
-        o.obs_prefix = T.t.obs_pre;
-        o.obs_suffix = T.t.obs_suf;
         rollout_backend be;
         rollout_model_ctx mctx;
         rollout_backend_model(&be, &mctx, &T.m);

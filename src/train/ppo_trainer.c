@@ -180,15 +180,9 @@ static int generate(ppo_state *R, rollout_batch *B, double *t_gen, tm_error *err
     o.max_new_tokens = a->response_length;
     o.sp.temperature = a->temperature;
     o.seed = (uint64_t)a->seed * 0x9E3779B97F4A7C15ull ^ ((uint64_t)R->st.global_step << 8);  // resumable: (seed, step)
-    o.stop_ids = R->task.stop_ids;
-    o.nstop_ids = R->task.nstop;
-    o.stop_strs = R->task.stop_strs;
-    o.nstop_strs = R->task.nstop_strs;
-    o.tool = R->task.tool;
+    online_rollout_opts(&R->task, &o);  // stops, tool, observation wrapper
     o.max_turns = a->max_turns;
     o.py.timeout_s = a->tool_timeout;
-    o.obs_prefix = R->task.obs_pre;
-    o.obs_suffix = R->task.obs_suf;
     rollout_backend be;
     rollout_model_ctx mctx;
     rollout_backend_model(&be, &mctx, &R->m);

@@ -79,6 +79,11 @@ static void test_styles(void) {
     online_task P;
     int rp = load(&P, "minerva", NULL, "python", PROMPTS, 1, &err);
     CHECK(rp == 0 && P.nstop_strs == 3 && !strcmp(P.stop_strs[2], "```output"), "minerva + python: the style's 2 stops, then ```output");
+    rollout_opts ro;
+    rollout_opts_default(&ro);
+    if (!rp) online_rollout_opts(&P, &ro);
+    CHECK(rp == 0 && ro.tool == ROLLOUT_TOOL_PYTHON && ro.nstop_strs == 3 && ro.stop_strs == P.stop_strs && ro.stop_ids == P.stop_ids &&
+          ro.nstop_ids == P.nstop && P.nstop > 0, "online_rollout_opts: the sampler gets the task's stops (%d ids, 3 strings) and tool", rp ? -1 : P.nstop);
     if (!rp) online_task_free(&P);
 }
 
