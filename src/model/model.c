@@ -25,10 +25,11 @@ struct model_acts {
     float *rstd_po, *rstd_pf; // [L, N] their rstd
     float *gate, *up;     // [L, N, F]
     float *rstd_f;        // [N]
-    float *xf;            // [N, D] final normalized hidden
+    float *xf;            // [N, D] final normalized hidden (before any temperature)
+    float *xf_t;          // [N, D] xf / T, the lm-head's input when T != 1
     float *lm_lse;        // [N]
     float *entropy;       // [N] entropy saved for the backward
-    double temperature;   // of the last lm-head forward: xf holds the hidden divided by it
+    double temperature;   // of the last lm-head forward (its input: xf, or xf_t when T != 1)
     // scratch (not saved)
     float *t_xn;          // [N, D]
     float *t_h;           // [N, F]
@@ -176,13 +177,13 @@ int model_reserve(model *m, int max_tokens, tm_error *err) {
         L * N * qd, L * N * Hq, L * N * F, L * N * F,          // att lse gate up
         c->sandwich_norm ? L * N * D : 0, c->sandwich_norm ? L * N * D : 0,  // o_out f_out
         c->sandwich_norm ? L * N : 0, c->sandwich_norm ? L * N : 0,          // rstd_po rstd_pf
-        N, N * D, N, N,                                        // rstd_f xf lm_lse entropy
+        N, N * D, N * D, N, N,                                 // rstd_f xf xf_t lm_lse entropy
         N * D, N * F, N * D, N * D, N * F, N * F, N * F,       // t_xn t_h d_x d_xn d_h d_gate d_up
         N * qd, N * qd, N * qd, N * kvd, N * kvd, N * kvd,     // d_att d_q d_qpre d_k d_v d_kpre
     };
     float **ptrs[] = {
         &a->xs, &a->xs_mid, &a->rstd1, &a->rstd2, &a->q, &a->k, &a->v, &a->q_pre, &a->k_pre, &a->rstd_q, &a->rstd_k,
-        &a->att, &a->lse, &a->gate, &a->up, &a->o_out, &a->f_out, &a->rstd_po, &a->rstd_pf, &a->rstd_f, &a->xf, &a->lm_lse, &a->entropy,
+        &a->att, &a->lse, &a->gate, &a->up, &a->o_out, &a->f_out, &a->rstd_po, &a->rstd_pf, &a->rstd_f, &a->xf, &a->xf_t, &a->lm_lse, &a->entropy,
         &a->t_xn, &a->t_h, &a->d_x, &a->d_xn, &a->d_h, &a->d_gate, &a->d_up,
         &a->d_att, &a->d_q, &a->d_qpre, &a->d_k, &a->d_v, &a->d_kpre,
     };
@@ -344,10 +345,13 @@ int model_forward(model *m, const model_batch *b, float *logp, float *entropy, t
     return model_forward_temp(m, b, 1.0, logp, entropy, err);
 }
 
-// z / T = W (h / T): dividing the final hidden state by T before the fused lm-head gives
-// log-softmax(z / T) without ever holding the logits, and the kernel's backward, fed h / T,
-// accumulates dL/dW = sum_t dL/d(z_t/T) (h_t / T)^T, which is the gradient through z / T;
-// only dL/dh needs the extra 1 / T (model_backward). T = 1 leaves xf untouched.
+// z / T = W (h / T): the final hidden state divided by T (into xf_t; xf keeps h for other
+// heads, e.g. PPO's value head) before the fused lm-head gives log-softmax(z / T) without
+// ever holding the logits, and the kernel's backward, fed h / T, accumulates dL/dW = sum_t
+// dL/d(z_t/T) (h_t / T)^T, which is the gradient through z / T; only dL/dh needs the extra
+// 1 / T (model_backward_extra). T = 1 feeds xf itself.
+static const float *lm_input(const model_acts *a) { return a->temperature != 1.0 ? a->xf_t : a->xf; }
+
 int model_forward_temp(model *m, const model_batch *b, double temperature, float *logp, float *entropy, tm_error *err) {
     if (m->cfg.num_labels) return tm_fail(err, "this is a reward model (score head): it has no lm-head log-probs");
     if (!(temperature > 0) || !isfinite(temperature))
@@ -358,9 +362,9 @@ int model_forward_temp(model *m, const model_batch *b, double temperature, float
     if (temperature != 1.0) {
         const float invT = (float)(1.0 / temperature);
         const size_t n = (size_t)b->n_tokens * m->cfg.hidden;
-        for (size_t i = 0; i < n; i++) a->xf[i] *= invT;
+        for (size_t i = 0; i < n; i++) a->xf_t[i] = a->xf[i] * invT;
     }
-    m->K->lmhead_logprob_fwd(logp, entropy ? a->entropy : NULL, a->lm_lse, a->xf, m->w + m->off_lm_head, b->targets,
+    m->K->lmhead_logprob_fwd(logp, entropy ? a->entropy : NULL, a->lm_lse, lm_input(a), m->w + m->off_lm_head, b->targets,
                              b->n_tokens, m->cfg.hidden, m->cfg.vocab, a->scratch);
     if (entropy) memcpy(entropy, a->entropy, sizeof(float) * (size_t)b->n_tokens);
     return 0;
@@ -386,16 +390,7 @@ const float *model_last_hidden(const model *m) { return m->acts ? m->acts->xf : 
 const float *model_lm_head(const model *m) { return m->w + m->off_lm_head; }
 
 void model_backward(model *m, const model_batch *b, const float *dlogp, const float *dentropy) {
-    model_acts *a = m->acts;
-    m->K->zero(a->d_xn, (long)b->n_tokens * m->cfg.hidden);
-    m->K->lmhead_logprob_bwd(a->d_xn, m->g + m->off_lm_head, dlogp, dentropy, a->xf, m->w + m->off_lm_head, b->targets,
-                             a->lm_lse, dentropy ? a->entropy : NULL, b->n_tokens, m->cfg.hidden, m->cfg.vocab, a->scratch);
-    if (a->temperature != 1.0) {  // h / T: dL/dh = dL/d(h/T) / T (dL/dW is already right, see model_forward_temp)
-        const float invT = (float)(1.0 / a->temperature);
-        const size_t n = (size_t)b->n_tokens * m->cfg.hidden;
-        for (size_t i = 0; i < n; i++) a->d_xn[i] *= invT;
-    }
-    model_backward_hidden(m, b, a->d_xn);
+    model_backward_extra(m, b, dlogp, dentropy, NULL);
 }
 
 void model_reward_backward(model *m, const model_batch *b, const float *drewards) {
@@ -414,14 +409,20 @@ void model_reward_backward(model *m, const model_batch *b, const float *drewards
     model_backward_hidden(m, b, a->d_xn);
 }
 
-// model_backward's lm-head part, then the other head's dL/d(final hidden) added, then one
+// The lm-head's part (dL/d(h/T), times 1/T for dL/dh when T != 1: see model_forward_temp),
+// then the other head's dL/dh added (it read h itself, before the division by T), then one
 // pass through the trunk (PPO's value head on the policy's hidden states).
 void model_backward_extra(model *m, const model_batch *b, const float *dlogp, const float *dentropy, const float *dxf_extra) {
     model_acts *a = m->acts;
-    m->K->zero(a->d_xn, (long)b->n_tokens * m->cfg.hidden);
-    m->K->lmhead_logprob_bwd(a->d_xn, m->g + m->off_lm_head, dlogp, dentropy, a->xf, m->w + m->off_lm_head, b->targets,
+    const size_t n = (size_t)b->n_tokens * m->cfg.hidden;
+    m->K->zero(a->d_xn, (long)n);
+    m->K->lmhead_logprob_bwd(a->d_xn, m->g + m->off_lm_head, dlogp, dentropy, lm_input(a), m->w + m->off_lm_head, b->targets,
                              a->lm_lse, dentropy ? a->entropy : NULL, b->n_tokens, m->cfg.hidden, m->cfg.vocab, a->scratch);
-    if (dxf_extra) m->K->add_inplace(a->d_xn, dxf_extra, (long)b->n_tokens * m->cfg.hidden);
+    if (a->temperature != 1.0) {
+        const float invT = (float)(1.0 / a->temperature);
+        for (size_t i = 0; i < n; i++) a->d_xn[i] *= invT;
+    }
+    if (dxf_extra) m->K->add_inplace(a->d_xn, dxf_extra, (long)n);
     model_backward_hidden(m, b, a->d_xn);
 }
 

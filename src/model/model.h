@@ -109,7 +109,8 @@ int model_forward(model *m, const model_batch *b, float *logp, float *entropy, t
 // The same at a sampling temperature T > 0 (TRL's and verl's logits / T): logp[i] =
 // log softmax(z_i / T)[targets[i]] and entropy[i] that of softmax(z_i / T), over the whole
 // vocabulary (no top-k / top-p). model_backward then differentiates these (dL/dz = (1/T) *
-// the softmax(z/T) terms). After it, model_last_hidden holds the final hidden / T.
+// the softmax(z/T) terms). model_last_hidden stays the final hidden state itself (not / T),
+// so that another head reading it (PPO's value head) does not depend on T.
 int model_forward_temp(model *m, const model_batch *b, double temperature, float *logp, float *entropy, tm_error *err);
 // The final normalized hidden states [n_tokens, hidden] of the last forward (the
 // lm-head's input), valid until the next forward; and the lm-head matrix [vocab, hidden].
@@ -127,5 +128,6 @@ void model_reward_backward(model *m, const model_batch *b, const float *drewards
 // (and dL/dentropy, which requires that the forward computed entropy).
 void model_backward(model *m, const model_batch *b, const float *dlogp, const float *dentropy);
 // model_backward plus dxf_extra [n_tokens, hidden], dL/d(final hidden) of another head read off the
-// same forward (PPO's value head on the policy's hidden states), in one pass through the trunk.
+// same forward (PPO's value head on model_last_hidden, before the division by T), in one pass
+// through the trunk; the lm-head's part carries the forward's 1/T as model_backward's does.
 void model_backward_extra(model *m, const model_batch *b, const float *dlogp, const float *dentropy, const float *dxf_extra);

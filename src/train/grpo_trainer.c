@@ -59,6 +59,7 @@ static int steps_per_pass(const grpo_args *a) { return spg_of(a) / a->gradient_a
 
 int grpo_args_check(const grpo_args *a, tm_error *err) {
     if (!a->model || !a->data || !a->output_dir) return tm_fail(err, "--model, --data and --output-dir are required");
+    if (online_prompt_style_check(a->prompt_style, err)) return -1;
     if (!(a->learning_rate >= 0) || !isfinite(a->learning_rate)) return tm_fail(err, "--learning-rate must be a finite number >= 0 (got %g)", a->learning_rate);
     if (!(a->warmup_ratio >= 0 && a->warmup_ratio <= 1)) return tm_fail(err, "--warmup-ratio must be in [0, 1] (got %g)", a->warmup_ratio);
     if (!(a->weight_decay >= 0) || !isfinite(a->weight_decay)) return tm_fail(err, "--weight-decay must be a finite number >= 0 (got %g)", a->weight_decay);
@@ -146,16 +147,9 @@ typedef struct grpo_run_state {
     const grpo_args *a;
     model m, ref;
     int have_ref;
-    tok_tokenizer *tok;
-    data_set prompts;
+    online_task task;         // tokenizer, prompts, stops, tool, verifier options
     trainer t, rt;            // the policy's trainer; the reference's forward-only one
     checkpoint_state st;
-    int *order, order_epoch;
-    int stop_ids[16], nstop;
-    math_extract_opts eo;
-    math_equal_opts qo;
-    rollout_tool tool;
-    char *obs_pre, *obs_suf;
     float *adv_b, *old_b, *samp_b, *ent_b;   // per packed token of a micro-batch
     completion *reh;                         // rehearsal samples of π0 (ref = stored log π0)
     int nreh;
@@ -163,18 +157,12 @@ typedef struct grpo_run_state {
 } grpo_run_state;
 
 // The next prompt of the data stream (st.prompts_seen counts those drawn).
-static int next_prompt(grpo_run_state *R) {
-    int n = R->prompts.n;
-    int64_t k = R->st.prompts_seen++;
-    int epoch = (int)(k / n);
-    if (epoch != R->order_epoch) { online_epoch_order(R->order, n, R->a->seed, epoch); R->order_epoch = epoch; }
-    return R->order[k % n];
-}
+static int next_prompt(grpo_run_state *R) { return online_next_prompt(&R->task, R->st.prompts_seen++, R->a->seed); }
 
 // Rewards of one trajectory: the verifier's verdict and an extractable answer.
 static int score(grpo_run_state *R, const rollout_traj *tr, const char *gold, completion *c, tm_error *err) {
     int found, correct;
-    if (online_grade(R->tok, &R->eo, &R->qo, tr->ids, tr->len, gold, &found, &correct, err)) return -1;
+    if (online_grade(R->task.tok, &R->task.eo, &R->task.qo, tr->ids, tr->len, gold, NULL, &found, &correct, err)) return -1;
     c->r[GRPO_REWARD_ACCURACY] = correct;
     c->r[GRPO_REWARD_FORMAT] = found;
     // DAPO's soft overlong punishment
@@ -198,7 +186,7 @@ void grpo_traj_mask(const rollout_traj *tr, int mask_truncated, uint8_t *mask, f
 
 // A trajectory becomes a training sequence: prompt + completion ids, its mask and log-probs.
 static int make_completion(grpo_run_state *R, int p, rollout_traj *tr, completion *c, tm_error *err) {
-    const data_example *ex = &R->prompts.ex[p];
+    const data_example *ex = &R->task.prompts.ex[p];
     int plen = ex->prompt_len, len = plen + tr->len;
     memset(c, 0, sizeof *c);
     c->prompt = p;
@@ -256,8 +244,8 @@ static int generate(grpo_run_state *R, completion *out, gen_metrics *gm, tm_erro
     for (int r = 0; r < (a->dynamic_sampling ? a->max_num_gen_batches : 1) && kept < P; r++) {
         for (int i = 0; i < P; i++) {
             pidx[i] = next_prompt(R);
-            pp[i] = R->prompts.ex[pidx[i]].seq[0].ids;
-            pl[i] = R->prompts.ex[pidx[i]].prompt_len;
+            pp[i] = R->task.prompts.ex[pidx[i]].seq[0].ids;
+            pl[i] = R->task.prompts.ex[pidx[i]].prompt_len;
         }
         rollout_opts o;
         rollout_opts_default(&o);
@@ -270,21 +258,15 @@ static int generate(grpo_run_state *R, completion *out, gen_metrics *gm, tm_erro
         o.sp.min_p = a->min_p;
         // the sampler's RNG state is a function of (seed, step, round): a resumed run draws the same
         o.seed = (uint64_t)a->seed * 0x9E3779B97F4A7C15ull ^ ((uint64_t)R->st.global_step << 8 | (uint64_t)r);
-        o.stop_ids = R->stop_ids;
-        o.nstop_ids = R->nstop;
-        const char *stops[1] = {"```output"};
-        if (R->tool == ROLLOUT_TOOL_PYTHON) { o.stop_strs = stops; o.nstop_strs = 1; }
-        o.tool = R->tool;
+        online_rollout_opts(&R->task, &o);  // stops, tool, observation wrapper
         o.max_turns = a->max_turns;
         o.py.timeout_s = a->tool_timeout;
-        o.obs_prefix = R->obs_pre;
-        o.obs_suffix = R->obs_suf;
         rollout_backend be;
         rollout_model_ctx mctx;
         rollout_backend_model(&be, &mctx, &R->m);
         double t0 = now_seconds();
         memset(trajs, 0, sizeof *trajs * (size_t)P * G);
-        rc = rollout_run(&be, R->tok, (const int *const *)pp, pl, P, &o, trajs, err);
+        rc = rollout_run(&be, R->task.tok, (const int *const *)pp, pl, P, &o, trajs, err);
         double t1 = now_seconds();
         gm->t_gen += t1 - t0;
         for (int i = 0; !rc && i < P * G; i++) rc = make_completion(R, pidx[i / G], &trajs[i], &round[i], err);
@@ -517,7 +499,7 @@ static void window_add(grpo_run_state *R, metric_window *w, double loss, double 
     win_put(w, "completions/min_length", gm->len_min);
     win_put(w, "completions/max_length", gm->len_max);
     win_put(w, "completions/clipped_ratio", gm->clipped / gm->n);
-    if (R->tool != ROLLOUT_TOOL_NONE) {
+    if (R->task.tool != ROLLOUT_TOOL_NONE) {
         win_put(w, "tools/calls_per_trajectory", gm->calls / gm->n);
         win_put(w, "tools/errors_per_trajectory", gm->errors / gm->n);
     }
@@ -560,44 +542,14 @@ static void window_line(grpo_run_state *R, metric_window *w, sbuf *o, double epo
 
 // ---- the run ----
 
-// The tokenizer, the prompts (cut to max_prompt_length, their end kept), stop tokens, the
-// tool and the verifier's options; the policy model must be loaded. *longest gets the
-// longest prompt.
-static int load_task(grpo_run_state *R, const char *model_dir, const char *chat_template, const char *chat_kwargs,
+// The task (train/online.h's loader; the reward needs every prompt's gold answer); the
+// policy model must be loaded. *longest gets the longest prompt.
+static int load_task(grpo_run_state *R, const char *model_dir, const char *chat_template, const char *chat_kwargs, const char *prompt_style,
                      const char *prompt_suffix, const char *data, int max_prompt_length, const char *tools, int *longest,
                      tm_error *err) {
-    if (!(R->tok = tok_load(model_dir, err))) return -1;
-    if (tok_set_chat_kwargs(R->tok, chat_kwargs, err)) return -1;
-    tok_chat chat;
-    int have_chat = tok_chat_for(R->tok, chat_template, &chat, err) == 0;
-    if (chat_template && !have_chat) return -1;
-    data_opts o;
-    data_opts_default(&o);
-    o.format = DATA_PROMPTS;
-    o.chat = have_chat ? &chat : NULL;
-    o.prompt_suffix = prompt_suffix;
-    if (data_load(R->tok, data, &o, &R->prompts, err)) return -1;
-    if (R->prompts.n == 0) return tm_fail(err, "%s: no prompts", data);
-    *longest = 0;
-    for (int i = 0; i < R->prompts.n; i++) {
-        data_example *e = &R->prompts.ex[i];
-        if (!e->answer) return tm_fail(err, "%s:%ld: no \"answer\": the reward needs a gold answer", data, e->line);
-        if (max_prompt_length > 0 && e->prompt_len > max_prompt_length) {  // keep the end (TRL's left truncation)
-            int cut = e->prompt_len - max_prompt_length;
-            memmove(e->seq[0].ids, e->seq[0].ids + cut, sizeof(int32_t) * (size_t)max_prompt_length);
-            e->prompt_len = e->seq[0].len = max_prompt_length;
-        }
-        for (int k = 0; k < e->prompt_len; k++)
-            if (e->seq[0].ids[k] < 0 || e->seq[0].ids[k] >= R->m.cfg.vocab)
-                return tm_fail(err, "%s:%ld: token id %d is outside the model's vocabulary (%d)", data, e->line, e->seq[0].ids[k], R->m.cfg.vocab);
-        if (e->prompt_len > *longest) *longest = e->prompt_len;
-    }
-    // stops: EOS and end-of-turn tokens
-    R->nstop = tok_stop_ids(R->tok, R->m.cfg.eos_token_id, R->m.cfg.vocab, R->stop_ids, 16);
-    R->tool = (rollout_tool)rollout_tool_from_name(tools);
-    if (R->tool == ROLLOUT_TOOL_PYTHON && have_chat && rollout_obs_wrapper(&chat, &R->obs_pre, &R->obs_suf, err)) return -1;
-    math_extract_opts_default(&R->eo);
-    math_equal_opts_default(&R->qo);  // strict: the reward wants the computed answer
+    online_task_opts o = {model_dir, chat_template, prompt_style, prompt_suffix, data, tools, max_prompt_length, 1, chat_kwargs};
+    if (online_task_load(&R->task, &R->m, &o, err)) return -1;
+    *longest = R->task.longest;
     return 0;
 }
 
@@ -691,7 +643,7 @@ static int setup(grpo_run_state *R, tm_error *err) {
     const char *from = a->resume_from_checkpoint ? a->resume_from_checkpoint : a->model;
     if (model_load(&R->m, from, err)) return -1;
     int longest;
-    if (load_task(R, a->model, a->chat_template, a->chat_template_kwargs, a->prompt_suffix, a->data, a->max_prompt_length, a->tools, &longest, err)) return -1;
+    if (load_task(R, a->model, a->chat_template, a->chat_template_kwargs, a->prompt_style, a->prompt_suffix, a->data, a->max_prompt_length, a->tools, &longest, err)) return -1;
     if (a->rehearsal && load_rehearsal(R, a->rehearsal, err)) return -1;
     int bs = a->per_device_train_batch_size;
     int per_seq = longest + a->max_completion_length;
@@ -706,9 +658,7 @@ static int setup(grpo_run_state *R, tm_error *err) {
     R->adv_b = malloc(sizeof(float) * (size_t)cap);
     R->old_b = malloc(sizeof(float) * (size_t)cap);
     R->ent_b = malloc(sizeof(float) * (size_t)cap);
-    R->order = malloc(sizeof(int) * (size_t)R->prompts.n);
-    R->order_epoch = -1;
-    if (!R->adv_b || !R->old_b || !R->ent_b || !R->order) return tm_fail(err, "out of memory");
+    if (!R->adv_b || !R->old_b || !R->ent_b) return tm_fail(err, "out of memory");
     if (a->h.beta > 0) {
         // the frozen reference: the initial policy, even when resuming
         if (model_load(&R->ref, a->model, err) || trainer_open(&R->rt, &R->ref, &to, 0, err)) return -1;
@@ -743,7 +693,7 @@ int grpo_run(const grpo_args *args, tm_error *err) {
     int G = a->num_generations, nb = gen_batch(a), P = nb / G, per_step = a->per_device_train_batch_size * a->gradient_accumulation_steps;
     if (setup(&R, err)) goto done;
 
-    int64_t gens_per_epoch = (R.prompts.n + P - 1) / P;
+    int64_t gens_per_epoch = (R.task.prompts.n + P - 1) / P;
     int64_t total = a->max_steps > 0 ? a->max_steps
                                      : (int64_t)ceil(a->num_train_epochs * (double)gens_per_epoch) * a->num_iterations * steps_per_pass(a);
     R.t.o.total_steps = total;
@@ -789,7 +739,7 @@ int grpo_run(const grpo_args *args, tm_error *err) {
             if (!isfinite(loss)) { tm_fail(err, "step %lld: the loss is %f; stopping (the last checkpoint is intact)", (long long)R.st.global_step + 1, loss); goto done; }
             R.st.global_step++;
             R.st.num_tokens += x.tokens;
-            double ep = (double)R.st.prompts_seen / (double)R.prompts.n;
+            double ep = (double)R.st.prompts_seen / (double)R.task.prompts.n;
             R.st.epoch = ep;
             int last = R.st.global_step == total;
             progress_set_extra(&pb, "reward %.3f acc %.3f", gm.rs.reward, gm.reward_sum[GRPO_REWARD_ACCURACY] / gm.n);
@@ -818,15 +768,13 @@ done:
     for (int i = 0; batch && i < nb; i++) completion_free(&batch[i]);
     free(batch); free(adv); free(rw);
     sbuf_free(&line);
-    free(R.adv_b); free(R.old_b); free(R.ent_b); free(R.order); free(R.reh_order);
+    free(R.adv_b); free(R.old_b); free(R.ent_b); free(R.reh_order);
     for (int i = 0; i < R.nreh; i++) completion_free(&R.reh[i]);
     free(R.reh);
-    free(R.obs_pre); free(R.obs_suf);
     trainer_close(&R.t);
     trainer_close(&R.rt);
     checkpoint_state_free(&R.st);
-    data_set_free(&R.prompts);
-    tok_free(R.tok);
+    online_task_free(&R.task);
     model_free(&R.m);
     model_free(&R.ref);
     return rc;
@@ -882,6 +830,7 @@ static char **read_lines(const char *path, long *n, tm_error *err) {
 
 int grpo_rehearsal_run(const grpo_rehearsal_args *ra, tm_error *err) {
     if (!ra->model || !ra->data || !ra->output) return tm_fail(err, "--model, --data and --output are required");
+    if (online_prompt_style_check(ra->prompt_style, err)) return -1;
     if (ra->k < 1) return tm_fail(err, "--k must be at least 1 (got %d)", ra->k);
     if (ra->solved_threshold < 1 || ra->solved_threshold > ra->k)
         return tm_fail(err, "--solved-threshold must be in [1, --k %d] (got %d)", ra->k, ra->solved_threshold);
@@ -904,7 +853,7 @@ int grpo_rehearsal_run(const grpo_rehearsal_args *ra, tm_error *err) {
     sbuf b;
     sbuf_init(&b);
     if (model_load(&R.m, ra->model, err)) goto done;
-    if (load_task(&R, ra->model, ra->chat_template, ra->chat_template_kwargs, ra->prompt_suffix, ra->data, ra->max_prompt_length, "none", &longest, err)) goto done;
+    if (load_task(&R, ra->model, ra->chat_template, ra->chat_template_kwargs, ra->prompt_style, ra->prompt_suffix, ra->data, ra->max_prompt_length, "none", &longest, err)) goto done;
     if (ra->exp_output && !(lines = read_lines(ra->data, &nlines, err))) goto done;
     trajs = calloc((size_t)chunk * k, sizeof *trajs);
     cs = calloc((size_t)chunk * k, sizeof *cs);
@@ -918,10 +867,10 @@ int grpo_rehearsal_run(const grpo_rehearsal_args *ra, tm_error *err) {
         ex_open = 1;
     }
     progress pb;
-    progress_start(&pb, "rehearsal", R.prompts.n, "prompts");
-    for (int p0 = 0; p0 < R.prompts.n; p0 += chunk) {
-        int np = p0 + chunk <= R.prompts.n ? chunk : R.prompts.n - p0;
-        for (int i = 0; i < np; i++) pp[i] = R.prompts.ex[p0 + i].seq[0].ids, pl[i] = R.prompts.ex[p0 + i].prompt_len;
+    progress_start(&pb, "rehearsal", R.task.prompts.n, "prompts");
+    for (int p0 = 0; p0 < R.task.prompts.n; p0 += chunk) {
+        int np = p0 + chunk <= R.task.prompts.n ? chunk : R.task.prompts.n - p0;
+        for (int i = 0; i < np; i++) pp[i] = R.task.prompts.ex[p0 + i].seq[0].ids, pl[i] = R.task.prompts.ex[p0 + i].prompt_len;
         rollout_opts o;
         rollout_opts_default(&o);
         o.n = k;
@@ -929,20 +878,19 @@ int grpo_rehearsal_run(const grpo_rehearsal_args *ra, tm_error *err) {
         o.max_new_tokens = ra->max_completion_length;
         o.sp.temperature = ra->temperature;  // the log π0 recorded are at it
         o.seed = (uint64_t)ra->seed * 0x9E3779B97F4A7C15ull ^ (uint64_t)p0;
-        o.stop_ids = R.stop_ids;
-        o.nstop_ids = R.nstop;
+        online_rollout_opts(&R.task, &o);  // stops (no tool here)
         rollout_backend be;
         rollout_model_ctx mctx;
         rollout_backend_model(&be, &mctx, &R.m);
         memset(trajs, 0, sizeof *trajs * (size_t)np * k);
-        int r = rollout_run(&be, R.tok, (const int *const *)pp, pl, np, &o, trajs, err);
+        int r = rollout_run(&be, R.task.tok, (const int *const *)pp, pl, np, &o, trajs, err);
         for (int i = 0; !r && i < np * k; i++) r = make_completion(&R, p0 + i / k, &trajs[i], &cs[i], err);
         for (int i = 0; i < np * k; i++) rollout_traj_free(&trajs[i]);
         for (int i = 0; !r && i < np; i++) {
             completion *g = cs + (size_t)i * k;
             int correct = 0;
             for (int s = 0; s < k; s++) correct += g[s].r[GRPO_REWARD_ACCURACY] > 0;
-            const data_example *e = &R.prompts.ex[p0 + i];
+            const data_example *e = &R.task.prompts.ex[p0 + i];
             if (correct >= ra->solved_threshold) {
                 solved++;
                 for (int s = 0; s < k; s++) {
@@ -980,7 +928,7 @@ int grpo_rehearsal_run(const grpo_rehearsal_args *ra, tm_error *err) {
         ex_open = 0;
         if (io_atomic_commit(&ex, err)) goto done;
     }
-    fprintf(stderr, "temper rehearsal: %ld of %d prompts solved (>= %d of %d correct): %ld rehearsal samples -> %s", solved, R.prompts.n,
+    fprintf(stderr, "temper rehearsal: %ld of %d prompts solved (>= %d of %d correct): %ld rehearsal samples -> %s", solved, R.task.prompts.n,
             ra->solved_threshold, k, samples, ra->output);
     if (ra->exp_output) fprintf(stderr, "; %ld unsolved prompts -> %s", exp_rows, ra->exp_output);
     fprintf(stderr, "\n");
@@ -992,9 +940,7 @@ done:
     for (long i = 0; i < nlines; i++) free(lines[i]);
     free(lines);
     free(trajs); free(cs); free(pp); free(pl);
-    free(R.obs_pre); free(R.obs_suf);
-    data_set_free(&R.prompts);
-    tok_free(R.tok);
+    online_task_free(&R.task);
     model_free(&R.m);
     return rc;
 }

@@ -80,6 +80,7 @@ typedef struct grpo_args {
     const char *model, *data, *output_dir, *resume_from_checkpoint;
     const char *chat_template;       // NULL: recognized from the tokenizer (none: plain text prompts)
     const char *chat_template_kwargs;// a JSON object of extra template variables (NULL: none)
+    const char *prompt_style;        // task/prompt.h's styles, as sample/eval (NULL: plain)
     const char *prompt_suffix;       // appended to string prompts (NULL: none)
     const char *lr_scheduler_type;   // linear
     const char *tools;               // none | calculator | python
@@ -119,7 +120,7 @@ struct rollout_traj;
 void grpo_traj_mask(const struct rollout_traj *tr, int mask_truncated, uint8_t *mask, float *samp);
 
 typedef struct grpo_rehearsal_args {
-    const char *model, *data, *output, *exp_output, *chat_template, *prompt_suffix;
+    const char *model, *data, *output, *exp_output, *chat_template, *prompt_style, *prompt_suffix;
     const char *chat_template_kwargs;
     int k, solved_threshold, max_completion_length, max_prompt_length, seed;
     double temperature;  // sampling T of π0; the stored log π0 are of softmax(logits / T) (default 1)

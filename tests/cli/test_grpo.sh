@@ -261,6 +261,9 @@ expect_fail "rehearsal" --divergence js
 expect_fail "needs --divergence" --rehearsal "$tmp/R.jsonl"
 expect_fail "does not combine" --beta 0.1 --divergence forward_kl --rehearsal "$tmp/R.jsonl"
 expect_fail "alpha" --divergence alpha --alpha 1.5 --rehearsal "$tmp/R.jsonl"
+expect_fail "prompt-style" --prompt-style nope
+out=$("$T" rehearsal --model "$tmp/sft" --data "$tmp/train.jsonl" --output "$tmp/bad.jsonl" --prompt-style nope 2>&1); rc=$?
+check '[ $rc -ne 0 ] && echo "$out" | grep -q -- "--prompt-style" && [ "$(echo "$out" | wc -l)" -eq 1 ]' "rehearsal --prompt-style nope fails with one line: $out"
 mkdir -p "$tmp/bad" && touch "$tmp/bad/old-run"
 expect_fail "not empty" --max-steps 1
 check '"$T" grpo --help | grep -q "loss-type.*(default dapo)"' "--help shows TRL's defaults (loss-type dapo)"

@@ -155,4 +155,6 @@ check '[ $? -ne 0 ] && grep -q "\-\-loss" "$tmp/e2"' "--loss ppo fails naming th
 check '[ $? -ne 0 ] && grep -q "\-\-ref-update" "$tmp/e3"' "--ref-update never fails naming the flag"
 "$T" online-dpo --model "$tmp/sft" $O --output-dir "$tmp/X" --num-generations 1 2>"$tmp/e4"
 check '[ $? -ne 0 ] && grep -q "\-\-num-generations" "$tmp/e4" && [ ! -e "$tmp/X" ]' "--num-generations 1 fails before anything is written"
+"$T" online-dpo --model "$tmp/sft" $O --output-dir "$tmp/X" --prompt-style nope 2>"$tmp/e5"
+check '[ $? -ne 0 ] && grep -q "\-\-prompt-style" "$tmp/e5" && [ ! -e "$tmp/X" ]' "--prompt-style nope fails naming the flag before anything is written"
 [ $fails -eq 0 ]

@@ -119,7 +119,7 @@ def init_model(arch, out, seed, tie=False):
             raise Fail(f"temper init wrote no {f} in {out}")
 
 
-def grad_dump(model_dir, seqs, workdir, tag, temperature=1.0, entropy_coef=0.0):
+def grad_dump(model_dir, seqs, workdir, tag, temperature=1.0, entropy_coef=0.0, value_coef=0.0):
     tok = os.path.join(workdir, f"{tag}.tokens.json")
     out = os.path.join(workdir, f"{tag}.dump.safetensors")
     with open(tok, "w") as f:
@@ -129,6 +129,8 @@ def grad_dump(model_dir, seqs, workdir, tag, temperature=1.0, entropy_coef=0.0):
            "--beta2", repr(HP["beta2"]), "--eps", repr(HP["eps"])]
     if temperature != 1.0 or entropy_coef != 0.0:
         cmd += ["--temperature", repr(temperature), "--entropy-coef", repr(entropy_coef)]
+    if value_coef != 0.0:
+        cmd += ["--value-coef", repr(value_coef)]
     run(cmd)
     try:
         dump, _ = R.read_safetensors(out)
@@ -137,18 +139,22 @@ def grad_dump(model_dir, seqs, workdir, tag, temperature=1.0, entropy_coef=0.0):
     return {k: v.double() for k, v in dump.items()}
 
 
-def compare(tag, model_dir, seqs, workdir, per_tensor=True, temperature=1.0, entropy_coef=0.0):
+def compare(tag, model_dir, seqs, workdir, per_tensor=True, temperature=1.0, entropy_coef=0.0, value_coef=0.0):
     """Runs grad_dump and the oracle on the same model and tokens; reports each check.
     per_tensor=False folds the gradient and step checks into one line each. temperature /
-    entropy_coef: log-probs of softmax(logits / T), loss (-sum logp + c * sum entropy) / n."""
-    c = grad_dump(model_dir, seqs, workdir, tag, temperature, entropy_coef)
-    t = R.reference_dump(model_dir, seqs, **HP, dtype=torch.float64, temperature=temperature, entropy_coef=entropy_coef)
+    entropy_coef: log-probs of softmax(logits / T), loss (-sum logp + c * sum entropy) / n.
+    value_coef: PPO's shared value head on the hidden state before / T (torch_ref.reference_dump)."""
+    c = grad_dump(model_dir, seqs, workdir, tag, temperature, entropy_coef, value_coef)
+    t = R.reference_dump(model_dir, seqs, **HP, dtype=torch.float64, temperature=temperature, entropy_coef=entropy_coef,
+                         value_coef=value_coef)
     params = [k[len("param."):] for k in t if k.startswith("param.")]
     N = sum(len(s) for s in seqs)
 
     expected = {"logprobs", "loss"} | {f"grad.{n}" for n in params} | {f"step.{n}" for n in params}
     if entropy_coef != 0.0:
         expected.add("entropy")
+    if value_coef != 0.0:
+        expected.add("values")
     extra = sorted(set(c) - expected)
     report(not extra, f"parity {tag} dump has no unexpected tensors", f"({', '.join(extra[:5])})" if extra else "")
 
@@ -169,6 +175,9 @@ def compare(tag, model_dir, seqs, workdir, per_tensor=True, temperature=1.0, ent
     if entropy_coef != 0.0:
         ok, d = check("entropy", "entropy")
         report(ok, f"parity {tag} entropy [{N}]", d)
+    if value_coef != 0.0:
+        ok, d = check("values", "values")
+        report(ok, f"parity {tag} value head on the hidden state before / T [{N}]", d)
 
     # AdamW on the C gradients (see the module docstring)
     have_grads = all(f"grad.{n}" in c and c[f"grad.{n}"].shape == t[f"grad.{n}"].shape for n in params)
@@ -389,6 +398,18 @@ def main():
 
         case("llama-T0.7", lambda: temperature_case("llama", False, 31))
         case("qwen3-tied-T0.7", lambda: temperature_case("qwen3", True, 32))
+
+        # PPO's shared value head at T = 0.7: it reads the hidden state before / T and its
+        # gradient joins the lm-head's (which carries 1/T) in model_backward_extra
+        def value_head_case(arch, seed, T=0.7, v=0.3):
+            d = os.path.join(work, f"{arch}-T{T}-value")
+            init_model(arch, d, seed, False)
+            perturb(d, seed)
+            cfg = R.Config.load(d)
+            seqs = sequences(cfg.vocab_size, [11, 5, 9], seed)
+            compare(f"{arch}-T{T}-value-head", d, seqs, work, per_tensor=False, temperature=T, value_coef=v)
+
+        case("llama-T0.7-value-head", lambda: value_head_case("llama", 33))
 
         def format_case(arch, dtype, shards, seed):
             d = os.path.join(work, f"{arch}-{dtype.lower()}-{shards}")

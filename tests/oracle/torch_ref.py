@@ -556,21 +556,33 @@ def adamw_step(params, grads, lr, weight_decay, beta1, beta2, eps):
 
 
 def reference_dump(model_dir, sequences, lr=1e-3, weight_decay=0.1, beta1=0.9, beta2=0.999,
-                   eps=1e-8, dtype=torch.float64, temperature=1.0, entropy_coef=0.0):
+                   eps=1e-8, dtype=torch.float64, temperature=1.0, entropy_coef=0.0, value_coef=0.0):
     """What grad_dump writes, computed in `dtype`: {"logprobs": [N], "loss": [1],
     "grad.<name>", "step.<name>"}, plus "param.<name>" (the loaded values). With a
     temperature T the log-probs are of softmax(logits / T); with entropy_coef c != 0 the
-    loss is (-sum logp + c * sum entropy) / (number of targets) and "entropy" [N] is added."""
+    loss is (-sum logp + c * sum entropy) / (number of targets) and "entropy" [N] is added.
+    With value_coef v != 0, PPO's shared value head V_t = u . h_t on the final hidden state
+    (the lm-head's input before / T; u_j = ((7j mod 11) - 5) / 8) adds v * sum V / (number of
+    targets) to the loss and "values" [N] to the output."""
     model = load_model(model_dir, dtype)
     seq_lens = [len(s) for s in sequences]
     tokens = [t for s in sequences for t in s]
     lp, has_target, ent = token_logprobs(model, tokens, seq_lens, temperature, with_entropy=True)
     loss = (-lp.sum() + entropy_coef * ent.sum()) / has_target.sum()
+    if value_coef != 0:
+        pos, allowed, _ = packed_inputs(seq_lens)
+        h = model.hidden(torch.as_tensor(tokens, dtype=torch.int64)[None], pos,
+                         additive_mask(allowed, model.model.embed_tokens.weight.dtype))[0]
+        u = torch.tensor([((j * 7) % 11 - 5) / 8 for j in range(h.shape[-1])], dtype=h.dtype)
+        values = h @ u
+        loss = loss + value_coef * values.sum() / has_target.sum()
     loss.backward()
     named = dict(model.named_parameters())
     out = {"logprobs": lp.detach(), "loss": loss.detach().reshape(1)}
     if entropy_coef != 0:
         out["entropy"] = ent.detach()
+    if value_coef != 0:
+        out["values"] = values.detach()
     for n, p in named.items():
         out["param." + n] = p.detach().clone()
         out["grad." + n] = p.grad.detach().clone()

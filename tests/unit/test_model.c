@@ -299,6 +299,15 @@ static double temp_loss(model *m, const model_batch *b, double T, const float *c
     return L;
 }
 
+// temp_loss plus a linear head on the final hidden state (model_last_hidden): sum u * h.
+static double temp_value_loss(model *m, const model_batch *b, double T, const float *c, const float *d, const float *u, float *lp,
+                              float *ent) {
+    double L = temp_loss(m, b, T, c, d, lp, ent);
+    const float *h = model_last_hidden(m);
+    for (size_t i = 0; i < (size_t)b->n_tokens * m->cfg.hidden; i++) L += (double)u[i] * h[i];
+    return L;
+}
+
 static void test_temperature(void) {
     tm_error err;
     model_config cfg = tiny_config(ARCH_LLAMA);
@@ -383,6 +392,37 @@ static void test_temperature(void) {
     }
     CHECK(worst < 2e-2, "T = 0.7: dL/dw of sum c*logp + d*entropy matches central differences at %d weights (worst rel %.1e < 2e-2)",
           nprobe, worst);
+    // PPO's shared value head: it reads model_last_hidden, the hidden state before the division
+    // by T (the same as at T = 1, so the critic does not depend on T), and model_backward_extra
+    // takes its dL/dh beside the lm-head's (which carries 1/T). L += sum u * h.
+    float h1[N * 64];
+    model_forward(&m, &b, lp, en, &err);
+    memcpy(h1, model_last_hidden(&m), sizeof(float) * N * D);
+    model_forward_temp(&m, &b, T, lp, en, &err);
+    CHECK(!memcmp(h1, model_last_hidden(&m), sizeof(float) * N * D), "T = 0.7: model_last_hidden is the hidden state before / T (bit-identical to T = 1)");
+    float *u = malloc(sizeof(float) * N * D);
+    for (int i = 0; i < N * D; i++) u[i] = (float)(((i * 29) % 13) - 6) / 20.0f;
+    model_zero_grad(&m);
+    temp_value_loss(&m, &b, T, c, d, u, lp, en);
+    model_backward_extra(&m, &b, c, d, u);
+    worst = 0;
+    for (int k = 0; k < nprobe; k++) {
+        size_t at = probe[k];
+        float w0 = m.w[at];
+        const double eps = 1e-2;
+        m.w[at] = (float)(w0 + eps);
+        double Lp = temp_value_loss(&m, &b, T, c, d, u, lp, en);
+        m.w[at] = (float)(w0 - eps);
+        double Lm = temp_value_loss(&m, &b, T, c, d, u, lp, en);
+        m.w[at] = w0;
+        double fd = (Lp - Lm) / ((double)(float)(w0 + eps) - (double)(float)(w0 - eps));
+        double rel = fabs(fd - m.g[at]) / fmax(fabs(fd), 1e-2);
+        printf("# T = 0.7 value-head probe %d: analytic %.6f finite difference %.6f (rel %.1e)\n", k, m.g[at], fd, rel);
+        worst = fmax(worst, rel);
+    }
+    CHECK(worst < 2e-2, "T = 0.7: model_backward_extra's dL/dw of sum c*logp + d*entropy + u*h (value head on h before / T) matches "
+                        "central differences at %d weights (worst rel %.1e < 2e-2)", nprobe, worst);
+    free(u);
     batch_free(&bb);
     model_free(&m);
 }
