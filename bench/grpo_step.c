@@ -16,57 +16,19 @@
 // that no trajectory stopped early):
 //   {"seconds", "gen_s", "fwd_s", "bwd_s", "opt_s", "gen_tok_per_s", "peak_mib", "isa", "blas", ...}
 // seconds = gen_s + fwd_s + bwd_s + opt_s of one step, the best of --steps timed steps after
-// --warmup steps of --warmup-new new tokens (those touch every code path and buffer).
-#include <cblas.h>
-#include <math.h>
-#include <omp.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <sys/resource.h>
-#include "base/progress.h"
-#include "base/rng.h"
-#include "cli/flags.h"
-#include "cli/omp_wait.h"
-#include "isa.h"
-#include "model/model.h"
+// --warmup steps of --warmup-new new tokens (those touch every code path and buffer). The
+// flags, generation, packing and that loop are bench/rl_step.h's (shared with ppo_step.c).
 #include "objectives/grpo.h"
-#include "rollout/rollout.h"
-#include "train/step.h"
+#include "rl_step.h"
 
-typedef struct timing { double gen, fwd, bwd, opt, loss, tokens; } timing;  // tokens: generated (Σ lengths)
-
-typedef struct bench {
-    model m;
-    trainer t;
-    int P, G, plen, micro;
-    int **prompts;
-    int *plens;
-    rollout_traj *tr;
+typedef struct grpo_bufs {
     float *adv;
     double *reward;
     float *adv_b, *old_b, *ent_b;   // per packed token of a micro-batch
-    int32_t *ids;                   // one sequence: prompt + completion
-    uint8_t *mask;
-} bench;
-
-// Exactly `nnew` tokens for each of P x G trajectories (no stop ids), from seed.
-static int generate(bench *b, int nnew, uint64_t seed, tm_error *err) {
-    rollout_opts o;
-    rollout_opts_default(&o);
-    o.n = b->G;
-    o.batch = b->P * b->G;  // every trajectory in flight at once, as the PyTorch side
-    o.max_new_tokens = nnew;
-    o.seed = seed;
-    rollout_backend be;
-    rollout_model_ctx ctx;
-    rollout_backend_model(&be, &ctx, &b->m);
-    memset(b->tr, 0, sizeof *b->tr * (size_t)b->P * b->G);
-    return rollout_run(&be, NULL, (const int *const *)b->prompts, b->plens, b->P, &o, b->tr, err);
-}
+} grpo_bufs;
 
 // One optimizer step over the P x G completions in b->tr (what grpo_trainer.c's train_step does).
-static int train(bench *b, timing *tm, tm_error *err) {
+static int train(rl_bench *b, grpo_bufs *g, timing *tm, tm_error *err) {
     int n = b->P * b->G;
     grpo_hparams h = grpo_hparams_default();  // dapo, β 0, ε 0.2
     grpo_norm z = {n, 0, 0};
@@ -79,22 +41,16 @@ static int train(bench *b, timing *tm, tm_error *err) {
         trainer *t = &b->t;
         trainer_clear(t);
         for (int i = i0; i < i1; i++) {
-            const rollout_traj *tr = &b->tr[i];
-            int len = b->plen + tr->len;
-            memcpy(b->ids, b->prompts[i / b->G], sizeof(int32_t) * (size_t)b->plen);
-            memset(b->mask, 0, (size_t)b->plen);
-            memcpy(b->ids + b->plen, tr->ids, sizeof(int32_t) * (size_t)tr->len);
-            memcpy(b->mask + b->plen, tr->mask, (size_t)tr->len);
-            if (trainer_add(t, b->ids, b->mask, len, NULL, NULL, err)) return -1;
-            int s0 = t->span[2 * (i - i0)];
+            int len, s0 = rl_add(b, i, &len, err);
+            if (s0 < 0) return -1;
             for (int k = 0; k < len; k++) {
-                b->adv_b[s0 + k] = b->adv[i];
-                b->old_b[s0 + k] = k < b->plen ? 0.0f : tr->logp[k - b->plen];
+                g->adv_b[s0 + k] = g->adv[i];
+                g->old_b[s0 + k] = k < b->plen ? 0.0f : b->tr[i].logp[k - b->plen];
             }
         }
-        if (trainer_forward(t, b->ent_b, err)) return -1;
+        if (trainer_forward(t, g->ent_b, err)) return -1;
         seq_batch sb = trainer_view(t, 0);
-        grpo_inputs in = {b->adv_b, b->old_b, NULL, b->ent_b};
+        grpo_inputs in = {g->adv_b, g->old_b, NULL, g->ent_b};
         grpo_metrics mm = {0};
         double l;
         if (grpo_loss(&sb, &in, &h, &z, &l, t->dlogp_tok, &mm, err)) return -1;
@@ -111,86 +67,33 @@ static int train(bench *b, timing *tm, tm_error *err) {
     return 0;
 }
 
-static int step(bench *b, int nnew, uint64_t seed, timing *tm, tm_error *err) {
-    memset(tm, 0, sizeof *tm);
-    double t0 = now_seconds();
-    if (generate(b, nnew, seed, err)) return -1;
-    tm->gen = now_seconds() - t0;
+static int step(rl_bench *b, void *ctx, int nnew, uint64_t seed, timing *tm, tm_error *err) {
+    grpo_bufs *g = ctx;
+    if (rl_generate(b, nnew, seed, tm, err)) return -1;
     int n = b->P * b->G;
-    for (int i = 0; i < n; i++) tm->tokens += b->tr[i].len;
     rng r;
     rng_seed(&r, seed + 1);
-    for (int i = 0; i < n; i++) b->reward[i] = (double)rng_below(&r, 2);
-    int rc = grpo_advantages(n, b->G, b->reward, GRPO_SCALE_GROUP, 1e-4, b->adv, NULL, NULL, err);
-    if (!rc) rc = train(b, tm, err);
-    for (int i = 0; i < n; i++) rollout_traj_free(&b->tr[i]);
+    for (int i = 0; i < n; i++) g->reward[i] = (double)rng_below(&r, 2);
+    int rc = grpo_advantages(n, b->G, g->reward, GRPO_SCALE_GROUP, 1e-4, g->adv, NULL, NULL, err);
+    if (!rc) rc = train(b, g, tm, err);
+    rl_free_trajs(b);
     return rc;
 }
 
 int main(int argc, char **argv) {
     omp_wait_default(argv);  // the CLI's OpenMP wait policy (cli/omp_wait.h)
-    const char *dir = NULL;
-    int P = 8, G = 8, T = 128, plen = 32, micro = 8, steps = 1, warmup = 1, warmup_new = 8;
-    flag flags[] = {
-        {"model", FLAG_STR, &dir, ""}, {"prompts", FLAG_INT, &P, ""}, {"generations", FLAG_INT, &G, ""},
-        {"new", FLAG_INT, &T, ""}, {"prompt", FLAG_INT, &plen, ""}, {"micro", FLAG_INT, &micro, ""},
-        {"steps", FLAG_INT, &steps, ""}, {"warmup", FLAG_INT, &warmup, ""}, {"warmup-new", FLAG_INT, &warmup_new, ""},
-    };
-    if (flags_parse("grpo_step", NULL, flags, sizeof flags / sizeof flags[0], argc, argv, NULL, NULL) || !dir) return 2;
-    if (P < 1 || G < 1 || T < 1 || plen < 1 || micro < 1 || steps < 1 || warmup < 0 || warmup_new < 1) {
-        fprintf(stderr, "grpo_step: --prompts, --generations, --new, --prompt, --micro, --steps, --warmup-new must be >= 1\n");
-        return 2;
-    }
+    rl_args a;
+    if (rl_parse("grpo_step", &a, argc, argv)) return 2;
     tm_error err;
-    bench b;
-    memset(&b, 0, sizeof b);
-    b.P = P, b.G = G, b.plen = plen, b.micro = micro;
-    if (model_load(&b.m, dir, &err)) { fprintf(stderr, "grpo_step: %s\n", err.msg); return 1; }
-    int n = P * G, cap = micro * (plen + T);
-    trainer_opts to = {{1e-6, 0.9, 0.999, 1e-8, 0.0}, 1.0, SCHED_CONSTANT, 0, 1, cap, micro, 0};  // TRL's GRPOConfig
-    if (trainer_open(&b.t, &b.m, &to, 1, &err)) { fprintf(stderr, "grpo_step: %s\n", err.msg); return 1; }
-    b.prompts = calloc((size_t)P, sizeof *b.prompts);
-    b.plens = malloc(sizeof(int) * (size_t)P);
-    b.tr = calloc((size_t)n, sizeof *b.tr);
-    b.adv = malloc(sizeof(float) * (size_t)n);
-    b.reward = malloc(sizeof(double) * (size_t)n);
-    b.adv_b = malloc(sizeof(float) * (size_t)cap);
-    b.old_b = malloc(sizeof(float) * (size_t)cap);
-    b.ent_b = malloc(sizeof(float) * (size_t)cap);
-    b.ids = malloc(sizeof(int32_t) * (size_t)(plen + T));
-    b.mask = malloc((size_t)(plen + T));
-    if (!b.prompts || !b.plens || !b.tr || !b.adv || !b.reward || !b.adv_b || !b.old_b || !b.ent_b || !b.ids || !b.mask) {
-        fprintf(stderr, "grpo_step: out of memory\n");
-        return 1;
-    }
-    rng r;
-    rng_seed(&r, 1);
-    for (int p = 0; p < P; p++) {
-        if (!(b.prompts[p] = malloc(sizeof(int) * (size_t)plen))) { fprintf(stderr, "grpo_step: out of memory\n"); return 1; }
-        b.plens[p] = plen;
-        for (int i = 0; i < plen; i++) b.prompts[p][i] = (int)rng_below(&r, (uint64_t)b.m.cfg.vocab);
-    }
-    timing tm, best = {INFINITY, 0, 0, 0, 0, 0};
-    for (int s = 0; s < warmup + steps; s++) {
-        int timed = s >= warmup;
-        if (step(&b, timed ? T : (T < warmup_new ? T : warmup_new), 5 + (uint64_t)s, &tm, &err)) {
-            fprintf(stderr, "grpo_step: %s\n", err.msg);
-            return 1;
-        }
-        if (timed && tm.gen + tm.fwd + tm.bwd + tm.opt < best.gen + best.fwd + best.bwd + best.opt) best = tm;
-    }
-    double total = best.gen + best.fwd + best.bwd + best.opt;
-    struct rusage ru;
-    getrusage(RUSAGE_SELF, &ru);
-    printf("{\"seconds\": %.4f, \"gen_s\": %.4f, \"fwd_s\": %.4f, \"bwd_s\": %.4f, \"opt_s\": %.4f, \"gen_tok_per_s\": %.1f, "
-           "\"train_tok_per_s\": %.1f, \"loss\": %.6g, \"gen_tokens\": %.0f, \"prompts\": %d, \"generations\": %d, \"new\": %d, \"prompt\": %d, \"micro\": %d, "
-           "\"peak_mib\": %.1f, \"threads\": %d, \"isa\": \"%s\", \"blas\": \"OpenBLAS %s\"}\n",
-           total, best.gen, best.fwd, best.bwd, best.opt, n * (double)T / best.gen, n * (double)(plen + T) / (best.fwd + best.bwd + best.opt),
-           best.loss, best.tokens, P, G, T, plen, micro, ru.ru_maxrss / 1024.0, omp_get_max_threads(), BENCH_ISA, openblas_get_corename());
-    for (int p = 0; p < P; p++) free(b.prompts[p]);
-    free(b.prompts); free(b.plens); free(b.tr); free(b.adv); free(b.reward);
-    free(b.adv_b); free(b.old_b); free(b.ent_b); free(b.ids); free(b.mask);
-    trainer_close(&b.t);
-    model_free(&b.m);
-    return 0;
+    rl_bench b;
+    if (rl_open(&b, &a, 1e-6, &err)) { fprintf(stderr, "grpo_step: %s\n", err.msg); return 1; }  // TRL's GRPOConfig lr
+    int n = a.P * a.G, cap = a.micro * (a.plen + a.T);
+    grpo_bufs g = {malloc(sizeof(float) * (size_t)n), malloc(sizeof(double) * (size_t)n), malloc(sizeof(float) * (size_t)cap),
+                   malloc(sizeof(float) * (size_t)cap), malloc(sizeof(float) * (size_t)cap)};
+    int rc = 1;
+    if (!g.adv || !g.reward || !g.adv_b || !g.old_b || !g.ent_b) fprintf(stderr, "grpo_step: out of memory\n");
+    else rc = rl_run("grpo_step", &b, &g, &a, step);
+    free(g.adv); free(g.reward); free(g.adv_b); free(g.old_b); free(g.ent_b);
+    rl_close(&b);
+    return rc;
 }
