@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "base/rng.h"
+#include "model/lora.h"
 
 #define NONE SIZE_MAX
 
@@ -46,6 +47,7 @@ static int add_param(model *m, const char *name, int ndim, int64_t d0, int64_t d
     p->numel = (size_t)d0 * (size_t)(ndim > 1 ? d1 : 1);
     p->offset = m->numel;
     p->decay = decay;
+    p->trainable = 1;
     m->numel += p->numel;
     if (off) *off = p->offset;
     return 0;
@@ -127,20 +129,40 @@ void model_free(model *m) {
     free(m->inv_freq);
     free(m->w);
     free(m->g);
+    lora_free(m->lora);
     free(m->config_text);
     free(m->source_dir);
     memset(m, 0, sizeof *m);
 }
 
+// Gradients exist for the trainable parameters only, packed in parameter order (so a
+// full fine-tune has goff == offset; under LoRA only the adapters and modules to save).
 int model_enable_grad(model *m, tm_error *err) {
     if (m->g) return 0;
-    m->g = calloc(m->numel, sizeof(float));
-    if (!m->g) return tm_fail(err, "out of memory for gradients (%zu floats)", m->numel);
+    m->gnumel = 0;
+    for (int i = 0; i < m->nparams; i++) {
+        model_param *p = &m->params[i];
+        p->goff = p->trainable ? m->gnumel : NONE;
+        if (p->trainable) m->gnumel += p->numel;
+    }
+    m->g = calloc(m->gnumel ? m->gnumel : 1, sizeof(float));
+    if (!m->g) return tm_fail(err, "out of memory for gradients (%zu floats)", m->gnumel);
     return 0;
 }
 
 void model_zero_grad(model *m) {
-    if (m->g) memset(m->g, 0, m->numel * sizeof(float));
+    if (m->g) memset(m->g, 0, m->gnumel * sizeof(float));
+}
+
+float *model_grad(const model *m, size_t off) {
+    if (!m->g || off == NONE) return NULL;
+    int lo = 0, hi = m->nparams - 1;  // parameters are in offset order: binary search
+    while (lo < hi) {
+        int mid = (lo + hi + 1) / 2;
+        if (m->params[mid].offset <= off) lo = mid; else hi = mid - 1;
+    }
+    const model_param *p = &m->params[lo];
+    return p->trainable ? m->g + p->goff + (off - p->offset) : NULL;
 }
 
 int model_reserve(model *m, int max_tokens, tm_error *err) {
@@ -202,7 +224,7 @@ static int reserve_scratch(model *m, const model_batch *b, tm_error *err) {
 }
 
 size_t model_bytes(const model *m) {
-    size_t b = m->numel * sizeof(float) * (m->g ? 2 : 1);
+    size_t b = (m->numel + (m->g ? m->gnumel : 0)) * sizeof(float);
     if (m->acts) b += (m->acts->arena_floats + m->acts->scratch_floats) * sizeof(float);
     return b;
 }
@@ -233,7 +255,7 @@ static void apply_saved_norm(float *y, const float *x, const float *rstd, const 
 
 int model_forward_hidden(model *m, const model_batch *b, tm_error *err) {
     if (model_check_batch(m, b, err)) return -1;
-    if (model_reserve(m, b->n_tokens, err) || reserve_scratch(m, b, err)) return -1;
+    if (model_reserve(m, b->n_tokens, err) || reserve_scratch(m, b, err) || lora_reserve(m, b->n_tokens, err)) return -1;
     const model_config *c = &m->cfg;
     const struct kernels *K = m->K;
     model_acts *a = m->acts;
@@ -254,25 +276,34 @@ int model_forward_hidden(model *m, const model_batch *b, tm_error *err) {
         if (c->qk_norm) {
             float *qp = a->q_pre + (size_t)l * N * qd, *kp = a->k_pre + (size_t)l * N * kvd;
             K->linear_fwd(qp, a->t_xn, W + o->wq, o->bq == NONE ? NULL : W + o->bq, N, D, qd);
+            lora_fwd(m, l, LORA_Q, qp, a->t_xn, N, D, qd);
             K->linear_fwd(kp, a->t_xn, W + o->wk, o->bk == NONE ? NULL : W + o->bk, N, D, kvd);
+            lora_fwd(m, l, LORA_K, kp, a->t_xn, N, D, kvd);
             K->rmsnorm_fwd(q, a->rstd_q + (size_t)l * N * Hq, qp, W + o->q_norm, N * Hq, hd, c->rms_eps);
             K->rmsnorm_fwd(k, a->rstd_k + (size_t)l * N * Hkv, kp, W + o->k_norm, N * Hkv, hd, c->rms_eps);
         } else {
             K->linear_fwd(q, a->t_xn, W + o->wq, o->bq == NONE ? NULL : W + o->bq, N, D, qd);
+            lora_fwd(m, l, LORA_Q, q, a->t_xn, N, D, qd);
             K->linear_fwd(k, a->t_xn, W + o->wk, o->bk == NONE ? NULL : W + o->bk, N, D, kvd);
+            lora_fwd(m, l, LORA_K, k, a->t_xn, N, D, kvd);
         }
         K->linear_fwd(v, a->t_xn, W + o->wv, o->bv == NONE ? NULL : W + o->bv, N, D, kvd);
+        lora_fwd(m, l, LORA_V, v, a->t_xn, N, D, kvd);
         K->rope_fwd(q, b->pos, m->inv_freq, N, Hq, hd);
         K->rope_fwd(k, b->pos, m->inv_freq, N, Hkv, hd);
         K->attention_fwd(att, lse, q, k, v, b->cu_seqlens, b->n_seqs, N, Hq, Hkv, hd, a->scratch);
         K->linear_fwd(xmid, att, W + o->wo, o->bo == NONE ? NULL : W + o->bo, N, qd, D);
+        lora_fwd(m, l, LORA_O, xmid, att, N, qd, D);
         K->add_inplace(xmid, x, (long)ND);
 
         K->rmsnorm_fwd(a->t_xn, a->rstd2 + (size_t)l * N, xmid, W + o->mlp_norm, N, D, c->rms_eps);
         K->linear_fwd(gate, a->t_xn, W + o->w_gate, NULL, N, D, F);
+        lora_fwd(m, l, LORA_GATE, gate, a->t_xn, N, D, F);
         K->linear_fwd(up, a->t_xn, W + o->w_up, NULL, N, D, F);
+        lora_fwd(m, l, LORA_UP, up, a->t_xn, N, D, F);
         K->swiglu_fwd(a->t_h, gate, up, (long)N * F);
         K->linear_fwd(xnext, a->t_h, W + o->w_down, NULL, N, F, D);
+        lora_fwd(m, l, LORA_DOWN, xnext, a->t_h, N, F, D);
         K->add_inplace(xnext, xmid, (long)ND);
     }
     K->rmsnorm_fwd(a->xf, a->rstd_f, a->xs + (size_t)c->layers * ND, W + m->off_norm, N, D, c->rms_eps);
@@ -311,7 +342,7 @@ const float *model_lm_head(const model *m) { return m->w + m->off_lm_head; }
 void model_backward(model *m, const model_batch *b, const float *dlogp, const float *dentropy) {
     model_acts *a = m->acts;
     m->K->zero(a->d_xn, (long)b->n_tokens * m->cfg.hidden);
-    m->K->lmhead_logprob_bwd(a->d_xn, m->g + m->off_lm_head, dlogp, dentropy, a->xf, m->w + m->off_lm_head, b->targets,
+    m->K->lmhead_logprob_bwd(a->d_xn, model_grad(m, m->off_lm_head), dlogp, dentropy, a->xf, m->w + m->off_lm_head, b->targets,
                              a->lm_lse, dentropy ? a->entropy : NULL, b->n_tokens, m->cfg.hidden, m->cfg.vocab, a->scratch);
     model_backward_hidden(m, b, a->d_xn);
 }
@@ -320,13 +351,13 @@ void model_reward_backward(model *m, const model_batch *b, const float *drewards
     model_acts *a = m->acts;
     const int D = m->cfg.hidden;
     const float *w = m->w + m->off_score;
-    float *gw = m->g + m->off_score;
+    float *gw = model_grad(m, m->off_score);  // NULL: frozen
     m->K->zero(a->d_xn, (long)b->n_tokens * D);
     for (int s = 0; s < b->n_seqs; s++) {
         size_t last = (size_t)(b->cu_seqlens[s + 1] - 1) * D;
         for (int j = 0; j < D; j++) {
             a->d_xn[last + j] = drewards[s] * w[j];
-            gw[j] += drewards[s] * a->xf[last + j];
+            if (gw) gw[j] += drewards[s] * a->xf[last + j];
         }
     }
     model_backward_hidden(m, b, a->d_xn);
@@ -337,7 +368,7 @@ void model_reward_backward(model *m, const model_batch *b, const float *drewards
 void model_backward_extra(model *m, const model_batch *b, const float *dlogp, const float *dentropy, const float *dxf_extra) {
     model_acts *a = m->acts;
     m->K->zero(a->d_xn, (long)b->n_tokens * m->cfg.hidden);
-    m->K->lmhead_logprob_bwd(a->d_xn, m->g + m->off_lm_head, dlogp, dentropy, a->xf, m->w + m->off_lm_head, b->targets,
+    m->K->lmhead_logprob_bwd(a->d_xn, model_grad(m, m->off_lm_head), dlogp, dentropy, a->xf, m->w + m->off_lm_head, b->targets,
                              a->lm_lse, dentropy ? a->entropy : NULL, b->n_tokens, m->cfg.hidden, m->cfg.vocab, a->scratch);
     if (dxf_extra) m->K->add_inplace(a->d_xn, dxf_extra, (long)b->n_tokens * m->cfg.hidden);
     model_backward_hidden(m, b, a->d_xn);
@@ -351,11 +382,11 @@ void model_backward_hidden(model *m, const model_batch *b, const float *dxf) {
     const int qd = Hq * hd, kvd = Hkv * hd;
     const size_t ND = (size_t)N * D;
     const float *W = m->w;
-    float *G = m->g;
+#define G_(off) model_grad(m, off)  // NULL for a frozen (or absent) parameter
 
     // final norm: d_x = d(residual stream entering it); dxf is consumed before d_xn is reused
     K->zero(a->d_x, (long)ND);
-    K->rmsnorm_bwd(a->d_x, G + m->off_norm, dxf, a->xs + (size_t)c->layers * ND, W + m->off_norm, a->rstd_f, N, D);
+    K->rmsnorm_bwd(a->d_x, G_(m->off_norm), dxf, a->xs + (size_t)c->layers * ND, W + m->off_norm, a->rstd_f, N, D);
 
     for (int l = c->layers - 1; l >= 0; l--) {
         const layer_offsets *o = &m->layer[l];
@@ -369,18 +400,22 @@ void model_backward_hidden(model *m, const model_batch *b, const float *dxf) {
         apply_saved_norm(a->t_xn, xmid, rstd2, W + o->mlp_norm, N, D);
         K->swiglu_fwd(a->t_h, gate, up, (long)N * F);
         K->zero(a->d_h, (long)N * F);
-        K->linear_bwd(a->d_h, G + o->w_down, NULL, a->d_x, a->t_h, W + o->w_down, N, F, D);
+        K->linear_bwd(a->d_h, G_(o->w_down), NULL, a->d_x, a->t_h, W + o->w_down, N, F, D);
+        lora_bwd(m, l, LORA_DOWN, a->d_h, a->d_x, a->t_h, N, F, D);
         K->zero(a->d_gate, (long)N * F);
         K->zero(a->d_up, (long)N * F);
         K->swiglu_bwd(a->d_gate, a->d_up, a->d_h, gate, up, (long)N * F);
         K->zero(a->d_xn, (long)ND);
-        K->linear_bwd(a->d_xn, G + o->w_gate, NULL, a->d_gate, a->t_xn, W + o->w_gate, N, D, F);
-        K->linear_bwd(a->d_xn, G + o->w_up, NULL, a->d_up, a->t_xn, W + o->w_up, N, D, F);
-        K->rmsnorm_bwd(a->d_x, G + o->mlp_norm, a->d_xn, xmid, W + o->mlp_norm, rstd2, N, D);
+        K->linear_bwd(a->d_xn, G_(o->w_gate), NULL, a->d_gate, a->t_xn, W + o->w_gate, N, D, F);
+        lora_bwd(m, l, LORA_GATE, a->d_xn, a->d_gate, a->t_xn, N, D, F);
+        K->linear_bwd(a->d_xn, G_(o->w_up), NULL, a->d_up, a->t_xn, W + o->w_up, N, D, F);
+        lora_bwd(m, l, LORA_UP, a->d_xn, a->d_up, a->t_xn, N, D, F);
+        K->rmsnorm_bwd(a->d_x, G_(o->mlp_norm), a->d_xn, xmid, W + o->mlp_norm, rstd2, N, D);
 
         // attention block: xmid = x + o_proj(attention(rope(q), rope(k), v))
         K->zero(a->d_att, (long)N * qd);
-        K->linear_bwd(a->d_att, G + o->wo, o->bo == NONE ? NULL : G + o->bo, a->d_x, att, W + o->wo, N, qd, D);
+        K->linear_bwd(a->d_att, G_(o->wo), G_(o->bo), a->d_x, att, W + o->wo, N, qd, D);
+        lora_bwd(m, l, LORA_O, a->d_att, a->d_x, att, N, qd, D);
         K->zero(a->d_q, (long)N * qd);
         K->zero(a->d_k, (long)N * kvd);
         K->zero(a->d_v, (long)N * kvd);
@@ -392,19 +427,23 @@ void model_backward_hidden(model *m, const model_batch *b, const float *dxf) {
         if (c->qk_norm) {
             K->zero(a->d_qpre, (long)N * qd);
             K->zero(a->d_kpre, (long)N * kvd);
-            K->rmsnorm_bwd(a->d_qpre, G + o->q_norm, a->d_q, a->q_pre + (size_t)l * N * qd, W + o->q_norm,
+            K->rmsnorm_bwd(a->d_qpre, G_(o->q_norm), a->d_q, a->q_pre + (size_t)l * N * qd, W + o->q_norm,
                            a->rstd_q + (size_t)l * N * Hq, N * Hq, hd);
-            K->rmsnorm_bwd(a->d_kpre, G + o->k_norm, a->d_k, a->k_pre + (size_t)l * N * kvd, W + o->k_norm,
+            K->rmsnorm_bwd(a->d_kpre, G_(o->k_norm), a->d_k, a->k_pre + (size_t)l * N * kvd, W + o->k_norm,
                            a->rstd_k + (size_t)l * N * Hkv, N * Hkv, hd);
             dq = a->d_qpre;
             dk = a->d_kpre;
         }
         apply_saved_norm(a->t_xn, x, rstd1, W + o->attn_norm, N, D);
         K->zero(a->d_xn, (long)ND);
-        K->linear_bwd(a->d_xn, G + o->wq, o->bq == NONE ? NULL : G + o->bq, dq, a->t_xn, W + o->wq, N, D, qd);
-        K->linear_bwd(a->d_xn, G + o->wk, o->bk == NONE ? NULL : G + o->bk, dk, a->t_xn, W + o->wk, N, D, kvd);
-        K->linear_bwd(a->d_xn, G + o->wv, o->bv == NONE ? NULL : G + o->bv, a->d_v, a->t_xn, W + o->wv, N, D, kvd);
-        K->rmsnorm_bwd(a->d_x, G + o->attn_norm, a->d_xn, x, W + o->attn_norm, rstd1, N, D);
+        K->linear_bwd(a->d_xn, G_(o->wq), G_(o->bq), dq, a->t_xn, W + o->wq, N, D, qd);
+        lora_bwd(m, l, LORA_Q, a->d_xn, dq, a->t_xn, N, D, qd);
+        K->linear_bwd(a->d_xn, G_(o->wk), G_(o->bk), dk, a->t_xn, W + o->wk, N, D, kvd);
+        lora_bwd(m, l, LORA_K, a->d_xn, dk, a->t_xn, N, D, kvd);
+        K->linear_bwd(a->d_xn, G_(o->wv), G_(o->bv), a->d_v, a->t_xn, W + o->wv, N, D, kvd);
+        lora_bwd(m, l, LORA_V, a->d_xn, a->d_v, a->t_xn, N, D, kvd);
+        K->rmsnorm_bwd(a->d_x, G_(o->attn_norm), a->d_xn, x, W + o->attn_norm, rstd1, N, D);
     }
-    K->embedding_bwd(G + m->off_embed, a->d_x, b->tokens, N, D);
+    if (G_(m->off_embed)) K->embedding_bwd(G_(m->off_embed), a->d_x, b->tokens, N, D);
+#undef G_
 }

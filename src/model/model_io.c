@@ -7,6 +7,7 @@
 #include "base/io.h"
 #include "base/json.h"
 #include "base/rng.h"
+#include "model/lora.h"
 #include "model/model.h"
 
 // Files of a model directory that are not weights and travel with it on save.
@@ -41,7 +42,10 @@ static int shards_add(shard_set *s, const char *dir, const char *name, tm_error 
 
 static int load_dir(model *m, const char *dir, int as_reward, uint64_t seed, tm_error *err);
 
-int model_load(model *m, const char *dir, tm_error *err) { return load_dir(m, dir, 0, 0, err); }
+// A PEFT adapter directory loads as its base with the adapters attached (model/lora.h).
+int model_load(model *m, const char *dir, tm_error *err) {
+    return lora_is_adapter_dir(dir) ? lora_load(m, dir, err) : load_dir(m, dir, 0, 0, err);
+}
 
 int model_load_reward(model *m, const char *dir, uint64_t seed, tm_error *err) { return load_dir(m, dir, 1, seed, err); }
 
@@ -148,7 +152,9 @@ int model_save(const model *m, const char *dir, size_t max_shard_bytes, tm_error
     char path[4096];
     // config.json: the one we were loaded from, unchanged, or a fresh one
     io_join(path, sizeof path, dir, "config.json");
-    if (m->config_text && m->cfg.num_labels && !strstr(m->config_text, "ForSequenceClassification")) {
+    if (m->lora) {
+        // under LoRA the output is a PEFT adapter directory (lora_save, below)
+    } else if (m->config_text && m->cfg.num_labels && !strstr(m->config_text, "ForSequenceClassification")) {
         sbuf s;
         sbuf_init(&s);
         if (reward_config(m, &s, err)) { sbuf_free(&s); return -1; }
@@ -174,6 +180,7 @@ int model_save(const model *m, const char *dir, size_t max_shard_bytes, tm_error
             if (io_exists(src) && io_copy_file(src, path, err)) return -1;
         }
     }
+    if (m->lora) return lora_save(m, dir, err);
     st_out_tensor *ts = calloc((size_t)m->nparams, sizeof *ts);
     if (!ts) return tm_fail(err, "out of memory");
     for (int i = 0; i < m->nparams; i++) {
