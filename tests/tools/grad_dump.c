@@ -3,6 +3,8 @@
 // log-probs, the mean NLL, every parameter's gradient, and the parameters after one
 // AdamW step, and writes them all to a safetensors file:
 //   logprobs [N], loss [1], grad.<name>, step.<name>
+// --model may be a PEFT adapter directory: then only the trainable tensors (lora_A/B
+// and modules_to_save) have grad.* and step.* entries.
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -50,8 +52,8 @@ int main(int argc, char **argv) {
     for (int i = 0; i < total; i++) ntrain += b.targets[i] >= 0;
     float loss = (float)sft_nll(logp, b.targets, total, ntrain, dlogp);
     model_backward(&m, &b, dlogp, NULL);
-    float *grads = malloc(sizeof(float) * m.numel);
-    memcpy(grads, m.g, sizeof(float) * m.numel);
+    float *grads = malloc(sizeof(float) * m.gnumel);
+    memcpy(grads, m.g, sizeof(float) * m.gnumel);
     model_optimizer opt;
     adamw_hparams h = {lr, b1, b2, eps, wd};
     model_optimizer_init(&opt, &m, h, 0.0, &err);
@@ -61,19 +63,21 @@ int main(int argc, char **argv) {
     char (*names)[128] = calloc((size_t)n, 128);
     ts[0] = (st_out_tensor){"logprobs", 1, {total}, logp};
     ts[1] = (st_out_tensor){"loss", 1, {1}, &loss};
+    int nt = 2;
     for (int i = 0; i < m.nparams; i++) {
         const model_param *p = &m.params[i];
-        for (int k = 0; k < 2; k++) {
-            st_out_tensor *t = &ts[2 + 2 * i + k];
-            snprintf(names[2 + 2 * i + k], 128, "%s.%s", k ? "step" : "grad", p->name);
-            t->name = names[2 + 2 * i + k];
+        if (!p->trainable) continue;
+        for (int k = 0; k < 2; k++, nt++) {
+            st_out_tensor *t = &ts[nt];
+            snprintf(names[nt], 128, "%s.%s", k ? "step" : "grad", p->name);
+            t->name = names[nt];
             t->ndim = p->ndim;
             t->shape[0] = p->shape[0];
             t->shape[1] = p->shape[1];
-            t->data = (k ? m.w : grads) + p->offset;
+            t->data = k ? m.w + p->offset : grads + p->goff;
         }
     }
-    if (st_write(out, ts, n, ST_F32, &err)) return die(err.msg);
+    if (st_write(out, ts, nt, ST_F32, &err)) return die(err.msg);
     free(ts); free(names); free(grads); free(logp); free(dlogp); free(ids);
     batch_free(&bb);
     model_optimizer_free(&opt);
