@@ -47,6 +47,7 @@ static int parse_loss_types(const char *types, const char *weights, dpo_hparams 
 typedef struct extra_flags {
     const char *loss_type, *loss_weights, *cdpo_form, *on_bad_line, *truncation_mode;
     int precompute, length_normalize, per_sequence, step_wise;
+    const char *base_model;
 } extra_flags;
 
 // A method flag: the trainers it belongs to (a bit per train_method) and the flag.
@@ -85,7 +86,7 @@ static int finish_and_run(train_method method, const char *cmd, train_args a, co
 static int run(train_method method, const char *cmd, int argc, char **argv) {
     train_args a;
     train_args_default(&a, method);
-    extra_flags x = {"sigmoid", NULL, "sequence", "error", "keep_end", 1, 0, 0, 0};
+    extra_flags x = {"sigmoid", NULL, "sequence", "error", "keep_end", 1, 0, 0, 0, NULL};
     flag common[] = {
         {"model", FLAG_STR, &a.model, "policy model directory (Hugging Face layout, with its tokenizer)"},
         {"data", FLAG_LIST, &a.data, "training JSONL; several files mix: --data a.jsonl --data b.jsonl, or a,b"},
@@ -119,6 +120,14 @@ static int run(train_method method, const char *cmd, int argc, char **argv) {
         {"resume-from-checkpoint", FLAG_STR, &a.resume_from_checkpoint, "checkpoint directory to continue from, or true / last: the newest in --output-dir"},
         {"on-bad-line", FLAG_STR, &x.on_bad_line, "error|skip"},
         {"quiet", FLAG_BOOL, &a.quiet, "no progress bar; metrics lines on stderr"},
+        {"use-peft", FLAG_BOOL, &a.lora.use_peft, "train LoRA adapters (PEFT), base frozen; output is a PEFT adapter directory"},
+        {"lora-r", FLAG_INT, &a.lora.r, "LoRA rank"},
+        {"lora-alpha", FLAG_FLOAT, &a.lora.alpha, "LoRA alpha: scale alpha/r (alpha/sqrt(r) with --use-rslora)"},
+        {"lora-dropout", FLAG_FLOAT, &a.lora.dropout, "LoRA dropout (TRL's default is 0.05; only 0 is implemented)"},
+        {"lora-target-modules", FLAG_STR, &a.lora.target_modules, "all-linear or q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj (default q_proj,v_proj)"},
+        {"use-rslora", FLAG_BOOL, &a.lora.use_rslora, "rank-stabilized LoRA scale alpha/sqrt(r)"},
+        {"modules-to-save", FLAG_STR, &a.lora.modules_to_save, "modules trained fully beside the adapters (e.g. lm_head,embed_tokens)"},
+        {"base-model", FLAG_STR, &x.base_model, "the base of an adapter --model, instead of its base_model_name_or_path"},
     };
     // Method flags: each belongs to the trainers named beside it; any other trainer refuses
     // it as an unknown flag (sft --beta is a mistake, not a no-op) and its --help omits it.
@@ -159,6 +168,7 @@ static int run(train_method method, const char *cmd, int argc, char **argv) {
 }
 
 static int finish_and_run(train_method method, const char *cmd, train_args a, const extra_flags *x) {
+    lora_set_base_override(x->base_model);
     if (!x->precompute) fprintf(stderr, "temper %s: reference log-probs are always precomputed (same numbers, no second model)\n", cmd);
     if (!strcmp(x->on_bad_line, "skip")) a.on_bad_line = DATA_BAD_SKIP;
     else if (strcmp(x->on_bad_line, "error")) return cli_fail(cmd, "--on-bad-line must be error or skip");

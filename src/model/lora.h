@@ -91,6 +91,24 @@ void lora_bwd(struct model *m, int layer, lora_module t, float *dx, const float 
 // Grows the scratch to n tokens.
 int lora_reserve(struct model *m, int n, tm_error *err);
 
+// ---- the trainers' flags (PEFT / TRL names) ----
+typedef struct lora_args {
+    int use_peft;                 // --use-peft
+    int r;                        // --lora-r (16)
+    double alpha, dropout;        // --lora-alpha (32), --lora-dropout (0: only 0 is implemented)
+    const char *target_modules;   // --lora-target-modules: names or all-linear (NULL: q_proj,v_proj)
+    int use_rslora;               // --use-rslora
+    const char *modules_to_save;  // --modules-to-save: comma-separated (NULL: none)
+} lora_args;
+void lora_args_default(lora_args *a);
+// The trainer's policy under LoRA: when --use-peft is set or the model already carries
+// adapters (an adapter directory was loaded). Attaches adapters built from the flags when
+// the model has none (base_model_name_or_path = model_dir made absolute; a reward model
+// saves its score head too, as PEFT's SEQ_CLS does), then, when resuming, reads the
+// checkpoint's adapter tensors. Does nothing (returns 0) when LoRA is not in use.
+int model_lora_prepare(struct model *m, const lora_args *a, const char *model_dir, const char *resume_dir, uint64_t seed,
+                       tm_error *err);
+
 // ---- PEFT files (lora_io.c) ----
 // adapter_config.json + adapter_model.safetensors (fp32; lora_A/lora_B and the
 // modules_to_save tensors under base_model.model.<HF name>) + the tokenizer files.
@@ -99,5 +117,7 @@ int lora_save(const struct model *m, const char *dir, tm_error *err);
 int lora_is_adapter_dir(const char *dir);
 // Loads base (base_model_name_or_path, or the --base-model override) + adapter.
 int lora_load(struct model *m, const char *dir, tm_error *err);
+// Reads dir's adapter_model.safetensors into the adapters already attached to m (resume).
+int lora_read_weights(struct model *m, const char *dir, tm_error *err);
 // --base-model: the base to use for adapter directories instead of their base_model_name_or_path.
 void lora_set_base_override(const char *dir);

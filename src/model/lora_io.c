@@ -150,9 +150,14 @@ int lora_load(model *m, const char *dir, tm_error *err) {
     if (lora_is_adapter_dir(use)) return tm_fail(err, "%s: its base %s is itself an adapter directory", path, use);
     if (model_load(m, use, err)) return -1;
     snprintf(c.base_model, sizeof c.base_model, "%s", use);
-    if (model_lora_attach(m, &c, 0, err)) { model_free(m); return -1; }
+    if (model_lora_attach(m, &c, 0, err) || lora_read_weights(m, dir, err)) { model_free(m); return -1; }
+    return 0;
+}
+
+int lora_read_weights(model *m, const char *dir, tm_error *err) {
+    char path[4096];
     st_file f;
-    if (st_open(&f, io_join(path, sizeof path, dir, "adapter_model.safetensors"), err)) { model_free(m); return -1; }
+    if (st_open(&f, io_join(path, sizeof path, dir, "adapter_model.safetensors"), err)) return -1;
     int rc = 0;
     for (int i = 0; i < m->nparams && !rc; i++) {
         const model_param *p = &m->params[i];
@@ -162,10 +167,39 @@ int lora_load(model *m, const char *dir, tm_error *err) {
         const st_tensor *t = st_find(&f, key);
         if (!t) rc = tm_fail(err, "%s: missing tensor %s", path, key);
         else if (t->ndim != p->ndim || t->shape[0] != p->shape[0] || (p->ndim > 1 && t->shape[1] != p->shape[1]))
-            rc = tm_fail(err, "%s: tensor %s has the wrong shape (r %d in adapter_config.json)", path, key, c.r);
+            rc = tm_fail(err, "%s: tensor %s has the wrong shape (r %d)", path, key, m->lora->cfg.r);
         else rc = st_read_f32(&f, t, m->w + p->offset, err);
     }
     st_close(&f);
-    if (rc) { model_free(m); return -1; }
-    return 0;
+    return rc;
+}
+
+void lora_args_default(lora_args *a) {
+    memset(a, 0, sizeof *a);
+    a->r = 16;
+    a->alpha = 32;
+    a->dropout = 0;
+}
+
+int model_lora_prepare(model *m, const lora_args *a, const char *model_dir, const char *resume_dir, uint64_t seed, tm_error *err) {
+    if (!a->use_peft && !m->lora) return 0;
+    if (a->dropout != 0)
+        return tm_fail(err, "--lora-dropout %g: adapter dropout is not implemented yet; pass --lora-dropout 0", a->dropout);
+    if (!m->lora) {
+        lora_config c;
+        lora_config_default(&c);
+        c.r = a->r;
+        c.alpha = a->alpha;
+        c.use_rslora = a->use_rslora;
+        if (a->target_modules && lora_parse_targets(&c, a->target_modules, err)) return -1;
+        const char *save = a->modules_to_save ? a->modules_to_save : "";
+        // a reward model's new score head is trained fully (PEFT adds it to modules_to_save for SEQ_CLS)
+        int add_score = m->cfg.num_labels && !strstr(save, "score");
+        if (strlen(save) + 7 >= sizeof c.modules_to_save) return tm_fail(err, "--modules-to-save is too long");
+        snprintf(c.modules_to_save, sizeof c.modules_to_save, "%s%s%s", save, add_score && *save ? "," : "", add_score ? "score" : "");
+        char abs[PATH_MAX];
+        snprintf(c.base_model, sizeof c.base_model, "%s", realpath(model_dir, abs) ? abs : model_dir);
+        if (model_lora_attach(m, &c, seed, err)) return -1;
+    }
+    return resume_dir ? lora_read_weights(m, resume_dir, err) : 0;
 }

@@ -26,6 +26,7 @@
 void train_args_default(train_args *a, train_method m) {
     memset(a, 0, sizeof *a);
     a->method = m;
+    lora_args_default(&a->lora);
     a->lr_scheduler_type = "linear";
     a->learning_rate = m == TRAIN_SFT || m == TRAIN_RM ? 2e-5 : 1e-6;  // SFTConfig, RewardConfig / DPOConfig, KTOConfig
     a->adam_beta1 = 0.9;
@@ -393,7 +394,11 @@ static int compute_reference(trainer *b, example_set *s, int kl, tm_error *err) 
             if (kl && e->kl_len > 1 && trainer_add(b, e->kl_ids, e->kl_mask, e->kl_len, NULL, NULL, err)) return -1;
             i++;
         }
-        if (trainer_forward(b, NULL, err)) return -1;
+        // under LoRA the reference is the base: the same weights with the adapters off
+        int adapters = model_lora_enable(b->m, 0);
+        int frc = trainer_forward(b, NULL, err);
+        model_lora_enable(b->m, adapters);
+        if (frc) return -1;
         int sq = 0;
         for (int k = first; k < i; k++) {
             example *e = &s->ex[k];
@@ -669,7 +674,7 @@ int train_run(const train_args *args, tm_error *err) {
 
     // the reference model is the initial policy unless --ref-model names another
     const char *ref_dir = a->ref_model ? a->ref_model : a->model;
-    if (a->method == TRAIN_RM ? model_load_reward(&m, a->resume_from_checkpoint ? a->resume_from_checkpoint : a->model,
+    if (a->method == TRAIN_RM ? model_load_reward(&m, a->resume_from_checkpoint && !a->lora.use_peft ? a->resume_from_checkpoint : a->model,
                                                   (uint64_t)a->seed, err)
                               : model_load(&m, ref_dir, err))
         goto done;
@@ -722,11 +727,15 @@ int train_run(const train_args *args, tm_error *err) {
         if (compute_reference(&buf.t, &train, kl, err) || (eval.n && compute_reference(&buf.t, &eval, kl, err))) goto done;
     }
     // the policy: the initial model (already loaded when it is also the reference), or a checkpoint
-    if (a->method != TRAIN_RM && (a->resume_from_checkpoint || (a->ref_model && strcmp(a->ref_model, a->model)))) {
+    // (under LoRA a checkpoint holds the adapters only: the policy is the base plus those)
+    int peft = a->lora.use_peft || lora_is_adapter_dir(a->model);
+    const char *resume_full = peft ? NULL : a->resume_from_checkpoint;
+    if (a->method != TRAIN_RM && (resume_full || (a->ref_model && strcmp(a->ref_model, a->model)))) {
         model_free(&m);
-        const char *from = a->resume_from_checkpoint ? a->resume_from_checkpoint : a->model;
+        const char *from = resume_full ? resume_full : a->model;
         if (model_load(&m, from, err) || model_reserve(&m, cap_tokens, err)) goto done;
     }
+    if (model_lora_prepare(&m, &a->lora, a->model, peft ? a->resume_from_checkpoint : NULL, (uint64_t)a->seed, err)) goto done;
     if (trainer_enable_train(&buf.t, err)) goto done;
 
     int per_step = bs * a->gradient_accumulation_steps;  // rows

@@ -1,0 +1,136 @@
+#!/usr/bin/python3
+"""The offline trainers under LoRA (--use-peft), end to end on the tiny Llama with the byte
+tokenizer (as test_train.py):
+- DPO with all-linear adapters (r 16, alpha 32) on an SFT'd model reaches the full fine-tune
+  test's accuracy bar: eval rewards/accuracies on the training pairs > 0.9; its reference is the
+  base (adapters off), so the first step's rewards are 0 (policy = reference);
+- the output is a PEFT adapter directory (adapter_config.json with PEFT's fields,
+  adapter_model.safetensors with PEFT's key names, no model.safetensors); the optimizer state
+  in a checkpoint holds the adapters' moments only;
+- a run resumed from a checkpoint ends bit-identical to an uninterrupted one (adapters and
+  metrics.jsonl);
+- `temper score` takes the adapter directory, and `temper merge` writes a plain HF directory
+  that scores the same (log-probs within 1e-4 relative: the merged W + sBA is rounded to fp32
+  once, the adapter path rounds x A^T and its product separately);
+- --model may be an adapter directory (training continues from it); --lora-dropout other than 0
+  is refused with a message."""
+import json, os, random, shutil, subprocess, sys, tempfile
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import torch_ref
+import tiny_tokenizer
+from tap import TEMPER, check, done
+
+
+def temper(*args):
+    return subprocess.run([TEMPER, *args], capture_output=True, text=True)
+
+
+def why(*rs):
+    """the end of stderr of the runs that failed (nothing when all succeeded)"""
+    return " ".join(r.stderr.strip()[-300:] for r in rs if r.returncode)
+
+
+def metrics(out):
+    return [json.loads(l) for l in open(os.path.join(out, "metrics.jsonl"))]
+
+
+tmp = tempfile.mkdtemp(prefix="temper-lora-train-")
+try:
+    tok = tiny_tokenizer.write(os.path.join(tmp, "tok"))
+    base = os.path.join(tmp, "base")
+    r = temper("init", "--arch", "llama", "--preset", "tiny", "--tokenizer", tok, "--out", base, "--seed", "1")
+    check(r.returncode == 0, "init tiny llama with the byte tokenizer")
+    rnd = random.Random(0)
+    facts = []
+    for i in range(24):
+        a, b = rnd.randrange(50), rnd.randrange(50)
+        facts.append((f"{a}+{b}=", str(a + b), str(a + b + rnd.randrange(1, 9))))
+
+    def write(name, rows):
+        p = os.path.join(tmp, name)
+        with open(p, "w") as f:
+            for row in rows:
+                f.write(json.dumps(row) + "\n")
+        return p
+    sft = write("sft.jsonl", [{"prompt": p, "completion": c} for p, c, _ in facts])
+    dpo = write("dpo.jsonl", [{"prompt": p, "chosen": c, "rejected": w} for p, c, w in facts])
+    out_sft = os.path.join(tmp, "sft")
+    r = temper("sft", "--model", base, "--data", sft, "--output-dir", out_sft, "--learning-rate", "1e-3", "--max-steps", "40",
+               "--per-device-train-batch-size", "8", "--quiet")
+    check(r.returncode == 0, "temper sft (full) runs (%s)" % why(r))
+
+    lora = ["--use-peft", "--lora-r", "16", "--lora-alpha", "32", "--lora-dropout", "0", "--lora-target-modules", "all-linear"]
+    # ---- DPO under LoRA: the accuracy bar of the full fine-tune test
+    out = os.path.join(tmp, "dpo")
+    r = temper("dpo", "--model", out_sft, "--data", dpo, "--eval-data", dpo, "--output-dir", out, *lora, "--learning-rate", "5e-3",
+               "--max-steps", "30", "--logging-steps", "1", "--eval-steps", "30", "--beta", "0.1", "--quiet")
+    check(r.returncode == 0, "temper dpo --use-peft runs (%s)" % why(r))
+    m = metrics(out) if r.returncode == 0 else []
+    ev = [x for x in m if "eval_loss" in x]
+    acc = ev[-1].get("eval_rewards/accuracies", 0) if ev else 0
+    check(acc > 0.9, "dpo under LoRA: eval rewards/accuracies on the training pairs %.3f > 0.9" % acc)
+    tr = [x for x in m if "loss" in x]
+    check(tr and abs(tr[0]["loss"] - 0.693147) < 1e-4 and abs(tr[0]["rewards/margins"]) < 1e-6,
+          "dpo under LoRA: first step at policy = reference (loss ln 2 = %.6f, margin %.1g): the reference is the base" %
+          (tr[0]["loss"] if tr else -1, tr[0]["rewards/margins"] if tr else -1))
+    check(tr and tr[-1]["loss"] < 0.6 * tr[0]["loss"], "dpo under LoRA: loss falls %.3f -> %.3f" % (tr[0]["loss"] if tr else 0, tr[-1]["loss"] if tr else 0))
+    files = set(os.listdir(out)) if os.path.isdir(out) else set()
+    check({"adapter_config.json", "adapter_model.safetensors", "tokenizer.json"} <= files and "model.safetensors" not in files,
+          "the output is a PEFT adapter directory (%s)" % sorted(files))
+    cfg = json.load(open(os.path.join(out, "adapter_config.json"))) if files else {}
+    want = {"peft_type": "LORA", "task_type": "CAUSAL_LM", "r": 16, "lora_alpha": 32, "bias": "none", "use_rslora": False,
+            "fan_in_fan_out": False, "base_model_name_or_path": os.path.realpath(out_sft)}
+    check(all(cfg.get(k) == v for k, v in want.items()) and sorted(cfg.get("target_modules", [])) ==
+          sorted(["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]),
+          "adapter_config.json: PEFT's fields and values")
+    ts, _ = torch_ref.read_safetensors(os.path.join(out, "adapter_model.safetensors")) if files else ({}, None)
+    check(len(ts) == 4 * 7 * 2 and "base_model.model.model.layers.3.mlp.down_proj.lora_B.weight" in ts and
+          list(ts["base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight"].shape) == [16, 256],
+          "adapter_model.safetensors: 56 tensors with PEFT's names and shapes")
+
+    # ---- resume: bit-identical
+    full, part = os.path.join(tmp, "full"), os.path.join(tmp, "part")
+    common = ["--data", dpo, *lora, "--learning-rate", "5e-3", "--max-steps", "6", "--save-steps", "3", "--logging-steps", "1",
+              "--per-device-train-batch-size", "4", "--quiet"]
+    r1 = temper("dpo", "--model", out_sft, "--output-dir", full, *common)
+    r2 = temper("dpo", "--model", out_sft, "--output-dir", part, *common, "--resume-from-checkpoint", os.path.join(full, "checkpoint-3"))
+    check(r1.returncode == 0 and r2.returncode == 0, "dpo --use-peft full and resumed runs (%s)" % why(r1, r2))
+    ck = os.path.join(full, "checkpoint-3")
+    names = list(torch_ref.read_safetensors(os.path.join(ck, "optimizer.safetensors"))[0]) if r1.returncode == 0 else []
+    check(len(names) == 2 * 56 and all(".lora_" in n for n in names),
+          "checkpoint optimizer state: AdamW moments of the 56 adapter tensors only (%d tensors)" % len(names))
+    same = r1.returncode == 0 and r2.returncode == 0 and \
+        open(os.path.join(full, "adapter_model.safetensors"), "rb").read() == open(os.path.join(part, "adapter_model.safetensors"), "rb").read()
+    check(same, "resumed LoRA run's adapters are bit-identical to the uninterrupted run's")
+    strip = lambda rows: [{k: v for k, v in x.items() if k != "tokens_per_second"} for x in rows]
+    check(same and strip(metrics(full)) == strip(metrics(part)), "resumed LoRA run's metrics.jsonl equals the uninterrupted run's")
+
+    # ---- score the adapter directory; merge; the merged model scores the same
+    merged = os.path.join(tmp, "merged")
+    r = temper("merge", "--model", out_sft, "--adapter", out, "--out", merged)
+    check(r.returncode == 0 and os.path.exists(os.path.join(merged, "model.safetensors")) and os.path.exists(os.path.join(merged, "config.json")),
+          "temper merge writes a plain HF directory (%s)" % why(r))
+    s_ad, s_m, s_base = (os.path.join(tmp, f"score_{k}.jsonl") for k in ("ad", "m", "base"))
+    r1 = temper("score", "--model", out, "--data", sft, "--out", s_ad, "--quiet")
+    r2 = temper("score", "--model", merged, "--data", sft, "--out", s_m, "--quiet")
+    r3 = temper("score", "--model", out_sft, "--data", sft, "--out", s_base, "--quiet")
+    ok = r1.returncode == 0 and r2.returncode == 0 and r3.returncode == 0
+    check(ok, "temper score takes the adapter directory (%s)" % why(r1, r2, r3))
+    la = [json.loads(l)["logprob"] for l in open(s_ad)] if ok else [0]
+    lm = [json.loads(l)["logprob"] for l in open(s_m)] if ok else [1]
+    lb = [json.loads(l)["logprob"] for l in open(s_base)] if ok else [0]
+    rel = max(abs(a - b) for a, b in zip(la, lm)) / max(abs(b) for b in lm)
+    check(ok and rel < 1e-4, "merged model scores as base + adapter (rel %.1e < 1e-4)" % rel)
+    check(ok and max(abs(a - b) for a, b in zip(la, lb)) > 1e-2, "the adapter changes the scores (vs the base)")
+
+    # ---- --model ADAPTER_DIR continues training the adapter; dropout refused
+    cont = os.path.join(tmp, "cont")
+    r = temper("dpo", "--model", out, "--data", dpo, "--output-dir", cont, "--learning-rate", "5e-3", "--max-steps", "2", "--quiet")
+    check(r.returncode == 0 and os.path.exists(os.path.join(cont, "adapter_model.safetensors")),
+          "dpo --model ADAPTER_DIR trains the adapter further (%s)" % why(r))
+    r = temper("dpo", "--model", out_sft, "--data", dpo, "--output-dir", os.path.join(tmp, "drop"), "--use-peft", "--lora-dropout", "0.05",
+               "--max-steps", "1", "--quiet")
+    check(r.returncode != 0 and "--lora-dropout" in r.stderr, "--lora-dropout 0.05 is refused with a message: %s" % r.stderr.strip()[-150:])
+finally:
+    shutil.rmtree(tmp, ignore_errors=True)
+done()
