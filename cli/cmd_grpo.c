@@ -6,6 +6,7 @@
 #include <string.h>
 #include "cli/cli.h"
 #include "cli/flags.h"
+#include "cli/lora_flags.h"
 #include "train/grpo_trainer.h"
 
 // "1,0.5" or "1,0,0.5" into the reward weights (accuracy, format[, overlong]; unset: 0).
@@ -89,13 +90,7 @@ int cmd_grpo(int argc, char **argv) {
         {"divergence-estimator", FLAG_STR, &reh_estimator, "forward_kl's estimator: k1|k2|k3|low_var_kl"},
         {"alpha", FLAG_FLOAT, &a.rh.alpha, "α of the alpha divergence, in (0, 1)"},
         {"rehearsal-batch-size", FLAG_INT, &a.rehearsal_batch_size, "rehearsal samples per step (0: the generation batch's size)"},
-        {"use-peft", FLAG_BOOL, &a.lora.use_peft, "train LoRA adapters (PEFT), base frozen; the --beta reference is the base (adapters off)"},
-        {"lora-r", FLAG_INT, &a.lora.r, "LoRA rank"},
-        {"lora-alpha", FLAG_FLOAT, &a.lora.alpha, "LoRA alpha: scale alpha/r (alpha/sqrt(r) with --use-rslora)"},
-        {"lora-dropout", FLAG_FLOAT, &a.lora.dropout, "LoRA dropout (TRL's default is 0.05; only 0 is implemented)"},
-        {"lora-target-modules", FLAG_STR, &a.lora.target_modules, "all-linear or q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj (default q_proj,v_proj)"},
-        {"use-rslora", FLAG_BOOL, &a.lora.use_rslora, "rank-stabilized LoRA scale alpha/sqrt(r)"},
-        {"modules-to-save", FLAG_STR, &a.lora.modules_to_save, "modules trained fully beside the adapters (e.g. lm_head)"},
+        LORA_FLAGS(a.lora),
     };
     flags_config cfg;
     if (flags_expand_config("grpo", argc, argv, &cfg)) return 2;

@@ -6,6 +6,7 @@
 #include <string.h>
 #include "cli/cli.h"
 #include "cli/flags.h"
+#include "cli/lora_flags.h"
 #include "data/data.h"
 #include "train/trainer.h"
 
@@ -120,13 +121,7 @@ static int run(train_method method, const char *cmd, int argc, char **argv) {
         {"resume-from-checkpoint", FLAG_STR, &a.resume_from_checkpoint, "checkpoint directory to continue from, or true / last: the newest in --output-dir"},
         {"on-bad-line", FLAG_STR, &x.on_bad_line, "error|skip"},
         {"quiet", FLAG_BOOL, &a.quiet, "no progress bar; metrics lines on stderr"},
-        {"use-peft", FLAG_BOOL, &a.lora.use_peft, "train LoRA adapters (PEFT), base frozen; output is a PEFT adapter directory"},
-        {"lora-r", FLAG_INT, &a.lora.r, "LoRA rank"},
-        {"lora-alpha", FLAG_FLOAT, &a.lora.alpha, "LoRA alpha: scale alpha/r (alpha/sqrt(r) with --use-rslora)"},
-        {"lora-dropout", FLAG_FLOAT, &a.lora.dropout, "LoRA dropout (TRL's default is 0.05; only 0 is implemented)"},
-        {"lora-target-modules", FLAG_STR, &a.lora.target_modules, "all-linear or q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj (default q_proj,v_proj)"},
-        {"use-rslora", FLAG_BOOL, &a.lora.use_rslora, "rank-stabilized LoRA scale alpha/sqrt(r)"},
-        {"modules-to-save", FLAG_STR, &a.lora.modules_to_save, "modules trained fully beside the adapters (e.g. lm_head,embed_tokens)"},
+        LORA_FLAGS(a.lora),
         {"base-model", FLAG_STR, &x.base_model, "the base of an adapter --model, instead of its base_model_name_or_path"},
     };
     // Method flags: each belongs to the trainers named beside it; any other trainer refuses

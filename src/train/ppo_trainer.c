@@ -20,6 +20,7 @@
 
 void ppo_args_default(ppo_args *a) {
     memset(a, 0, sizeof *a);
+    lora_args_default(&a->lora);
     a->lr_scheduler_type = "linear";
     a->tools = "none";
     a->value_head = "shared";
@@ -395,7 +396,10 @@ static int rollout_forward(ppo_state *R, rollout_batch *B, tm_error *err) {
                 int s0 = B->span[2 * i];
                 if (trainer_add(&R->rt, B->ids + s0, B->mask + s0, B->span[2 * i + 1] - s0, NULL, NULL, err)) return -1;
             }
-            if (trainer_forward(&R->rt, NULL, err)) return -1;
+            int adapters = model_lora_enable(R->rt.m, 0);  // under LoRA the reference is the base
+            int frc = trainer_forward(&R->rt, NULL, err);
+            model_lora_enable(R->rt.m, adapters);
+            if (frc) return -1;
             for (int i = i0; i < i1; i++) {
                 int s0 = B->span[2 * i], len = B->span[2 * i + 1] - s0;
                 memcpy(B->ref + s0, R->rt.logp_tok + R->rt.span[2 * (i - i0)], sizeof(float) * (size_t)len);
@@ -565,8 +569,11 @@ static void write_line(ppo_state *R, sbuf *o, const rollout_batch *B, const upda
 
 static int setup(ppo_state *R, tm_error *err) {
     const ppo_args *a = R->a;
-    const char *from = a->resume_from_checkpoint ? a->resume_from_checkpoint : a->model;
+    // under LoRA a checkpoint holds the adapters only: the policy is the base plus those
+    int peft = a->lora.use_peft || lora_is_adapter_dir(a->model);
+    const char *from = a->resume_from_checkpoint && !peft ? a->resume_from_checkpoint : a->model;
     if (model_load(&R->m, from, err)) return -1;
+    if (model_lora_prepare(&R->m, &a->lora, a->model, peft ? a->resume_from_checkpoint : NULL, (uint64_t)a->seed, err)) return -1;
     if (online_task_load(&R->task, &R->m, a->model, a->chat_template, a->prompt_suffix, a->data, a->max_prompt_length, a->tools, err)) return -1;
     int bs = a->per_device_train_batch_size;
     R->cap = bs * (R->task.longest + a->response_length);
@@ -603,7 +610,10 @@ static int setup(ppo_state *R, tm_error *err) {
     R->order_epoch = -1;
     if (!R->dxf || !R->order) return tm_fail(err, "out of memory");
     if (a->h.kl_coef > 0) {  // the frozen reference: the initial policy, even when resuming
-        if (model_load(&R->ref, a->model, err) || trainer_open(&R->rt, &R->ref, &to, 0, err)) return -1;
+        // (under LoRA: the policy itself with the adapters off)
+        if (R->m.lora ? trainer_open(&R->rt, &R->m, &to, 0, err)
+                      : model_load(&R->ref, a->model, err) || trainer_open(&R->rt, &R->ref, &to, 0, err))
+            return -1;
         R->have_ref = 1;
     }
     if (a->reward_model) {

@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
-# temper grpo under LoRA (--use-peft): the rollouts are sampled with the adapters on
+# The online trainers under LoRA (--use-peft). grpo: the rollouts are sampled with the adapters on
 # (the first pass's importance ratio is 1 up to the sampler/trainer mismatch, as the full
 # fine-tune's), the --beta reference is the base with the adapters off (kl 0 at step 1,
 # positive later; no second model), the output is a PEFT adapter directory, and a resumed
-# run ends bit-identical. A tiny Llama after a short sft, as tests/cli/test_grpo.sh (seconds).
+# run ends bit-identical. ppo: the same (shared value head on the adapted trunk; objective/kl 0
+# at step 1, resume bit-identical). online-dpo: each round trains the adapter further (round 2
+# starts from round 1's adapter directory). A tiny Llama after a short sft, as
+# tests/cli/test_grpo.sh (about 30 s on 2 cores).
 cd "$(dirname "$0")/../.."
 T=${TEMPER:-$PWD/build/temper}
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
@@ -50,4 +53,26 @@ check "$PY -c 'import sys; sys.exit(not ($rx3 < 1e-4))'" "after updates, the sam
 cp -r "$tmp/g" "$tmp/r"; rm -f "$tmp/r/adapter_model.safetensors" "$tmp/r/metrics.jsonl"
 "$T" grpo $A --output-dir "$tmp/r" --resume-from-checkpoint "$tmp/r/checkpoint-2" 2>/dev/null
 check 'cmp -s "$tmp/g/adapter_model.safetensors" "$tmp/r/adapter_model.safetensors"' "grpo --use-peft resumed from checkpoint-2: adapters bit-identical"
+
+# ---- ppo ----
+L="--use-peft --lora-r 8 --lora-alpha 16 --lora-dropout 0 --lora-target-modules all-linear"
+P="--model $tmp/sft --data $tmp/train.jsonl --per-device-train-batch-size 25 --response-length 12 --lr-scheduler-type constant \
+  --learning-rate 2e-3 --quiet --max-steps 4 --save-steps 2 $L"
+"$T" ppo $P --output-dir "$tmp/p" 2>"$tmp/p.err"
+rc=$?
+check '[ $rc -eq 0 ] && [ -f "$tmp/p/adapter_model.safetensors" ] && [ ! -f "$tmp/p/model.safetensors" ]' \
+  "ppo --use-peft runs and writes a PEFT adapter directory (rc $rc$([ $rc -ne 0 ] && tail -c 200 "$tmp/p.err"))"
+kl1=$(metric "$tmp/p/metrics.jsonl" 1 objective/kl 2>/dev/null); kl4=$(metric "$tmp/p/metrics.jsonl" 4 objective/kl 2>/dev/null)
+check "$PY -c 'import sys; sys.exit(not (abs($kl1) < 1e-6 and abs($kl4) > 1e-7))'" "ppo: reference = base with adapters off: objective/kl $kl1 at step 1, $kl4 at step 4"
+cp -r "$tmp/p" "$tmp/pr"; rm -f "$tmp/pr/adapter_model.safetensors" "$tmp/pr/metrics.jsonl"
+"$T" ppo $P --output-dir "$tmp/pr" --resume-from-checkpoint "$tmp/pr/checkpoint-2" 2>/dev/null
+check 'cmp -s "$tmp/p/adapter_model.safetensors" "$tmp/pr/adapter_model.safetensors"' "ppo --use-peft resumed from checkpoint-2: adapters bit-identical"
+
+# ---- online-dpo ----
+O="--data $tmp/train.jsonl --num-generations 4 --max-completion-length 12 --max-steps 2 --per-device-train-batch-size 4 \
+   --learning-rate 2e-3 --lr-scheduler-type constant --logging-steps 1 --quiet $L"
+"$T" online-dpo --model "$tmp/sft" $O --output-dir "$tmp/o" --rounds 2 2>"$tmp/o.err"
+rc=$?
+check '[ $rc -eq 0 ] && [ -f "$tmp/o/round-2/model/adapter_model.safetensors" ] && grep -q "round-1/model" "$tmp/o/round-2/round.json"' \
+  "online-dpo --use-peft: two rounds, each an adapter directory, round 2 sampled from round 1's (rc $rc$([ $rc -ne 0 ] && tail -c 200 "$tmp/o.err"))"
 [ $fails -eq 0 ]
