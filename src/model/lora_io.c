@@ -94,7 +94,7 @@ int lora_save(const model *m, const char *dir, tm_error *err) {
 }
 
 // adapter_config.json into a lora_config; refuses what this implementation does not do.
-static int read_config(const char *path, lora_config *c, char *base, size_t cap, tm_error *err) {
+static int read_config(const char *path, lora_config *c, char *base, size_t cap, int *seq_cls, tm_error *err) {
     json_doc *d = json_parse_file(path, err);
     if (!d) return -1;
     const json *r = json_root(d);
@@ -108,6 +108,7 @@ static int read_config(const char *path, lora_config *c, char *base, size_t cap,
     c->dropout = json_get_num(r, "lora_dropout", 0);
     c->use_rslora = json_get_bool(r, "use_rslora", 0);
     snprintf(base, cap, "%s", json_get_str(r, "base_model_name_or_path", ""));
+    *seq_cls = !strcmp(json_get_str(r, "task_type", ""), "SEQ_CLS");
     if (strcmp(type, "LORA")) rc = tm_fail(err, "%s: peft_type \"%s\" is not LORA", path, type);
     else if (json_get_bool(r, "fan_in_fan_out", 0)) rc = tm_fail(err, "%s: fan_in_fan_out true is not supported", path);
     else if (json_get_bool(r, "use_dora", 0)) rc = tm_fail(err, "%s: DoRA (use_dora true) is not supported", path);
@@ -142,13 +143,16 @@ static int read_config(const char *path, lora_config *c, char *base, size_t cap,
 int lora_load(model *m, const char *dir, tm_error *err) {
     char path[4096], base[4096];
     lora_config c;
-    if (read_config(io_join(path, sizeof path, dir, "adapter_config.json"), &c, base, sizeof base, err)) return -1;
+    int seq_cls;
+    if (read_config(io_join(path, sizeof path, dir, "adapter_config.json"), &c, base, sizeof base, &seq_cls, err)) return -1;
     const char *use = base_override ? base_override : base;
     if (!*use) return tm_fail(err, "%s: no base_model_name_or_path; pass --base-model DIR", path);
     if (!io_is_dir(use))
         return tm_fail(err, "%s: its base \"%s\" is not a local directory; pass --base-model DIR", path, use);
     if (lora_is_adapter_dir(use)) return tm_fail(err, "%s: its base %s is itself an adapter directory", path, use);
-    if (model_load(m, use, err)) return -1;
+    // a reward model's adapter (task SEQ_CLS) goes on the base made a reward model; its score
+    // head comes from the adapter file (modules_to_save)
+    if (seq_cls ? model_load_reward(m, use, 0, err) : model_load(m, use, err)) return -1;
     snprintf(c.base_model, sizeof c.base_model, "%s", use);
     if (model_lora_attach(m, &c, 0, err) || lora_read_weights(m, dir, err)) { model_free(m); return -1; }
     return 0;

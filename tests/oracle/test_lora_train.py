@@ -123,6 +123,22 @@ try:
     check(ok and rel < 1e-4, "merged model scores as base + adapter (rel %.1e < 1e-4)" % rel)
     check(ok and max(abs(a - b) for a, b in zip(la, lb)) > 1e-2, "the adapter changes the scores (vs the base)")
 
+    # ---- reward-model under LoRA: the new score head is a module to save (PEFT's SEQ_CLS)
+    rm, rm_m = os.path.join(tmp, "rm"), os.path.join(tmp, "rm_merged")
+    r = temper("reward-model", "--model", out_sft, "--data", dpo, "--output-dir", rm, *lora, "--learning-rate", "5e-3", "--max-steps", "4",
+               "--quiet")
+    cfg = json.load(open(os.path.join(rm, "adapter_config.json"))) if r.returncode == 0 else {}
+    check(r.returncode == 0 and cfg.get("task_type") == "SEQ_CLS" and cfg.get("modules_to_save") == ["score"],
+          "reward-model --use-peft: adapter directory with task_type SEQ_CLS, modules_to_save [score] %s" % why(r))
+    r1 = temper("score", "--model", rm, "--data", sft, "--out", os.path.join(tmp, "rm_ad.jsonl"), "--quiet")
+    r2 = temper("merge", "--adapter", rm, "--out", rm_m)
+    r3 = temper("score", "--model", rm_m, "--data", sft, "--out", os.path.join(tmp, "rm_m.jsonl"), "--quiet")
+    ok = r1.returncode == 0 and r2.returncode == 0 and r3.returncode == 0
+    ra = [json.loads(l)["reward"] for l in open(os.path.join(tmp, "rm_ad.jsonl"))] if ok else [0]
+    rb = [json.loads(l)["reward"] for l in open(os.path.join(tmp, "rm_m.jsonl"))] if ok else [1]
+    d = max(abs(a - b) for a, b in zip(ra, rb)) / max(abs(b) for b in rb)
+    check(ok and d < 1e-4, "reward adapter scores rewards; merged (a SequenceClassification directory) scores the same (rel %.1e) %s" % (d, why(r1, r2, r3)))
+
     # ---- --model ADAPTER_DIR continues training the adapter; dropout refused
     cont = os.path.join(tmp, "cont")
     r = temper("dpo", "--model", out, "--data", dpo, "--output-dir", cont, "--learning-rate", "5e-3", "--max-steps", "2", "--quiet")
