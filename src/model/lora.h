@@ -113,8 +113,9 @@ int model_lora_prepare(struct model *m, const lora_args *a, const char *model_di
 // adapter_config.json + adapter_model.safetensors (fp32; lora_A/lora_B and the
 // modules_to_save tensors under base_model.model.<HF name>) + the tokenizer files.
 int lora_save(const struct model *m, const char *dir, tm_error *err);
-// Is dir a PEFT adapter directory (has adapter_config.json)?
+// Is dir a PEFT adapter directory (has adapter_config.json)? Does it carry tokenizer files?
 int lora_is_adapter_dir(const char *dir);
+int lora_has_tokenizer(const char *dir);
 // Loads base (base_model_name_or_path, or the --base-model override) + adapter.
 int lora_load(struct model *m, const char *dir, tm_error *err);
 // Reads dir's adapter_model.safetensors into the adapters already attached to m (resume).

@@ -18,6 +18,11 @@ int lora_is_adapter_dir(const char *dir) {
     return dir && *dir && io_exists(io_join(path, sizeof path, dir, "adapter_config.json"));
 }
 
+int lora_has_tokenizer(const char *dir) {
+    char p1[4096], p2[4096];
+    return io_exists(io_join(p1, sizeof p1, dir, "tokenizer.json")) || io_exists(io_join(p2, sizeof p2, dir, "tokenizer.model"));
+}
+
 // The adapter tensors and the fully trained modules (modules_to_save), under PEFT's key
 // names: "base_model.model." + the HF name (the adapter name "default" is not written).
 static const char *peft_key(const model_param *p, char *buf, size_t cap) {

@@ -123,6 +123,19 @@ try:
     check(ok and rel < 1e-4, "merged model scores as base + adapter (rel %.1e < 1e-4)" % rel)
     check(ok and max(abs(a - b) for a, b in zip(la, lb)) > 1e-2, "the adapter changes the scores (vs the base)")
 
+    # ---- sample from the adapter directory = sample from the merged model (same seed)
+    prompts = write("prompts.jsonl", [{"prompt": p, "answer": c} for p, c, _ in facts[:6]])
+    notok = os.path.join(tmp, "dpo_notok")  # an adapter directory without tokenizer files (as PEFT saves by default)
+    shutil.copytree(out, notok)
+    for f in os.listdir(notok):
+        if f.startswith("tokenizer"):
+            os.remove(os.path.join(notok, f))
+    runs = [temper("sample", "--model", d, *extra, "--data", prompts, "--n", "2", "--max-new-tokens", "6", "--seed", "3",
+                   "--quiet") for d, extra in ((out, []), (merged, []), (notok, ["--base-model", out_sft]))]
+    comp = [[json.loads(l)["completion"] for l in r.stdout.splitlines()] if r.returncode == 0 else [] for r in runs]
+    check(all(r.returncode == 0 for r in runs) and comp[0] == comp[1] == comp[2] and len(comp[0]) == 12,
+          "temper sample from the adapter directory (also tokenizer-less, --base-model) = from the merged model %s" % why(*runs))
+
     # ---- reward-model under LoRA: the new score head is a module to save (PEFT's SEQ_CLS)
     rm, rm_m = os.path.join(tmp, "rm"), os.path.join(tmp, "rm_merged")
     r = temper("reward-model", "--model", out_sft, "--data", dpo, "--output-dir", rm, *lora, "--learning-rate", "5e-3", "--max-steps", "4",
