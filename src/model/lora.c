@@ -145,9 +145,24 @@ int model_lora_attach(model *m, const lora_config *c, uint64_t seed, tm_error *e
     l->scale = (float)lora_scale(c);
     l->enabled = 1;
     l->layers = L;
-    // freeze the base, except the modules to save
+    // freeze the base, except the modules to save (each must name a module of this model)
     int base_params = m->nparams;
     for (int i = 0; i < base_params; i++) m->params[i].trainable = in_modules_to_save(c->modules_to_save, m->params[i].name);
+    for (const char *p = c->modules_to_save; *p;) {
+        const char *e = strchr(p, ',');
+        char one[96];
+        snprintf(one, sizeof one, "%.*s", (int)(e ? e - p : (long)strlen(p)), p);
+        int found = 0;
+        for (int i = 0; i < base_params && !found; i++) found = in_modules_to_save(one, m->params[i].name);
+        if (*one && !found) {
+            for (int i = 0; i < base_params; i++) m->params[i].trainable = 1;
+            lora_free(l);
+            return tm_fail(err, "--modules-to-save: this model has no module \"%s\"%s", one,
+                           !strcmp(one, "lm_head") && m->cfg.tie_embeddings ? " (its lm-head is tied to embed_tokens)" : "");
+        }
+        if (!e) break;
+        p = e + 1;
+    }
     size_t base_numel = m->numel;
     for (int li = 0; li < L; li++)
         for (int t = 0; t < LORA_NMOD; t++) {

@@ -244,6 +244,19 @@ static void test_files_and_merge(void) {
     double rel = test_rel_err(l3, l1, 12, 1e-3);
     CHECK(rel < 1e-5, "merged model scores as base + adapter (rel %.2g < 1e-5)", rel);
     // bad configs are named
+    model t;
+    model_create(&t, &c, &err);
+    size_t n0 = t.numel;
+    int np0 = t.nparams;
+    snprintf(lc.modules_to_save, sizeof lc.modules_to_save, "lm_head,mlp.nothing");
+    CHECK(model_lora_attach(&t, &lc, 1, &err) && strstr(err.msg, "mlp.nothing"), "--modules-to-save naming no module: %s", err.msg);
+    CHECK(!t.lora && t.numel == n0 && t.nparams == np0 && t.params[0].trainable, "a refused attach leaves the model as it was");
+    model_free(&t);
+    lora_config bad_lc;
+    lora_config_default(&bad_lc);
+    CHECK(lora_parse_targets(&bad_lc, "q_proj,lm_head", &err) && strstr(err.msg, "lm_head"), "lm_head as a target is refused: %s", err.msg);
+    CHECK(lora_parse_targets(&bad_lc, "q_proj,qq_proj", &err) && strstr(err.msg, "qq_proj"), "unknown target named: %s", err.msg);
+
     lora_set_base_override("/nonexistent-base");
     model bad;
     CHECK(model_load(&bad, ad, &err) && strstr(err.msg, "--base-model"), "unresolvable base: %s", err.msg);
