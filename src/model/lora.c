@@ -54,6 +54,7 @@ int lora_parse_targets(lora_config *c, const char *spec, tm_error *err) {
 }
 
 int lora_config_check(const lora_config *c, tm_error *err) {
+    if (!(c->dropout >= 0 && c->dropout < 1)) return tm_fail(err, "--lora-dropout must be in [0, 1) (got %g)", c->dropout);
     if (c->r < 1 || c->r > 4096) return tm_fail(err, "--lora-r must be in [1, 4096] (got %d)", c->r);
     if (!(c->alpha > 0) || !isfinite(c->alpha)) return tm_fail(err, "--lora-alpha must be positive (got %g)", c->alpha);
     if (!c->targets) return tm_fail(err, "--lora-target-modules names no module");
@@ -121,6 +122,8 @@ static int in_modules_to_save(const char *list, const char *name) {
 
 void lora_free(lora_set *l) {
     if (!l) return;
+    free(l->xd);
+    free(l->dxd);
     free(l->offA);
     free(l->offB);
     free(l->u);
@@ -142,6 +145,7 @@ int model_lora_attach(model *m, const lora_config *c, uint64_t seed, tm_error *e
         return tm_fail(err, "out of memory");
     }
     l->cfg = *c;
+    l->seed = seed;
     l->scale = (float)lora_scale(c);
     l->enabled = 1;
     l->layers = L;
@@ -248,20 +252,76 @@ int model_lora_merge(model *m, tm_error *err) {
 
 int lora_reserve(model *m, int n, tm_error *err) {
     lora_set *l = m->lora;
-    if (!l || l->cap >= n) return 0;
-    free(l->u);
-    free(l->du);
+    if (!l) return 0;
+    l->drop_active = 0;
+    if (l->cap >= n) return 0;
+    const model_config *c = &m->cfg;
+    size_t wide = (size_t)c->hidden;
+    if ((size_t)c->ffn > wide) wide = (size_t)c->ffn;
+    if ((size_t)c->heads * c->head_dim > wide) wide = (size_t)c->heads * c->head_dim;
+    size_t nd = l->cfg.dropout > 0 ? (size_t)n * wide : 0;
+    free(l->u), free(l->du), free(l->xd), free(l->dxd);
+    l->xd = l->dxd = NULL;
     l->u = malloc(sizeof(float) * (size_t)n * l->cfg.r);
     l->du = malloc(sizeof(float) * (size_t)n * l->cfg.r);
-    l->cap = l->u && l->du ? n : 0;
+    if (nd) l->xd = malloc(sizeof(float) * nd), l->dxd = malloc(sizeof(float) * nd);
+    l->cap = l->u && l->du && (!nd || (l->xd && l->dxd)) ? n : 0;
     if (!l->cap) return tm_fail(err, "out of memory for LoRA scratch (%d tokens)", n);
     return 0;
+}
+
+int lora_begin_forward(model *m, int n, tm_error *err) {
+    lora_set *l = m->lora;
+    if (!l) return 0;
+    int armed = l->drop_armed && l->cfg.dropout > 0;
+    uint64_t key = l->drop_key_next;
+    l->drop_armed = 0;
+    if (lora_reserve(m, n, err)) return -1;
+    l->drop_active = armed;
+    l->drop_key = key;
+    return 0;
+}
+
+void model_lora_dropout_next(model *m, uint64_t key) {
+    if (!m->lora) return;
+    m->lora->drop_armed = 1;
+    m->lora->drop_key_next = key;
+}
+
+static uint64_t mix64(uint64_t z) {
+    z += 0x9e3779b97f4a7c15ull;
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+uint64_t lora_dropout_stream(uint64_t seed, uint64_t key, int layer, int t) {
+    return mix64(mix64(mix64(seed) ^ key) ^ ((uint64_t)layer * LORA_NMOD + (uint64_t)t));
+}
+
+int lora_dropout_keep(uint64_t stream, uint64_t idx, double p) {
+    return (double)(mix64(stream ^ mix64(idx)) >> 11) * 0x1.0p-53 >= p;
+}
+
+// xd = m ∘ x / (1 - p) for the projection's input [N, in]
+static void dropout_apply(float *xd, const float *x, uint64_t stream, double p, int N, int in) {
+    const float keep_scale = (float)(1.0 / (1.0 - p));
+#pragma omp parallel for schedule(static)
+    for (int n = 0; n < N; n++)
+        for (int i = 0; i < in; i++) {
+            size_t k = (size_t)n * in + i;
+            xd[k] = lora_dropout_keep(stream, k, p) ? x[k] * keep_scale : 0.0f;
+        }
 }
 
 void lora_fwd(model *m, int layer, lora_module t, float *y, const float *x, int N, int in, int out) {
     lora_set *l = m->lora;
     size_t k = (size_t)layer * LORA_NMOD + t;
     if (!l || !l->enabled || l->offA[k] == NONE) return;
+    if (l->drop_active) {
+        dropout_apply(l->xd, x, lora_dropout_stream(l->seed, l->drop_key, layer, t), l->cfg.dropout, N, in);
+        x = l->xd;
+    }
     lora_linear_fwd(m->K, y, x, m->w + l->offA[k], m->w + l->offB[k], N, in, out, l->cfg.r, l->scale, l->u);
 }
 
@@ -269,6 +329,25 @@ void lora_bwd(model *m, int layer, lora_module t, float *dx, const float *dy, co
     lora_set *l = m->lora;
     size_t k = (size_t)layer * LORA_NMOD + t;
     if (!l || !l->enabled || l->offA[k] == NONE) return;
-    lora_linear_bwd(m->K, dx, model_grad(m, l->offA[k]), model_grad(m, l->offB[k]), dy, x, m->w + l->offA[k],
-                    m->w + l->offB[k], N, in, out, l->cfg.r, l->scale, l->u, l->du);
+    if (!l->drop_active) {
+        lora_linear_bwd(m->K, dx, model_grad(m, l->offA[k]), model_grad(m, l->offB[k]), dy, x, m->w + l->offA[k],
+                        m->w + l->offB[k], N, in, out, l->cfg.r, l->scale, l->u, l->du);
+        return;
+    }
+    // the forward's mask regenerated: the adapter saw xd = m ∘ x / (1 - p), and
+    // dL/dx = m ∘ dL/dxd / (1 - p)
+    uint64_t stream = lora_dropout_stream(l->seed, l->drop_key, layer, t);
+    double p = l->cfg.dropout;
+    dropout_apply(l->xd, x, stream, p, N, in);
+    memset(l->dxd, 0, sizeof(float) * (size_t)N * in);
+    lora_linear_bwd(m->K, dx ? l->dxd : NULL, model_grad(m, l->offA[k]), model_grad(m, l->offB[k]), dy, l->xd,
+                    m->w + l->offA[k], m->w + l->offB[k], N, in, out, l->cfg.r, l->scale, l->u, l->du);
+    if (!dx) return;
+    const float keep_scale = (float)(1.0 / (1.0 - p));
+#pragma omp parallel for schedule(static)
+    for (int n = 0; n < N; n++)
+        for (int i = 0; i < in; i++) {
+            size_t e = (size_t)n * in + i;
+            if (lora_dropout_keep(stream, e, p)) dx[e] += l->dxd[e] * keep_scale;
+        }
 }

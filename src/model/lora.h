@@ -17,9 +17,13 @@
 // Adapters can be switched off (model_lora_enable(m, 0)): the model is then the base
 // bit for bit, which is the reference of DPO/KTO under LoRA (TRL's disable_adapter()).
 //
-// Dropout on the adapter input (PEFT's lora_dropout) is not implemented: the trainers
-// refuse a nonzero --lora-dropout; an adapter file's lora_dropout is kept in its config
-// (it does not change inference).
+// Dropout on the adapter input (PEFT's lora_dropout p): y += s B A (m ∘ x / (1 - p)),
+// m_i ~ Bernoulli(1 - p), only in training forwards: a trainer arms it before the forward
+// whose backward follows (model_lora_dropout_next) and every other forward (evaluation,
+// reference, old log-probs, sampling) runs without. The mask is a hash of (seed, key,
+// layer, projection, element): deterministic, independent of threads, regenerated in the
+// backward, and the trainers derive the key from the optimizer step and the micro-batch,
+// so a resumed run draws the same masks.
 #pragma once
 #include <stddef.h>
 #include <stdint.h>
@@ -42,7 +46,8 @@ typedef struct lora_config {
     char base_model[4096];        // base_model_name_or_path written to adapter_config.json
 } lora_config;
 
-// PEFT's defaults with TRL's ModelConfig values: r 16, alpha 32, dropout 0, q_proj,v_proj.
+// PEFT's defaults with TRL's ModelConfig values: r 16, alpha 32, dropout 0, q_proj,v_proj
+// (lora_args_default: dropout 0.05, TRL's).
 void lora_config_default(lora_config *c);
 // "all-linear" (every projection but the lm-head, as PEFT), or comma-separated names
 // (q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj). Fills c->targets.
@@ -59,6 +64,10 @@ typedef struct lora_set {
     size_t *offA, *offB;          // [layers * LORA_NMOD] offsets into model->w; SIZE_MAX when not targeted
     int cap;                      // tokens the scratch holds
     float *u, *du;                // scratch [cap, r]
+    float *xd, *dxd;              // dropout scratch [cap, widest input] (dropout > 0 only)
+    uint64_t seed;                // dropout streams
+    int drop_armed, drop_active;  // armed for the next forward / active in the last one
+    uint64_t drop_key_next, drop_key;
 } lora_set;
 
 // ---- the math, on plain arrays (exposed for the unit tests) ----
@@ -70,6 +79,10 @@ void lora_linear_bwd(const struct kernels *K, float *dx, float *dA, float *dB, c
                      const float *A, const float *B, int N, int in, int out, int r, float s, float *u, float *du);
 // A ~ U(-1/sqrt(in), 1/sqrt(in)) (torch's distribution, our generator); deterministic in seed.
 void lora_init_a(float *A, int r, int in, uint64_t seed);
+// Dropout: the stream of one (seed, key, layer, projection), and whether element idx of
+// its input is kept (probability 1 - p).
+uint64_t lora_dropout_stream(uint64_t seed, uint64_t key, int layer, int t);
+int lora_dropout_keep(uint64_t stream, uint64_t idx, double p);
 
 // ---- on a model ----
 // Appends A and B for every targeted projection of every layer (PEFT names, PEFT init
@@ -88,14 +101,18 @@ void lora_free(lora_set *l);
 // dA, dB accumulated.
 void lora_fwd(struct model *m, int layer, lora_module t, float *y, const float *x, int N, int in, int out);
 void lora_bwd(struct model *m, int layer, lora_module t, float *dx, const float *dy, const float *x, int N, int in, int out);
-// Grows the scratch to n tokens.
+// Grows the scratch to n tokens. lora_reserve: for a forward without dropout (decoding);
+// lora_begin_forward: a forward whose backward may follow (dropout if armed).
 int lora_reserve(struct model *m, int n, tm_error *err);
+int lora_begin_forward(struct model *m, int n, tm_error *err);
+// Arms adapter dropout (p > 0) for the model's next forward with this key.
+void model_lora_dropout_next(struct model *m, uint64_t key);
 
 // ---- the trainers' flags (PEFT / TRL names) ----
 typedef struct lora_args {
     int use_peft;                 // --use-peft
     int r;                        // --lora-r (16)
-    double alpha, dropout;        // --lora-alpha (32), --lora-dropout (0: only 0 is implemented)
+    double alpha, dropout;        // --lora-alpha (32), --lora-dropout (0.05)
     const char *target_modules;   // --lora-target-modules: names or all-linear (NULL: q_proj,v_proj)
     int use_rslora;               // --use-rslora
     const char *modules_to_save;  // --modules-to-save: comma-separated (NULL: none)

@@ -187,19 +187,18 @@ void lora_args_default(lora_args *a) {
     memset(a, 0, sizeof *a);
     a->r = 16;
     a->alpha = 32;
-    a->dropout = 0;
+    a->dropout = 0.05;  // TRL's ModelConfig
 }
 
 int model_lora_prepare(model *m, const lora_args *a, const char *model_dir, const char *resume_dir, uint64_t seed, tm_error *err) {
     if (!a->use_peft && !m->lora) return 0;
-    if (a->dropout != 0)
-        return tm_fail(err, "--lora-dropout %g: adapter dropout is not implemented yet; pass --lora-dropout 0", a->dropout);
     if (!m->lora) {
         lora_config c;
         lora_config_default(&c);
         c.r = a->r;
         c.alpha = a->alpha;
         c.use_rslora = a->use_rslora;
+        c.dropout = a->dropout;
         if (a->target_modules && lora_parse_targets(&c, a->target_modules, err)) return -1;
         const char *save = a->modules_to_save ? a->modules_to_save : "";
         // a reward model's new score head is trained fully (PEFT adds it to modules_to_save for SEQ_CLS)
@@ -210,5 +209,6 @@ int model_lora_prepare(model *m, const lora_args *a, const char *model_dir, cons
         snprintf(c.base_model, sizeof c.base_model, "%s", realpath(model_dir, abs) ? abs : model_dir);
         if (model_lora_attach(m, &c, seed, err)) return -1;
     }
+    m->lora->seed = seed;  // dropout streams (an adapter loaded from a directory keeps its lora_dropout)
     return resume_dir ? lora_read_weights(m, resume_dir, err) : 0;
 }

@@ -255,7 +255,7 @@ static void apply_saved_norm(float *y, const float *x, const float *rstd, const 
 
 int model_forward_hidden(model *m, const model_batch *b, tm_error *err) {
     if (model_check_batch(m, b, err)) return -1;
-    if (model_reserve(m, b->n_tokens, err) || reserve_scratch(m, b, err) || lora_reserve(m, b->n_tokens, err)) return -1;
+    if (model_reserve(m, b->n_tokens, err) || reserve_scratch(m, b, err) || lora_begin_forward(m, b->n_tokens, err)) return -1;
     const model_config *c = &m->cfg;
     const struct kernels *K = m->K;
     model_acts *a = m->acts;

@@ -426,6 +426,7 @@ static int train_step(grpo_run_state *R, completion *c, int n, const float *adv,
                 R->old_b[s0 + k] = c[i].samp[k];
             }
         }
+        trainer_dropout_next(t);  // LoRA dropout: this forward's backward follows
         if (trainer_forward(t, R->ent_b, err)) return -1;
         seq_batch sb = trainer_view(t, R->have_ref);
         if (first_pass) {

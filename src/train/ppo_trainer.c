@@ -465,6 +465,7 @@ static int train_minibatch(ppo_state *R, rollout_batch *B, const int *idx, int n
             memcpy(R->oval_b + p0, B->val + s0, sizeof(float) * (size_t)len);
             memcpy(R->old_b + p0, B->old + s0, sizeof(float) * (size_t)len);
         }
+        trainer_dropout_next(t);  // LoRA dropout: this forward's backward follows
         if (trainer_forward(t, R->ent_b, err) || critic_forward(R, R->val_b, err)) return -1;
         seq_batch sb = trainer_view(t, R->have_ref);
         ppo_inputs in = {R->adv_b, R->ret_b, R->val_b, R->oval_b, R->old_b, R->ent_b};

@@ -476,6 +476,7 @@ static int run_micro_rm(const train_args *a, model *m, const example_set *s, con
     model_batch mb = batch_view(&b->t.bb);
     // scores live in the token-aligned buffers: chosen k at [k], rejected at [n + k]
     float *r = b->t.logp_tok, *dr = b->t.dlogp_tok;
+    if (train) trainer_dropout_next(&b->t);
     if (model_reward_forward(m, &mb, b->t.logp_pos, err)) return -1;
     for (int k = 0; k < n; k++) r[k] = b->t.logp_pos[2 * k], r[n + k] = b->t.logp_pos[2 * k + 1];
     step_metrics mine = {0};
@@ -519,6 +520,7 @@ static int run_micro(const train_args *a, model *m, const example_set *s, const 
         }
         b->desirable[k] = e->d.label == 1;
     }
+    if (train) trainer_dropout_next(&b->t);  // LoRA dropout in the forwards whose backward follows
     if (trainer_forward(&b->t, NULL, err)) return -1;
     seq_batch sb = trainer_view(&b->t, a->method != TRAIN_SFT);
     double loss = 0;

@@ -3,8 +3,8 @@
 # (the first pass's importance ratio is 1 up to the sampler/trainer mismatch, as the full
 # fine-tune's), the --beta reference is the base with the adapters off (kl 0 at step 1,
 # positive later; no second model), the output is a PEFT adapter directory, and a resumed
-# run ends bit-identical. ppo: the same (shared value head on the adapted trunk; objective/kl 0
-# at step 1, resume bit-identical). online-dpo: each round trains the adapter further (round 2
+# run ends bit-identical (dropout 0: the ratio checks need the sampler's forward). ppo: the same (shared value head on the adapted trunk; objective/kl 0
+# at step 1, resume bit-identical, with TRL's adapter dropout 0.05). online-dpo: each round trains the adapter further (round 2
 # starts from round 1's adapter directory). A tiny Llama after a short sft, as
 # tests/cli/test_grpo.sh (about 30 s on 2 cores).
 cd "$(dirname "$0")/../.."
@@ -55,7 +55,8 @@ cp -r "$tmp/g" "$tmp/r"; rm -f "$tmp/r/adapter_model.safetensors" "$tmp/r/metric
 check 'cmp -s "$tmp/g/adapter_model.safetensors" "$tmp/r/adapter_model.safetensors"' "grpo --use-peft resumed from checkpoint-2: adapters bit-identical"
 
 # ---- ppo ----
-L="--use-peft --lora-r 8 --lora-alpha 16 --lora-dropout 0 --lora-target-modules all-linear"
+# (TRL's adapter dropout 0.05 from here on: resume stays bit-identical with it)
+L="--use-peft --lora-r 8 --lora-alpha 16 --lora-target-modules all-linear"
 P="--model $tmp/sft --data $tmp/train.jsonl --per-device-train-batch-size 25 --response-length 12 --lr-scheduler-type constant \
   --learning-rate 2e-3 --quiet --max-steps 4 --save-steps 2 $L"
 "$T" ppo $P --output-dir "$tmp/p" 2>"$tmp/p.err"

@@ -13,7 +13,9 @@ one AdamW step. The oracle freezes the base. Checks, with the full model's toler
 (test_parity.py: rel = max|c - t| / max|t| < 1e-4): log-probs, loss, each gradient and each
 step; and that grad_dump dumps no gradient for a frozen base tensor.
 Target sets: q_proj,v_proj (PEFT's default for llama/qwen), all-linear with rsLoRA, and
-all-linear with modules_to_save lm_head.
+all-linear with modules_to_save lm_head; and all-linear with lora_dropout 0.1 in a training
+forward (grad_dump --dropout-key): the oracle draws temper's mask (model/lora.c's hash, here
+in numpy) and applies PEFT's dropout, mask * x / (1 - p), on each adapter's input.
 """
 import json
 import math
@@ -24,6 +26,7 @@ import tempfile
 import traceback
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import numpy as np  # noqa: E402
 import torch  # noqa: E402
 import torch.nn as nn  # noqa: E402
 import torch_ref as R  # noqa: E402
@@ -52,8 +55,33 @@ class LoraLinear(nn.Module):
         self.lora_B = nn.Linear(r, base.out_features, bias=False)
         self.scaling = alpha / math.sqrt(r) if rslora else alpha / r
 
+        self.mask = None  # dropout: m / (1 - p) on the adapter's input, [N, in]
+
     def forward(self, x):
-        return self.base_layer(x) + self.lora_B(self.lora_A(x)) * self.scaling
+        xd = x if self.mask is None else x * self.mask
+        return self.base_layer(x) + self.lora_B(self.lora_A(xd)) * self.scaling
+
+
+M64 = (1 << 64) - 1
+
+
+def mix64(z):
+    """splitmix64's finalizer on numpy uint64 (model/lora.c mix64)."""
+    with np.errstate(over="ignore"):
+        z = (z + np.uint64(0x9e3779b97f4a7c15))
+        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xbf58476d1ce4e5b9)
+        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94d049bb133111eb)
+        return z ^ (z >> np.uint64(31))
+
+
+def dropout_mask(seed, key, layer, t, n, in_f, p):
+    """temper's adapter-dropout mask of one projection's input [n, in_f], scaled by 1/(1-p)."""
+    s = mix64(np.uint64(seed)) ^ np.uint64(key)
+    stream = mix64(mix64(s) ^ np.uint64(layer * 7 + t))
+    idx = np.arange(n * in_f, dtype=np.uint64)
+    u = (mix64(stream ^ mix64(idx)) >> np.uint64(11)).astype(np.float64) * 2.0 ** -53
+    keep = (u >= p).reshape(n, in_f)
+    return torch.tensor(keep, dtype=torch.float64) / (1 - p)
 
 
 ALL = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
@@ -63,7 +91,7 @@ def module_path(layer, name):
     return f"model.layers.{layer}.{'self_attn' if name in ALL[:4] else 'mlp'}.{name}"
 
 
-def write_adapter(d, base_dir, cfg, targets, r, alpha, rslora, modules_to_save, seed):
+def write_adapter(d, base_dir, cfg, targets, r, alpha, rslora, modules_to_save, seed, dropout=0.0):
     os.makedirs(d, exist_ok=True)
     g = torch.Generator().manual_seed(seed)
     base = R.read_model_tensors(base_dir)
@@ -79,7 +107,7 @@ def write_adapter(d, base_dir, cfg, targets, r, alpha, rslora, modules_to_save, 
         ts[f"base_model.model.{m}.weight"] = base[f"{m}.weight"] + torch.randn(base[f"{m}.weight"].shape, generator=g) * 0.01
     R.write_safetensors(os.path.join(d, "adapter_model.safetensors"), ts)
     conf = {"peft_type": "LORA", "task_type": "CAUSAL_LM", "base_model_name_or_path": base_dir, "r": r,
-            "lora_alpha": alpha, "lora_dropout": 0.0, "target_modules": targets, "use_rslora": rslora,
+            "lora_alpha": alpha, "lora_dropout": dropout, "target_modules": targets, "use_rslora": rslora,
             "modules_to_save": modules_to_save or None, "bias": "none", "fan_in_fan_out": False,
             "init_lora_weights": True, "inference_mode": True}
     with open(os.path.join(d, "adapter_config.json"), "w") as f:
@@ -87,10 +115,11 @@ def write_adapter(d, base_dir, cfg, targets, r, alpha, rslora, modules_to_save, 
     return ts
 
 
-def oracle(base_dir, adapter, targets, r, alpha, rslora, modules_to_save, seqs):
+def oracle(base_dir, adapter, targets, r, alpha, rslora, modules_to_save, seqs, dropout=0.0, key=None):
     model = R.load_model(base_dir, torch.float64)
     for p in model.parameters():
         p.requires_grad_(False)
+    key_ = key
     for layer in range(model.cfg.num_hidden_layers):
         for t in targets:
             parent = model.get_submodule(module_path(layer, t).rsplit(".", 1)[0])
@@ -98,6 +127,9 @@ def oracle(base_dir, adapter, targets, r, alpha, rslora, modules_to_save, seqs):
             key = "base_model.model." + module_path(layer, t)
             lin.lora_A.weight.data = adapter[key + ".lora_A.weight"].double().clone()
             lin.lora_B.weight.data = adapter[key + ".lora_B.weight"].double().clone()
+            if dropout > 0:
+                N = sum(len(s) for s in seqs)
+                lin.mask = dropout_mask(0, key_, layer, ALL.index(t), N, lin.base_layer.in_features, dropout)
             setattr(parent, t, lin)
     trainable = {}
     for n, p in model.named_parameters():
@@ -117,16 +149,30 @@ def oracle(base_dir, adapter, targets, r, alpha, rslora, modules_to_save, seqs):
     return lp.detach(), loss.detach().reshape(1), {n: p for n, p in trainable.items()}
 
 
-def case(tag, arch, work, targets, r, alpha, rslora=False, modules_to_save=(), seed=21):
+def grad_dump(model_dir, seqs, workdir, tag, key):
+    """test_parity's grad_dump, with --dropout-key"""
+    tok = os.path.join(workdir, f"{tag}.tokens.json")
+    out = os.path.join(workdir, f"{tag}.dump.safetensors")
+    with open(tok, "w") as f:
+        json.dump({"sequences": seqs}, f)
+    hp = P.HP
+    P.run([P.GRAD_DUMP, "--model", model_dir, "--tokens", tok, "--out", out, "--lr", repr(hp["lr"]),
+           "--weight-decay", repr(hp["weight_decay"]), "--beta1", repr(hp["beta1"]), "--beta2", repr(hp["beta2"]),
+           "--eps", repr(hp["eps"]), "--dropout-key", str(key)])
+    dump, _ = R.read_safetensors(out)
+    return {k: v.double() for k, v in dump.items()}
+
+
+def case(tag, arch, work, targets, r, alpha, rslora=False, modules_to_save=(), seed=21, dropout=0.0):
     base = os.path.join(work, f"{tag}-base")
     ad = os.path.join(work, f"{tag}-adapter")
     P.init_model(arch, base, seed)
     P.perturb(base, seed)
     cfg = R.Config.load(base)
-    adapter = write_adapter(ad, base, cfg, targets, r, alpha, rslora, list(modules_to_save), seed)
+    adapter = write_adapter(ad, base, cfg, targets, r, alpha, rslora, list(modules_to_save), seed, dropout)
     seqs = P.sequences(cfg.vocab_size, [9, 1, 14, 6], seed)
-    c = P.grad_dump(ad, seqs, work, tag)
-    lp, loss, trainable = oracle(base, adapter, targets, r, alpha, rslora, list(modules_to_save), seqs)
+    c = grad_dump(ad, seqs, work, tag, 5 if dropout > 0 else -1)
+    lp, loss, trainable = oracle(base, adapter, targets, r, alpha, rslora, list(modules_to_save), seqs, dropout, 5)
     report(R._rel(c["logprobs"], lp) < TOL, f"lora {tag} logprobs", f"rel {R._rel(c['logprobs'], lp):.1e}")
     report(R._rel(c["loss"], loss) < TOL, f"lora {tag} loss {loss.item():.6f}", f"rel {R._rel(c['loss'], loss):.1e}")
     grads = {k[5:] for k in c if k.startswith("grad.")}
@@ -157,7 +203,8 @@ def main():
     try:
         for args in (("llama-qv", "llama", work, ["q_proj", "v_proj"], 4, 8),
                      ("qwen3-all-rslora", "qwen3", work, ALL, 4, 16, True),
-                     ("qwen2-all-save-lm_head", "qwen2", work, ALL, 8, 16, False, ["lm_head"])):
+                     ("qwen2-all-save-lm_head", "qwen2", work, ALL, 8, 16, False, ["lm_head"]),
+                     ("qwen3-all-dropout", "qwen3", work, ALL, 4, 8, False, [], 21, 0.1)):
             try:
                 case(*args)
             except P.Fail as e:

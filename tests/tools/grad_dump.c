@@ -11,6 +11,7 @@
 #include "base/json.h"
 #include "cli/flags.h"
 #include "model/batch.h"
+#include "model/lora.h"
 #include "model/model.h"
 #include "objectives/sft.h"
 #include "train/optimizer.h"
@@ -20,10 +21,12 @@ static int die(const char *msg) { fprintf(stderr, "grad_dump: %s\n", msg); retur
 int main(int argc, char **argv) {
     const char *model_dir = NULL, *tokens = NULL, *out = NULL;
     double lr = 1e-3, wd = 0.0, b1 = 0.9, b2 = 0.999, eps = 1e-8;
+    int dropout_key = -1;
     flag flags[] = {
         {"model", FLAG_STR, &model_dir, ""}, {"tokens", FLAG_STR, &tokens, ""}, {"out", FLAG_STR, &out, ""},
         {"lr", FLAG_FLOAT, &lr, ""}, {"weight-decay", FLAG_FLOAT, &wd, ""}, {"beta1", FLAG_FLOAT, &b1, ""},
         {"beta2", FLAG_FLOAT, &b2, ""}, {"eps", FLAG_FLOAT, &eps, ""},
+        {"dropout-key", FLAG_INT, &dropout_key, "LoRA: arm adapter dropout with this key for the forward (model/lora.h)"},
     };
     int rc = flags_parse("grad_dump", NULL, flags, sizeof flags / sizeof flags[0], argc, argv, NULL, NULL);
     if (rc) return rc == 1 ? 0 : 2;
@@ -47,6 +50,7 @@ int main(int argc, char **argv) {
     json_doc_free(d);
     model_batch b = batch_view(&bb);
     float *logp = malloc(sizeof(float) * (size_t)total), *dlogp = malloc(sizeof(float) * (size_t)total);
+    if (dropout_key >= 0) model_lora_dropout_next(&m, (uint64_t)dropout_key);
     if (model_forward(&m, &b, logp, NULL, &err)) return die(err.msg);
     int ntrain = 0;
     for (int i = 0; i < total; i++) ntrain += b.targets[i] >= 0;
