@@ -118,6 +118,9 @@ typedef struct lora_args {
     const char *modules_to_save;  // --modules-to-save: comma-separated (NULL: none)
 } lora_args;
 void lora_args_default(lora_args *a);
+// The flags' ranges and names (with --use-peft), before any work: rank, alpha, dropout,
+// target modules.
+int lora_args_check(const lora_args *a, tm_error *err);
 // The trainer's policy under LoRA: when --use-peft is set or the model already carries
 // adapters (an adapter directory was loaded). Attaches adapters built from the flags when
 // the model has none (base_model_name_or_path = model_dir made absolute; a reward model

@@ -190,6 +190,18 @@ void lora_args_default(lora_args *a) {
     a->dropout = 0.05;  // TRL's ModelConfig
 }
 
+int lora_args_check(const lora_args *a, tm_error *err) {
+    if (!a->use_peft) return 0;
+    lora_config c;
+    lora_config_default(&c);
+    c.r = a->r;
+    c.alpha = a->alpha;
+    c.dropout = a->dropout;
+    if (a->target_modules && lora_parse_targets(&c, a->target_modules, err)) return -1;
+    if (a->modules_to_save && strlen(a->modules_to_save) + 7 >= sizeof c.modules_to_save) return tm_fail(err, "--modules-to-save is too long");
+    return lora_config_check(&c, err);
+}
+
 int model_lora_prepare(model *m, const lora_args *a, const char *model_dir, const char *resume_dir, uint64_t seed, tm_error *err) {
     if (!a->use_peft && !m->lora) return 0;
     if (!m->lora) {

@@ -52,6 +52,7 @@ static int batch_size(const ppo_args *a) { return a->per_device_train_batch_size
 
 int ppo_args_check(const ppo_args *a, tm_error *err) {
     if (!a->model || !a->data || !a->output_dir) return tm_fail(err, "--model, --data and --output-dir are required");
+    if (lora_args_check(&a->lora, err)) return -1;
     if (!*a->model) return tm_fail(err, "--model is empty");
     if (!(a->learning_rate >= 0) || !isfinite(a->learning_rate)) return tm_fail(err, "--learning-rate must be a finite number >= 0 (got %g)", a->learning_rate);
     if (!(a->warmup_ratio >= 0 && a->warmup_ratio <= 1)) return tm_fail(err, "--warmup-ratio must be in [0, 1] (got %g)", a->warmup_ratio);

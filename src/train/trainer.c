@@ -65,6 +65,7 @@ static int check_int(const char *flag, long v, long lo, const char *meaning, tm_
 }
 
 int train_args_check(const train_args *a, tm_error *err) {
+    if (lora_args_check(&a->lora, err)) return -1;
     const double INF = INFINITY;
     const int OPEN = 1, SHUT = 0;
     int dpo = a->method == TRAIN_DPO, kto = a->method == TRAIN_KTO;

@@ -167,6 +167,11 @@ try:
     r = temper("dpo", "--model", out_sft, "--data", dpo, "--output-dir", os.path.join(tmp, "drop"), "--use-peft", "--lora-dropout", "1",
                "--max-steps", "1", "--quiet")
     check(r.returncode != 0 and "--lora-dropout" in r.stderr, "--lora-dropout 1 is refused with a message: %s" % r.stderr.strip()[-150:])
+    for bad, flag in ((["--lora-r", "0"], "--lora-r"), (["--lora-target-modules", "q_proj,zz"], "zz")):
+        d = os.path.join(tmp, "bad")
+        r = temper("dpo", "--model", out_sft, "--data", dpo, "--output-dir", d, "--use-peft", *bad, "--quiet")
+        check(r.returncode != 0 and flag in r.stderr and not os.path.exists(d),
+              "%s is refused before any work (no output directory): %s" % (" ".join(bad), r.stderr.strip()[-120:]))
 finally:
     shutil.rmtree(tmp, ignore_errors=True)
 done()
