@@ -14,6 +14,7 @@ int cmd_critical_tokens(int argc, char **argv) {
         {"weight-chosen", FLAG_BOOL, &a.weight_chosen, "also weight chosen tokens by their score (default: 1, the code's only_neg)"},
         {"max-length", FLAG_INT, &a.max_length, "as given to temper dpo"},
         {"chat-template", FLAG_STR, &a.chat_template, "as given to temper dpo"},
+        {"chat-template-kwargs", FLAG_STR, &a.chat_template_kwargs, "as given to temper dpo"},
     };
     int rc = flags_parse("critical-tokens", "--positive DIR --negative DIR --data F.jsonl --out W.jsonl", flags,
                          sizeof flags / sizeof flags[0], argc, argv, NULL, NULL);

@@ -1,6 +1,7 @@
 // temper data inspect F.jsonl --model DIR --format FMT: counts, length percentiles,
 // truncations at --max-length, boundary differences, and one example rendered with
-// its trained tokens marked.
+// its trained tokens marked (and, with --show-ids, its prompt ids). Prompts are rendered
+// by the one rule of task/prompt.h, as sft, sample, eval and grpo render them.
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -49,16 +50,20 @@ int cmd_data(int argc, char **argv) {
         }
         return cli_fail("data", "usage: temper data inspect F.jsonl --model DIR --format FMT (see temper data inspect --help)"), 2;
     }
-    const char *model = NULL, *fmt = "sft", *tmpl = NULL, *bad = "error", *suffix = NULL;
-    int max_len = 0, example = 1, wrap = 0, no_eos = 0;
+    const char *model = NULL, *fmt = "sft", *tmpl = NULL, *bad = "error", *suffix = NULL, *kwargs = NULL;
+    const char *style = NULL;
+    int max_len = 0, example = 1, no_chat = 0, no_eos = 0, show_ids = 0;
     flag flags[] = {
         {"model", FLAG_STR, &model, "model (or tokenizer) directory (required)"},
         {"format", FLAG_STR, &fmt, "sft|dpo|kto|step|trajectory|prompts"},
         {"chat-template", FLAG_STR, &tmpl, "chatml|qwen2.5|qwen3|llama3|llama3-base|gemma (default: from tokenizer_config.json)"},
+        {"chat-template-kwargs", FLAG_STR, &kwargs, "a JSON object of extra chat template variables"},
         {"max-length", FLAG_INT, &max_len, "count (and cut) sequences longer than this"},
         {"on-bad-line", FLAG_STR, &bad, "error|skip"},
         {"example", FLAG_INT, &example, "which example to render (1-based; 0 for none)"},
-        {"wrap-plain", FLAG_BOOL, &wrap, "put string prompts/completions into chat messages"},
+        {"no-chat-template", FLAG_BOOL, &no_chat, "string prompts/completions as plain text even if the tokenizer has a template"},
+        {"prompt-style", FLAG_STR, &style, "prompts format: boxed|plain|tora|gsm8k-fewshot|minerva, as sample/eval (default plain)"},
+        {"show-ids", FLAG_BOOL, &show_ids, "also print the example's prompt_input_ids (compare with temper sample's)"},
         {"no-eos", FLAG_BOOL, &no_eos, "do not append EOS to string completions"},
         {"prompt-suffix", FLAG_STR, &suffix, "text appended to questions (prompts format)"},
     };
@@ -76,14 +81,16 @@ int cmd_data(int argc, char **argv) {
     tm_error err = {0};
     tok_tokenizer *t = tok_load(model, &err);
     if (!t) return cli_fail("data", "%s", err.msg);
+    if (tok_set_chat_kwargs(t, kwargs, &err)) { tok_free(t); return cli_fail("data", "%s", err.msg); }
     tok_chat chat;
-    int have_chat = tok_chat_for(t, tmpl, &chat, &err) == 0;
-    if (tmpl && !have_chat) { tok_free(t); return cli_fail("data", "%s", err.msg); }
+    // the prompt rule (task/prompt.h): the template when there is one, unless --no-chat-template
+    int have_chat = !no_chat && tok_chat_for(t, tmpl, &chat, &err) == 0;
+    if (tmpl && !no_chat && !have_chat) { tok_free(t); return cli_fail("data", "%s", err.msg); }
     data_opts o;
     data_opts_default(&o);
     o.format = (data_format)f;
     o.chat = have_chat ? &chat : NULL;
-    o.wrap_plain = wrap;
+    o.prompt_style = style;
     o.append_eos = !no_eos;
     o.max_length = max_len;
     o.on_bad_line = !strcmp(bad, "skip") ? DATA_BAD_SKIP : DATA_BAD_ERROR;
@@ -137,6 +144,11 @@ int cmd_data(int argc, char **argv) {
             if (render(t, &e->seq[k], color, &err)) { status = cli_fail("data", "example %d: %s", example, err.msg); break; }
         }
         if (!status && e->answer) printf("--- answer: %s\n", e->answer);
+        if (!status && show_ids) {
+            printf("prompt_input_ids: [");
+            for (int i = 0; i < e->prompt_len; i++) printf(i ? ", %d" : "%d", e->seq[0].ids[i]);
+            printf("]\n");
+        }
     }
     free(pl); free(sl); free(tl);
     data_set_free(&ds);

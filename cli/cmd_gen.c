@@ -2,10 +2,12 @@
 // sampler (rollout/), grading with the math verifier (reward/).
 //
 //   temper sample --model DIR --data F.jsonl --n K [--tools none|calculator|python] [--out F]
-//       one JSONL line per sample: prompt and completion text and ids, per-token
-//       log-probs, the mask of model tokens, tool calls, extracted answer and verdict
-//       ("label": true/false, so the file is KTO data as it is; "prompt"/"completion"
-//       are TRL's fields).
+//       one JSONL line per sample (the sample row of README's schema): "prompt" (the
+//       row's prompt as training data reads it: user content or message list, so sft /
+//       dpo / kto render it again to the same ids), "prompt_text" (what the model saw),
+//       completion text and ids, per-token log-probs, the mask of model tokens, tool
+//       calls, gold "answer" and reference "solution", extracted answer and verdict
+//       ("correct" and "label": true/false, so the file is KTO data as it is).
 //   temper eval --model DIR --data gsm8k|math500|F.jsonl --n K [--output-dir D]
 //       pass@1 (mean over samples), unbiased pass@k, maj@k, mean completion length,
 //       the fraction with no extractable answer, per subject and level (MATH-500);
@@ -30,199 +32,13 @@
 #include "rollout/eval_report.h"
 #include "rollout/metrics.h"
 #include "rollout/rollout.h"
+#include "task/grade.h"
+#include "task/problems.h"
 #include "tokenizer/tokenizer.h"
 
-// ---------------------------------------------------------------- prompt styles
-
-static const char *BOXED_SUFFIX = "\nPlease reason step by step, and put your final answer within \\boxed{}.";
-
-// Chain-of-thought exemplars of Wei et al. (2022), as in lm-evaluation-harness gsm8k-cot.
-static const char *GSM8K_SHOTS[][2] = {
-    {"There are 15 trees in the grove. Grove workers will plant trees in the grove today. After they are done, there will be 21 trees. How many trees did the grove workers plant today?",
-     "There are 15 trees originally. Then there were 21 trees after some more were planted. So there must have been 21 - 15 = 6. The answer is 6."},
-    {"If there are 3 cars in the parking lot and 2 more cars arrive, how many cars are in the parking lot?",
-     "There are originally 3 cars. 2 more cars arrive. 3 + 2 = 5. The answer is 5."},
-    {"Leah had 32 chocolates and her sister had 42. If they ate 35, how many pieces do they have left in total?",
-     "Originally, Leah had 32 chocolates. Her sister had 42. So in total they had 32 + 42 = 74. After eating 35, they had 74 - 35 = 39. The answer is 39."},
-    {"Jason had 20 lollipops. He gave Denny some lollipops. Now Jason has 12 lollipops. How many lollipops did Jason give to Denny?",
-     "Jason started with 20 lollipops. Then he had 12 after giving some to Denny. So he gave Denny 20 - 12 = 8. The answer is 8."},
-    {"Shawn has five toys. For Christmas, he got two toys each from his mom and dad. How many toys does he have now?",
-     "Shawn started with 5 toys. If he got 2 toys each from his mom and dad, then that is 4 more toys. 5 + 4 = 9. The answer is 9."},
-    {"There were nine computers in the server room. Five more computers were installed each day, from monday to thursday. How many computers are now in the server room?",
-     "There were originally 9 computers. For each of 4 days, 5 more computers were added. So 5 * 4 = 20 computers were added. 9 + 20 is 29. The answer is 29."},
-    {"Michael had 58 golf balls. On tuesday, he lost 23 golf balls. On wednesday, he lost 2 more. How many golf balls did he have at the end of wednesday?",
-     "Michael started with 58 golf balls. After losing 23 on tuesday, he had 58 - 23 = 35. After losing 2 more, he had 35 - 2 = 33 golf balls. The answer is 33."},
-    {"Olivia has $23. She bought five bagels for $3 each. How much money does she have left?",
-     "Olivia had 23 dollars. 5 bagels for 3 dollars each will be 5 x 3 = 15 dollars. So she has 23 - 15 dollars left. 23 - 15 is 8. The answer is 8."},
-};
-
-// The 4-shot prompt of Minerva (Lewkowycz et al. 2022) for MATH.
-static const char *MINERVA_SHOTS[][2] = {
-    {"Find the domain of the expression  $\\frac{\\sqrt{x-2}}{\\sqrt{5-x}}$.}",
-     "The expressions inside each square root must be non-negative. Therefore, $x-2 \\ge 0$, so $x\\ge2$, and $5 - x \\ge 0$, so $x \\le 5$. Also, the denominator cannot be equal to zero, so $5-x>0$, which gives $x<5$. Therefore, the domain of the expression is $\\boxed{[2,5)}$.\nFinal Answer: The final answer is $[2,5)$. I hope it is correct."},
-    {"If $\\det \\mathbf{A} = 2$ and $\\det \\mathbf{B} = 12,$ then find $\\det (\\mathbf{A} \\mathbf{B}).$",
-     "We have that $\\det (\\mathbf{A} \\mathbf{B}) = (\\det \\mathbf{A})(\\det \\mathbf{B}) = (2)(12) = \\boxed{24}.$\nFinal Answer: The final answer is $24$. I hope it is correct."},
-    {"Terrell usually lifts two 20-pound weights 12 times. If he uses two 15-pound weights instead, how many times must Terrell lift them in order to lift the same total weight?",
-     "If Terrell lifts two 20-pound weights 12 times, he lifts a total of $2\\cdot 12\\cdot20=480$ pounds of weight.  If he lifts two 15-pound weights instead for $n$ times, he will lift a total of $2\\cdot15\\cdot n=30n$ pounds of weight.  Equating this to 480 pounds, we can solve for $n$:\n\\begin{align*}\n30n&=480\\\\\n\\Rightarrow\\qquad n&=480/30=\\boxed{16}\n\\end{align*}\nFinal Answer: The final answer is $16$. I hope it is correct."},
-    {"If the system of equations\n\n\\begin{align*}\n6x-4y&=a,\\\\\n6y-9x &=b.\n\\end{align*}has a solution $(x, y)$ where $x$ and $y$ are both nonzero, find $\\frac{a}{b},$ assuming $b$ is nonzero.",
-     "If we multiply the first equation by $-\\frac{3}{2}$, we obtain\n\n$$6y-9x=-\\frac{3}{2}a.$$Since we also know that $6y-9x=b$, we have\n\n$$-\\frac{3}{2}a=b\\Rightarrow\\frac{a}{b}=\\boxed{-\\frac{2}{3}}.$$\nFinal Answer: The final answer is $-\\frac{2}{3}$. I hope it is correct."},
-};
-
-typedef enum { STYLE_BOXED, STYLE_PLAIN, STYLE_TORA, STYLE_GSM8K_FEWSHOT, STYLE_MINERVA } prompt_style;
-
-static int style_from_name(const char *s) {
-    const char *names[] = {"boxed", "plain", "tora", "gsm8k-fewshot", "minerva"};
-    for (int i = 0; i < 5; i++) if (!strcmp(s, names[i])) return i;
-    return -1;
-}
-
-// Stop strings a style needs (few-shot prompts: the next exemplar's header).
-static int style_stops(prompt_style st, const char **out) {
-    if (st == STYLE_GSM8K_FEWSHOT) { out[0] = "\n\nQ:"; out[1] = "\nQ:"; return 2; }
-    if (st == STYLE_MINERVA) { out[0] = "\n\nProblem:"; out[1] = "\nProblem:"; return 2; }
-    return 0;
-}
-
-// The prompt text of one question.
-static int build_prompt(prompt_style st, const tok_chat *chat, const char *q, sbuf *out, tm_error *err) {
-    if (st == STYLE_GSM8K_FEWSHOT) {
-        for (size_t i = 0; i < sizeof GSM8K_SHOTS / sizeof GSM8K_SHOTS[0]; i++)
-            sbuf_printf(out, "Q: %s\nA: %s\n\n", GSM8K_SHOTS[i][0], GSM8K_SHOTS[i][1]);
-        sbuf_printf(out, "Q: %s\nA:", q);
-        return 0;
-    }
-    if (st == STYLE_MINERVA) {
-        for (size_t i = 0; i < sizeof MINERVA_SHOTS / sizeof MINERVA_SHOTS[0]; i++)
-            sbuf_printf(out, "Problem:\n%s\n\nSolution:\n%s\n\n", MINERVA_SHOTS[i][0], MINERVA_SHOTS[i][1]);
-        sbuf_printf(out, "Problem:\n%s\n\nSolution:", q);
-        return 0;
-    }
-    sbuf u;
-    sbuf_init(&u);
-    sbuf_puts(&u, q);
-    if (st == STYLE_BOXED) sbuf_puts(&u, BOXED_SUFFIX);
-    if (sbuf_check(&u, err)) { sbuf_free(&u); return -1; }
-    int rc = 0;
-    if (chat) {
-        tok_chat_msg m = {"user", u.data, u.len, NULL, 0};
-        tok_chat_render r = {0};
-        rc = tok_chat_apply(chat, &m, 1, 1, &r, err);
-        if (!rc) sbuf_put(out, r.text.data, r.text.len);
-        tok_chat_render_free(&r);
-    } else {
-        sbuf_put(out, u.data, u.len);
-        sbuf_puts(out, "\n");
-    }
-    sbuf_free(&u);
-    return rc;
-}
-
-// ---------------------------------------------------------------- problems
-
-typedef struct problem {
-    char *line;        // the input row (kept for its other fields)
-    char *prompt;      // prompt text
-    int *ids, len;
-    char *gold;        // NULL when the row has none
-    char *subject;
-    int level;         // -1 when absent
-} problem;
-
-static char *json_text(const json *v) {
-    if (!v) return NULL;
-    if (v->type == JSON_STRING) return strndup(v->str, v->len);
-    if (v->type == JSON_NUMBER) return strdup(v->str);
-    return NULL;
-}
-
-static int load_problems(tok_tokenizer *t, const char *path, prompt_style st, const tok_chat *chat, int limit,
-                         int vocab, problem **out, int *np, tm_error *err) {
-    io_lines r;
-    if (io_lines_open(&r, path, err)) return -1;
-    char *line;
-    long len;
-    int n = 0, cap = 0, rc = 0;
-    problem *ps = NULL;
-    while ((limit <= 0 || n < limit) && (len = io_lines_next(&r, &line)) >= 0) {
-        size_t a = 0;
-        while (a < (size_t)len && (line[a] == ' ' || line[a] == '\t' || line[a] == '\r')) a++;
-        if (a == (size_t)len) continue;
-        json_doc *d = json_parse(line, (size_t)len, err);
-        if (!d) { rc = tm_fail_prefix(err, "%s:%ld", path, r.lineno); break; }
-        json *row = json_root(d);
-        if (n == cap) {
-            cap = cap ? 2 * cap : 64;
-            problem *np2 = realloc(ps, sizeof *ps * (size_t)cap);
-            if (!np2) { json_doc_free(d); rc = tm_fail(err, "out of memory"); break; }
-            ps = np2;
-        }
-        problem *p = &ps[n];
-        memset(p, 0, sizeof *p);
-        p->level = -1;
-        const json *q = json_get(row, "prompt"), *ans = json_get(row, "answer");
-        int gsm = 0;
-        if (!q && (q = json_get(row, "question"))) gsm = 1;
-        if (!q) q = json_get(row, "problem");
-        sbuf pt;
-        sbuf_init(&pt);
-        if (!q) rc = tm_fail(err, "%s:%ld: missing field \"prompt\" (or \"question\" / \"problem\")", path, r.lineno);
-        else if (q->type == JSON_STRING) rc = build_prompt(st, chat, q->str, &pt, err);
-        else if (q->type == JSON_ARRAY && chat) {
-            tok_chat_msg *m = calloc((size_t)q->n + 1, sizeof *m);
-            if (!m) rc = tm_fail(err, "out of memory");
-            for (int i = 0; i < q->n && m; i++) {
-                const char *role = json_get_str(&q->items[i], "role", NULL);
-                const json *c = json_get(&q->items[i], "content");
-                if (!role || !c || c->type != JSON_STRING) { rc = tm_fail(err, "%s:%ld: prompt[%d] needs role and content", path, r.lineno, i); break; }
-                m[i] = (tok_chat_msg){role, c->str, c->len, NULL, 0};
-            }
-            tok_chat_render cr = {0};
-            if (!rc && m && !(rc = tok_chat_apply(chat, m, q->n, 1, &cr, err))) sbuf_put(&pt, cr.text.data, cr.text.len);
-            tok_chat_render_free(&cr);
-            free(m);
-        } else rc = tm_fail(err, "%s:%ld: \"prompt\" must be a string%s", path, r.lineno, chat ? " or a message list" : "");
-        if (!rc && ans) {
-            if (gsm && ans->type == JSON_STRING) p->gold = data_gsm8k_answer(ans->str);
-            else p->gold = json_text(ans);
-            if (!p->gold && (gsm ? ans->type == JSON_STRING && strstr(ans->str, "#### ") : ans->type == JSON_STRING || ans->type == JSON_NUMBER))
-                rc = tm_fail(err, "out of memory");
-        }
-        p->subject = json_text(json_get(row, "subject"));
-        const json *sj = json_get(row, "subject");
-        if (!rc && !p->subject && sj && (sj->type == JSON_STRING || sj->type == JSON_NUMBER)) rc = tm_fail(err, "out of memory");
-        const json *lv = json_get(row, "level");
-        if (lv && json_is_int(lv)) p->level = (int)lv->num;
-        else if (lv && lv->type == JSON_STRING) { const char *s = strpbrk(lv->str, "0123456789"); if (s) p->level = atoi(s); }
-        json_doc_free(d);
-        if (!rc) rc = sbuf_check(&pt, err);
-        if (!rc) {
-            tok_ids ids = {0};
-            rc = tok_encode(t, pt.data ? pt.data : "", pt.len, 0, &ids, err);
-            if (!rc && ids.n == 0) rc = tm_fail(err, "%s:%ld: empty prompt", path, r.lineno);
-            for (size_t i = 0; !rc && i < ids.n; i++)
-                if (ids.v[i] >= vocab) rc = tm_fail(err, "token id %d is outside the model's vocabulary (%d): tokenizer and model do not match", ids.v[i], vocab);
-            p->ids = ids.v;
-            p->len = (int)ids.n;
-            p->prompt = pt.data ? strdup(pt.data) : strdup("");
-            p->line = strndup(line, (size_t)len);
-            if (!rc && (!p->prompt || !p->line)) rc = tm_fail(err, "out of memory");
-        }
-        sbuf_free(&pt);
-        n++;
-        if (rc) break;
-    }
-    io_lines_close(&r);
-    *out = ps;
-    *np = n;
-    return rc;
-}
-
-static void free_problems(problem *ps, int n) {
-    for (int i = 0; i < n; i++) { free(ps[i].line); free(ps[i].prompt); free(ps[i].ids); free(ps[i].gold); free(ps[i].subject); }
-    free(ps);
-}
-
 // ---------------------------------------------------------------- the run
+
+typedef task_problem problem;
 
 typedef struct graded {
     char *completion;
@@ -263,14 +79,17 @@ static void write_group(run *R, int g) {
         graded *gd = &R->gr[(size_t)g * R->n + s];
         sbuf_clear(&b);
         sbuf_printf(&b, "{\"index\": %d, \"sample\": %d, \"prompt\": ", g, s);
-        sbuf_json_str(&b, p->prompt, strlen(p->prompt));
+        sbuf_puts(&b, p->prompt_json);  // the row's prompt for training: user content or message list
+        sbuf_puts(&b, ", \"prompt_text\": ");
+        sbuf_json_str(&b, p->text, strlen(p->text));
         sbuf_puts(&b, ", \"completion\": ");
         sbuf_json_str(&b, gd->completion, strlen(gd->completion));
         sbuf_puts(&b, ", \"answer\": ");
-        if (p->gold) sbuf_json_str(&b, p->gold, strlen(p->gold)); else sbuf_puts(&b, "null");
+        if (p->answer) sbuf_json_str(&b, p->answer, strlen(p->answer)); else sbuf_puts(&b, "null");
         sbuf_puts(&b, ", \"extracted\": ");
         if (gd->extracted) sbuf_json_str(&b, gd->extracted, strlen(gd->extracted)); else sbuf_puts(&b, "null");
-        if (p->gold) sbuf_printf(&b, ", \"correct\": %s, \"label\": %s", gd->correct ? "true" : "false", gd->correct ? "true" : "false");
+        if (p->answer) sbuf_printf(&b, ", \"correct\": %s, \"label\": %s", gd->correct ? "true" : "false", gd->correct ? "true" : "false");
+        if (p->solution) { sbuf_puts(&b, ", \"solution\": "); sbuf_json_str(&b, p->solution, strlen(p->solution)); }
         if (p->subject) { sbuf_puts(&b, ", \"subject\": "); sbuf_json_str(&b, p->subject, strlen(p->subject)); }
         if (p->level >= 0) sbuf_printf(&b, ", \"level\": %d", p->level);
         sbuf_printf(&b, ", \"finish_reason\": \"%s\", \"num_tokens\": %d", rollout_finish_name(tr->finish), tr->len);
@@ -318,14 +137,14 @@ static void on_group(void *ud, int g, rollout_traj *trajs) {
         if (tok_decode(R->t, tr->ids, (size_t)tr->len, 1, &txt, &e)) { R->failed = 1; snprintf(R->err.msg, sizeof R->err.msg, "%s", e.msg); }
         gd->completion = txt.data ? txt.data : strdup("");
         if (!gd->completion) { R->failed = 1; snprintf(R->err.msg, sizeof R->err.msg, "out of memory"); return; }
-        size_t st, al;
-        if (math_extract(gd->completion, strlen(gd->completion), &R->eo, &st, &al, NULL) &&
-            !(gd->extracted = strndup(gd->completion + st, al))) {
+        task_grade_result gr;
+        if (task_grade(gd->completion, strlen(gd->completion), p->answer, &R->eo, &R->qo, &gr, &e)) {
             R->failed = 1;
-            snprintf(R->err.msg, sizeof R->err.msg, "out of memory");
+            snprintf(R->err.msg, sizeof R->err.msg, "%s", e.msg);
             return;
         }
-        gd->correct = gd->extracted && p->gold && math_answer_equal(gd->extracted, p->gold, &R->qo);
+        gd->extracted = gr.extracted;
+        gd->correct = gr.correct;
         R->correct += gd->correct;
     }
     R->done[g] = 1;
@@ -335,12 +154,10 @@ static void on_group(void *ud, int g, rollout_traj *trajs) {
     progress_update(&R->pg, R->finished);
 }
 
-// Majority-vote grouping: b joins a's group when the verifier says b equals a.
-static int answers_equal(const char *a, const char *b, void *ud) { return math_answer_equal(b, a, ud); }
-
 // ---------------------------------------------------------------- shared command
 
 typedef struct gen_args {
+    const char *chat_kwargs;
     const char *model_dir, *data, *tools, *style, *chat_name, *stop, *stop_ids, *extract, *out, *output_dir, *from_samples;
     const char *base_model;  // --base-model: the base of an adapter --model (model/lora.h)
     int n, top_k, max_new, seed, batch, max_turns, limit, no_chat, save_ids, chunk, ignore_eos, allow_uneval;
@@ -361,9 +178,9 @@ static int gen_main(const char *cmd, gen_args *A, int is_eval) {
     tm_error err;
     model m;
     if (!A->model_dir || !A->data) return cli_fail(cmd, "--model and --data are required (see temper %s --help)", cmd) + 1;
-    int st = style_from_name(A->style);
+    int st = task_style_from_name(A->style);
     if (st < 0) return cli_fail(cmd, "unknown --prompt-style '%s' (boxed, plain, tora, gsm8k-fewshot, minerva)", A->style) + 1;
-    if (!A->tools) A->tools = st == STYLE_TORA ? "python" : "none";
+    if (!A->tools) A->tools = st == TASK_STYLE_TORA ? "python" : "none";
     int tool = rollout_tool_from_name(A->tools);
     if (tool < 0) return cli_fail(cmd, "unknown --tools '%s' (none, calculator, python)", A->tools) + 1;
     if (A->n < 1 || A->max_new < 1 || A->batch < 1 || A->max_turns < 1)
@@ -378,15 +195,17 @@ static int gen_main(const char *cmd, gen_args *A, int is_eval) {
     // a PEFT adapter directory may come without tokenizer files: then its base's
     tok_tokenizer *t = tok_load(m.lora && !lora_has_tokenizer(A->model_dir) ? m.source_dir : A->model_dir, &err);
     if (!t) { model_free(&m); return cli_fail(cmd, "%s", err.msg); }
+    if (tok_set_chat_kwargs(t, A->chat_kwargs, &err)) { tok_free(t); model_free(&m); return cli_fail(cmd, "%s", err.msg); }
     tok_chat chat;
     int have_chat = 0;
-    if (!A->no_chat && st != STYLE_GSM8K_FEWSHOT && st != STYLE_MINERVA) {
+    if (!A->no_chat && task_style_uses_chat((task_style)st)) {
         if (tok_chat_for(t, A->chat_name, &chat, &err) == 0) have_chat = 1;
         else if (A->chat_name) { tok_free(t); model_free(&m); return cli_fail(cmd, "%s", err.msg); }
     }
     problem *ps = NULL;
     int np = 0, status = 0;
-    if (load_problems(t, path, (prompt_style)st, have_chat ? &chat : NULL, A->limit, m.cfg.vocab, &ps, &np, &err)) {
+    task_prompt_opts po = {(task_style)st, NULL, have_chat ? &chat : NULL, m.cfg.vocab};
+    if (task_problems_load(t, path, &po, A->limit, &ps, &np, &err)) {
         status = cli_fail(cmd, "%s", err.msg);
         goto out;
     }
@@ -405,7 +224,7 @@ static int gen_main(const char *cmd, gen_args *A, int is_eval) {
         }
     }
     const char *stops[8];
-    int nss = style_stops((prompt_style)st, stops);
+    int nss = task_style_stops((task_style)st, stops);
     char *user_stop = A->stop ? strdup(A->stop) : NULL;
     if (A->stop && !user_stop) { status = cli_fail(cmd, "out of memory"); goto out; }
     if (user_stop) { unescape(user_stop); stops[nss++] = user_stop; }
@@ -486,7 +305,7 @@ static int gen_main(const char *cmd, gen_args *A, int is_eval) {
     eval_sample *es = calloc((size_t)np * A->n, sizeof *es);
     if (!ep || !es) { free(ep); free(es); status = cli_fail(cmd, "out of memory"); goto out3; }
     for (int g = 0; g < np; g++) {
-        ep[g] = (eval_problem){ps[g].gold, ps[g].subject, ps[g].level};
+        ep[g] = (eval_problem){ps[g].answer, ps[g].subject, ps[g].level};
         for (int s = 0; s < A->n; s++) {
             size_t k = (size_t)g * A->n + s;
             es[k] = (eval_sample){R.gr[k].correct, R.gr[k].extracted, R.trajs[k].len};
@@ -496,11 +315,11 @@ static int gen_main(const char *cmd, gen_args *A, int is_eval) {
     sbuf js;
     sbuf_init(&js);
     sbuf_puts(&js, "{");
-    rc = eval_report_json(ep, np, A->n, es, answers_equal, &R.qo, &js, &err);
+    rc = eval_report_json(ep, np, A->n, es, task_answers_equal, &R.qo, &js, &err);
     double pass1 = 0;
     int graded_np = 0;
     for (int g = 0; g < np; g++)
-        if (ps[g].gold) {
+        if (ps[g].answer) {
             graded_np++;
             for (int s = 0; s < A->n; s++) pass1 += (double)es[(size_t)g * A->n + s].correct / A->n;
         }
@@ -528,11 +347,11 @@ static int gen_main(const char *cmd, gen_args *A, int is_eval) {
     sbuf_puts(&js, "}\n}\n");
     if (sbuf_check(&js, &err)) { sbuf_free(&js); status = cli_fail(cmd, "%s", err.msg); goto out3; }
     if (is_eval) {
-        fprintf(stderr, "%s", js.data);
+        if (!flags_quiet || !A->output_dir) fprintf(stderr, "%s", js.data);  // the result itself when not saved
         if (A->output_dir &&
             io_write_file_atomic(io_join(outpath, sizeof outpath, A->output_dir, "summary.json"), js.data, js.len, &err))
             status = cli_fail(cmd, "%s", err.msg);
-    } else {
+    } else if (!flags_quiet) {
         fprintf(stderr, "temper sample: %ld samples of %d prompts, %.1f%% correct, %.0f tok/s\n", (long)np * A->n, np,
                 graded_np ? 100.0 * pass1 / graded_np : 0.0, secs > 0 ? gen_tok / secs : 0.0);
     }
@@ -551,7 +370,7 @@ out2:
     free(suf);
     free(user_stop);
 out:
-    free_problems(ps, np);
+    task_problems_free(ps, np);
     tok_free(t);
     model_free(&m);
     return status;
@@ -577,7 +396,7 @@ static int eval_from_samples(const char *cmd, const gen_args *A) {
         if (len == 0) continue;
         json_doc *d = json_parse(line, (size_t)len, &err);
         if (!d) { status = cli_fail(cmd, "%s:%ld: %s", A->from_samples, r.lineno, err.msg); break; }
-        const json *o = json_root(d), *gold = json_get(o, "answer");
+        const json *o = json_root(d);
         const char *comp = json_get_str(o, "completion", NULL), *subj = json_get_str(o, "subject", NULL);
         int g = (int)json_get_int(o, "index", -1), sm = (int)json_get_int(o, "sample", -1);
         if (!comp || g < 0 || sm < 0 || g > 10000000 || sm > 100000) {
@@ -594,11 +413,16 @@ static int eval_from_samples(const char *cmd, const gen_args *A) {
         memset(w, 0, sizeof *w);
         w->g = g, w->s = sm, w->level = (int)json_get_int(o, "level", -1);
         w->ntok = (int)json_get_int(o, "num_tokens", 0);
-        w->gold = gold && gold->type == JSON_STRING ? strndup(gold->str, gold->len) : gold && gold->type == JSON_NUMBER ? strdup(gold->str) : NULL;
         w->subject = subj ? strdup(subj) : NULL;
-        size_t st, al;
-        if (math_extract(comp, strlen(comp), &eo, &st, &al, NULL)) w->extracted = strndup(comp + st, al);
-        w->correct = w->extracted && w->gold && math_answer_equal(w->extracted, w->gold, &qo);
+        task_grade_result gr;
+        if (task_row_gold(o, &w->gold, &err) ||
+            task_grade(comp, strlen(comp), w->gold, &eo, &qo, &gr, &err)) {
+            json_doc_free(d);
+            status = cli_fail(cmd, "%s:%ld: %s", A->from_samples, r.lineno, err.msg);
+            break;
+        }
+        w->extracted = gr.extracted;
+        w->correct = gr.correct;
         json_doc_free(d);
         if (g + 1 > np) np = g + 1;
         if (sm + 1 > n) n = sm + 1;
@@ -626,7 +450,7 @@ static int eval_from_samples(const char *cmd, const gen_args *A) {
         sbuf js;
         sbuf_init(&js);
         sbuf_puts(&js, "{");
-        if (eval_report_json(ep, np, n, es, answers_equal, &qo, &js, &err)) status = cli_fail(cmd, "%s", err.msg);
+        if (eval_report_json(ep, np, n, es, task_answers_equal, &qo, &js, &err)) status = cli_fail(cmd, "%s", err.msg);
         else {
             sbuf_puts(&js, ",\n  \"settings\": {\"from_samples\": ");
             sbuf_json_str(&js, A->from_samples, strlen(A->from_samples));
@@ -634,7 +458,7 @@ static int eval_from_samples(const char *cmd, const gen_args *A) {
             sbuf_json_str(&js, A->extract, strlen(A->extract));
             sbuf_puts(&js, "}\n}\n");
             char outpath[1200];
-            fprintf(stderr, "%s", js.data);
+            if (!flags_quiet || !A->output_dir) fprintf(stderr, "%s", js.data);
             if (A->output_dir && (io_mkdirs(A->output_dir, &err) ||
                                   io_write_file_atomic(io_join(outpath, sizeof outpath, A->output_dir, "summary.json"), js.data, js.len, &err)))
                 status = cli_fail(cmd, "%s", err.msg);
@@ -667,6 +491,7 @@ static int eval_from_samples(const char *cmd, const gen_args *A) {
     {"prompt-style", FLAG_STR, &A.style, "boxed | plain | tora | gsm8k-fewshot | minerva"},                            \
     {"chat-template", FLAG_STR, &A.chat_name, "override the tokenizer's chat template (chatml, qwen3, llama3, gemma, ...)"}, \
     {"no-chat-template", FLAG_BOOL, &A.no_chat, "prompts as plain text even if the tokenizer has a template"},          \
+    {"chat-template-kwargs", FLAG_STR, &A.chat_kwargs, "a JSON object of extra chat template variables"},              \
     {"extract", FLAG_STR, &A.extract, "answer extractors in order: boxed,answer,hash,tool,last"},                       \
     {"limit", FLAG_INT, &A.limit, "only the first N prompts"},                                                         \
     {"ignore-eos", FLAG_BOOL, &A.ignore_eos, "do not stop at EOS / end-of-turn tokens (benchmarks)"}

@@ -10,11 +10,11 @@ int cmd_init(int argc, char **argv) {
     const char *arch = "llama", *preset = "tiny", *out = NULL, *dtype = "float32", *tokenizer = NULL;
     int seed = 0, tie = 0, vocab = 0;
     flag flags[] = {
-        {"arch", FLAG_STR, &arch, "llama | qwen2 | qwen3"},
-        {"preset", FLAG_STR, &preset, "tiny (4 layers, d 256) | small (12 layers, d 768)"},
+        {"arch", FLAG_STR, &arch, "llama | qwen2 | qwen3 | gemma3 (Gemma3ForCausalLM, the text model)"},
+        {"preset", FLAG_STR, &preset, "tiny (4 layers, d 256; gemma3: 8) | small (12 layers, d 768)"},
         {"out", FLAG_STR, &out, "output directory (required)"},
         {"seed", FLAG_INT, &seed, "random seed"},
-        {"tie-word-embeddings", FLAG_BOOL, &tie, "share the embedding and lm_head matrices"},
+        {"tie-word-embeddings", FLAG_BOOL, &tie, "share the embedding and lm_head matrices (gemma3: always, as Gemma 3)"},
         {"vocab-size", FLAG_INT, &vocab, "override the preset's vocabulary size"},
         {"dtype", FLAG_STR, &dtype, "float32 | bfloat16 | float16 (stored weights)"},
         {"tokenizer", FLAG_STR, &tokenizer, "size the vocabulary from this tokenizer directory and copy its files in"},
@@ -23,11 +23,11 @@ int cmd_init(int argc, char **argv) {
     if (rc) return rc == 1 ? 0 : 2;
     if (!out) return cli_fail("init", "--out DIR is required");
     model_arch a;
-    if (model_arch_from_short(arch, &a)) return cli_fail("init", "unknown --arch \"%s\" (llama, qwen2, qwen3)", arch);
+    if (model_arch_from_short(arch, &a)) return cli_fail("init", "unknown --arch \"%s\" (llama, qwen2, qwen3, gemma3)", arch);
     tm_error err;
     model_config c;
     if (config_preset(&c, a, preset, &err)) return cli_fail("init", "%s", err.msg);
-    c.tie_embeddings = tie;
+    c.tie_embeddings = c.tie_embeddings || tie;  // the gemma3 preset ties, as Gemma 3 does
     if (vocab < 0) return cli_fail("init", "--vocab-size must be positive (got %d)", vocab);
     if (vocab > 0) c.vocab = vocab;
     if (tokenizer) {

@@ -24,6 +24,7 @@ int cmd_online_dpo(int argc, char **argv) {
         {"num-generations", FLAG_INT, &a.num_generations, "trajectories sampled per prompt each round"},
         {"pairs-per-prompt", FLAG_INT, &a.pairs_per_prompt, "pairs per prompt at most (paper: 1)"},
         {"chat-template", FLAG_STR, &a.chat_template, "chatml|qwen3|llama3|gemma|... (default: recognized from the tokenizer)"},
+        {"prompt-style", FLAG_STR, &a.prompt_style, "boxed|plain|tora|gsm8k-fewshot|minerva: the prompt as sample/eval build it (default plain)"},
         {"prompt-suffix", FLAG_STR, &a.prompt_suffix, "text appended to string prompts"},
         {"max-prompt-length", FLAG_INT, &a.max_prompt_length, "prompt tokens kept (their end), 0 = all"},
         {"max-completion-length", FLAG_INT, &a.max_completion_length, "new tokens per trajectory (model and tool tokens)"},

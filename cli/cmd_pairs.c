@@ -1,16 +1,19 @@
 // temper pairs / temper filter: `temper sample` output → offline-trainer data.
 //
-//   temper pairs --data samples.jsonl --out pairs.jsonl [--per-prompt K] [--seed S] [--ids]
-//       groups samples by "prompt"; each prompt with at least one correct and one
+//   temper pairs --data samples.jsonl --out pairs.jsonl [--per-prompt K] [--seed S] [--ids] [--gold-as-chosen]
+//       reads `temper sample` or `temper grade` rows; groups samples by "prompt" (a string
+//       or a message list, written out as it is); each prompt with at least one correct and one
 //       incorrect sample gives up to K preference pairs {"prompt", "chosen", "rejected"}
 //       (TRL's format, what `temper dpo` reads). Candidates are ordered cDPO/Light-R1
-//       style: chosen from the most frequent correct "extracted" answer first, rejected
-//       from the most frequent incorrect answer first (classes by frequency, ties by
-//       first appearance; within a class a --seed shuffle); identical completion texts
-//       count once. Pair k walks the diagonals of the chosen x rejected grid, so the
-//       first pair is (top correct, top incorrect) and K up to n_correct * n_wrong gives
-//       distinct pairs. --ids also writes "prompt_input_ids", "chosen_input_ids",
-//       "rejected_input_ids": the exact sampled ids (`temper sample` writes them), which
+//       style (task/pairs.h): chosen from the most frequent correct "extracted" answer
+//       first, rejected from the most frequent incorrect answer first, answers grouped
+//       by the verifier as maj@k groups them ("0.5" and "1/2" are one answer).
+//       --gold-as-chosen: a prompt with no correct sample takes the data's reference
+//       solution as its one chosen candidate ("solution", which `temper sample` copies
+//       from MATH rows and GSM8K answers, else "\boxed{<answer>}"), against its incorrect
+//       samples; prompts with neither are skipped and counted.
+//       --ids also writes "prompt_input_ids", "chosen_input_ids", "rejected_input_ids":
+//       the exact sampled ids (`temper sample` writes them), which
 //       `temper dpo` trains on without a tokenizer.
 //   temper filter --data samples.jsonl --out F.jsonl [--min-pass-rate a] [--max-pass-rate b]
 //                 [--correct-only] [--one-per-prompt]
@@ -30,11 +33,15 @@
 #include "base/rng.h"
 #include "cli/cli.h"
 #include "cli/flags.h"
+#include "task/pairs.h"
+#include "task/problems.h"
 
 typedef struct sample {
     long lineno;
     size_t line_off, line_len;   // the raw line in the samples' text buffer
-    char *prompt, *completion;   // decoded strings (completion may be NULL for filter)
+    char *prompt;                // the prompt as compact JSON (a string or a message list): the group key
+    char *completion;            // decoded string (may be NULL for filter)
+    char *reference;             // --gold-as-chosen: "solution", else \boxed{gold}; NULL when neither
     char *extracted;             // NULL when null/absent
     int correct;
     char *prompt_ids, *completion_ids;  // compact JSON arrays (--ids), else NULL
@@ -132,7 +139,7 @@ static char *ids_text(const json *v) {
 }
 
 static void sample_free(sample *s) {
-    free(s->prompt); free(s->completion); free(s->extracted); free(s->prompt_ids); free(s->completion_ids);
+    free(s->prompt); free(s->completion); free(s->reference); free(s->extracted); free(s->prompt_ids); free(s->completion_ids);
 }
 
 static int ids_ok(const json *v) {
@@ -141,8 +148,34 @@ static int ids_ok(const json *v) {
     return 1;
 }
 
-// Reads the samples. need_completion: pairs; want_ids: keep the id arrays.
-static int load_samples(const char *cmd, const char *path, int need_completion, int want_ids, sample_set *S) {
+// The chosen side --gold-as-chosen takes from a row: its reference solution, else its gold
+// answer as "\boxed{gold}" (what the verifier reads as that answer); NULL when neither.
+static char *reference_of(const json *o, int *oom) {
+    const json *sol = json_get(o, "solution");
+    char *r = NULL;
+    if (sol && sol->type == JSON_STRING) r = dup_n(sol->str, sol->len);
+    else {
+        char *g = NULL;
+        tm_error e;
+        if (task_row_gold(o, &g, &e) == 0 && g) {
+            sbuf b;
+            sbuf_init(&b);
+            sbuf_printf(&b, "\\boxed{%s}", g);
+            r = sbuf_check(&b, NULL) ? NULL : b.data;
+            if (!r) sbuf_free(&b);
+            free(g);
+        } else if (g || (json_get(o, "gold") || json_get(o, "answer"))) {
+            free(g);
+            return NULL;  // a gold of the wrong type: no reference
+        } else return NULL;
+    }
+    if (!r) *oom = 1;
+    return r;
+}
+
+// Reads the samples. need_completion: pairs; want_ids: keep the id arrays; want_ref: keep
+// each row's reference solution (--gold-as-chosen).
+static int load_samples(const char *cmd, const char *path, int need_completion, int want_ids, int want_ref, sample_set *S) {
     tm_error err;
     io_lines r;
     if (io_lines_open(&r, path, &err)) return cli_fail(cmd, "%s", err.msg);
@@ -162,7 +195,7 @@ static int load_samples(const char *cmd, const char *path, int need_completion, 
         if (!v || v->type != JSON_BOOL) v = json_get(o, "label");
         const char *why = NULL;
         if (o->type != JSON_OBJECT) why = "not a JSON object";
-        else if (!p || p->type != JSON_STRING) why = "need a string \"prompt\"";
+        else if (!p || (p->type != JSON_STRING && p->type != JSON_ARRAY)) why = "need a \"prompt\" (a string or a message list)";
         else if (need_completion && (!c || c->type != JSON_STRING)) why = "need a string \"completion\"";
         else if (!v || v->type != JSON_BOOL) why = "no verdict: need \"correct\" or \"label\" true/false (sample prompts that have an \"answer\")";
         json *pi = want_ids ? json_get(o, "prompt_input_ids") : NULL, *ci = want_ids ? json_get(o, "completion_input_ids") : NULL;
@@ -182,7 +215,7 @@ static int load_samples(const char *cmd, const char *path, int need_completion, 
         s->line_off = S->text.len;
         s->line_len = (size_t)len;
         sbuf_put(&S->text, line, (size_t)len);
-        s->prompt = dup_n(p->str, p->len);
+        s->prompt = ids_text(p);  // compact JSON: equal prompts have equal text
         if (c && c->type == JSON_STRING) s->completion = dup_n(c->str, c->len);
         json *e = json_get(o, "extracted");
         if (e && e->type == JSON_STRING) s->extracted = dup_n(e->str, e->len);
@@ -194,7 +227,9 @@ static int load_samples(const char *cmd, const char *path, int need_completion, 
             if (m && m->type == JSON_ARRAY)
                 for (int i = 0; i < m->n; i++) if (m->items[i].type == JSON_NUMBER && m->items[i].num == 0) { s->masked = 1; break; }
         }
-        int oom = S->text.failed || !s->prompt || (c && c->type == JSON_STRING && !s->completion) ||
+        int ref_oom = 0;
+        if (want_ref) s->reference = reference_of(o, &ref_oom);
+        int oom = S->text.failed || ref_oom || !s->prompt || (c && c->type == JSON_STRING && !s->completion) ||
                   (e && e->type == JSON_STRING && !s->extracted) || (want_ids && (!s->prompt_ids || !s->completion_ids));
         json_doc_free(d);  // c and e point into it
         if (!oom) s->group = find_group(S, s->prompt);
@@ -216,50 +251,22 @@ static void free_samples(sample_set *S) {
     sbuf_free(&S->text);
 }
 
-static int same_answer(const char *a, const char *b) {
-    if (!a || !b) return a == b;
-    return !strcmp(a, b);
-}
-
-// The candidates of one side (correct or not) of group g, in pair order: answer
-// classes by frequency (ties by first appearance), each class shuffled by rng, and
-// identical completion texts kept once. Returns the count written to out, -1 when
-// out of memory.
-static int side_order(const sample_set *S, const group *g, int correct, rng *R, int *out) {
-    int n = 0;
-    int *cls = malloc((size_t)g->n * sizeof *cls), *cnt = calloc((size_t)g->n, sizeof *cnt), *rep = malloc((size_t)g->n * sizeof *rep);
-    if (!cls || !cnt || !rep) { free(cls); free(cnt); free(rep); return -1; }
-    int nc = 0;
+// The candidates of one side (correct or not) of group g in pair order (task/pairs.h:
+// answer classes by the verifier, by frequency, shuffled within a class, identical texts
+// once), as sample indices. Returns the count written to out, -1 when out of memory.
+static int side_order(const sample_set *S, const group *g, int correct, const math_equal_opts *qo, rng *R, int *out) {
+    const char **ans = malloc((size_t)(g->n + 1) * sizeof *ans), **txt = malloc((size_t)(g->n + 1) * sizeof *txt);
+    int *idx = malloc((size_t)(g->n + 1) * sizeof *idx), *ord = malloc((size_t)(g->n + 1) * sizeof *ord), n = 0;
+    if (!ans || !txt || !idx || !ord) { free(ans); free(txt); free(idx); free(ord); return -1; }
     for (int k = 0; k < g->n; k++) {
         const sample *s = &S->s[g->members[k]];
-        if (s->correct != correct) { cls[k] = -1; continue; }
-        int c = 0;
-        while (c < nc && !same_answer(S->s[rep[c]].extracted, s->extracted)) c++;
-        if (c == nc) rep[nc++] = g->members[k];
-        cls[k] = c;
-        cnt[c]++;
+        if (s->correct != correct) continue;
+        ans[n] = s->extracted, txt[n] = s->completion, idx[n++] = g->members[k];
     }
-    int *used = calloc((size_t)(nc ? nc : 1), sizeof *used);
-    if (!used) { free(cls); free(cnt); free(rep); return -1; }
-    for (int t = 0; t < nc; t++) {
-        int best = -1;
-        for (int c = 0; c < nc; c++) if (!used[c] && (best < 0 || cnt[c] > cnt[best])) best = c;
-        used[best] = 1;
-        int start = n;
-        for (int k = 0; k < g->n; k++) {
-            if (cls[k] != best) continue;
-            const char *txt = S->s[g->members[k]].completion;
-            int dup = 0;
-            for (int j = start; j < n && !dup; j++) dup = !strcmp(S->s[out[j]].completion, txt);
-            if (!dup) out[n++] = g->members[k];
-        }
-        for (int j = n - 1; j > start; j--) {  // Fisher-Yates within the class
-            int r = start + (int)rng_below(R, (uint64_t)(j - start + 1));
-            int t2 = out[j]; out[j] = out[r]; out[r] = t2;
-        }
-    }
-    free(cls); free(cnt); free(rep); free(used);
-    return n;
+    int m = task_side_order(ans, txt, n, qo, R, ord);
+    for (int k = 0; k < m; k++) out[k] = idx[ord[k]];
+    free(ans); free(txt); free(idx); free(ord);
+    return m;
 }
 
 static int write_out(const char *cmd, const char *path, const sbuf *b) {
@@ -271,46 +278,58 @@ static int write_out(const char *cmd, const char *path, const sbuf *b) {
 
 int cmd_pairs(int argc, char **argv) {
     const char *data = NULL, *out = NULL;
-    int per_prompt = 1, seed = 0, ids = 0;
+    int per_prompt = 1, seed = 0, ids = 0, gold_chosen = 0;
     flag flags[] = {
         {"data", FLAG_STR, &data, "samples JSONL from temper sample (needs \"correct\"/\"label\")"},
         {"out", FLAG_STR, &out, "output JSONL of {\"prompt\", \"chosen\", \"rejected\"}"},
         {"per-prompt", FLAG_INT, &per_prompt, "at most K pairs per prompt"},
         {"seed", FLAG_INT, &seed, "shuffle seed within an answer class"},
         {"ids", FLAG_BOOL, &ids, "also write prompt/chosen/rejected_input_ids (the sampled ids)"},
+        {"gold-as-chosen", FLAG_BOOL, &gold_chosen,
+         "a prompt with no correct sample takes its reference \"solution\" (else \\boxed{answer}) as the chosen side"},
     };
     int npos = 0;
-    int rc = flags_parse("pairs", "--data samples.jsonl --out pairs.jsonl [--per-prompt K] [--seed S] [--ids]",
-                         flags, 5, argc, argv, NULL, &npos);
+    int rc = flags_parse("pairs", "--data samples.jsonl --out pairs.jsonl [--per-prompt K] [--seed S] [--ids] [--gold-as-chosen]",
+                         flags, (int)(sizeof flags / sizeof flags[0]), argc, argv, NULL, &npos);
     if (rc) return rc == 1 ? 0 : 2;
     if (!data || !out) return cli_fail("pairs", "--data and --out are required (see temper pairs --help)") + 1;
     if (per_prompt < 1) return cli_fail("pairs", "--per-prompt must be >= 1, got %d", per_prompt) + 1;
+    if (gold_chosen && ids)
+        return cli_fail("pairs", "--gold-as-chosen and --ids do not go together: a reference solution has no sampled ids") + 1;
     sample_set S = {0};
-    if (load_samples("pairs", data, 1, ids, &S)) { free_samples(&S); return 1; }
+    if (load_samples("pairs", data, 1, ids, gold_chosen, &S)) { free_samples(&S); return 1; }
     rng R;
     rng_seed(&R, (uint64_t)(int64_t)seed);
+    math_equal_opts qo;  // answer classes as maj@k groups them: "0.5" and "1/2" are one
+    math_equal_opts_default(&qo);
     sbuf b;
     sbuf_init(&b);
-    int with_pairs = 0, all_correct = 0, all_wrong = 0, masked = 0;
+    int with_pairs = 0, all_correct = 0, all_wrong = 0, masked = 0, from_gold = 0, no_ref = 0;
     long npairs = 0;
     int *C = malloc((size_t)(S.n ? S.n : 1) * sizeof *C), *W = malloc((size_t)(S.n ? S.n : 1) * sizeof *W);
     int oom = !C || !W;
     for (int gi = 0; gi < S.ng && !oom; gi++) {
         group *g = &S.g[gi];
         if (g->ncorrect == g->n) { all_correct++; continue; }
-        if (g->ncorrect == 0) { all_wrong++; continue; }
-        int nc = side_order(&S, g, 1, &R, C), nw = side_order(&S, g, 0, &R, W);
+        if (g->ncorrect == 0) all_wrong++;
+        const char *ref = NULL;  // --gold-as-chosen: the data's reference solution is the one chosen candidate
+        if (g->ncorrect == 0 && gold_chosen)
+            for (int k = 0; k < g->n && !ref; k++) ref = S.s[g->members[k]].reference;
+        if (g->ncorrect == 0 && !ref) { no_ref += gold_chosen; continue; }
+        int nc = ref ? 1 : side_order(&S, g, 1, &qo, &R, C), nw = side_order(&S, g, 0, &qo, &R, W);
         if (nc < 0 || nw < 0) { oom = 1; break; }
         long total = (long)nc * nw, k = per_prompt < total ? per_prompt : total;
         with_pairs++;
+        from_gold += ref != NULL;
         for (long p = 0; p < k; p++) {
-            // diagonal walk: pair p = (i, (i + d) mod nw) with i = p mod nc, d = p / nc
-            int i = (int)(p % nc), d = (int)(p / nc);
-            const sample *ch = &S.s[C[i]], *rj = &S.s[W[(i + d) % nw]];
+            int i, j;
+            task_pair_at(p, nc, nw, &i, &j);
+            const sample *ch = ref ? NULL : &S.s[C[i]], *rj = &S.s[W[j]];
+            const char *chosen = ref ? ref : ch->completion;
             sbuf_puts(&b, "{\"prompt\": ");
-            sbuf_json_str(&b, ch->prompt, strlen(ch->prompt));
+            sbuf_puts(&b, rj->prompt);
             sbuf_puts(&b, ", \"chosen\": ");
-            sbuf_json_str(&b, ch->completion, strlen(ch->completion));
+            sbuf_json_str(&b, chosen, strlen(chosen));
             sbuf_puts(&b, ", \"rejected\": ");
             sbuf_json_str(&b, rj->completion, strlen(rj->completion));
             if (ids) {
@@ -324,9 +343,12 @@ int cmd_pairs(int argc, char **argv) {
     }
     free(C); free(W);
     rc = oom ? cli_fail("pairs", "out of memory pairing %d samples", S.n) : write_out("pairs", out, &b);
-    if (!rc) {
+    if (!rc && !flags_quiet) {
         fprintf(stderr, "temper pairs: %d samples, %d prompts: %d with pairs (%ld pairs), %d all-correct, %d all-wrong -> %s\n",
                 S.n, S.ng, with_pairs, npairs, all_correct, all_wrong, out);
+        if (gold_chosen)
+            fprintf(stderr, "temper pairs: --gold-as-chosen: %d all-wrong prompts paired with their reference solution, %d without one skipped\n",
+                    from_gold, no_ref);
         if (masked)
             fprintf(stderr, "temper pairs: warning: %d paired completions hold tool-output tokens (completion_mask 0); "
                             "pre-tokenized rows carry no mask, so dpo trains them\n", masked);
@@ -356,7 +378,7 @@ int cmd_filter(int argc, char **argv) {
     if (!data || !out) return cli_fail("filter", "--data and --out are required (see temper filter --help)") + 1;
     if (!(lo >= 0 && hi <= 1 && lo <= hi)) return cli_fail("filter", "need 0 <= --min-pass-rate <= --max-pass-rate <= 1, got [%g, %g]", lo, hi) + 1;
     sample_set S = {0};
-    if (load_samples("filter", data, 0, 0, &S)) { free_samples(&S); return 1; }
+    if (load_samples("filter", data, 0, 0, 0, &S)) { free_samples(&S); return 1; }
     int *taken = calloc((size_t)(S.ng ? S.ng : 1), sizeof *taken);
     if (!taken) { free_samples(&S); return cli_fail("filter", "out of memory"); }
     int kept_prompts = 0, all_correct = 0, all_wrong = 0;
@@ -384,7 +406,7 @@ int cmd_filter(int argc, char **argv) {
         kept++;
     }
     rc = write_out("filter", out, &b);
-    if (!rc)
+    if (!rc && !flags_quiet)
         fprintf(stderr, "temper filter: %d samples, %d prompts (%d all-correct, %d all-wrong); %d prompts with pass rate in [%g, %g]; kept %ld samples -> %s\n",
                 S.n, S.ng, all_correct, all_wrong, kept_prompts, lo, hi, kept, out);
     sbuf_free(&b);

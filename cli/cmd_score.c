@@ -53,6 +53,7 @@ typedef struct text_input {
     tok_tokenizer *tok;
     tok_chat chat;
     int have_chat;
+    int no_chat;  // --no-chat-template: string rows as plain text (task/prompt.h's rule)
 } text_input;
 
 // A text line (prompt/completion or messages) through the model directory's tokenizer.
@@ -62,7 +63,7 @@ static int text_example(text_input *ti, const json *root, const model *m, int **
     if (!ti->tok) {
         ti->tok = tok_load(ti->model_dir, &err);
         if (!ti->tok) { snprintf(why, whycap, "text input needs the model's tokenizer: %.900s", err.msg); return -1; }
-        ti->have_chat = tok_chat_for(ti->tok, ti->template_name, &ti->chat, &err) == 0;
+        ti->have_chat = !ti->no_chat && tok_chat_for(ti->tok, ti->template_name, &ti->chat, &err) == 0;
         if (ti->template_name && !ti->have_chat) { snprintf(why, whycap, "%.900s", err.msg); return -1; }
     }
     tok_tokenizer *tok = ti->tok;
@@ -161,6 +162,7 @@ static int flush(model *m, batch_builder *bb, pending *p, int np, float *logp, i
 
 int cmd_score(int argc, char **argv) {
     const char *model_dir = NULL, *data = NULL, *out_path = "-", *template_name = NULL, *base_model = NULL;
+    int no_chat = 0;
     int per_token = 0, batch_tokens = 8192;
     flag flags[] = {
         {"model", FLAG_STR, &model_dir, "model directory (Hugging Face layout), or a PEFT adapter directory"},
@@ -170,6 +172,7 @@ int cmd_score(int argc, char **argv) {
         {"per-token", FLAG_BOOL, &per_token, "also write token_logprobs"},
         {"batch-tokens", FLAG_INT, &batch_tokens, "tokens per forward pass"},
         {"chat-template", FLAG_STR, &template_name, "chat template for message lists (default: recognized from the tokenizer)"},
+        {"no-chat-template", FLAG_BOOL, &no_chat, "string prompts/completions as plain text even if the tokenizer has a template"},
     };
     int rc = flags_parse("score", "--model DIR --data F.jsonl --out OUT.jsonl", flags, sizeof flags / sizeof flags[0], argc, argv, NULL, NULL);
     if (rc) return rc == 1 ? 0 : 2;
@@ -187,7 +190,7 @@ int cmd_score(int argc, char **argv) {
         if (io_atomic_open(&aw, out_path, &err)) { io_lines_close(&in); model_free(&m); return cli_fail("score", "%s", err.msg); }
         out = aw.f;
     }
-    text_input ti = {model_dir, template_name, NULL, {0}, 0};
+    text_input ti = {model_dir, template_name, NULL, {0}, 0, no_chat};
     batch_builder bb = {0};
     int cap_seqs = 1024, np = 0, status = 0;
     pending *p = calloc((size_t)cap_seqs, sizeof *p);

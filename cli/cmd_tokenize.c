@@ -28,7 +28,7 @@ static int read_line(char **buf, size_t *cap, FILE *f, size_t *len) {
 }
 
 int cmd_tokenize(int argc, char **argv) {
-    const char *dir = NULL, *tmpl = NULL;
+    const char *dir = NULL, *tmpl = NULL, *kwargs = NULL;
     int ids_mode = 0, text_mode = 0, chat = 0, render = 0, add_special = 0, gen = 0, skip_special = 0,
         no_think = 0, stats = 0;
     flag flags[] = {
@@ -39,6 +39,7 @@ int cmd_tokenize(int argc, char **argv) {
         {"chat-template", FLAG_STR, &tmpl, "chatml|qwen2.5|qwen3|llama3|llama3-base|gemma (default: recognized from tokenizer_config.json)"},
         {"add-generation-prompt", FLAG_BOOL, &gen, "with --chat: end with the assistant header"},
         {"no-thinking", FLAG_BOOL, &no_think, "with --chat (Qwen3): enable_thinking=false"},
+        {"chat-template-kwargs", FLAG_STR, &kwargs, "with --chat: extra template variables, a JSON object ('{\"enable_thinking\": false}', tools, ...)"},
         {"render", FLAG_BOOL, &render, "with --chat: print the rendered text instead of ids"},
         {"add-special-tokens", FLAG_BOOL, &add_special, "apply the tokenizer's post-processor (e.g. Gemma's <bos>)"},
         {"skip-special-tokens", FLAG_BOOL, &skip_special, "with --text: drop special tokens"},
@@ -56,8 +57,9 @@ int cmd_tokenize(int argc, char **argv) {
     if (!t) return cli_fail("tokenize", "%s", err.msg);
     double t_load = now_seconds() - t0;
     tok_chat ch = {0};
-    if (chat && tok_chat_for(t, tmpl, &ch, &err)) { tok_free(t); return cli_fail("tokenize", "%s", err.msg); }
-    ch.enable_thinking = !no_think;
+    if (tok_set_chat_kwargs(t, kwargs, &err) || (chat && tok_chat_for(t, tmpl, &ch, &err))) { tok_free(t); return cli_fail("tokenize", "%s", err.msg); }
+    if (no_think) ch.enable_thinking = 0;
+    if (getenv("SOURCE_DATE_EPOCH")) ch.now = strtoll(getenv("SOURCE_DATE_EPOCH"), NULL, 10);  // strftime_now, reproducibly
 
     char *line = NULL;
     size_t cap = 0, len;
@@ -66,7 +68,6 @@ int cmd_tokenize(int argc, char **argv) {
     sbuf_init(&out);
     sbuf_init(&txt);
     tok_ids ids = {0};
-    tok_chat_render r = {0};
     size_t bytes = 0, ntok = 0;
     double t_work = 0;
     int status = 0, got;
@@ -97,23 +98,11 @@ int cmd_tokenize(int argc, char **argv) {
             size_t n = len;
             if (chat) {
                 if (v->type != JSON_ARRAY) { json_doc_free(d); status = cli_fail("tokenize", "<stdin>:%ld: expected a JSON array of messages", lineno); break; }
-                tok_chat_msg *msgs = calloc((size_t)v->n + 1, sizeof *msgs);
-                if (!msgs) { json_doc_free(d); status = cli_fail("tokenize", "<stdin>:%ld: out of memory", lineno); break; }
-                int bad = 0;
-                for (int i = 0; i < v->n; i++) {
-                    const json *c = json_get(&v->items[i], "content"), *rs = json_get(&v->items[i], "reasoning_content");
-                    msgs[i].role = json_get_str(&v->items[i], "role", NULL);
-                    if (!msgs[i].role || !c || c->type != JSON_STRING) bad = 1;
-                    else { msgs[i].content = c->str; msgs[i].content_len = c->len; }
-                    if (rs && rs->type == JSON_STRING) { msgs[i].reasoning = rs->str; msgs[i].reasoning_len = rs->len; }
-                }
-                tok_chat_render_free(&r);
-                int crc = bad ? tm_fail(&err, "each message needs a string role and content")
-                              : tok_chat_apply(&ch, msgs, v->n, gen, &r, &err);
-                free(msgs);
-                if (crc) { json_doc_free(d); status = cli_fail("tokenize", "<stdin>:%ld: %s", lineno, err.msg); break; }
-                s = r.text.data ? r.text.data : "";
-                n = r.text.len;
+                sbuf_clear(&txt);
+                if (tok_chat_render_json(&ch, v, gen, &txt, &err)) { json_doc_free(d); status = cli_fail("tokenize", "<stdin>:%ld: %s", lineno, err.msg); break; }
+                if (sbuf_check(&txt, &err)) { json_doc_free(d); status = cli_fail("tokenize", "<stdin>:%ld: %s", lineno, err.msg); break; }
+                s = txt.data ? txt.data : "";
+                n = txt.len;
             } else if (v) {
                 if (v->type != JSON_STRING) { json_doc_free(d); status = cli_fail("tokenize", "<stdin>:%ld: expected a JSON string", lineno); break; }
                 s = v->str;
@@ -143,7 +132,6 @@ int cmd_tokenize(int argc, char **argv) {
     sbuf_free(&out);
     sbuf_free(&txt);
     tok_ids_free(&ids);
-    tok_chat_render_free(&r);
     tok_free(t);
     return status ? 1 : 0;
 }

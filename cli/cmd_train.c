@@ -47,7 +47,7 @@ static int parse_loss_types(const char *types, const char *weights, dpo_hparams 
 // Flags that are parsed as text and turned into train_args afterwards.
 typedef struct extra_flags {
     const char *loss_type, *loss_weights, *cdpo_form, *on_bad_line, *truncation_mode;
-    int precompute, length_normalize, per_sequence, step_wise;
+    int length_normalize, per_sequence, step_wise;
     const char *base_model;
 } extra_flags;
 
@@ -87,7 +87,7 @@ static int finish_and_run(train_method method, const char *cmd, train_args a, co
 static int run(train_method method, const char *cmd, int argc, char **argv) {
     train_args a;
     train_args_default(&a, method);
-    extra_flags x = {"sigmoid", NULL, "sequence", "error", "keep_end", 1, 0, 0, 0, NULL};
+    extra_flags x = {"sigmoid", NULL, "sequence", "error", "keep_end", 0, 0, 0, NULL};
     flag common[] = {
         {"model", FLAG_STR, &a.model, "policy model directory (Hugging Face layout, with its tokenizer)"},
         {"data", FLAG_LIST, &a.data, "training JSONL; several files mix: --data a.jsonl --data b.jsonl, or a,b"},
@@ -96,6 +96,8 @@ static int run(train_method method, const char *cmd, int argc, char **argv) {
         {"output-dir", FLAG_STR, &a.output_dir, "where the model, checkpoints and metrics.jsonl go"},
         {"dataset-format", FLAG_STR, &a.dataset_format, "sft|trajectory (sft), dpo|step (dpo), kto|trajectory (kto)"},
         {"chat-template", FLAG_STR, &a.chat_template, "chatml|qwen3|llama3|gemma|... (default: recognized from the tokenizer)"},
+        {"no-chat-template", FLAG_BOOL, &a.no_chat_template, "string prompts/completions as plain text even if the tokenizer has a template"},
+        {"chat-template-kwargs", FLAG_STR, &a.chat_template_kwargs, "a JSON object of extra chat template variables, e.g. '{\"enable_thinking\": false}'"},
         {"learning-rate", FLAG_FLOAT, &a.learning_rate, "peak learning rate"},
         {"lr-scheduler-type", FLAG_STR, &a.lr_scheduler_type, "linear|cosine|constant|constant_with_warmup"},
         {"warmup-ratio", FLAG_FLOAT, &a.warmup_ratio, "fraction of steps warming up"},
@@ -123,6 +125,7 @@ static int run(train_method method, const char *cmd, int argc, char **argv) {
         {"quiet", FLAG_BOOL, &a.quiet, "no progress bar; metrics lines on stderr"},
         LORA_FLAGS(a.lora),
         {"base-model", FLAG_STR, &x.base_model, "the base of an adapter --model, instead of its base_model_name_or_path"},
+        {"report-to", FLAG_STR, &a.report_to, "none|jsonl|tensorboard|all: tensorboard adds event files in OUT/runs/ (metrics.jsonl is always written)"},
     };
     // Method flags: each belongs to the trainers named beside it; any other trainer refuses
     // it as an unknown flag (sft --beta is a mistake, not a no-op) and its --help omits it.
@@ -130,7 +133,6 @@ static int run(train_method method, const char *cmd, int argc, char **argv) {
     method_flag own[] = {
         {DPO | KTO, {"beta", FLAG_FLOAT, method == TRAIN_KTO ? &a.kto.beta : &a.dpo.beta, "β of the DPO/KTO objective"}},
         {DPO | KTO, {"ref-model", FLAG_STR, &a.ref_model, "reference model directory (default: the initial --model)"}},
-        {DPO | KTO, {"precompute-ref-log-probs", FLAG_BOOL, &x.precompute, "reference log-probs computed once up front (always on)"}},
         {DPO | KTO, {"loss-type", FLAG_STR, &x.loss_type, method == TRAIN_KTO ? "kto|apo_zero_unpaired" : "sigmoid|hinge|ipo|robust|nca_pair|sft, comma-separated to combine"}},
         {DPO, {"loss-weights", FLAG_STR, &x.loss_weights, "weights of the combined loss types"}},
         {DPO, {"label-smoothing", FLAG_FLOAT, &a.dpo.label_smoothing, "conservative DPO ε"}},
@@ -164,7 +166,6 @@ static int run(train_method method, const char *cmd, int argc, char **argv) {
 
 static int finish_and_run(train_method method, const char *cmd, train_args a, const extra_flags *x) {
     lora_set_base_override(x->base_model);
-    if (!x->precompute) fprintf(stderr, "temper %s: reference log-probs are always precomputed (same numbers, no second model)\n", cmd);
     if (!strcmp(x->on_bad_line, "skip")) a.on_bad_line = DATA_BAD_SKIP;
     else if (strcmp(x->on_bad_line, "error")) return cli_fail(cmd, "--on-bad-line must be error or skip");
     a.sft_per_sequence = x->per_sequence;

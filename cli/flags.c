@@ -42,6 +42,13 @@ static int name_eq(const char *a, const char *b, size_t blen) {
     return i == blen && a[i] == 0;
 }
 
+// TRL/transformers names of flags that temper spells otherwise, accepted on the command line
+// and in a config file.
+static const char *const key_alias[][2] = {
+    {"model_name_or_path", "model"},
+    {"dataset_name", "data"},
+    {"dataset_path", "data"},
+};
 int flags_parse(const char *cmd, const char *synopsis, const flag *flags, int nflags, int argc,
                 char **argv, char **positional, int *npos) {
     // --config for every command: its values must outlive the command, so the expansion is
@@ -74,6 +81,10 @@ int flags_parse(const char *cmd, const char *synopsis, const flag *flags, int nf
         size_t nlen = eq ? (size_t)(eq - name) : strlen(name);
         const flag *f = NULL;
         for (int j = 0; j < nflags; j++) if (name_eq(flags[j].name, name, nlen)) f = &flags[j];
+        // TRL's names for the same thing (--model_name_or_path is --model)
+        for (size_t k = 0; !f && k < sizeof key_alias / sizeof key_alias[0]; k++)
+            if (name_eq(key_alias[k][0], name, nlen))
+                for (int j = 0; j < nflags; j++) if (!strcmp(flags[j].name, key_alias[k][1])) f = &flags[j];
         if (!f) { fprintf(stderr, "temper %s: unknown flag '--%.*s' (see temper %s --help)\n", cmd, (int)nlen, name, cmd); return 2; }
         const char *val = eq ? eq + 1 : NULL;
         if (f->kind == FLAG_BOOL && !val) {
@@ -131,14 +142,9 @@ int flags_parse(const char *cmd, const char *synopsis, const flag *flags, int nf
     return 0;
 }
 
-// TRL/transformers config keys under another name here, and keys that choose something
-// temper has no choice about (a TRL YAML file carries them; refusing the file would make the
-// user edit it, ignoring them silently would hide a difference: they are named on stderr).
-static const char *const key_alias[][2] = {
-    {"model_name_or_path", "model"},
-    {"dataset_name", "data"},
-    {"dataset_path", "data"},
-};
+// Config keys that choose something temper has no choice about (a TRL YAML file carries them;
+// refusing the file would make the user edit it, ignoring them silently would hide a
+// difference: they are named on stderr).
 static const char *const key_ignored[] = {
     "bf16", "fp16", "tf32", "torch_dtype", "dtype", "attn_implementation", "gradient_checkpointing",
     "gradient_checkpointing_kwargs", "use_liger_kernel", "push_to_hub", "hub_model_id", "hub_strategy",
@@ -146,6 +152,7 @@ static const char *const key_ignored[] = {
     "eval_strategy", "evaluation_strategy", "do_eval", "do_train", "report_to", "run_name",
     "model_revision", "trust_remote_code", "dataset_config", "dataset_train_split", "dataset_test_split",
     "ddp_timeout", "dataloader_num_workers", "use_vllm", "vllm_mode", "remove_unused_columns",
+    "precompute_ref_log_probs",  // temper always computes the references once, for the examples the run draws
 };
 
 static int same_key(const char *a, const char *b) { return name_eq(a, b, strlen(b)); }

@@ -6,6 +6,7 @@
 #include <math.h>
 #include <string.h>
 #include "base/io.h"
+#include "task/problems.h"
 
 static const char *FORMAT_NAMES[] = {"sft", "dpo", "kto", "step", "trajectory", "prompts"};
 
@@ -20,6 +21,7 @@ void data_opts_default(data_opts *o) {
     memset(o, 0, sizeof *o);
     o->append_eos = 1;
     o->mix_seed = 42;
+    o->wrap_plain = 1;  // the prompt rule (task/prompt.h): a chat template in use renders string rows too
     o->on_bad_line = DATA_BAD_ERROR;
 }
 
@@ -112,29 +114,9 @@ static int build_text(tok_tokenizer *t, const json *text, const data_opts *o, da
     return 0;
 }
 
-// ---- JSON → messages ----
+// ---- JSON → messages (task/prompt.h) ----
 static int get_messages(const json *v, const char *field, tok_chat_msg **out, int *n, tm_error *err) {
-    if (!v || v->type != JSON_ARRAY) return tm_fail(err, "%s: expected a list of messages", field);
-    tok_chat_msg *m = calloc((size_t)v->n + 1, sizeof *m);
-    for (int i = 0; i < v->n; i++) {
-        const json *o = &v->items[i];
-        const json *role = json_get(o, "role"), *c = json_get(o, "content"), *r = json_get(o, "reasoning_content");
-        if (o->type != JSON_OBJECT || !role || role->type != JSON_STRING) {
-            free(m);
-            return tm_fail(err, "%s[%d]: a message needs a string \"role\"", field, i);
-        }
-        if (!c || c->type != JSON_STRING) {
-            free(m);
-            return tm_fail(err, "%s[%d]: \"content\" must be a string", field, i);
-        }
-        m[i].role = role->str;
-        m[i].content = c->str;
-        m[i].content_len = c->len;
-        if (r && r->type == JSON_STRING) { m[i].reasoning = r->str; m[i].reasoning_len = r->len; }
-    }
-    *out = m;
-    *n = v->n;
-    return 0;
+    return task_messages(v, field, out, n, err);
 }
 
 static int msg_equal(const tok_chat_msg *a, const tok_chat_msg *b) {
@@ -258,37 +240,9 @@ static int build_pc(tok_tokenizer *t, const data_opts *o, const json *prompt, co
     return rc;
 }
 
-char *data_gsm8k_answer(const char *sol) {
-    const char *p = strstr(sol, "#### ");
-    if (!p) return NULL;
-    p += 5;
-    while (*p == ' ') p++;
-    size_t n = strcspn(p, "\n");
-    while (n && (p[n - 1] == ' ' || p[n - 1] == '\r')) n--;
-    char *a = malloc(n + 1), *o = a;
-    for (size_t i = 0; i < n; i++)
-        if (p[i] != ',') *o++ = p[i];
-    *o = 0;
-    return a;
-}
-
-// The question of a prompts/step row rendered as the model sees it.
-static int question_prompt(const data_opts *o, const char *q, size_t qn, const char *suffix, sbuf *out, tm_error *err) {
-    sbuf qs;
-    sbuf_init(&qs);
-    sbuf_put(&qs, q, qn);
-    if (suffix) sbuf_puts(&qs, suffix);
-    int rc = 0;
-    if (o->chat) {
-        tok_chat_msg m = {"user", qs.data, qs.len, NULL, 0};
-        tok_chat_render r = {0};
-        rc = tok_chat_apply(o->chat, &m, 1, 1, &r, err);
-        if (!rc) sbuf_put(out, r.text.data, r.text.len);
-        tok_chat_render_free(&r);
-    } else
-        sbuf_put(out, qs.data, qs.len);
-    sbuf_free(&qs);
-    return rc;
+// The question of a step row rendered as the model sees it (the prompt rule).
+static int question_prompt(const data_opts *o, const char *q, size_t qn, sbuf *out, tm_error *err) {
+    return task_prompt_render(o->chat, q, qn, out, err);
 }
 
 static int get_label(const json *v, int *label, tm_error *err) {
@@ -428,7 +382,7 @@ int data_example_from_json(tok_tokenizer *t, const json *row, const data_opts *o
             return tm_fail(err, "prompt, initial_reason_steps, chosen and rejected must be strings");
         sbuf pt;
         sbuf_init(&pt);
-        rc = question_prompt(o, p->str, p->len, NULL, &pt, err);
+        rc = question_prompt(o, p->str, p->len, &pt, err);
         sbuf_put(&pt, s->str, s->len);  // the correct steps so far continue the prompt
         tok_ids pids = {0};
         if (!rc) rc = tok_encode(t, pt.data, pt.len, 0, &pids, err);
@@ -445,40 +399,21 @@ int data_example_from_json(tok_tokenizer *t, const json *row, const data_opts *o
         break;
     }
     case DATA_PROMPTS: {
-        const json *q = json_get(row, "prompt"), *a = json_get(row, "answer");
-        int gsm = 0;
-        if (!q && (q = json_get(row, "question"))) gsm = 1;     // GSM8K
-        if (!q) q = json_get(row, "problem");                   // MATH / MATH-500
-        if (!q) return tm_fail(err, "missing field \"prompt\" (or \"question\" / \"problem\")");
-        if (!a || a->type != JSON_STRING) return tm_fail(err, "missing string field \"answer\"");
-        if (gsm) {
-            if (!(ex->answer = data_gsm8k_answer(a->str))) return tm_fail(err, "answer has no \"#### \" final answer");
-        } else
-            ex->answer = strdup(a->str);
-        sbuf pt;
-        sbuf_init(&pt);
-        if (q->type == JSON_STRING) rc = question_prompt(o, q->str, q->len, o->prompt_suffix, &pt, err);
-        else {
-            tok_chat_msg *m;
-            int n;
-            rc = get_messages(q, "prompt", &m, &n, err);
-            if (!rc && !o->chat) { free(m); rc = tm_fail(err, "message lists need a chat template"); }
-            else if (!rc) {
-                tok_chat_render r = {0};
-                rc = tok_chat_apply(o->chat, m, n, 1, &r, err);
-                if (!rc) sbuf_put(&pt, r.text.data, r.text.len);
-                tok_chat_render_free(&r);
-                free(m);
-            }
-        }
-        tok_ids pids = {0};
-        if (!rc) rc = tok_encode(t, pt.data ? pt.data : "", pt.len, 0, &pids, err);
+        // the one problem loader (task/problems.h): the same prompt and gold as sample/eval
+        int st = o->prompt_style ? task_style_from_name(o->prompt_style) : TASK_STYLE_PLAIN;
+        if (st < 0) return tm_fail(err, "unknown prompt style '%s' (boxed, plain, tora, gsm8k-fewshot, minerva)", o->prompt_style);
+        task_prompt_opts po = {(task_style)st, o->prompt_suffix, o->chat, 0};
+        task_problem pr;
+        if (task_problem_from_json(t, row, &po, &pr, err)) return -1;
+        ex->answer = pr.answer;
+        pr.answer = NULL;
         ex->nseq = 1;
-        ex->prompt_len = (int)pids.n;
-        ex->seq[0].ids = pids.v;
-        ex->seq[0].len = (int)pids.n;
-        ex->seq[0].mask = calloc(pids.n + 1, 1);
-        sbuf_free(&pt);
+        ex->prompt_len = ex->seq[0].len = pr.len;
+        ex->seq[0].ids = pr.ids;
+        pr.ids = NULL;
+        ex->seq[0].mask = calloc((size_t)pr.len + 1, 1);
+        task_problem_free(&pr);
+        if (!ex->seq[0].mask) rc = tm_fail(err, "out of memory");
         break;
     }
     default:

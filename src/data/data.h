@@ -11,7 +11,8 @@
 //   trajectory {"messages"} with assistant turns holding code and "tool" (or user
 //              ```output```) turns holding interpreter output; optional "label"
 //   prompts    {"prompt", "answer"}, GSM8K {"question", "answer": "... #### n"},
-//              MATH-500 {"problem", "solution", "answer"}
+//              MATH-500 {"problem", "solution", "answer"}: read by task/problems.h, the
+//              loader `temper sample|eval` use (the same prompt text, ids and gold)
 // Pre-tokenized rows with TRL's column names are accepted by sft, kto, dpo and step:
 //   {"prompt_input_ids", "completion_input_ids"[, "label"]} or
 //   {"prompt_input_ids", "chosen_input_ids", "rejected_input_ids"}
@@ -31,9 +32,14 @@
 // a completion starting with "\n" after a prompt ending in "\n"); data_example.
 // boundary_diff counts such sequences and `temper data inspect` reports them.
 //
+// String rows follow the prompt rule (task/prompt.h): with a chat template in use, a
+// string prompt is a user message and a string completion the assistant's reply, so
+// an sft prompt has the ids `temper sample|eval|grpo` feed for the same question; with
+// no template (none in the tokenizer, or --no-chat-template) they are plain text.
+//
 // Masks (mask[i] = 1: token i is trained, its log-prob enters the loss):
 //   - the prompt is never trained;
-//   - string completions: all their tokens, plus EOS appended (TRL's rule for
+//   - plain string completions: all their tokens, plus EOS appended (TRL's rule for
 //     non-conversational data) unless opts.append_eos is 0; Step-DPO steps: no EOS;
 //   - conversations: the content of every assistant turn after the prompt and the
 //     token that closes the turn (<|im_end|>, <|eot_id|>, <end_of_turn>); headers,
@@ -61,7 +67,7 @@ typedef struct data_example {
     int nseq;             // 1 (sft, kto, trajectory, prompts) or 2 (dpo, step: 0 chosen, 1 rejected)
     data_seq seq[2];
     int label;            // kto / labelled trajectory: 1 desirable, 0 undesirable; -1 none
-    char *answer;         // prompts: the gold answer; NULL otherwise
+    char *answer;         // prompts: the gold answer (task_row_answer); NULL when none or other formats
     int truncated;        // some seq was cut to max_length
     int boundary_diff;    // seqs whose whole-text encoding differs (see the boundary rule)
 } data_example;
@@ -70,13 +76,16 @@ enum { DATA_BAD_ERROR = 0, DATA_BAD_SKIP = 1 };
 
 typedef struct data_opts {
     data_format format;
-    const tok_chat *chat;       // chat template for message lists (and plain prompts if wrap_plain)
-    int wrap_plain;             // put string prompts in a user message (and string completions in an
-                                // assistant message) and use the chat template; TRL does not (0)
+    const tok_chat *chat;       // the chat template in use (NULL: none, string rows are plain text)
+    int wrap_plain;             // with chat: put string prompts in a user message (and string completions
+                                // in an assistant message), THE PROMPT RULE of task/prompt.h, so sft
+                                // trains on the prompt ids sample/eval/grpo feed (default 1; TRL's
+                                // SFTTrainer renders string rows as plain text: 0)
     int append_eos;             // EOS after string completions (TRL: yes); default 1 via data_opts_default
     int max_length;             // > 0: sequences longer are cut from the right and counted
     int on_bad_line;            // DATA_BAD_ERROR or DATA_BAD_SKIP
     const char *prompt_suffix;  // appended to prompts of the prompts format (e.g. "\nPlease reason step by step...")
+    const char *prompt_style;   // prompts format: a task/prompt.h style name (boxed, minerva, ...); NULL: plain
     int check_boundary;         // compute boundary_diff (one extra encode per sequence)
     const char *data_weights;   // NULL, or one weight per --data file (comma-separated): see data_load
     uint64_t mix_seed;          // the seed of the weighted subsets (default 42)
@@ -113,7 +122,3 @@ int data_load(tok_tokenizer *t, const char *path, const data_opts *o, data_set *
 int data_list_item(const char *list, int k, char *out, size_t cap);
 int data_list_count(const char *list);
 void data_set_free(data_set *s);
-
-// GSM8K's final answer: the text after the first "#### ", trimmed, commas removed
-// (upstream's extraction). Returns a malloc'd string or NULL when absent.
-char *data_gsm8k_answer(const char *solution);

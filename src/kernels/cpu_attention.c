@@ -146,15 +146,24 @@ static float exp_shift_sum(float *p, int n, float m) {
 }
 
 // Scale a tile of scores and apply the causal mask: row r is query qi0 + r, column j
-// is key kj0 + j (positions within the sequence); keys after the query get -inf.
-static void scale_mask(float *S, int nr, int nk, int qi0, int kj0, float scale) {
+// is key kj0 + j (positions within the sequence); keys after the query get -inf, and
+// with a sliding window W > 0 so do keys at or before query - W (transformers'
+// sliding_window_overlay: kv_idx > q_idx - W).
+static void scale_mask(float *S, int nr, int nk, int qi0, int kj0, float scale, int window) {
     for (int r = 0; r < nr; r++) {
         float *s = S + r * BK;
         int lim = qi0 + r - kj0 + 1;  // keys j < lim are visible
         if (lim > nk) lim = nk;
+        int lo = window > 0 ? qi0 + r - window + 1 - kj0 : 0;  // and keys j >= lo
         #pragma omp simd
-        for (int j = 0; j < nk; j++) s[j] = j < lim ? s[j] * scale : -INFINITY;
+        for (int j = 0; j < nk; j++) s[j] = j < lim && j >= lo ? s[j] * scale : -INFINITY;
     }
+}
+
+// The first key tile a query block starting at qi0 can see.
+static int first_key_tile(int qi0, int window) {
+    if (window <= 0 || qi0 - window + 1 <= 0) return 0;
+    return (qi0 - window + 1) / BK * BK;
 }
 
 // K and V transposed into key panels: for head h, sequence s and key block b, the
@@ -252,6 +261,11 @@ static int ntasks_fwd(const int *cu, int nseq, int Hq) {
 
 void k_attention_fwd(float *out, float *lse, const float *q, const float *k, const float *v,
                      const int *cu_seqlens, int nseq, int N, int Hq, int Hkv, int d, float *scratch) {
+    k_attention_win_fwd(out, lse, q, k, v, cu_seqlens, nseq, N, Hq, Hkv, d, 0, scratch);
+}
+
+void k_attention_win_fwd(float *out, float *lse, const float *q, const float *k, const float *v,
+                         const int *cu_seqlens, int nseq, int N, int Hq, int Hkv, int d, int window, float *scratch) {
     if (N <= 0 || nseq <= 0) return;
     const long Npad = padded_tokens(cu_seqlens, nseq);
     float *kT = scratch, *vP = scratch + (long)Hkv * d * Npad, *qP = vP + (long)Hkv * d * Npad;
@@ -287,17 +301,24 @@ void k_attention_fwd(float *out, float *lse, const float *q, const float *k, con
             l[r] = 0.0f;
             for (int c = 0; c < d; c++) ot[r * ldq + c] = 0.0f;
         }
-        for (int kj0 = 0; kj0 < qi0 + nq; kj0 += BK) {
+        for (int kj0 = first_key_tile(qi0, window); kj0 < qi0 + nq; kj0 += BK) {
             int nk = qi0 + nq - kj0 < BK ? qi0 + nq - kj0 : BK;
             tile_abT(S, BK, qt, d, nq, panel(kT, Npad, kv, ps, kj0, d), BK, nk, d);
-            scale_mask(S, nq, nk, qi0, kj0, scale);
+            scale_mask(S, nq, nk, qi0, kj0, scale, window);
             for (int r = 0; r < nq; r++) {
                 float *sr = S + r * BK;
                 float mx = m[r];
                 #pragma omp simd reduction(max : mx)
                 for (int j = 0; j < nk; j++) mx = sr[j] > mx ? sr[j] : mx;
-                // The diagonal key is in the first tile, so mx is finite from here on.
-                float corr = expf(m[r] - mx);
+                if (mx == -INFINITY) {
+                    // A sliding window can hide this whole tile from row r (its window
+                    // starts in a later tile): the row takes nothing from it.
+                    for (int j = 0; j < nk; j++) sr[j] = 0.0f;
+                    continue;
+                }
+                // Without a window the diagonal key is in the first tile, so mx is finite
+                // from here on; with one, the first tile with a visible key makes it so.
+                float corr = m[r] == -INFINITY ? 0.0f : expf(m[r] - mx);
                 l[r] = l[r] * corr + exp_shift_sum(sr, nk, mx);
                 m[r] = mx;
                 if (corr != 1.0f)
@@ -318,6 +339,13 @@ void k_attention_fwd(float *out, float *lse, const float *q, const float *k, con
 void k_attention_bwd(float *dq, float *dk, float *dv, const float *dout, const float *q,
                      const float *k, const float *v, const float *out, const float *lse,
                      const int *cu_seqlens, int nseq, int N, int Hq, int Hkv, int d, float *scratch) {
+    k_attention_win_bwd(dq, dk, dv, dout, q, k, v, out, lse, cu_seqlens, nseq, N, Hq, Hkv, d, 0, scratch);
+}
+
+void k_attention_win_bwd(float *dq, float *dk, float *dv, const float *dout, const float *q,
+                         const float *k, const float *v, const float *out, const float *lse,
+                         const int *cu_seqlens, int nseq, int N, int Hq, int Hkv, int d, int window,
+                         float *scratch) {
     if (N <= 0 || nseq <= 0) return;
     const long Npad = padded_tokens(cu_seqlens, nseq);
     const long kvsz = (long)Hkv * d * Npad, qsz = (long)Hq * d * Npad;
@@ -352,15 +380,17 @@ void k_attention_bwd(float *dq, float *dk, float *dv, const float *dout, const f
             float *dkt = dk + (long)(start + kj0) * ldk + (long)kv * d;
             float *dvt = dv + (long)(start + kj0) * ldk + (long)kv * d;
             for (int h = kv * grp; h < (kv + 1) * grp; h++) {
-                // Query blocks that can see this key block: those ending after kj0.
-                for (int qi0 = kj0 / BQ * BQ; qi0 < L; qi0 += BQ) {
+                // Query blocks that can see this key block: those ending after kj0 and,
+                // with a window, starting before its last key + W.
+                int qend = window > 0 && kj0 + nk - 1 + window < L ? kj0 + nk - 1 + window : L;
+                for (int qi0 = kj0 / BQ * BQ; qi0 < qend; qi0 += BQ) {
                     int nq = L - qi0 < BQ ? L - qi0 : BQ;
                     const float *qt = panel(qP, Npad, h, ps, qi0, d);
                     const float *dot = panel(oP, Npad, h, ps, qi0, d);
                     float *dqt = dq + (long)(start + qi0) * ldq + (long)h * d;
                     // P = exp(scale * Q K^T - lse), recomputed exactly as in the forward.
                     tile_abT(P, BK, qt, d, nq, panel(kT, Npad, kv, ps, kj0, d), BK, nk, d);
-                    scale_mask(P, nq, nk, qi0, kj0, scale);
+                    scale_mask(P, nq, nk, qi0, kj0, scale, window);
                     for (int r = 0; r < nq; r++) {
                         float lr = lse[(long)(start + qi0 + r) * Hq + h];
                         exp_shift_sum(P + r * BK, nk, lr);

@@ -1,7 +1,8 @@
 // kernels/cpu_norm.c: RMSNorm (also used per head for Qwen3's q/k norm).
 //
-// Forward: y = x * rstd * w, rstd = 1/sqrt(mean(x^2) + eps); rstd[N] is saved.
-// Backward, with u = w * dy and r = rstd:
+// Forward: y = x * rstd * (w + wofs), rstd = 1/sqrt(mean(x^2) + eps); rstd[N] is saved.
+// wofs is 0, or 1 for Gemma's RMSNorm (the stored weight is the scale minus one).
+// Backward, with u = (w + wofs) * dy and r = rstd:
 //   dx_j += r * u_j - x_j * r^3 / D * sum_k(u_k x_k)
 //   dw_j += sum_n dy_nj * x_nj * r_n
 // Row sums use `omp simd reduction` so gcc vectorizes them without -ffast-math.
@@ -9,7 +10,7 @@
 #include <math.h>
 #include <omp.h>
 
-void k_rmsnorm_fwd(float *y, float *rstd, const float *x, const float *w, int N, int D, float eps) {
+void k_rmsnorm_ofs_fwd(float *y, float *rstd, const float *x, const float *w, float wofs, int N, int D, float eps) {
     #pragma omp parallel for schedule(static)
     for (int n = 0; n < N; n++) {
         const float *xr = x + (long)n * D;
@@ -20,19 +21,23 @@ void k_rmsnorm_fwd(float *y, float *rstd, const float *x, const float *w, int N,
         float r = 1.0f / sqrtf(ss / (float)D + eps);
         rstd[n] = r;
         #pragma omp simd
-        for (int j = 0; j < D; j++) yr[j] = xr[j] * r * w[j];
+        for (int j = 0; j < D; j++) yr[j] = xr[j] * r * (w[j] + wofs);
     }
+}
+
+void k_rmsnorm_fwd(float *y, float *rstd, const float *x, const float *w, int N, int D, float eps) {
+    k_rmsnorm_ofs_fwd(y, rstd, x, w, 0.0f, N, D, eps);
 }
 
 // dx for one row; adds dy * x * rstd into dwacc (may be NULL).
 static void rmsnorm_bwd_row(float *dxr, float *dwacc, const float *dyr, const float *xr, const float *w,
-                            float r, int D) {
+                            float wofs, float r, int D) {
     float dot = 0.0f;
     #pragma omp simd reduction(+ : dot)
-    for (int j = 0; j < D; j++) dot += w[j] * dyr[j] * xr[j];
+    for (int j = 0; j < D; j++) dot += (w[j] + wofs) * dyr[j] * xr[j];
     float c = dot * r * r * r / (float)D;
     #pragma omp simd
-    for (int j = 0; j < D; j++) dxr[j] += r * w[j] * dyr[j] - c * xr[j];
+    for (int j = 0; j < D; j++) dxr[j] += r * (w[j] + wofs) * dyr[j] - c * xr[j];
     if (dwacc) {
         #pragma omp simd
         for (int j = 0; j < D; j++) dwacc[j] += dyr[j] * xr[j] * r;
@@ -51,6 +56,11 @@ static void rmsnorm_bwd_row(float *dxr, float *dwacc, const float *dyr, const fl
 
 void k_rmsnorm_bwd(float *dx, float *dw, const float *dy, const float *x, const float *w,
                    const float *rstd, int N, int D) {
+    k_rmsnorm_ofs_bwd(dx, dw, dy, x, w, 0.0f, rstd, N, D);
+}
+
+void k_rmsnorm_ofs_bwd(float *dx, float *dw, const float *dy, const float *x, const float *w, float wofs,
+                       const float *rstd, int N, int D) {
     if (N <= 0 || D <= 0) return;
     if (dw && D <= SMALL_D) {
         float part[RCHUNKS * SMALL_D];  // 64 KB on the calling thread's stack, shared
@@ -61,7 +71,7 @@ void k_rmsnorm_bwd(float *dx, float *dw, const float *dy, const float *x, const 
             for (int j = 0; j < D; j++) pw[j] = 0.0f;
             int n0 = (int)((long)N * ch / nch), n1 = (int)((long)N * (ch + 1) / nch);
             for (int n = n0; n < n1; n++)
-                rmsnorm_bwd_row(dx + (long)n * D, pw, dy + (long)n * D, x + (long)n * D, w, rstd[n], D);
+                rmsnorm_bwd_row(dx + (long)n * D, pw, dy + (long)n * D, x + (long)n * D, w, wofs, rstd[n], D);
         }
         for (int ch = 0; ch < nch; ch++)
             for (int j = 0; j < D; j++) dw[j] += part[(long)ch * D + j];
@@ -71,7 +81,7 @@ void k_rmsnorm_bwd(float *dx, float *dw, const float *dy, const float *x, const 
     {
         #pragma omp for schedule(static)
         for (int n = 0; n < N; n++)
-            rmsnorm_bwd_row(dx + (long)n * D, NULL, dy + (long)n * D, x + (long)n * D, w, rstd[n], D);
+            rmsnorm_bwd_row(dx + (long)n * D, NULL, dy + (long)n * D, x + (long)n * D, w, wofs, rstd[n], D);
         if (dw) {
             // About 4 column blocks per thread, whole zmm widths.
             int nt = omp_get_num_threads();

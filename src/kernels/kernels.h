@@ -51,6 +51,11 @@ void k_rmsnorm_fwd(float *y, float *rstd, const float *x, const float *w, int N,
 // dw may be NULL (frozen norm weight).
 void k_rmsnorm_bwd(float *dx, float *dw, const float *dy, const float *x, const float *w,
                    const float *rstd, int N, int D);
+// The same with the scale w + wofs (wofs = 1: Gemma's RMSNorm, whose weight stores the
+// scale minus one); dw still accumulates dL/dw. The table's entries are these.
+void k_rmsnorm_ofs_fwd(float *y, float *rstd, const float *x, const float *w, float wofs, int N, int D, float eps);
+void k_rmsnorm_ofs_bwd(float *dx, float *dw, const float *dy, const float *x, const float *w, float wofs,
+                       const float *rstd, int N, int D);
 
 // ---- RoPE, Hugging Face "rotate_half" convention, in place on x[N, H, d] ----
 // For i < d/2: angle = pos[n] * inv_freq[i];
@@ -73,6 +78,15 @@ void k_attention_fwd(float *out, float *lse, const float *q, const float *k, con
 void k_attention_bwd(float *dq, float *dk, float *dv, const float *dout, const float *q,
                      const float *k, const float *v, const float *out, const float *lse,
                      const int *cu_seqlens, int nseq, int N, int Hq, int Hkv, int d, float *scratch);
+// The same with a sliding window (Gemma 3's local layers): token i attends to j in
+// [max(start of its sequence, i - window + 1), i]; window <= 0 means none. The
+// table's entries are these.
+void k_attention_win_fwd(float *out, float *lse, const float *q, const float *k, const float *v,
+                         const int *cu_seqlens, int nseq, int N, int Hq, int Hkv, int d, int window, float *scratch);
+void k_attention_win_bwd(float *dq, float *dk, float *dv, const float *dout, const float *q,
+                         const float *k, const float *v, const float *out, const float *lse,
+                         const int *cu_seqlens, int nseq, int N, int Hq, int Hkv, int d, int window,
+                         float *scratch);
 
 // ---- attention of new query tokens against a KV cache (cpu_attention_cache.c) ----
 // A span of cached keys/values: for kv head h, row t is k[h * head_stride + t * d]
@@ -98,6 +112,10 @@ int k_linear_rows_max(void);
 // ---- SwiGLU: h[n] = silu(gate[n]) * up[n]  (n = N * F elements) ----
 void k_swiglu_fwd(float *h, const float *gate, const float *up, long n);
 void k_swiglu_bwd(float *dgate, float *dup, const float *dh, const float *gate, const float *up, long n);
+
+// ---- GeGLU (Gemma): h[n] = gelu_tanh(gate[n]) * up[n], GELU's tanh approximation ----
+void k_geglu_fwd(float *h, const float *gate, const float *up, long n);
+void k_geglu_bwd(float *dgate, float *dup, const float *dh, const float *gate, const float *up, long n);
 
 // ---- fused lm-head + log-softmax + gather (+ entropy) ----
 // For each position i with targets[i] >= 0:
@@ -136,14 +154,16 @@ struct kernels {
     void (*linear_bwd)(float *, float *, float *, const float *, const float *, const float *, int, int, int);
     void (*embedding_fwd)(float *, const int *, const float *, int, int);
     void (*embedding_bwd)(float *, const float *, const int *, int, int);
-    void (*rmsnorm_fwd)(float *, float *, const float *, const float *, int, int, float);
-    void (*rmsnorm_bwd)(float *, float *, const float *, const float *, const float *, const float *, int, int);
+    void (*rmsnorm_fwd)(float *, float *, const float *, const float *, float, int, int, float);
+    void (*rmsnorm_bwd)(float *, float *, const float *, const float *, const float *, float, const float *, int, int);
     void (*rope_fwd)(float *, const int *, const float *, int, int, int);
     void (*rope_bwd)(float *, const int *, const float *, int, int, int);
-    void (*attention_fwd)(float *, float *, const float *, const float *, const float *, const int *, int, int, int, int, int, float *);
-    void (*attention_bwd)(float *, float *, float *, const float *, const float *, const float *, const float *, const float *, const float *, const int *, int, int, int, int, int, float *);
+    void (*attention_fwd)(float *, float *, const float *, const float *, const float *, const int *, int, int, int, int, int, int, float *);
+    void (*attention_bwd)(float *, float *, float *, const float *, const float *, const float *, const float *, const float *, const float *, const int *, int, int, int, int, int, int, float *);
     void (*swiglu_fwd)(float *, const float *, const float *, long);
     void (*swiglu_bwd)(float *, float *, const float *, const float *, const float *, long);
+    void (*geglu_fwd)(float *, const float *, const float *, long);
+    void (*geglu_bwd)(float *, float *, const float *, const float *, const float *, long);
     void (*lmhead_logprob_fwd)(float *, float *, float *, const float *, const float *, const int *, int, int, int, float *);
     void (*lmhead_logprob_bwd)(float *, float *, const float *, const float *, const float *, const float *, const int *, const float *, const float *, int, int, int, float *);
     void (*sgemm)(int, int, int, int, int, float, const float *, int, const float *, int, float, float *, int);

@@ -2,16 +2,18 @@
 #include <math.h>
 #include <string.h>
 
-static const char *arch_names[] = {"LlamaForCausalLM", "Qwen2ForCausalLM", "Qwen3ForCausalLM"};
-static const char *cls_names[] = {"LlamaForSequenceClassification", "Qwen2ForSequenceClassification", "Qwen3ForSequenceClassification"};
-static const char *model_types[] = {"llama", "qwen2", "qwen3"};
+static const char *arch_names[] = {"LlamaForCausalLM", "Qwen2ForCausalLM", "Qwen3ForCausalLM", "Gemma3ForCausalLM"};
+static const char *cls_names[] = {"LlamaForSequenceClassification", "Qwen2ForSequenceClassification",
+                                  "Qwen3ForSequenceClassification", "Gemma3TextForSequenceClassification"};
+static const char *model_types[] = {"llama", "qwen2", "qwen3", "gemma3_text"};
+static const char *short_names[] = {"llama", "qwen2", "qwen3", "gemma3"};
 
 const char *model_arch_name(model_arch a) { return arch_names[a]; }
 const char *model_arch_cls_name(model_arch a) { return cls_names[a]; }
 
 int model_arch_from_short(const char *s, model_arch *a) {
-    for (int i = 0; i < 3; i++)
-        if (!strcmp(s, model_types[i])) { *a = (model_arch)i; return 0; }
+    for (int i = 0; i < ARCH_COUNT; i++)
+        if (!strcmp(s, short_names[i])) { *a = (model_arch)i; return 0; }
     return -1;
 }
 
@@ -49,6 +51,100 @@ static int first_token_id(const json *r, const char *key) {
     return -1;
 }
 
+// One RoPE description (rope_scaling, or one of transformers 5's rope_parameters):
+// its rope_type (default, linear, llama3) and that type's fields. `field` names it in errors.
+static int rope_type_fields(model_config *c, const json *rs, const char *field, const char *path, tm_error *err) {
+    const char *t = json_get_str(rs, "rope_type", json_get_str(rs, "type", "default"));
+    if (!strcmp(t, "linear")) {
+        if (get_float(rs, "factor", 1.0f, &c->rope_linear_factor, path, err)) return -1;
+        if (!(c->rope_linear_factor > 0)) return tm_fail(err, "%s: field \"%s.factor\" must be positive", path, field);
+    } else if (!strcmp(t, "llama3")) {
+        c->rope_llama3 = 1;
+        if (get_float(rs, "factor", 8.0f, &c->rope_factor, path, err) ||
+            get_float(rs, "low_freq_factor", 1.0f, &c->rope_low_freq_factor, path, err) ||
+            get_float(rs, "high_freq_factor", 4.0f, &c->rope_high_freq_factor, path, err) ||
+            get_int(rs, "original_max_position_embeddings", 8192, 0, &c->rope_original_max_pos, path, err))
+            return -1;
+    } else if (strcmp(t, "default")) {
+        return tm_fail(err, "%s: unsupported field value \"%s.rope_type\": \"%s\" (supported: linear, llama3)", path, field, t);
+    }
+    return 0;
+}
+
+// RoPE as transformers 4 writes it (rope_theta, rope_scaling, Gemma's rope_local_base_freq)
+// or as transformers 5 does: rope_parameters {rope_theta, rope_type, ...}, per layer type
+// for Gemma 3 ({"full_attention": {...}, "sliding_attention": {...}}).
+static int rope_fields(model_config *c, const json *r, const char *path, tm_error *err) {
+    json *rp = json_get(r, "rope_parameters"), *rs = json_get(r, "rope_scaling");
+    if (rp && rp->type == JSON_OBJECT) {
+        json *full = json_get(rp, "full_attention"), *slide = json_get(rp, "sliding_attention");
+        if (!full && !slide) {
+            return get_float(rp, "rope_theta", c->rope_theta, &c->rope_theta, path, err) ||
+                   rope_type_fields(c, rp, "rope_parameters", path, err);
+        }
+        if (full && (full->type != JSON_OBJECT || get_float(full, "rope_theta", c->rope_theta, &c->rope_theta, path, err) ||
+                     rope_type_fields(c, full, "rope_parameters.full_attention", path, err)))
+            return full->type != JSON_OBJECT ? tm_fail(err, "%s: field \"rope_parameters.full_attention\" must be an object", path) : -1;
+        if (slide) {
+            if (!c->sliding_window) return tm_fail(err, "%s: unsupported field \"rope_parameters.sliding_attention\" (sliding layers are Gemma 3's only)", path);
+            if (slide->type != JSON_OBJECT) return tm_fail(err, "%s: field \"rope_parameters.sliding_attention\" must be an object", path);
+            const char *t = json_get_str(slide, "rope_type", json_get_str(slide, "type", "default"));
+            if (strcmp(t, "default"))
+                return tm_fail(err, "%s: unsupported field value \"rope_parameters.sliding_attention.rope_type\": \"%s\" (the sliding layers' RoPE is unscaled)", path, t);
+            if (get_float(slide, "rope_theta", c->rope_local_theta, &c->rope_local_theta, path, err)) return -1;
+        }
+        return 0;
+    }
+    if (rp && rp->type != JSON_NULL) return tm_fail(err, "%s: field \"rope_parameters\" must be an object or null", path);
+    if (rs && rs->type == JSON_OBJECT) return rope_type_fields(c, rs, "rope_scaling", path, err);
+    if (rs && rs->type != JSON_NULL) return tm_fail(err, "%s: field \"rope_scaling\" must be an object or null", path);
+    return 0;
+}
+
+// Gemma 3's own fields (Gemma3TextConfig's names and defaults). What we do not
+// implement (logit soft-capping, bidirectional attention, other activations) is refused.
+static int gemma3_fields(model_config *c, const json *r, const char *path, tm_error *err) {
+    c->norm_ofs = c->sandwich_norm = c->gelu_tanh = c->embed_scale = c->qk_norm = 1;
+    const char *act = json_get_str(r, "hidden_activation", "gelu_pytorch_tanh");
+    if (strcmp(act, "gelu_pytorch_tanh"))
+        return tm_fail(err, "%s: unsupported field value \"hidden_activation\": \"%s\" (only gelu_pytorch_tanh)", path, act);
+    static const char *unsupported[] = {"attn_logit_softcapping", "final_logit_softcapping"};
+    for (int i = 0; i < 2; i++) {
+        json *v = json_get(r, unsupported[i]);
+        if (v && v->type != JSON_NULL)
+            return tm_fail(err, "%s: unsupported field value \"%s\": %.*s (soft-capping is not implemented; Gemma 3 has null)", path,
+                           unsupported[i], (int)v->len, v->str);
+    }
+    if (json_get_bool(r, "use_bidirectional_attention", 0))
+        return tm_fail(err, "%s: unsupported field value \"use_bidirectional_attention\": true", path);
+    int pattern;
+    if (get_float(r, "query_pre_attn_scalar", 256.0f, &c->attn_scalar, path, err) ||
+        get_int(r, "sliding_window", 4096, 0, &c->sliding_window, path, err) ||
+        get_int(r, "sliding_window_pattern", 6, 0, &pattern, path, err) ||
+        get_float(r, "rope_local_base_freq", 10000.0f, &c->rope_local_theta, path, err))
+        return -1;
+    if (!(c->attn_scalar > 0)) return tm_fail(err, "%s: field \"query_pre_attn_scalar\" must be positive", path);
+    if (c->sliding_window <= 0) return tm_fail(err, "%s: field \"sliding_window\" must be positive", path);
+    if (c->layers > CONFIG_MAX_LAYERS) return tm_fail(err, "%s: %d layers, at most %d supported", path, c->layers, CONFIG_MAX_LAYERS);
+    json *lt = json_get(r, "layer_types");
+    if (lt && lt->type != JSON_NULL) {
+        if (lt->type != JSON_ARRAY || lt->n != c->layers)
+            return tm_fail(err, "%s: field \"layer_types\" must list one type per layer (%d)", path, c->layers);
+        for (int l = 0; l < c->layers; l++) {
+            const json *t = &lt->items[l];
+            int sliding = t->type == JSON_STRING && !strcmp(t->str, "sliding_attention");
+            if (!sliding && !(t->type == JSON_STRING && !strcmp(t->str, "full_attention")))
+                return tm_fail(err, "%s: field \"layer_types\"[%d] must be \"sliding_attention\" or \"full_attention\"", path, l);
+            c->layer_sliding[l] = (unsigned char)sliding;
+        }
+    } else {
+        // transformers: sliding unless (i + 1) is a multiple of sliding_window_pattern
+        if (pattern <= 0) return tm_fail(err, "%s: field \"sliding_window_pattern\" must be positive", path);
+        for (int l = 0; l < c->layers; l++) c->layer_sliding[l] = (l + 1) % pattern != 0;
+    }
+    return 0;
+}
+
 int config_from_json(model_config *c, const json *r, const char *path, tm_error *err) {
     memset(c, 0, sizeof *c);
     if (!r || r->type != JSON_OBJECT) return tm_fail(err, "%s: not a JSON object", path);
@@ -57,7 +153,7 @@ int config_from_json(model_config *c, const json *r, const char *path, tm_error 
     if (archs && archs->type == JSON_ARRAY && archs->n > 0 && archs->items[0].type == JSON_STRING) arch = archs->items[0].str;
     const char *mt = json_get_str(r, "model_type", NULL);
     int found = 0;
-    for (int i = 0; i < 3; i++) {
+    for (int i = 0; i < ARCH_COUNT; i++) {
         if ((arch && !strcmp(arch, arch_names[i])) || (!arch && mt && !strcmp(mt, model_types[i]))) {
             c->arch = (model_arch)i;
             found = 1;
@@ -73,7 +169,7 @@ int config_from_json(model_config *c, const json *r, const char *path, tm_error 
         }
     }
     if (!found)
-        return tm_fail(err, "%s: unsupported architecture \"%s\" (supported: LlamaForCausalLM, Qwen2ForCausalLM, Qwen3ForCausalLM and their ForSequenceClassification reward models)",
+        return tm_fail(err, "%s: unsupported architecture \"%s\" (supported: LlamaForCausalLM, Qwen2ForCausalLM, Qwen3ForCausalLM, Gemma3ForCausalLM and their ForSequenceClassification reward models)",
                        path, arch ? arch : mt ? mt : "(none)");
     if (get_int(r, "hidden_size", 0, 1, &c->hidden, path, err) || get_int(r, "num_hidden_layers", 0, 1, &c->layers, path, err) ||
         get_int(r, "num_attention_heads", 0, 1, &c->heads, path, err) || get_int(r, "intermediate_size", 0, 1, &c->ffn, path, err) ||
@@ -81,37 +177,28 @@ int config_from_json(model_config *c, const json *r, const char *path, tm_error 
         get_int(r, "num_key_value_heads", c->heads, 0, &c->kv_heads, path, err) ||
         get_int(r, "max_position_embeddings", 2048, 0, &c->max_pos, path, err) ||
         get_float(r, "rms_norm_eps", 1e-6f, &c->rms_eps, path, err) ||
-        get_float(r, "rope_theta", 10000.0f, &c->rope_theta, path, err))
+        get_float(r, "rope_theta", c->arch == ARCH_GEMMA3 ? 1e6f : 10000.0f, &c->rope_theta, path, err))
         return -1;
     if (c->heads <= 0) return tm_fail(err, "%s: field \"num_attention_heads\" must be positive", path);
-    if (get_int(r, "head_dim", c->hidden / c->heads, 0, &c->head_dim, path, err)) return -1;
-    c->tie_embeddings = json_get_bool(r, "tie_word_embeddings", 0);  // LlamaConfig, Qwen2Config, Qwen3Config default
+    // Gemma3TextConfig's head_dim defaults to 256, the others' to hidden / heads
+    if (get_int(r, "head_dim", c->arch == ARCH_GEMMA3 ? 256 : c->hidden / c->heads, 0, &c->head_dim, path, err)) return -1;
+    // LlamaConfig, Qwen2Config, Qwen3Config default to untied, Gemma3TextConfig to tied
+    c->tie_embeddings = json_get_bool(r, "tie_word_embeddings", c->arch == ARCH_GEMMA3);
     if (c->arch == ARCH_QWEN2) c->attn_bias = 1;
     if (c->arch == ARCH_QWEN3) c->qk_norm = 1;
     // Qwen2 always has q/k/v biases and none on o_proj; Llama and Qwen3 put
     // attention_bias on all four projections.
     if (c->arch != ARCH_QWEN2 && json_get_bool(r, "attention_bias", 0)) c->attn_bias = c->o_bias = 1;
     if (json_get_bool(r, "mlp_bias", 0)) return tm_fail(err, "%s: unsupported field value \"mlp_bias\": true", path);
-    const char *act = json_get_str(r, "hidden_act", "silu");
-    if (strcmp(act, "silu")) return tm_fail(err, "%s: unsupported field value \"hidden_act\": \"%s\" (only silu)", path, act);
-    if (json_get_bool(r, "use_sliding_window", 0))
-        return tm_fail(err, "%s: unsupported field value \"use_sliding_window\": true", path);
-    json *rs = json_get(r, "rope_scaling");
-    if (rs && rs->type == JSON_OBJECT) {
-        const char *t = json_get_str(rs, "rope_type", json_get_str(rs, "type", "default"));
-        if (!strcmp(t, "llama3")) {
-            c->rope_llama3 = 1;
-            if (get_float(rs, "factor", 8.0f, &c->rope_factor, path, err) ||
-                get_float(rs, "low_freq_factor", 1.0f, &c->rope_low_freq_factor, path, err) ||
-                get_float(rs, "high_freq_factor", 4.0f, &c->rope_high_freq_factor, path, err) ||
-                get_int(rs, "original_max_position_embeddings", 8192, 0, &c->rope_original_max_pos, path, err))
-                return -1;
-        } else if (strcmp(t, "default")) {
-            return tm_fail(err, "%s: unsupported field value \"rope_scaling.rope_type\": \"%s\" (supported: llama3)", path, t);
-        }
-    } else if (rs && rs->type != JSON_NULL) {
-        return tm_fail(err, "%s: field \"rope_scaling\" must be an object or null", path);
+    if (c->arch == ARCH_GEMMA3) {
+        if (gemma3_fields(c, r, path, err)) return -1;
+    } else {
+        const char *act = json_get_str(r, "hidden_act", "silu");
+        if (strcmp(act, "silu")) return tm_fail(err, "%s: unsupported field value \"hidden_act\": \"%s\" (only silu)", path, act);
+        if (json_get_bool(r, "use_sliding_window", 0))
+            return tm_fail(err, "%s: unsupported field value \"use_sliding_window\": true (sliding-window attention is implemented for Gemma 3 only)", path);
     }
+    if (rope_fields(c, r, path, err)) return -1;
     c->bos_token_id = first_token_id(r, "bos_token_id");
     c->eos_token_id = first_token_id(r, "eos_token_id");
     return config_validate(c, path, err);
@@ -125,6 +212,7 @@ int config_validate(const model_config *c, const char *path, tm_error *err) {
     if (!(c->rms_eps > 0) || !(c->rope_theta > 0)) return tm_fail(err, "%s: rms_norm_eps and rope_theta must be positive", path);
     if (c->rope_llama3 && !(c->rope_factor > 0 && c->rope_high_freq_factor > c->rope_low_freq_factor && c->rope_original_max_pos > 0))
         return tm_fail(err, "%s: invalid rope_scaling parameters", path);
+    if (c->sliding_window && !(c->rope_local_theta > 0)) return tm_fail(err, "%s: rope_local_base_freq must be positive", path);
     return 0;
 }
 
@@ -153,7 +241,30 @@ int config_preset(model_config *c, model_arch arch, const char *preset, tm_error
     c->attn_bias = arch == ARCH_QWEN2;
     c->qk_norm = arch == ARCH_QWEN3;
     c->bos_token_id = c->eos_token_id = -1;
+    if (arch == ARCH_GEMMA3) {
+        // Gemma 3's shape of block: 4 norms, q/k norm, GeGLU, 5 sliding layers to 1 full.
+        // tiny has 8 layers so that full attention (layer 5) sits between sliding ones.
+        if (!strcmp(preset, "tiny")) c->layers = 8;
+        c->norm_ofs = c->sandwich_norm = c->gelu_tanh = c->embed_scale = c->qk_norm = 1;
+        c->tie_embeddings = 1;
+        c->attn_scalar = (float)c->head_dim;
+        c->sliding_window = !strcmp(preset, "tiny") ? 128 : 512;
+        c->rope_local_theta = 10000.0f;
+        for (int l = 0; l < c->layers; l++) c->layer_sliding[l] = (l + 1) % 6 != 0;
+    }
     return 0;
+}
+
+// Gemma 3's fields as Gemma3TextConfig writes them.
+static void gemma3_to_json(const model_config *c, sbuf *o) {
+    sbuf_puts(o, "  \"hidden_activation\": \"gelu_pytorch_tanh\",\n  \"query_pre_attn_scalar\": ");
+    sbuf_json_float(o, c->attn_scalar);
+    sbuf_printf(o, ",\n  \"sliding_window\": %d,\n  \"rope_local_base_freq\": ", c->sliding_window);
+    sbuf_json_float(o, c->rope_local_theta);
+    sbuf_puts(o, ",\n  \"layer_types\": [");
+    for (int l = 0; l < c->layers; l++)
+        sbuf_printf(o, "%s\"%s\"", l ? ", " : "", c->layer_sliding[l] ? "sliding_attention" : "full_attention");
+    sbuf_puts(o, "],\n  \"attn_logit_softcapping\": null,\n  \"final_logit_softcapping\": null,\n");
 }
 
 void config_to_json(const model_config *c, const char *torch_dtype, sbuf *o) {
@@ -169,13 +280,17 @@ void config_to_json(const model_config *c, const char *torch_dtype, sbuf *o) {
         sbuf_printf(o, ",\n  \"rope_scaling\": {\"rope_type\": \"llama3\", \"factor\": %g, \"low_freq_factor\": %g, "
                        "\"high_freq_factor\": %g, \"original_max_position_embeddings\": %d}",
                     c->rope_factor, c->rope_low_freq_factor, c->rope_high_freq_factor, c->rope_original_max_pos);
+    } else if (c->rope_linear_factor > 0) {
+        sbuf_printf(o, ",\n  \"rope_scaling\": {\"rope_type\": \"linear\", \"factor\": %g}", c->rope_linear_factor);
     } else {
         sbuf_puts(o, ",\n  \"rope_scaling\": null");
     }
-    sbuf_printf(o, ",\n  \"tie_word_embeddings\": %s,\n  \"hidden_act\": \"silu\",\n", c->tie_embeddings ? "true" : "false");
+    sbuf_printf(o, ",\n  \"tie_word_embeddings\": %s,\n", c->tie_embeddings ? "true" : "false");
+    if (c->arch == ARCH_GEMMA3) gemma3_to_json(c, o);
+    else sbuf_puts(o, "  \"hidden_act\": \"silu\",\n");
     if (c->arch != ARCH_QWEN2) sbuf_printf(o, "  \"attention_bias\": %s,\n", c->o_bias ? "true" : "false");
     if (c->arch == ARCH_LLAMA) sbuf_puts(o, "  \"mlp_bias\": false,\n");
-    if (c->arch != ARCH_LLAMA) sbuf_puts(o, "  \"use_sliding_window\": false,\n");
+    if (c->arch == ARCH_QWEN2 || c->arch == ARCH_QWEN3) sbuf_puts(o, "  \"use_sliding_window\": false,\n");
     if (c->bos_token_id >= 0) sbuf_printf(o, "  \"bos_token_id\": %d,\n", c->bos_token_id);
     if (c->eos_token_id >= 0) sbuf_printf(o, "  \"eos_token_id\": %d,\n", c->eos_token_id);
     sbuf_puts(o, "  \"attention_dropout\": 0.0,\n  \"initializer_range\": 0.02,\n  \"use_cache\": true,\n");
@@ -200,6 +315,16 @@ void config_rope_inv_freq(const model_config *c, float *inv_freq) {
             }
             f = g;
         }
+        if (c->rope_linear_factor > 0) f /= c->rope_linear_factor;  // transformers' linear: inv_freq / factor
         inv_freq[i] = f;
     }
+}
+
+void config_rope_inv_freq_local(const model_config *c, float *inv_freq) {
+    for (int i = 0; i < c->head_dim / 2; i++)
+        inv_freq[i] = 1.0f / powf(c->rope_local_theta, (float)(2 * i) / (float)c->head_dim);
+}
+
+int config_layer_window(const model_config *c, int l) {
+    return c->sliding_window > 0 && l < CONFIG_MAX_LAYERS && c->layer_sliding[l] ? c->sliding_window : 0;
 }

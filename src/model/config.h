@@ -1,12 +1,15 @@
 // model/config: the architecture hyperparameters read from a Hugging Face config.json
-// (LlamaForCausalLM, Qwen2ForCausalLM, Qwen3ForCausalLM), and the presets of
+// (LlamaForCausalLM, Qwen2ForCausalLM, Qwen3ForCausalLM, Gemma3ForCausalLM), and the presets of
 // `temper init`. Anything we do not implement is an error that names the field,
 // never a silently different model.
 #pragma once
 #include "base/error.h"
 #include "base/json.h"
 
-typedef enum { ARCH_LLAMA, ARCH_QWEN2, ARCH_QWEN3 } model_arch;
+typedef enum { ARCH_LLAMA, ARCH_QWEN2, ARCH_QWEN3, ARCH_GEMMA3, ARCH_COUNT } model_arch;
+
+// Layers whose attention kind (sliding or full) a config can name one by one.
+#define CONFIG_MAX_LAYERS 1024
 
 typedef struct model_config {
     model_arch arch;
@@ -28,13 +31,25 @@ typedef struct model_config {
     int rope_llama3;
     float rope_factor, rope_low_freq_factor, rope_high_freq_factor;
     int rope_original_max_pos;
+    // rope_scaling {"rope_type": "linear", "factor": f}: inv_freq / f (Gemma 3: global layers only)
+    float rope_linear_factor;  // 0: none
+    // Gemma 3 (Gemma3ForCausalLM, model_type gemma3_text)
+    int norm_ofs;          // every RMSNorm scales by 1 + weight (weights stored minus one)
+    int sandwich_norm;     // post_attention_layernorm / post_feedforward_layernorm on each branch's
+                           // output, pre_feedforward_layernorm before the MLP
+    int gelu_tanh;         // MLP gate activation gelu_pytorch_tanh instead of silu
+    int embed_scale;       // embeddings times sqrt(hidden_size), rounded to the weights' dtype
+    float attn_scalar;     // query_pre_attn_scalar: scores scaled by attn_scalar^-0.5 (0: head_dim)
+    int sliding_window;    // keys within the last sliding_window positions (sliding layers)
+    float rope_local_theta;// rope_local_base_freq: RoPE base of the sliding layers (unscaled)
+    unsigned char layer_sliding[CONFIG_MAX_LAYERS];  // 1: "sliding_attention", 0: "full_attention"
     int bos_token_id, eos_token_id;  // -1 when absent
     int num_labels;    // 0: causal LM (lm-head); 1: reward model (*ForSequenceClassification, score head)
 } model_config;
 
 const char *model_arch_name(model_arch a);           // "LlamaForCausalLM", ...
 const char *model_arch_cls_name(model_arch a);       // "LlamaForSequenceClassification", ...
-int model_arch_from_short(const char *s, model_arch *a);  // "llama" | "qwen2" | "qwen3"
+int model_arch_from_short(const char *s, model_arch *a);  // "llama" | "qwen2" | "qwen3" | "gemma3"
 
 // Parses a config.json document; errors name the path and the field.
 int config_from_json(model_config *c, const json *root, const char *path, tm_error *err);
@@ -46,5 +61,10 @@ void config_to_json(const model_config *c, const char *torch_dtype, sbuf *out);
 // Checks internal consistency (heads divide, head_dim even, ...).
 int config_validate(const model_config *c, const char *path, tm_error *err);
 
-// RoPE inverse frequencies [head_dim/2], with llama3 scaling when configured.
+// RoPE inverse frequencies [head_dim/2] of the full-attention layers, with llama3 or
+// linear scaling when configured.
 void config_rope_inv_freq(const model_config *c, float *inv_freq);
+// Those of Gemma 3's sliding layers: base rope_local_base_freq, never scaled.
+void config_rope_inv_freq_local(const model_config *c, float *inv_freq);
+// The sliding window of layer l (0: full attention).
+int config_layer_window(const model_config *c, int l);

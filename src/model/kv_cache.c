@@ -134,19 +134,24 @@ static int decode_rows(model *m, kv_cache *c, const kv_batch *b, float *logits, 
     if (nlog > c->max_logit_rows) return tm_fail(err, "decode: %d logit rows, sized for %d", nlog, c->max_logit_rows);
     if (lora_reserve(m, N, err)) return -1;  // LoRA adapters (model/lora.h) apply in decoding too
     const size_t ND = (size_t)N * D;
+    const float nofs = cf->norm_ofs ? 1.0f : 0.0f, qs = model_query_scale(m), es = model_embed_scale(m);
 
     K->embedding_fwd(c->x, b->tokens, W + m->off_embed, N, D);
+    if (es != 1.0f)
+        for (size_t i = 0; i < ND; i++) c->x[i] *= es;
     for (int l = 0; l < cf->layers; l++) {
         const layer_offsets *o = &m->layer[l];
+        const float *inv_freq = model_layer_inv_freq(m, l);
+        const int window = config_layer_window(cf, l);
         float *Kc = c->k + (size_t)l * c->layer_floats, *Vc = c->v + (size_t)l * c->layer_floats;
-        K->rmsnorm_fwd(c->xn, c->rstd, c->x, W + o->attn_norm, N, D, cf->rms_eps);
+        K->rmsnorm_fwd(c->xn, c->rstd, c->x, W + o->attn_norm, nofs, N, D, cf->rms_eps);
         if (cf->qk_norm) {
             lin(K, c->qpre, c->xn, W + o->wq, o->bq == NONE ? NULL : W + o->bq, N, D, qd);
             lora_fwd(m, l, LORA_Q, c->qpre, c->xn, N, D, qd);
             lin(K, c->kpre, c->xn, W + o->wk, o->bk == NONE ? NULL : W + o->bk, N, D, kvd);
             lora_fwd(m, l, LORA_K, c->kpre, c->xn, N, D, kvd);
-            K->rmsnorm_fwd(c->q, c->rstd_h, c->qpre, W + o->q_norm, N * Hq, hd, cf->rms_eps);
-            K->rmsnorm_fwd(c->kk, c->rstd_h, c->kpre, W + o->k_norm, N * Hkv, hd, cf->rms_eps);
+            K->rmsnorm_fwd(c->q, c->rstd_h, c->qpre, W + o->q_norm, nofs, N * Hq, hd, cf->rms_eps);
+            K->rmsnorm_fwd(c->kk, c->rstd_h, c->kpre, W + o->k_norm, nofs, N * Hkv, hd, cf->rms_eps);
         } else {
             lin(K, c->q, c->xn, W + o->wq, o->bq == NONE ? NULL : W + o->bq, N, D, qd);
             lora_fwd(m, l, LORA_Q, c->q, c->xn, N, D, qd);
@@ -155,8 +160,10 @@ static int decode_rows(model *m, kv_cache *c, const kv_batch *b, float *logits, 
         }
         lin(K, c->vv, c->xn, W + o->wv, o->bv == NONE ? NULL : W + o->bv, N, D, kvd);
         lora_fwd(m, l, LORA_V, c->vv, c->xn, N, D, kvd);
-        K->rope_fwd(c->q, b->pos, m->inv_freq, N, Hq, hd);
-        K->rope_fwd(c->kk, b->pos, m->inv_freq, N, Hkv, hd);
+        K->rope_fwd(c->q, b->pos, inv_freq, N, Hq, hd);
+        K->rope_fwd(c->kk, b->pos, inv_freq, N, Hkv, hd);
+        if (qs != 1.0f)
+            for (size_t i = 0; i < (size_t)N * qd; i++) c->q[i] *= qs;
         for (int i = 0; i < N; i++) {
             int s = b->slot[i];
             for (int h = 0; h < Hkv; h++) {
@@ -174,19 +181,44 @@ static int decode_rows(model *m, kv_cache *c, const kv_batch *b, float *logits, 
                 sp[0] = (k_kv_span){Kc, Vc, 0, 0};
             }
             sp[1] = (k_kv_span){Kc + c->off[s], Vc + c->off[s], (long)c->cap[s] * hd, b->cache_pos[i] + 1};
+            if (window > 0) {
+                // Sliding layer: only the last `window` keys of the concatenation (the
+                // query's own included) are visible, as in the trainer's mask.
+                int drop = sp[0].len + sp[1].len - window;
+                for (int j = 0; j < 2 && drop > 0; j++) {
+                    int d = drop < sp[j].len ? drop : sp[j].len;
+                    sp[j].k += (long)d * hd;
+                    sp[j].v += (long)d * hd;
+                    sp[j].len -= d;
+                    drop -= d;
+                }
+            }
         }
         K->attention_cache_fwd(c->att, c->q, c->spans, 2, N, Hq, Hkv, hd);
-        lin(K, c->xmid, c->att, W + o->wo, o->bo == NONE ? NULL : W + o->bo, N, qd, D);
-        lora_fwd(m, l, LORA_O, c->xmid, c->att, N, qd, D);
+        if (cf->sandwich_norm) {  // Gemma: post-norms on both branches' outputs
+            lin(K, c->xn, c->att, W + o->wo, o->bo == NONE ? NULL : W + o->bo, N, qd, D);
+            lora_fwd(m, l, LORA_O, c->xn, c->att, N, qd, D);
+            K->rmsnorm_fwd(c->xmid, c->rstd, c->xn, W + o->post_attn_norm, nofs, N, D, cf->rms_eps);
+        } else {
+            lin(K, c->xmid, c->att, W + o->wo, o->bo == NONE ? NULL : W + o->bo, N, qd, D);
+            lora_fwd(m, l, LORA_O, c->xmid, c->att, N, qd, D);
+        }
         K->add_inplace(c->xmid, c->x, (long)ND);
-        K->rmsnorm_fwd(c->xn, c->rstd, c->xmid, W + o->mlp_norm, N, D, cf->rms_eps);
+        K->rmsnorm_fwd(c->xn, c->rstd, c->xmid, W + o->mlp_norm, nofs, N, D, cf->rms_eps);
         lin(K, c->gate, c->xn, W + o->w_gate, NULL, N, D, F);
         lora_fwd(m, l, LORA_GATE, c->gate, c->xn, N, D, F);
         lin(K, c->up, c->xn, W + o->w_up, NULL, N, D, F);
         lora_fwd(m, l, LORA_UP, c->up, c->xn, N, D, F);
-        K->swiglu_fwd(c->h, c->gate, c->up, (long)N * F);
-        lin(K, c->x, c->h, W + o->w_down, NULL, N, F, D);
-        lora_fwd(m, l, LORA_DOWN, c->x, c->h, N, F, D);
+        if (cf->gelu_tanh) K->geglu_fwd(c->h, c->gate, c->up, (long)N * F);
+        else K->swiglu_fwd(c->h, c->gate, c->up, (long)N * F);
+        if (cf->sandwich_norm) {
+            lin(K, c->xn, c->h, W + o->w_down, NULL, N, F, D);
+            lora_fwd(m, l, LORA_DOWN, c->xn, c->h, N, F, D);
+            K->rmsnorm_fwd(c->x, c->rstd, c->xn, W + o->post_ff_norm, nofs, N, D, cf->rms_eps);
+        } else {
+            lin(K, c->x, c->h, W + o->w_down, NULL, N, F, D);
+            lora_fwd(m, l, LORA_DOWN, c->x, c->h, N, F, D);
+        }
         K->add_inplace(c->x, c->xmid, (long)ND);
     }
     if (!nlog || !logits) return 0;
@@ -197,7 +229,7 @@ static int decode_rows(model *m, kv_cache *c, const kv_batch *b, float *logits, 
         if (r >= nlog) return tm_fail(err, "decode: logit_row %d is not in 0..%d", r, nlog - 1);
         memcpy(c->xn + (size_t)r * D, c->x + (size_t)i * D, sizeof(float) * (size_t)D);
     }
-    K->rmsnorm_fwd(c->hsel, c->rstd, c->xn, W + m->off_norm, nlog, D, cf->rms_eps);
+    K->rmsnorm_fwd(c->hsel, c->rstd, c->xn, W + m->off_norm, nofs, nlog, D, cf->rms_eps);
     lin(K, logits, c->hsel, W + m->off_lm_head, NULL, nlog, D, V);
     return 0;
 }

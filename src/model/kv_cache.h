@@ -6,8 +6,9 @@
 // slot per sample (the tokens after the prompt). Nothing is allocated per token.
 //
 // model_decode runs the same kernels on the same weights as model_forward (embedding,
-// RMSNorm, q/k/v/o, RoPE at explicit positions, SwiGLU), with attention against the
-// cache (k_attention_cache_fwd). So the log-probs it yields equal the trainer's
+// RMSNorm, q/k/v/o, RoPE at explicit positions, SwiGLU or Gemma's GeGLU and post-norms),
+// with attention against the cache (k_attention_cache_fwd); a sliding-window layer
+// (Gemma 3) sees only the last `sliding_window` entries of the concatenated spans. So the log-probs it yields equal the trainer's
 // recomputed ones up to float summation order (tests/unit/test_rollout.c: < 1e-5).
 // Full logits are made only for the rows that ask for them (one per sequence being
 // sampled), never for every row.

@@ -22,11 +22,15 @@ struct model_acts {
     float *rstd_q, *rstd_k; // [L, N*Hq] / [L, N*Hkv] (Qwen3 only)
     float *att;           // [L, N, Hq*d] attention output before o_proj
     float *lse;           // [L, N, Hq]
+    float *o_out, *f_out; // [L, N, D] attention / MLP outputs before Gemma's post-norms
+    float *rstd_po, *rstd_pf; // [L, N] their rstd
     float *gate, *up;     // [L, N, F]
     float *rstd_f;        // [N]
-    float *xf;            // [N, D] final normalized hidden
+    float *xf;            // [N, D] final normalized hidden (before any temperature)
+    float *xf_t;          // [N, D] xf / T, the lm-head's input when T != 1
     float *lm_lse;        // [N]
     float *entropy;       // [N] entropy saved for the backward
+    double temperature;   // of the last lm-head forward (its input: xf, or xf_t when T != 1)
     // scratch (not saved)
     float *t_xn;          // [N, D]
     float *t_h;           // [N, F]
@@ -59,16 +63,21 @@ int model_create(model *m, const model_config *c, tm_error *err) {
     m->K = &kernels_cpu;
     m->file_dtype = ST_F32;
     int L = c->layers, D = c->hidden, qd = c->heads * c->head_dim, kvd = c->kv_heads * c->head_dim;
-    m->params = calloc((size_t)L * 16 + 4, sizeof *m->params);
+    m->params = calloc((size_t)L * 20 + 4, sizeof *m->params);
     m->layer = calloc((size_t)L, sizeof *m->layer);
     m->inv_freq = malloc(sizeof(float) * (size_t)(c->head_dim / 2));
-    if (!m->params || !m->layer || !m->inv_freq) { model_free(m); return tm_fail(err, "out of memory"); }
+    if (c->sliding_window) m->inv_freq_local = malloc(sizeof(float) * (size_t)(c->head_dim / 2));
+    if (!m->params || !m->layer || !m->inv_freq || (c->sliding_window && !m->inv_freq_local)) {
+        model_free(m);
+        return tm_fail(err, "out of memory");
+    }
     config_rope_inv_freq(c, m->inv_freq);
+    if (m->inv_freq_local) config_rope_inv_freq_local(c, m->inv_freq_local);
     char name[96];
     add_param(m, "model.embed_tokens.weight", 2, c->vocab, D, 1, &m->off_embed);
     for (int l = 0; l < L; l++) {
         layer_offsets *o = &m->layer[l];
-        o->bq = o->bk = o->bv = o->bo = o->q_norm = o->k_norm = NONE;
+        o->bq = o->bk = o->bv = o->bo = o->q_norm = o->k_norm = o->post_attn_norm = o->post_ff_norm = NONE;
 #define P(field, suffix, nd, a, b, decay) \
     snprintf(name, sizeof name, "model.layers.%d.%s", l, suffix), add_param(m, name, nd, a, b, decay, &o->field)
         P(attn_norm, "input_layernorm.weight", 1, D, 1, 0);
@@ -84,7 +93,13 @@ int model_create(model *m, const model_config *c, tm_error *err) {
             P(q_norm, "self_attn.q_norm.weight", 1, c->head_dim, 1, 0);
             P(k_norm, "self_attn.k_norm.weight", 1, c->head_dim, 1, 0);
         }
-        P(mlp_norm, "post_attention_layernorm.weight", 1, D, 1, 0);
+        if (c->sandwich_norm) {
+            P(post_attn_norm, "post_attention_layernorm.weight", 1, D, 1, 0);
+            P(mlp_norm, "pre_feedforward_layernorm.weight", 1, D, 1, 0);
+            P(post_ff_norm, "post_feedforward_layernorm.weight", 1, D, 1, 0);
+        } else {
+            P(mlp_norm, "post_attention_layernorm.weight", 1, D, 1, 0);
+        }
         P(w_gate, "mlp.gate_proj.weight", 2, c->ffn, D, 1);
         P(w_up, "mlp.up_proj.weight", 2, c->ffn, D, 1);
         P(w_down, "mlp.down_proj.weight", 2, D, c->ffn, 1);
@@ -112,7 +127,8 @@ void model_init_random(model *m, uint64_t seed) {
         const model_param *p = &m->params[i];
         float *w = m->w + p->offset;
         int is_norm = strstr(p->name, "norm") != NULL;
-        for (size_t j = 0; j < p->numel; j++) w[j] = is_norm ? 1.0f : 0.02f * rng_normal(&r);
+        float one = m->cfg.norm_ofs ? 0.0f : 1.0f;  // the scale is weight + norm_ofs
+        for (size_t j = 0; j < p->numel; j++) w[j] = is_norm ? one : 0.02f * rng_normal(&r);
     }
 }
 
@@ -127,6 +143,7 @@ void model_free(model *m) {
     free(m->params);
     free(m->layer);
     free(m->inv_freq);
+    free(m->inv_freq_local);
     free(m->w);
     free(m->g);
     lora_free(m->lora);
@@ -180,13 +197,15 @@ int model_reserve(model *m, int max_tokens, tm_error *err) {
         c->qk_norm ? L * N * qd : 0, c->qk_norm ? L * N * kvd : 0,
         c->qk_norm ? L * N * Hq : 0, c->qk_norm ? L * N * Hkv : 0,
         L * N * qd, L * N * Hq, L * N * F, L * N * F,          // att lse gate up
-        N, N * D, N, N,                                        // rstd_f xf lm_lse entropy
+        c->sandwich_norm ? L * N * D : 0, c->sandwich_norm ? L * N * D : 0,  // o_out f_out
+        c->sandwich_norm ? L * N : 0, c->sandwich_norm ? L * N : 0,          // rstd_po rstd_pf
+        N, N * D, N * D, N, N,                                 // rstd_f xf xf_t lm_lse entropy
         N * D, N * F, N * D, N * D, N * F, N * F, N * F,       // t_xn t_h d_x d_xn d_h d_gate d_up
         N * qd, N * qd, N * qd, N * kvd, N * kvd, N * kvd,     // d_att d_q d_qpre d_k d_v d_kpre
     };
     float **ptrs[] = {
         &a->xs, &a->xs_mid, &a->rstd1, &a->rstd2, &a->q, &a->k, &a->v, &a->q_pre, &a->k_pre, &a->rstd_q, &a->rstd_k,
-        &a->att, &a->lse, &a->gate, &a->up, &a->rstd_f, &a->xf, &a->lm_lse, &a->entropy,
+        &a->att, &a->lse, &a->gate, &a->up, &a->o_out, &a->f_out, &a->rstd_po, &a->rstd_pf, &a->rstd_f, &a->xf, &a->xf_t, &a->lm_lse, &a->entropy,
         &a->t_xn, &a->t_h, &a->d_x, &a->d_xn, &a->d_h, &a->d_gate, &a->d_up,
         &a->d_att, &a->d_q, &a->d_qpre, &a->d_k, &a->d_v, &a->d_kpre,
     };
@@ -247,10 +266,35 @@ int model_check_batch(const model *m, const model_batch *b, tm_error *err) {
 
 // Normalized input of a block: y = rmsnorm(x) with saved rstd (recomputation in the backward
 // uses the saved rstd, so it is exactly the forward's value).
-static void apply_saved_norm(float *y, const float *x, const float *rstd, const float *w, int N, int D) {
+static void apply_saved_norm(float *y, const float *x, const float *rstd, const float *w, float wofs, int N, int D) {
 #pragma omp parallel for schedule(static)
     for (int i = 0; i < N; i++)
-        for (int j = 0; j < D; j++) y[(size_t)i * D + j] = x[(size_t)i * D + j] * rstd[i] * w[j];
+        for (int j = 0; j < D; j++) y[(size_t)i * D + j] = x[(size_t)i * D + j] * rstd[i] * (w[j] + wofs);
+}
+
+float model_embed_scale(const model *m) {
+    if (!m->cfg.embed_scale) return 1.0f;
+    float s = sqrtf((float)m->cfg.hidden);
+    // transformers: embed_scale.to(weight.dtype), so a bf16 Gemma multiplies by bf16(sqrt(D))
+    if (m->file_dtype == ST_BF16) return st_bf16_to_f32(st_f32_to_bf16(s));
+    if (m->file_dtype == ST_F16) return st_f16_to_f32(st_f32_to_f16(s));
+    return s;
+}
+
+const float *model_layer_inv_freq(const model *m, int l) {
+    return config_layer_window(&m->cfg, l) && m->inv_freq_local ? m->inv_freq_local : m->inv_freq;
+}
+
+float model_query_scale(const model *m) {
+    const model_config *c = &m->cfg;
+    if (!(c->attn_scalar > 0) || c->attn_scalar == (float)c->head_dim) return 1.0f;
+    return (float)(sqrt((double)c->head_dim) / sqrt((double)c->attn_scalar));
+}
+
+static void scale_inplace(float *x, float s, long n) {
+    if (s == 1.0f) return;
+#pragma omp parallel for schedule(static)
+    for (long i = 0; i < n; i++) x[i] *= s;
 }
 
 int model_forward_hidden(model *m, const model_batch *b, tm_error *err) {
@@ -264,7 +308,9 @@ int model_forward_hidden(model *m, const model_batch *b, tm_error *err) {
     const size_t ND = (size_t)N * D;
     const float *W = m->w;
 
+    const float nofs = c->norm_ofs ? 1.0f : 0.0f, qs = model_query_scale(m);
     K->embedding_fwd(a->xs, b->tokens, W + m->off_embed, N, D);
+    scale_inplace(a->xs, model_embed_scale(m), (long)ND);
     for (int l = 0; l < c->layers; l++) {
         const layer_offsets *o = &m->layer[l];
         float *x = a->xs + l * ND, *xmid = a->xs_mid + l * ND, *xnext = a->xs + (l + 1) * ND;
@@ -272,15 +318,17 @@ int model_forward_hidden(model *m, const model_batch *b, tm_error *err) {
         float *att = a->att + (size_t)l * N * qd, *lse = a->lse + (size_t)l * N * Hq;
         float *gate = a->gate + (size_t)l * N * F, *up = a->up + (size_t)l * N * F;
 
-        K->rmsnorm_fwd(a->t_xn, a->rstd1 + (size_t)l * N, x, W + o->attn_norm, N, D, c->rms_eps);
+        const float *inv_freq = model_layer_inv_freq(m, l);
+        const int window = config_layer_window(c, l);
+        K->rmsnorm_fwd(a->t_xn, a->rstd1 + (size_t)l * N, x, W + o->attn_norm, nofs, N, D, c->rms_eps);
         if (c->qk_norm) {
             float *qp = a->q_pre + (size_t)l * N * qd, *kp = a->k_pre + (size_t)l * N * kvd;
             K->linear_fwd(qp, a->t_xn, W + o->wq, o->bq == NONE ? NULL : W + o->bq, N, D, qd);
             lora_fwd(m, l, LORA_Q, qp, a->t_xn, N, D, qd);
             K->linear_fwd(kp, a->t_xn, W + o->wk, o->bk == NONE ? NULL : W + o->bk, N, D, kvd);
             lora_fwd(m, l, LORA_K, kp, a->t_xn, N, D, kvd);
-            K->rmsnorm_fwd(q, a->rstd_q + (size_t)l * N * Hq, qp, W + o->q_norm, N * Hq, hd, c->rms_eps);
-            K->rmsnorm_fwd(k, a->rstd_k + (size_t)l * N * Hkv, kp, W + o->k_norm, N * Hkv, hd, c->rms_eps);
+            K->rmsnorm_fwd(q, a->rstd_q + (size_t)l * N * Hq, qp, W + o->q_norm, nofs, N * Hq, hd, c->rms_eps);
+            K->rmsnorm_fwd(k, a->rstd_k + (size_t)l * N * Hkv, kp, W + o->k_norm, nofs, N * Hkv, hd, c->rms_eps);
         } else {
             K->linear_fwd(q, a->t_xn, W + o->wq, o->bq == NONE ? NULL : W + o->bq, N, D, qd);
             lora_fwd(m, l, LORA_Q, q, a->t_xn, N, D, qd);
@@ -289,32 +337,67 @@ int model_forward_hidden(model *m, const model_batch *b, tm_error *err) {
         }
         K->linear_fwd(v, a->t_xn, W + o->wv, o->bv == NONE ? NULL : W + o->bv, N, D, kvd);
         lora_fwd(m, l, LORA_V, v, a->t_xn, N, D, kvd);
-        K->rope_fwd(q, b->pos, m->inv_freq, N, Hq, hd);
-        K->rope_fwd(k, b->pos, m->inv_freq, N, Hkv, hd);
-        K->attention_fwd(att, lse, q, k, v, b->cu_seqlens, b->n_seqs, N, Hq, Hkv, hd, a->scratch);
-        K->linear_fwd(xmid, att, W + o->wo, o->bo == NONE ? NULL : W + o->bo, N, qd, D);
-        lora_fwd(m, l, LORA_O, xmid, att, N, qd, D);
+        K->rope_fwd(q, b->pos, inv_freq, N, Hq, hd);
+        K->rope_fwd(k, b->pos, inv_freq, N, Hkv, hd);
+        scale_inplace(q, qs, (long)N * qd);
+        K->attention_fwd(att, lse, q, k, v, b->cu_seqlens, b->n_seqs, N, Hq, Hkv, hd, window, a->scratch);
+        if (c->sandwich_norm) {  // Gemma: xmid = x + post_attention_layernorm(o_proj(att))
+            float *oo = a->o_out + l * ND;
+            K->linear_fwd(oo, att, W + o->wo, o->bo == NONE ? NULL : W + o->bo, N, qd, D);
+            lora_fwd(m, l, LORA_O, oo, att, N, qd, D);
+            K->rmsnorm_fwd(xmid, a->rstd_po + (size_t)l * N, oo, W + o->post_attn_norm, nofs, N, D, c->rms_eps);
+        } else {
+            K->linear_fwd(xmid, att, W + o->wo, o->bo == NONE ? NULL : W + o->bo, N, qd, D);
+            lora_fwd(m, l, LORA_O, xmid, att, N, qd, D);
+        }
         K->add_inplace(xmid, x, (long)ND);
 
-        K->rmsnorm_fwd(a->t_xn, a->rstd2 + (size_t)l * N, xmid, W + o->mlp_norm, N, D, c->rms_eps);
+        K->rmsnorm_fwd(a->t_xn, a->rstd2 + (size_t)l * N, xmid, W + o->mlp_norm, nofs, N, D, c->rms_eps);
         K->linear_fwd(gate, a->t_xn, W + o->w_gate, NULL, N, D, F);
         lora_fwd(m, l, LORA_GATE, gate, a->t_xn, N, D, F);
         K->linear_fwd(up, a->t_xn, W + o->w_up, NULL, N, D, F);
         lora_fwd(m, l, LORA_UP, up, a->t_xn, N, D, F);
-        K->swiglu_fwd(a->t_h, gate, up, (long)N * F);
-        K->linear_fwd(xnext, a->t_h, W + o->w_down, NULL, N, F, D);
-        lora_fwd(m, l, LORA_DOWN, xnext, a->t_h, N, F, D);
+        if (c->gelu_tanh) K->geglu_fwd(a->t_h, gate, up, (long)N * F);
+        else K->swiglu_fwd(a->t_h, gate, up, (long)N * F);
+        if (c->sandwich_norm) {  // Gemma: xnext = xmid + post_feedforward_layernorm(down(h))
+            float *fo = a->f_out + l * ND;
+            K->linear_fwd(fo, a->t_h, W + o->w_down, NULL, N, F, D);
+            lora_fwd(m, l, LORA_DOWN, fo, a->t_h, N, F, D);
+            K->rmsnorm_fwd(xnext, a->rstd_pf + (size_t)l * N, fo, W + o->post_ff_norm, nofs, N, D, c->rms_eps);
+        } else {
+            K->linear_fwd(xnext, a->t_h, W + o->w_down, NULL, N, F, D);
+            lora_fwd(m, l, LORA_DOWN, xnext, a->t_h, N, F, D);
+        }
         K->add_inplace(xnext, xmid, (long)ND);
     }
-    K->rmsnorm_fwd(a->xf, a->rstd_f, a->xs + (size_t)c->layers * ND, W + m->off_norm, N, D, c->rms_eps);
+    K->rmsnorm_fwd(a->xf, a->rstd_f, a->xs + (size_t)c->layers * ND, W + m->off_norm, nofs, N, D, c->rms_eps);
     return 0;
 }
 
 int model_forward(model *m, const model_batch *b, float *logp, float *entropy, tm_error *err) {
+    return model_forward_temp(m, b, 1.0, logp, entropy, err);
+}
+
+// z / T = W (h / T): the final hidden state divided by T (into xf_t; xf keeps h for other
+// heads, e.g. PPO's value head) before the fused lm-head gives log-softmax(z / T) without
+// ever holding the logits, and the kernel's backward, fed h / T, accumulates dL/dW = sum_t
+// dL/d(z_t/T) (h_t / T)^T, which is the gradient through z / T; only dL/dh needs the extra
+// 1 / T (model_backward_extra). T = 1 feeds xf itself.
+static const float *lm_input(const model_acts *a) { return a->temperature != 1.0 ? a->xf_t : a->xf; }
+
+int model_forward_temp(model *m, const model_batch *b, double temperature, float *logp, float *entropy, tm_error *err) {
     if (m->cfg.num_labels) return tm_fail(err, "this is a reward model (score head): it has no lm-head log-probs");
+    if (!(temperature > 0) || !isfinite(temperature))
+        return tm_fail(err, "the log-prob temperature must be a finite number > 0 (got %g)", temperature);
     if (model_forward_hidden(m, b, err)) return -1;
     model_acts *a = m->acts;
-    m->K->lmhead_logprob_fwd(logp, entropy ? a->entropy : NULL, a->lm_lse, a->xf, m->w + m->off_lm_head, b->targets,
+    a->temperature = temperature;
+    if (temperature != 1.0) {
+        const float invT = (float)(1.0 / temperature);
+        const size_t n = (size_t)b->n_tokens * m->cfg.hidden;
+        for (size_t i = 0; i < n; i++) a->xf_t[i] = a->xf[i] * invT;
+    }
+    m->K->lmhead_logprob_fwd(logp, entropy ? a->entropy : NULL, a->lm_lse, lm_input(a), m->w + m->off_lm_head, b->targets,
                              b->n_tokens, m->cfg.hidden, m->cfg.vocab, a->scratch);
     if (entropy) memcpy(entropy, a->entropy, sizeof(float) * (size_t)b->n_tokens);
     return 0;
@@ -340,11 +423,7 @@ const float *model_last_hidden(const model *m) { return m->acts ? m->acts->xf : 
 const float *model_lm_head(const model *m) { return m->w + m->off_lm_head; }
 
 void model_backward(model *m, const model_batch *b, const float *dlogp, const float *dentropy) {
-    model_acts *a = m->acts;
-    m->K->zero(a->d_xn, (long)b->n_tokens * m->cfg.hidden);
-    m->K->lmhead_logprob_bwd(a->d_xn, model_grad(m, m->off_lm_head), dlogp, dentropy, a->xf, m->w + m->off_lm_head, b->targets,
-                             a->lm_lse, dentropy ? a->entropy : NULL, b->n_tokens, m->cfg.hidden, m->cfg.vocab, a->scratch);
-    model_backward_hidden(m, b, a->d_xn);
+    model_backward_extra(m, b, dlogp, dentropy, NULL);
 }
 
 void model_reward_backward(model *m, const model_batch *b, const float *drewards) {
@@ -363,14 +442,20 @@ void model_reward_backward(model *m, const model_batch *b, const float *drewards
     model_backward_hidden(m, b, a->d_xn);
 }
 
-// model_backward's lm-head part, then the other head's dL/d(final hidden) added, then one
+// The lm-head's part (dL/d(h/T), times 1/T for dL/dh when T != 1: see model_forward_temp),
+// then the other head's dL/dh added (it read h itself, before the division by T), then one
 // pass through the trunk (PPO's value head on the policy's hidden states).
 void model_backward_extra(model *m, const model_batch *b, const float *dlogp, const float *dentropy, const float *dxf_extra) {
     model_acts *a = m->acts;
-    m->K->zero(a->d_xn, (long)b->n_tokens * m->cfg.hidden);
-    m->K->lmhead_logprob_bwd(a->d_xn, model_grad(m, m->off_lm_head), dlogp, dentropy, a->xf, m->w + m->off_lm_head, b->targets,
+    const size_t n = (size_t)b->n_tokens * m->cfg.hidden;
+    m->K->zero(a->d_xn, (long)n);
+    m->K->lmhead_logprob_bwd(a->d_xn, model_grad(m, m->off_lm_head), dlogp, dentropy, lm_input(a), m->w + m->off_lm_head, b->targets,
                              a->lm_lse, dentropy ? a->entropy : NULL, b->n_tokens, m->cfg.hidden, m->cfg.vocab, a->scratch);
-    if (dxf_extra) m->K->add_inplace(a->d_xn, dxf_extra, (long)b->n_tokens * m->cfg.hidden);
+    if (a->temperature != 1.0) {
+        const float invT = (float)(1.0 / a->temperature);
+        for (size_t i = 0; i < n; i++) a->d_xn[i] *= invT;
+    }
+    if (dxf_extra) m->K->add_inplace(a->d_xn, dxf_extra, (long)n);
     model_backward_hidden(m, b, a->d_xn);
 }
 
@@ -383,10 +468,11 @@ void model_backward_hidden(model *m, const model_batch *b, const float *dxf) {
     const size_t ND = (size_t)N * D;
     const float *W = m->w;
 #define G_(off) model_grad(m, off)  // NULL for a frozen (or absent) parameter
+    const float nofs = c->norm_ofs ? 1.0f : 0.0f, qs = model_query_scale(m);
 
     // final norm: d_x = d(residual stream entering it); dxf is consumed before d_xn is reused
     K->zero(a->d_x, (long)ND);
-    K->rmsnorm_bwd(a->d_x, G_(m->off_norm), dxf, a->xs + (size_t)c->layers * ND, W + m->off_norm, a->rstd_f, N, D);
+    K->rmsnorm_bwd(a->d_x, G_(m->off_norm), dxf, a->xs + (size_t)c->layers * ND, W + m->off_norm, nofs, a->rstd_f, N, D);
 
     for (int l = c->layers - 1; l >= 0; l--) {
         const layer_offsets *o = &m->layer[l];
@@ -396,45 +482,66 @@ void model_backward_hidden(model *m, const model_batch *b, const float *dxf) {
         const float *gate = a->gate + (size_t)l * N * F, *up = a->up + (size_t)l * N * F;
         const float *rstd1 = a->rstd1 + (size_t)l * N, *rstd2 = a->rstd2 + (size_t)l * N;
 
-        // MLP block: xnext = xmid + down(swiglu(gate(xn2), up(xn2)))
-        apply_saved_norm(a->t_xn, xmid, rstd2, W + o->mlp_norm, N, D);
-        K->swiglu_fwd(a->t_h, gate, up, (long)N * F);
+        const float *inv_freq = model_layer_inv_freq(m, l);
+        // The branch outputs' gradients: d_x itself, or (Gemma) through the post-norm
+        // into d_xn, which is free until the branch's input gradient is formed.
+        const float *dbranch = a->d_x;
+
+        // MLP block: xnext = xmid + down(act(gate(xn2)) * up(xn2)) [post-normed in Gemma]
+        if (c->sandwich_norm) {
+            K->zero(a->d_xn, (long)ND);
+            K->rmsnorm_bwd(a->d_xn, G_(o->post_ff_norm), a->d_x, a->f_out + l * ND, W + o->post_ff_norm, nofs,
+                           a->rstd_pf + (size_t)l * N, N, D);
+            dbranch = a->d_xn;
+        }
+        apply_saved_norm(a->t_xn, xmid, rstd2, W + o->mlp_norm, nofs, N, D);
+        if (c->gelu_tanh) K->geglu_fwd(a->t_h, gate, up, (long)N * F);
+        else K->swiglu_fwd(a->t_h, gate, up, (long)N * F);
         K->zero(a->d_h, (long)N * F);
-        K->linear_bwd(a->d_h, G_(o->w_down), NULL, a->d_x, a->t_h, W + o->w_down, N, F, D);
-        lora_bwd(m, l, LORA_DOWN, a->d_h, a->d_x, a->t_h, N, F, D);
+        K->linear_bwd(a->d_h, G_(o->w_down), NULL, dbranch, a->t_h, W + o->w_down, N, F, D);
+        lora_bwd(m, l, LORA_DOWN, a->d_h, dbranch, a->t_h, N, F, D);
         K->zero(a->d_gate, (long)N * F);
         K->zero(a->d_up, (long)N * F);
-        K->swiglu_bwd(a->d_gate, a->d_up, a->d_h, gate, up, (long)N * F);
+        if (c->gelu_tanh) K->geglu_bwd(a->d_gate, a->d_up, a->d_h, gate, up, (long)N * F);
+        else K->swiglu_bwd(a->d_gate, a->d_up, a->d_h, gate, up, (long)N * F);
         K->zero(a->d_xn, (long)ND);
         K->linear_bwd(a->d_xn, G_(o->w_gate), NULL, a->d_gate, a->t_xn, W + o->w_gate, N, D, F);
         lora_bwd(m, l, LORA_GATE, a->d_xn, a->d_gate, a->t_xn, N, D, F);
         K->linear_bwd(a->d_xn, G_(o->w_up), NULL, a->d_up, a->t_xn, W + o->w_up, N, D, F);
         lora_bwd(m, l, LORA_UP, a->d_xn, a->d_up, a->t_xn, N, D, F);
-        K->rmsnorm_bwd(a->d_x, G_(o->mlp_norm), a->d_xn, xmid, W + o->mlp_norm, rstd2, N, D);
+        K->rmsnorm_bwd(a->d_x, G_(o->mlp_norm), a->d_xn, xmid, W + o->mlp_norm, nofs, rstd2, N, D);
 
-        // attention block: xmid = x + o_proj(attention(rope(q), rope(k), v))
+        // attention block: xmid = x + o_proj(attention(rope(q), rope(k), v)) [post-normed in Gemma]
+        dbranch = a->d_x;
+        if (c->sandwich_norm) {
+            K->zero(a->d_xn, (long)ND);
+            K->rmsnorm_bwd(a->d_xn, G_(o->post_attn_norm), a->d_x, a->o_out + l * ND, W + o->post_attn_norm, nofs,
+                           a->rstd_po + (size_t)l * N, N, D);
+            dbranch = a->d_xn;
+        }
         K->zero(a->d_att, (long)N * qd);
-        K->linear_bwd(a->d_att, G_(o->wo), G_(o->bo), a->d_x, att, W + o->wo, N, qd, D);
-        lora_bwd(m, l, LORA_O, a->d_att, a->d_x, att, N, qd, D);
+        K->linear_bwd(a->d_att, G_(o->wo), G_(o->bo), dbranch, att, W + o->wo, N, qd, D);
+        lora_bwd(m, l, LORA_O, a->d_att, dbranch, att, N, qd, D);
         K->zero(a->d_q, (long)N * qd);
         K->zero(a->d_k, (long)N * kvd);
         K->zero(a->d_v, (long)N * kvd);
         K->attention_bwd(a->d_q, a->d_k, a->d_v, a->d_att, q, k, v, att, lse, b->cu_seqlens, b->n_seqs, N, Hq, Hkv, hd,
-                         a->scratch);
-        K->rope_bwd(a->d_q, b->pos, m->inv_freq, N, Hq, hd);
-        K->rope_bwd(a->d_k, b->pos, m->inv_freq, N, Hkv, hd);
+                         config_layer_window(c, l), a->scratch);
+        scale_inplace(a->d_q, qs, (long)N * qd);
+        K->rope_bwd(a->d_q, b->pos, inv_freq, N, Hq, hd);
+        K->rope_bwd(a->d_k, b->pos, inv_freq, N, Hkv, hd);
         float *dq = a->d_q, *dk = a->d_k;
         if (c->qk_norm) {
             K->zero(a->d_qpre, (long)N * qd);
             K->zero(a->d_kpre, (long)N * kvd);
-            K->rmsnorm_bwd(a->d_qpre, G_(o->q_norm), a->d_q, a->q_pre + (size_t)l * N * qd, W + o->q_norm,
+            K->rmsnorm_bwd(a->d_qpre, G_(o->q_norm), a->d_q, a->q_pre + (size_t)l * N * qd, W + o->q_norm, nofs,
                            a->rstd_q + (size_t)l * N * Hq, N * Hq, hd);
-            K->rmsnorm_bwd(a->d_kpre, G_(o->k_norm), a->d_k, a->k_pre + (size_t)l * N * kvd, W + o->k_norm,
+            K->rmsnorm_bwd(a->d_kpre, G_(o->k_norm), a->d_k, a->k_pre + (size_t)l * N * kvd, W + o->k_norm, nofs,
                            a->rstd_k + (size_t)l * N * Hkv, N * Hkv, hd);
             dq = a->d_qpre;
             dk = a->d_kpre;
         }
-        apply_saved_norm(a->t_xn, x, rstd1, W + o->attn_norm, N, D);
+        apply_saved_norm(a->t_xn, x, rstd1, W + o->attn_norm, nofs, N, D);
         K->zero(a->d_xn, (long)ND);
         K->linear_bwd(a->d_xn, G_(o->wq), G_(o->bq), dq, a->t_xn, W + o->wq, N, D, qd);
         lora_bwd(m, l, LORA_Q, a->d_xn, dq, a->t_xn, N, D, qd);
@@ -442,8 +549,11 @@ void model_backward_hidden(model *m, const model_batch *b, const float *dxf) {
         lora_bwd(m, l, LORA_K, a->d_xn, dk, a->t_xn, N, D, kvd);
         K->linear_bwd(a->d_xn, G_(o->wv), G_(o->bv), a->d_v, a->t_xn, W + o->wv, N, D, kvd);
         lora_bwd(m, l, LORA_V, a->d_xn, a->d_v, a->t_xn, N, D, kvd);
-        K->rmsnorm_bwd(a->d_x, G_(o->attn_norm), a->d_xn, x, W + o->attn_norm, rstd1, N, D);
+        K->rmsnorm_bwd(a->d_x, G_(o->attn_norm), a->d_xn, x, W + o->attn_norm, nofs, rstd1, N, D);
     }
-    if (G_(m->off_embed)) K->embedding_bwd(G_(m->off_embed), a->d_x, b->tokens, N, D);
+    if (G_(m->off_embed)) {
+        scale_inplace(a->d_x, model_embed_scale(m), (long)ND);
+        K->embedding_bwd(G_(m->off_embed), a->d_x, b->tokens, N, D);
+    }
 #undef G_
 }

@@ -1,4 +1,4 @@
-// model/model: a Llama / Qwen2 / Qwen3 decoder in fp32 that maps packed tokens to
+// model/model: a Llama / Qwen2 / Qwen3 / Gemma 3 decoder in fp32 that maps packed tokens to
 // per-position log-probs of given targets, and back-propagates dL/dlogp.
 //
 // Memory: parameters, their gradients and the optimizer state are each one flat
@@ -8,7 +8,8 @@
 //
 // The lm-head is fused with log-softmax and the gather of the target (kernels), so
 // N x V logits never exist. Cheap activations (the normalized inputs of each block,
-// the SwiGLU product) are recomputed in the backward instead of stored.
+// the SwiGLU / GeGLU product) are recomputed in the backward instead of stored; Gemma 3's
+// post-norms keep their inputs (the attention and MLP outputs) and rstd.
 #pragma once
 #include <stdint.h>
 #include "base/error.h"
@@ -30,7 +31,12 @@ typedef struct model_param {
 
 // Offsets of one layer's tensors inside the flat arrays (SIZE_MAX when absent).
 typedef struct layer_offsets {
+    // mlp_norm is the norm before the MLP (post_attention_layernorm in Llama/Qwen,
+    // pre_feedforward_layernorm in Gemma 3); post_attn_norm / post_ff_norm are Gemma 3's
+    // norms of the attention and MLP outputs (post_attention_layernorm,
+    // post_feedforward_layernorm).
     size_t attn_norm, wq, wk, wv, wo, bq, bk, bv, bo, q_norm, k_norm, mlp_norm, w_gate, w_up, w_down;
+    size_t post_attn_norm, post_ff_norm;
 } layer_offsets;
 
 // A packed batch: n_tokens tokens holding n_seqs sequences back to back.
@@ -56,7 +62,8 @@ typedef struct model {
     float *g;               // [gnumel] gradients of the trainable parameters (NULL until model_enable_grad)
     size_t gnumel;          // trainable parameter count (numel unless LoRA froze the base)
     struct lora_set *lora;  // LoRA adapters (model/lora.h), NULL without
-    float *inv_freq;        // [head_dim/2]
+    float *inv_freq;        // [head_dim/2] full-attention layers
+    float *inv_freq_local;  // [head_dim/2] Gemma 3's sliding layers (rope_local_base_freq); NULL otherwise
     st_dtype file_dtype;    // dtype of the loaded checkpoint; saves use it too
     char *config_text;      // the config.json we were loaded from, written back unchanged
     char *source_dir;       // where tokenizer files are copied from on save
@@ -64,9 +71,19 @@ typedef struct model {
     model_acts *acts;
 } model;
 
+// Per-architecture constants of the forward, shared with the decoder (kv_cache.c):
+// the embedding multiplier (Gemma 3: sqrt(hidden) rounded to the weights' dtype, as
+// transformers' Gemma3TextScaledWordEmbedding; else 1), the RoPE table of layer l, and
+// the factor on q that turns the kernels' 1/sqrt(head_dim) into Gemma's
+// query_pre_attn_scalar^-0.5 (1 for the others).
+float model_embed_scale(const model *m);
+const float *model_layer_inv_freq(const model *m, int l);
+float model_query_scale(const model *m);
+
 // Builds the parameter table for a config and allocates zeroed weights.
 int model_create(model *m, const model_config *c, tm_error *err);
-// Random init (normal(0, 0.02) for matrices and biases, ones for norms), deterministic in seed.
+// Random init (normal(0, 0.02) for matrices and biases, ones for norms (zeros for
+// Gemma's, whose scale is 1 + weight)), deterministic in seed.
 void model_init_random(model *m, uint64_t seed);
 // Loads a Hugging Face directory (config.json + model.safetensors or sharded index).
 int model_load(model *m, const char *dir, tm_error *err);
@@ -97,6 +114,12 @@ int model_check_batch(const model *m, const model_batch *b, tm_error *err);
 // Forward: logp[i] = log p(targets[i] | tokens[..i]) (0 where targets[i] < 0);
 // entropy[i] of the next-token distribution when entropy != NULL.
 int model_forward(model *m, const model_batch *b, float *logp, float *entropy, tm_error *err);
+// The same at a sampling temperature T > 0 (TRL's and verl's logits / T): logp[i] =
+// log softmax(z_i / T)[targets[i]] and entropy[i] that of softmax(z_i / T), over the whole
+// vocabulary (no top-k / top-p). model_backward then differentiates these (dL/dz = (1/T) *
+// the softmax(z/T) terms). model_last_hidden stays the final hidden state itself (not / T),
+// so that another head reading it (PPO's value head) does not depend on T.
+int model_forward_temp(model *m, const model_batch *b, double temperature, float *logp, float *entropy, tm_error *err);
 // The final normalized hidden states [n_tokens, hidden] of the last forward (the
 // lm-head's input), valid until the next forward; and the lm-head matrix [vocab, hidden].
 const float *model_last_hidden(const model *m);
@@ -109,9 +132,10 @@ void model_backward_hidden(model *m, const model_batch *b, const float *dxf);
 // sequence s; the backward takes dL/drewards [n_seqs].
 int model_reward_forward(model *m, const model_batch *b, float *rewards, tm_error *err);
 void model_reward_backward(model *m, const model_batch *b, const float *drewards);
-// Backward of the last forward: accumulates into m->g given dL/dlogp (and dL/dentropy,
-// which requires that the forward computed entropy).
+// Backward of the last forward (at its temperature): accumulates into m->g given dL/dlogp
+// (and dL/dentropy, which requires that the forward computed entropy).
 void model_backward(model *m, const model_batch *b, const float *dlogp, const float *dentropy);
 // model_backward plus dxf_extra [n_tokens, hidden], dL/d(final hidden) of another head read off the
-// same forward (PPO's value head on the policy's hidden states), in one pass through the trunk.
+// same forward (PPO's value head on model_last_hidden, before the division by T), in one pass
+// through the trunk; the lm-head's part carries the forward's 1/T as model_backward's does.
 void model_backward_extra(model *m, const model_batch *b, const float *dlogp, const float *dentropy, const float *dxf_extra);

@@ -147,40 +147,148 @@ static int reward_config(const model *m, sbuf *o, tm_error *err) {
     return 0;
 }
 
+// The id of a token named by its text: tokenizer_config.json's added_tokens_decoder,
+// else tokenizer.json's added_tokens or its vocabulary; -1 when none has it.
+static long token_id_of(const char *src, const json *tcfg, const char *content) {
+    const json *dec = json_get(tcfg, "added_tokens_decoder");
+    for (int i = 0; dec && dec->type == JSON_OBJECT && i < dec->n; i++) {
+        const char *c = json_get_str(&dec->items[i], "content", NULL);
+        if (c && !strcmp(c, content)) return strtol(dec->keys[i], NULL, 10);
+    }
+    char path[4096];
+    io_join(path, sizeof path, src, "tokenizer.json");
+    tm_error ignored;
+    json_doc *d = io_exists(path) ? json_parse_file(path, &ignored) : NULL;
+    if (!d) return -1;
+    long id = -1;
+    const json *added = json_get(json_root(d), "added_tokens");
+    for (int i = 0; added && added->type == JSON_ARRAY && i < added->n && id < 0; i++) {
+        const char *c = json_get_str(&added->items[i], "content", NULL);
+        if (c && !strcmp(c, content)) id = (long)json_get_int(&added->items[i], "id", -1);
+    }
+    const json *model = json_get(json_root(d), "model");
+    const json *vocab = model ? json_get(model, "vocab") : NULL;
+    if (id < 0 && vocab && vocab->type == JSON_OBJECT) {
+        const json *v = json_get(vocab, content);
+        if (v && json_is_int(v)) id = (long)v->num;
+    }
+    json_doc_free(d);
+    return id;
+}
+
+// The padding id a config without pad_token_id gets, as a TRL run sets it up: the
+// tokenizer's pad token (tokenizer_config.json), else the end-of-sequence token
+// (TRL's pad_token = eos_token), else none (-1).
+static long pad_id_for(const char *src, const json *cfg) {
+    long id = -1;
+    char path[4096];
+    if (src) {
+        io_join(path, sizeof path, src, "tokenizer_config.json");
+        tm_error ignored;
+        json_doc *t = io_exists(path) ? json_parse_file(path, &ignored) : NULL;
+        if (t) {
+            const json *pad = json_get(json_root(t), "pad_token");
+            const char *content = pad && pad->type == JSON_STRING ? pad->str
+                                  : pad && pad->type == JSON_OBJECT ? json_get_str(pad, "content", NULL) : NULL;
+            if (content) id = token_id_of(src, json_root(t), content);
+            json_doc_free(t);
+        }
+    }
+    if (id >= 0) return id;
+    const json *eos = json_get(cfg, "eos_token_id");
+    if (eos && eos->type == JSON_ARRAY && eos->n > 0) eos = &eos->items[0];
+    return eos && json_is_int(eos) ? (long)eos->num : -1;
+}
+
+// config.json as saved: the text given, with pad_token_id added when it is missing or
+// null and one is known (a *ForSequenceClassification model needs it to find the last
+// token of each row in a padded batch); unchanged otherwise.
+static int with_pad_token_id(const char *text, const char *src, sbuf *o, tm_error *err) {
+    json_doc *d = json_parse(text, strlen(text), err);
+    if (!d) return -1;
+    const json *r = json_root(d), *pad = json_get(r, "pad_token_id");
+    long id = pad && pad->type != JSON_NULL ? -1 : pad_id_for(src, r);
+    if (id < 0 || r->type != JSON_OBJECT) {
+        sbuf_puts(o, text);
+    } else {
+        sbuf_puts(o, "{");
+        for (int i = 0; i < r->n; i++) {
+            if (!strcmp(r->keys[i], "pad_token_id")) continue;
+            sbuf_puts(o, i ? ",\n  " : "\n  ");
+            sbuf_json_str(o, r->keys[i], r->key_lens[i]);
+            sbuf_puts(o, ": ");
+            sbuf_json_value(o, &r->items[i]);
+        }
+        sbuf_printf(o, "%s\n  \"pad_token_id\": %ld\n}\n", r->n ? "," : "", id);
+    }
+    json_doc_free(d);
+    return 0;
+}
+
+// generation_config.json as transformers derives it from a model config
+// (GenerationConfig.from_model_config: the special token ids, keys sorted), for a
+// directory that has none; a causal LM only (a sequence classifier does not generate).
+static int write_generation_config(const char *config_text, const char *path, tm_error *err) {
+    json_doc *d = json_parse(config_text, strlen(config_text), err);
+    if (!d) return -1;
+    sbuf s;
+    sbuf_init(&s);
+    sbuf_puts(&s, "{\n  \"_from_model_config\": true");
+    static const char *keys[] = {"bos_token_id", "eos_token_id", "pad_token_id"};
+    for (int i = 0; i < 3; i++) {
+        const json *v = json_get(json_root(d), keys[i]);
+        if (!v || v->type == JSON_NULL) continue;
+        sbuf_printf(&s, ",\n  \"%s\": ", keys[i]);
+        sbuf_json_value(&s, v);
+    }
+    sbuf_puts(&s, "\n}\n");
+    json_doc_free(d);
+    int rc = sbuf_check(&s, err) ? -1 : io_write_file_atomic(path, s.data, s.len, err);
+    sbuf_free(&s);
+    return rc;
+}
+
 int model_save(const model *m, const char *dir, size_t max_shard_bytes, tm_error *err) {
     if (io_mkdirs(dir, err)) return -1;
     char path[4096];
-    // config.json: the one we were loaded from, unchanged, or a fresh one
+    // config.json: the one we were loaded from (as a reward model's when the run made
+    // one), or a fresh one; with pad_token_id
     io_join(path, sizeof path, dir, "config.json");
+    sbuf base, s;
+    sbuf_init(&base);
+    sbuf_init(&s);
+    int rc = 0;
     if (m->lora) {
-        // under LoRA the output is a PEFT adapter directory (lora_save, below)
-    } else if (m->config_text && m->cfg.num_labels && !strstr(m->config_text, "ForSequenceClassification")) {
-        sbuf s;
-        sbuf_init(&s);
-        if (reward_config(m, &s, err)) { sbuf_free(&s); return -1; }
-        int rc = sbuf_check(&s, err) ? -1 : io_write_file_atomic(path, s.data, s.len, err);
-        sbuf_free(&s);
-        if (rc) return -1;
-    } else if (m->config_text) {
-        if (io_write_file_atomic(path, m->config_text, strlen(m->config_text), err)) return -1;
+        // under LoRA the output is a PEFT adapter directory (lora_save, below): no config.json
     } else {
-        sbuf s;
-        sbuf_init(&s);
-        config_to_json(&m->cfg, m->file_dtype == ST_BF16 ? "bfloat16" : m->file_dtype == ST_F16 ? "float16" : "float32", &s);
-        int rc = sbuf_check(&s, err) ? -1 : io_write_file_atomic(path, s.data, s.len, err);
-        sbuf_free(&s);
-        if (rc) return -1;
+        if (m->config_text && m->cfg.num_labels && !strstr(m->config_text, "ForSequenceClassification"))
+            rc = reward_config(m, &base, err);
+        else if (m->config_text)
+            sbuf_puts(&base, m->config_text);
+        else
+            config_to_json(&m->cfg, m->file_dtype == ST_BF16 ? "bfloat16" : m->file_dtype == ST_F16 ? "float16" : "float32", &base);
+        if (!rc) rc = sbuf_check(&base, err) || with_pad_token_id(base.data, m->source_dir, &s, err) || sbuf_check(&s, err) ? -1 : 0;
+        if (!rc) rc = io_write_file_atomic(path, s.data, s.len, err);
     }
+    sbuf_free(&base);
+    if (rc) { sbuf_free(&s); return -1; }
     // tokenizer and generation files travel with the model
     if (m->source_dir && strcmp(m->source_dir, dir)) {
         for (size_t i = 0; i < sizeof passthrough_files / sizeof passthrough_files[0]; i++) {
             char src[4096];
             io_join(src, sizeof src, m->source_dir, passthrough_files[i]);
             io_join(path, sizeof path, dir, passthrough_files[i]);
-            if (io_exists(src) && io_copy_file(src, path, err)) return -1;
+            if (io_exists(src) && io_copy_file(src, path, err)) { sbuf_free(&s); return -1; }
         }
     }
-    if (m->lora) return lora_save(m, dir, err);
+    if (m->lora) {
+        sbuf_free(&s);
+        return lora_save(m, dir, err);
+    }
+    io_join(path, sizeof path, dir, "generation_config.json");
+    rc = !m->cfg.num_labels && !io_exists(path) ? write_generation_config(s.data, path, err) : 0;
+    sbuf_free(&s);
+    if (rc) return -1;
     st_out_tensor *ts = calloc((size_t)m->nparams, sizeof *ts);
     if (!ts) return tm_fail(err, "out of memory");
     for (int i = 0; i < m->nparams; i++) {
@@ -193,7 +301,6 @@ int model_save(const model *m, const char *dir, size_t max_shard_bytes, tm_error
     }
     size_t esize = m->file_dtype == ST_F32 ? 4 : 2;
     size_t total = m->numel * esize;
-    int rc = 0;
     char index_path[4096];
     io_join(index_path, sizeof index_path, dir, "model.safetensors.index.json");
     if (!max_shard_bytes || total <= max_shard_bytes) {

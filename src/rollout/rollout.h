@@ -59,7 +59,8 @@ typedef struct rollout_call {
 typedef struct rollout_traj {
     int group, sample;
     int *ids;           // tokens after the prompt
-    float *logp;        // log p of each model token (temperature 1); 0 for tool tokens
+    float *logp;        // log softmax(z / T) of each model token at the sampling temperature
+                        // (1 when greedy; see sample_token); 0 for tool tokens
     uint8_t *mask;      // 1: the model sampled it; 0: tool observation
     int len, cap;
     rollout_call *calls;

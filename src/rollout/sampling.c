@@ -34,12 +34,12 @@ void sample_scratch_free(sample_scratch *s) {
     s->p = NULL;
 }
 
-float sample_logprob(const float *z, int V, int tok) {
+float sample_logprob(const float *z, int V, int tok, double T) {
     float mx = -INFINITY;
     for (int j = 0; j < V; j++) mx = z[j] > mx ? z[j] : mx;
-    double s = 0.0;
-    for (int j = 0; j < V; j++) s += exp((double)z[j] - mx);
-    return (float)((double)z[tok] - mx - log(s));
+    double invT = 1.0 / T, s = 0.0;
+    for (int j = 0; j < V; j++) s += exp(((double)z[j] - mx) * invT);
+    return (float)(((double)z[tok] - mx) * invT - log(s));
 }
 
 static int by_prob_desc(const void *a, const void *b, void *ctx) {
@@ -132,6 +132,6 @@ int sample_token(const float *z, int V, const sample_params *sp, rng *r, sample_
             }
         }
     }
-    if (logp) *logp = sample_logprob(z, V, tok);
+    if (logp) *logp = sample_logprob(z, V, tok, sp->temperature > 0.0 ? sp->temperature : 1.0);
     return tok;
 }

@@ -1,5 +1,5 @@
-// rollout/sampling: choosing the next token from a row of logits, and the raw
-// log-prob the trainer will recompute.
+// rollout/sampling: choosing the next token from a row of logits, and the log-prob
+// (at the sampling temperature) the trainer will recompute.
 //
 // Order of the filters (Hugging Face's and vLLM's): temperature, then top-k, then
 // top-p on the distribution renormalized over the top-k survivors, then min-p
@@ -34,8 +34,11 @@ int sample_scratch_init(sample_scratch *s, int V);
 void sample_scratch_free(sample_scratch *s);
 
 // Picks a token from z[0..V) with r (one uniform draw when not greedy). *logp gets
-// log softmax(z)[token] at temperature 1: the model's log-prob, which model_forward
-// recomputes (the sampling filters do not change it).
+// log softmax(z / T)[token] at the sampling temperature T (T = 1 when greedy): the
+// log-prob that model_forward_temp recomputes at T, i.e. TRL's and verl's trainer-side
+// log-probs (logits / T over the whole vocabulary). top-k, top-p and min-p do not change
+// it: it is NOT vLLM's processed_logprobs, which are taken after those filters
+// (renormalized over the kept tokens), nor its default raw_logprobs (temperature 1).
 int sample_token(const float *z, int V, const sample_params *sp, rng *r, sample_scratch *s, float *logp);
-// log softmax(z)[tok] (double accumulation).
-float sample_logprob(const float *z, int V, int tok);
+// log softmax(z / T)[tok] (double accumulation); T > 0.
+float sample_logprob(const float *z, int V, int tok, double T);

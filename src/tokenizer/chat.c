@@ -1,16 +1,20 @@
-// tokenizer/chat: chat templates without Jinja. The families in use (ChatML/Qwen,
-// Llama-3, Gemma) are recognized from tokenizer_config.json's chat_template and
-// rendered here byte for byte as transformers' Jinja rendering (checked against
-// @huggingface/jinja in tests/oracle/test_chat.mjs). Each piece of output is a
+// tokenizer/chat: chat templates. Any chat_template is rendered by the Jinja
+// interpreter (tokenizer/jinja.h) with the variables apply_chat_template passes.
+// The families in use (ChatML/Qwen, Llama-3, Gemma) are also recognized from the
+// template string and rendered here by hand, byte for byte as the Jinja rendering
+// (checked against @huggingface/jinja in tests/oracle/test_chat.mjs) and faster; they
+// know exactly which bytes belong to which message. Each piece of output is a
 // segment tagged with its message and whether it is trained (see tokenizer.h).
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "tokenizer/jinja.h"
 #include "tokenizer/tok_internal.h"
 
 static const struct { const char *name; tok_chat_family f; } NAMES[] = {
     {"chatml", TOK_CHAT_CHATML}, {"qwen2.5", TOK_CHAT_QWEN25}, {"qwen2", TOK_CHAT_QWEN25},
     {"qwen3", TOK_CHAT_QWEN3},   {"llama3", TOK_CHAT_LLAMA3},  {"llama3-base", TOK_CHAT_LLAMA3_BASE},
-    {"gemma", TOK_CHAT_GEMMA},
+    {"gemma", TOK_CHAT_GEMMA},   {"jinja", TOK_CHAT_JINJA},
 };
 
 int tok_chat_family_from_name(const char *name) {
@@ -46,18 +50,111 @@ int tok_chat_for(const tok_tokenizer *t, const char *name, tok_chat *out, tm_err
     memset(out, 0, sizeof *out);
     out->enable_thinking = 1;
     out->bos_token = t->bos_token ? t->bos_token : "";
+    out->tok = t;
     if (name) {
         int f = tok_chat_family_from_name(name);
-        if (f < 0) return tm_fail(err, "unknown chat template '%s' (chatml, qwen2.5, qwen3, llama3, llama3-base, gemma)", name);
+        if (f < 0) return tm_fail(err, "unknown chat template '%s' (chatml, qwen2.5, qwen3, llama3, llama3-base, gemma, jinja)", name);
         out->family = (tok_chat_family)f;
-        return 0;
+    } else {
+        if (!t->chat_template) return tm_fail(err, "the tokenizer has no chat_template; name one with --chat-template");
+        out->family = tok_chat_detect(t->chat_template);
+        if (out->family == TOK_CHAT_NONE) out->family = TOK_CHAT_JINJA;
     }
-    if (!t->chat_template) return tm_fail(err, "the tokenizer has no chat_template; name one with --chat-template");
-    out->family = tok_chat_detect(t->chat_template);
-    if (out->family == TOK_CHAT_NONE)
-        return tm_fail(err, "chat_template not recognized (known: chatml, qwen2.5, qwen3, llama3, gemma); name one with --chat-template");
+    if (t->chat_kwargs) {
+        out->kwargs = json_root(t->chat_kwargs);
+        const json *et = json_get(out->kwargs, "enable_thinking");
+        if (et && et->type == JSON_BOOL) out->enable_thinking = et->boolean;
+    }
+    if (out->family == TOK_CHAT_JINJA && !t->chat_jinja)
+        return tm_fail(err, "%s", t->chat_jinja_err[0] ? t->chat_jinja_err : "the tokenizer has no chat_template to interpret");
     return 0;
 }
+
+int tok_set_chat_kwargs(tok_tokenizer *t, const char *text, tm_error *err) {
+    json_doc_free(t->chat_kwargs);
+    t->chat_kwargs = NULL;
+    if (!text) return 0;
+    json_doc *d = json_parse(text, strlen(text), err);
+    if (!d) return tm_fail_prefix(err, "--chat-template-kwargs");
+    if (json_root(d)->type != JSON_OBJECT) { json_doc_free(d); return tm_fail(err, "--chat-template-kwargs: expected a JSON object"); }
+    t->chat_kwargs = d;
+    return 0;
+}
+
+// ---- the interpreter path ----
+
+// 1 when the conversation must go through the interpreter: the family is
+// TOK_CHAT_JINJA, or the kwargs hold something the hand-written families ignore.
+static int use_jinja(const tok_chat *c) {
+    if (c->family == TOK_CHAT_JINJA) return 1;
+    if (!c->kwargs || !c->tok || !c->tok->chat_jinja) return 0;
+    for (int i = 0; i < c->kwargs->n; i++)
+        if (strcmp(c->kwargs->keys[i], "enable_thinking")) return 1;
+    return 0;
+}
+
+// apply_chat_template's variables: messages, add_generation_prompt, the special
+// tokens, then the kwargs (which may override them). messages_json is a JSON array.
+static int render_vars(const tok_chat *c, const char *messages_json, size_t mlen, int gen, sbuf *out, tm_error *err) {
+    const tok_tokenizer *t = c->tok;
+    sbuf v;
+    sbuf_init(&v);
+    sbuf_puts(&v, "{\"messages\": ");
+    sbuf_put(&v, messages_json, mlen);
+    sbuf_printf(&v, ", \"add_generation_prompt\": %s", gen ? "true" : "false");
+    const char *names[] = {"bos_token", "eos_token", "pad_token"};
+    const char *vals[] = {t->bos_token, t->eos_token, t->pad_token};
+    for (int i = 0; i < 3; i++)
+        if (vals[i]) { sbuf_printf(&v, ", \"%s\": ", names[i]); sbuf_json_str(&v, vals[i], strlen(vals[i])); }
+    if (!c->enable_thinking) sbuf_puts(&v, ", \"enable_thinking\": false");
+    for (int i = 0; c->kwargs && i < c->kwargs->n; i++) {
+        sbuf_puts(&v, ", ");
+        sbuf_json_str(&v, c->kwargs->keys[i], c->kwargs->key_lens[i]);
+        sbuf_puts(&v, ": ");
+        sbuf_json_value(&v, &c->kwargs->items[i]);
+    }
+    sbuf_puts(&v, "}");
+    if (sbuf_check(&v, err)) { sbuf_free(&v); return -1; }
+    // json_get returns the first of duplicate keys; the renderer sets them in order, so later ones win
+    json_doc *d = json_parse(v.data, v.len, err);
+    sbuf_free(&v);
+    if (!d) return -1;
+    int rc = jinja_render(t->chat_jinja, json_root(d), c->now, out, err);
+    json_doc_free(d);
+    return rc;
+}
+
+static void msgs_json(sbuf *b, const tok_chat_msg *m, int n) {
+    sbuf_puts(b, "[");
+    for (int i = 0; i < n; i++) {
+        sbuf_puts(b, i ? ", {\"role\": " : "{\"role\": ");
+        sbuf_json_str(b, m[i].role, strlen(m[i].role));
+        sbuf_puts(b, ", \"content\": ");
+        sbuf_json_str(b, m[i].content, m[i].content_len);
+        if (m[i].reasoning) {
+            sbuf_puts(b, ", \"reasoning_content\": ");
+            sbuf_json_str(b, m[i].reasoning, m[i].reasoning_len);
+        }
+        sbuf_puts(b, "}");
+    }
+    sbuf_puts(b, "]");
+}
+
+static int render_msgs(const tok_chat *c, const tok_chat_msg *m, int n, int gen, sbuf *out, tm_error *err) {
+    sbuf j;
+    sbuf_init(&j);
+    msgs_json(&j, m, n);
+    int rc = sbuf_check(&j, err) ? -1 : render_vars(c, j.data, j.len, gen, out, err);
+    sbuf_free(&j);
+    return rc;
+}
+
+static size_t common_prefix(const sbuf *a, const sbuf *b) {
+    size_t n = a->len < b->len ? a->len : b->len, i = 0;
+    while (i < n && a->data[i] == b->data[i]) i++;
+    return i;
+}
+
 
 void tok_chat_render_free(tok_chat_render *r) {
     sbuf_free(&r->text);
@@ -251,12 +348,109 @@ static int render_gemma(const tok_chat *c, const tok_chat_msg *m, int n, int gen
     return 0;
 }
 
+static void seg(tok_chat_render *r, int msg, int train, const char *s, size_t n);
+
+// An interpreted template says nothing of which bytes belong to which message, so
+// they are found by rendering prefixes of the conversation: message i spans from the
+// end of what messages 0..i-1 render (as far as that agrees with the full rendering)
+// to the end of what 0..i render. An assistant turn is trained from where the
+// generation prompt of 0..i-1 ends up to its end, less the newlines after its
+// end-of-turn token (as the hand-written families). A template that rewrites earlier
+// turns when later ones come (Qwen3 drops old reasoning) gives the changed bytes to
+// the later message, untrained. Costs 2n+1 renders.
+// How far the rendering of m[0..k) agrees with the full one (at least prev). A
+// refused prefix gives prev; out of memory sets *rc.
+static size_t prefix_end(const tok_chat *c, const tok_chat_msg *m, int k, int gen, const sbuf *full, sbuf *part,
+                         size_t prev, int *rc, tm_error *err) {
+    tm_error e = {0};
+    sbuf_clear(part);
+    if (render_msgs(c, m, k, gen, part, &e) || part->failed) {
+        if (part->failed || strstr(e.msg, "out of memory")) *rc = tm_fail(err, "out of memory rendering a conversation");
+        return prev;
+    }
+    size_t p = common_prefix(part, full);
+    return p < prev ? prev : p;
+}
+
+static int render_jinja_segs(const tok_chat *c, const tok_chat_msg *m, int n, int gen, tok_chat_render *r, tm_error *err) {
+    sbuf full, part;
+    sbuf_init(&full);
+    sbuf_init(&part);
+    int rc = render_msgs(c, m, n, gen, &full, err);
+    if (!rc && !full.len) { sbuf_free(&full); return 0; }  // nothing rendered: no segments
+    size_t prev = 0;
+    // A prefix the template refuses (raise_exception on a conversation it finds
+    // incomplete) tells nothing: its bytes go to the next message.
+    for (int i = 0; !rc && i < n; i++) {
+        size_t end = prefix_end(c, m, i + 1, 0, &full, &part, prev, &rc, err);
+        size_t train_from = end;
+        if (!strcmp(m[i].role, "assistant")) {
+            size_t p = prefix_end(c, m, i, 1, &full, &part, prev, &rc, err);
+            train_from = p > end ? end : p;
+        }
+        size_t train_to = end;
+        while (train_to > train_from && full.data[train_to - 1] == '\n') train_to--;
+        seg(r, i, 0, full.data + prev, train_from - prev);
+        seg(r, i, 1, full.data + train_from, train_to - train_from);
+        seg(r, i, 0, full.data + train_to, end - train_to);
+        prev = end;
+    }
+    if (!rc) seg(r, -1, 0, full.data + prev, full.len - prev);
+    sbuf_free(&full);
+    sbuf_free(&part);
+    return rc;
+}
+
+int tok_chat_render_json(const tok_chat *c, const json *messages, int gen, sbuf *out, tm_error *err) {
+    if (!messages || messages->type != JSON_ARRAY) return tm_fail(err, "expected a JSON array of messages");
+    // fields the hand-written families do not know (tool_calls, ...) need the interpreter
+    int extra = 0;
+    for (int i = 0; i < messages->n && !extra; i++)
+        for (int k = 0; messages->items[i].type == JSON_OBJECT && k < messages->items[i].n; k++)
+            if (strcmp(messages->items[i].keys[k], "role") && strcmp(messages->items[i].keys[k], "content") &&
+                strcmp(messages->items[i].keys[k], "reasoning_content"))
+                extra = 1;
+    for (int i = 0; i < messages->n; i++)
+        if (json_get(&messages->items[i], "content") && json_get(&messages->items[i], "content")->type != JSON_STRING) extra = 1;
+    if (c->tok && c->tok->chat_jinja && (use_jinja(c) || (extra && tok_chat_detect(c->tok->chat_template) == c->family))) {
+        sbuf j;
+        sbuf_init(&j);
+        sbuf_json_value(&j, messages);
+        int rc = sbuf_check(&j, err) ? -1 : render_vars(c, j.data, j.len, gen, out, err);
+        sbuf_free(&j);
+        return rc;
+    }
+    // a named family the tokenizer's template is not: role, content, reasoning_content
+    tok_chat_msg *m = calloc((size_t)messages->n + 1, sizeof *m);
+    if (!m) return tm_fail(err, "out of memory");
+    for (int i = 0; i < messages->n; i++) {
+        const json *ct = json_get(&messages->items[i], "content"), *rs = json_get(&messages->items[i], "reasoning_content");
+        m[i].role = json_get_str(&messages->items[i], "role", NULL);
+        if (!m[i].role || !ct || ct->type != JSON_STRING) { free(m); return tm_fail(err, "message %d: each message needs a string role and content", i); }
+        m[i].content = ct->str;
+        m[i].content_len = ct->len;
+        if (rs && rs->type == JSON_STRING) { m[i].reasoning = rs->str; m[i].reasoning_len = rs->len; }
+    }
+    tok_chat_render r = {0};
+    int rc = tok_chat_apply(c, m, messages->n, gen, &r, err);
+    if (!rc) sbuf_put(out, r.text.data, r.text.len);
+    tok_chat_render_free(&r);
+    free(m);
+    return rc;
+}
+
 int tok_chat_apply(const tok_chat *c, const tok_chat_msg *m, int n, int gen, tok_chat_render *r, tm_error *err) {
     for (int i = 0; i < n; i++)
         if (!m[i].role || !m[i].content) return tm_fail(err, "message %d: role and content are required", i);
     if (!r->text.data) sbuf_put(&r->text, "", 0);
     if (r->text.failed) r->failed = 1;
     int rc;
+    if (use_jinja(c)) {
+        if (!c->tok || !c->tok->chat_jinja) return tm_fail(err, "no chat template to interpret");
+        rc = render_jinja_segs(c, m, n, gen, r, err);
+        if (!rc && r->failed) rc = tm_fail(err, "out of memory rendering a conversation of %d messages", n);
+        return rc;
+    }
     switch (c->family) {
     case TOK_CHAT_CHATML: case TOK_CHAT_QWEN25: case TOK_CHAT_QWEN3:
         rc = render_chatml(c, m, n, gen, r, err);

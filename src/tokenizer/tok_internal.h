@@ -141,6 +141,9 @@ struct tok_tokenizer {
 
     // config
     char *bos_token, *eos_token, *pad_token, *chat_template;
+    struct jinja_tmpl *chat_jinja;   // chat_template parsed (NULL: none, or chat_jinja_err says why)
+    char chat_jinja_err[1024];
+    json_doc *chat_kwargs;           // tok_set_chat_kwargs
     int32_t bos_id, eos_id, pad_id;
 
     // word cache: word bytes → slot in cache_ids

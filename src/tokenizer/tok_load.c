@@ -8,6 +8,7 @@
 #include <utf8proc.h>
 #include "base/io.h"
 #include "tokenizer/tok_internal.h"
+#include "tokenizer/jinja.h"
 
 // Out of memory is reported like any other load error: -1 and a message, which
 // tok_load_files prefixes with the file's path.
@@ -594,6 +595,19 @@ int32_t tok_token_id(const tok_tokenizer *t, const char *token) {
     return id;
 }
 
+// Parses chat_template once, here. A template that does not parse does not stop the
+// tokenizer from loading (encoding does not need it): tok_chat_for reports the error.
+static int parse_chat_template(tok_tokenizer *t, const char *name, tm_error *err) {
+    if (!t->chat_template) return 0;
+    tm_error e = {0};
+    t->chat_jinja = jinja_parse(t->chat_template, strlen(t->chat_template), name, &e);
+    if (!t->chat_jinja) {
+        if (strstr(e.msg, "out of memory")) return tm_fail(err, "%s", e.msg);
+        snprintf(t->chat_jinja_err, sizeof t->chat_jinja_err, "%s", e.msg);
+    }
+    return 0;
+}
+
 tok_tokenizer *tok_load_files(const char *path, const char *config_path, tm_error *err) {
     tok_tokenizer *t = calloc(1, sizeof *t);
     if (!t) { tm_fail(err, "%s: out of memory", path); return NULL; }
@@ -604,6 +618,7 @@ tok_tokenizer *tok_load_files(const char *path, const char *config_path, tm_erro
     json_doc_free(d);
     if (rc) { tm_fail_prefix(err, "%s", path); tok_free(t); return NULL; }
     if (config_path && load_config(t, config_path, err)) { tok_free(t); return NULL; }
+    if (parse_chat_template(t, "chat_template", err)) { tok_free(t); return NULL; }
     if ((t->bos_token && token_id(t, t->bos_token, &t->bos_id)) || (t->eos_token && token_id(t, t->eos_token, &t->eos_id)) ||
         (t->pad_token && token_id(t, t->pad_token, &t->pad_id))) {
         tm_fail(err, "%s: out of memory", path);
@@ -620,7 +635,23 @@ tok_tokenizer *tok_load(const char *dir, tm_error *err) {
     io_join(p1, sizeof p1, dir, "tokenizer.json");
     io_join(p2, sizeof p2, dir, "tokenizer_config.json");
     if (!io_exists(p1)) { tm_fail(err, "%s: no tokenizer.json in this directory", dir); return NULL; }
-    return tok_load_files(p1, io_exists(p2) ? p2 : NULL, err);
+    tok_tokenizer *t = tok_load_files(p1, io_exists(p2) ? p2 : NULL, err);
+    // chat_template.jinja, when present, is the template (transformers saves it there since 4.43)
+    char p3[4096];
+    io_join(p3, sizeof p3, dir, "chat_template.jinja");
+    if (t && io_exists(p3)) {
+        size_t n;
+        char *src = io_read_file(p3, &n, err);
+        if (!src) { tok_free(t); return NULL; }
+        free(t->chat_template);
+        t->chat_template = src;
+        jinja_free(t->chat_jinja);
+    json_doc_free(t->chat_kwargs);
+        t->chat_jinja = NULL;
+        t->chat_jinja_err[0] = 0;
+        if (parse_chat_template(t, "chat_template.jinja", err)) { tok_free(t); return NULL; }
+    }
+    return t;
 }
 
 void tok_free(tok_tokenizer *t) {
@@ -643,6 +674,7 @@ void tok_free(tok_tokenizer *t) {
     tok_ids_free(&t->post_pre);
     tok_ids_free(&t->post_post);
     free(t->bos_token); free(t->eos_token); free(t->pad_token); free(t->chat_template);
+    jinja_free(t->chat_jinja);
     tok_strmap_free(&t->cache);
     tok_ids_free(&t->cache_ids);
     free(t->cache_off); free(t->cache_cnt);

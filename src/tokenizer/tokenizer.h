@@ -93,8 +93,12 @@ const char *tok_eos_token(const tok_tokenizer *t);
 const char *tok_chat_template_source(const tok_tokenizer *t);
 
 // ---- chat templates (tokenizer/chat.c) ----
-// No Jinja interpreter: the template families in use are recognized from the
-// chat_template string and rendered by C code that produces the same bytes.
+// A tokenizer's chat_template (tokenizer_config.json, or chat_template.jinja) is
+// rendered by the Jinja interpreter (tokenizer/jinja.h) as apply_chat_template does.
+// The families below are also recognized from the template string and rendered by
+// hand-written C that gives the same bytes faster (tests/oracle/test_chat.mjs and
+// test_jinja.mjs check both against @huggingface/jinja); they are also what
+// --chat-template NAME forces.
 typedef enum {
     TOK_CHAT_NONE = 0,
     TOK_CHAT_CHATML,     // plain ChatML: <|im_start|>role\ncontent<|im_end|>\n
@@ -103,9 +107,10 @@ typedef enum {
     TOK_CHAT_LLAMA3,     // Llama-3 headers, generation prompt only when asked
     TOK_CHAT_LLAMA3_BASE,// Llama-3 base template: always ends with the assistant header
     TOK_CHAT_GEMMA,      // Gemma: <start_of_turn>user/model, system folded into the first user turn
+    TOK_CHAT_JINJA,      // any other template: the tokenizer's chat_template, interpreted
 } tok_chat_family;
 
-// "chatml", "qwen2.5", "qwen3", "llama3", "llama3-base", "gemma" → family; -1 if unknown.
+// "chatml", "qwen2.5", "qwen3", "llama3", "llama3-base", "gemma", "jinja" → family; -1 if unknown.
 int tok_chat_family_from_name(const char *name);
 const char *tok_chat_family_name(tok_chat_family f);
 // Recognizes a Jinja chat_template string; TOK_CHAT_NONE when it is not one we know.
@@ -123,10 +128,17 @@ typedef struct tok_chat {
     tok_chat_family family;
     const char *bos_token;     // for templates that write it (Llama-3, Gemma); "" if none
     int enable_thinking;       // Qwen3: 0 adds "<think>\n\n</think>\n\n" after the generation prompt
+    const tok_tokenizer *tok;  // its chat_template and special tokens (TOK_CHAT_JINJA)
+    const json *kwargs;        // extra template variables (tok_set_chat_kwargs: enable_thinking,
+                               // tools, documents, ...); a JSON object or NULL. Any key but
+                               // enable_thinking sends a recognized family to the interpreter.
+    int64_t now;               // what strftime_now() formats (0: the current time)
 } tok_chat;
 
-// The chat configuration of a tokenizer: its recognized template (or the named
-// one, when name is non-NULL), its bos token. Fails when nothing is recognized.
+// The chat configuration of a tokenizer: its template, recognized as a family or
+// interpreted (or the named one when name is non-NULL: a family, or "jinja" for the
+// tokenizer's own template through the interpreter), its bos token. Fails when the
+// tokenizer has no template or its template does not parse (one line: file and line).
 int tok_chat_for(const tok_tokenizer *t, const char *name, tok_chat *out, tm_error *err);
 
 // A rendered conversation cut into segments. Concatenating all segment texts gives
@@ -153,3 +165,15 @@ void tok_chat_render_free(tok_chat_render *r);
 // Out of memory: -1 and "out of memory ..." in err.
 int tok_chat_apply(const tok_chat *c, const tok_chat_msg *msgs, int n, int add_generation_prompt,
                    tok_chat_render *r, tm_error *err);
+
+// Renders a JSON list of messages as they come (tool_calls, reasoning_content, any
+// field) into out, as apply_chat_template(messages, tokenize=False). Uses the
+// interpreter whenever the tokenizer has a template; a named family without one
+// takes only role/content/reasoning_content.
+int tok_chat_render_json(const tok_chat *c, const json *messages, int add_generation_prompt, sbuf *out,
+                         tm_error *err);
+
+// Sets the extra template variables of every later tok_chat_for (--chat-template-kwargs:
+// a JSON object such as {"enable_thinking": false} or {"tools": [...]}); the tokenizer
+// keeps them. NULL clears them. Fails (-1 + err) when the text is not a JSON object.
+int tok_set_chat_kwargs(tok_tokenizer *t, const char *json_text, tm_error *err);

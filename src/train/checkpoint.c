@@ -36,6 +36,7 @@ int checkpoint_write_trainer_state(const char *dir, const checkpoint_state *st, 
     sbuf_puts(&s, ",\n  \"num_tokens\": ");
     sbuf_printf(&s, "%.17g", st->num_tokens);
     if (st->prompts_seen > 0) sbuf_printf(&s, ",\n  \"prompts_seen\": %lld", (long long)st->prompts_seen);
+    if (st->total_loss != 0) sbuf_printf(&s, ",\n  \"total_loss\": %.17g", st->total_loss);
     sbuf_puts(&s, ",\n  \"log_history\": [");
     for (int i = 0; i < st->n_log; i++) sbuf_printf(&s, "%s\n    %s", i ? "," : "", st->log[i]);
     sbuf_puts(&s, "\n  ]\n}\n");
@@ -251,6 +252,7 @@ int checkpoint_load_state(const char *dir, model *m, model_optimizer *o, checkpo
     st->epoch = json_get_num(r, "epoch", 0);
     st->num_tokens = json_get_num(r, "num_tokens", 0);
     st->prompts_seen = json_get_int(r, "prompts_seen", 0);
+    st->total_loss = json_get_num(r, "total_loss", 0);
     json *hist = json_get(r, "log_history");
     int rc = 0;
     if (st->global_step < 0) rc = tm_fail(err, "%s: no \"global_step\"", path);

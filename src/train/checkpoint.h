@@ -17,6 +17,7 @@ typedef struct checkpoint_state {
     int64_t global_step;
     double epoch, num_tokens;
     int64_t prompts_seen;  // online trainers: prompts drawn from the data stream (written when > 0)
+    double total_loss;     // offline trainers: the sum of the step losses so far, for train_loss (written when != 0)
     char **log;          // log_history entries, one JSON object per string
     int n_log, cap_log;
 } checkpoint_state;

@@ -61,6 +61,7 @@ int critical_tokens_run(const critical_args *a, tm_error *err) {
     if (mp.cfg.vocab != mn.cfg.vocab || mp.cfg.hidden != mn.cfg.hidden)
         { tm_fail(err, "%s and %s differ in vocabulary or hidden size", a->positive, a->negative); goto done; }
     if (!(tok = tok_load(a->positive, err))) goto done;
+    if (tok_set_chat_kwargs(tok, a->chat_template_kwargs, err)) goto done;
     tok_chat chat;
     int have_chat = tok_chat_for(tok, a->chat_template, &chat, err) == 0;
     if (a->chat_template && !have_chat) goto done;

@@ -13,6 +13,7 @@
 
 typedef struct critical_args {
     const char *positive, *negative, *data, *out, *chat_template;
+    const char *chat_template_kwargs;  // a JSON object of extra template variables (NULL: none)
     double gamma;          // 1.0 (papers.md: softmax(2 z+ - z-))
     int weight_chosen;     // chosen weights = s_t instead of 1
     int max_length;

@@ -61,6 +61,7 @@ static int steps_per_pass(const grpo_args *a) { return spg_of(a) / a->gradient_a
 int grpo_args_check(const grpo_args *a, tm_error *err) {
     if (!a->model || !a->data || !a->output_dir) return tm_fail(err, "--model, --data and --output-dir are required");
     if (lora_args_check(&a->lora, err)) return -1;
+    if (online_prompt_style_check(a->prompt_style, err)) return -1;
     if (!(a->learning_rate >= 0) || !isfinite(a->learning_rate)) return tm_fail(err, "--learning-rate must be a finite number >= 0 (got %g)", a->learning_rate);
     if (!(a->warmup_ratio >= 0 && a->warmup_ratio <= 1)) return tm_fail(err, "--warmup-ratio must be in [0, 1] (got %g)", a->warmup_ratio);
     if (!(a->weight_decay >= 0) || !isfinite(a->weight_decay)) return tm_fail(err, "--weight-decay must be a finite number >= 0 (got %g)", a->weight_decay);
@@ -90,11 +91,13 @@ int grpo_args_check(const grpo_args *a, tm_error *err) {
         return tm_fail(err, "the generation batch (--per-device-train-batch-size %d x --steps-per-generation %d = %ld completions) "
                             "must be a multiple of --num-generations %d",
                        a->per_device_train_batch_size, spg_of(a), gen, a->num_generations);
-    if (a->temperature != 1.0 || a->top_p != 1.0 || a->top_k != 0 || a->min_p != 0.0)
-        return tm_fail(err, "--temperature %g --top-p %g --top-k %d --min-p %g: grpo samples from the temperature-1 distribution "
-                            "(temperature 1, top-p 1, top-k 0, min-p 0), the one whose log-probs the sampler records and the trainer "
-                            "recomputes, so that the importance ratio compares one distribution",
-                       a->temperature, a->top_p, a->top_k, a->min_p);
+    // sampling at any T > 0 with any filters (TRL allows them too): the log-probs on both
+    // sides are of softmax(logits / T) over the whole vocabulary (grpo_trainer.h)
+    if (!(a->temperature > 0) || !isfinite(a->temperature))
+        return tm_fail(err, "--temperature must be a finite number > 0 (got %g): grpo samples, and its log-probs are of softmax(logits / T)",
+                       a->temperature);
+    sample_params sp = {a->temperature, a->top_p, a->top_k, a->min_p};
+    if (sample_params_check(&sp, err)) return -1;
     const grpo_hparams *h = &a->h;
     if (!(h->epsilon >= 0 && h->epsilon < 1)) return tm_fail(err, "--epsilon must be in [0, 1) (got %g)", h->epsilon);
     if (!(h->epsilon_high >= 0) || !isfinite(h->epsilon_high)) return tm_fail(err, "--epsilon-high must be a finite number >= 0 (got %g)", h->epsilon_high);
@@ -146,16 +149,9 @@ typedef struct grpo_run_state {
     const grpo_args *a;
     model m, ref;
     int have_ref;
-    tok_tokenizer *tok;
-    data_set prompts;
+    online_task task;         // tokenizer, prompts, stops, tool, verifier options
     trainer t, rt;            // the policy's trainer; the reference's forward-only one
     checkpoint_state st;
-    int *order, order_epoch;
-    int stop_ids[16], nstop;
-    math_extract_opts eo;
-    math_equal_opts qo;
-    rollout_tool tool;
-    char *obs_pre, *obs_suf;
     float *adv_b, *old_b, *samp_b, *ent_b;   // per packed token of a micro-batch
     completion *reh;                         // rehearsal samples of π0 (ref = stored log π0)
     int nreh;
@@ -163,18 +159,12 @@ typedef struct grpo_run_state {
 } grpo_run_state;
 
 // The next prompt of the data stream (st.prompts_seen counts those drawn).
-static int next_prompt(grpo_run_state *R) {
-    int n = R->prompts.n;
-    int64_t k = R->st.prompts_seen++;
-    int epoch = (int)(k / n);
-    if (epoch != R->order_epoch) { online_epoch_order(R->order, n, R->a->seed, epoch); R->order_epoch = epoch; }
-    return R->order[k % n];
-}
+static int next_prompt(grpo_run_state *R) { return online_next_prompt(&R->task, R->st.prompts_seen++, R->a->seed); }
 
 // Rewards of one trajectory: the verifier's verdict and an extractable answer.
 static int score(grpo_run_state *R, const rollout_traj *tr, const char *gold, completion *c, tm_error *err) {
     int found, correct;
-    if (online_grade(R->tok, &R->eo, &R->qo, tr->ids, tr->len, gold, &found, &correct, err)) return -1;
+    if (online_grade(R->task.tok, &R->task.eo, &R->task.qo, tr->ids, tr->len, gold, NULL, &found, &correct, err)) return -1;
     c->r[GRPO_REWARD_ACCURACY] = correct;
     c->r[GRPO_REWARD_FORMAT] = found;
     // DAPO's soft overlong punishment
@@ -188,9 +178,17 @@ static int score(grpo_run_state *R, const rollout_traj *tr, const char *gold, co
     return 0;
 }
 
+void grpo_traj_mask(const rollout_traj *tr, int mask_truncated, uint8_t *mask, float *samp) {
+    int keep = !(tr->finish == FINISH_LENGTH && mask_truncated);
+    for (int i = 0; i < tr->len; i++) {
+        mask[i] = keep && tr->mask[i];  // tool observations (mask 0) are never trained
+        samp[i] = tr->mask[i] ? tr->logp[i] : 0.0f;
+    }
+}
+
 // A trajectory becomes a training sequence: prompt + completion ids, its mask and log-probs.
 static int make_completion(grpo_run_state *R, int p, rollout_traj *tr, completion *c, tm_error *err) {
-    const data_example *ex = &R->prompts.ex[p];
+    const data_example *ex = &R->task.prompts.ex[p];
     int plen = ex->prompt_len, len = plen + tr->len;
     memset(c, 0, sizeof *c);
     c->prompt = p;
@@ -202,12 +200,8 @@ static int make_completion(grpo_run_state *R, int p, rollout_traj *tr, completio
     if (!c->ids || !c->mask || !c->samp) return tm_fail(err, "out of memory");
     memcpy(c->ids, ex->seq[0].ids, sizeof(int32_t) * (size_t)plen);
     c->truncated = tr->finish == FINISH_LENGTH;
-    int keep = !(c->truncated && R->a->mask_truncated_completions);
-    for (int i = 0; i < tr->len; i++) {
-        c->ids[plen + i] = tr->ids[i];
-        c->mask[plen + i] = keep && tr->mask[i];
-        c->samp[plen + i] = tr->mask[i] ? tr->logp[i] : 0.0f;
-    }
+    for (int i = 0; i < tr->len; i++) c->ids[plen + i] = tr->ids[i];
+    grpo_traj_mask(tr, R->a->mask_truncated_completions, c->mask + plen, c->samp + plen);
     c->ncalls = tr->ncalls;
     for (int k = 0; k < tr->ncalls; k++) c->nerrors += tr->calls[k].status != 0;
     return score(R, tr, ex->answer, c, err);
@@ -252,8 +246,8 @@ static int generate(grpo_run_state *R, completion *out, gen_metrics *gm, tm_erro
     for (int r = 0; r < (a->dynamic_sampling ? a->max_num_gen_batches : 1) && kept < P; r++) {
         for (int i = 0; i < P; i++) {
             pidx[i] = next_prompt(R);
-            pp[i] = R->prompts.ex[pidx[i]].seq[0].ids;
-            pl[i] = R->prompts.ex[pidx[i]].prompt_len;
+            pp[i] = R->task.prompts.ex[pidx[i]].seq[0].ids;
+            pl[i] = R->task.prompts.ex[pidx[i]].prompt_len;
         }
         rollout_opts o;
         rollout_opts_default(&o);
@@ -266,21 +260,15 @@ static int generate(grpo_run_state *R, completion *out, gen_metrics *gm, tm_erro
         o.sp.min_p = a->min_p;
         // the sampler's RNG state is a function of (seed, step, round): a resumed run draws the same
         o.seed = (uint64_t)a->seed * 0x9E3779B97F4A7C15ull ^ ((uint64_t)R->st.global_step << 8 | (uint64_t)r);
-        o.stop_ids = R->stop_ids;
-        o.nstop_ids = R->nstop;
-        const char *stops[1] = {"```output"};
-        if (R->tool == ROLLOUT_TOOL_PYTHON) { o.stop_strs = stops; o.nstop_strs = 1; }
-        o.tool = R->tool;
+        online_rollout_opts(&R->task, &o);  // stops, tool, observation wrapper
         o.max_turns = a->max_turns;
         o.py.timeout_s = a->tool_timeout;
-        o.obs_prefix = R->obs_pre;
-        o.obs_suffix = R->obs_suf;
         rollout_backend be;
         rollout_model_ctx mctx;
         rollout_backend_model(&be, &mctx, &R->m);
         double t0 = now_seconds();
         memset(trajs, 0, sizeof *trajs * (size_t)P * G);
-        rc = rollout_run(&be, R->tok, (const int *const *)pp, pl, P, &o, trajs, err);
+        rc = rollout_run(&be, R->task.tok, (const int *const *)pp, pl, P, &o, trajs, err);
         double t1 = now_seconds();
         gm->t_gen += t1 - t0;
         for (int i = 0; !rc && i < P * G; i++) rc = make_completion(R, pidx[i / G], &trajs[i], &round[i], err);
@@ -460,96 +448,114 @@ static int train_step(grpo_run_state *R, completion *c, int n, const float *adv,
     return 0;
 }
 
-static void write_line(grpo_run_state *R, sbuf *o, double epoch, double loss, double gnorm, double ntok, const gen_metrics *gm,
-                       const grpo_metrics *x, double tps) {
+// ---- the logging window ----
+//
+// As TRL's GRPOTrainer: every metric is recorded at each optimizer step (the generation
+// metrics, reward to time/scoring, are those of the step's generation batch) and a log line
+// carries their mean over the steps since the last line; so does "loss" (transformers'
+// Trainer logs the mean loss over the window). grad_norm is the last step's and learning_rate
+// the current one, as in transformers; num_tokens is cumulative. TRL averages every key the
+// same way, so completions/min_length and the */max metrics are means of per-step minima
+// and maxima. A resume restarts the window at the checkpoint (as transformers' tr_loss), so
+// its lines equal the uninterrupted run's when --save-steps is a multiple of --logging-steps.
+
+static const char *const metric_names[] = {
+    "loss", "tokens_per_second", "reward", "reward_std", "frac_reward_zero_std", "rewards/accuracy/mean", "rewards/format/mean",
+    "rewards/overlong/mean", "accuracy", "kl", "entropy", "clip_ratio/low_mean", "clip_ratio/high_mean", "clip_ratio/region_mean",
+    "completions/mean_length", "completions/min_length", "completions/max_length", "completions/clipped_ratio",
+    "tools/calls_per_trajectory", "tools/errors_per_trajectory", "sampling/sampling_logp_difference/mean",
+    "sampling/sampling_logp_difference/max", "training/rollout_probs_diff_mean", "training/rollout_probs_diff_max",
+    "sampling/ratio_minus_one/mean", "sampling/ratio_minus_one/max", "rehearsal/divergence", "dynamic_sampling/rounds",
+    "dynamic_sampling/kept_groups", "dynamic_sampling/filled_groups", "time/generation", "time/scoring", "time/training",
+};
+enum { N_METRICS = sizeof metric_names / sizeof metric_names[0] };
+
+typedef struct metric_window {
+    double sum[N_METRICS];
+    int cnt[N_METRICS];
+    double grad_norm;  // of the last step
+} metric_window;
+
+static void win_put(metric_window *w, const char *name, double v) {
+    for (int k = 0; k < N_METRICS; k++)
+        if (!strcmp(metric_names[k], name)) { w->sum[k] += v; w->cnt[k]++; return; }
+}
+
+// One optimizer step's metrics into the window.
+static void window_add(grpo_run_state *R, metric_window *w, double loss, double gnorm, const gen_metrics *gm, const grpo_metrics *x,
+                       double tps) {
     const grpo_args *a = R->a;
-    sbuf_clear(o);
-    sbuf_printf(o, "{\"step\": %lld, \"epoch\": ", (long long)R->st.global_step);
-    sbuf_json_float(o, epoch);
-    put_metric(o, "loss", loss);
-    put_metric(o, "grad_norm", gnorm);
-    put_metric(o, "learning_rate", trainer_lr(&R->t, R->st.global_step));
-    put_metric(o, "num_tokens", ntok);
-    put_metric(o, "tokens_per_second", tps);
-    put_metric(o, "reward", gm->rs.reward);
-    put_metric(o, "reward_std", gm->rs.reward_std);
-    put_metric(o, "frac_reward_zero_std", gm->rs.frac_reward_zero_std);
-    put_metric(o, "rewards/accuracy/mean", gm->reward_sum[GRPO_REWARD_ACCURACY] / gm->n);
-    put_metric(o, "rewards/format/mean", gm->reward_sum[GRPO_REWARD_FORMAT] / gm->n);
-    if (a->reward_weights[GRPO_REWARD_OVERLONG] != 0) put_metric(o, "rewards/overlong/mean", gm->reward_sum[GRPO_REWARD_OVERLONG] / gm->n);
-    put_metric(o, "accuracy", gm->reward_sum[GRPO_REWARD_ACCURACY] / gm->n);
+    w->grad_norm = gnorm;
+    win_put(w, "loss", loss);
+    win_put(w, "tokens_per_second", tps);
+    win_put(w, "reward", gm->rs.reward);
+    win_put(w, "reward_std", gm->rs.reward_std);
+    win_put(w, "frac_reward_zero_std", gm->rs.frac_reward_zero_std);
+    win_put(w, "rewards/accuracy/mean", gm->reward_sum[GRPO_REWARD_ACCURACY] / gm->n);
+    win_put(w, "rewards/format/mean", gm->reward_sum[GRPO_REWARD_FORMAT] / gm->n);
+    if (a->reward_weights[GRPO_REWARD_OVERLONG] != 0) win_put(w, "rewards/overlong/mean", gm->reward_sum[GRPO_REWARD_OVERLONG] / gm->n);
+    win_put(w, "accuracy", gm->reward_sum[GRPO_REWARD_ACCURACY] / gm->n);
     double T = x->tokens > 0 ? x->tokens : 1;
-    if (a->h.beta > 0) put_metric(o, "kl", x->kl_sum / T);
-    put_metric(o, "entropy", x->entropy_sum / T);
-    put_metric(o, "clip_ratio/low_mean", x->clip_low / T);
-    put_metric(o, "clip_ratio/high_mean", x->clip_high / T);
-    put_metric(o, "clip_ratio/region_mean", x->clip_region / T);
-    put_metric(o, "completions/mean_length", gm->len_sum / gm->n);
-    put_metric(o, "completions/min_length", gm->len_min);
-    put_metric(o, "completions/max_length", gm->len_max);
-    put_metric(o, "completions/clipped_ratio", gm->clipped / gm->n);
-    if (R->tool != ROLLOUT_TOOL_NONE) {
-        put_metric(o, "tools/calls_per_trajectory", gm->calls / gm->n);
-        put_metric(o, "tools/errors_per_trajectory", gm->errors / gm->n);
+    if (a->h.beta > 0) win_put(w, "kl", x->kl_sum / T);
+    win_put(w, "entropy", x->entropy_sum / T);
+    win_put(w, "clip_ratio/low_mean", x->clip_low / T);
+    win_put(w, "clip_ratio/high_mean", x->clip_high / T);
+    win_put(w, "clip_ratio/region_mean", x->clip_region / T);
+    win_put(w, "completions/mean_length", gm->len_sum / gm->n);
+    win_put(w, "completions/min_length", gm->len_min);
+    win_put(w, "completions/max_length", gm->len_max);
+    win_put(w, "completions/clipped_ratio", gm->clipped / gm->n);
+    if (R->task.tool != ROLLOUT_TOOL_NONE) {
+        win_put(w, "tools/calls_per_trajectory", gm->calls / gm->n);
+        win_put(w, "tools/errors_per_trajectory", gm->errors / gm->n);
     }
     if (gm->mismatch_tokens > 0) {
         double M = gm->mismatch_tokens;
-        put_metric(o, "sampling/sampling_logp_difference/mean", gm->logp_diff_sum / M);
-        put_metric(o, "sampling/sampling_logp_difference/max", gm->logp_diff_max);
-        put_metric(o, "training/rollout_probs_diff_mean", gm->prob_diff_sum / M);
-        put_metric(o, "training/rollout_probs_diff_max", gm->prob_diff_max);
-        put_metric(o, "sampling/ratio_minus_one/mean", gm->ratio_dev_sum / M);
-        put_metric(o, "sampling/ratio_minus_one/max", gm->ratio_dev_max);
+        win_put(w, "sampling/sampling_logp_difference/mean", gm->logp_diff_sum / M);
+        win_put(w, "sampling/sampling_logp_difference/max", gm->logp_diff_max);
+        win_put(w, "training/rollout_probs_diff_mean", gm->prob_diff_sum / M);
+        win_put(w, "training/rollout_probs_diff_max", gm->prob_diff_max);
+        win_put(w, "sampling/ratio_minus_one/mean", gm->ratio_dev_sum / M);
+        win_put(w, "sampling/ratio_minus_one/max", gm->ratio_dev_max);
     }
-    if (R->nreh && gm->reh_tokens > 0) put_metric(o, "rehearsal/divergence", gm->reh_div_sum / gm->reh_tokens);
+    if (R->nreh && gm->reh_tokens > 0) win_put(w, "rehearsal/divergence", gm->reh_div_sum / gm->reh_tokens);
     if (a->dynamic_sampling) {
-        put_metric(o, "dynamic_sampling/rounds", gm->rounds);
-        put_metric(o, "dynamic_sampling/kept_groups", gm->kept_groups);
-        put_metric(o, "dynamic_sampling/filled_groups", gm->filled_groups);
+        win_put(w, "dynamic_sampling/rounds", gm->rounds);
+        win_put(w, "dynamic_sampling/kept_groups", gm->kept_groups);
+        win_put(w, "dynamic_sampling/filled_groups", gm->filled_groups);
     }
-    put_metric(o, "time/generation", gm->t_gen);
-    put_metric(o, "time/scoring", gm->t_score);
-    put_metric(o, "time/training", gm->t_train);
+    win_put(w, "time/generation", gm->t_gen);
+    win_put(w, "time/scoring", gm->t_score);
+    win_put(w, "time/training", gm->t_train);
+}
+
+// The log line of the window (means of what it holds), which is then emptied.
+static void window_line(grpo_run_state *R, metric_window *w, sbuf *o, double epoch, double ntok) {
+    sbuf_clear(o);
+    sbuf_printf(o, "{\"step\": %lld, \"epoch\": ", (long long)R->st.global_step);
+    sbuf_json_float(o, epoch);
+    for (int k = 0; k < N_METRICS; k++) {
+        if (k == 1) {  // after the loss, as transformers writes them
+            put_metric(o, "grad_norm", w->grad_norm);
+            put_metric(o, "learning_rate", trainer_lr(&R->t, R->st.global_step));
+            put_metric(o, "num_tokens", ntok);
+        }
+        if (w->cnt[k]) put_metric(o, metric_names[k], w->sum[k] / w->cnt[k]);
+    }
     sbuf_puts(o, "}");
+    memset(w, 0, sizeof *w);
 }
 
 // ---- the run ----
 
-// The tokenizer, the prompts (cut to max_prompt_length, their end kept), stop tokens, the
-// tool and the verifier's options; the policy model must be loaded. *longest gets the
-// longest prompt.
-static int load_task(grpo_run_state *R, const char *model_dir, const char *chat_template, const char *prompt_suffix,
-                     const char *data, int max_prompt_length, const char *tools, int *longest, tm_error *err) {
-    if (!(R->tok = tok_load(model_dir, err))) return -1;
-    tok_chat chat;
-    int have_chat = tok_chat_for(R->tok, chat_template, &chat, err) == 0;
-    if (chat_template && !have_chat) return -1;
-    data_opts o;
-    data_opts_default(&o);
-    o.format = DATA_PROMPTS;
-    o.chat = have_chat ? &chat : NULL;
-    o.prompt_suffix = prompt_suffix;
-    if (data_load(R->tok, data, &o, &R->prompts, err)) return -1;
-    if (R->prompts.n == 0) return tm_fail(err, "%s: no prompts", data);
-    *longest = 0;
-    for (int i = 0; i < R->prompts.n; i++) {
-        data_example *e = &R->prompts.ex[i];
-        if (max_prompt_length > 0 && e->prompt_len > max_prompt_length) {  // keep the end (TRL's left truncation)
-            int cut = e->prompt_len - max_prompt_length;
-            memmove(e->seq[0].ids, e->seq[0].ids + cut, sizeof(int32_t) * (size_t)max_prompt_length);
-            e->prompt_len = e->seq[0].len = max_prompt_length;
-        }
-        for (int k = 0; k < e->prompt_len; k++)
-            if (e->seq[0].ids[k] < 0 || e->seq[0].ids[k] >= R->m.cfg.vocab)
-                return tm_fail(err, "%s:%ld: token id %d is outside the model's vocabulary (%d)", data, e->line, e->seq[0].ids[k], R->m.cfg.vocab);
-        if (e->prompt_len > *longest) *longest = e->prompt_len;
-    }
-    // stops: EOS and end-of-turn tokens
-    R->nstop = tok_stop_ids(R->tok, R->m.cfg.eos_token_id, R->m.cfg.vocab, R->stop_ids, 16);
-    R->tool = (rollout_tool)rollout_tool_from_name(tools);
-    if (R->tool == ROLLOUT_TOOL_PYTHON && have_chat && rollout_obs_wrapper(&chat, &R->obs_pre, &R->obs_suf, err)) return -1;
-    math_extract_opts_default(&R->eo);
-    math_equal_opts_default(&R->qo);  // strict: the reward wants the computed answer
+// The task (train/online.h's loader; the reward needs every prompt's gold answer); the
+// policy model must be loaded. *longest gets the longest prompt.
+static int load_task(grpo_run_state *R, const char *model_dir, const char *chat_template, const char *chat_kwargs, const char *prompt_style,
+                     const char *prompt_suffix, const char *data, int max_prompt_length, const char *tools, int *longest,
+                     tm_error *err) {
+    online_task_opts o = {model_dir, chat_template, prompt_style, prompt_suffix, data, tools, max_prompt_length, 1, chat_kwargs};
+    if (online_task_load(&R->task, &R->m, &o, err)) return -1;
+    *longest = R->task.longest;
     return 0;
 }
 
@@ -596,6 +602,16 @@ static int load_rehearsal(grpo_run_state *R, const char *path, tm_error *err) {
         if (!e) e = read_ints(row, "completion_mask", &nq, NULL, &qm);
         const json *lp = json_get(row, "completion_logprobs");
         if (!e && (!lp || lp->type != JSON_ARRAY || lp->n != nq)) e = -1;
+        // log π0 is of softmax(logits / T): the stored T must be the policy's (rows without one: 1)
+        const json *tj = json_get(row, "temperature");
+        double rt = tj && tj->type == JSON_NUMBER ? tj->num : 1.0;
+        if (!e && (float)rt != (float)R->a->temperature) {
+            free(p); free(q); free(qm);
+            json_doc_free(d);
+            rc = tm_fail(err, "%s:%ld: the stored log π0 are at temperature %g but --temperature is %g (temper rehearsal --temperature %g "
+                              "writes them at the same one)", path, in.lineno, rt, R->a->temperature, R->a->temperature);
+            break;
+        }
         if (!e && np < 1) e = -1;
         if (!e) {
             c->len = np + nq;
@@ -636,7 +652,7 @@ static int setup(grpo_run_state *R, tm_error *err) {
     if (model_load(&R->m, from, err)) return -1;
     if (model_lora_prepare(&R->m, &a->lora, a->model, peft ? a->resume_from_checkpoint : NULL, (uint64_t)a->seed, err)) return -1;
     int longest;
-    if (load_task(R, a->model, a->chat_template, a->prompt_suffix, a->data, a->max_prompt_length, a->tools, &longest, err)) return -1;
+    if (load_task(R, a->model, a->chat_template, a->chat_template_kwargs, a->prompt_style, a->prompt_suffix, a->data, a->max_prompt_length, a->tools, &longest, err)) return -1;
     if (a->rehearsal && load_rehearsal(R, a->rehearsal, err)) return -1;
     int bs = a->per_device_train_batch_size;
     int per_seq = longest + a->max_completion_length;
@@ -647,18 +663,18 @@ static int setup(grpo_run_state *R, tm_error *err) {
     trainer_opts to = {{a->learning_rate, a->adam_beta1, a->adam_beta2, a->adam_epsilon, a->weight_decay}, a->max_grad_norm, sched, 0, 0,
                        cap, bs, 0};
     if (trainer_open(&R->t, &R->m, &to, 1, err)) return -1;
+    trainer_set_temperature(&R->t, a->temperature);  // policy and rehearsal log-probs at the sampling T
     R->adv_b = malloc(sizeof(float) * (size_t)cap);
     R->old_b = malloc(sizeof(float) * (size_t)cap);
     R->ent_b = malloc(sizeof(float) * (size_t)cap);
-    R->order = malloc(sizeof(int) * (size_t)R->prompts.n);
-    R->order_epoch = -1;
-    if (!R->adv_b || !R->old_b || !R->ent_b || !R->order) return tm_fail(err, "out of memory");
+    if (!R->adv_b || !R->old_b || !R->ent_b) return tm_fail(err, "out of memory");
     if (a->h.beta > 0) {
         // the frozen reference: the initial policy, even when resuming
         // (under LoRA: the policy itself with the adapters off, see reference_logps)
         if (R->m.lora ? trainer_open(&R->rt, &R->m, &to, 0, err)
                       : model_load(&R->ref, a->model, err) || trainer_open(&R->rt, &R->ref, &to, 0, err))
             return -1;
+        trainer_set_temperature(&R->rt, a->temperature);  // the reference's too (TRL)
         R->have_ref = 1;
     }
     return 0;
@@ -689,7 +705,7 @@ int grpo_run(const grpo_args *args, tm_error *err) {
     int G = a->num_generations, nb = gen_batch(a), P = nb / G, per_step = a->per_device_train_batch_size * a->gradient_accumulation_steps;
     if (setup(&R, err)) goto done;
 
-    int64_t gens_per_epoch = (R.prompts.n + P - 1) / P;
+    int64_t gens_per_epoch = (R.task.prompts.n + P - 1) / P;
     int64_t total = a->max_steps > 0 ? a->max_steps
                                      : (int64_t)ceil(a->num_train_epochs * (double)gens_per_epoch) * a->num_iterations * steps_per_pass(a);
     R.t.o.total_steps = total;
@@ -715,6 +731,8 @@ int grpo_run(const grpo_args *args, tm_error *err) {
 
     progress pb;
     progress_start(&pb, "grpo", total, "steps");
+    metric_window win;
+    memset(&win, 0, sizeof win);
     while (R.st.global_step < total) {
         gen_metrics gm;
         if (generate(&R, batch, &gm, err)) goto done;
@@ -733,13 +751,14 @@ int grpo_run(const grpo_args *args, tm_error *err) {
             if (!isfinite(loss)) { tm_fail(err, "step %lld: the loss is %f; stopping (the last checkpoint is intact)", (long long)R.st.global_step + 1, loss); goto done; }
             R.st.global_step++;
             R.st.num_tokens += x.tokens;
-            double ep = (double)R.st.prompts_seen / (double)R.prompts.n;
+            double ep = (double)R.st.prompts_seen / (double)R.task.prompts.n;
             R.st.epoch = ep;
             int last = R.st.global_step == total;
             progress_set_extra(&pb, "reward %.3f acc %.3f", gm.rs.reward, gm.reward_sum[GRPO_REWARD_ACCURACY] / gm.n);
             if (!a->quiet) progress_update(&pb, R.st.global_step);
+            window_add(&R, &win, loss, gnorm, &gm, &x, x.tokens / (gm.t_gen + gm.t_score + gm.t_train));
             if (R.st.global_step % a->logging_steps == 0 || last) {
-                write_line(&R, &line, ep, loss, gnorm, R.st.num_tokens, &gm, &x, x.tokens / (gm.t_gen + gm.t_score + gm.t_train));
+                window_line(&R, &win, &line, ep, R.st.num_tokens);
                 if (sbuf_check(&line, err)) goto done;
                 fprintf(metrics, "%s\n", line.data);
                 fflush(metrics);
@@ -761,15 +780,13 @@ done:
     for (int i = 0; batch && i < nb; i++) completion_free(&batch[i]);
     free(batch); free(adv); free(rw);
     sbuf_free(&line);
-    free(R.adv_b); free(R.old_b); free(R.ent_b); free(R.order); free(R.reh_order);
+    free(R.adv_b); free(R.old_b); free(R.ent_b); free(R.reh_order);
     for (int i = 0; i < R.nreh; i++) completion_free(&R.reh[i]);
     free(R.reh);
-    free(R.obs_pre); free(R.obs_suf);
     trainer_close(&R.t);
     trainer_close(&R.rt);
     checkpoint_state_free(&R.st);
-    data_set_free(&R.prompts);
-    tok_free(R.tok);
+    online_task_free(&R.task);
     model_free(&R.m);
     model_free(&R.ref);
     return rc;
@@ -784,6 +801,7 @@ void grpo_rehearsal_args_default(grpo_rehearsal_args *a) {
     a->max_completion_length = 256;
     a->max_prompt_length = 512;
     a->seed = 42;
+    a->temperature = 1.0;
 }
 
 static void put_ints(sbuf *b, const char *key, const int32_t *v, int n) {
@@ -824,10 +842,13 @@ static char **read_lines(const char *path, long *n, tm_error *err) {
 
 int grpo_rehearsal_run(const grpo_rehearsal_args *ra, tm_error *err) {
     if (!ra->model || !ra->data || !ra->output) return tm_fail(err, "--model, --data and --output are required");
+    if (online_prompt_style_check(ra->prompt_style, err)) return -1;
     if (ra->k < 1) return tm_fail(err, "--k must be at least 1 (got %d)", ra->k);
     if (ra->solved_threshold < 1 || ra->solved_threshold > ra->k)
         return tm_fail(err, "--solved-threshold must be in [1, --k %d] (got %d)", ra->k, ra->solved_threshold);
     if (ra->max_completion_length < 1) return tm_fail(err, "--max-completion-length must be at least 1 (got %d)", ra->max_completion_length);
+    if (!(ra->temperature > 0) || !isfinite(ra->temperature))
+        return tm_fail(err, "--temperature must be a finite number > 0 (got %g)", ra->temperature);
     grpo_args dummy;
     grpo_args_default(&dummy);  // rewards: accuracy only; no truncation masking
     grpo_run_state R;
@@ -844,7 +865,7 @@ int grpo_rehearsal_run(const grpo_rehearsal_args *ra, tm_error *err) {
     sbuf b;
     sbuf_init(&b);
     if (model_load(&R.m, ra->model, err)) goto done;
-    if (load_task(&R, ra->model, ra->chat_template, ra->prompt_suffix, ra->data, ra->max_prompt_length, "none", &longest, err)) goto done;
+    if (load_task(&R, ra->model, ra->chat_template, ra->chat_template_kwargs, ra->prompt_style, ra->prompt_suffix, ra->data, ra->max_prompt_length, "none", &longest, err)) goto done;
     if (ra->exp_output && !(lines = read_lines(ra->data, &nlines, err))) goto done;
     trajs = calloc((size_t)chunk * k, sizeof *trajs);
     cs = calloc((size_t)chunk * k, sizeof *cs);
@@ -858,37 +879,38 @@ int grpo_rehearsal_run(const grpo_rehearsal_args *ra, tm_error *err) {
         ex_open = 1;
     }
     progress pb;
-    progress_start(&pb, "rehearsal", R.prompts.n, "prompts");
-    for (int p0 = 0; p0 < R.prompts.n; p0 += chunk) {
-        int np = p0 + chunk <= R.prompts.n ? chunk : R.prompts.n - p0;
-        for (int i = 0; i < np; i++) pp[i] = R.prompts.ex[p0 + i].seq[0].ids, pl[i] = R.prompts.ex[p0 + i].prompt_len;
+    progress_start(&pb, "rehearsal", R.task.prompts.n, "prompts");
+    for (int p0 = 0; p0 < R.task.prompts.n; p0 += chunk) {
+        int np = p0 + chunk <= R.task.prompts.n ? chunk : R.task.prompts.n - p0;
+        for (int i = 0; i < np; i++) pp[i] = R.task.prompts.ex[p0 + i].seq[0].ids, pl[i] = R.task.prompts.ex[p0 + i].prompt_len;
         rollout_opts o;
         rollout_opts_default(&o);
         o.n = k;
         o.batch = np * k < 256 ? np * k : 256;
         o.max_new_tokens = ra->max_completion_length;
+        o.sp.temperature = ra->temperature;  // the log π0 recorded are at it
         o.seed = (uint64_t)ra->seed * 0x9E3779B97F4A7C15ull ^ (uint64_t)p0;
-        o.stop_ids = R.stop_ids;
-        o.nstop_ids = R.nstop;
+        online_rollout_opts(&R.task, &o);  // stops (no tool here)
         rollout_backend be;
         rollout_model_ctx mctx;
         rollout_backend_model(&be, &mctx, &R.m);
         memset(trajs, 0, sizeof *trajs * (size_t)np * k);
-        int r = rollout_run(&be, R.tok, (const int *const *)pp, pl, np, &o, trajs, err);
+        int r = rollout_run(&be, R.task.tok, (const int *const *)pp, pl, np, &o, trajs, err);
         for (int i = 0; !r && i < np * k; i++) r = make_completion(&R, p0 + i / k, &trajs[i], &cs[i], err);
         for (int i = 0; i < np * k; i++) rollout_traj_free(&trajs[i]);
         for (int i = 0; !r && i < np; i++) {
             completion *g = cs + (size_t)i * k;
             int correct = 0;
             for (int s = 0; s < k; s++) correct += g[s].r[GRPO_REWARD_ACCURACY] > 0;
-            const data_example *e = &R.prompts.ex[p0 + i];
+            const data_example *e = &R.task.prompts.ex[p0 + i];
             if (correct >= ra->solved_threshold) {
                 solved++;
                 for (int s = 0; s < k; s++) {
                     if (!(g[s].r[GRPO_REWARD_ACCURACY] > 0)) continue;
                     int L = g[s].len - g[s].plen;
                     sbuf_clear(&b);
-                    sbuf_printf(&b, "{\"line\": %ld, \"sample\": %d", e->line, s);
+                    sbuf_printf(&b, "{\"line\": %ld, \"sample\": %d, \"temperature\": ", e->line, s);
+                    sbuf_json_float(&b, ra->temperature);  // of the log π0 below (grpo checks it)
                     put_ints(&b, "prompt_input_ids", g[s].ids, g[s].plen);
                     put_ints(&b, "completion_input_ids", g[s].ids + g[s].plen, L);
                     sbuf_puts(&b, ", \"completion_logprobs\": [");
@@ -918,7 +940,7 @@ int grpo_rehearsal_run(const grpo_rehearsal_args *ra, tm_error *err) {
         ex_open = 0;
         if (io_atomic_commit(&ex, err)) goto done;
     }
-    fprintf(stderr, "temper rehearsal: %ld of %d prompts solved (>= %d of %d correct): %ld rehearsal samples -> %s", solved, R.prompts.n,
+    fprintf(stderr, "temper rehearsal: %ld of %d prompts solved (>= %d of %d correct): %ld rehearsal samples -> %s", solved, R.task.prompts.n,
             ra->solved_threshold, k, samples, ra->output);
     if (ra->exp_output) fprintf(stderr, "; %ld unsolved prompts -> %s", exp_rows, ra->exp_output);
     fprintf(stderr, "\n");
@@ -930,9 +952,7 @@ done:
     for (long i = 0; i < nlines; i++) free(lines[i]);
     free(lines);
     free(trajs); free(cs); free(pp); free(pl);
-    free(R.obs_pre); free(R.obs_suf);
-    data_set_free(&R.prompts);
-    tok_free(R.tok);
+    online_task_free(&R.task);
     model_free(&R.m);
     return rc;
 }

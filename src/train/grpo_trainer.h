@@ -20,19 +20,33 @@
 // generation batch gives steps_per_generation / gradient_accumulation_steps × num_iterations
 // optimizer steps; advantages are computed over the whole generation batch.
 //
-// Old log-probs are the sampler's (rollout records log p at temperature 1 for every model
-// token). The trainer's first forward of each generation batch (its first optimizer step,
-// before any update from it) recomputes them: the difference is
+// Temperature: every log-prob of the run is of softmax(logits / T) at the sampling
+// temperature T = --temperature (> 0; default 1, TRL's): the sampler's (rollout records them
+// for every model token), the trainer's (model_forward_temp; the gradient is that of
+// log softmax(z / T)), the reference's (β > 0) and the rehearsal's stored log π0 (temper
+// rehearsal --temperature, which must equal grpo's). As in TRL (_get_per_token_logps_and_
+// entropies divides the logits by the temperature; top-k / top-p are not applied there),
+// --top-p, --top-k and --min-p shape what is sampled but not the ratio: it uses the full
+// temperature-scaled distribution. (vLLM's processed_logprobs, which TRL asks for its
+// importance-sampling correction, are after those filters; ours are before, the ones the
+// trainer recomputes.)
+//
+// Old log-probs are the sampler's. The trainer's first forward of each generation batch
+// (its first optimizer step, before any update from it) recomputes them: the difference is
 // logged as the sampler/trainer mismatch (sampling/sampling_logp_difference/mean|max and
 // training/rollout_probs_diff_*), and the first iteration's ratio |ρ - 1| as
-// sampling/ratio_minus_one/mean|max. Because those log-probs are of the temperature-1
-// distribution, sampling must be from it too: --temperature 1, --top-p 1, --top-k 0,
-// --min-p 0 are required (anything else would make ρ compare different distributions).
+// sampling/ratio_minus_one/mean|max. They agree to ~1e-6 (tests/cli/test_grpo.sh measures
+// it at T = 1 and T = 0.7), not bit for bit: the sampler's KV-cached decode and the
+// trainer's packed forward sum in different orders.
 //
 // Masks: prompt tokens and tool observations (--tools calculator|python) are never
 // trained; --mask-truncated-completions also drops completions cut at
 // --max-completion-length (their tokens still count in nothing).
 // β > 0 holds a frozen copy of the initial --model as the reference (never otherwise).
+//
+// Metrics (TRL's names): every --logging-steps steps a metrics.jsonl line holding, as TRL's
+// GRPOTrainer.log, the mean of each metric over the steps since the last line (loss too);
+// grad_norm is the last step's, learning_rate the current one, num_tokens cumulative.
 //
 // Resume: a checkpoint is written only between generation batches (--save-steps must be
 // a multiple of --num-iterations); trainer_state.json records the prompts drawn so far;
@@ -42,7 +56,7 @@
 // DPH-RL rehearsal (papers.md §6): grpo_rehearsal_run samples k completions per prompt from π0
 // (--model), and splits the prompts by how many are correct: those with at least
 // solved_threshold correct ("D_pef", solved) give their correct samples to the rehearsal file
-// (token ids, mask, and the sampler's log π0 per token, all at temperature 1); the others
+// (token ids, mask, and the sampler's log π0 per token, at the sampling temperature); the others
 // ("D_exp") go to exp_output as a prompts file for GRPO. (DPH-RL samples the solved prompts once
 // more; the correct samples among the k are samples of π0 as well.) grpo --rehearsal R.jsonl adds,
 // to every optimizer step, rehearsal_loss (objectives/divergence.h: forward_kl, js or alpha, × coef)
@@ -50,6 +64,7 @@
 // seed and the step (so resume needs no extra state). No reference model is held for it.
 #pragma once
 #include "model/lora.h"
+#include <stdint.h>
 #include "base/error.h"
 #include "objectives/divergence.h"
 #include "objectives/grpo.h"
@@ -65,6 +80,8 @@ enum { GRPO_REWARD_ACCURACY, GRPO_REWARD_FORMAT, GRPO_REWARD_OVERLONG, GRPO_N_RE
 typedef struct grpo_args {
     const char *model, *data, *output_dir, *resume_from_checkpoint;
     const char *chat_template;       // NULL: recognized from the tokenizer (none: plain text prompts)
+    const char *chat_template_kwargs;// a JSON object of extra template variables (NULL: none)
+    const char *prompt_style;        // task/prompt.h's styles, as sample/eval (NULL: plain)
     const char *prompt_suffix;       // appended to string prompts (NULL: none)
     const char *lr_scheduler_type;   // linear
     const char *tools;               // none | calculator | python
@@ -98,9 +115,18 @@ void grpo_args_default(grpo_args *a);
 int grpo_args_check(const grpo_args *a, tm_error *err);
 int grpo_run(const grpo_args *a, tm_error *err);
 
+// The training mask and sampler log-probs of a trajectory's tokens (tokens after the
+// prompt): mask 1 where the model sampled the token, 0 on tool observations (calculator
+// results, python outputs and their wrapper), and 0 everywhere for a completion cut at the
+// length limit when mask_truncated; samp is the sampler's log-prob there, 0 on tool tokens.
+struct rollout_traj;
+void grpo_traj_mask(const struct rollout_traj *tr, int mask_truncated, uint8_t *mask, float *samp);
+
 typedef struct grpo_rehearsal_args {
-    const char *model, *data, *output, *exp_output, *chat_template, *prompt_suffix;
+    const char *model, *data, *output, *exp_output, *chat_template, *prompt_style, *prompt_suffix;
+    const char *chat_template_kwargs;
     int k, solved_threshold, max_completion_length, max_prompt_length, seed;
+    double temperature;  // sampling T of π0; the stored log π0 are of softmax(logits / T) (default 1)
 } grpo_rehearsal_args;
 void grpo_rehearsal_args_default(grpo_rehearsal_args *a);
 int grpo_rehearsal_run(const grpo_rehearsal_args *a, tm_error *err);

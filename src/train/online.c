@@ -4,27 +4,33 @@
 #include <string.h>
 #include "base/json.h"
 #include "base/rng.h"
+#include "task/grade.h"
 
-int online_task_load(online_task *T, const model *m, const char *model_dir, const char *chat_template, const char *prompt_suffix,
-                     const char *data, int max_prompt_length, const char *tools, tm_error *err) {
-    memset(T, 0, sizeof *T);
-    if (!(T->tok = tok_load(model_dir, err))) return -1;
+static int task_load(online_task *T, const model *m, const online_task_opts *to, tm_error *err) {
+    const char *data = to->data;
+    const int maxp = to->max_prompt_length;
+    if (online_prompt_style_check(to->prompt_style, err)) return -1;
+    int style = to->prompt_style ? task_style_from_name(to->prompt_style) : TASK_STYLE_PLAIN;
+    if (!(T->tok = tok_load(to->model_dir, err))) return -1;
+    if (tok_set_chat_kwargs(T->tok, to->chat_template_kwargs, err)) return -1;
     tok_chat chat;
-    int have_chat = tok_chat_for(T->tok, chat_template, &chat, err) == 0;
-    if (chat_template && !have_chat) return -1;
+    int have_chat = tok_chat_for(T->tok, to->chat_template, &chat, err) == 0;
+    if (to->chat_template && !have_chat) return -1;
     data_opts o;
     data_opts_default(&o);
     o.format = DATA_PROMPTS;
     o.chat = have_chat ? &chat : NULL;
-    o.prompt_suffix = prompt_suffix;
+    o.prompt_style = to->prompt_style;
+    o.prompt_suffix = to->prompt_suffix;
     if (data_load(T->tok, data, &o, &T->prompts, err)) return -1;
     if (T->prompts.n == 0) return tm_fail(err, "%s: no prompts", data);
     for (int i = 0; i < T->prompts.n; i++) {
         data_example *e = &T->prompts.ex[i];
-        if (max_prompt_length > 0 && e->prompt_len > max_prompt_length) {  // keep the end (TRL's left truncation)
-            int cut = e->prompt_len - max_prompt_length;
-            memmove(e->seq[0].ids, e->seq[0].ids + cut, sizeof(int32_t) * (size_t)max_prompt_length);
-            e->prompt_len = e->seq[0].len = max_prompt_length;
+        if (to->need_answer && !e->answer) return tm_fail(err, "%s:%ld: no \"answer\": the reward needs a gold answer", data, e->line);
+        if (maxp > 0 && e->prompt_len > maxp) {  // keep the end (TRL's left truncation)
+            int cut = e->prompt_len - maxp;
+            memmove(e->seq[0].ids, e->seq[0].ids + cut, sizeof(int32_t) * (size_t)maxp);
+            e->prompt_len = e->seq[0].len = maxp;
         }
         for (int k = 0; k < e->prompt_len; k++)
             if (e->seq[0].ids[k] < 0 || e->seq[0].ids[k] >= m->cfg.vocab)
@@ -32,21 +38,49 @@ int online_task_load(online_task *T, const model *m, const char *model_dir, cons
         if (e->prompt_len > T->longest) T->longest = e->prompt_len;
     }
     T->nstop = tok_stop_ids(T->tok, m->cfg.eos_token_id, m->cfg.vocab, T->stop_ids, 16);  // EOS and end-of-turn tokens
-    int tool = rollout_tool_from_name(tools);
-    if (tool < 0) return tm_fail(err, "unknown --tools '%s' (none, calculator, python)", tools);
+    int tool = rollout_tool_from_name(to->tools);
+    if (tool < 0) return tm_fail(err, "unknown --tools '%s' (none, calculator, python)", to->tools);
     T->tool = (rollout_tool)tool;
     if (T->tool == ROLLOUT_TOOL_PYTHON && have_chat && rollout_obs_wrapper(&chat, &T->obs_pre, &T->obs_suf, err)) return -1;
+    T->nstop_strs = task_style_stops((task_style)style, T->stop_strs);
+    if (T->tool == ROLLOUT_TOOL_PYTHON) T->stop_strs[T->nstop_strs++] = "```output";  // the code block is run here
     math_extract_opts_default(&T->eo);
     math_equal_opts_default(&T->qo);  // strict: the reward wants the computed answer
+    T->order_epoch = -1;
+    if (!(T->order = malloc(sizeof(int) * (size_t)T->prompts.n))) return tm_fail(err, "out of memory");
+    return 0;
+}
+
+int online_task_load(online_task *T, const model *m, const online_task_opts *to, tm_error *err) {
+    memset(T, 0, sizeof *T);
+    if (!task_load(T, m, to, err)) return 0;
+    online_task_free(T);  // a failed load holds nothing
+    return -1;
+}
+
+int online_prompt_style_check(const char *name, tm_error *err) {
+    if (name && task_style_from_name(name) < 0)
+        return tm_fail(err, "unknown --prompt-style '%s' (boxed, plain, tora, gsm8k-fewshot, minerva)", name);
     return 0;
 }
 
 void online_task_free(online_task *T) {
+    free(T->order);
     free(T->obs_pre);
     free(T->obs_suf);
     data_set_free(&T->prompts);
     tok_free(T->tok);
     memset(T, 0, sizeof *T);
+}
+
+void online_rollout_opts(const online_task *T, rollout_opts *o) {
+    o->stop_ids = T->stop_ids;
+    o->nstop_ids = T->nstop;
+    o->stop_strs = T->stop_strs;
+    o->nstop_strs = T->nstop_strs;
+    o->tool = T->tool;
+    o->obs_prefix = T->obs_pre;
+    o->obs_suffix = T->obs_suf;
 }
 
 void online_epoch_order(int *order, int n, int seed, int epoch) {
@@ -60,22 +94,27 @@ void online_epoch_order(int *order, int n, int seed, int epoch) {
 }
 
 int online_grade(const tok_tokenizer *tok, const math_extract_opts *eo, const math_equal_opts *qo, const int32_t *ids, int len,
-                 const char *gold, int *found, int *correct, tm_error *err) {
-    sbuf txt;
-    sbuf_init(&txt);
+                 const char *gold, sbuf *text, int *found, int *correct, tm_error *err) {
+    sbuf own, *txt = text ? text : &own;
+    if (text) sbuf_clear(text);
+    else sbuf_init(&own);
     *found = *correct = 0;
-    if (tok_decode(tok, ids, (size_t)len, 1, &txt, err) || sbuf_check(&txt, err)) { sbuf_free(&txt); return -1; }
-    const char *s = txt.data ? txt.data : "";
-    size_t st, al;
-    *found = math_extract(s, strlen(s), eo, &st, &al, NULL);
-    int rc = 0;
-    if (*found && gold) {
-        char *pred = strndup(s + st, al);
-        math_verdict v;
-        if (!pred) rc = tm_fail(err, "out of memory");
-        else if (!(rc = math_answer_check(pred, gold, qo, &v, err))) *correct = v == MATH_EQUAL;
-        free(pred);
+    int rc = tok_decode(tok, ids, (size_t)len, 1, txt, err) || sbuf_check(txt, err) ? -1 : 0;
+    if (!rc) {  // the task layer's one grading rule
+        const char *s = txt->data ? txt->data : "";
+        task_grade_result g;
+        if (!(rc = task_grade(s, strlen(s), gold, eo, qo, &g, err))) {
+            *found = g.extracted != NULL;
+            *correct = g.correct;
+            task_grade_result_free(&g);
+        }
     }
-    sbuf_free(&txt);
+    if (!text) sbuf_free(&own);
     return rc;
+}
+
+int online_next_prompt(online_task *T, int64_t k, int seed) {
+    int n = T->prompts.n, epoch = (int)(k / n);
+    if (epoch != T->order_epoch) { online_epoch_order(T->order, n, seed, epoch); T->order_epoch = epoch; }
+    return T->order[k % n];
 }

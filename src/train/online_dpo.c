@@ -13,6 +13,7 @@
 #include "model/model.h"
 #include "reward/math_answer.h"
 #include "train/checkpoint.h"
+#include "train/online.h"
 
 void online_args_default(online_args *a, train_method method) {
     memset(a, 0, sizeof *a);
@@ -45,6 +46,7 @@ int online_args_check(const online_args *a, tm_error *err) {
     if (a->max_turns < 1) return tm_fail(err, "--max-turns must be at least 1 (got %d)", a->max_turns);
     if (!(a->tool_timeout > 0) || !isfinite(a->tool_timeout)) return tm_fail(err, "--tool-timeout must be a finite number > 0 (got %g)", a->tool_timeout);
     if (rollout_tool_from_name(a->tools) < 0) return tm_fail(err, "unknown --tools '%s' (none, calculator, python)", a->tools);
+    if (online_prompt_style_check(a->prompt_style, err)) return -1;
     if (a->seed < 0) return tm_fail(err, "--seed must be at least 0 (got %d)", a->seed);
     const char *r = a->resume_from_checkpoint;
     if (r && strcmp(r, "true") && strcmp(r, "True") && strcmp(r, "last"))
@@ -127,71 +129,25 @@ int online_pairs(const int *correct, const uint8_t *keep, int nprompts, int n, i
 
 typedef struct round_task {
     model m;
-    tok_tokenizer *tok;
-    data_set prompts;
-    int stop_ids[16], nstop;
-    rollout_tool tool;
-    char *obs_pre, *obs_suf;
-    math_extract_opts eo;
-    math_equal_opts qo;
+    online_task t;  // tokenizer, prompts, stops, tool, verifier options
 } round_task;
 
 static void task_free(round_task *T) {
-    free(T->obs_pre); free(T->obs_suf);
-    data_set_free(&T->prompts);
-    tok_free(T->tok);
+    online_task_free(&T->t);
     model_free(&T->m);
 }
 
-// The policy, its tokenizer and the prompts as `temper grpo` reads them (the end of a long
-// prompt kept, ids checked against the vocabulary).
+// The policy and its task, loaded as `temper grpo` loads them (train/online.h).
 static int task_load(const online_args *a, const char *policy, round_task *T, tm_error *err) {
     if (model_load(&T->m, policy, err)) return -1;
-    if (!(T->tok = tok_load(policy, err))) return -1;
-    tok_chat chat;
-    int have_chat = tok_chat_for(T->tok, a->chat_template, &chat, err) == 0;
-    if (a->chat_template && !have_chat) return -1;
-    data_opts o;
-    data_opts_default(&o);
-    o.format = DATA_PROMPTS;
-    o.chat = have_chat ? &chat : NULL;
-    o.prompt_suffix = a->prompt_suffix;
-    if (data_load(T->tok, a->data, &o, &T->prompts, err)) return -1;
-    if (T->prompts.n == 0) return tm_fail(err, "%s: no prompts", a->data);
-    for (int i = 0; i < T->prompts.n; i++) {
-        data_example *e = &T->prompts.ex[i];
-        if (a->max_prompt_length > 0 && e->prompt_len > a->max_prompt_length) {
-            int cut = e->prompt_len - a->max_prompt_length;
-            memmove(e->seq[0].ids, e->seq[0].ids + cut, sizeof(int32_t) * (size_t)a->max_prompt_length);
-            e->prompt_len = e->seq[0].len = a->max_prompt_length;
-        }
-        for (int k = 0; k < e->prompt_len; k++)
-            if (e->seq[0].ids[k] < 0 || e->seq[0].ids[k] >= T->m.cfg.vocab)
-                return tm_fail(err, "%s:%ld: token id %d is outside the model's vocabulary (%d)", a->data, e->line, e->seq[0].ids[k], T->m.cfg.vocab);
-    }
-    T->nstop = tok_stop_ids(T->tok, T->m.cfg.eos_token_id, T->m.cfg.vocab, T->stop_ids, 16);
-    T->tool = (rollout_tool)rollout_tool_from_name(a->tools);
-    if (T->tool == ROLLOUT_TOOL_PYTHON && have_chat && rollout_obs_wrapper(&chat, &T->obs_pre, &T->obs_suf, err)) return -1;
-    math_extract_opts_default(&T->eo);
-    math_equal_opts_default(&T->qo);  // strict, as GRPO's reward
-    return 0;
+    online_task_opts o = {policy, a->chat_template, a->prompt_style, a->prompt_suffix, a->data, a->tools, a->max_prompt_length, 0, NULL};
+    return online_task_load(&T->t, &T->m, &o, err);
 }
 
-// The trajectory's text (special tokens skipped) and the verifier's verdict.
+// The trajectory's text (special tokens skipped) and the verifier's verdict (online_grade).
 static int grade(round_task *T, const rollout_traj *tr, const char *gold, sbuf *text, int *correct, tm_error *err) {
-    sbuf_clear(text);
-    if (tok_decode(T->tok, tr->ids, (size_t)tr->len, 1, text, err) || sbuf_check(text, err)) return -1;
-    const char *s = text->data ? text->data : "";
-    size_t st, al;
-    *correct = 0;
-    if (!gold || !math_extract(s, strlen(s), &T->eo, &st, &al, NULL)) return 0;
-    char *pred = strndup(s + st, al);
-    if (!pred) return tm_fail(err, "out of memory");
-    math_verdict v;
-    int rc = math_answer_check(pred, gold, &T->qo, &v, err);
-    free(pred);
-    *correct = !rc && v == MATH_EQUAL;
-    return rc;
+    int found;
+    return online_grade(T->t.tok, &T->t.eo, &T->t.qo, tr->ids, tr->len, gold, text, &found, correct, err);
 }
 
 static void put_ids(sbuf *b, const char *key, const int *v, int n) {
@@ -246,10 +202,10 @@ static int sample_round(const online_args *a, int K, const char *policy, const c
     progress pb;
     char label[32];
     snprintf(label, sizeof label, "round %d: sample", K);
-    if (!a->quiet) progress_start(&pb, label, T.prompts.n, "prompts");
-    for (int p0 = 0; p0 < T.prompts.n; p0 += chunk) {
-        int np = p0 + chunk <= T.prompts.n ? chunk : T.prompts.n - p0, total = np * n;
-        for (int i = 0; i < np; i++) pp[i] = T.prompts.ex[p0 + i].seq[0].ids, pl[i] = T.prompts.ex[p0 + i].prompt_len;
+    if (!a->quiet) progress_start(&pb, label, T.t.prompts.n, "prompts");
+    for (int p0 = 0; p0 < T.t.prompts.n; p0 += chunk) {
+        int np = p0 + chunk <= T.t.prompts.n ? chunk : T.t.prompts.n - p0, total = np * n;
+        for (int i = 0; i < np; i++) pp[i] = T.t.prompts.ex[p0 + i].seq[0].ids, pl[i] = T.t.prompts.ex[p0 + i].prompt_len;
         rollout_opts o;
         rollout_opts_default(&o);
         o.n = n;
@@ -258,34 +214,28 @@ static int sample_round(const online_args *a, int K, const char *policy, const c
         o.sp = a->sp;
         // a function of (seed, round, chunk): a round sampled again draws the same
         o.seed = (uint64_t)a->seed * 0x9E3779B97F4A7C15ull ^ ((uint64_t)K << 32) ^ (uint64_t)p0;
-        o.stop_ids = T.stop_ids;
-        o.nstop_ids = T.nstop;
-        const char *stops[1] = {"```output"};
-        if (T.tool == ROLLOUT_TOOL_PYTHON) o.stop_strs = stops, o.nstop_strs = 1;
-        o.tool = T.tool;
+        online_rollout_opts(&T.t, &o);  // stops, tool, observation wrapper
         o.max_turns = a->max_turns;
         o.py.timeout_s = a->tool_timeout;
-        o.obs_prefix = T.obs_pre;
-        o.obs_suffix = T.obs_suf;
         rollout_backend be;
         rollout_model_ctx mctx;
         rollout_backend_model(&be, &mctx, &T.m);
         memset(tr, 0, sizeof *tr * (size_t)total);
-        int r = rollout_run(&be, T.tok, pp, pl, np, &o, tr, err);
+        int r = rollout_run(&be, T.t.tok, pp, pl, np, &o, tr, err);
         for (int i = 0; !r && i < total; i++) {
-            r = grade(&T, &tr[i], T.prompts.ex[p0 + i / n].answer, &t1, &correct[i], err);
+            r = grade(&T, &tr[i], T.t.prompts.ex[p0 + i / n].answer, &t1, &correct[i], err);
             if (!r && !(text[i] = strdup(t1.data ? t1.data : ""))) r = tm_fail(err, "out of memory");
             c->correct += correct[i];
         }
         int npairs = 0;
         if (!r) {
-            online_filter(tr, np, n, T.tool, keep, c);
+            online_filter(tr, np, n, T.t.tool, keep, c);
             npairs = online_pairs(correct, keep, np, n, ppp, (uint64_t)a->seed * 31u + (uint64_t)K * 1000003u + (uint64_t)p0, pairs, c);
             if (npairs < 0) r = tm_fail(err, "out of memory");
         }
         for (int i = 0; !r && i < total; i++) {
             const rollout_traj *t = &tr[i];
-            const data_example *e = &T.prompts.ex[p0 + i / n];
+            const data_example *e = &T.t.prompts.ex[p0 + i / n];
             sbuf_printf(&samples, "{\"round\": %d, \"prompt_index\": %d, \"sample\": %d", K, p0 + i / n, i % n);
             put_ids(&samples, "prompt_input_ids", e->seq[0].ids, e->prompt_len);
             put_ids(&samples, "completion_input_ids", t->ids, t->len);
@@ -300,7 +250,7 @@ static int sample_round(const online_args *a, int K, const char *policy, const c
         }
         for (int q = 0; !r && q < npairs; q++) {
             int ci = pairs[2 * q], wi = pairs[2 * q + 1], g = p0 + ci / n;
-            const data_example *e = &T.prompts.ex[g];
+            const data_example *e = &T.t.prompts.ex[g];
             if (a->method == TRAIN_DPO) {
                 sbuf_printf(&rows, "{\"round\": %d, \"prompt_index\": %d", K, g);
                 put_ids(&rows, "prompt_input_ids", e->seq[0].ids, e->prompt_len);

@@ -40,7 +40,7 @@
 typedef enum { ONLINE_REF_FIXED = 0, ONLINE_REF_ROUND } online_ref_update;
 
 typedef struct online_args {
-    const char *model, *data, *output_dir, *chat_template, *prompt_suffix, *tools;
+    const char *model, *data, *output_dir, *chat_template, *prompt_style, *prompt_suffix, *tools;
     const char *resume_from_checkpoint;  // "true" / "last": continue output_dir
     train_method method;                 // TRAIN_DPO or TRAIN_KTO
     online_ref_update ref_update;

@@ -54,6 +54,7 @@ int ppo_args_check(const ppo_args *a, tm_error *err) {
     if (!a->model || !a->data || !a->output_dir) return tm_fail(err, "--model, --data and --output-dir are required");
     if (lora_args_check(&a->lora, err)) return -1;
     if (!*a->model) return tm_fail(err, "--model is empty");
+    if (online_prompt_style_check(a->prompt_style, err)) return -1;
     if (!(a->learning_rate >= 0) || !isfinite(a->learning_rate)) return tm_fail(err, "--learning-rate must be a finite number >= 0 (got %g)", a->learning_rate);
     if (!(a->warmup_ratio >= 0 && a->warmup_ratio <= 1)) return tm_fail(err, "--warmup-ratio must be in [0, 1] (got %g)", a->warmup_ratio);
     if (!(a->weight_decay >= 0) || !isfinite(a->weight_decay)) return tm_fail(err, "--weight-decay must be a finite number >= 0 (got %g)", a->weight_decay);
@@ -73,9 +74,8 @@ int ppo_args_check(const ppo_args *a, tm_error *err) {
     };
     for (size_t i = 0; i < sizeof ints / sizeof ints[0]; i++)
         if (ints[i].v < ints[i].lo) return tm_fail(err, "--%s must be at least %ld (got %ld)", ints[i].flag, ints[i].lo, ints[i].v);
-    if (a->temperature != 1.0)
-        return tm_fail(err, "--temperature %g: ppo samples from the temperature-1 distribution, the one whose log-probs the trainer "
-                            "computes, so that the importance ratio compares one distribution", a->temperature);
+    if (!(a->temperature > 0) || !isfinite(a->temperature))
+        return tm_fail(err, "--temperature must be a finite number > 0 (got %g)", a->temperature);
     const ppo_hparams *h = &a->h;
     if (!(h->cliprange >= 0 && h->cliprange < 1)) return tm_fail(err, "--cliprange must be in [0, 1) (got %g)", h->cliprange);
     if (!(h->cliprange_value >= 0) || !isfinite(h->cliprange_value)) return tm_fail(err, "--cliprange-value must be a finite number >= 0 (got %g)", h->cliprange_value);
@@ -103,13 +103,14 @@ typedef struct rollout_batch {
     int32_t *ids;
     uint8_t *mask;               // 1: a token the model sampled
     float *old, *ref, *val, *rw, *adv, *ret;
+    float *samp;                 // the sampler's log-probs (0 off the mask): the mismatch metric
     double *score, *verifier, *rm, *non_score, *kl;
     int *eos, *ncalls, *nerrors, *clen;
 } rollout_batch;
 
 static void rollout_batch_free(rollout_batch *b) {
     free(b->span); free(b->prompt); free(b->ids); free(b->mask);
-    free(b->old); free(b->ref); free(b->val); free(b->rw); free(b->adv); free(b->ret);
+    free(b->old); free(b->ref); free(b->val); free(b->rw); free(b->adv); free(b->ret); free(b->samp);
     free(b->score); free(b->verifier); free(b->rm); free(b->non_score); free(b->kl);
     free(b->eos); free(b->ncalls); free(b->nerrors); free(b->clen);
     memset(b, 0, sizeof *b);
@@ -124,7 +125,7 @@ static int rollout_batch_alloc(rollout_batch *b, int n, int cap_tokens, tm_error
     b->prompt = malloc(sizeof(int) * N);
     b->ids = malloc(sizeof(int32_t) * T);
     b->mask = malloc(T);
-    float **f[] = {&b->old, &b->ref, &b->val, &b->rw, &b->adv, &b->ret};
+    float **f[] = {&b->old, &b->ref, &b->val, &b->rw, &b->adv, &b->ret, &b->samp};
     for (size_t i = 0; i < sizeof f / sizeof f[0]; i++) *f[i] = calloc(T, sizeof(float));
     double **d[] = {&b->score, &b->verifier, &b->rm, &b->non_score, &b->kl};
     for (size_t i = 0; i < sizeof d / sizeof d[0]; i++) *d[i] = calloc(N, sizeof(double));
@@ -152,7 +153,6 @@ typedef struct ppo_state {
     int have_ref, have_rm, separate;   // a frozen reference; a reward model; a value model (else the shared head)
     trainer t, rt, vt, rmt;            // policy; reference, reward model (forward-only); value model
     checkpoint_state st;
-    int *order, order_epoch;
     int D;                             // the critic's hidden size
     float *head, *head_g, *head_m, *head_v;   // shared head: [D] weights then the bias
     float *dxf;                        // [cap_tokens, D] dL/d(critic's final hidden)
@@ -160,13 +160,7 @@ typedef struct ppo_state {
     int cap;                           // tokens of a micro-batch
 } ppo_state;
 
-static int next_prompt(ppo_state *R) {
-    int n = R->task.prompts.n;
-    int64_t k = R->st.prompts_seen++;
-    int epoch = (int)(k / n);
-    if (epoch != R->order_epoch) { online_epoch_order(R->order, n, R->a->seed, epoch); R->order_epoch = epoch; }
-    return R->order[k % n];
-}
+static int next_prompt(ppo_state *R) { return online_next_prompt(&R->task, R->st.prompts_seen++, R->a->seed); }
 
 // ---- sampling and scoring ----
 
@@ -188,15 +182,9 @@ static int generate(ppo_state *R, rollout_batch *B, double *t_gen, tm_error *err
     o.max_new_tokens = a->response_length;
     o.sp.temperature = a->temperature;
     o.seed = (uint64_t)a->seed * 0x9E3779B97F4A7C15ull ^ ((uint64_t)R->st.global_step << 8);  // resumable: (seed, step)
-    o.stop_ids = R->task.stop_ids;
-    o.nstop_ids = R->task.nstop;
-    const char *stops[1] = {"```output"};
-    if (R->task.tool == ROLLOUT_TOOL_PYTHON) { o.stop_strs = stops; o.nstop_strs = 1; }
-    o.tool = R->task.tool;
+    online_rollout_opts(&R->task, &o);  // stops, tool, observation wrapper
     o.max_turns = a->max_turns;
     o.py.timeout_s = a->tool_timeout;
-    o.obs_prefix = R->task.obs_pre;
-    o.obs_suffix = R->task.obs_suf;
     rollout_backend be;
     rollout_model_ctx mctx;
     rollout_backend_model(&be, &mctx, &R->m);
@@ -215,14 +203,16 @@ static int generate(ppo_state *R, rollout_batch *B, double *t_gen, tm_error *err
         for (int k = 0; k < tr[i].len; k++) {
             B->ids[off + plen + k] = tr[i].ids[k];
             B->mask[off + plen + k] = tr[i].mask[k];
+            B->samp[off + plen + k] = tr[i].mask[k] ? tr[i].logp[k] : 0.0f;
         }
+        for (int k = 0; k < plen; k++) B->samp[off + k] = 0.0f;
         B->clen[i] = tr[i].len;
         B->eos[i] = tr[i].finish == FINISH_STOP;
         B->ncalls[i] = tr[i].ncalls;
         B->nerrors[i] = 0;
         for (int k = 0; k < tr[i].ncalls; k++) B->nerrors[i] += tr[i].calls[k].status != 0;
         int found, correct;
-        rc = online_grade(R->task.tok, &R->task.eo, &R->task.qo, tr[i].ids, tr[i].len, ex->answer, &found, &correct, err);
+        rc = online_grade(R->task.tok, &R->task.eo, &R->task.qo, tr[i].ids, tr[i].len, ex->answer, NULL, &found, &correct, err);
         B->verifier[i] = correct;
         off += len;
     }
@@ -516,6 +506,7 @@ static void write_line(ppo_state *R, sbuf *o, const rollout_batch *B, const upda
     const ppo_args *a = R->a;
     int n = B->n;
     double kl = 0, ent = 0, ns = 0, sc = 0, ver = 0, rmv = 0, eos = 0, len = 0, calls = 0, errs = 0;
+    double dsum = 0, dmax = 0, dn = 0;  // |log π_sampler - log πold| on sampled tokens (both at T)
     for (int i = 0; i < n; i++) {
         kl += B->kl[i];
         ns += B->non_score[i];
@@ -527,7 +518,13 @@ static void write_line(ppo_state *R, sbuf *o, const rollout_batch *B, const upda
         calls += B->ncalls[i];
         errs += B->nerrors[i];
         for (int t = B->span[2 * i]; t < B->span[2 * i + 1]; t++)
-            if (B->mask[t]) ent -= B->old[t];
+            if (B->mask[t]) {
+                ent -= B->old[t];
+                double d = fabs((double)B->old[t] - B->samp[t]);
+                dsum += d;
+                dn++;
+                if (d > dmax) dmax = d;
+            }
     }
     double M = u->micro > 0 ? u->micro : 1;
     double rmean = u->ratio / M, rvar = u->micro > 1 ? (u->ratio_sq - u->micro * rmean * rmean) / (u->micro - 1) : 0;
@@ -561,6 +558,8 @@ static void write_line(ppo_state *R, sbuf *o, const rollout_batch *B, const upda
         put_metric(o, "tools/calls_per_trajectory", calls / n);
         put_metric(o, "tools/errors_per_trajectory", errs / n);
     }
+    put_metric(o, "sampling/sampling_logp_difference/mean", dn > 0 ? dsum / dn : 0);
+    put_metric(o, "sampling/sampling_logp_difference/max", dmax);
     put_metric(o, "time/generation", t_gen);
     put_metric(o, "time/training", t_train);
     sbuf_puts(o, "}");
@@ -576,7 +575,8 @@ static int setup(ppo_state *R, tm_error *err) {
     const char *from = a->resume_from_checkpoint && !peft ? a->resume_from_checkpoint : a->model;
     if (model_load(&R->m, from, err)) return -1;
     if (model_lora_prepare(&R->m, &a->lora, a->model, peft ? a->resume_from_checkpoint : NULL, (uint64_t)a->seed, err)) return -1;
-    if (online_task_load(&R->task, &R->m, a->model, a->chat_template, a->prompt_suffix, a->data, a->max_prompt_length, a->tools, err)) return -1;
+    online_task_opts tko = {a->model, a->chat_template, a->prompt_style, a->prompt_suffix, a->data, a->tools, a->max_prompt_length, 0, NULL};
+    if (online_task_load(&R->task, &R->m, &tko, err)) return -1;
     int bs = a->per_device_train_batch_size;
     R->cap = bs * (R->task.longest + a->response_length);
     lr_schedule sched;
@@ -584,6 +584,7 @@ static int setup(ppo_state *R, tm_error *err) {
     trainer_opts to = {{a->learning_rate, a->adam_beta1, a->adam_beta2, a->adam_epsilon, a->weight_decay}, a->max_grad_norm, sched, 0, 0,
                        R->cap, bs, 0};
     if (trainer_open(&R->t, &R->m, &to, 1, err)) return -1;
+    trainer_set_temperature(&R->t, a->temperature);  // log πθ and log πold of softmax(logits / T), as sampled
     R->separate = a->value_model != NULL;
     if (R->separate) {
         char ck[4200];
@@ -608,14 +609,13 @@ static int setup(ppo_state *R, tm_error *err) {
     float **bufs[] = {&R->adv_b, &R->ret_b, &R->val_b, &R->oval_b, &R->old_b, &R->ent_b, &R->dval_b};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
         if (!(*bufs[i] = calloc(cap, sizeof(float)))) return tm_fail(err, "out of memory");
-    R->order = malloc(sizeof(int) * (size_t)R->task.prompts.n);
-    R->order_epoch = -1;
-    if (!R->dxf || !R->order) return tm_fail(err, "out of memory");
+    if (!R->dxf) return tm_fail(err, "out of memory");
     if (a->h.kl_coef > 0) {  // the frozen reference: the initial policy, even when resuming
         // (under LoRA: the policy itself with the adapters off)
         if (R->m.lora ? trainer_open(&R->rt, &R->m, &to, 0, err)
                       : model_load(&R->ref, a->model, err) || trainer_open(&R->rt, &R->ref, &to, 0, err))
             return -1;
+        trainer_set_temperature(&R->rt, a->temperature);  // the reference's too (TRL)
         R->have_ref = 1;
     }
     if (a->reward_model) {
@@ -641,7 +641,7 @@ static void cleanup(ppo_state *R) {
     model_free(&R->m); model_free(&R->ref); model_free(&R->vm); model_free(&R->rmod);
     online_task_free(&R->task);
     checkpoint_state_free(&R->st);
-    free(R->order); free(R->head); free(R->head_g); free(R->head_m); free(R->head_v); free(R->dxf);
+    free(R->head); free(R->head_g); free(R->head_m); free(R->head_v); free(R->dxf);
     free(R->adv_b); free(R->ret_b); free(R->val_b); free(R->oval_b); free(R->old_b); free(R->ent_b); free(R->dval_b);
 }
 

@@ -26,8 +26,9 @@
 //                                  directory as it is, or a causal LM with a new head), V = score·h of
 //                                  its own trunk (TRL's and Tulu's value model, initialized from the RM);
 //                                  its own AdamW at the policy's rate.
-// Sampling is at temperature 1 (top-p 1, top-k 0): the log-probs compared are the model's own
-// distribution (TRL's default 0.7 needs temperature-scaled log-probs, not done here).
+// Sampling at --temperature T (top-p 1, top-k 0): the policy's, old and reference log-probs are
+// all of softmax(logits / T), the distribution sampled (TRL's); the shared value head reads the
+// hidden state before the division by T, so the critic does not depend on T.
 //
 // Outputs: the policy in --output-dir; the critic beside it (value_head.safetensors, or value_model/,
 // a *ForSequenceClassification directory). Checkpoints: the critic's state (weights and AdamW moments)
@@ -50,7 +51,7 @@
 
 typedef struct ppo_args {
     const char *model, *data, *output_dir, *resume_from_checkpoint;
-    const char *chat_template, *prompt_suffix, *lr_scheduler_type, *tools;
+    const char *chat_template, *prompt_style, *prompt_suffix, *lr_scheduler_type, *tools;
     const char *value_head;          // "shared" (used unless value_model is set)
     const char *value_model;         // critic directory; NULL: the shared head
     const char *reward_model;        // *ForSequenceClassification directory; NULL: the verifier only
@@ -72,7 +73,7 @@ typedef struct ppo_args {
 } ppo_args;
 
 // TRL's PPOConfig defaults where they apply (lr 3e-6, 4 PPO epochs, 1 mini-batch, kl_coef 0.05 k1,
-// cliprange 0.2, cliprange_value 0.2, vf_coef 0.1, γ 1, λ 0.95, response_length 53); temperature 1.
+// cliprange 0.2, cliprange_value 0.2, vf_coef 0.1, γ 1, λ 0.95, response_length 53); temperature 1 (TRL: 0.7).
 void ppo_args_default(ppo_args *a);
 int ppo_args_check(const ppo_args *a, tm_error *err);
 int ppo_run(const ppo_args *a, tm_error *err);

@@ -8,6 +8,7 @@ int trainer_open(trainer *t, model *m, const trainer_opts *o, int train, tm_erro
     memset(t, 0, sizeof *t);
     t->m = m;
     t->o = *o;
+    t->temperature = 1.0;
     int cap_tokens = o->cap_tokens, cap_seqs = o->cap_seqs;
     if (cap_tokens < 1 || cap_seqs < 1) return tm_fail(err, "internal: trainer_open needs positive sizes");
     if (batch_init(&t->bb, cap_tokens, cap_seqs, err)) return -1;
@@ -44,6 +45,8 @@ void trainer_close(trainer *t) {
     memset(t, 0, sizeof *t);
 }
 
+void trainer_set_temperature(trainer *t, double T) { t->temperature = T; }
+
 void trainer_clear(trainer *t) { batch_clear(&t->bb); }
 
 // The buffers are sized for the largest micro-batch, so a sequence that does not fit is
@@ -70,7 +73,7 @@ int trainer_forward(trainer *t, float *entropy_tok, tm_error *err) {
     model_batch mb = batch_view(&t->bb);
     // the entropy of position i is that of the distribution predicting token i + 1
     float *ent_pos = entropy_tok ? t->dlogp_pos : NULL;  // free scratch until the backward
-    if (model_forward(t->m, &mb, t->logp_pos, ent_pos, err)) return -1;
+    if (model_forward_temp(t->m, &mb, t->temperature, t->logp_pos, ent_pos, err)) return -1;
     for (int s = 0; s < mb.n_seqs; s++) {
         int start = t->span[2 * s], end = t->span[2 * s + 1];
         t->logp_tok[start] = 0;

@@ -57,12 +57,15 @@ typedef struct trainer {
     int cap_tokens, cap_seqs;
     int64_t drop_step;             // LoRA dropout keys: the optimizer step and the forward within it
     int drop_forward;
+    double temperature;            // log-probs of softmax(logits / T) (1 from trainer_open; trainer_set_temperature)
 } trainer;
 
 // Enables gradients on m, allocates the optimizer and buffers, reserves activations.
 // train = 0 gives a forward-only trainer (reference log-probs): no gradients, no optimizer.
 int trainer_open(trainer *t, model *m, const trainer_opts *o, int train, tm_error *err);
 void trainer_close(trainer *t);
+// Log-probs (forward and backward) of softmax(logits / T), T > 0: GRPO's sampling temperature.
+void trainer_set_temperature(trainer *t, double T);
 // Turns a forward-only trainer into a training one (after reference log-probs were
 // computed with the same buffers; the model may have been reloaded in place).
 int trainer_enable_train(trainer *t, tm_error *err);
@@ -72,7 +75,8 @@ void trainer_clear(trainer *t);
 // (0 / 1). Errors when the sequence does not fit the sizes given to trainer_open.
 int trainer_add(trainer *t, const int32_t *ids, const uint8_t *mask, int len, const float *ref, const float *w,
                 tm_error *err);
-// Policy log-probs of every added token into logp_tok (token-aligned). entropy_tok
+// Policy log-probs of every added token into logp_tok (token-aligned), at the
+// trainer's temperature (trainer_backward differentiates the same). entropy_tok
 // (token-aligned, may be NULL) gets the next-token entropy of the position that predicts it.
 int trainer_forward(trainer *t, float *entropy_tok, tm_error *err);
 // Arms LoRA adapter dropout (model/lora.h) for the next forward, the one whose backward

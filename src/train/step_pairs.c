@@ -1,4 +1,6 @@
 // train/step_pairs: Step-DPO pair mining with the verifier as the judge (see step_pairs.h).
+#include "task/grade.h"
+#include "task/problems.h"
 #include "train/step_pairs.h"
 #include <ctype.h>
 #include <stdio.h>
@@ -117,16 +119,10 @@ static int graded(step_pairs_ctx *c, const char *a, size_t alen, const char *b, 
     if (!t) return tm_fail(err, "out of memory");
     memcpy(t, a, alen);
     memcpy(t + alen, b, bl + 1);
-    size_t st, al;
-    *ok = 0;
-    int rc = 0;
-    if (math_extract(t, alen + bl, &c->eo, &st, &al, NULL)) {
-        char *pred = strndup(t + st, al);
-        math_verdict v;
-        if (!pred) rc = tm_fail(err, "out of memory");
-        else if (!(rc = math_answer_check(pred, gold, &c->qo, &v, err))) *ok = v == MATH_EQUAL;
-        free(pred);
-    }
+    task_grade_result g;
+    int rc = task_grade(t, alen + bl, gold, &c->eo, &c->qo, &g, err);  // the task layer's one grading rule
+    *ok = !rc && g.correct;
+    if (!rc) task_grade_result_free(&g);
     free(t);
     return rc;
 }
@@ -269,33 +265,27 @@ void step_pairs_args_default(step_pairs_args *a) {
     a->seed = 42;
 }
 
-// One problem of the prompts file: the question as the Step-DPO row's "prompt" (with the
-// suffix: `temper dpo --step-wise` renders that field as it is), its rendering, the gold.
+// One problem of the prompts file, read by the one problem loader (task/problems.h, plain
+// style): the user content (question + suffix) as the Step-DPO row's "prompt" (`temper dpo
+// --step-wise` renders that field as it is), its rendering (the prompt rule), the gold.
 static int read_problem(const json *row, const tok_chat *chat, const char *suffix, char **question, char **rendered,
                         char **gold, tm_error *err) {
-    const json *q = json_get(row, "prompt"), *a = json_get(row, "answer");
-    int gsm = 0;
-    if (!q && (q = json_get(row, "question"))) gsm = 1;
-    if (!q) q = json_get(row, "problem");
-    if (!q || q->type != JSON_STRING) return tm_fail(err, "need a string \"prompt\" (or \"question\" / \"problem\")");
-    if (!a || a->type != JSON_STRING) return tm_fail(err, "missing string field \"answer\"");
-    *gold = gsm ? data_gsm8k_answer(a->str) : strndup(a->str, a->len);
-    if (!*gold) return tm_fail(err, gsm ? "answer has no \"#### \" final answer" : "out of memory");
-    sbuf qs;
-    sbuf_init(&qs);
-    sbuf_put(&qs, q->str, q->len);
-    if (suffix) sbuf_puts(&qs, suffix);
-    int rc = sbuf_check(&qs, err);
-    *question = rc ? NULL : strdup(qs.data);
-    if (!rc && !*question) rc = tm_fail(err, "out of memory");
-    if (!rc && chat) {  // as data/ renders a prompt: one user message and the generation prompt
-        tok_chat_msg m = {"user", qs.data, qs.len, NULL, 0};
-        tok_chat_render r = {0};
-        rc = tok_chat_apply(chat, &m, 1, 1, &r, err);
-        if (!rc && !(*rendered = strndup(r.text.data, r.text.len))) rc = tm_fail(err, "out of memory");
-        tok_chat_render_free(&r);
-    } else if (!rc && !(*rendered = strdup(qs.data))) rc = tm_fail(err, "out of memory");
-    sbuf_free(&qs);
+    task_prompt_opts po = {TASK_STYLE_PLAIN, suffix, chat, 0};
+    task_problem p;
+    if (task_problem_from_json(NULL, row, &po, &p, err)) return -1;
+    int rc = 0;
+    json_doc *d = NULL;
+    if (p.prompt_json[0] != '"') rc = tm_fail(err, "need a string \"prompt\" (or \"question\" / \"problem\"): step-pairs continues a question");
+    else if (!p.answer) rc = tm_fail(err, "missing field \"answer\": step-pairs needs a gold answer");
+    else if (!(d = json_parse(p.prompt_json, strlen(p.prompt_json), err))) rc = -1;  // the content, a JSON string
+    else if (!(*question = strndup(json_root(d)->str, json_root(d)->len))) rc = tm_fail(err, "out of memory");
+    if (!rc) {
+        *rendered = p.text;
+        *gold = p.answer;
+        p.text = p.answer = NULL;
+    }
+    json_doc_free(d);
+    task_problem_free(&p);
     return rc;
 }
 

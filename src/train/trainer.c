@@ -9,12 +9,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 #include "base/io.h"
 #include "base/json.h"
 #include "base/progress.h"
 #include "base/rng.h"
+#include "base/tfevents.h"
 #include "data/data.h"
+#include "kernels/kernels.h"
 #include "model/batch.h"
 #include "model/model.h"
 #include "objectives/rm.h"
@@ -162,6 +165,8 @@ int train_prepare_output_dir(const char *out, const char *model_dir, const char 
 }
 
 // ---- examples and their cached reference log-probs ----
+
+static void epoch_order(int *order, int n, int seed, int epoch);
 
 // One training example as the loop sees it: the data layer's sequences plus, per
 // sequence, the reference log-prob of each token (ref[s][t] for token t; 0 at t = 0).
@@ -352,20 +357,42 @@ static int load_token_weights(const char *path, example_set *s, tm_error *err) {
 
 // ---- micro-batches: pack, forward, objective, backward ----
 
+// LM_ROWS positions at a time go through the lm-head for the token metrics.
+enum { LM_ROWS = 16 };
+
 // Scratch reused by every micro-batch: the step-level trainer's packing buffers, plus
 // the pairing and KTO labels of the micro-batch.
+
 typedef struct step_buffers {
     trainer t;
     int *pair;
     uint8_t *desirable;
+    // token metrics (mean_token_accuracy, entropy): the positions asked for, their argmax
+    // and entropy, the next-token entropy the forward gives (token-aligned), and the
+    // lm-head scratch: LM_ROWS hidden rows and their logits
+    int *pos, *argmax;
+    double *ent, *wbar;            // wbar: the mean lm-head row (DPO's mean logit)
+    float *entropy_tok, *h, *z;
+    uint8_t *chosen_seq;           // DPO: packed sequence s is a chosen one
 } step_buffers;
 
 static int buffers_init(step_buffers *b, model *m, const trainer_opts *o, tm_error *err) {
     memset(b, 0, sizeof *b);
     if (trainer_open(&b->t, m, o, 0, err)) return -1;
+    size_t n = (size_t)o->cap_tokens;
     b->pair = malloc(sizeof(int) * 2 * (size_t)o->cap_seqs);
     b->desirable = malloc((size_t)o->cap_seqs);
-    if (!b->pair || !b->desirable) return tm_fail(err, "out of memory");
+    b->pos = malloc(sizeof(int) * n);
+    b->argmax = malloc(sizeof(int) * n);
+    b->ent = malloc(sizeof(double) * n);
+    b->entropy_tok = malloc(sizeof(float) * n);
+    b->h = malloc(sizeof(float) * LM_ROWS * (size_t)m->cfg.hidden);
+    b->z = malloc(sizeof(float) * LM_ROWS * (size_t)m->cfg.vocab);
+    b->wbar = malloc(sizeof(double) * (size_t)m->cfg.hidden);
+    b->chosen_seq = malloc((size_t)o->cap_seqs);
+    if (!b->pair || !b->desirable || !b->pos || !b->argmax || !b->ent || !b->entropy_tok || !b->h || !b->z || !b->wbar ||
+        !b->chosen_seq)
+        return tm_fail(err, "out of memory");
     return 0;
 }
 
@@ -373,18 +400,29 @@ static void buffers_free(step_buffers *b) {
     trainer_close(&b->t);
     free(b->pair);
     free(b->desirable);
+    free(b->pos); free(b->argmax); free(b->ent); free(b->entropy_tok); free(b->h); free(b->z);
+    free(b->wbar); free(b->chosen_seq);
     memset(b, 0, sizeof *b);
 }
 
-// Per-token reference log-probs of every sequence of every example under model m.
-static int compute_reference(trainer *b, example_set *s, int kl, tm_error *err) {
+// Per-token reference log-probs of every sequence of the examples marked in need (NULL:
+// all) under model m. The examples are packed in file order, skipping the others, so a
+// run that needs them all packs exactly as before and gets the same bits, and a run and
+// its resumption (which mark the same examples) agree bit for bit. *done counts them.
+static int compute_reference(trainer *b, example_set *s, const uint8_t *need, int kl, int *done, tm_error *err) {
+    int todo = 0;
+    for (int k = 0; k < s->n; k++) todo += !need || need[k];
+    *done = todo;
     progress pb;
-    progress_start(&pb, "reference log-probs", s->n, "examples");
-    int i = 0;
+    progress_start(&pb, "reference log-probs", todo, "examples");
+    int i = 0, counted = 0;
     while (i < s->n) {
+        while (i < s->n && need && !need[i]) i++;
+        if (i == s->n) break;
         trainer_clear(b);
         int first = i;
         while (i < s->n) {
+            if (need && !need[i]) { i++; continue; }
             const example *e = &s->ex[i];
             int need = 0;
             for (int q = 0; q < e->d.nseq; q++) need += e->d.seq[q].len;
@@ -402,7 +440,9 @@ static int compute_reference(trainer *b, example_set *s, int kl, tm_error *err) 
         if (frc) return -1;
         int sq = 0;
         for (int k = first; k < i; k++) {
+            if (need && !need[k]) continue;
             example *e = &s->ex[k];
+            counted++;
             for (int q = 0; q < e->d.nseq; q++, sq++) {
                 e->ref[q] = malloc(sizeof(float) * (size_t)e->d.seq[q].len);
                 if (!e->ref[q]) return tm_fail(err, "out of memory");
@@ -415,17 +455,39 @@ static int compute_reference(trainer *b, example_set *s, int kl, tm_error *err) 
                 sq++;
             }
         }
-        progress_update(&pb, i);
+        progress_update(&pb, counted);
     }
     progress_finish(&pb);
     return 0;
+}
+
+// The examples steps [0, total) draw: every one once the run covers an epoch, else those
+// of the first epoch's order up to the last step. Marked from step 0 even when resuming,
+// so a resumed run computes the same references, packed the same way, as the whole run.
+static uint8_t *examples_drawn(int n, int seed, int64_t total, int64_t steps_per_epoch, int per_step) {
+    uint8_t *need = calloc((size_t)n, 1);
+    int *order = malloc(sizeof(int) * (size_t)n);
+    if (!need || !order) { free(need); free(order); return NULL; }
+    if (total >= steps_per_epoch) {
+        memset(need, 1, (size_t)n);
+    } else {
+        epoch_order(order, n, seed, 0);
+        int64_t upto = total * per_step < n ? total * per_step : n;
+        for (int64_t k = 0; k < upto; k++) need[order[k]] = 1;
+    }
+    free(order);
+    return need;
 }
 
 // ---- metrics of one optimizer step (sums over its micro-batches) ----
 
 typedef struct step_metrics {
     double loss;
-    double num_tokens;
+    double num_tokens;     // every token of the batch (TRL: the attention mask's sum)
+    // TRL's per-micro-batch means, summed here and averaged over the micro-batches of a
+    // logging window as TRL averages its metric lists: mean_token_accuracy, entropy,
+    // DPO's logits/chosen and logits/rejected
+    double acc_sum, acc_n, ent_sum, ent_n, logits_chosen_sum, logits_rejected_sum, logits_n;
     dpo_metrics dpo;
     kto_metrics kto;
     sft_metrics sft;
@@ -465,6 +527,92 @@ static step_norm norm_of(const example_set *s, const int *idx, int n) {
     return z;
 }
 
+// The lm-head over the last forward's hidden states at positions pos[0..n): per
+// position its argmax (the first maximum, as torch.argmax) and, when ent is given, the
+// entropy of its next-token distribution. The fused lm-head kernel keeps no logits, so
+// the metrics that need them recompute LM_ROWS rows at a time (one more lm-head
+// forward over those positions, no backward).
+static void lm_head_rows(model *m, step_buffers *b, const int *pos, int n, int *argmax, double *ent) {
+    const float *H = model_last_hidden(m), *W = model_lm_head(m);
+    int D = m->cfg.hidden, V = m->cfg.vocab;
+    for (int i0 = 0; i0 < n; i0 += LM_ROWS) {
+        int r = n - i0 < LM_ROWS ? n - i0 : LM_ROWS;
+        for (int k = 0; k < r; k++) memcpy(b->h + (size_t)k * D, H + (size_t)pos[i0 + k] * D, sizeof(float) * (size_t)D);
+        m->K->linear_fwd(b->z, b->h, W, NULL, r, D, V);
+        // rows are independent: the same bits with any number of threads
+        #pragma omp parallel for schedule(static)
+        for (int k = 0; k < r; k++) {
+            const float *z = b->z + (size_t)k * V;
+            int best = 0;
+            for (int j = 1; j < V; j++) if (z[j] > z[best]) best = j;
+            argmax[i0 + k] = best;
+            if (!ent) continue;
+            // H = log sum e^(z - max) - sum p (z - max), summed in double
+            double se = 0, sez = 0;
+            float zmax = z[best];
+            for (int j = 0; j < V; j++) {
+                float d = z[j] - zmax, e = expf(d);
+                se += e;
+                sez += (double)e * d;
+            }
+            ent[i0 + k] = log(se) - sez / se;
+        }
+    }
+}
+
+// SFT's token metrics, as TRL's SFTTrainer logs them per micro-batch: entropy, the mean
+// over every position of the batch (its attention mask); mean_token_accuracy, the
+// fraction of trained tokens that are the argmax of the logits predicting them.
+static void sft_token_metrics(model *m, step_buffers *b, step_metrics *out) {
+    const batch_builder *bb = &b->t.bb;
+    for (int i = 0; i < bb->n_tokens; i++) b->pos[i] = i;
+    lm_head_rows(m, b, b->pos, bb->n_tokens, b->argmax, b->ent);
+    double ent = 0, right = 0, trained = 0;
+    for (int i = 0; i < bb->n_tokens; i++) {
+        ent += b->ent[i];
+        if (bb->targets[i] >= 0) trained++, right += b->argmax[i] == bb->targets[i];
+    }
+    if (bb->n_tokens) out->ent_sum += ent / bb->n_tokens, out->ent_n += 1;
+    if (trained) out->acc_sum += right / trained, out->acc_n += 1;
+}
+
+// DPO's, as TRL's DPOTrainer logs them: entropy, the mean over the completion tokens of
+// chosen and rejected (the forward's entropy_tok); logits/chosen and logits/rejected,
+// the mean logit (over the vocabulary) at the positions predicting chosen / rejected
+// completion tokens, pooled over the micro-batch; mean_token_accuracy on the chosen
+// completions. The mean logit of a position is h . mean_j W_j, so it needs no logits.
+static void dpo_token_metrics(model *m, step_buffers *b, const uint8_t *chosen_seq, step_metrics *out) {
+    const trainer *t = &b->t;
+    const batch_builder *bb = &t->bb;
+    const float *H = model_last_hidden(m), *W = model_lm_head(m);
+    int D = m->cfg.hidden, V = m->cfg.vocab;
+    double *wbar = b->wbar;
+    for (int d = 0; d < D; d++) wbar[d] = 0;
+    for (int j = 0; j < V; j++)
+        for (int d = 0; d < D; d++) wbar[d] += W[(size_t)j * D + d];
+    for (int d = 0; d < D; d++) wbar[d] /= V;
+    double ent = 0, n_ent = 0, lg[2] = {0, 0}, n_lg[2] = {0, 0};
+    int n_pos = 0;
+    for (int s = 0; s < bb->n_seqs; s++)
+        for (int i = t->span[2 * s] + 1; i < t->span[2 * s + 1]; i++) {
+            if (!t->mask_tok[i]) continue;
+            int c = chosen_seq[s] ? 0 : 1;
+            double dot = 0;
+            for (int d = 0; d < D; d++) dot += (double)H[(size_t)(i - 1) * D + d] * wbar[d];
+            lg[c] += dot, n_lg[c]++;
+            ent += b->entropy_tok[i], n_ent++;
+            if (c == 0) b->pos[n_pos++] = i - 1;
+        }
+    lm_head_rows(m, b, b->pos, n_pos, b->argmax, NULL);
+    double right = 0;
+    for (int k = 0; k < n_pos; k++) right += b->argmax[k] == bb->targets[b->pos[k]];
+    if (n_ent) out->ent_sum += ent / n_ent, out->ent_n += 1;
+    if (n_pos) out->acc_sum += right / n_pos, out->acc_n += 1;
+    out->logits_chosen_sum += n_lg[0] ? lg[0] / n_lg[0] : 0;
+    out->logits_rejected_sum += n_lg[1] ? lg[1] / n_lg[1] : 0;
+    out->logits_n += 1;
+}
+
 // A reward-model micro-batch: scores of chosen and rejected, Bradley-Terry loss.
 static int run_micro_rm(const train_args *a, model *m, const example_set *s, const int *idx, int n, const step_norm *z,
                         step_buffers *b, int train, step_metrics *out, tm_error *err) {
@@ -482,7 +630,7 @@ static int run_micro_rm(const train_args *a, model *m, const example_set *s, con
     for (int k = 0; k < n; k++) r[k] = b->t.logp_pos[2 * k], r[n + k] = b->t.logp_pos[2 * k + 1];
     step_metrics mine = {0};
     if (rm_bt_loss(n, r, r + n, NULL, a->center_rewards_coefficient, z->pairs, &mine.loss, dr, dr + n, &mine.rm, err)) return -1;
-    for (int i = 0; i < mb.n_tokens; i++) mine.num_tokens += b->t.mask_tok[i];
+    mine.num_tokens = mb.n_tokens;
     metrics_add(out, &mine);
     if (train) {
         for (int k = 0; k < n; k++) b->t.dlogp_pos[2 * k] = dr[k], b->t.dlogp_pos[2 * k + 1] = dr[n + k];
@@ -513,16 +661,20 @@ static int run_micro(const train_args *a, model *m, const example_set *s, const 
         mine.kl_count = 1;
     }
     trainer_clear(&b->t);
+    uint8_t *chosen_seq = b->chosen_seq;  // DPO: the first sequence of each example is the chosen one
     for (int k = 0; k < n; k++) {
         const example *e = &s->ex[idx[k]];
         for (int q = 0; q < e->d.nseq; q++) {
             b->pair[b->t.bb.n_seqs] = b->t.bb.n_seqs;
+            if (a->method == TRAIN_DPO) chosen_seq[b->t.bb.n_seqs] = q == 0;
             if (trainer_add(&b->t, e->d.seq[q].ids, e->d.seq[q].mask, e->d.seq[q].len, e->ref[q], e->weight[q], err)) return -1;
         }
         b->desirable[k] = e->d.label == 1;
     }
     if (train) trainer_dropout_next(&b->t);  // LoRA dropout in the forwards whose backward follows
-    if (trainer_forward(&b->t, NULL, err)) return -1;
+    if (trainer_forward(&b->t, a->method == TRAIN_DPO ? b->entropy_tok : NULL, err)) return -1;
+    if (a->method == TRAIN_SFT) sft_token_metrics(m, b, &mine);
+    if (a->method == TRAIN_DPO) dpo_token_metrics(m, b, chosen_seq, &mine);
     seq_batch sb = trainer_view(&b->t, a->method != TRAIN_SFT);
     double loss = 0;
     switch (a->method) {
@@ -540,7 +692,7 @@ static int run_micro(const train_args *a, model *m, const example_set *s, const 
     case TRAIN_RM: break;  // run_micro_rm
     }
     mine.loss = loss;
-    for (int i = 0; i < sb.n_tokens; i++) mine.num_tokens += sb.mask[i];
+    mine.num_tokens = sb.n_tokens;
     metrics_add(out, &mine);
     if (train) trainer_backward(&b->t);
     return 0;
@@ -562,6 +714,12 @@ static void put_pair_rewards(sbuf *o, const char *prefix, double n, double chose
 }
 
 static void put_method_metrics(sbuf *o, const train_args *a, const step_metrics *s, const char *prefix) {
+    if (s->ent_n > 0) put_metric(o, prefix, "entropy", s->ent_sum / s->ent_n);
+    if (s->acc_n > 0) put_metric(o, prefix, "mean_token_accuracy", s->acc_sum / s->acc_n);
+    if (s->logits_n > 0) {
+        put_metric(o, prefix, "logits/chosen", s->logits_chosen_sum / s->logits_n);
+        put_metric(o, prefix, "logits/rejected", s->logits_rejected_sum / s->logits_n);
+    }
     if (a->method == TRAIN_DPO && s->dpo.n_pairs > 0) {
         double n = s->dpo.n_pairs;
         put_pair_rewards(o, prefix, n, s->dpo.rewards_chosen, s->dpo.rewards_rejected, s->dpo.rewards_accuracies,
@@ -638,6 +796,67 @@ static int evaluate(const train_args *a, model *m, const example_set *ev, step_b
     return 0;
 }
 
+// --report-to as TRL reads it (a comma-separated list): metrics.jsonl is always written;
+// tensorboard (or all) adds event files; none and jsonl add nothing.
+static int parse_report_to(const char *list, int *tensorboard, tm_error *err) {
+    *tensorboard = 0;
+    if (!list) return 0;
+    char buf[256], *save;
+    snprintf(buf, sizeof buf, "%s", list);
+    for (char *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+        while (*t == ' ') t++;
+        if (!strcmp(t, "tensorboard") || !strcmp(t, "all")) *tensorboard = 1;
+        else if (strcmp(t, "none") && strcmp(t, "jsonl"))
+            return tm_fail(err, "--report-to %s is not supported (none, jsonl, tensorboard, all; metrics.jsonl is always written)", t);
+    }
+    return 0;
+}
+
+// TRL's default logging_dir: <output-dir>/runs/<Mon DD_HH-MM-SS>_<host>.
+static void tensorboard_dir(const char *output_dir, char *out, size_t cap) {
+    char host[128] = "localhost", stamp[64], name[256];
+    gethostname(host, sizeof host - 1);
+    time_t now = time(NULL);
+    struct tm tmv;
+    strftime(stamp, sizeof stamp, "%b%d_%H-%M-%S", localtime_r(&now, &tmv));
+    snprintf(name, sizeof name, "runs/%s_%s", stamp, host);
+    io_join(out, cap, output_dir, name);
+}
+
+// Where each log_history entry goes: metrics.jsonl (flushed), the checkpoint state's
+// history, and the TensorBoard file as transformers' TensorBoardCallback writes it
+// (every number but step, eval_x as eval/x, anything else as train/x, at the global step).
+typedef struct run_log {
+    FILE *metrics;
+    checkpoint_state *st;
+    tm_tfevents tb;
+    int tensorboard;
+} run_log;
+
+static int emit(run_log *lg, const char *line, tm_error *err) {
+    fprintf(lg->metrics, "%s\n", line);
+    fflush(lg->metrics);
+    if (checkpoint_log(lg->st, line)) return tm_fail(err, "out of memory");
+    if (!lg->tensorboard) return 0;
+    json_doc *d = json_parse(line, strlen(line), err);
+    if (!d) return -1;
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    double wall = (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+    const json *r = json_root(d);
+    int rc = 0;
+    for (int i = 0; i < r->n && !rc; i++) {
+        const char *k = r->keys[i];
+        if (r->items[i].type != JSON_NUMBER || !strcmp(k, "step")) continue;
+        char tag[256];
+        if (!strncmp(k, "eval_", 5)) snprintf(tag, sizeof tag, "eval/%s", k + 5);
+        else snprintf(tag, sizeof tag, "train/%s", k);
+        rc = tfevents_scalar(&lg->tb, tag, r->items[i].num, lg->st->global_step, wall, err);
+    }
+    json_doc_free(d);
+    return rc ? -1 : tfevents_flush(&lg->tb, err);
+}
+
 int train_run(const train_args *args, tm_error *err) {
     // --resume-from-checkpoint true|last: the newest complete checkpoint of --output-dir
     train_args resolved = *args;
@@ -652,6 +871,8 @@ int train_run(const train_args *args, tm_error *err) {
     if (!a->model || !a->data || !a->output_dir) return tm_fail(err, "--model, --data and --output-dir are required");
     if (!*a->model) return tm_fail(err, "--model is empty");
     if (train_args_check(a, err)) return -1;
+    int tensorboard;
+    if (parse_report_to(a->report_to, &tensorboard, err)) return -1;
     lr_schedule sched;
     if (lr_schedule_parse(a->lr_scheduler_type, &sched))
         return tm_fail(err, "unknown --lr-scheduler-type \"%s\" (linear, cosine, constant, constant_with_warmup)", a->lr_scheduler_type);
@@ -670,6 +891,7 @@ int train_run(const train_args *args, tm_error *err) {
     int *order = NULL, *step_ex = NULL, *micro_at = NULL;
     train_rows rows = {0};
     FILE *metrics = NULL;
+    run_log lg = {0};
     sbuf line;
     sbuf_init(&line);
     tok_chat chat;
@@ -683,7 +905,8 @@ int train_run(const train_args *args, tm_error *err) {
         goto done;
     // without a tokenizer only pre-tokenized data (TRL's *_input_ids columns) can be read
     tok = tok_load(a->model, err);
-    have_chat = tok && tok_chat_for(tok, a->chat_template, &chat, err) == 0;
+    if (tok && tok_set_chat_kwargs(tok, a->chat_template_kwargs, err)) goto done;
+    have_chat = tok && !a->no_chat_template && tok_chat_for(tok, a->chat_template, &chat, err) == 0;
     if (a->chat_template && !have_chat) goto done;
     if (load_examples(tok, have_chat ? &chat : NULL, a, fmt, a->data, m.cfg.vocab, &train, err)) goto done;
     if (a->eval_data && load_examples(tok, have_chat ? &chat : NULL, a, fmt, a->eval_data, m.cfg.vocab, &eval, err)) goto done;
@@ -726,8 +949,22 @@ int train_run(const train_args *args, tm_error *err) {
     if (buffers_init(&buf, &m, &to, err)) goto done;
     buf.t.has_weights = a->token_weights != NULL;
 
+    int per_step = bs * a->gradient_accumulation_steps;  // rows (one example each unless --packing)
+    int64_t steps_per_epoch = (rows.n + per_step - 1) / per_step;
+    int64_t total = a->max_steps > 0 ? a->max_steps : (int64_t)ceil(a->num_train_epochs * (double)steps_per_epoch);
+    int ref_examples = 0;
     if (a->method == TRAIN_DPO || a->method == TRAIN_KTO) {
-        if (compute_reference(&buf.t, &train, kl, err) || (eval.n && compute_reference(&buf.t, &eval, kl, err))) goto done;
+        // references only for the examples the run's steps draw (--max-steps 3 on a big
+        // file needs a few, not all); the eval set is evaluated whole
+        uint8_t *need = examples_drawn(train.n, a->seed, total, steps_per_epoch, per_step);
+        int eval_done;
+        if (!need) { tm_fail(err, "out of memory"); goto done; }
+        int bad = compute_reference(&buf.t, &train, need, kl, &ref_examples, err) ||
+                  (eval.n && compute_reference(&buf.t, &eval, NULL, kl, &eval_done, err));
+        free(need);
+        if (bad) goto done;
+        fprintf(stderr, "temper: reference log-probs for %d of %d training examples (those the %lld steps draw)\n", ref_examples,
+                train.n, (long long)total);
     }
     // the policy: the initial model (already loaded when it is also the reference), or a checkpoint
     // (under LoRA a checkpoint holds the adapters only: the policy is the base plus those)
@@ -741,9 +978,6 @@ int train_run(const train_args *args, tm_error *err) {
     if (model_lora_prepare(&m, &a->lora, a->model, peft ? a->resume_from_checkpoint : NULL, (uint64_t)a->seed, err)) goto done;
     if (trainer_enable_train(&buf.t, err)) goto done;
 
-    int per_step = bs * a->gradient_accumulation_steps;  // rows
-    int64_t steps_per_epoch = (rows.n + per_step - 1) / per_step;
-    int64_t total = a->max_steps > 0 ? a->max_steps : (int64_t)ceil(a->num_train_epochs * (double)steps_per_epoch);
     int64_t warmup = a->warmup_steps > 0 ? a->warmup_steps : (int64_t)ceil(a->warmup_ratio * (double)total);
     int eval_steps = a->eval_steps > 0 ? a->eval_steps : a->logging_steps;
     buf.t.o.warmup_steps = warmup;
@@ -765,6 +999,14 @@ int train_run(const train_args *args, tm_error *err) {
         metrics = fopen(metrics_path, "a");
         if (!metrics) { tm_fail(err, "%s: %s", metrics_path, strerror(errno)); goto done; }
     }
+    lg.metrics = metrics;
+    lg.st = &st;
+    if (tensorboard) {
+        char tb_dir[4096];
+        tensorboard_dir(a->output_dir, tb_dir, sizeof tb_dir);
+        if (tfevents_open(&lg.tb, tb_dir, err)) goto done;
+        lg.tensorboard = 1;
+    }
 
     order = malloc(sizeof(int) * (size_t)(rows.n ? rows.n : 1));
     step_ex = malloc(sizeof(int) * (size_t)(train.n ? train.n : 1));
@@ -775,7 +1017,8 @@ int train_run(const train_args *args, tm_error *err) {
     progress_start(&pb, names[a->method], total, "steps");
     step_metrics window = {0};
     int window_steps = 0;
-    double grad_norm_sum = 0, window_start = now_seconds();
+    double grad_norm_sum = 0, window_start = now_seconds(), run_start = window_start;
+    int64_t first_step = st.global_step, samples_run = 0;
     int cur_epoch = -1;
     for (int64_t step = st.global_step; step < total; step++) {
         int epoch = (int)(step / steps_per_epoch);
@@ -797,6 +1040,8 @@ int train_run(const train_args *args, tm_error *err) {
         double gnorm = trainer_step(&buf.t, step);
         st.global_step = step + 1;
         st.num_tokens += sm.num_tokens;
+        st.total_loss += sm.loss;
+        samples_run += count;
         double ep = (double)(step + 1) / (double)steps_per_epoch;
         metrics_add(&window, &sm);  // averaged over the logging window, as transformers logs
         grad_norm_sum += gnorm;
@@ -821,11 +1066,10 @@ int train_run(const train_args *args, tm_error *err) {
                 sbuf_printf(&line, ", \"train_examples\": %d, \"truncated_examples\": %ld, \"dropped_examples\": %ld", train.n,
                             train.truncated, train.dropped);
                 if (a->packing) sbuf_printf(&line, ", \"packed_rows\": %d", rows.n);
+                if (a->method == TRAIN_DPO || a->method == TRAIN_KTO) sbuf_printf(&line, ", \"ref_examples\": %d", ref_examples);
             }
             sbuf_puts(&line, "}");
-            fprintf(metrics, "%s\n", line.data);
-            fflush(metrics);
-            if (checkpoint_log(&st, line.data)) { tm_fail(err, "out of memory"); goto done; }
+            if (emit(&lg, line.data, err)) goto done;
             if (a->quiet || !pb.tty) fprintf(stderr, "%s\n", line.data);
             memset(&window, 0, sizeof window);
             window_steps = 0;
@@ -834,22 +1078,38 @@ int train_run(const train_args *args, tm_error *err) {
         }
         if (eval.n && (st.global_step % eval_steps == 0 || last)) {
             if (evaluate(a, &m, &eval, &buf, st.global_step, ep, &line, err)) goto done;
-            fprintf(metrics, "%s\n", line.data);
-            fflush(metrics);
-            if (checkpoint_log(&st, line.data)) { tm_fail(err, "out of memory"); goto done; }
+            if (emit(&lg, line.data, err)) goto done;
             fprintf(stderr, "%s%s\n", pb.tty ? "\r\033[K" : "", line.data);
         }
         st.epoch = ep;
-        if (a->save_steps > 0 && st.global_step % a->save_steps == 0 && !last) {
+        // the last step always gets a checkpoint (transformers saves at the end of a run),
+        // so a finished run can be extended with its optimizer state
+        if (a->save_steps > 0 && (st.global_step % a->save_steps == 0 || last)) {
             if (trainer_save(&buf.t, a->output_dir, &st, a->save_total_limit, err)) goto done;
         }
     }
     if (!a->quiet) progress_finish(&pb);
+    // transformers' last log_history entry: the run's speed and its mean step loss (the
+    // rates over what this process ran; train_loss over every step, a resumed run's too)
+    if (st.global_step > first_step) {
+        double runtime = now_seconds() - run_start;
+        sbuf_clear(&line);
+        sbuf_printf(&line, "{\"step\": %lld, \"epoch\": ", (long long)st.global_step);
+        sbuf_json_float(&line, st.epoch);
+        put_metric(&line, "", "train_runtime", round(runtime * 1e4) / 1e4);
+        put_metric(&line, "", "train_samples_per_second", round((double)samples_run / runtime * 1e3) / 1e3);
+        put_metric(&line, "", "train_steps_per_second", round((double)(st.global_step - first_step) / runtime * 1e3) / 1e3);
+        put_metric(&line, "", "train_loss", st.total_loss / (double)st.global_step);
+        sbuf_puts(&line, "}");
+        if (emit(&lg, line.data, err)) goto done;
+        if (a->quiet || !pb.tty) fprintf(stderr, "%s\n", line.data);
+    }
     if (model_save(&m, a->output_dir, 0, err)) goto done;
     if (checkpoint_write_trainer_state(a->output_dir, &st, err)) goto done;
     fprintf(stderr, "temper: trained %lld steps; model saved to %s (metrics: %s)\n", (long long)st.global_step, a->output_dir, metrics_path);
     rc = 0;
 done:
+    if (lg.tensorboard) tfevents_close(&lg.tb);
     if (metrics) fclose(metrics);
     free(order);
     free(step_ex);

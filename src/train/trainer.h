@@ -26,9 +26,17 @@
 //   or its start with --truncation-mode keep_start), then every sequence to
 //   --max-length; examples left with no trained token are dropped. Both counts are
 //   printed and logged in the first metrics.jsonl entry.
+// - The last entry of metrics.jsonl is transformers' end-of-training one: train_runtime,
+//   train_samples_per_second, train_steps_per_second (over the steps this process ran)
+//   and train_loss (the mean step loss of the whole run). --report-to tensorboard also
+//   writes every entry as TensorBoard scalars (train/<key>, eval/<key>), as transformers'
+//   TensorBoardCallback does.
 // - Checkpoints are <output-dir>/checkpoint-<step>/: a Hugging Face model directory
 //   plus optimizer.safetensors and trainer_state.json, written under a temporary name
-//   and renamed, so a crash never leaves a half-written checkpoint.
+//   and renamed, so a crash never leaves a half-written checkpoint. The last step always
+//   gets one (with --save-steps > 0), so a finished run can be extended with
+//   --max-steps N --resume-from-checkpoint. Model directories get generation_config.json
+//   and pad_token_id in config.json (model_save).
 #pragma once
 #include "base/error.h"
 #include "objectives/dpo.h"
@@ -43,6 +51,8 @@ typedef struct train_args {
     const char *data_weights;        // one weight per --data file (comma-separated), NULL: all of each
     const char *dataset_format;      // NULL: the method's (sft, dpo, kto); also trajectory, step
     const char *chat_template;       // NULL: recognized from the tokenizer
+    int no_chat_template;            // string rows as plain text even if the tokenizer has a template
+    const char *chat_template_kwargs;// a JSON object of extra template variables (NULL: none)
     const char *token_weights;       // dpo: cDPO per-token weights from `temper critical-tokens`
     const char *lr_scheduler_type;   // linear
     double learning_rate, warmup_ratio, weight_decay, max_grad_norm;
@@ -62,6 +72,9 @@ typedef struct train_args {
     int packing;                     // sft: pack whole examples into rows of max_length tokens (train/packing.h)
     lora_args lora;                  // --use-peft and the --lora-* flags: adapters trained, base frozen; the
                                      // reference (dpo, kto) is the base with the adapters off
+    const char *report_to;           // --report-to: none|jsonl|tensorboard|all, comma-separated (NULL: jsonl);
+                                     // metrics.jsonl is always written, tensorboard adds event files
+                                     // under <output-dir>/runs/<date>_<host>/ (TRL's default logging_dir)
 } train_args;
 
 void train_args_default(train_args *a, train_method m);

@@ -58,12 +58,13 @@ cp run/metrics.jsonl metrics.before
 ok "second run into the same --output-dir is refused (rc $rc)" '[ $rc -ne 0 ] && cmp -s run/metrics.jsonl metrics.before'
 ok "the message says why and what to pass" 'grep -q "is not empty" err && grep -q -- "--overwrite-output-dir" err'
 "$T" sft --model m --data sft.jsonl --output-dir run --max-steps 3 --resume-from-checkpoint last --quiet 2>err; rc=$?
-ok "resuming from its own checkpoint is allowed (rc $rc)" '[ $rc -eq 0 ] && grep -q "resuming from run/checkpoint-1" err'
+ok "resuming from its own checkpoint is allowed (rc $rc)" '[ $rc -eq 0 ] && grep -q "resuming from run/checkpoint-2" err'
 "$T" sft --model m --data sft.jsonl --output-dir fresh --max-steps 2 --save-steps 1 --per-device-train-batch-size 2 --quiet 2>/dev/null
 "$T" sft --model m --data sft.jsonl --output-dir run --max-steps 3 --resume-from-checkpoint fresh/checkpoint-1 --quiet 2>err; rc=$?
 ok "resuming another directory's checkpoint into a non-empty one is refused (rc $rc)" '[ $rc -ne 0 ] && grep -q "is not empty" err'
 "$T" sft --model m --data sft.jsonl --output-dir run --max-steps 1 --overwrite-output-dir --quiet 2>err; rc=$?
-ok "--overwrite-output-dir replaces the old run: no old checkpoint left (rc $rc)" '[ $rc -eq 0 ] && [ -z "$(ls -d run/checkpoint-* 2>/dev/null)" ] && [ $(wc -l < run/metrics.jsonl) -eq 1 ]'
+# (the new run's one step gets its own checkpoint-1: the last step always saves)
+ok "--overwrite-output-dir replaces the old run: no old checkpoint left (rc $rc)" '[ $rc -eq 0 ] && [ "$(ls -d run/checkpoint-* 2>/dev/null)" = run/checkpoint-1 ] && [ $(wc -l < run/metrics.jsonl) -eq 2 ]'
 
 # ---- 3. --output-dir equal to --model
 cp -r m m2; sum=$(sha256sum m2/model.safetensors)

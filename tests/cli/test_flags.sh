@@ -130,6 +130,10 @@ for c in init score demo sft dpo kto reward-model grpo ppo rehearsal online-dpo 
   "$T" $c --quiet --help >/dev/null 2>&1 || rep="$rep [$c]"
 done
 ok "every command accepts --quiet$rep" '[ -z "$rep" ]'
+"$T" sample --model mt --data p.jsonl --n 2 --max-new-tokens 3 --quiet >s.jsonl 2>err; rc=$?
+ok "sample --quiet: samples on stdout, nothing on stderr (rc $rc): $(head -c 200 err)" '[ $rc -eq 0 ] && [ ! -s err ] && [ $(wc -l < s.jsonl) -eq 2 ]'
+"$T" pairs --data s.jsonl --out pq.jsonl --quiet 2>err; rc=$?
+ok "pairs --quiet says nothing (rc $rc): $(head -c 200 err)" '[ $rc -eq 0 ] && [ ! -s err ]'
 "$T" init --preset tiny --out mq --quiet >/dev/null 2>err; rc=$?
 ok "init --quiet prints nothing (rc $rc): $(cat err)" '[ $rc -eq 0 ] && [ ! -s err ] && [ -f mq/config.json ]'
 # YAML config with TRL's keys: aliases, a list, a nested mapping, numbers as PyYAML reads them
@@ -154,6 +158,9 @@ ok "dpo --config run.yaml with TRL's keys trains (rc $rc): $(tail -c 200 err)" '
 rm -rf ydir2
 "$T" dpo --config run.yaml --output-dir ydir2 --max-steps 1 2>/dev/null; rc=$?
 ok "the command line wins over the YAML file (rc $rc)" '[ $rc -eq 0 ] && [ -f ydir2/model.safetensors ] && [ $(wc -l < ydir2/metrics.jsonl) -ge 1 ] && ! grep -q "\"step\": 2" ydir2/metrics.jsonl'
+rm -rf trlnames
+"$T" sft --model_name_or_path m --dataset_name sft.jsonl --output-dir trlnames --max-steps 1 --quiet 2>err; rc=$?
+ok "TRL's --model_name_or_path and --dataset_name are --model and --data (rc $rc): $(tail -c 150 err)" '[ $rc -eq 0 ] && [ -f trlnames/model.safetensors ]'
 printf 'learning_rate: -1\nmodel: m\n' > neg.yaml
 "$T" dpo --config neg.yaml --data dpo.jsonl --output-dir ydir3 2>err; rc=$?
 ok "a YAML file's values are checked (rc $rc)" '[ $rc -ne 0 ] && grep -qF -- "--learning-rate must be a finite number >= 0 (got -1)" err'

@@ -3,6 +3,7 @@
 T=${TEMPER:-build/temper}
 cd "$(dirname "$0")/../.."
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
+PY=/usr/bin/python3
 ok() { if eval "$2"; then echo "ok - $1"; else echo "not ok - $1"; fi; }
 
 cat > "$tmp/in.jsonl" <<'J'
@@ -15,11 +16,11 @@ J
 "$T" grade "$tmp/in.jsonl" >"$tmp/out" 2>"$tmp/err"; rc=$?
 ok "grade exits 0" '[ $rc -eq 0 ]'
 ok "grade writes one line per input" '[ $(wc -l <"$tmp/out") -eq 5 ]'
-ok "grade keeps the input bytes and appends extracted/equal" \
-   'head -1 "$tmp/out" | grep -qF "{\"gold\": \"\\\\frac{1}{2}\", \"pred\": \"0.5\", \"extracted\": \"0.5\", \"equal\": true}"'
-ok "grade extracts from a completion" 'sed -n 2p "$tmp/out" | grep -q "\"extracted\": \"12\", \"equal\": true"'
+ok "grade keeps the input bytes and appends extracted, correct, label (as sample writes them) and equal" \
+   'head -1 "$tmp/out" | grep -qF "{\"gold\": \"\\\\frac{1}{2}\", \"pred\": \"0.5\", \"extracted\": \"0.5\", \"correct\": true, \"label\": true, \"equal\": true}"'
+ok "grade extracts from a completion" 'sed -n 2p "$tmp/out" | grep -q "\"extracted\": \"12\", \"correct\": true"'
 ok "grade: reordered tuple is wrong" 'sed -n 3p "$tmp/out" | grep -q "\"equal\": false"'
-ok "grade: no answer is null" 'sed -n 4p "$tmp/out" | grep -q "\"extracted\": null, \"equal\": false"'
+ok "grade: no answer is null" 'sed -n 4p "$tmp/out" | grep -q "\"extracted\": null, \"correct\": false"'
 ok "grade: numeric gold" 'sed -n 5p "$tmp/out" | grep -q "\"equal\": true"'
 ok "grade prints accuracy to stderr" 'grep -q "accuracy: 3/5" "$tmp/err"'
 "$T" grade --reason "$tmp/in.jsonl" 2>/dev/null | sed -n 4p >"$tmp/r"
@@ -44,7 +45,7 @@ J
 ok "grade: edge cases exit 0" '[ $rc -eq 0 ]'
 ok "grade: a 70-digit numeric gold is not cut to 63 digits" 'sed -n 1p "$tmp/out" | grep -q "\"equal\": false"'
 ok "grade: a 70-digit numeric gold equals itself" 'sed -n 2p "$tmp/out" | grep -q "\"equal\": true"'
-ok "grade: a NUL inside a boxed answer is no answer" 'sed -n 3p "$tmp/out" | grep -q "\"extracted\": null, \"equal\": false"'
+ok "grade: a NUL inside a boxed answer is no answer" 'sed -n 3p "$tmp/out" | grep -q "\"extracted\": null, \"correct\": false"'
 ok "grade: a NUL inside pred is not equal" 'sed -n 4p "$tmp/out" | grep -q "\"equal\": false, \"verdict\": \"parse-fail\""'
 ok "grade: a NUL inside gold is not equal" 'sed -n 5p "$tmp/out" | grep -q "\"equal\": false"'
 ok "grade: 7! = 5040 by default (mathematical equality)" 'sed -n 6p "$tmp/out" | grep -q "\"equal\": true"'
@@ -53,6 +54,35 @@ ok "grade: a sum left unevaluated is right by default" 'sed -n 7p "$tmp/out" | g
 ok "grade --allow-unevaluated=false refuses 7! for 5040" 'grep -q "\"equal\": false, \"verdict\": \"unevaluated\"" "$tmp/r"'
 "$T" grade --help >"$tmp/help"
 ok "grade --help says it grades by mathematical equality" 'grep -q "mathematical equality" "$tmp/help"'
+
+# files that feed each other (issue 12): the gold may be "answer" (as in prompts files and
+# sample rows, a GSM8K row's "#### n" included), a regraded sample row gets its verdict
+# replaced, and pairs / filter read grade's output
+cat > "$tmp/ans.jsonl" <<'J'
+{"prompt": "P?", "completion": "so \\boxed{1/2}", "answer": "0.5"}
+{"question": "Q?", "completion": "#### 7", "answer": "3 + 4 = 7\n#### 7"}
+{"prompt": "P?", "completion": "so \\boxed{3}", "answer": 0.5, "extracted": "0.5", "correct": true, "label": true}
+J
+"$T" grade "$tmp/ans.jsonl" >"$tmp/out" 2>"$tmp/err"; rc=$?
+$PY - "$tmp/out" >"$tmp/chk" <<'P'
+import json, sys
+rows = [json.loads(l) for l in open(sys.argv[1])]
+ok = [r["correct"] for r in rows] == [True, True, False] and [r["label"] for r in rows] == [True, True, False]
+ok &= rows[2]["extracted"] == "3" and list(rows[2]).count("correct") == 1 and rows[2]["answer"] == 0.5
+print("PASS" if ok else "FAIL %s" % rows)
+P
+ok "grade reads \"answer\" (GSM8K #### too) and replaces an earlier verdict ($(head -c 200 "$tmp/chk"))" '[ $rc -eq 0 ] && grep -q PASS "$tmp/chk"'
+ok "a regraded line holds each field once" '[ $(sed -n 3p "$tmp/out" | grep -o "\"correct\"" | wc -l) -eq 1 ]'
+cat > "$tmp/g.jsonl" <<'J'
+{"prompt": "A?", "completion": "\\boxed{7}", "answer": "7"}
+{"prompt": "A?", "completion": "\\boxed{8}", "answer": "7"}
+{"prompt": "A?", "completion": "\\boxed{9}", "answer": "7"}
+J
+"$T" grade "$tmp/g.jsonl" >"$tmp/graded.jsonl" 2>/dev/null
+"$T" pairs --data "$tmp/graded.jsonl" --out "$tmp/pairs.jsonl" --per-prompt 2 2>"$tmp/err"; rc=$?
+ok "pairs reads grade's output ($(cat "$tmp/err"))" '[ $rc -eq 0 ] && [ $(wc -l <"$tmp/pairs.jsonl") -eq 2 ] && grep -c "chosen.: .*boxed{7}., .rejected" "$tmp/pairs.jsonl" | grep -q 2'
+"$T" filter --data "$tmp/graded.jsonl" --out "$tmp/f.jsonl" --correct-only 2>/dev/null; rc=$?
+ok "filter reads grade's output" '[ $rc -eq 0 ] && [ $(wc -l <"$tmp/f.jsonl") -eq 1 ]'
 
 # real data: MATH-500 gold solutions as completions
 D=data/math500/test.jsonl   # ships with the project: missing is a failure

@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
-# temper grpo end to end on a learnable task (about a minute on 2 cores):
+# temper grpo end to end on a learnable task (about 70 s of CPU on 2 cores):
 # a tiny Llama with the byte tokenizer (tests/oracle/tiny_tokenizer.py, no chat template)
 # is taught "a+b=" -> "\boxed{a+b}" (a, b < 5) by a short `temper sft` that leaves it
 # about 40% accurate; GRPO on those 25 prompts must raise the accuracy measured
 # independently afterwards (400 samples at temperature 1 before and after, through a
 # learning-rate-0 grpo pass: the same prompts and sampler). Also: the first pass's
-# importance ratio is 1 up to the sampler/trainer mismatch (measured, printed), a resumed
-# run ends bit-identical, the options run, and bad flags fail with one line.
+# importance ratio is 1 up to the sampler/trainer mismatch (measured, printed, at temperature
+# 1 and 0.7), a resumed
+# run ends bit-identical, the options run, tool-integrated GRPO (python, calculator) masks
+# the tool outputs, and bad flags fail with one line.
 cd "$(dirname "$0")/../.."
 T=${TEMPER:-$PWD/build/temper}
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
@@ -41,6 +43,10 @@ with open(os.path.join(tmp, "sft.jsonl"), "w") as f:
     for a, b in P: f.write(json.dumps({"prompt": f"{a}+{b}=", "completion": "\\boxed{%d}" % (a + b)}) + "\n")
 with open(os.path.join(tmp, "train.jsonl"), "w") as f:
     for a, b in P: f.write(json.dumps({"prompt": f"{a}+{b}=", "answer": str(a + b)}) + "\n")
+with open(os.path.join(tmp, "sft_python.jsonl"), "w") as f:  # tool formats (the tool-integrated GRPO checks)
+    for a, b in P: f.write(json.dumps({"prompt": f"{a}+{b}=", "completion": "```python\nprint(%d+%d)\n```\n```output\n%d\n```\n\\boxed{%d}" % (a, b, a + b, a + b)}) + "\n")
+with open(os.path.join(tmp, "sft_calculator.jsonl"), "w") as f:
+    for a, b in P: f.write(json.dumps({"prompt": f"{a}+{b}=", "completion": "<<%d+%d=%d>>\\boxed{%d}" % (a, b, a + b, a + b)}) + "\n")
 EOF
 "$T" init --arch llama --preset tiny --tokenizer "$tmp/tok" --out "$tmp/base" --seed 1 >/dev/null 2>&1
 "$T" sft --model "$tmp/base" --data "$tmp/sft.jsonl" --output-dir "$tmp/sft" --max-steps 24 --learning-rate 1e-3 \
@@ -75,6 +81,44 @@ rx=$(metric "$tmp/g/metrics.jsonl" 1 sampling/ratio_minus_one/max)
 echo "# sampler/trainer mismatch at step 1: mean |dlogp| $dm, max |dlogp| $dx, max |rho - 1| $rx"
 check "$PY -c 'import sys; sys.exit(not ($rx < 1e-4 and $dm < 1e-5))'" "first-pass ratio is 1 within the mismatch (max |rho-1| $rx < 1e-4, mean |dlogp| $dm < 1e-5)"
 
+# ---- at temperature 0.7 too: both sides take log-probs of softmax(logits / 0.7) ----
+# (before, grpo refused --temperature != 1: the sampler recorded temperature-1 log-probs)
+"$T" grpo --model "$tmp/sft" $G --output-dir "$tmp/t7" --learning-rate 1e-4 --max-steps 1 --temperature 0.7 --save-steps 0 2>/dev/null
+dm7=$(metric "$tmp/t7/metrics.jsonl" 1 sampling/sampling_logp_difference/mean 2>/dev/null)
+dx7=$(metric "$tmp/t7/metrics.jsonl" 1 sampling/sampling_logp_difference/max 2>/dev/null)
+rx7=$(metric "$tmp/t7/metrics.jsonl" 1 sampling/ratio_minus_one/max 2>/dev/null)
+echo "# sampler/trainer mismatch at step 1, temperature 0.7: mean |dlogp| $dm7, max |dlogp| $dx7, max |rho - 1| $rx7"
+check "$PY -c 'import sys; sys.exit(not ($rx7 < 1e-4 and $dm7 < 1e-5))'" "--temperature 0.7: first-pass ratio is 1 within the mismatch (max |rho-1| $rx7 < 1e-4, mean |dlogp| $dm7 < 1e-5)"
+# top-p / top-k shape the samples, not the log-probs (TRL: the ratio uses the full logits / T)
+"$T" grpo --model "$tmp/sft" $G --output-dir "$tmp/t7p" --learning-rate 1e-4 --max-steps 1 --temperature 0.7 --top-p 0.9 --top-k 8 --save-steps 0 2>/dev/null
+dmp=$(metric "$tmp/t7p/metrics.jsonl" 1 sampling/sampling_logp_difference/mean 2>/dev/null)
+rxp=$(metric "$tmp/t7p/metrics.jsonl" 1 sampling/ratio_minus_one/max 2>/dev/null)
+check "$PY -c 'import sys; sys.exit(not ($rxp < 1e-4 and $dmp < 1e-5))'" "--temperature 0.7 --top-p 0.9 --top-k 8: runs, first-pass ratio 1 (max |rho-1| $rxp, mean |dlogp| $dmp)"
+
+# ---- --logging-steps 2: each line is the mean over its window (TRL), not the last step ----
+rm -rf "$tmp/w1" "$tmp/w2"
+"$T" grpo --model "$tmp/sft" $G --output-dir "$tmp/w1" --learning-rate 1e-4 --max-steps 4 --save-steps 0 2>/dev/null
+"$T" grpo --model "$tmp/sft" $G --output-dir "$tmp/w2" --learning-rate 1e-4 --max-steps 4 --logging-steps 2 --save-steps 0 2>/dev/null
+win=$($PY - "$tmp/w1/metrics.jsonl" "$tmp/w2/metrics.jsonl" <<'EOF'
+import json, sys
+one = [json.loads(l) for l in open(sys.argv[1])]
+two = [json.loads(l) for l in open(sys.argv[2])]
+bad, differ = [], 0
+for k, line in enumerate(two):
+    a, b = one[2 * k], one[2 * k + 1]
+    if line["step"] != b["step"] or line["grad_norm"] != b["grad_norm"] or line["num_tokens"] != b["num_tokens"]:
+        bad.append(f"step {line['step']}: step/grad_norm/num_tokens not the window's last")
+    for key in ("loss", "reward", "reward_std", "frac_reward_zero_std", "accuracy", "entropy", "clip_ratio/high_mean",
+                "completions/mean_length", "completions/max_length", "sampling/sampling_logp_difference/mean"):
+        mean = (a[key] + b[key]) / 2
+        if abs(line[key] - mean) > 1e-6 * max(1.0, abs(mean)):
+            bad.append(f"step {line['step']} {key} {line[key]} != mean {mean}")
+        differ += a[key] != b[key]
+print("PASS" if len(two) == 2 and not bad and differ else "FAIL " + "; ".join(bad[:3]) + f" (lines {len(two)}, differing {differ})")
+EOF
+)
+check '[ "${win%% *}" = PASS ]' "--logging-steps 2: loss, reward, accuracy, entropy, completions/*, sampling/* are the means of the two steps' values, grad_norm the last ($win)"
+
 # ---- resume: bit-identical to the uninterrupted run ----
 cp -r "$tmp/g" "$tmp/r"
 rm -f "$tmp/r/model.safetensors" "$tmp/r/metrics.jsonl"
@@ -107,13 +151,48 @@ check "$PY -c 'import sys; sys.exit(not (abs($kl1) < 1e-6))'" "kl is 0 at the fi
 kept=$(metric "$tmp/o2/metrics.jsonl" 1 dynamic_sampling/kept_groups 2>/dev/null)
 zs=$(metric "$tmp/o2/metrics.jsonl" 1 frac_reward_zero_std 2>/dev/null)
 check '[ "$kept" = 5.0 ] && [ "$zs" = 0.0 ]' "dynamic sampling fills the batch with 5 groups that have reward variance (kept $kept, frac_reward_zero_std $zs)"
-"$T" grpo --model "$tmp/sft" $G --output-dir "$tmp/o3" --learning-rate 1e-4 --max-steps 2 --tools calculator --loss-type bnpo --save-steps 0 2>/dev/null
-check '[ $? -eq 0 ] && metric "$tmp/o3/metrics.jsonl" 2 tools/calls_per_trajectory >/dev/null' "tools calculator runs and logs tool calls"
 
 # DAPO's soft overlong punishment with L_c = L_max: the reward is -|y| / L_max
 "$T" grpo --model "$tmp/sft" $G --output-dir "$tmp/o4" --learning-rate 1e-4 --max-steps 1 --reward-weights 1,0,1 --overlong-buffer-len 12 --save-steps 0 2>/dev/null
 ol=$(metric "$tmp/o4/metrics.jsonl" 1 rewards/overlong/mean 2>/dev/null); ml=$(metric "$tmp/o4/metrics.jsonl" 1 completions/mean_length 2>/dev/null)
 check "$PY -c 'import sys; sys.exit(not abs($ol + $ml / 12) < 1e-6)'" "overlong reward with --overlong-buffer-len 12 = -mean_length/12 ($ol vs -$ml/12)"
+
+# ---- tool-integrated GRPO: tool outputs are in the completion but never trained ----
+# Two more tiny models are taught a tool format by a short sft (batch 5: a few seconds):
+#   python      a+b=```python\nprint(a+b)\n```  (the sandbox appends \n```output\ns\n```\n)  \boxed{s}
+#   calculator  a+b=<<a+b=                      (the calculator appends s>>)                  \boxed{s}
+# grpo --tools runs 2 steps with each. With the byte tokenizer one token is one byte, so the
+# tokens trained (num_tokens of step 1) must fall short of the completion tokens by at least
+# the bytes of the observations: >= 16 per python call ("\n```output\n" + "\n```\n"), >= 3 per
+# successful calculator call ("s>>"). Without tools they are equal (the first run, step 1).
+tl=$($PY -c "import json,sys; r=json.loads(open(sys.argv[1]).readline()); print(r['completions/mean_length'] * 40 - r['num_tokens'])" "$tmp/g/metrics.jsonl")
+check "$PY -c 'import sys; sys.exit(not abs($tl) < 1e-6)'" "no tools: the tokens trained at step 1 are all the completion tokens (difference $tl)"
+t0=$(date +%s)
+for tool in python calculator; do
+  "$T" sft --model "$tmp/base" --data "$tmp/sft_$tool.jsonl" --output-dir "$tmp/sft_$tool" --max-steps 60 --learning-rate 2e-3 \
+    --lr-scheduler-type constant --per-device-train-batch-size 5 --logging-steps 100 --quiet >/dev/null 2>&1
+  "$T" grpo --model "$tmp/sft_$tool" --data "$tmp/train.jsonl" --per-device-train-batch-size 16 --num-generations 8 --max-completion-length 56 \
+    --logging-steps 1 --quiet --output-dir "$tmp/tool_$tool" --learning-rate 1e-4 --max-steps 2 --tools $tool --tool-timeout 5 --loss-type bnpo \
+    --save-steps 0 2>"$tmp/tool_$tool.err"
+  [ $? -eq 0 ] || bad "grpo --tools $tool runs: $(tail -1 "$tmp/tool_$tool.err")"
+done
+t1=$(date +%s)
+tools_ok() {  # metrics.jsonl, bytes per call at least
+  $PY - "$@" <<'EOF'
+import json, sys
+rows = [json.loads(l) for l in open(sys.argv[1])]
+r, per_call = rows[0], int(sys.argv[2])
+n = 16
+calls, errors = r["tools/calls_per_trajectory"] * n, r["tools/errors_per_trajectory"] * n
+tool_tokens = r["completions/mean_length"] * n - r["num_tokens"]
+good = len(rows) == 2 and calls >= n / 2 and errors < calls and tool_tokens >= per_call * (calls - errors) and tool_tokens > 0
+print(("PASS" if good else "FAIL") + f" {calls:.0f} calls, {errors:.0f} errors, {tool_tokens:.0f} tool tokens not trained of {r['completions/mean_length'] * n:.0f}")
+EOF
+}
+tp=$(tools_ok "$tmp/tool_python/metrics.jsonl" 16)
+check '[ "${tp%% *}" = PASS ]' "grpo --tools python, 2 steps: code runs in the sandbox (calls, few errors) and the observations are masked from the loss ($tp; $((t1 - t0)) s for both tools)"
+tc=$(tools_ok "$tmp/tool_calculator/metrics.jsonl" 3)
+check '[ "${tc%% *}" = PASS ]' "grpo --tools calculator, 2 steps: calculator results are masked from the loss ($tc)"
 
 # ---- DPH-RL: rehearsal samples of the initial policy, divergence on them ----
 "$T" rehearsal --model "$tmp/sft" --data "$tmp/train.jsonl" --output "$tmp/R.jsonl" --exp-output "$tmp/exp.jsonl" --k 8 \
@@ -138,6 +217,17 @@ for dv in forward_kl js alpha; do
   d1=$(metric "$tmp/d/metrics.jsonl" 1 rehearsal/divergence 2>/dev/null); d4=$(metric "$tmp/d/metrics.jsonl" 4 rehearsal/divergence 2>/dev/null)
   check "$PY -c 'import sys; sys.exit(not ($d1 < 1e-9 and $d4 > 1e-5))'" "grpo --rehearsal --divergence $dv: 0 at θ0 ($d1), positive once the policy moved ($d4)"
 done
+# at temperature 0.7: rehearsal stores log π0 of softmax(logits / 0.7), grpo recomputes them at 0.7
+"$T" rehearsal --model "$tmp/sft" --data "$tmp/train.jsonl" --output "$tmp/R7.jsonl" --k 8 --solved-threshold 5 \
+  --max-completion-length 12 --temperature 0.7 2>/dev/null
+rm -rf "$tmp/d7"
+"$T" grpo --model "$tmp/sft" $G --data "$tmp/exp.jsonl" --output-dir "$tmp/d7" --learning-rate 1e-4 --max-steps 1 --rehearsal "$tmp/R7.jsonl" \
+  --divergence forward_kl --divergence-coef 0.1 --temperature 0.7 --save-steps 0 2>/dev/null
+d71=$(metric "$tmp/d7/metrics.jsonl" 1 rehearsal/divergence 2>/dev/null)
+check "grep -q '\"temperature\": 0.7' '$tmp/R7.jsonl' && $PY -c 'import sys; sys.exit(not (abs($d71) < 1e-9))'" "rehearsal --temperature 0.7 then grpo --temperature 0.7: forward KL 0 at θ0 ($d71)"
+out=$("$T" grpo --model "$tmp/sft" $G --data "$tmp/exp.jsonl" --output-dir "$tmp/d7b" --max-steps 1 --rehearsal "$tmp/R.jsonl" \
+  --divergence forward_kl --temperature 0.7 --save-steps 0 2>&1)
+check '[ $? -ne 0 ] && echo "$out" | grep -q "temperature 1 but --temperature is 0.7"' "a temperature-1 rehearsal file with grpo --temperature 0.7 fails: $out"
 # the term pulls the policy back: a large coefficient keeps the divergence smaller
 for c in 0 20; do
   rm -rf "$tmp/c$c"
@@ -155,7 +245,8 @@ expect_fail() {  # pattern, flags...
   if [ $rc -ne 0 ] && echo "$out" | grep -q -- "$pat" && [ "$(echo "$out" | wc -l)" -eq 1 ]; then ok "grpo $* fails: $out"
   else bad "grpo $* should fail with '$pat' (rc $rc): $out"; fi
 }
-expect_fail "temperature" --temperature 0.7
+expect_fail "temperature must be a finite number > 0" --temperature 0
+expect_fail "top-p" --top-p 1.5
 expect_fail "multiple of --num-generations" --per-device-train-batch-size 12 --num-generations 8
 expect_fail "multiple of --gradient-accumulation-steps" --gradient-accumulation-steps 2 --steps-per-generation 3
 expect_fail "loss-type" --loss-type ppo
@@ -170,6 +261,9 @@ expect_fail "rehearsal" --divergence js
 expect_fail "needs --divergence" --rehearsal "$tmp/R.jsonl"
 expect_fail "does not combine" --beta 0.1 --divergence forward_kl --rehearsal "$tmp/R.jsonl"
 expect_fail "alpha" --divergence alpha --alpha 1.5 --rehearsal "$tmp/R.jsonl"
+expect_fail "prompt-style" --prompt-style nope
+out=$("$T" rehearsal --model "$tmp/sft" --data "$tmp/train.jsonl" --output "$tmp/bad.jsonl" --prompt-style nope 2>&1); rc=$?
+check '[ $rc -ne 0 ] && echo "$out" | grep -q -- "--prompt-style" && [ "$(echo "$out" | wc -l)" -eq 1 ]' "rehearsal --prompt-style nope fails with one line: $out"
 mkdir -p "$tmp/bad" && touch "$tmp/bad/old-run"
 expect_fail "not empty" --max-steps 1
 check '"$T" grpo --help | grep -q "loss-type.*(default dapo)"' "--help shows TRL's defaults (loss-type dapo)"

@@ -16,3 +16,21 @@ for src in bench/*.c; do
   ok "make bench builds build/bench/$b before running scripts/bench" \
      '[ -n "$at" ] && [ -n "$run" ] && [ "$at" -lt "$run" ]' "link line ${at:-missing}, scripts/bench at ${run:-missing}"
 done
+# The grpo_step lines (issue 11), at a smoke-test size: the script runs both sides and
+# prints its line, and each side generated exactly prompts x generations x new tokens
+# (the equal-work rule: no early stop). Builds bench/grpo_step first (make check's `all`
+# does not build the bench programs). About 20 s on 2 loaded cores.
+if make --no-print-directory -s build/bench/grpo_step >"$tmp/build.log" 2>&1; then
+  echo "ok - make builds build/bench/grpo_step"
+  out=$(CONFIGS=tiny PROMPTS=2 GENS=2 NEW=4 PROMPT=4 MICRO=2 STEPS=1 WARMUP=0 BENCH_MODELS="$tmp/models" \
+        bash bench/bench_grpo.sh 2>&1); rc=$?
+  ok "bench/bench_grpo.sh prints a grpo_step line with a ratio and the generation/training split" \
+     '[ $rc -eq 0 ] && echo "$out" | grep -Eq "^grpo_step tiny: temper [0-9.]+ s/step \(generation [0-9.]+, training [0-9.]+\), torch [0-9.]+ s/step .*, ratio [0-9.]+ \(generation [0-9.]+, training [0-9.]+\)$"' \
+     "status $rc: $(echo "$out" | tail -3)"
+  for side in temper torch; do
+    ok "grpo_step: $side generates exactly 2 x 2 x 4 tokens (no early stop)" \
+       'echo "$out" | grep -Eq "^  $side: .*\(16 tokens\)"' "$(echo "$out" | grep "^  $side:" | head -1)"
+  done
+else
+  echo "not ok - make builds build/bench/grpo_step: $(tail -3 "$tmp/build.log")"
+fi

@@ -58,6 +58,47 @@ ok "same --seed: byte-identical pairs" 'cmp -s "$tmp/q1.jsonl" "$tmp/q2.jsonl"'
 for s in 1 2 3 4 6 7 8 9; do "$T" pairs --data "$tmp/s.jsonl" --out "$tmp/q_$s.jsonl" --per-prompt 3 --seed $s 2>/dev/null; done
 ok "other seeds: other orders within an answer class" '! (for s in 1 2 3 4 6 7 8 9; do cmp -s "$tmp/q1.jsonl" "$tmp/q_$s.jsonl" || exit 1; done)'
 
+# answers are grouped by the verifier, as maj@k groups them: wrong answers "0.5" and
+# "1/2" are one class (2 votes) and beat "2" seen first (1 vote); strcmp would rank "2" first
+cat > "$tmp/v.jsonl" <<'J'
+{"prompt": "V?", "completion": "c 3", "extracted": "3", "correct": true}
+{"prompt": "V?", "completion": "w 2", "extracted": "2", "correct": false}
+{"prompt": "V?", "completion": "w half", "extracted": "0.5", "correct": false}
+{"prompt": "V?", "completion": "w frac", "extracted": "1/2", "correct": false}
+J
+for s in 0 1 2 3; do "$T" pairs --data "$tmp/v.jsonl" --out "$tmp/v$s.jsonl" --seed $s 2>/dev/null; done
+ok "pairs groups answers with the verifier: 0.5 and 1/2 are one answer, rejected first" \
+   '! grep -q "\"rejected\": \"w 2\"" "$tmp/v0.jsonl" "$tmp/v1.jsonl" "$tmp/v2.jsonl" "$tmp/v3.jsonl" && [ $(cat "$tmp"/v?.jsonl | wc -l) -eq 4 ]'
+
+# --gold-as-chosen (issue 12): a prompt with no correct sample takes the data's reference
+# solution as chosen ("solution", else \boxed{answer}); prompt C of s.jsonl has answer 4
+"$T" pairs --data "$tmp/s.jsonl" --out "$tmp/gc.jsonl" --per-prompt 5 --gold-as-chosen 2>"$tmp/err"; rc=$?
+$PY - "$tmp/gc.jsonl" >"$tmp/chk" <<'P'
+import json, sys
+rows = [json.loads(l) for l in open(sys.argv[1])]
+c = [r for r in rows if r["prompt"] == "C?"]
+ok = len(c) == 2 and all(r["chosen"] == "\\boxed{4}" for r in c) and {r["rejected"] for r in c} == {"z1", "z2 5"}
+ok &= len([r for r in rows if r["prompt"] == "A?"]) == 5
+print("PASS" if ok else "FAIL", rows)
+P
+ok "--gold-as-chosen: the all-wrong prompt gets \\boxed{answer} as chosen vs its wrong samples ($(tail -1 "$tmp/err"))" '[ $rc -eq 0 ] && grep -q PASS "$tmp/chk"'
+cat > "$tmp/sol.jsonl" <<'J'
+{"prompt": [{"role": "user", "content": "S?"}], "completion": "w 5", "answer": "4", "solution": "2 + 2 = \\boxed{4}", "extracted": "5", "correct": false}
+{"prompt": [{"role": "user", "content": "S?"}], "completion": "w 6", "answer": "4", "solution": "2 + 2 = \\boxed{4}", "extracted": "6", "correct": false}
+{"prompt": [{"role": "user", "content": "T?"}], "completion": "w 1", "extracted": "1", "correct": false}
+J
+"$T" pairs --data "$tmp/sol.jsonl" --out "$tmp/gs.jsonl" --per-prompt 5 --gold-as-chosen 2>"$tmp/err"; rc=$?
+$PY - "$tmp/gs.jsonl" >"$tmp/chk" <<'P'
+import json, sys
+rows = [json.loads(l) for l in open(sys.argv[1])]
+ok = len(rows) == 2 and all(r["chosen"] == "2 + 2 = \\boxed{4}" and r["prompt"] == [{"role": "user", "content": "S?"}] for r in rows)
+print("PASS" if ok else "FAIL", rows)
+P
+ok "--gold-as-chosen takes the row's solution; message-list prompts group and are written as lists" '[ $rc -eq 0 ] && grep -q PASS "$tmp/chk"'
+ok "--gold-as-chosen counts prompts without a reference ($(tail -1 "$tmp/err"))" 'grep -q "1 all-wrong prompts paired with their reference solution, 1 without one skipped" "$tmp/err"'
+"$T" pairs --data "$tmp/s.jsonl" --out "$tmp/x.jsonl" --gold-as-chosen --ids 2>"$tmp/err"; rc=$?
+ok "--gold-as-chosen with --ids is a usage error" '[ $rc -eq 2 ] && grep -q "no sampled ids" "$tmp/err"'
+
 # filter: byte-for-byte lines (prompt C's line has two spaces after "prompt":)
 f() { "$T" filter --data "$tmp/s.jsonl" --out "$tmp/f.jsonl" "$@" 2>"$tmp/ferr"; }
 f; ok "filter with no bands keeps every line byte-for-byte" 'cmp -s "$tmp/s.jsonl" "$tmp/f.jsonl"'

@@ -109,8 +109,20 @@ check 'cmp -s "$tmp/v/model.safetensors" "$tmp/w/model.safetensors" && cmp -s "$
   --max-steps 1 --num-ppo-epochs 1 --tools calculator --quiet 2>/dev/null
 check '[ $? -eq 0 ] && metric "$tmp/t/metrics.jsonl" 1 tools/calls_per_trajectory >/dev/null' "tools calculator runs and logs tool calls"
 
+# ---- at temperature 0.7: sampler and trainer take log-probs of softmax(logits / 0.7) ----
+"$T" ppo --model "$tmp/sft" --data "$tmp/train.jsonl" --output-dir "$tmp/t7" --per-device-train-batch-size 25 --response-length 12 \
+  --max-steps 1 --num-ppo-epochs 1 --temperature 0.7 --quiet 2>/dev/null
+rc=$?
+dm7=$(metric "$tmp/t7/metrics.jsonl" 1 sampling/sampling_logp_difference/mean 2>/dev/null); dx7=$(metric "$tmp/t7/metrics.jsonl" 1 sampling/sampling_logp_difference/max 2>/dev/null)
+r7=$(metric "$tmp/t7/metrics.jsonl" 1 val/ratio 2>/dev/null)
+echo "# ppo sampler/trainer mismatch at step 1, temperature 0.7: mean |dlogp| $dm7, max |dlogp| $dx7"
+check "[ $rc -eq 0 ] && $PY -c 'import sys; sys.exit(not ($dm7 < 1e-5 and $dx7 < 1e-4 and 0.8 < $r7 < 1.2))'" \
+  "--temperature 0.7: one PPO step, log πold = the sampler's log-probs at T (mean |dlogp| $dm7 < 1e-5, max $dx7 < 1e-4; ratio $r7)"
+dm1=$(metric "$tmp/p/metrics.jsonl" 1 sampling/sampling_logp_difference/mean 2>/dev/null)
+check "$PY -c 'import sys; sys.exit(not ($dm1 < 1e-5))'" "temperature 1: the same mismatch metric is ~0 (mean |dlogp| $dm1 < 1e-5)"
+
 # ---- bad flags: one line, nonzero ----
-for f in "--reward-model $tmp/sft" "--cliprange 1.5" "--gamma 2" "--kl-estimator k9" "--value-head separate" "--temperature 0.7" "--missing-eos-penalty -10" "--reward-weights 1"; do
+for f in "--reward-model $tmp/sft" "--cliprange 1.5" "--gamma 2" "--kl-estimator k9" "--value-head separate" "--temperature 0" "--prompt-style nope" "--missing-eos-penalty -10" "--reward-weights 1"; do
   out=$("$T" ppo --model "$tmp/sft" --data "$tmp/train.jsonl" --output-dir "$tmp/bad" $f 2>&1 >/dev/null)
   rc=$?
   check '[ $rc -ne 0 ] && [ "$(echo "$out" | wc -l)" -eq 1 ]' "bad flag $f: exit $rc, one line: $out"

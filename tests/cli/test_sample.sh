@@ -67,6 +67,48 @@ ok "eval shows a progress bar with ETA" 'grep -q "ETA" "$tmp/err"'
 "$T" eval --model "$tmp/m" --data "$tmp/p.jsonl" --prompt-style nope 2>"$tmp/err" >/dev/null; rc=$?
 ok "eval rejects an unknown prompt style" '[ $rc -ne 0 ] && grep -q "prompt-style" "$tmp/err"'
 
+# the prompt rule (issue 12): sft on a prompt/completion row and sample of the same
+# question feed the same prompt ids, with the tokenizer's chat template and without
+echo '{"prompt": "What is 2+3?", "completion": " 5"}' >"$tmp/sft.jsonl"
+echo '{"prompt": "What is 2+3?", "answer": "5"}' >"$tmp/q.jsonl"
+for nc in "" --no-chat-template; do
+  "$T" data inspect "$tmp/sft.jsonl" --model "$tmp/m" --format sft --show-ids $nc 2>/dev/null | sed -n 's/^prompt_input_ids: //p' >"$tmp/ids_sft"
+  "$T" sample --model "$tmp/m" --data "$tmp/q.jsonl" --prompt-style plain --max-new-tokens 2 $nc --out "$tmp/one.jsonl" 2>/dev/null
+  $PY -c "import json; print(json.loads(open('$tmp/one.jsonl').readline())['prompt_input_ids'])" >"$tmp/ids_sample"
+  ok "sft and sample feed the same prompt ids ${nc:-(chat template)}: $(head -c 80 "$tmp/ids_sft")" \
+     '[ -s "$tmp/ids_sft" ] && diff -q "$tmp/ids_sft" "$tmp/ids_sample" >/dev/null'
+done
+$PY -c "import json; r=json.loads(open('$tmp/one.jsonl').readline()); print('PASS' if r['prompt_text']=='What is 2+3?' and r['prompt']=='What is 2+3?' and r['prompt_input_ids']==list(b'What is 2+3?') else 'FAIL %r' % r['prompt_text'])" >"$tmp/chk"
+ok "--prompt-style plain --no-chat-template: the question as it is, no \\n added ($(cat "$tmp/chk"))" 'grep -q PASS "$tmp/chk"'
+"$T" sample --model "$tmp/m" --data "$tmp/q.jsonl" --max-new-tokens 2 --out "$tmp/one.jsonl" 2>/dev/null
+$PY -c "import json; r=json.loads(open('$tmp/one.jsonl').readline()); print('PASS' if r['prompt'].startswith('What is 2+3?\nPlease reason') and r['prompt_text'].startswith('<|im_start|>user\nWhat is 2+3?') else 'FAIL %r' % r)" >"$tmp/chk"
+ok "a sample row's prompt is the user content (what sft/dpo/kto render again), prompt_text what the model saw" 'grep -q PASS "$tmp/chk"'
+
+# files that feed each other: a sample row keeps the data's reference solution (a GSM8K
+# answer), pairs --gold-as-chosen turns all-wrong prompts into pairs, and dpo trains on
+# those text pairs, rendering the prompt by the same rule the sampler used
+$PY -c "import json; r=[json.loads(l) for l in open('$tmp/a.jsonl')]; print('PASS' if r[3]['solution']=='3 + 4 = 7\n#### 7' and 'solution' not in r[0] else 'FAIL')" >"$tmp/chk"
+ok "sample rows carry the data's reference solution" 'grep -q PASS "$tmp/chk"'
+"$T" grade "$tmp/a.jsonl" >"$tmp/graded.jsonl" 2>/dev/null
+"$T" pairs --data "$tmp/graded.jsonl" --out "$tmp/gp.jsonl" --gold-as-chosen 2>"$tmp/err"; rc=$?
+ok "sample -> grade -> pairs --gold-as-chosen ($(tail -1 "$tmp/err"))" '[ $rc -eq 0 ] && grep -q "3 + 4 = 7" "$tmp/gp.jsonl"'
+"$T" dpo --model "$tmp/m" --data "$tmp/gp.jsonl" --output-dir "$tmp/gdpo" --max-steps 1 --quiet >/dev/null 2>"$tmp/err"; rc=$?
+ok "dpo trains on those pairs ($(tail -c 200 "$tmp/err" | tr '\n' ' '))" '[ $rc -eq 0 ]'
+"$T" data inspect "$tmp/gp.jsonl" --model "$tmp/m" --format dpo --show-ids 2>/dev/null | sed -n 's/^prompt_input_ids: //p' >"$tmp/ids_dpo"
+$PY -c "
+import json; p=json.loads(open('$tmp/gp.jsonl').readline())['prompt']
+print([json.loads(l)['prompt_input_ids'] for l in open('$tmp/a.jsonl') if json.loads(l)['prompt']==p][0])" >"$tmp/ids_sample"
+ok "the dpo pair's prompt ids are the ids the sampler fed" '[ -s "$tmp/ids_dpo" ] && diff -q "$tmp/ids_dpo" "$tmp/ids_sample" >/dev/null'
+
+# the one loader: a row without an answer samples ungraded, and grpo (whose reward needs
+# a gold) refuses it with file:line before any work
+printf '{"prompt": "1+1=", "answer": 2}\n{"prompt": "2+2="}\n' >"$tmp/na.jsonl"
+"$T" sample --model "$tmp/m" --data "$tmp/na.jsonl" --max-new-tokens 2 --out "$tmp/na-s.jsonl" 2>/dev/null; rc=$?
+$PY -c "import json; r=[json.loads(l) for l in open('$tmp/na-s.jsonl')]; print('PASS' if r[0]['answer']=='2' and 'correct' in r[0] and r[1]['answer'] is None and 'correct' not in r[1] else 'FAIL')" >"$tmp/chk"
+ok "sample: a numeric answer is its text, a missing one leaves the row ungraded" '[ $rc -eq 0 ] && grep -q PASS "$tmp/chk"'
+"$T" grpo --model "$tmp/m" --data "$tmp/na.jsonl" --output-dir "$tmp/na-g" 2>"$tmp/err" >/dev/null; rc=$?
+ok "grpo refuses a prompt without an answer ($(cat "$tmp/err"))" '[ $rc -ne 0 ] && grep -q "na.jsonl:2: no \"answer\"" "$tmp/err"'
+
 # eval's aggregation, on a hand-made samples file with known verdicts: temper eval
 # --from-samples regrades each completion and recomputes summary.json
 $PY - "$tmp/hand.jsonl" <<'P'

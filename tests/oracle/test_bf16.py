@@ -32,9 +32,10 @@ def read_st(path):
     return out
 
 
-def timeless(out):  # tokens_per_second is a wall-clock rate
+WALL_CLOCK = {"tokens_per_second", "train_runtime", "train_samples_per_second", "train_steps_per_second"}
+def timeless(out):  # the rates are wall-clock
     rows = [json.loads(l) for l in open(os.path.join(out, "metrics.jsonl"))]
-    return [{k: v for k, v in r.items() if k != "tokens_per_second"} for r in rows]
+    return [{k: v for k, v in r.items() if k not in WALL_CLOCK} for r in rows]
 
 
 tmp = tempfile.mkdtemp(prefix="temper-bf16-")

@@ -32,13 +32,16 @@ def why(*rs):
     return " ".join(r.stderr.strip()[-300:] for r in rs if r.returncode)
 
 
-def metrics(out):
-    return [json.loads(l) for l in open(os.path.join(out, "metrics.jsonl"))]
+def metrics(out):  # the logged steps and evaluations (not the final train_runtime entry)
+    return [x for x in (json.loads(l) for l in open(os.path.join(out, "metrics.jsonl"))) if "train_runtime" not in x]
 
 
 tmp = tempfile.mkdtemp(prefix="temper-lora-train-")
 try:
     tok = tiny_tokenizer.write(os.path.join(tmp, "tok"))
+    # string rows as plain text (as test_train.py): without a template in the tokenizer (the prompt rule)
+    cfg_path = os.path.join(tok, "tokenizer_config.json")
+    cfg = json.load(open(cfg_path)); del cfg["chat_template"]; json.dump(cfg, open(cfg_path, "w"))
     base = os.path.join(tmp, "base")
     r = temper("init", "--arch", "llama", "--preset", "tiny", "--tokenizer", tok, "--out", base, "--seed", "1")
     check(r.returncode == 0, "init tiny llama with the byte tokenizer")

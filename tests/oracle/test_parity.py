@@ -2,7 +2,7 @@
 """Parity of temper's fp32 model with a float64 PyTorch oracle (tests/oracle/torch_ref.py).
 
 The contract with the C side:
-  $TEMPER init --arch llama|qwen2|qwen3 --preset tiny --out DIR [--seed S] [--tie-word-embeddings]
+  $TEMPER init --arch llama|qwen2|qwen3|gemma3 --preset tiny --out DIR [--seed S] [--tie-word-embeddings]
       writes config.json + model.safetensors (F32).
   $TEMPER_TOOLS/grad_dump --model DIR --tokens T.json --out D.safetensors
                           --lr LR --weight-decay WD --beta1 B1 --beta2 B2 --eps EPS
@@ -119,14 +119,19 @@ def init_model(arch, out, seed, tie=False):
             raise Fail(f"temper init wrote no {f} in {out}")
 
 
-def grad_dump(model_dir, seqs, workdir, tag):
+def grad_dump(model_dir, seqs, workdir, tag, temperature=1.0, entropy_coef=0.0, value_coef=0.0):
     tok = os.path.join(workdir, f"{tag}.tokens.json")
     out = os.path.join(workdir, f"{tag}.dump.safetensors")
     with open(tok, "w") as f:
         json.dump({"sequences": seqs}, f)
-    run([GRAD_DUMP, "--model", model_dir, "--tokens", tok, "--out", out,
-         "--lr", repr(HP["lr"]), "--weight-decay", repr(HP["weight_decay"]), "--beta1", repr(HP["beta1"]),
-         "--beta2", repr(HP["beta2"]), "--eps", repr(HP["eps"])])
+    cmd = [GRAD_DUMP, "--model", model_dir, "--tokens", tok, "--out", out,
+           "--lr", repr(HP["lr"]), "--weight-decay", repr(HP["weight_decay"]), "--beta1", repr(HP["beta1"]),
+           "--beta2", repr(HP["beta2"]), "--eps", repr(HP["eps"])]
+    if temperature != 1.0 or entropy_coef != 0.0:
+        cmd += ["--temperature", repr(temperature), "--entropy-coef", repr(entropy_coef)]
+    if value_coef != 0.0:
+        cmd += ["--value-coef", repr(value_coef)]
+    run(cmd)
     try:
         dump, _ = R.read_safetensors(out)
     except Exception as e:
@@ -134,15 +139,22 @@ def grad_dump(model_dir, seqs, workdir, tag):
     return {k: v.double() for k, v in dump.items()}
 
 
-def compare(tag, model_dir, seqs, workdir, per_tensor=True):
+def compare(tag, model_dir, seqs, workdir, per_tensor=True, temperature=1.0, entropy_coef=0.0, value_coef=0.0):
     """Runs grad_dump and the oracle on the same model and tokens; reports each check.
-    per_tensor=False folds the gradient and step checks into one line each."""
-    c = grad_dump(model_dir, seqs, workdir, tag)
-    t = R.reference_dump(model_dir, seqs, **HP, dtype=torch.float64)
+    per_tensor=False folds the gradient and step checks into one line each. temperature /
+    entropy_coef: log-probs of softmax(logits / T), loss (-sum logp + c * sum entropy) / n.
+    value_coef: PPO's shared value head on the hidden state before / T (torch_ref.reference_dump)."""
+    c = grad_dump(model_dir, seqs, workdir, tag, temperature, entropy_coef, value_coef)
+    t = R.reference_dump(model_dir, seqs, **HP, dtype=torch.float64, temperature=temperature, entropy_coef=entropy_coef,
+                         value_coef=value_coef)
     params = [k[len("param."):] for k in t if k.startswith("param.")]
     N = sum(len(s) for s in seqs)
 
     expected = {"logprobs", "loss"} | {f"grad.{n}" for n in params} | {f"step.{n}" for n in params}
+    if entropy_coef != 0.0:
+        expected.add("entropy")
+    if value_coef != 0.0:
+        expected.add("values")
     extra = sorted(set(c) - expected)
     report(not extra, f"parity {tag} dump has no unexpected tensors", f"({', '.join(extra[:5])})" if extra else "")
 
@@ -160,6 +172,12 @@ def compare(tag, model_dir, seqs, workdir, per_tensor=True):
     report(ok, f"parity {tag} logprobs [{N}]", d)
     ok, d = check("loss", "loss")
     report(ok, f"parity {tag} loss {t['loss'].item():.6f}", d)
+    if entropy_coef != 0.0:
+        ok, d = check("entropy", "entropy")
+        report(ok, f"parity {tag} entropy [{N}]", d)
+    if value_coef != 0.0:
+        ok, d = check("values", "values")
+        report(ok, f"parity {tag} value head on the hidden state before / T [{N}]", d)
 
     # AdamW on the C gradients (see the module docstring)
     have_grads = all(f"grad.{n}" in c and c[f"grad.{n}"].shape == t[f"grad.{n}"].shape for n in params)
@@ -260,8 +278,88 @@ def main():
 
         for arch in ("llama", "qwen2", "qwen3"):
             case(arch, lambda arch=arch: arch_case(arch))
+
+        def gemma3_case(tag, seed, edit, dtype="F32", lens=(9, 1, 14, 6)):
+            """temper init --arch gemma3 (8 layers: 5 sliding, 1 full, 2 sliding), config edited
+            so that the window (5) is shorter than the sequences, the score scale differs
+            from head_dim^-0.5 and the global RoPE is linearly scaled."""
+            d = os.path.join(work, tag)
+            init_model("gemma3", d, seed)
+            with open(os.path.join(d, "config.json")) as f:
+                cfg = json.load(f)
+            if cfg.get("architectures") != ["Gemma3ForCausalLM"] or cfg.get("model_type") != "gemma3_text":
+                raise Fail(f"init wrote {cfg.get('architectures')} / {cfg.get('model_type')}")
+            kinds = cfg.get("layer_types") or []
+            if cfg["num_hidden_layers"] < 7 or "full_attention" not in kinds[:-1] or kinds[-1] != "sliding_attention":
+                raise Fail(f"init's gemma3 lacks sliding layers on both sides of a full one: {kinds}")
+            cfg.update(sliding_window=5, query_pre_attn_scalar=48, rope_scaling={"rope_type": "linear", "factor": 8.0})
+            edit(cfg)
+            with open(os.path.join(d, "config.json"), "w") as f:
+                json.dump(cfg, f, indent=2)
+            perturb(d, seed, dtype)
+            seqs = sequences(cfg["vocab_size"], list(lens), seed)
+            if max(lens) <= cfg["sliding_window"]:
+                raise Fail("the sequences must be longer than the window")
+            return compare(tag, d, seqs, work, per_tensor=(dtype == "F32")), d, seqs
+
+        def gemma3_main():
+            t, d, seqs = gemma3_case("gemma3", 31, lambda cfg: None)
+            if ARCH_ONLY:
+                return
+            # the window, the local RoPE base and the query scale each change torch's answer,
+            # so the match above is not blind to them
+            for what, change in (("sliding_window", dict(sliding_window=4096)),
+                                 ("rope_local_base_freq", dict(rope_local_base_freq=1e6)),
+                                 ("query_pre_attn_scalar", dict(query_pre_attn_scalar=64)),
+                                 ("rope_scaling (linear, full layers)", dict(rope_scaling=None))):
+                alt = os.path.join(work, "gemma3-alt")
+                shutil.rmtree(alt, ignore_errors=True)
+                shutil.copytree(d, alt)
+                with open(os.path.join(alt, "config.json")) as f:
+                    cfg = json.load(f)
+                cfg.update(change)
+                with open(os.path.join(alt, "config.json"), "w") as f:
+                    json.dump(cfg, f, indent=2)
+                r = R._rel(R.reference_dump(alt, seqs, **HP)["logprobs"], t["logprobs"])
+                report(r > 30 * TOL, f"parity gemma3 {what} changes torch's logprobs", f"rel {r:.1e} (must be > {30 * TOL:g})")
+
+        case("gemma3", gemma3_main)
+
+        def no_layer_types(cfg):  # the older configs: sliding_window_pattern instead of layer_types
+            del cfg["layer_types"]
+            cfg["sliding_window_pattern"] = 3
+
         if ARCH_ONLY:
             return
+        case("gemma3-pattern-bf16", lambda: gemma3_case("gemma3-pattern-bf16", 32, no_layer_types, "BF16", (17, 8)))
+
+        def r1_distill_case():
+            """DeepSeek-R1-Distill-Qwen-1.5B's config.json as published (a Qwen2 model; Light-R1
+            starts from it), with the tiny preset's sizes put in: every other field as shipped."""
+            d = os.path.join(work, "r1-distill-qwen")
+            init_model("qwen2", d, 33)
+            with open(os.path.join(d, "config.json")) as f:
+                tiny = json.load(f)
+            cfg = {"architectures": ["Qwen2ForCausalLM"], "attention_dropout": 0.0, "bos_token_id": 151643,
+                   "eos_token_id": 151643, "hidden_act": "silu", "hidden_size": 1536, "initializer_range": 0.02,
+                   "intermediate_size": 8960, "max_position_embeddings": 131072, "max_window_layers": 21,
+                   "model_type": "qwen2", "num_attention_heads": 12, "num_hidden_layers": 28, "num_key_value_heads": 2,
+                   "rms_norm_eps": 1e-06, "rope_theta": 10000, "sliding_window": 4096, "tie_word_embeddings": False,
+                   "torch_dtype": "bfloat16", "transformers_version": "4.44.0", "use_cache": True, "use_mrope": False,
+                   "use_sliding_window": False, "vocab_size": 151936}
+            for k in ("hidden_size", "intermediate_size", "num_attention_heads", "num_hidden_layers",
+                      "num_key_value_heads", "vocab_size"):
+                cfg[k] = tiny[k]
+            with open(os.path.join(d, "config.json"), "w") as f:
+                json.dump(cfg, f, indent=2)
+            with open(os.path.join(d, "generation_config.json"), "w") as f:
+                json.dump({"_from_model_config": True, "bos_token_id": 151646, "eos_token_id": 151643,
+                           "do_sample": True, "temperature": 0.6, "top_p": 0.95}, f, indent=2)
+            perturb(d, 33, "BF16")
+            seqs = sequences(cfg["vocab_size"], [12, 20], 33)
+            compare("r1-distill-qwen-bf16", d, seqs, work, per_tensor=False)
+
+        case("r1-distill-qwen", r1_distill_case)
         case("qwen3-tied", lambda: arch_case("qwen3", tie=True, seed=12))
 
         def rope_case():
@@ -283,6 +381,35 @@ def main():
                    f"rel {r:.1e} (must be > {30 * TOL:g})")
 
         case("llama-rope-llama3", rope_case)
+
+        # log-probs, entropy and every gradient at a sampling temperature (GRPO's: TRL's
+        # logits / T), untied and tied (the lm-head gradient lands in the embedding)
+        def temperature_case(arch, tie, seed, T=0.7, c=0.5):
+            d = os.path.join(work, f"{arch}-T{T}" + ("-tied" if tie else ""))
+            init_model(arch, d, seed, tie)
+            perturb(d, seed)
+            cfg = R.Config.load(d)
+            seqs = sequences(cfg.vocab_size, [11, 5, 9], seed)
+            tag = f"{arch}" + ("-tied" if tie else "") + f"-T{T}-entropy"
+            t = compare(tag, d, seqs, work, per_tensor=False, temperature=T, entropy_coef=c)
+            plain = R.reference_dump(d, seqs, **HP, entropy_coef=c)
+            r = R._rel(plain["logprobs"], t["logprobs"])
+            report(r > 30 * TOL, f"parity {tag} the temperature changes torch's logprobs", f"rel {r:.1e} (must be > {30 * TOL:g})")
+
+        case("llama-T0.7", lambda: temperature_case("llama", False, 31))
+        case("qwen3-tied-T0.7", lambda: temperature_case("qwen3", True, 32))
+
+        # PPO's shared value head at T = 0.7: it reads the hidden state before / T and its
+        # gradient joins the lm-head's (which carries 1/T) in model_backward_extra
+        def value_head_case(arch, seed, T=0.7, v=0.3):
+            d = os.path.join(work, f"{arch}-T{T}-value")
+            init_model(arch, d, seed, False)
+            perturb(d, seed)
+            cfg = R.Config.load(d)
+            seqs = sequences(cfg.vocab_size, [11, 5, 9], seed)
+            compare(f"{arch}-T{T}-value-head", d, seqs, work, per_tensor=False, temperature=T, value_coef=v)
+
+        case("llama-T0.7-value-head", lambda: value_head_case("llama", 33))
 
         def format_case(arch, dtype, shards, seed):
             d = os.path.join(work, f"{arch}-{dtype.lower()}-{shards}")

@@ -86,7 +86,7 @@ if os.path.isdir(qwen):
         f.write(json.dumps({"prompt_input_ids": pi, "completion_input_ids": ci}) + "\n")
     outs = []
     for src in (text_file, ids_file):
-        r = subprocess.run([TEMPER, "score", "--model", tdir, "--data", src, "--per-token"], capture_output=True, text=True)
+        r = subprocess.run([TEMPER, "score", "--model", tdir, "--data", src, "--per-token", "--no-chat-template"], capture_output=True, text=True)
         outs.append(json.loads(r.stdout) if r.returncode == 0 else {})
     check(outs[0].get("logprob") is not None and outs[0].get("logprob") == outs[1].get("logprob") and
           len(outs[0]["token_logprobs"]) == len(ci), "text line scores exactly its prompt/completion/EOS ids")

@@ -2,8 +2,11 @@
 of `make bench`.
 
 A from-scratch reimplementation (no `transformers`, no `safetensors` package) of
-Hugging Face's LlamaForCausalLM, Qwen2ForCausalLM (q/k/v bias) and Qwen3ForCausalLM
-(per-head q/k RMSNorm), loading an HF model directory. Parameter names of the
+Hugging Face's LlamaForCausalLM, Qwen2ForCausalLM (q/k/v bias), Qwen3ForCausalLM
+(per-head q/k RMSNorm) and Gemma3ForCausalLM (transformers' modeling_gemma3.py: RMSNorm
+scaled by 1 + weight, four norms per layer, GELU-tanh gated MLP, embeddings times
+sqrt(hidden_size), scores scaled by query_pre_attn_scalar^-0.5, sliding-window layers
+with their own RoPE base), loading an HF model directory. Parameter names of the
 nn.Module are exactly the HF tensor names, so `dict(model.named_parameters())` can be
 compared key by key with what temper writes.
 
@@ -192,8 +195,9 @@ def read_model_tensors(model_dir, dtype=None):
 # config
 # ---------------------------------------------------------------------------
 
-ARCHS = {"LlamaForCausalLM": "llama", "Qwen2ForCausalLM": "qwen2", "Qwen3ForCausalLM": "qwen3"}
-MODEL_TYPES = {"llama": "llama", "qwen2": "qwen2", "qwen3": "qwen3"}
+ARCHS = {"LlamaForCausalLM": "llama", "Qwen2ForCausalLM": "qwen2", "Qwen3ForCausalLM": "qwen3",
+         "Gemma3ForCausalLM": "gemma3"}
+MODEL_TYPES = {"llama": "llama", "qwen2": "qwen2", "qwen3": "qwen3", "gemma3_text": "gemma3"}
 
 
 class Config:
@@ -214,16 +218,32 @@ class Config:
         self.num_key_value_heads = int(d.get("num_key_value_heads") or self.num_attention_heads)
         # NB: HF's Qwen3Config defaults head_dim to 128 when absent; temper's writer
         # always writes head_dim, and here an absent one means hidden/heads (Llama, Qwen2).
-        self.head_dim = int(d.get("head_dim") or self.hidden_size // self.num_attention_heads)
+        gemma = self.arch == "gemma3"
+        # Gemma3TextConfig's head_dim defaults to 256 (independent of hidden / heads)
+        self.head_dim = int(d.get("head_dim") or (256 if gemma else self.hidden_size // self.num_attention_heads))
         self.intermediate_size = int(d["intermediate_size"])
         self.vocab_size = int(d["vocab_size"])
         self.rms_norm_eps = float(d.get("rms_norm_eps", 1e-6))
-        self.rope_theta = float(d.get("rope_theta", 10000.0))
+        self.rope_theta = float(d.get("rope_theta", 1e6 if gemma else 10000.0))
         self.rope_scaling = d.get("rope_scaling")
-        self.tie_word_embeddings = bool(d.get("tie_word_embeddings", False))
-        act = d.get("hidden_act", "silu")
-        if act != "silu":
-            raise ValueError(f"config.json: unsupported hidden_act {act}")
+        self.tie_word_embeddings = bool(d.get("tie_word_embeddings", gemma))
+        act = d.get("hidden_activation", "gelu_pytorch_tanh") if gemma else d.get("hidden_act", "silu")
+        if act not in ("silu", "gelu_pytorch_tanh"):
+            raise ValueError(f"config.json: unsupported activation {act}")
+        self.act = act
+        self.gemma = gemma
+        # Gemma 3: which layers slide (layer_types, or every sliding_window_pattern-th is full)
+        self.sliding_window = int(d.get("sliding_window") or 4096) if gemma else 0
+        pattern = int(d.get("sliding_window_pattern", 6))
+        self.layer_types = d.get("layer_types") or [
+            "sliding_attention" if (i + 1) % pattern else "full_attention" for i in range(self.num_hidden_layers)]
+        if not gemma:
+            self.layer_types = ["full_attention"] * self.num_hidden_layers
+        self.rope_local_base_freq = float(d.get("rope_local_base_freq", 10000.0))
+        self.query_pre_attn_scalar = float(d.get("query_pre_attn_scalar", 256)) if gemma else float(self.head_dim)
+        for k in ("attn_logit_softcapping", "final_logit_softcapping"):
+            if d.get(k) is not None:
+                raise ValueError(f"config.json: {k} is not implemented")
         if self.num_attention_heads % self.num_key_value_heads:
             raise ValueError("config.json: num_attention_heads not a multiple of num_key_value_heads")
         if d.get("use_sliding_window"):
@@ -236,7 +256,7 @@ class Config:
             ab = bool(d.get("attention_bias", False))
             self.qkv_bias, self.o_bias = ab, ab
         self.mlp_bias = bool(d.get("mlp_bias", False)) if self.arch == "llama" else False
-        self.qk_norm = self.arch == "qwen3"
+        self.qk_norm = self.arch in ("qwen3", "gemma3")
 
     @staticmethod
     def load(model_dir):
@@ -272,9 +292,17 @@ def rope_inv_freq(cfg, dtype=torch.float64):
         kind = rs.get("rope_type", rs.get("type"))
         if kind == "llama3":
             inv_freq = llama3_inv_freq(inv_freq, rs)
+        elif kind == "linear":
+            inv_freq = inv_freq / rs["factor"]  # transformers' _compute_linear_scaling_rope_parameters
         elif kind not in (None, "default"):
             raise ValueError(f"config.json: unsupported rope_scaling type {kind}")
     return inv_freq
+
+
+def rope_inv_freq_local(cfg, dtype=torch.float64):
+    """Gemma 3's sliding layers: base rope_local_base_freq, rope_type default (no scaling)."""
+    d = cfg.head_dim
+    return 1.0 / (cfg.rope_local_base_freq ** (torch.arange(0, d, 2, dtype=torch.int64).to(dtype) / d))
 
 
 def rope_cos_sin(inv_freq, position_ids, dtype):
@@ -301,14 +329,16 @@ def apply_rope(x, cos, sin):
 # ---------------------------------------------------------------------------
 
 class RMSNorm(nn.Module):
-    def __init__(self, n, eps):
+    def __init__(self, n, eps, gemma=False):
         super().__init__()
-        self.weight = nn.Parameter(torch.ones(n))
+        # Gemma3RMSNorm: the scale is 1 + weight, weight initialized to 0
+        self.weight = nn.Parameter(torch.zeros(n) if gemma else torch.ones(n))
         self.eps = eps
+        self.offset = 1.0 if gemma else 0.0
 
     def forward(self, x):
         # HF upcasts to fp32 here; we stay in the model's dtype (fp64 oracle / fp32 bench).
-        return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + self.eps) * self.weight
+        return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + self.eps) * (self.offset + self.weight)
 
 
 class Attention(nn.Module):
@@ -321,9 +351,10 @@ class Attention(nn.Module):
         self.v_proj = nn.Linear(D, KV * hd, bias=cfg.qkv_bias)
         self.o_proj = nn.Linear(H * hd, D, bias=cfg.o_bias)
         if cfg.qk_norm:
-            self.q_norm = RMSNorm(hd, cfg.rms_norm_eps)
-            self.k_norm = RMSNorm(hd, cfg.rms_norm_eps)
+            self.q_norm = RMSNorm(hd, cfg.rms_norm_eps, cfg.gemma)
+            self.k_norm = RMSNorm(hd, cfg.rms_norm_eps, cfg.gemma)
         self.qk_norm = cfg.qk_norm
+        self.scaling = cfg.query_pre_attn_scalar ** -0.5  # = head_dim ** -0.5 but for Gemma
 
     def forward(self, x, cos, sin, mask):
         B, T, _ = x.shape
@@ -339,7 +370,7 @@ class Attention(nn.Module):
         if rep > 1:
             k = k[:, :, None].expand(B, self.KV, rep, T, self.hd).reshape(B, self.H, T, self.hd)
             v = v[:, :, None].expand(B, self.KV, rep, T, self.hd).reshape(B, self.H, T, self.hd)
-        att = torch.matmul(q, k.transpose(2, 3)) * (self.hd ** -0.5)
+        att = torch.matmul(q, k.transpose(2, 3)) * self.scaling
         att = att + mask
         att = F.softmax(att, dim=-1)
         o = torch.matmul(att, v).transpose(1, 2).reshape(B, T, self.H * self.hd)
@@ -354,19 +385,31 @@ class MLP(nn.Module):
         self.up_proj = nn.Linear(D, I, bias=b)
         self.down_proj = nn.Linear(I, D, bias=b)
 
+        self.gelu = cfg.act == "gelu_pytorch_tanh"
+
     def forward(self, x):
-        return self.down_proj(F.silu(self.gate_proj(x)) * self.up_proj(x))
+        g = self.gate_proj(x)
+        act = F.gelu(g, approximate="tanh") if self.gelu else F.silu(g)
+        return self.down_proj(act * self.up_proj(x))
 
 
 class DecoderLayer(nn.Module):
     def __init__(self, cfg):
         super().__init__()
-        self.input_layernorm = RMSNorm(cfg.hidden_size, cfg.rms_norm_eps)
+        D, eps, g = cfg.hidden_size, cfg.rms_norm_eps, cfg.gemma
+        self.input_layernorm = RMSNorm(D, eps, g)
         self.self_attn = Attention(cfg)
-        self.post_attention_layernorm = RMSNorm(cfg.hidden_size, cfg.rms_norm_eps)
+        self.post_attention_layernorm = RMSNorm(D, eps, g)
         self.mlp = MLP(cfg)
+        self.gemma = g
+        if g:  # Gemma3DecoderLayer: post_attention_layernorm normalizes the attention output
+            self.pre_feedforward_layernorm = RMSNorm(D, eps, g)
+            self.post_feedforward_layernorm = RMSNorm(D, eps, g)
 
     def forward(self, x, cos, sin, mask):
+        if self.gemma:
+            x = x + self.post_attention_layernorm(self.self_attn(self.input_layernorm(x), cos, sin, mask))
+            return x + self.post_feedforward_layernorm(self.mlp(self.pre_feedforward_layernorm(x)))
         x = x + self.self_attn(self.input_layernorm(x), cos, sin, mask)
         return x + self.mlp(self.post_attention_layernorm(x))
 
@@ -376,7 +419,7 @@ class Backbone(nn.Module):
         super().__init__()
         self.embed_tokens = nn.Embedding(cfg.vocab_size, cfg.hidden_size)
         self.layers = nn.ModuleList([DecoderLayer(cfg) for _ in range(cfg.num_hidden_layers)])
-        self.norm = RMSNorm(cfg.hidden_size, cfg.rms_norm_eps)
+        self.norm = RMSNorm(cfg.hidden_size, cfg.rms_norm_eps, cfg.gemma)
 
 
 class CausalLM(nn.Module):
@@ -389,17 +432,32 @@ class CausalLM(nn.Module):
         if not cfg.tie_word_embeddings:
             self.lm_head = nn.Linear(cfg.hidden_size, cfg.vocab_size, bias=False)
         self.inv_freq = rope_inv_freq(cfg, torch.float64)  # plain attribute, not a parameter
+        self.inv_freq_local = rope_inv_freq_local(cfg, torch.float64)
 
     def lm_head_weight(self):
         return self.model.embed_tokens.weight if self.cfg.tie_word_embeddings else self.lm_head.weight
 
     def hidden(self, input_ids, position_ids, mask):
+        """mask: additive [B,1,T,T] of the full-attention layers; the sliding layers' mask
+        is derived from it and the positions (key j visible iff pos_i - pos_j < window,
+        transformers' sliding_window_overlay kv_idx > q_idx - window)."""
         dtype = self.model.embed_tokens.weight.dtype
         x = self.model.embed_tokens(input_ids)
+        if self.cfg.gemma:
+            # Gemma3TextScaledWordEmbedding: torch.tensor(sqrt(D)) (fp32) cast to the weights' dtype
+            x = x * torch.tensor(self.cfg.hidden_size ** 0.5).to(dtype)
         # cos/sin computed in fp64 then cast (HF computes them in fp32)
         cos, sin = rope_cos_sin(self.inv_freq, position_ids, dtype)
-        for layer in self.model.layers:
-            x = layer(x, cos, sin, mask)
+        cos_l, sin_l = rope_cos_sin(self.inv_freq_local, position_ids, dtype)
+        mask_l = mask
+        if "sliding_attention" in self.cfg.layer_types:
+            near = (position_ids[:, :, None] - position_ids[:, None, :]) < self.cfg.sliding_window
+            mask_l = mask.masked_fill(~near[:, None], torch.finfo(dtype).min)
+        for layer, kind in zip(self.model.layers, self.cfg.layer_types):
+            if kind == "sliding_attention":
+                x = layer(x, cos_l, sin_l, mask_l)
+            else:
+                x = layer(x, cos, sin, mask)
         return self.model.norm(x)
 
     def forward(self, input_ids, position_ids, mask):
@@ -455,19 +513,26 @@ def load_model(model_dir, dtype=torch.float64):
     return model.to(dtype)
 
 
-def token_logprobs(model, tokens, seq_lens):
+def token_logprobs(model, tokens, seq_lens, temperature=1.0, with_entropy=False):
     """tokens: 1-D ints, the packed row. Returns (logprobs [N], has_target [N] bool):
-    logprobs[t] = log p(tokens[t+1] | sequence prefix up to t), 0 where no target."""
+    logprobs[t] = log p(tokens[t+1] | sequence prefix up to t), 0 where no target.
+    At a sampling temperature T the distribution is softmax(logits / T), as TRL's
+    _get_per_token_logps_and_entropies (logits /= temperature, then log-softmax; entropy
+    of the same). with_entropy: returns (logprobs, has_target, entropy [N], 0 where no target)."""
     tokens = torch.as_tensor(tokens, dtype=torch.int64)
     assert tokens.numel() == sum(seq_lens)
     pos, allowed, has_target = packed_inputs(seq_lens)
     dtype = model.model.embed_tokens.weight.dtype
     logits = model(tokens[None], pos, additive_mask(allowed, dtype))[0]
-    logp = F.log_softmax(logits, dim=-1)
+    logp = F.log_softmax(logits / temperature, dim=-1)
     targets = torch.roll(tokens, -1)
     targets = torch.where(has_target, targets, torch.zeros_like(targets))
     lp = logp.gather(1, targets[:, None])[:, 0]
-    return torch.where(has_target, lp, torch.zeros_like(lp)), has_target
+    lp = torch.where(has_target, lp, torch.zeros_like(lp))
+    if not with_entropy:
+        return lp, has_target
+    ent = -(logp.exp() * logp).sum(-1)
+    return lp, has_target, torch.where(has_target, ent, torch.zeros_like(ent))
 
 
 def decay_mask(name, p):
@@ -491,17 +556,33 @@ def adamw_step(params, grads, lr, weight_decay, beta1, beta2, eps):
 
 
 def reference_dump(model_dir, sequences, lr=1e-3, weight_decay=0.1, beta1=0.9, beta2=0.999,
-                   eps=1e-8, dtype=torch.float64):
+                   eps=1e-8, dtype=torch.float64, temperature=1.0, entropy_coef=0.0, value_coef=0.0):
     """What grad_dump writes, computed in `dtype`: {"logprobs": [N], "loss": [1],
-    "grad.<name>", "step.<name>"}, plus "param.<name>" (the loaded values)."""
+    "grad.<name>", "step.<name>"}, plus "param.<name>" (the loaded values). With a
+    temperature T the log-probs are of softmax(logits / T); with entropy_coef c != 0 the
+    loss is (-sum logp + c * sum entropy) / (number of targets) and "entropy" [N] is added.
+    With value_coef v != 0, PPO's shared value head V_t = u . h_t on the final hidden state
+    (the lm-head's input before / T; u_j = ((7j mod 11) - 5) / 8) adds v * sum V / (number of
+    targets) to the loss and "values" [N] to the output."""
     model = load_model(model_dir, dtype)
     seq_lens = [len(s) for s in sequences]
     tokens = [t for s in sequences for t in s]
-    lp, has_target = token_logprobs(model, tokens, seq_lens)
-    loss = -lp.sum() / has_target.sum()
+    lp, has_target, ent = token_logprobs(model, tokens, seq_lens, temperature, with_entropy=True)
+    loss = (-lp.sum() + entropy_coef * ent.sum()) / has_target.sum()
+    if value_coef != 0:
+        pos, allowed, _ = packed_inputs(seq_lens)
+        h = model.hidden(torch.as_tensor(tokens, dtype=torch.int64)[None], pos,
+                         additive_mask(allowed, model.model.embed_tokens.weight.dtype))[0]
+        u = torch.tensor([((j * 7) % 11 - 5) / 8 for j in range(h.shape[-1])], dtype=h.dtype)
+        values = h @ u
+        loss = loss + value_coef * values.sum() / has_target.sum()
     loss.backward()
     named = dict(model.named_parameters())
     out = {"logprobs": lp.detach(), "loss": loss.detach().reshape(1)}
+    if entropy_coef != 0:
+        out["entropy"] = ent.detach()
+    if value_coef != 0:
+        out["values"] = values.detach()
     for n, p in named.items():
         out["param." + n] = p.detach().clone()
         out["grad." + n] = p.grad.detach().clone()
@@ -527,6 +608,16 @@ PRESETS = {
 def make_config(arch, preset="tiny", tie=False, **over):
     p = dict(PRESETS[preset]) if isinstance(preset, str) else dict(preset)
     p.update(over)
+    if arch == "gemma3":
+        cfg = {"architectures": ["Gemma3ForCausalLM"], "model_type": "gemma3_text",
+               "hidden_activation": "gelu_pytorch_tanh", "head_dim": p["hidden_size"] // p["num_attention_heads"],
+               "rms_norm_eps": 1e-6, "rope_theta": 1e6, "rope_local_base_freq": 10000.0,
+               "query_pre_attn_scalar": p["hidden_size"] // p["num_attention_heads"], "sliding_window": 4,
+               "sliding_window_pattern": 2, "max_position_embeddings": 2048, "tie_word_embeddings": tie,
+               "torch_dtype": "float32", "bos_token_id": 2, "eos_token_id": 1,
+               "attn_logit_softcapping": None, "final_logit_softcapping": None}
+        cfg.update(p)
+        return cfg
     name = {"llama": "LlamaForCausalLM", "qwen2": "Qwen2ForCausalLM", "qwen3": "Qwen3ForCausalLM"}[arch]
     cfg = {"architectures": [name], "model_type": arch, "hidden_act": "silu",
            "head_dim": p["hidden_size"] // p["num_attention_heads"], "rms_norm_eps": 1e-6,
@@ -549,7 +640,8 @@ def random_tensors(cfg_dict, seed=0, std=0.02, perturb_ones=True):
         if p.dim() >= 2:
             out[n] = torch.randn(p.shape, generator=g) * std
         elif n.endswith("norm.weight"):
-            out[n] = torch.ones(p.shape) + (torch.randn(p.shape, generator=g) * 0.1 if perturb_ones else 0)
+            base = torch.zeros(p.shape) if cfg.gemma else torch.ones(p.shape)  # Gemma: scale 1 + weight
+            out[n] = base + (torch.randn(p.shape, generator=g) * 0.1 if perturb_ones else 0)
         else:
             out[n] = torch.randn(p.shape, generator=g) * 0.05 if perturb_ones else torch.zeros(p.shape)
     return out
@@ -674,7 +766,7 @@ def selftests():
     # 7. packed row == each sequence alone (block-diagonal mask, positions restart)
     small = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
                  intermediate_size=40, vocab_size=50)
-    for arch in ("llama", "qwen2", "qwen3"):
+    for arch in ("llama", "qwen2", "qwen3", "gemma3"):
         cfgd = make_config(arch, small)
         model = CausalLM(Config(cfgd)).double()
         with torch.no_grad():
@@ -685,6 +777,31 @@ def selftests():
         alone = torch.cat([token_logprobs(model, s, [len(s)])[0] for s in seqs])
         r = _rel(lp, alone)
         yield f"packed == separate sequences ({arch})", r < 1e-12 and int(mask.sum()) == 10, f"rel {r:.1e}"
+
+    # 7b. Gemma 3's sliding window: in one sliding layer, position t sees tokens t-W+1..t
+    # (transformers' kv_idx > q_idx - W): changing token t-W leaves its log-prob alone,
+    # changing token t-W+1 does not; a full-attention layer sees both.
+    W, t = 3, 6
+    for kind in ("sliding_attention", "full_attention"):
+        cfgd = make_config("gemma3", dict(small, num_hidden_layers=1), sliding_window=W, layer_types=[kind])
+        model = CausalLM(Config(cfgd)).double()
+        with torch.no_grad():
+            for n, p in model.named_parameters():
+                p.copy_(random_tensors(cfgd, seed=6)[n])
+        base = [3, 9, 4, 4, 1, 7, 8, 2]
+        lp0 = token_logprobs(model, base, [len(base)])[0][t]
+        moved = {}
+        for j in (t - W, t - W + 1):
+            other = list(base)
+            other[j] = (other[j] + 5) % 50
+            moved[j] = abs(float(token_logprobs(model, other, [len(other)])[0][t] - lp0))
+        if kind == "sliding_attention":
+            ok = moved[t - W] == 0.0 and moved[t - W + 1] > 1e-6
+        else:
+            ok = moved[t - W] > 1e-6 and moved[t - W + 1] > 1e-6
+        yield (f"gemma3 {kind}: log-prob at {t} moves with token {t - W + 1}, "
+               f"{'not' if kind == 'sliding_attention' else 'and'} with token {t - W} (window {W})"), ok, \
+            f"changes {moved[t - W]:.1e}, {moved[t - W + 1]:.1e}"
 
     # 8. GQA grouping: KV heads repeated into a full-MHA model give the same output
     cfgd = make_config("qwen3", small)
@@ -709,8 +826,11 @@ def selftests():
     # 9. autograd gradient == finite differences on a tiny fp64 model (all parameters)
     tiny = dict(hidden_size=8, num_hidden_layers=2, num_attention_heads=2, num_key_value_heads=1,
                 intermediate_size=12, vocab_size=11)
-    for arch, tie in (("llama", False), ("qwen2", False), ("qwen3", True)):
+    for arch, tie in (("llama", False), ("qwen2", False), ("qwen3", True), ("gemma3", True)):
         cfgd = make_config(arch, tiny, tie=tie)
+        if arch == "gemma3":  # window 2 < the sequences, a full layer, scores scaled by 1/sqrt(3)
+            cfgd.update(sliding_window=2, layer_types=["sliding_attention", "full_attention"], query_pre_attn_scalar=3,
+                        rope_scaling={"rope_type": "linear", "factor": 4.0})
         model = CausalLM(Config(cfgd)).double()
         ts = random_tensors(cfgd, seed=5, std=0.5)
         names = [n for n, _ in model.named_parameters()]
@@ -757,7 +877,7 @@ def _main(argv):
     sub = ap.add_subparsers(dest="cmd")
     sub.add_parser("selftest")
     a = sub.add_parser("init")
-    a.add_argument("--arch", required=True, choices=["llama", "qwen2", "qwen3"])
+    a.add_argument("--arch", required=True, choices=["llama", "qwen2", "qwen3", "gemma3"])
     a.add_argument("--preset", default="tiny", choices=list(PRESETS))
     a.add_argument("--out", required=True)
     a.add_argument("--seed", type=int, default=0)

@@ -61,8 +61,15 @@ static void test_formats(void) {
     o.format = DATA_SFT;
     CHECK(row("{\"prompt\":\"Q: 1+1?\",\"completion\":\" 2\"}", &o, &ex, &err) == 0, "sft prompt/completion strings (%s)", err.msg);
     EXPECT_SPAN(&ex.seq[0], 1, " 2<|im_end|>", "sft strings: completion + EOS trained");
-    EXPECT_SPAN(&ex.seq[0], 0, "Q: 1+1?", "sft strings: prompt masked, no template (TRL)");
+    EXPECT_SPAN(&ex.seq[0], 0, "<|im_start|>user\nQ: 1+1?<|im_end|>\n<|im_start|>assistant\n\n",
+                "sft strings with a chat template: a user message and the assistant's reply (the prompt rule)");
     CHECK(prefix_ok(&ex), "sft prompt ids are a prefix, masked");
+    data_example_free(&ex);
+    data_opts plain = o;
+    plain.chat = NULL;  // no template (--no-chat-template): plain text, EOS appended (TRL)
+    CHECK(row("{\"prompt\":\"Q: 1+1?\",\"completion\":\" 2\"}", &plain, &ex, &err) == 0, "sft strings without a template");
+    EXPECT_SPAN(&ex.seq[0], 0, "Q: 1+1?", "sft strings without a template: the prompt as it is");
+    EXPECT_SPAN(&ex.seq[0], 1, " 2<|im_end|>", "sft strings without a template: completion + EOS");
     data_example_free(&ex);
 
     const char *msgs = "{\"messages\":[{\"role\":\"system\",\"content\":\"S\"},{\"role\":\"user\",\"content\":\"Q\"},"
@@ -120,7 +127,9 @@ static void test_formats(void) {
     CHECK(row("{\"problem\":\"Find x.\",\"solution\":\"...\",\"answer\":\"\\\\frac{1}{2}\"}", &o, &ex, &err) == 0 && !strcmp(ex.answer, "\\frac{1}{2}"),
           "MATH-500 reader keeps the answer string");
     data_example_free(&ex);
-    CHECK(row("{\"question\":\"q\",\"answer\":\"no marker\"}", &o, &ex, &err) == -1 && strstr(err.msg, "####"), "GSM8K row without #### refused");
+    // one loader with sample/eval (task/problems.h): an answer without "#### " is taken whole
+    CHECK(row("{\"question\":\"q\",\"answer\":\"42\"}", &o, &ex, &err) == 0 && !strcmp(ex.answer, "42"), "GSM8K-style row without ####: the answer whole");
+    data_example_free(&ex);
 
     o.format = DATA_SFT;
     o.max_length = 3;

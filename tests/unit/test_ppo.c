@@ -133,8 +133,10 @@ static void test_errors(void) {
 }
 
 // The shared value head's backward: model_backward_extra(dlogp, dxf) in one pass through the trunk
-// equals model_backward(dlogp) plus model_backward_hidden(dxf) (the reward heads' tested path).
-static void test_backward_extra(void) {
+// equals model_backward(dlogp) plus model_backward_hidden(dxf) (the reward heads' tested path), at
+// T = 1 and at T = 0.7 (where the lm-head's dL/dh carries 1/T and dxf, of the hidden state before
+// the division by T, does not).
+static void test_backward_extra(double T) {
     tm_error err;
     model_config c;
     config_preset(&c, ARCH_LLAMA, "tiny", &err);
@@ -151,23 +153,25 @@ static void test_backward_extra(void) {
     float logp[9], dlogp[9], *dxf = malloc(sizeof(float) * 9 * 32), *g1 = malloc(sizeof(float) * m.numel);
     for (int i = 0; i < 9; i++) dlogp[i] = (float)((i * 37 % 11) - 5) / 7.0f;
     for (int i = 0; i < 9 * 32; i++) dxf[i] = (float)((i * 53 % 17) - 8) / 9.0f;
-    model_forward(&m, &b, logp, NULL, &err);
+    model_forward_temp(&m, &b, T, logp, NULL, &err);
     model_zero_grad(&m);
     model_backward(&m, &b, dlogp, NULL);
     model_backward_hidden(&m, &b, dxf);
     memcpy(g1, m.g, sizeof(float) * m.numel);
-    model_forward(&m, &b, logp, NULL, &err);
+    model_forward_temp(&m, &b, T, logp, NULL, &err);
     model_zero_grad(&m);
     model_backward_extra(&m, &b, dlogp, NULL, dxf);
     double rel = test_rel_err(m.g, g1, (long)m.numel, 1e-6);
-    CHECK(rel < 1e-5, "model_backward_extra = model_backward + model_backward_hidden (rel err %.2g over %zu gradients)", rel, m.numel);
+    CHECK(rel < 1e-5, "T = %g: model_backward_extra = model_backward + model_backward_hidden (rel err %.2g over %zu gradients)", T, rel,
+          m.numel);
     free(dxf); free(g1);
     batch_free(&bb);
     model_free(&m);
 }
 
 int main(void) {
-    test_backward_extra();
+    test_backward_extra(1.0);
+    test_backward_extra(0.7);
     test_gae_by_hand();
     test_rewards();
     test_whiten();

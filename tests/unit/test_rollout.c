@@ -12,6 +12,7 @@
 #include "rollout/rollout.h"
 #include "test.h"
 #include "tok_fixture.h"
+#include "train/grpo_trainer.h"
 
 // ---------------------------------------------------------------- metrics
 
@@ -88,9 +89,19 @@ static void test_sampling(void) {
     CHECK(sample_token(zt, 4, &g, &r, &ss, &lp) == 1, "greedy: argmax, lowest id among ties");
     double lse = log(exp(1.0) + 2 * exp(3.0) + exp(-2.0));
     CHECK(fabs(lp - (3.0 - lse)) < 1e-6, "the recorded log-prob is log softmax at temperature 1 (%.6f)", lp);
+    // at temperature T the recorded log-prob is log softmax(z / T) over the whole vocabulary
+    // (what the trainer recomputes at T; TRL's logits / T), whatever top-k / top-p / min-p kept
     sample_params hot = {0.3, 0.5, 1, 0.0};
-    sample_token(zt, 4, &hot, &r, &ss, &lp);
-    CHECK(fabs(lp - (3.0 - lse)) < 1e-6, "filters and temperature do not change the recorded log-prob");
+    int tok = sample_token(zt, 4, &hot, &r, &ss, &lp);
+    double lse3 = log(exp(1.0 / 0.3) + 2 * exp(3.0 / 0.3) + exp(-2.0 / 0.3));
+    CHECK(tok == 1 && fabs(lp - (3.0 / 0.3 - lse3)) < 1e-6,
+          "temperature 0.3: the recorded log-prob is log softmax(z / 0.3) (%.6f vs %.6f), top-k 1 / top-p 0.5 do not change it", lp,
+          3.0 / 0.3 - lse3);
+    sample_params warm = {0.7, 1.0, 0, 0.0};
+    tok = sample_token(zt, 4, &warm, &r, &ss, &lp);
+    double lse7 = log(exp(1.0 / 0.7) + 2 * exp(3.0 / 0.7) + exp(-2.0 / 0.7));
+    CHECK(fabs(lp - (zt[tok] / 0.7 - lse7)) < 1e-6 && fabs(lp - (zt[tok] - lse)) > 1e-2,
+          "temperature 0.7: log softmax(z / 0.7)[%d] = %.6f, not the temperature-1 %.6f", tok, lp, zt[tok] - lse);
     sample_scratch_free(&ss);
 }
 
@@ -131,8 +142,8 @@ static int run_model(model *m, int *const *pp, const int *pl, int np, rollout_op
 }
 
 // Full forward over prompt + trajectory; logp at the trajectory's positions.
-static void full_logp(model *m, const int *prompt, int plen, const rollout_traj *t, const int *target_override,
-                      float *out) {
+static void full_logp_temp(model *m, const int *prompt, int plen, const rollout_traj *t, const int *target_override,
+                           double T, float *out) {
     int L = plen + t->len;
     int *ids = malloc(sizeof(int) * (size_t)L);
     memcpy(ids, prompt, sizeof(int) * (size_t)plen);
@@ -146,9 +157,12 @@ static void full_logp(model *m, const int *prompt, int plen, const rollout_traj 
     float *lp = malloc(sizeof(float) * (size_t)L);
     model_batch b = {L, 1, ids, tg, pos, cu};
     tm_error err;
-    if (model_forward(m, &b, lp, NULL, &err)) printf("# forward: %s\n", err.msg);
+    if (model_forward_temp(m, &b, T, lp, NULL, &err)) printf("# forward: %s\n", err.msg);
     for (int j = 0; j < t->len; j++) out[j] = lp[plen - 1 + j];
     free(ids); free(tg); free(pos); free(lp);
+}
+static void full_logp(model *m, const int *prompt, int plen, const rollout_traj *t, const int *target_override, float *out) {
+    full_logp_temp(m, prompt, plen, t, target_override, 1.0, out);
 }
 
 static int tokens_equal(const rollout_traj *a, const rollout_traj *b, int n) {
@@ -197,6 +211,31 @@ static void test_model_path(model_arch arch, const char *name) {
     printf("# %s: KV-path vs full-forward log-probs: max |diff| %.3e over %d tokens\n", name, worst, ntok);
     CHECK(worst < 1e-5, "%s: KV-cache log-probs == model_forward log-probs (max |diff| %.2e < 1e-5, %d tokens, fp32)",
           name, worst, ntok);
+    // at temperature 0.7 with top-p 0.9: the sampler records log softmax(z / 0.7), which the
+    // trainer's forward at 0.7 recomputes (the filters are in neither)
+    rollout_traj *h = calloc(NP * NS, sizeof *h);
+    rollout_opts oh = o;
+    oh.sp.temperature = 0.7;
+    oh.sp.top_p = 0.9;
+    double worst_t = 0, worst_t1 = 0;
+    CHECK(run_model(&m, pp, pl, NP, &oh, h) == 0, "%s: rollout at temperature 0.7, top-p 0.9", name);
+    for (int i = 0; i < NP * NS; i++) {
+        float *lp = malloc(sizeof(float) * (size_t)(h[i].len + 1)), *lp1 = malloc(sizeof(float) * (size_t)(h[i].len + 1));
+        full_logp_temp(&m, pp[h[i].group], pl[h[i].group], &h[i], NULL, 0.7, lp);
+        full_logp(&m, pp[h[i].group], pl[h[i].group], &h[i], NULL, lp1);
+        for (int j = 0; j < h[i].len; j++) {
+            worst_t = fmax(worst_t, fabs(lp[j] - h[i].logp[j]));
+            worst_t1 = fmax(worst_t1, fabs(lp1[j] - h[i].logp[j]));
+        }
+        free(lp); free(lp1);
+        rollout_traj_free(&h[i]);
+    }
+    free(h);
+    printf("# %s: T = 0.7: KV-path vs full-forward-at-0.7 log-probs: max |diff| %.3e (vs the T = 1 forward: %.3e)\n", name, worst_t,
+           worst_t1);
+    CHECK(worst_t < 1e-5 && worst_t1 > 1e-3,
+          "%s: T = 0.7: KV-cache log-probs == model_forward_temp(0.7) (max |diff| %.2e < 1e-5; %.2e from the T = 1 ones)", name, worst_t,
+          worst_t1);
     int lens_ok = 1;
     for (int i = 0; i < NP * NS; i++) {
         lens_ok &= a[i].len >= 1 && a[i].len <= o.max_new_tokens;
@@ -419,6 +458,35 @@ static void test_tools(void) {
         CHECK(out[0].mask[out[0].calls[0].start] == 0 && out[0].mask[out[0].calls[0].start - 1] == 1 &&
                   out[0].mask[out[0].calls[0].start + out[0].calls[0].len] == 1,
               "python: the call's token span is exactly the masked observation");
+        // what GRPO trains on (grpo_traj_mask): 0 on every tool token, 1 and the sampler's
+        // log-prob on every model token; a truncated completion with --mask-truncated-completions: all 0
+        for (int k = 0; k < 2; k++) {
+            const rollout_traj *tr = &out[k];
+            uint8_t *gm = malloc((size_t)tr->len);
+            float *gs = malloc(sizeof(float) * (size_t)tr->len);
+            grpo_traj_mask(tr, 1, gm, gs);
+            int ok = tr->ncalls > 0, zeros = 0, tool_tokens = 0;
+            for (int c = 0; c < tr->ncalls; c++) tool_tokens += tr->calls[c].len;
+            for (int i = 0; i < tr->len; i++) {
+                int in_call = 0;
+                for (int c = 0; c < tr->ncalls; c++) in_call |= i >= tr->calls[c].start && i < tr->calls[c].start + tr->calls[c].len;
+                ok &= gm[i] == !in_call && gs[i] == (in_call ? 0.0f : tr->logp[i]);
+                zeros += !gm[i];
+            }
+            rollout_traj cut = *tr;
+            cut.finish = FINISH_LENGTH;
+            grpo_traj_mask(&cut, 1, gm, gs);
+            int all0 = 1;
+            for (int i = 0; i < tr->len; i++) all0 &= gm[i] == 0;
+            grpo_traj_mask(&cut, 0, gm, gs);
+            int kept = 0;
+            for (int i = 0; i < tr->len; i++) kept += gm[i];
+            CHECK(ok && zeros == tool_tokens && tool_tokens > 0 && all0 && kept == tr->len - tool_tokens,
+                  "grpo's training mask of trajectory %c: 0 on its %d tool-observation tokens (%d calls), 1 with the sampler's log-prob "
+                  "on the %d model tokens; truncated: all 0 with mask_truncated, else the same", 'A' + k, tool_tokens, tr->ncalls,
+                  tr->len - tool_tokens);
+            free(gm); free(gs);
+        }
         CHECK(check_traj(t, &out[1], B3, 6, "B") && out[1].ncalls == 3 && out[1].finish == FINISH_MAX_TURNS && sm.cur[1] == sm.len[1],
               "python: the 3rd call of max-turns 3 gets \"Reach max function call limit.\" and ends the trajectory");
         CHECK(check_traj(t, &out[2], C, 5, "C") && out[2].calls[0].status == PYSB_TIMEOUT && out[2].finish == FINISH_STOP,

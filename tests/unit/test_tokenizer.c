@@ -129,7 +129,7 @@ static void test_chat(tok_tokenizer *t) {
     CHECK(tok_chat_detect("{{ messages }}") == TOK_CHAT_NONE, "unknown templates are not guessed");
     CHECK(tok_chat_for(t, "nope", &c, &err) == -1 && strstr(err.msg, "nope"), "unknown template name is an error");
 
-    tok_chat g = {TOK_CHAT_GEMMA, "<bos>", 1};
+    tok_chat g = {.family = TOK_CHAT_GEMMA, .bos_token = "<bos>", .enable_thinking = 1};
     tok_chat_msg bad[] = {{"user", "a", 1, NULL, 0}, {"user", "b", 1, NULL, 0}};
     CHECK(tok_chat_apply(&g, bad, 2, 0, &r, &err) == -1 && strstr(err.msg, "alternate"), "Gemma refuses non-alternating roles");
     tok_chat_render_free(&r);
