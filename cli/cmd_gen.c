@@ -26,6 +26,7 @@
 #include "cli/flags.h"
 #include "data/builtin.h"
 #include "data/data.h"
+#include "model/lora.h"
 #include "model/model.h"
 #include "reward/math_answer.h"
 #include "rollout/eval_report.h"
@@ -158,6 +159,7 @@ static void on_group(void *ud, int g, rollout_traj *trajs) {
 typedef struct gen_args {
     const char *chat_kwargs;
     const char *model_dir, *data, *tools, *style, *chat_name, *stop, *stop_ids, *extract, *out, *output_dir, *from_samples;
+    const char *base_model;  // --base-model: the base of an adapter --model (model/lora.h)
     int n, top_k, max_new, seed, batch, max_turns, limit, no_chat, save_ids, chunk, ignore_eos, allow_uneval;
     double temperature, top_p, min_p, tool_timeout;
 } gen_args;
@@ -188,8 +190,10 @@ static int gen_main(const char *cmd, gen_args *A, int is_eval) {
     char pathbuf[4096];
     const char *path = data_builtin_path(A->data, pathbuf, sizeof pathbuf, &err);
     if (!path) return cli_fail(cmd, "%s", err.msg);
+    lora_set_base_override(A->base_model);
     if (model_load(&m, A->model_dir, &err)) return cli_fail(cmd, "%s", err.msg);
-    tok_tokenizer *t = tok_load(A->model_dir, &err);
+    // a PEFT adapter directory may come without tokenizer files: then its base's
+    tok_tokenizer *t = tok_load(m.lora && !lora_has_tokenizer(A->model_dir) ? m.source_dir : A->model_dir, &err);
     if (!t) { model_free(&m); return cli_fail(cmd, "%s", err.msg); }
     if (tok_set_chat_kwargs(t, A->chat_kwargs, &err)) { tok_free(t); model_free(&m); return cli_fail(cmd, "%s", err.msg); }
     tok_chat chat;
@@ -467,7 +471,8 @@ static int eval_from_samples(const char *cmd, const gen_args *A) {
 }
 
 #define GEN_FLAGS(A)                                                                                                    \
-    {"model", FLAG_STR, &A.model_dir, "model directory (Hugging Face layout, with tokenizer files)"},                  \
+    {"model", FLAG_STR, &A.model_dir, "model directory (Hugging Face layout, with tokenizer files), or a PEFT adapter directory"}, \
+    {"base-model", FLAG_STR, &A.base_model, "the base of an adapter --model, instead of its base_model_name_or_path"}, \
     {"data", FLAG_STR, &A.data, "JSONL of prompts ({prompt, answer}, GSM8K, MATH-500 rows), or gsm8k | math500"},     \
     {"n", FLAG_INT, &A.n, "samples per prompt"},                                                                       \
     {"temperature", FLAG_FLOAT, &A.temperature, "sampling temperature (0 = greedy)"},                                 \

@@ -6,6 +6,7 @@
 #include <string.h>
 #include "cli/cli.h"
 #include "cli/flags.h"
+#include "cli/lora_flags.h"
 #include "train/grpo_trainer.h"
 
 // "1,0.5" or "1,0,0.5" into the reward weights (accuracy, format[, overlong]; unset: 0).
@@ -91,6 +92,7 @@ int cmd_grpo(int argc, char **argv) {
         {"divergence-estimator", FLAG_STR, &reh_estimator, "forward_kl's estimator: k1|k2|k3|low_var_kl"},
         {"alpha", FLAG_FLOAT, &a.rh.alpha, "α of the alpha divergence, in (0, 1)"},
         {"rehearsal-batch-size", FLAG_INT, &a.rehearsal_batch_size, "rehearsal samples per step (0: the generation batch's size)"},
+        LORA_FLAGS(a.lora),
     };
     flags_config cfg;
     if (flags_expand_config("grpo", argc, argv, &cfg)) return 2;

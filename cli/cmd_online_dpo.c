@@ -4,6 +4,7 @@
 #include <string.h>
 #include "cli/cli.h"
 #include "cli/flags.h"
+#include "cli/lora_flags.h"
 #include "train/online_dpo.h"
 
 int cmd_online_dpo(int argc, char **argv) {
@@ -50,6 +51,7 @@ int cmd_online_dpo(int argc, char **argv) {
         {"logging-steps", FLAG_INT, &t->logging_steps, "log metrics every N steps"},
         {"save-steps", FLAG_INT, &t->save_steps, "checkpoint every N steps of a round (0 = never)"},
         {"resume-from-checkpoint", FLAG_STR, &a.resume_from_checkpoint, "true: continue --output-dir at the round and step where it stopped"},
+        LORA_FLAGS(a.train.lora),
         {"quiet", FLAG_BOOL, &a.quiet, "no progress bars; metrics lines on stderr"},
     };
     int rc = flags_parse("online-dpo", "--model DIR --data prompts.jsonl --output-dir OUT [--loss dpo|kto] [--rounds R] [flags]", flags,

@@ -6,6 +6,7 @@
 #include <string.h>
 #include "cli/cli.h"
 #include "cli/flags.h"
+#include "cli/lora_flags.h"
 #include "train/ppo_trainer.h"
 
 int cmd_ppo(int argc, char **argv) {
@@ -59,6 +60,7 @@ int cmd_ppo(int argc, char **argv) {
         {"save-total-limit", FLAG_INT, &a.save_total_limit, "keep at most N checkpoints (0 = all)"},
         {"overwrite-output-dir", FLAG_BOOL, &a.overwrite_output_dir, "reuse a non-empty --output-dir (its checkpoints are deleted)"},
         {"resume-from-checkpoint", FLAG_STR, &a.resume_from_checkpoint, "checkpoint directory to continue from, or true / last"},
+        LORA_FLAGS(a.lora),
         {"quiet", FLAG_BOOL, &a.quiet, "no progress bar; metrics lines on stderr"},
     };
     flags_config cfg;

@@ -18,6 +18,7 @@
 #include "cli/cli.h"
 #include "cli/flags.h"
 #include "model/batch.h"
+#include "model/lora.h"
 #include "model/model.h"
 
 typedef struct pending {
@@ -160,11 +161,12 @@ static int flush(model *m, batch_builder *bb, pending *p, int np, float *logp, i
 }
 
 int cmd_score(int argc, char **argv) {
-    const char *model_dir = NULL, *data = NULL, *out_path = "-", *template_name = NULL;
+    const char *model_dir = NULL, *data = NULL, *out_path = "-", *template_name = NULL, *base_model = NULL;
     int no_chat = 0;
     int per_token = 0, batch_tokens = 8192;
     flag flags[] = {
-        {"model", FLAG_STR, &model_dir, "model directory (Hugging Face layout)"},
+        {"model", FLAG_STR, &model_dir, "model directory (Hugging Face layout), or a PEFT adapter directory"},
+        {"base-model", FLAG_STR, &base_model, "the base of an adapter --model, instead of its base_model_name_or_path"},
         {"data", FLAG_STR, &data, "JSONL with prompt_input_ids and completion_input_ids"},
         {"out", FLAG_STR, &out_path, "output JSONL (- for stdout)"},
         {"per-token", FLAG_BOOL, &per_token, "also write token_logprobs"},
@@ -178,6 +180,7 @@ int cmd_score(int argc, char **argv) {
     if (batch_tokens < 1) return cli_fail("score", "--batch-tokens must be at least 1 (got %d)", batch_tokens);
     tm_error err;
     model m;
+    lora_set_base_override(base_model);
     if (model_load(&m, model_dir, &err)) return cli_fail("score", "%s", err.msg);
     io_lines in;
     if (io_lines_open(&in, data, &err)) { model_free(&m); return cli_fail("score", "%s", err.msg); }

@@ -6,6 +6,7 @@
 #include <string.h>
 #include "cli/cli.h"
 #include "cli/flags.h"
+#include "cli/lora_flags.h"
 #include "data/data.h"
 #include "train/trainer.h"
 
@@ -47,6 +48,7 @@ static int parse_loss_types(const char *types, const char *weights, dpo_hparams 
 typedef struct extra_flags {
     const char *loss_type, *loss_weights, *cdpo_form, *on_bad_line, *truncation_mode;
     int length_normalize, per_sequence, step_wise;
+    const char *base_model;
 } extra_flags;
 
 // A method flag: the trainers it belongs to (a bit per train_method) and the flag.
@@ -85,7 +87,7 @@ static int finish_and_run(train_method method, const char *cmd, train_args a, co
 static int run(train_method method, const char *cmd, int argc, char **argv) {
     train_args a;
     train_args_default(&a, method);
-    extra_flags x = {"sigmoid", NULL, "sequence", "error", "keep_end", 0, 0, 0};
+    extra_flags x = {"sigmoid", NULL, "sequence", "error", "keep_end", 0, 0, 0, NULL};
     flag common[] = {
         {"model", FLAG_STR, &a.model, "policy model directory (Hugging Face layout, with its tokenizer)"},
         {"data", FLAG_LIST, &a.data, "training JSONL; several files mix: --data a.jsonl --data b.jsonl, or a,b"},
@@ -121,6 +123,8 @@ static int run(train_method method, const char *cmd, int argc, char **argv) {
         {"resume-from-checkpoint", FLAG_STR, &a.resume_from_checkpoint, "checkpoint directory to continue from, or true / last: the newest in --output-dir"},
         {"on-bad-line", FLAG_STR, &x.on_bad_line, "error|skip"},
         {"quiet", FLAG_BOOL, &a.quiet, "no progress bar; metrics lines on stderr"},
+        LORA_FLAGS(a.lora),
+        {"base-model", FLAG_STR, &x.base_model, "the base of an adapter --model, instead of its base_model_name_or_path"},
         {"report-to", FLAG_STR, &a.report_to, "none|jsonl|tensorboard|all: tensorboard adds event files in OUT/runs/ (metrics.jsonl is always written)"},
     };
     // Method flags: each belongs to the trainers named beside it; any other trainer refuses
@@ -161,6 +165,7 @@ static int run(train_method method, const char *cmd, int argc, char **argv) {
 }
 
 static int finish_and_run(train_method method, const char *cmd, train_args a, const extra_flags *x) {
+    lora_set_base_override(x->base_model);
     if (!strcmp(x->on_bad_line, "skip")) a.on_bad_line = DATA_BAD_SKIP;
     else if (strcmp(x->on_bad_line, "error")) return cli_fail(cmd, "--on-bad-line must be error or skip");
     a.sft_per_sequence = x->per_sequence;

@@ -30,6 +30,7 @@ static const struct command commands[] = {
     {"pairs", cmd_pairs, "preference pairs (correct vs incorrect of a prompt) from temper sample output"},
     {"step-pairs", cmd_step_pairs, "Step-DPO pairs: first wrong step of own wrong solutions located by the verifier, corrections"},
     {"filter", cmd_filter, "keep samples by per-prompt pass rate, correct only (rejection-sampled SFT data)"},
+    {"merge", cmd_merge, "fold a PEFT LoRA adapter into its base: a plain Hugging Face directory"},
     {"plot", cmd_plot, "draw metrics.jsonl as an SVG chart"},
     {"tokenize", cmd_tokenize, "text to token ids and back with a model's tokenizer"},
     {"data", cmd_data, "inspect a dataset: counts, lengths, a rendered example"},

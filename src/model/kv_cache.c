@@ -1,5 +1,6 @@
 // model/kv_cache.c: see kv_cache.h.
 #include "model/kv_cache.h"
+#include "model/lora.h"
 #include <omp.h>
 #include <stdlib.h>
 #include <string.h>
@@ -131,6 +132,7 @@ static int decode_rows(model *m, kv_cache *c, const kv_batch *b, float *logits, 
         if (b->logit_row && b->logit_row[i] >= 0) nlog++;
     }
     if (nlog > c->max_logit_rows) return tm_fail(err, "decode: %d logit rows, sized for %d", nlog, c->max_logit_rows);
+    if (lora_reserve(m, N, err)) return -1;  // LoRA adapters (model/lora.h) apply in decoding too
     const size_t ND = (size_t)N * D;
     const float nofs = cf->norm_ofs ? 1.0f : 0.0f, qs = model_query_scale(m), es = model_embed_scale(m);
 
@@ -145,14 +147,19 @@ static int decode_rows(model *m, kv_cache *c, const kv_batch *b, float *logits, 
         K->rmsnorm_fwd(c->xn, c->rstd, c->x, W + o->attn_norm, nofs, N, D, cf->rms_eps);
         if (cf->qk_norm) {
             lin(K, c->qpre, c->xn, W + o->wq, o->bq == NONE ? NULL : W + o->bq, N, D, qd);
+            lora_fwd(m, l, LORA_Q, c->qpre, c->xn, N, D, qd);
             lin(K, c->kpre, c->xn, W + o->wk, o->bk == NONE ? NULL : W + o->bk, N, D, kvd);
+            lora_fwd(m, l, LORA_K, c->kpre, c->xn, N, D, kvd);
             K->rmsnorm_fwd(c->q, c->rstd_h, c->qpre, W + o->q_norm, nofs, N * Hq, hd, cf->rms_eps);
             K->rmsnorm_fwd(c->kk, c->rstd_h, c->kpre, W + o->k_norm, nofs, N * Hkv, hd, cf->rms_eps);
         } else {
             lin(K, c->q, c->xn, W + o->wq, o->bq == NONE ? NULL : W + o->bq, N, D, qd);
+            lora_fwd(m, l, LORA_Q, c->q, c->xn, N, D, qd);
             lin(K, c->kk, c->xn, W + o->wk, o->bk == NONE ? NULL : W + o->bk, N, D, kvd);
+            lora_fwd(m, l, LORA_K, c->kk, c->xn, N, D, kvd);
         }
         lin(K, c->vv, c->xn, W + o->wv, o->bv == NONE ? NULL : W + o->bv, N, D, kvd);
+        lora_fwd(m, l, LORA_V, c->vv, c->xn, N, D, kvd);
         K->rope_fwd(c->q, b->pos, inv_freq, N, Hq, hd);
         K->rope_fwd(c->kk, b->pos, inv_freq, N, Hkv, hd);
         if (qs != 1.0f)
@@ -190,21 +197,27 @@ static int decode_rows(model *m, kv_cache *c, const kv_batch *b, float *logits, 
         K->attention_cache_fwd(c->att, c->q, c->spans, 2, N, Hq, Hkv, hd);
         if (cf->sandwich_norm) {  // Gemma: post-norms on both branches' outputs
             lin(K, c->xn, c->att, W + o->wo, o->bo == NONE ? NULL : W + o->bo, N, qd, D);
+            lora_fwd(m, l, LORA_O, c->xn, c->att, N, qd, D);
             K->rmsnorm_fwd(c->xmid, c->rstd, c->xn, W + o->post_attn_norm, nofs, N, D, cf->rms_eps);
         } else {
             lin(K, c->xmid, c->att, W + o->wo, o->bo == NONE ? NULL : W + o->bo, N, qd, D);
+            lora_fwd(m, l, LORA_O, c->xmid, c->att, N, qd, D);
         }
         K->add_inplace(c->xmid, c->x, (long)ND);
         K->rmsnorm_fwd(c->xn, c->rstd, c->xmid, W + o->mlp_norm, nofs, N, D, cf->rms_eps);
         lin(K, c->gate, c->xn, W + o->w_gate, NULL, N, D, F);
+        lora_fwd(m, l, LORA_GATE, c->gate, c->xn, N, D, F);
         lin(K, c->up, c->xn, W + o->w_up, NULL, N, D, F);
+        lora_fwd(m, l, LORA_UP, c->up, c->xn, N, D, F);
         if (cf->gelu_tanh) K->geglu_fwd(c->h, c->gate, c->up, (long)N * F);
         else K->swiglu_fwd(c->h, c->gate, c->up, (long)N * F);
         if (cf->sandwich_norm) {
             lin(K, c->xn, c->h, W + o->w_down, NULL, N, F, D);
+            lora_fwd(m, l, LORA_DOWN, c->xn, c->h, N, F, D);
             K->rmsnorm_fwd(c->x, c->rstd, c->xn, W + o->post_ff_norm, nofs, N, D, cf->rms_eps);
         } else {
             lin(K, c->x, c->h, W + o->w_down, NULL, N, F, D);
+            lora_fwd(m, l, LORA_DOWN, c->x, c->h, N, F, D);
         }
         K->add_inplace(c->x, c->xmid, (long)ND);
     }

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "base/rng.h"
+#include "model/lora.h"
 
 #define NONE SIZE_MAX
 
@@ -50,6 +51,7 @@ static int add_param(model *m, const char *name, int ndim, int64_t d0, int64_t d
     p->numel = (size_t)d0 * (size_t)(ndim > 1 ? d1 : 1);
     p->offset = m->numel;
     p->decay = decay;
+    p->trainable = 1;
     m->numel += p->numel;
     if (off) *off = p->offset;
     return 0;
@@ -144,20 +146,40 @@ void model_free(model *m) {
     free(m->inv_freq_local);
     free(m->w);
     free(m->g);
+    lora_free(m->lora);
     free(m->config_text);
     free(m->source_dir);
     memset(m, 0, sizeof *m);
 }
 
+// Gradients exist for the trainable parameters only, packed in parameter order (so a
+// full fine-tune has goff == offset; under LoRA only the adapters and modules to save).
 int model_enable_grad(model *m, tm_error *err) {
     if (m->g) return 0;
-    m->g = calloc(m->numel, sizeof(float));
-    if (!m->g) return tm_fail(err, "out of memory for gradients (%zu floats)", m->numel);
+    m->gnumel = 0;
+    for (int i = 0; i < m->nparams; i++) {
+        model_param *p = &m->params[i];
+        p->goff = p->trainable ? m->gnumel : NONE;
+        if (p->trainable) m->gnumel += p->numel;
+    }
+    m->g = calloc(m->gnumel ? m->gnumel : 1, sizeof(float));
+    if (!m->g) return tm_fail(err, "out of memory for gradients (%zu floats)", m->gnumel);
     return 0;
 }
 
 void model_zero_grad(model *m) {
-    if (m->g) memset(m->g, 0, m->numel * sizeof(float));
+    if (m->g) memset(m->g, 0, m->gnumel * sizeof(float));
+}
+
+float *model_grad(const model *m, size_t off) {
+    if (!m->g || off == NONE) return NULL;
+    int lo = 0, hi = m->nparams - 1;  // parameters are in offset order: binary search
+    while (lo < hi) {
+        int mid = (lo + hi + 1) / 2;
+        if (m->params[mid].offset <= off) lo = mid; else hi = mid - 1;
+    }
+    const model_param *p = &m->params[lo];
+    return p->trainable ? m->g + p->goff + (off - p->offset) : NULL;
 }
 
 int model_reserve(model *m, int max_tokens, tm_error *err) {
@@ -221,7 +243,7 @@ static int reserve_scratch(model *m, const model_batch *b, tm_error *err) {
 }
 
 size_t model_bytes(const model *m) {
-    size_t b = m->numel * sizeof(float) * (m->g ? 2 : 1);
+    size_t b = (m->numel + (m->g ? m->gnumel : 0)) * sizeof(float);
     if (m->acts) b += (m->acts->arena_floats + m->acts->scratch_floats) * sizeof(float);
     return b;
 }
@@ -277,7 +299,7 @@ static void scale_inplace(float *x, float s, long n) {
 
 int model_forward_hidden(model *m, const model_batch *b, tm_error *err) {
     if (model_check_batch(m, b, err)) return -1;
-    if (model_reserve(m, b->n_tokens, err) || reserve_scratch(m, b, err)) return -1;
+    if (model_reserve(m, b->n_tokens, err) || reserve_scratch(m, b, err) || lora_begin_forward(m, b->n_tokens, err)) return -1;
     const model_config *c = &m->cfg;
     const struct kernels *K = m->K;
     model_acts *a = m->acts;
@@ -302,14 +324,19 @@ int model_forward_hidden(model *m, const model_batch *b, tm_error *err) {
         if (c->qk_norm) {
             float *qp = a->q_pre + (size_t)l * N * qd, *kp = a->k_pre + (size_t)l * N * kvd;
             K->linear_fwd(qp, a->t_xn, W + o->wq, o->bq == NONE ? NULL : W + o->bq, N, D, qd);
+            lora_fwd(m, l, LORA_Q, qp, a->t_xn, N, D, qd);
             K->linear_fwd(kp, a->t_xn, W + o->wk, o->bk == NONE ? NULL : W + o->bk, N, D, kvd);
+            lora_fwd(m, l, LORA_K, kp, a->t_xn, N, D, kvd);
             K->rmsnorm_fwd(q, a->rstd_q + (size_t)l * N * Hq, qp, W + o->q_norm, nofs, N * Hq, hd, c->rms_eps);
             K->rmsnorm_fwd(k, a->rstd_k + (size_t)l * N * Hkv, kp, W + o->k_norm, nofs, N * Hkv, hd, c->rms_eps);
         } else {
             K->linear_fwd(q, a->t_xn, W + o->wq, o->bq == NONE ? NULL : W + o->bq, N, D, qd);
+            lora_fwd(m, l, LORA_Q, q, a->t_xn, N, D, qd);
             K->linear_fwd(k, a->t_xn, W + o->wk, o->bk == NONE ? NULL : W + o->bk, N, D, kvd);
+            lora_fwd(m, l, LORA_K, k, a->t_xn, N, D, kvd);
         }
         K->linear_fwd(v, a->t_xn, W + o->wv, o->bv == NONE ? NULL : W + o->bv, N, D, kvd);
+        lora_fwd(m, l, LORA_V, v, a->t_xn, N, D, kvd);
         K->rope_fwd(q, b->pos, inv_freq, N, Hq, hd);
         K->rope_fwd(k, b->pos, inv_freq, N, Hkv, hd);
         scale_inplace(q, qs, (long)N * qd);
@@ -317,23 +344,29 @@ int model_forward_hidden(model *m, const model_batch *b, tm_error *err) {
         if (c->sandwich_norm) {  // Gemma: xmid = x + post_attention_layernorm(o_proj(att))
             float *oo = a->o_out + l * ND;
             K->linear_fwd(oo, att, W + o->wo, o->bo == NONE ? NULL : W + o->bo, N, qd, D);
+            lora_fwd(m, l, LORA_O, oo, att, N, qd, D);
             K->rmsnorm_fwd(xmid, a->rstd_po + (size_t)l * N, oo, W + o->post_attn_norm, nofs, N, D, c->rms_eps);
         } else {
             K->linear_fwd(xmid, att, W + o->wo, o->bo == NONE ? NULL : W + o->bo, N, qd, D);
+            lora_fwd(m, l, LORA_O, xmid, att, N, qd, D);
         }
         K->add_inplace(xmid, x, (long)ND);
 
         K->rmsnorm_fwd(a->t_xn, a->rstd2 + (size_t)l * N, xmid, W + o->mlp_norm, nofs, N, D, c->rms_eps);
         K->linear_fwd(gate, a->t_xn, W + o->w_gate, NULL, N, D, F);
+        lora_fwd(m, l, LORA_GATE, gate, a->t_xn, N, D, F);
         K->linear_fwd(up, a->t_xn, W + o->w_up, NULL, N, D, F);
+        lora_fwd(m, l, LORA_UP, up, a->t_xn, N, D, F);
         if (c->gelu_tanh) K->geglu_fwd(a->t_h, gate, up, (long)N * F);
         else K->swiglu_fwd(a->t_h, gate, up, (long)N * F);
         if (c->sandwich_norm) {  // Gemma: xnext = xmid + post_feedforward_layernorm(down(h))
             float *fo = a->f_out + l * ND;
             K->linear_fwd(fo, a->t_h, W + o->w_down, NULL, N, F, D);
+            lora_fwd(m, l, LORA_DOWN, fo, a->t_h, N, F, D);
             K->rmsnorm_fwd(xnext, a->rstd_pf + (size_t)l * N, fo, W + o->post_ff_norm, nofs, N, D, c->rms_eps);
         } else {
             K->linear_fwd(xnext, a->t_h, W + o->w_down, NULL, N, F, D);
+            lora_fwd(m, l, LORA_DOWN, xnext, a->t_h, N, F, D);
         }
         K->add_inplace(xnext, xmid, (long)ND);
     }
@@ -397,13 +430,13 @@ void model_reward_backward(model *m, const model_batch *b, const float *drewards
     model_acts *a = m->acts;
     const int D = m->cfg.hidden;
     const float *w = m->w + m->off_score;
-    float *gw = m->g + m->off_score;
+    float *gw = model_grad(m, m->off_score);  // NULL: frozen
     m->K->zero(a->d_xn, (long)b->n_tokens * D);
     for (int s = 0; s < b->n_seqs; s++) {
         size_t last = (size_t)(b->cu_seqlens[s + 1] - 1) * D;
         for (int j = 0; j < D; j++) {
             a->d_xn[last + j] = drewards[s] * w[j];
-            gw[j] += drewards[s] * a->xf[last + j];
+            if (gw) gw[j] += drewards[s] * a->xf[last + j];
         }
     }
     model_backward_hidden(m, b, a->d_xn);
@@ -416,7 +449,7 @@ void model_backward_extra(model *m, const model_batch *b, const float *dlogp, co
     model_acts *a = m->acts;
     const size_t n = (size_t)b->n_tokens * m->cfg.hidden;
     m->K->zero(a->d_xn, (long)n);
-    m->K->lmhead_logprob_bwd(a->d_xn, m->g + m->off_lm_head, dlogp, dentropy, lm_input(a), m->w + m->off_lm_head, b->targets,
+    m->K->lmhead_logprob_bwd(a->d_xn, model_grad(m, m->off_lm_head), dlogp, dentropy, lm_input(a), m->w + m->off_lm_head, b->targets,
                              a->lm_lse, dentropy ? a->entropy : NULL, b->n_tokens, m->cfg.hidden, m->cfg.vocab, a->scratch);
     if (a->temperature != 1.0) {
         const float invT = (float)(1.0 / a->temperature);
@@ -434,12 +467,12 @@ void model_backward_hidden(model *m, const model_batch *b, const float *dxf) {
     const int qd = Hq * hd, kvd = Hkv * hd;
     const size_t ND = (size_t)N * D;
     const float *W = m->w;
-    float *G = m->g;
+#define G_(off) model_grad(m, off)  // NULL for a frozen (or absent) parameter
     const float nofs = c->norm_ofs ? 1.0f : 0.0f, qs = model_query_scale(m);
 
     // final norm: d_x = d(residual stream entering it); dxf is consumed before d_xn is reused
     K->zero(a->d_x, (long)ND);
-    K->rmsnorm_bwd(a->d_x, G + m->off_norm, dxf, a->xs + (size_t)c->layers * ND, W + m->off_norm, nofs, a->rstd_f, N, D);
+    K->rmsnorm_bwd(a->d_x, G_(m->off_norm), dxf, a->xs + (size_t)c->layers * ND, W + m->off_norm, nofs, a->rstd_f, N, D);
 
     for (int l = c->layers - 1; l >= 0; l--) {
         const layer_offsets *o = &m->layer[l];
@@ -457,7 +490,7 @@ void model_backward_hidden(model *m, const model_batch *b, const float *dxf) {
         // MLP block: xnext = xmid + down(act(gate(xn2)) * up(xn2)) [post-normed in Gemma]
         if (c->sandwich_norm) {
             K->zero(a->d_xn, (long)ND);
-            K->rmsnorm_bwd(a->d_xn, G + o->post_ff_norm, a->d_x, a->f_out + l * ND, W + o->post_ff_norm, nofs,
+            K->rmsnorm_bwd(a->d_xn, G_(o->post_ff_norm), a->d_x, a->f_out + l * ND, W + o->post_ff_norm, nofs,
                            a->rstd_pf + (size_t)l * N, N, D);
             dbranch = a->d_xn;
         }
@@ -465,26 +498,30 @@ void model_backward_hidden(model *m, const model_batch *b, const float *dxf) {
         if (c->gelu_tanh) K->geglu_fwd(a->t_h, gate, up, (long)N * F);
         else K->swiglu_fwd(a->t_h, gate, up, (long)N * F);
         K->zero(a->d_h, (long)N * F);
-        K->linear_bwd(a->d_h, G + o->w_down, NULL, dbranch, a->t_h, W + o->w_down, N, F, D);
+        K->linear_bwd(a->d_h, G_(o->w_down), NULL, dbranch, a->t_h, W + o->w_down, N, F, D);
+        lora_bwd(m, l, LORA_DOWN, a->d_h, dbranch, a->t_h, N, F, D);
         K->zero(a->d_gate, (long)N * F);
         K->zero(a->d_up, (long)N * F);
         if (c->gelu_tanh) K->geglu_bwd(a->d_gate, a->d_up, a->d_h, gate, up, (long)N * F);
         else K->swiglu_bwd(a->d_gate, a->d_up, a->d_h, gate, up, (long)N * F);
         K->zero(a->d_xn, (long)ND);
-        K->linear_bwd(a->d_xn, G + o->w_gate, NULL, a->d_gate, a->t_xn, W + o->w_gate, N, D, F);
-        K->linear_bwd(a->d_xn, G + o->w_up, NULL, a->d_up, a->t_xn, W + o->w_up, N, D, F);
-        K->rmsnorm_bwd(a->d_x, G + o->mlp_norm, a->d_xn, xmid, W + o->mlp_norm, nofs, rstd2, N, D);
+        K->linear_bwd(a->d_xn, G_(o->w_gate), NULL, a->d_gate, a->t_xn, W + o->w_gate, N, D, F);
+        lora_bwd(m, l, LORA_GATE, a->d_xn, a->d_gate, a->t_xn, N, D, F);
+        K->linear_bwd(a->d_xn, G_(o->w_up), NULL, a->d_up, a->t_xn, W + o->w_up, N, D, F);
+        lora_bwd(m, l, LORA_UP, a->d_xn, a->d_up, a->t_xn, N, D, F);
+        K->rmsnorm_bwd(a->d_x, G_(o->mlp_norm), a->d_xn, xmid, W + o->mlp_norm, nofs, rstd2, N, D);
 
         // attention block: xmid = x + o_proj(attention(rope(q), rope(k), v)) [post-normed in Gemma]
         dbranch = a->d_x;
         if (c->sandwich_norm) {
             K->zero(a->d_xn, (long)ND);
-            K->rmsnorm_bwd(a->d_xn, G + o->post_attn_norm, a->d_x, a->o_out + l * ND, W + o->post_attn_norm, nofs,
+            K->rmsnorm_bwd(a->d_xn, G_(o->post_attn_norm), a->d_x, a->o_out + l * ND, W + o->post_attn_norm, nofs,
                            a->rstd_po + (size_t)l * N, N, D);
             dbranch = a->d_xn;
         }
         K->zero(a->d_att, (long)N * qd);
-        K->linear_bwd(a->d_att, G + o->wo, o->bo == NONE ? NULL : G + o->bo, dbranch, att, W + o->wo, N, qd, D);
+        K->linear_bwd(a->d_att, G_(o->wo), G_(o->bo), dbranch, att, W + o->wo, N, qd, D);
+        lora_bwd(m, l, LORA_O, a->d_att, dbranch, att, N, qd, D);
         K->zero(a->d_q, (long)N * qd);
         K->zero(a->d_k, (long)N * kvd);
         K->zero(a->d_v, (long)N * kvd);
@@ -497,20 +534,26 @@ void model_backward_hidden(model *m, const model_batch *b, const float *dxf) {
         if (c->qk_norm) {
             K->zero(a->d_qpre, (long)N * qd);
             K->zero(a->d_kpre, (long)N * kvd);
-            K->rmsnorm_bwd(a->d_qpre, G + o->q_norm, a->d_q, a->q_pre + (size_t)l * N * qd, W + o->q_norm, nofs,
+            K->rmsnorm_bwd(a->d_qpre, G_(o->q_norm), a->d_q, a->q_pre + (size_t)l * N * qd, W + o->q_norm, nofs,
                            a->rstd_q + (size_t)l * N * Hq, N * Hq, hd);
-            K->rmsnorm_bwd(a->d_kpre, G + o->k_norm, a->d_k, a->k_pre + (size_t)l * N * kvd, W + o->k_norm, nofs,
+            K->rmsnorm_bwd(a->d_kpre, G_(o->k_norm), a->d_k, a->k_pre + (size_t)l * N * kvd, W + o->k_norm, nofs,
                            a->rstd_k + (size_t)l * N * Hkv, N * Hkv, hd);
             dq = a->d_qpre;
             dk = a->d_kpre;
         }
         apply_saved_norm(a->t_xn, x, rstd1, W + o->attn_norm, nofs, N, D);
         K->zero(a->d_xn, (long)ND);
-        K->linear_bwd(a->d_xn, G + o->wq, o->bq == NONE ? NULL : G + o->bq, dq, a->t_xn, W + o->wq, N, D, qd);
-        K->linear_bwd(a->d_xn, G + o->wk, o->bk == NONE ? NULL : G + o->bk, dk, a->t_xn, W + o->wk, N, D, kvd);
-        K->linear_bwd(a->d_xn, G + o->wv, o->bv == NONE ? NULL : G + o->bv, a->d_v, a->t_xn, W + o->wv, N, D, kvd);
-        K->rmsnorm_bwd(a->d_x, G + o->attn_norm, a->d_xn, x, W + o->attn_norm, nofs, rstd1, N, D);
+        K->linear_bwd(a->d_xn, G_(o->wq), G_(o->bq), dq, a->t_xn, W + o->wq, N, D, qd);
+        lora_bwd(m, l, LORA_Q, a->d_xn, dq, a->t_xn, N, D, qd);
+        K->linear_bwd(a->d_xn, G_(o->wk), G_(o->bk), dk, a->t_xn, W + o->wk, N, D, kvd);
+        lora_bwd(m, l, LORA_K, a->d_xn, dk, a->t_xn, N, D, kvd);
+        K->linear_bwd(a->d_xn, G_(o->wv), G_(o->bv), a->d_v, a->t_xn, W + o->wv, N, D, kvd);
+        lora_bwd(m, l, LORA_V, a->d_xn, a->d_v, a->t_xn, N, D, kvd);
+        K->rmsnorm_bwd(a->d_x, G_(o->attn_norm), a->d_xn, x, W + o->attn_norm, nofs, rstd1, N, D);
     }
-    scale_inplace(a->d_x, model_embed_scale(m), (long)ND);
-    K->embedding_bwd(G + m->off_embed, a->d_x, b->tokens, N, D);
+    if (G_(m->off_embed)) {
+        scale_inplace(a->d_x, model_embed_scale(m), (long)ND);
+        K->embedding_bwd(G_(m->off_embed), a->d_x, b->tokens, N, D);
+    }
+#undef G_
 }

@@ -24,6 +24,9 @@ typedef struct model_param {
     int64_t shape[2];
     size_t offset, numel;
     int decay;  // weight decay applies (matrices yes; norms and biases no)
+    int trainable;  // has a gradient and AdamW state (all, except the frozen base under LoRA)
+    int adapter;    // a LoRA tensor (model/lora.h): saved in the adapter files, not model.safetensors
+    size_t goff;    // offset in the gradient / optimizer arrays (trainable only)
 } model_param;
 
 // Offsets of one layer's tensors inside the flat arrays (SIZE_MAX when absent).
@@ -56,7 +59,9 @@ typedef struct model {
     size_t off_score;       // reward models: score.weight [1, hidden] (SIZE_MAX otherwise)
     size_t numel;           // total parameter count
     float *w;               // [numel] fp32 master weights
-    float *g;               // [numel] gradients (NULL until model_enable_grad)
+    float *g;               // [gnumel] gradients of the trainable parameters (NULL until model_enable_grad)
+    size_t gnumel;          // trainable parameter count (numel unless LoRA froze the base)
+    struct lora_set *lora;  // LoRA adapters (model/lora.h), NULL without
     float *inv_freq;        // [head_dim/2] full-attention layers
     float *inv_freq_local;  // [head_dim/2] Gemma 3's sliding layers (rope_local_base_freq); NULL otherwise
     st_dtype file_dtype;    // dtype of the loaded checkpoint; saves use it too
@@ -92,7 +97,10 @@ int model_save(const model *m, const char *dir, size_t max_shard_bytes, tm_error
 void model_free(model *m);
 
 const model_param *model_find_param(const model *m, const char *name);
-// Allocates the gradient array (zeroed).
+// The gradient of the parameter element at weight offset off, NULL when that parameter
+// is frozen, off is SIZE_MAX (absent) or gradients are not enabled.
+float *model_grad(const model *m, size_t off);
+// Allocates the gradient array (zeroed) for the trainable parameters.
 int model_enable_grad(model *m, tm_error *err);
 void model_zero_grad(model *m);
 // Sizes the activation arena for batches of up to max_tokens tokens (and sequences of

@@ -7,6 +7,7 @@
 #include "base/io.h"
 #include "base/json.h"
 #include "base/rng.h"
+#include "model/lora.h"
 #include "model/model.h"
 
 // Files of a model directory that are not weights and travel with it on save.
@@ -41,7 +42,10 @@ static int shards_add(shard_set *s, const char *dir, const char *name, tm_error 
 
 static int load_dir(model *m, const char *dir, int as_reward, uint64_t seed, tm_error *err);
 
-int model_load(model *m, const char *dir, tm_error *err) { return load_dir(m, dir, 0, 0, err); }
+// A PEFT adapter directory loads as its base with the adapters attached (model/lora.h).
+int model_load(model *m, const char *dir, tm_error *err) {
+    return lora_is_adapter_dir(dir) ? lora_load(m, dir, err) : load_dir(m, dir, 0, 0, err);
+}
 
 int model_load_reward(model *m, const char *dir, uint64_t seed, tm_error *err) { return load_dir(m, dir, 1, seed, err); }
 
@@ -254,14 +258,18 @@ int model_save(const model *m, const char *dir, size_t max_shard_bytes, tm_error
     sbuf_init(&base);
     sbuf_init(&s);
     int rc = 0;
-    if (m->config_text && m->cfg.num_labels && !strstr(m->config_text, "ForSequenceClassification"))
-        rc = reward_config(m, &base, err);
-    else if (m->config_text)
-        sbuf_puts(&base, m->config_text);
-    else
-        config_to_json(&m->cfg, m->file_dtype == ST_BF16 ? "bfloat16" : m->file_dtype == ST_F16 ? "float16" : "float32", &base);
-    if (!rc) rc = sbuf_check(&base, err) || with_pad_token_id(base.data, m->source_dir, &s, err) || sbuf_check(&s, err) ? -1 : 0;
-    if (!rc) rc = io_write_file_atomic(path, s.data, s.len, err);
+    if (m->lora) {
+        // under LoRA the output is a PEFT adapter directory (lora_save, below): no config.json
+    } else {
+        if (m->config_text && m->cfg.num_labels && !strstr(m->config_text, "ForSequenceClassification"))
+            rc = reward_config(m, &base, err);
+        else if (m->config_text)
+            sbuf_puts(&base, m->config_text);
+        else
+            config_to_json(&m->cfg, m->file_dtype == ST_BF16 ? "bfloat16" : m->file_dtype == ST_F16 ? "float16" : "float32", &base);
+        if (!rc) rc = sbuf_check(&base, err) || with_pad_token_id(base.data, m->source_dir, &s, err) || sbuf_check(&s, err) ? -1 : 0;
+        if (!rc) rc = io_write_file_atomic(path, s.data, s.len, err);
+    }
     sbuf_free(&base);
     if (rc) { sbuf_free(&s); return -1; }
     // tokenizer and generation files travel with the model
@@ -272,6 +280,10 @@ int model_save(const model *m, const char *dir, size_t max_shard_bytes, tm_error
             io_join(path, sizeof path, dir, passthrough_files[i]);
             if (io_exists(src) && io_copy_file(src, path, err)) { sbuf_free(&s); return -1; }
         }
+    }
+    if (m->lora) {
+        sbuf_free(&s);
+        return lora_save(m, dir, err);
     }
     io_join(path, sizeof path, dir, "generation_config.json");
     rc = !m->cfg.num_labels && !io_exists(path) ? write_generation_config(s.data, path, err) : 0;

@@ -169,14 +169,16 @@ int checkpoint_save(const char *output_dir, const model *m, const model_optimize
     st_out_tensor *ts = calloc((size_t)n, sizeof *ts);
     char(*names)[128] = calloc((size_t)n, 128);
     if (!ts || !names) { free(ts); free(names); return tm_fail(err, "out of memory"); }
+    int nt = 0;  // the trainable parameters have AdamW state (all, or the adapters under LoRA)
     for (int i = 0; i < m->nparams; i++) {
         const model_param *p = &m->params[i];
-        for (int k = 0; k < 2; k++) {
-            snprintf(names[2 * i + k], 128, "%s.%s", k ? "exp_avg_sq" : "exp_avg", p->name);
-            ts[2 * i + k] = (st_out_tensor){names[2 * i + k], p->ndim, {p->shape[0], p->shape[1]}, (k ? o->v : o->m) + p->offset};
+        if (!p->trainable) continue;
+        for (int k = 0; k < 2; k++, nt++) {
+            snprintf(names[nt], 128, "%s.%s", k ? "exp_avg_sq" : "exp_avg", p->name);
+            ts[nt] = (st_out_tensor){names[nt], p->ndim, {p->shape[0], p->shape[1]}, (k ? o->v : o->m) + p->goff};
         }
     }
-    int rc = st_write(io_join(path, sizeof path, tmp, "optimizer.safetensors"), ts, n, ST_F32, err);
+    int rc = st_write(io_join(path, sizeof path, tmp, "optimizer.safetensors"), ts, nt, ST_F32, err);
     free(ts);
     free(names);
     if (rc || save_master(tmp, m, err) || checkpoint_write_trainer_state(tmp, st, err) || io_fsync_dir(tmp, err)) return -1;
@@ -190,7 +192,7 @@ int checkpoint_save(const char *output_dir, const model *m, const model_optimize
 // bf16 or fp16 file rounds away updates smaller than half a unit in the last place
 // (2^-9 relative for bf16), so the exact fp32 weights the run trains go beside it.
 static int save_master(const char *dir, const model *m, tm_error *err) {
-    if (m->file_dtype == ST_F32) return 0;  // model.safetensors is already exact
+    if (m->file_dtype == ST_F32 || m->lora) return 0;  // model.safetensors (adapter_model.safetensors under LoRA: fp32) is exact
     st_out_tensor *ts = calloc((size_t)m->nparams, sizeof *ts);
     if (!ts) return tm_fail(err, "out of memory");
     for (int i = 0; i < m->nparams; i++) {
@@ -208,7 +210,7 @@ static int load_master(const char *dir, model *m, tm_error *err) {
     char path[4096];
     io_join(path, sizeof path, dir, CHECKPOINT_MASTER_FILE);
     if (!io_exists(path)) {
-        if (m->file_dtype == ST_F32) return 0;
+        if (m->file_dtype == ST_F32 || m->lora) return 0;
         fprintf(stderr, "temper: %s: no %s; resuming from the rounded %s weights (not bit-identical)\n", dir, CHECKPOINT_MASTER_FILE,
                 m->file_dtype == ST_BF16 ? "bf16" : "fp16");
         return 0;
@@ -231,12 +233,13 @@ int checkpoint_load_state(const char *dir, model *m, model_optimizer *o, checkpo
     if (st_open(&f, io_join(path, sizeof path, dir, "optimizer.safetensors"), err)) return -1;
     for (int i = 0; i < m->nparams; i++) {
         const model_param *p = &m->params[i];
+        if (!p->trainable) continue;
         for (int k = 0; k < 2; k++) {
             char name[128];
             snprintf(name, sizeof name, "%s.%s", k ? "exp_avg_sq" : "exp_avg", p->name);
             const st_tensor *t = st_find(&f, name);
             if (!t || t->numel != (int64_t)p->numel) { st_close(&f); return tm_fail(err, "%s: missing or misshapen tensor %s", path, name); }
-            if (st_read_f32(&f, t, (k ? o->v : o->m) + p->offset, err)) { st_close(&f); return -1; }
+            if (st_read_f32(&f, t, (k ? o->v : o->m) + p->goff, err)) { st_close(&f); return -1; }
         }
     }
     st_close(&f);
@@ -270,7 +273,8 @@ int checkpoint_check(const char *dir, tm_error *err) {
     static const char *need[] = {"config.json", "optimizer.safetensors", "trainer_state.json"};
     char path[4096];
     for (size_t i = 0; i < sizeof need / sizeof need[0]; i++)
-        if (!io_exists(io_join(path, sizeof path, dir, need[i])))
+        if (!io_exists(io_join(path, sizeof path, dir, need[i])) &&
+            !(i == 0 && io_exists(io_join(path, sizeof path, dir, "adapter_config.json"))))  // a LoRA checkpoint
             return tm_fail(err, "--resume-from-checkpoint %s: no %s (not a complete checkpoint)", dir, need[i]);
     json_doc *d = json_parse_file(io_join(path, sizeof path, dir, "trainer_state.json"), err);
     if (!d) return -1;

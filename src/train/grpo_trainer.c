@@ -22,6 +22,7 @@
 
 void grpo_args_default(grpo_args *a) {
     memset(a, 0, sizeof *a);
+    lora_args_default(&a->lora);
     a->lr_scheduler_type = "linear";
     a->tools = "none";
     a->learning_rate = 1e-6;
@@ -59,6 +60,7 @@ static int steps_per_pass(const grpo_args *a) { return spg_of(a) / a->gradient_a
 
 int grpo_args_check(const grpo_args *a, tm_error *err) {
     if (!a->model || !a->data || !a->output_dir) return tm_fail(err, "--model, --data and --output-dir are required");
+    if (lora_args_check(&a->lora, err)) return -1;
     if (online_prompt_style_check(a->prompt_style, err)) return -1;
     if (!(a->learning_rate >= 0) || !isfinite(a->learning_rate)) return tm_fail(err, "--learning-rate must be a finite number >= 0 (got %g)", a->learning_rate);
     if (!(a->warmup_ratio >= 0 && a->warmup_ratio <= 1)) return tm_fail(err, "--warmup-ratio must be in [0, 1] (got %g)", a->warmup_ratio);
@@ -336,7 +338,10 @@ static int reference_logps(grpo_run_state *R, completion *c, int n, tm_error *er
         trainer_clear(&R->rt);
         for (int i = i0; i < i1; i++)
             if (trainer_add(&R->rt, c[i].ids, c[i].mask, c[i].len, NULL, NULL, err)) return -1;
-        if (trainer_forward(&R->rt, NULL, err)) return -1;
+        int adapters = model_lora_enable(R->rt.m, 0);  // under LoRA the reference is the base
+        int frc = trainer_forward(&R->rt, NULL, err);
+        model_lora_enable(R->rt.m, adapters);
+        if (frc) return -1;
         for (int i = i0; i < i1; i++) {
             if (!(c[i].ref = malloc(sizeof(float) * (size_t)c[i].len))) return tm_fail(err, "out of memory");
             memcpy(c[i].ref, R->rt.logp_tok + R->rt.span[2 * (i - i0)], sizeof(float) * (size_t)c[i].len);
@@ -410,6 +415,7 @@ static int train_step(grpo_run_state *R, completion *c, int n, const float *adv,
                 R->old_b[s0 + k] = c[i].samp[k];
             }
         }
+        trainer_dropout_next(t);  // LoRA dropout: this forward's backward follows
         if (trainer_forward(t, R->ent_b, err)) return -1;
         seq_batch sb = trainer_view(t, R->have_ref);
         if (first_pass) {
@@ -640,8 +646,11 @@ static int load_rehearsal(grpo_run_state *R, const char *path, tm_error *err) {
 
 static int setup(grpo_run_state *R, tm_error *err) {
     const grpo_args *a = R->a;
-    const char *from = a->resume_from_checkpoint ? a->resume_from_checkpoint : a->model;
+    // under LoRA a checkpoint holds the adapters only: the policy is the base plus those
+    int peft = a->lora.use_peft || lora_is_adapter_dir(a->model);
+    const char *from = a->resume_from_checkpoint && !peft ? a->resume_from_checkpoint : a->model;
     if (model_load(&R->m, from, err)) return -1;
+    if (model_lora_prepare(&R->m, &a->lora, a->model, peft ? a->resume_from_checkpoint : NULL, (uint64_t)a->seed, err)) return -1;
     int longest;
     if (load_task(R, a->model, a->chat_template, a->chat_template_kwargs, a->prompt_style, a->prompt_suffix, a->data, a->max_prompt_length, a->tools, &longest, err)) return -1;
     if (a->rehearsal && load_rehearsal(R, a->rehearsal, err)) return -1;
@@ -661,7 +670,10 @@ static int setup(grpo_run_state *R, tm_error *err) {
     if (!R->adv_b || !R->old_b || !R->ent_b) return tm_fail(err, "out of memory");
     if (a->h.beta > 0) {
         // the frozen reference: the initial policy, even when resuming
-        if (model_load(&R->ref, a->model, err) || trainer_open(&R->rt, &R->ref, &to, 0, err)) return -1;
+        // (under LoRA: the policy itself with the adapters off, see reference_logps)
+        if (R->m.lora ? trainer_open(&R->rt, &R->m, &to, 0, err)
+                      : model_load(&R->ref, a->model, err) || trainer_open(&R->rt, &R->ref, &to, 0, err))
+            return -1;
         trainer_set_temperature(&R->rt, a->temperature);  // the reference's too (TRL)
         R->have_ref = 1;
     }

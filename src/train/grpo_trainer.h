@@ -63,6 +63,7 @@
 // over a chunk of rehearsal_batch_size stored samples, chosen by a per-pass permutation from the
 // seed and the step (so resume needs no extra state). No reference model is held for it.
 #pragma once
+#include "model/lora.h"
 #include <stdint.h>
 #include "base/error.h"
 #include "objectives/divergence.h"
@@ -104,6 +105,8 @@ typedef struct grpo_args {
     const char *rehearsal;           // R.jsonl from temper rehearsal; NULL: none
     rehearsal_hparams rh;            // divergence forward_kl | js | alpha, estimator, alpha, coef
     int rehearsal_batch_size;        // stored samples per step (0: the generation batch's size)
+    lora_args lora;                  // --use-peft, --lora-*: adapters trained, base frozen; the β reference is the
+                                     // policy with the adapters off (no second model)
 } grpo_args;
 
 // TRL's current GRPOConfig defaults (learning rate 1e-6, 8 generations, batch 8, 256 new

@@ -6,8 +6,10 @@ int model_optimizer_init(model_optimizer *o, const model *mdl, adamw_hparams h, 
     memset(o, 0, sizeof *o);
     o->h = h;
     o->max_grad_norm = max_grad_norm;
-    o->m = calloc(mdl->numel, sizeof(float));
-    o->v = calloc(mdl->numel, sizeof(float));
+    // state for the trainable parameters only (mdl->gnumel, set by model_enable_grad)
+    size_t n = mdl->g ? mdl->gnumel : mdl->numel;
+    o->m = calloc(n ? n : 1, sizeof(float));
+    o->v = calloc(n ? n : 1, sizeof(float));
     if (!o->m || !o->v) { model_optimizer_free(o); return tm_fail(err, "out of memory for optimizer state"); }
     return 0;
 }
@@ -19,13 +21,14 @@ void model_optimizer_free(model_optimizer *o) {
 }
 
 double model_optimizer_step(model_optimizer *o, model *mdl, double lr) {
-    double norm = clip_grad_norm(mdl->g, mdl->numel, o->max_grad_norm);
+    double norm = clip_grad_norm(mdl->g, mdl->gnumel, o->max_grad_norm);
     adamw_hparams h = o->h;
     h.lr = lr;
     o->step++;
     for (int i = 0; i < mdl->nparams; i++) {
         const model_param *p = &mdl->params[i];
-        adamw_update(mdl->w + p->offset, mdl->g + p->offset, o->m + p->offset, o->v + p->offset, p->numel, &h,
+        if (!p->trainable) continue;  // frozen (the base under LoRA)
+        adamw_update(mdl->w + p->offset, mdl->g + p->goff, o->m + p->goff, o->v + p->goff, p->numel, &h,
                      p->decay ? h.weight_decay : 0.0, o->step);
     }
     model_zero_grad(mdl);

@@ -20,6 +20,7 @@
 
 void ppo_args_default(ppo_args *a) {
     memset(a, 0, sizeof *a);
+    lora_args_default(&a->lora);
     a->lr_scheduler_type = "linear";
     a->tools = "none";
     a->value_head = "shared";
@@ -51,6 +52,7 @@ static int batch_size(const ppo_args *a) { return a->per_device_train_batch_size
 
 int ppo_args_check(const ppo_args *a, tm_error *err) {
     if (!a->model || !a->data || !a->output_dir) return tm_fail(err, "--model, --data and --output-dir are required");
+    if (lora_args_check(&a->lora, err)) return -1;
     if (!*a->model) return tm_fail(err, "--model is empty");
     if (online_prompt_style_check(a->prompt_style, err)) return -1;
     if (!(a->learning_rate >= 0) || !isfinite(a->learning_rate)) return tm_fail(err, "--learning-rate must be a finite number >= 0 (got %g)", a->learning_rate);
@@ -385,7 +387,10 @@ static int rollout_forward(ppo_state *R, rollout_batch *B, tm_error *err) {
                 int s0 = B->span[2 * i];
                 if (trainer_add(&R->rt, B->ids + s0, B->mask + s0, B->span[2 * i + 1] - s0, NULL, NULL, err)) return -1;
             }
-            if (trainer_forward(&R->rt, NULL, err)) return -1;
+            int adapters = model_lora_enable(R->rt.m, 0);  // under LoRA the reference is the base
+            int frc = trainer_forward(&R->rt, NULL, err);
+            model_lora_enable(R->rt.m, adapters);
+            if (frc) return -1;
             for (int i = i0; i < i1; i++) {
                 int s0 = B->span[2 * i], len = B->span[2 * i + 1] - s0;
                 memcpy(B->ref + s0, R->rt.logp_tok + R->rt.span[2 * (i - i0)], sizeof(float) * (size_t)len);
@@ -451,6 +456,7 @@ static int train_minibatch(ppo_state *R, rollout_batch *B, const int *idx, int n
             memcpy(R->oval_b + p0, B->val + s0, sizeof(float) * (size_t)len);
             memcpy(R->old_b + p0, B->old + s0, sizeof(float) * (size_t)len);
         }
+        trainer_dropout_next(t);  // LoRA dropout: this forward's backward follows
         if (trainer_forward(t, R->ent_b, err) || critic_forward(R, R->val_b, err)) return -1;
         seq_batch sb = trainer_view(t, R->have_ref);
         ppo_inputs in = {R->adv_b, R->ret_b, R->val_b, R->oval_b, R->old_b, R->ent_b};
@@ -564,8 +570,11 @@ static void write_line(ppo_state *R, sbuf *o, const rollout_batch *B, const upda
 
 static int setup(ppo_state *R, tm_error *err) {
     const ppo_args *a = R->a;
-    const char *from = a->resume_from_checkpoint ? a->resume_from_checkpoint : a->model;
+    // under LoRA a checkpoint holds the adapters only: the policy is the base plus those
+    int peft = a->lora.use_peft || lora_is_adapter_dir(a->model);
+    const char *from = a->resume_from_checkpoint && !peft ? a->resume_from_checkpoint : a->model;
     if (model_load(&R->m, from, err)) return -1;
+    if (model_lora_prepare(&R->m, &a->lora, a->model, peft ? a->resume_from_checkpoint : NULL, (uint64_t)a->seed, err)) return -1;
     online_task_opts tko = {a->model, a->chat_template, a->prompt_style, a->prompt_suffix, a->data, a->tools, a->max_prompt_length, 0, NULL};
     if (online_task_load(&R->task, &R->m, &tko, err)) return -1;
     int bs = a->per_device_train_batch_size;
@@ -602,7 +611,10 @@ static int setup(ppo_state *R, tm_error *err) {
         if (!(*bufs[i] = calloc(cap, sizeof(float)))) return tm_fail(err, "out of memory");
     if (!R->dxf) return tm_fail(err, "out of memory");
     if (a->h.kl_coef > 0) {  // the frozen reference: the initial policy, even when resuming
-        if (model_load(&R->ref, a->model, err) || trainer_open(&R->rt, &R->ref, &to, 0, err)) return -1;
+        // (under LoRA: the policy itself with the adapters off)
+        if (R->m.lora ? trainer_open(&R->rt, &R->m, &to, 0, err)
+                      : model_load(&R->ref, a->model, err) || trainer_open(&R->rt, &R->ref, &to, 0, err))
+            return -1;
         trainer_set_temperature(&R->rt, a->temperature);  // the reference's too (TRL)
         R->have_ref = 1;
     }

@@ -46,6 +46,7 @@
 // rewards/reward_model/mean, completions/mean_length, tools/*, time/*.
 #pragma once
 #include "base/error.h"
+#include "model/lora.h"
 #include "objectives/ppo.h"
 
 typedef struct ppo_args {
@@ -67,6 +68,8 @@ typedef struct ppo_args {
     double tool_timeout;
     int seed, logging_steps, save_steps, save_total_limit;
     int quiet, overwrite_output_dir;
+    lora_args lora;                  // --use-peft, --lora-*: adapters trained, base frozen; the KL reference is
+                                     // the policy with the adapters off (no second model)
 } ppo_args;
 
 // TRL's PPOConfig defaults where they apply (lr 3e-6, 4 PPO epochs, 1 mini-batch, kl_coef 0.05 k1,

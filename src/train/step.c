@@ -1,5 +1,6 @@
 // The step-level trainer (see step.h).
 #include "train/step.h"
+#include "model/lora.h"
 #include <stdlib.h>
 #include <string.h>
 
@@ -83,6 +84,12 @@ int trainer_forward(trainer *t, float *entropy_tok, tm_error *err) {
         }
     }
     return 0;
+}
+
+void trainer_dropout_next(trainer *t) {
+    if (!t->m->lora) return;
+    if (t->drop_step != t->opt.step || t->drop_forward < 0) t->drop_step = t->opt.step, t->drop_forward = 0;
+    model_lora_dropout_next(t->m, (uint64_t)t->drop_step * 1000003u + (uint64_t)t->drop_forward++);
 }
 
 seq_batch trainer_view(const trainer *t, int with_ref) {

@@ -55,6 +55,8 @@ typedef struct trainer {
     uint8_t *mask_tok;
     int *span;                     // [2 * cap_seqs]: sequence s is tokens [span[2s], span[2s+1])
     int cap_tokens, cap_seqs;
+    int64_t drop_step;             // LoRA dropout keys: the optimizer step and the forward within it
+    int drop_forward;
     double temperature;            // log-probs of softmax(logits / T) (1 from trainer_open; trainer_set_temperature)
 } trainer;
 
@@ -77,6 +79,10 @@ int trainer_add(trainer *t, const int32_t *ids, const uint8_t *mask, int len, co
 // trainer's temperature (trainer_backward differentiates the same). entropy_tok
 // (token-aligned, may be NULL) gets the next-token entropy of the position that predicts it.
 int trainer_forward(trainer *t, float *entropy_tok, tm_error *err);
+// Arms LoRA adapter dropout (model/lora.h) for the next forward, the one whose backward
+// follows; its key is (optimizer step, training forward within the step), so a resumed run
+// draws the same masks. A no-op without LoRA or with dropout 0.
+void trainer_dropout_next(trainer *t);
 // The packed batch as objectives read it (with_ref: ref_tok as the reference).
 seq_batch trainer_view(const trainer *t, int with_ref);
 // Back-propagates dlogp_tok (token-aligned) into the model's gradients.

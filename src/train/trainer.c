@@ -29,6 +29,7 @@
 void train_args_default(train_args *a, train_method m) {
     memset(a, 0, sizeof *a);
     a->method = m;
+    lora_args_default(&a->lora);
     a->lr_scheduler_type = "linear";
     a->learning_rate = m == TRAIN_SFT || m == TRAIN_RM ? 2e-5 : 1e-6;  // SFTConfig, RewardConfig / DPOConfig, KTOConfig
     a->adam_beta1 = 0.9;
@@ -67,6 +68,7 @@ static int check_int(const char *flag, long v, long lo, const char *meaning, tm_
 }
 
 int train_args_check(const train_args *a, tm_error *err) {
+    if (lora_args_check(&a->lora, err)) return -1;
     const double INF = INFINITY;
     const int OPEN = 1, SHUT = 0;
     int dpo = a->method == TRAIN_DPO, kto = a->method == TRAIN_KTO;
@@ -431,7 +433,11 @@ static int compute_reference(trainer *b, example_set *s, const uint8_t *need, in
             if (kl && e->kl_len > 1 && trainer_add(b, e->kl_ids, e->kl_mask, e->kl_len, NULL, NULL, err)) return -1;
             i++;
         }
-        if (trainer_forward(b, NULL, err)) return -1;
+        // under LoRA the reference is the base: the same weights with the adapters off
+        int adapters = model_lora_enable(b->m, 0);
+        int frc = trainer_forward(b, NULL, err);
+        model_lora_enable(b->m, adapters);
+        if (frc) return -1;
         int sq = 0;
         for (int k = first; k < i; k++) {
             if (need && !need[k]) continue;
@@ -619,6 +625,7 @@ static int run_micro_rm(const train_args *a, model *m, const example_set *s, con
     model_batch mb = batch_view(&b->t.bb);
     // scores live in the token-aligned buffers: chosen k at [k], rejected at [n + k]
     float *r = b->t.logp_tok, *dr = b->t.dlogp_tok;
+    if (train) trainer_dropout_next(&b->t);
     if (model_reward_forward(m, &mb, b->t.logp_pos, err)) return -1;
     for (int k = 0; k < n; k++) r[k] = b->t.logp_pos[2 * k], r[n + k] = b->t.logp_pos[2 * k + 1];
     step_metrics mine = {0};
@@ -664,6 +671,7 @@ static int run_micro(const train_args *a, model *m, const example_set *s, const 
         }
         b->desirable[k] = e->d.label == 1;
     }
+    if (train) trainer_dropout_next(&b->t);  // LoRA dropout in the forwards whose backward follows
     if (trainer_forward(&b->t, a->method == TRAIN_DPO ? b->entropy_tok : NULL, err)) return -1;
     if (a->method == TRAIN_SFT) sft_token_metrics(m, b, &mine);
     if (a->method == TRAIN_DPO) dpo_token_metrics(m, b, chosen_seq, &mine);
@@ -891,7 +899,7 @@ int train_run(const train_args *args, tm_error *err) {
 
     // the reference model is the initial policy unless --ref-model names another
     const char *ref_dir = a->ref_model ? a->ref_model : a->model;
-    if (a->method == TRAIN_RM ? model_load_reward(&m, a->resume_from_checkpoint ? a->resume_from_checkpoint : a->model,
+    if (a->method == TRAIN_RM ? model_load_reward(&m, a->resume_from_checkpoint && !a->lora.use_peft ? a->resume_from_checkpoint : a->model,
                                                   (uint64_t)a->seed, err)
                               : model_load(&m, ref_dir, err))
         goto done;
@@ -959,11 +967,15 @@ int train_run(const train_args *args, tm_error *err) {
                 train.n, (long long)total);
     }
     // the policy: the initial model (already loaded when it is also the reference), or a checkpoint
-    if (a->method != TRAIN_RM && (a->resume_from_checkpoint || (a->ref_model && strcmp(a->ref_model, a->model)))) {
+    // (under LoRA a checkpoint holds the adapters only: the policy is the base plus those)
+    int peft = a->lora.use_peft || lora_is_adapter_dir(a->model);
+    const char *resume_full = peft ? NULL : a->resume_from_checkpoint;
+    if (a->method != TRAIN_RM && (resume_full || (a->ref_model && strcmp(a->ref_model, a->model)))) {
         model_free(&m);
-        const char *from = a->resume_from_checkpoint ? a->resume_from_checkpoint : a->model;
+        const char *from = resume_full ? resume_full : a->model;
         if (model_load(&m, from, err) || model_reserve(&m, cap_tokens, err)) goto done;
     }
+    if (model_lora_prepare(&m, &a->lora, a->model, peft ? a->resume_from_checkpoint : NULL, (uint64_t)a->seed, err)) goto done;
     if (trainer_enable_train(&buf.t, err)) goto done;
 
     int64_t warmup = a->warmup_steps > 0 ? a->warmup_steps : (int64_t)ceil(a->warmup_ratio * (double)total);

@@ -41,6 +41,7 @@
 #include "base/error.h"
 #include "objectives/dpo.h"
 #include "objectives/kto.h"
+#include "model/lora.h"
 
 typedef enum { TRAIN_SFT, TRAIN_DPO, TRAIN_KTO, TRAIN_RM } train_method;
 
@@ -69,6 +70,8 @@ typedef struct train_args {
     int overwrite_output_dir;        // a non-empty --output-dir is refused without it (or a resume from it)
     int keep_start;                  // --truncation-mode keep_start: long prompts keep their start (default: end)
     int packing;                     // sft: pack whole examples into rows of max_length tokens (train/packing.h)
+    lora_args lora;                  // --use-peft and the --lora-* flags: adapters trained, base frozen; the
+                                     // reference (dpo, kto) is the base with the adapters off
     const char *report_to;           // --report-to: none|jsonl|tensorboard|all, comma-separated (NULL: jsonl);
                                      // metrics.jsonl is always written, tensorboard adds event files
                                      // under <output-dir>/runs/<date>_<host>/ (TRL's default logging_dir)

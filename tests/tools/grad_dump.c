@@ -3,6 +3,8 @@
 // log-probs, the mean NLL, every parameter's gradient, and the parameters after one
 // AdamW step, and writes them all to a safetensors file:
 //   logprobs [N], loss [1], grad.<name>, step.<name>
+// --model may be a PEFT adapter directory: then only the trainable tensors (lora_A/B
+// and modules_to_save) have grad.* and step.* entries.
 // --temperature T: log-probs of softmax(logits / T) (model_forward_temp); --entropy-coef c:
 // loss = (-sum logp + c * sum entropy) / n_targets, and entropy [N] is written too;
 // --value-coef v: PPO's shared value head V_t = u . h_t on the final hidden state before / T
@@ -14,6 +16,7 @@
 #include "base/json.h"
 #include "cli/flags.h"
 #include "model/batch.h"
+#include "model/lora.h"
 #include "model/model.h"
 #include "objectives/sft.h"
 #include "train/optimizer.h"
@@ -23,10 +26,12 @@ static int die(const char *msg) { fprintf(stderr, "grad_dump: %s\n", msg); retur
 int main(int argc, char **argv) {
     const char *model_dir = NULL, *tokens = NULL, *out = NULL;
     double lr = 1e-3, wd = 0.0, b1 = 0.9, b2 = 0.999, eps = 1e-8, temperature = 1.0, ent_coef = 0.0, val_coef = 0.0;
+    int dropout_key = -1;
     flag flags[] = {
         {"model", FLAG_STR, &model_dir, ""}, {"tokens", FLAG_STR, &tokens, ""}, {"out", FLAG_STR, &out, ""},
         {"lr", FLAG_FLOAT, &lr, ""}, {"weight-decay", FLAG_FLOAT, &wd, ""}, {"beta1", FLAG_FLOAT, &b1, ""},
         {"beta2", FLAG_FLOAT, &b2, ""}, {"eps", FLAG_FLOAT, &eps, ""},
+        {"dropout-key", FLAG_INT, &dropout_key, "LoRA: arm adapter dropout with this key for the forward (model/lora.h)"},
         {"temperature", FLAG_FLOAT, &temperature, ""}, {"entropy-coef", FLAG_FLOAT, &ent_coef, ""},
         {"value-coef", FLAG_FLOAT, &val_coef, ""},
     };
@@ -53,6 +58,7 @@ int main(int argc, char **argv) {
     model_batch b = batch_view(&bb);
     float *logp = malloc(sizeof(float) * (size_t)total), *dlogp = malloc(sizeof(float) * (size_t)total);
     float *ent = malloc(sizeof(float) * (size_t)total), *dent = malloc(sizeof(float) * (size_t)total);
+    if (dropout_key >= 0) model_lora_dropout_next(&m, (uint64_t)dropout_key);
     if (model_forward_temp(&m, &b, temperature, logp, ent_coef != 0 ? ent : NULL, &err)) return die(err.msg);
     int ntrain = 0;
     for (int i = 0; i < total; i++) ntrain += b.targets[i] >= 0;
@@ -80,8 +86,8 @@ int main(int argc, char **argv) {
     }
     float loss = (float)l;
     model_backward_extra(&m, &b, dlogp, ent_coef != 0 ? dent : NULL, val_coef != 0 ? dxf : NULL);
-    float *grads = malloc(sizeof(float) * m.numel);
-    memcpy(grads, m.g, sizeof(float) * m.numel);
+    float *grads = malloc(sizeof(float) * m.gnumel);
+    memcpy(grads, m.g, sizeof(float) * m.gnumel);
     model_optimizer opt;
     adamw_hparams h = {lr, b1, b2, eps, wd};
     model_optimizer_init(&opt, &m, h, 0.0, &err);
@@ -91,21 +97,23 @@ int main(int argc, char **argv) {
     char (*names)[128] = calloc((size_t)n, 128);
     ts[0] = (st_out_tensor){"logprobs", 1, {total}, logp};
     ts[1] = (st_out_tensor){"loss", 1, {1}, &loss};
-    if (ent_coef != 0) ts[n - 1 - (val_coef != 0)] = (st_out_tensor){"entropy", 1, {total}, ent};
-    if (val_coef != 0) ts[n - 1] = (st_out_tensor){"values", 1, {total}, vals};
+    int nt = 2;
     for (int i = 0; i < m.nparams; i++) {
         const model_param *p = &m.params[i];
-        for (int k = 0; k < 2; k++) {
-            st_out_tensor *t = &ts[2 + 2 * i + k];
-            snprintf(names[2 + 2 * i + k], 128, "%s.%s", k ? "step" : "grad", p->name);
-            t->name = names[2 + 2 * i + k];
+        if (!p->trainable) continue;
+        for (int k = 0; k < 2; k++, nt++) {
+            st_out_tensor *t = &ts[nt];
+            snprintf(names[nt], 128, "%s.%s", k ? "step" : "grad", p->name);
+            t->name = names[nt];
             t->ndim = p->ndim;
             t->shape[0] = p->shape[0];
             t->shape[1] = p->shape[1];
-            t->data = (k ? m.w : grads) + p->offset;
+            t->data = k ? m.w + p->offset : grads + p->goff;
         }
     }
-    if (st_write(out, ts, n, ST_F32, &err)) return die(err.msg);
+    if (ent_coef != 0) ts[nt++] = (st_out_tensor){"entropy", 1, {total}, ent};
+    if (val_coef != 0) ts[nt++] = (st_out_tensor){"values", 1, {total}, vals};
+    if (st_write(out, ts, nt, ST_F32, &err)) return die(err.msg);
     free(ts); free(names); free(grads); free(logp); free(dlogp); free(ent); free(dent); free(ids); free(vals); free(dxf);
     batch_free(&bb);
     model_optimizer_free(&opt);
