@@ -90,7 +90,7 @@ $(BUILD)/san-tests/%: tests/unit/%.c tests/unit/test.h $(BUILD)/libtemper-san.a
 # libFuzzer targets: tests/fuzz/fuzz_*.c -> build/fuzz/fuzz_*, each linked against the
 # library built by clang with coverage instrumentation (make check runs each for a
 # bounded time, scripts/run-tests).
-FUZZ_CFLAGS := -std=c17 -g -O1 -march=native -fopenmp -Wno-pass-failed -fsanitize=fuzzer-no-link,address,undefined $(DEFS) $(INC)
+FUZZ_CFLAGS := -std=c17 -g -O1 -march=native -fopenmp -Wno-pass-failed -fsanitize=fuzzer-no-link,address,undefined $(DEFS) $(INC) -MMD -MP
 FUZZ_OBJ    := $(LIB_SRC:%.c=$(BUILD)/fuzz-obj/%.o)
 FUZZERS     := $(patsubst tests/fuzz/%.c,$(BUILD)/fuzz/%,$(wildcard tests/fuzz/fuzz_*.c))
 $(BUILD)/fuzz-obj/%.o: %.c
