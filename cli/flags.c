@@ -68,7 +68,7 @@ int flags_parse(const char *cmd, const char *synopsis, const flag *flags, int nf
             continue;
         }
         if (!strcmp(a, "--help")) { print_help(cmd, synopsis, flags, nflags); return 1; }
-        if (!strcmp(a, "--quiet") || !strcmp(a, "-q") || !strcasecmp(a, "--quiet=true")) {
+        if (!strcmp(a, "--quiet") || !strcasecmp(a, "--quiet=true")) {
             if (i + 1 < argc && !strcasecmp(argv[i + 1], "false")) { i++; continue; }
             if (i + 1 < argc && !strcasecmp(argv[i + 1], "true")) i++;
             flags_quiet = 1;

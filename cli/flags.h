@@ -15,7 +15,7 @@ typedef struct flag {
     const char *help;
 } flag;
 
-// Set by `--quiet` (or -q), which every command accepts: no progress bars (progress_set_quiet)
+// Set by `--quiet`, which every command accepts: no progress bars (progress_set_quiet)
 // and no summary lines; errors and warnings still print.
 extern int flags_quiet;
 
