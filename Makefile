@@ -11,9 +11,9 @@ MARCH   ?= native
 BUILD   := build
 WARN    := -Wall -Wextra -Werror -Wno-unused-parameter
 DEFS    := -D_GNU_SOURCE -DTEMPER_DATADIR='"$(PREFIX)/share/temper/data"'
-INC     := -I. -Isrc -Iinclude
+INC     := -I. -Isrc -Iinclude -I/usr/include/stb
 CFLAGS  ?= -std=c17 -O3 -march=$(MARCH) -fopenmp $(WARN) $(DEFS) $(INC) -MMD -MP
-LDLIBS  := -lyaml -lopenblas -lgmp -lpcre2-8 -lutf8proc -lseccomp -lm
+LDLIBS  := -lstb -lyaml -lopenblas -lgmp -lpcre2-8 -lutf8proc -lseccomp -lm
 
 # Sanitizer build of the library and unit tests (make check runs these too).
 SAN_CFLAGS := -std=c17 -O1 -g -march=native -fopenmp -fno-omit-frame-pointer \

@@ -31,6 +31,7 @@ static const struct command commands[] = {
     {"step-pairs", cmd_step_pairs, "Step-DPO pairs: first wrong step of own wrong solutions located by the verifier, corrections"},
     {"filter", cmd_filter, "keep samples by per-prompt pass rate, correct only (rejection-sampled SFT data)"},
     {"merge", cmd_merge, "fold a PEFT LoRA adapter into its base: a plain Hugging Face directory"},
+    {"perturb", cmd_perturb, "Vision Matters image perturbations: concat, mixup, rotate, noise, blur, crop"},
     {"plot", cmd_plot, "draw metrics.jsonl as an SVG chart"},
     {"tokenize", cmd_tokenize, "text to token ids and back with a model's tokenizer"},
     {"data", cmd_data, "inspect a dataset: counts, lengths, a rendered example"},

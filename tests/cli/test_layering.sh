@@ -8,3 +8,6 @@ direct=$(grep -nE '(^|[^>.a-z_0-9])k_[a-z_]+\(' src/model/*.c src/train/*.c src/
 ok "src/model, src/train, src/rollout call no k_* kernel directly (the backend table only)" "$direct"
 model=$(grep -lE '#include "model/' src/objectives/*.[ch] | head -3)
 ok "src/objectives includes nothing from src/model" "$model"
+# src/image knows base only (images, resampling, perturbations: no model, no tokenizer).
+img=$(grep -nE '#include "' src/image/*.[ch] | grep -vE '#include "(base|image)/' | head -3)
+ok "src/image includes only base and image" "$img"
