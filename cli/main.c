@@ -37,6 +37,7 @@ static const struct command commands[] = {
     {"data", cmd_data, "inspect a dataset: counts, lengths, a rendered example"},
     {"grade", cmd_grade, "extract answers and compare them with gold answers"},
     {"tool", cmd_tool, "run one tool call (python sandbox, calculator) for debugging"},
+    {"task", cmd_task, "built-in tasks: task visual (rendered dot counts, bar charts, clock hands)"},
 };
 #define NCOMMANDS (int)(sizeof commands / sizeof commands[0])
 
