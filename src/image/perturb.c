@@ -64,7 +64,15 @@ int img_perturb_draw(img_draw *d, img_op op, const img_perturb_opts *o, rng *r, 
         d->n_noise = (long)im->w * im->h * 3;
         d->noise = malloc(sizeof(double) * (size_t)d->n_noise);
         if (!d->noise) return tm_fail(err, "out of memory for noise");
-        for (long i = 0; i < d->n_noise; i++) d->noise[i] = o->noise_std * (double)rng_normal(r);
+        // Box-Muller, both outputs of each pair used (the cost is the log and the sincos).
+        for (long i = 0; i < d->n_noise; i += 2) {
+            double u1 = rng_double(r), u2 = rng_double(r);
+            if (u1 < 1e-300) u1 = 1e-300;
+            double rad = o->noise_std * sqrt(-2.0 * log(u1)), sn, cs;
+            sincos(6.283185307179586 * u2, &sn, &cs);
+            d->noise[i] = rad * cs;
+            if (i + 1 < d->n_noise) d->noise[i + 1] = rad * sn;
+        }
         break;
     }
     }

@@ -64,12 +64,15 @@ int img_resize_cv_cubic(img_rgb *dst, const img_rgb *src, int w, int h, tm_error
             }
     }
     if (img_alloc(dst, w, h, 0, 0, 0, err)) goto done;
+    // |row| <= 255 * 2048 * 1.28 and the taps' absolute sum is <= 1.28 * 2048: the sums fit
+    // an int, as in OpenCV's VResizeCubic.
     for (int y = 0; y < h; y++) {
         uint8_t *out = dst->px + (size_t)y * w * 3;
+        const int *r0 = rows + (size_t)yo[4 * y] * w * 3, *r1 = rows + (size_t)yo[4 * y + 1] * w * 3;
+        const int *r2 = rows + (size_t)yo[4 * y + 2] * w * 3, *r3 = rows + (size_t)yo[4 * y + 3] * w * 3;
+        const int b0 = ya[4 * y], b1 = ya[4 * y + 1], b2 = ya[4 * y + 2], b3 = ya[4 * y + 3];
         for (int x = 0; x < w * 3; x++) {
-            long long s = 0;
-            for (int k = 0; k < 4; k++) s += (long long)rows[(size_t)yo[4 * y + k] * w * 3 + x] * ya[4 * y + k];
-            long long v = (s + (1 << 21)) >> 22;
+            int v = (r0[x] * b0 + r1[x] * b1 + r2[x] * b2 + r3[x] * b3 + (1 << 21)) >> 22;
             out[x] = v < 0 ? 0 : v > 255 ? 255 : (uint8_t)v;
         }
     }
@@ -119,9 +122,14 @@ int img_warp_affine_cv(img_rgb *dst, const img_rgb *src, const double m_in[6], i
             if (sx >= sw || sx + 1 < 0 || sy >= sh || sy + 1 < 0) continue;  // fill colour
             int wt[4] = {(32 - ty) * (32 - tx) * 32, (32 - ty) * tx * 32, ty * (32 - tx) * 32, ty * tx * 32};
             const uint8_t *p[4];
-            for (int k = 0; k < 4; k++) {
-                int xx = sx + (k & 1), yy = sy + (k >> 1);
-                p[k] = xx >= 0 && xx < sw && yy >= 0 && yy < sh ? src->px + ((size_t)yy * sw + xx) * 3 : fill;
+            if (sx >= 0 && sy >= 0 && sx + 1 < sw && sy + 1 < sh) {  // inside: the common case
+                p[0] = src->px + ((size_t)sy * sw + sx) * 3;
+                p[1] = p[0] + 3, p[2] = p[0] + (size_t)sw * 3, p[3] = p[2] + 3;
+            } else {
+                for (int k = 0; k < 4; k++) {
+                    int xx = sx + (k & 1), yy = sy + (k >> 1);
+                    p[k] = xx >= 0 && xx < sw && yy >= 0 && yy < sh ? src->px + ((size_t)yy * sw + xx) * 3 : fill;
+                }
             }
             for (int c = 0; c < 3; c++) {
                 int s = p[0][c] * wt[0] + p[1][c] * wt[1] + p[2][c] * wt[2] + p[3][c] * wt[3];
@@ -190,33 +198,45 @@ int img_gaussian_blur_cv(img_rgb *dst, const img_rgb *src, int ksize, tm_error *
     int kx[127], ky[127];
     cv_gaussian_kernel_fixed(kw, kx);
     cv_gaussian_kernel_fixed(kh, ky);
-    int w = src->w, h = src->h, rx = kw / 2, ry = kh / 2;
-    uint32_t *rows = malloc(sizeof(uint32_t) * (size_t)w * h * 3);
-    int *xi = malloc(sizeof(int) * (size_t)(w + 2 * rx));
-    if (!rows || !xi || img_alloc(dst, w, h, 0, 0, 0, err)) {
-        free(rows), free(xi);
+    const int w = src->w, h = src->h, rx = kw / 2, ry = kh / 2, n3 = w * 3;
+    // Row sums are at most 255 * 256: they fit 16 bits, as OpenCV's ufixedpoint16.
+    uint16_t *rows = malloc(sizeof(uint16_t) * (size_t)n3 * h);
+    uint8_t *line = malloc((size_t)(w + 2 * rx) * 3);
+    uint32_t *acc = malloc(sizeof(uint32_t) * (size_t)n3);
+    if (!rows || !line || !acc || img_alloc(dst, w, h, 0, 0, 0, err)) {
+        free(rows), free(line), free(acc);
         return tm_fail(err, "out of memory in blur");
     }
-    for (int i = 0; i < w + 2 * rx; i++) xi[i] = reflect101(i - rx, w);
+    // Loops run along the row (x*3 + channel) innermost, so the compiler vectorizes them.
     for (int y = 0; y < h; y++) {
-        const uint8_t *in = src->px + (size_t)y * w * 3;
-        uint32_t *out = rows + (size_t)y * w * 3;
-        for (int x = 0; x < w; x++)
-            for (int c = 0; c < 3; c++) {
-                uint32_t s = 0;
-                for (int i = 0; i < kw; i++) s += (uint32_t)in[xi[x + i] * 3 + c] * (uint32_t)kx[i];
-                out[3 * x + c] = s;
-            }
+        const uint8_t *in = src->px + (size_t)y * n3;
+        memcpy(line + rx * 3, in, (size_t)n3);  // the row, then its reflected borders
+        for (int i = 0; i < rx; i++) {
+            memcpy(line + i * 3, in + reflect101(i - rx, w) * 3, 3);
+            memcpy(line + (rx + w + i) * 3, in + reflect101(w + i, w) * 3, 3);
+        }
+        // The row sum never exceeds 255 * 256 (the taps sum to 256): 16-bit lanes suffice.
+        uint16_t *out = rows + (size_t)y * n3;
+        for (int x = 0; x < n3; x++) out[x] = 0;
+        for (int i = 0; i < kw; i++) {
+            const uint8_t *l = line + i * 3;
+            const uint16_t k = (uint16_t)kx[i];
+            for (int x = 0; x < n3; x++) out[x] = (uint16_t)(out[x] + l[x] * k);
+        }
     }
     for (int y = 0; y < h; y++) {
-        uint8_t *out = dst->px + (size_t)y * w * 3;
-        for (int x = 0; x < w * 3; x++) {
-            uint64_t s = 0;
-            for (int j = 0; j < kh; j++) s += (uint64_t)rows[(size_t)reflect101(y - ry + j, h) * w * 3 + x] * (uint64_t)ky[j];
-            uint64_t v = (s + (1u << 15)) >> 16;
+        for (int x = 0; x < n3; x++) acc[x] = 0;
+        for (int j = 0; j < kh; j++) {
+            const uint16_t *r = rows + (size_t)reflect101(y - ry + j, h) * n3;
+            const uint32_t k = (uint32_t)ky[j];
+            for (int x = 0; x < n3; x++) acc[x] += r[x] * k;  // <= 65280 * 256: fits 32 bits
+        }
+        uint8_t *out = dst->px + (size_t)y * n3;
+        for (int x = 0; x < n3; x++) {
+            uint32_t v = (acc[x] + (1u << 15)) >> 16;
             out[x] = v > 255 ? 255 : (uint8_t)v;
         }
     }
-    free(rows), free(xi);
+    free(rows), free(line), free(acc);
     return 0;
 }

@@ -95,7 +95,7 @@ def run(args):
 
 
 def main():
-    sizes = [(37, 23), (64, 64), (50, 71), (20, 45), (96, 40)]
+    sizes = [(37, 23), (64, 64), (50, 71), (20, 45), (96, 40), (6, 5)]  # (6, 5): kernels wider than the image
     with tempfile.TemporaryDirectory() as tmp:
         src = os.path.join(tmp, "src")
         os.makedirs(src)
@@ -143,6 +143,33 @@ def main():
                 check(exact, f"perturb {op}: pixel-exact against the script (max diff {worst})")
             else:
                 check(worst <= 1, f"perturb {op}: per-channel max abs diff {worst} <= 1 against the script")
+        # The OpenCV operations alone, over the parameters the draws may not have hit:
+        # every kernel size to 49 (on a 6x5 image too: reflection past the far border),
+        # resizes up and down, rotations at the right angles and odd ones.
+        tool = os.path.join(os.path.dirname(os.path.abspath(__file__)), "../../build/tools/image_tool")
+        for name, cases in [("blur", [[str(k), f] for k in (3, 5, 7, 9, 11, 15, 25, 49) for f in ("img0.png", "img5.png")]),
+                            ("cvresize", [[w, h, f] for (w, h) in [("80", "51"), ("13", "9"), ("37", "60"), ("3", "23")]
+                                          for f in ("img0.png", "img4.png")]),
+                            ("rotate", [[a, "img2.png"] for a in ("0", "90", "-90", "180", "-180", "45", "-33.3", "137.9")])]:
+            worst = 0
+            for args in cases:
+                f = os.path.join(src, args[-1])
+                o = os.path.join(tmp, "tool.png")
+                r = subprocess.run([tool, name] + args[:-1] + [f, o], capture_output=True, text=True)
+                if r.returncode:
+                    worst = 999
+                    print("# " + r.stderr.strip())
+                    continue
+                img = rgb(f)
+                if name == "blur":
+                    want = cv2.GaussianBlur(img, (int(args[0]), int(args[0])), sigmaX=0)
+                elif name == "cvresize":
+                    want = cv2.resize(img, (int(args[0]), int(args[1])), interpolation=cv2.INTER_CUBIC)
+                else:
+                    want = rotate_image(img, float(args[0]))
+                got = rgb(o)
+                worst = max(worst, 999 if got.shape != want.shape else int(np.abs(got.astype(int) - want.astype(int)).max()))
+            check(worst <= 1, f"{name} alone over {len(cases)} cases: per-channel max abs diff {worst} <= 1")
         # draws: the partner is never the image itself; rotate angles cover both signs
         ds = [json.loads(l) for l in open(os.path.join(tmp, "concat.draws.jsonl"))]
         check(all(d["partner"] != d["file"] for d in ds), "concat: the distractor is another image of the set")

@@ -2,10 +2,14 @@
 //   image_tool patches IMG [preprocessor_config.json] OUT.bin
 //       Qwen2-VL pixel_values: OUT.bin = int32 grid_t, grid_h, grid_w, n, dim, then n*dim float32
 //   image_tool resize bilinear|bicubic|lanczos W H IMG OUT.png   (Pillow's Image.resize)
+//   image_tool cvresize W H IMG OUT.png        (cv2.resize INTER_CUBIC)
+//   image_tool blur K IMG OUT.png              (cv2.GaussianBlur (K, K), sigma 0)
+//   image_tool rotate DEGREES IMG OUT.png      (the repo's rotate_image)
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include "image/image.h"
+#include "image/perturb.h"
 #include "image/qwen2vl_processor.h"
 
 static int fail(const char *msg) {
@@ -42,5 +46,20 @@ int main(int argc, char **argv) {
         img_free(&im), img_free(&out);
         return 0;
     }
-    return fail("usage: image_tool patches IMG [CONFIG] OUT | resize FILTER W H IMG OUT");
+    img_rgb out;
+    if (argc == 6 && !strcmp(argv[1], "cvresize")) {
+        if (img_load(&im, argv[4], &err) || img_resize_cv_cubic(&out, &im, atoi(argv[2]), atoi(argv[3]), &err) ||
+            img_save(&out, argv[5], &err))
+            return fail(err.msg);
+        img_free(&im), img_free(&out);
+        return 0;
+    }
+    if (argc == 5 && (!strcmp(argv[1], "blur") || !strcmp(argv[1], "rotate"))) {
+        int rc = img_load(&im, argv[3], &err);
+        if (!rc) rc = !strcmp(argv[1], "blur") ? img_gaussian_blur_cv(&out, &im, atoi(argv[2]), &err) : img_rotate(&out, &im, atof(argv[2]), &err);
+        if (rc || img_save(&out, argv[4], &err)) return fail(err.msg);
+        img_free(&im), img_free(&out);
+        return 0;
+    }
+    return fail("usage: image_tool patches IMG [CONFIG] OUT | resize FILTER W H IMG OUT | cvresize W H IMG OUT | blur K IMG OUT | rotate DEG IMG OUT");
 }
