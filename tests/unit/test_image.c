@@ -8,6 +8,7 @@
 #include "base/io.h"
 #include "image/perturb.h"
 #include "image/qwen2vl_processor.h"
+#include "image/visual_task.h"
 #include "test.h"
 
 int main(void) {
@@ -91,6 +92,53 @@ int main(void) {
           "smart_resize rounds halves to even (42/28 = 1.5 -> 2, 70/28 = 2.5 -> 2)");
     CHECK(img_qwen2vl_smart_resize(500, 700, 28, 3136, 200704, &h, &w, &err) == 0 && h == 364 && w == 504, "smart_resize 500x700 -> 364x504 (max_pixels)");
     CHECK(img_qwen2vl_smart_resize(1, 300, 28, 3136, 1003520, &h, &w, &err) == -1 && strstr(err.msg, "aspect"), "aspect ratio over 200 fails");
+
+    // Every operation on awkward sizes (1x1, 6x5, 1-pixel-wide), so ASan/UBSan see each
+    // resampler's edges; the values are checked against Pillow and OpenCV by the oracle.
+    int sizes[][2] = {{1, 1}, {6, 5}, {1, 9}, {40, 3}, {13, 7}};
+    int all_ok = 1;
+    for (int a = 0; a < 5; a++) {
+        img_rgb x, y, out;
+        img_alloc(&x, sizes[a][0], sizes[a][1], 0, 0, 0, &err);
+        img_alloc(&y, sizes[(a + 1) % 5][0], sizes[(a + 1) % 5][1], 0, 0, 0, &err);
+        for (int i = 0; i < x.w * x.h * 3; i++) x.px[i] = (uint8_t)(i * 29);
+        for (int i = 0; i < y.w * y.h * 3; i++) y.px[i] = (uint8_t)(i * 53);
+        for (int op = 0; op < 6; op++) {
+            img_perturb_opts oo;
+            img_perturb_defaults(&oo);
+            oo.max_kernel_size = 49;
+            img_example_rng(&r, 3, (uint64_t)a);
+            int rc2 = img_perturb_draw(&d, (img_op)op, &oo, &r, 0, 2, &x, &err);
+            if (!rc2) rc2 = img_perturb_apply(&out, &x, &y, &d, &oo, &err);
+            if (rc2) printf("# %s on %dx%d: %s\n", img_op_name((img_op)op), x.w, x.h, err.msg);
+            else img_free(&out);
+            img_draw_free(&d);
+            all_ok &= rc2 == 0;
+        }
+        for (int f = 0; f < 3; f++) {
+            all_ok &= img_resize_pil(&out, &x, 5 + a, 17 - a, (img_filter)f, &err) == 0;
+            img_free(&out);
+        }
+        all_ok &= img_gaussian_blur_cv(&out, &x, 49, &err) == 0;
+        img_free(&out);
+        img_qwen2vl_config qc;
+        img_qwen2vl_defaults(&qc);
+        img_patches pp;
+        int prc = img_qwen2vl_process(&qc, &x, &pp, &err);
+        if (!prc) img_patches_free(&pp);
+        if (prc) printf("# processor on %dx%d: %s\n", x.w, x.h, err.msg);
+        all_ok &= prc == 0;
+        img_free(&x), img_free(&y);
+    }
+    CHECK(all_ok, "every operation runs on 1x1, 6x5, 1x9, 40x3, 13x7 images");
+    visual_example vx;
+    int vis_ok = 1;
+    for (int i = 0; i < 6; i++) {
+        img_rgb v;
+        vis_ok &= visual_render(&v, &vx, 1, i, &err) == 0 && vx.answer >= 1 && vx.answer <= 12;
+        img_free(&v);
+    }
+    CHECK(vis_ok, "the visual task renders each kind with an answer in 1..12");
 
     img_free(&im);
     unlink(png), unlink(jpg), unlink(cut), unlink(txt);
