@@ -158,11 +158,27 @@ static int write_draws(FILE *f, const char *draws_out, int i, const img_set *s, 
     return 0;
 }
 
+// No output may be an input: an output that already exists is resolved and looked up
+// among the inputs' resolved paths (sorted once: n log n for big datasets).
+static int check_no_overwrite(const img_set *s, tm_error *err) {
+    char **real = calloc((size_t)s->n, sizeof(char *)), buf[PATH_MAX];
+    if (!real) return tm_fail(err, "out of memory");
+    int m = 0, rc = 0;
+    for (int i = 0; i < s->n && !rc; i++)
+        if (realpath(s->src[i], buf) && !(real[m++] = strdup(buf))) rc = tm_fail(err, "out of memory");
+    if (!rc) qsort(real, (size_t)m, sizeof(char *), cmp_str);
+    for (int i = 0; i < s->n && !rc; i++) {
+        const char *key = buf;
+        if (realpath(s->dst[i], buf) && bsearch(&key, real, (size_t)m, sizeof(char *), cmp_str))
+            rc = tm_fail(err, "%s: the output would overwrite an original image; choose another --out", s->dst[i]);
+    }
+    for (int i = 0; i < m; i++) free(real[i]);
+    free(real);
+    return rc;
+}
+
 static int perturb_set(const img_perturb_args *a, const img_set *s, tm_error *err) {
-    for (int i = 0; i < s->n; i++)
-        for (int j = 0; j < s->n; j++)
-            if (same_path(s->dst[i], s->src[j]))
-                return tm_fail(err, "%s: the output would overwrite an original image; choose another --out", s->dst[i]);
+    if (check_no_overwrite(s, err)) return -1;
     FILE *df = NULL;
     if (a->draws_out && !(df = fopen(a->draws_out, "w"))) return tm_fail(err, "%s: cannot write the draws", a->draws_out);
     int rc = 0;
@@ -195,8 +211,6 @@ static int perturb_set(const img_perturb_args *a, const img_set *s, tm_error *er
 
 // F.jsonl rewritten: each row's image column points at the perturbed files.
 static int rewrite_data(const img_perturb_args *a, const img_set *s, const char *dir, img_perturb_summary *sum, tm_error *err) {
-    io_join(sum->data_out, sizeof sum->data_out, a->out, base_name(a->data));
-    if (same_path(sum->data_out, a->data)) return tm_fail(err, "%s: the output would overwrite the dataset; choose another --out", sum->data_out);
     io_lines in;
     if (io_lines_open(&in, a->data, err)) return -1;
     sbuf o;
@@ -277,6 +291,9 @@ int img_perturb_run(const img_perturb_args *a, img_perturb_summary *sum, tm_erro
         if (!rc && s.n == 0) rc = tm_fail(err, "%s: no row has an `images` or `image` column", a->data);
         char img_dir[4200];
         snprintf(img_dir, sizeof img_dir, "%s/images", a->out);
+        io_join(sum->data_out, sizeof sum->data_out, a->out, base_name(a->data));
+        if (!rc && same_path(sum->data_out, a->data))
+            rc = tm_fail(err, "%s: the output would overwrite the dataset; choose another --out", sum->data_out);
         if (!rc) rc = name_outputs(&s, a->out, err);
         if (!rc) rc = io_mkdirs(img_dir, err);
     }

@@ -194,6 +194,9 @@ def main():
         check(ok, f"perturb --data: the images columns point at the perturbed files ({msg.strip()})")
         check(all(open(os.path.join(src, f), "rb").read() == b for f, b in before.items()),
               "perturb: the original images are unchanged")
+        rc, msg = run(["rotate", "--data", data, "--out", src])
+        check(rc != 0 and "overwrite" in msg and not os.path.exists(os.path.join(src, "images")),
+              f"perturb --data: --out = the dataset's folder is refused before anything is written ({msg.strip()})")
         rc, msg = run(["rotate", "--images", src, "--out", src])
         check(rc != 0 and "overwritten" in msg and len(msg.strip().splitlines()) == 1,
               f"perturb: --out = --images is refused ({msg.strip()})")
