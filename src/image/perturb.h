@@ -12,6 +12,11 @@
 //           then cv2.add (saturating): the repo's wraparound, kept on purpose
 //   blur    cv2.GaussianBlur, ksize drawn from the odd numbers 3..max, sigma from ksize
 //   crop    width int(U(0.6,0.9)*w), height int(U(0.6,0.9)*h), position uniform
+// Where this departs from the scripts, on purpose: the draws (below); each script reads
+// only .png or only .jpg, here all three suffixes are read; a 0-pixel crop or resize
+// (possible on images a few pixels wide) becomes 1 pixel. JPEG is decoded by stb_image
+// and written by stb_image_write (quality 95, no chroma subsampling): pixels of a JPEG
+// input can differ slightly from libjpeg's (cv2.imread), so the oracle uses PNGs.
 // The random draws (partner, lambda, angle, noise, ksize, crop) come from our RNG, one
 // stream per example seeded from (seed, index), so a run is reproducible and the
 // oracle can be handed the very same draws.
