@@ -99,6 +99,22 @@ int img_perturb_apply(img_rgb *out, const img_rgb *im, const img_rgb *partner, c
     return tm_fail(err, "unknown perturbation");
 }
 
+int img_perturb_one(img_rgb *out, img_draw *d, img_op op, const img_perturb_opts *o, uint64_t seed,
+                    const char *const *paths, int n, int index, tm_error *err) {
+    img_rgb im = {0}, partner = {0};
+    rng r;
+    out->px = NULL;
+    memset(d, 0, sizeof *d);
+    img_example_rng(&r, seed, (uint64_t)index);
+    int rc = img_load(&im, paths[index], err);
+    if (!rc) rc = img_perturb_draw(d, op, o, &r, index, n, &im, err);
+    if (!rc && d->partner >= 0) rc = img_load(&partner, paths[d->partner], err);
+    if (!rc && img_perturb_apply(out, &im, d->partner >= 0 ? &partner : NULL, d, o, err))
+        rc = tm_fail_prefix(err, "%s", paths[index]);
+    img_free(&im), img_free(&partner);
+    return rc;
+}
+
 int img_concat(img_rgb *out, const img_rgb *a, const img_rgb *b, tm_error *err) {
     img_rgb b2 = {0}, a3 = {0}, b3 = {0};
     int rc = -1;

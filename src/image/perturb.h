@@ -64,6 +64,12 @@ void img_draw_free(img_draw *d);
 int img_perturb_apply(img_rgb *out, const img_rgb *im, const img_rgb *partner, const img_draw *d,
                       const img_perturb_opts *o, tm_error *err);
 
+// One example of a set of image files, as `temper perturb` and on-the-fly perturbation
+// in a trainer both do it: loads paths[index], draws from img_example_rng(seed, index),
+// loads the partner when the op takes one, applies. *d keeps the draws (img_draw_free).
+int img_perturb_one(img_rgb *out, img_draw *d, img_op op, const img_perturb_opts *o, uint64_t seed,
+                    const char *const *paths, int n, int index, tm_error *err);
+
 // The operations one by one.
 int img_concat(img_rgb *out, const img_rgb *a, const img_rgb *b, tm_error *err);
 int img_letterbox(img_rgb *out, const img_rgb *im, int size, tm_error *err);

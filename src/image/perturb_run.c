@@ -182,29 +182,15 @@ static int perturb_set(const img_perturb_args *a, const img_set *s, tm_error *er
     FILE *df = NULL;
     if (a->draws_out && !(df = fopen(a->draws_out, "w"))) return tm_fail(err, "%s: cannot write the draws", a->draws_out);
     int rc = 0;
-    img_rgb partner = {0};
-    int partner_idx = -1;
     for (int i = 0; i < s->n && !rc; i++) {
-        img_rgb im = {0}, out = {0};
+        img_rgb out = {0};
         img_draw d = {0};
-        rng r;
-        img_example_rng(&r, a->seed, (uint64_t)i);
-        if (img_load(&im, s->src[i], err) || img_perturb_draw(&d, a->op, &a->opts, &r, i, s->n, &im, err)) {
-            rc = -1;
-        } else if (d.partner >= 0 && d.partner != partner_idx) {
-            img_free(&partner);
-            partner_idx = -1;
-            if (img_load(&partner, s->src[d.partner], err)) rc = -1;
-            else partner_idx = d.partner;
-        }
-        if (!rc && img_perturb_apply(&out, &im, d.partner >= 0 ? &partner : NULL, &d, &a->opts, err))
-            rc = tm_fail_prefix(err, "%s", s->src[i]);
+        rc = img_perturb_one(&out, &d, a->op, &a->opts, a->seed, (const char *const *)s->src, s->n, i, err);
         if (!rc) rc = img_save(&out, s->dst[i], err);
         if (!rc && df) rc = write_draws(df, a->draws_out, i, s, &d, err);
         img_draw_free(&d);
-        img_free(&im), img_free(&out);
+        img_free(&out);
     }
-    img_free(&partner);
     if (df && fclose(df) && !rc) rc = tm_fail(err, "%s: write failed", a->draws_out);
     return rc;
 }

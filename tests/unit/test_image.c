@@ -131,6 +131,17 @@ int main(void) {
         img_free(&x), img_free(&y);
     }
     CHECK(all_ok, "every operation runs on 1x1, 6x5, 1x9, 40x3, 13x7 images");
+    const char *paths[2] = {png, jpg};
+    img_rgb one;
+    img_perturb_opts po;
+    img_perturb_defaults(&po);
+    CHECK(img_perturb_one(&one, &d, IMG_OP_CONCAT, &po, 9, paths, 2, 0, &err) == 0 && d.partner == 1 && one.h == 7 &&
+              one.w == 12, "img_perturb_one: concat of a.png with its only partner a.jpg is 12x7 (%dx%d)", one.w, one.h);
+    img_free(&one), img_draw_free(&d);
+    const char *bad_paths[2] = {png, cut};
+    CHECK(img_perturb_one(&one, &d, IMG_OP_MIXUP, &po, 9, bad_paths, 2, 0, &err) == -1 && strstr(err.msg, cut) && one.px == NULL,
+          "img_perturb_one: a broken partner fails naming it: %s", err.msg);
+    img_draw_free(&d);
     visual_example vx;
     int vis_ok = 1;
     for (int i = 0; i < 6; i++) {
