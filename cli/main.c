@@ -36,6 +36,8 @@ static const struct command commands[] = {
     {"data", cmd_data, "inspect a dataset: counts, lengths, a rendered example"},
     {"grade", cmd_grade, "extract answers and compare them with gold answers"},
     {"tool", cmd_tool, "run one tool call (python sandbox, calculator) for debugging"},
+    {"task", cmd_task, "synthetic GSM8K-style word problems (task synth): levels, tools, disjoint splits"},
+    {"tokenizer", cmd_tokenizer, "train a byte-level BPE tokenizer on JSONL text (tokenizer train): a Hugging Face directory"},
 };
 #define NCOMMANDS (int)(sizeof commands / sizeof commands[0])
 
