@@ -40,7 +40,8 @@ int cmd_task(int argc, char **argv) {
         {"seed", FLAG_INT, &seed, "the same seed, split and levels give the same problems"},
         {"tools", FLAG_STR, &tools, "none|calculator (<<a*b=c>> steps)|python (a ```python block at levels 4-5)"},
         {"split", FLAG_STR, &split, "train|validation|test: disjoint by template and by number draw"},
-        {"out", FLAG_STR, &o.out, "the JSONL file to write (prompt, completion, answer, level, ...)"},
+        {"step-labels", FLAG_BOOL, &o.step_labels, "solutions as \"Let's think step by step.\\nStep 1: ...\" (Step-DPO's format, for temper step-pairs)"},
+        {"out", FLAG_STR, &o.out, "the JSONL file to write (prompt, completion, answer, level, ...); - for stdout"},
     };
     int rc = flags_parse("task synth", "temper task synth --level 1..5 --n N --out F.jsonl", flags,
                          (int)(sizeof flags / sizeof flags[0]), argc - 1, argv + 1, NULL, NULL);
@@ -59,6 +60,6 @@ int cmd_task(int argc, char **argv) {
     o.split = (synth_split)s;
     tm_error err;
     if (synth_write(&o, &err)) return cli_fail("task", "%s", err.msg);
-    if (!flags_quiet) fprintf(stderr, "wrote %d %s problems (levels %d-%d, tools %s) to %s\n", n, split, o.level_lo, o.level_hi, tools, o.out);
+    if (!flags_quiet && strcmp(o.out, "-")) fprintf(stderr, "wrote %d %s problems (levels %d-%d, tools %s) to %s\n", n, split, o.level_lo, o.level_hi, tools, o.out);
     return 0;
 }

@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include "base/io.h"
 
 // ---------------------------------------------------------------- names
@@ -300,7 +301,7 @@ static char *take(sbuf *b) {
     return s;
 }
 
-static int render(const plan *p, int level, synth_tools tools, synth_problem *out, tm_error *err) {
+static int render(const plan *p, int level, synth_tools tools, int steps, synth_problem *out, tm_error *err) {
     sbuf q, sol, t0, t1;
     sbuf_init(&q); sbuf_init(&sol); sbuf_init(&t0); sbuf_init(&t1);
     const step *last = &p->s[p->nsteps - 1];
@@ -321,9 +322,11 @@ static int render(const plan *p, int level, synth_tools tools, synth_problem *ou
         sbuf_printf(&sol, "%s\n```output\n%s\n```\n%s", t0.data ? t0.data : "", ans, t1.data ? t1.data : "");
     } else {
         synth_tools t = tools == SYNTH_TOOLS_CALC ? SYNTH_TOOLS_CALC : SYNTH_TOOLS_NONE;
-        for (int i = 0; i < p->nsteps; i++) {
+        if (steps) sbuf_puts(&sol, "Let's think step by step.\n");
+        for (int i = 0, k = 1; i < p->nsteps; i++) {
             const char *solve = OPS[p->s[i].op].solve;
             if (!solve) continue;
+            if (steps) sbuf_printf(&sol, "Step %d: ", k++);
             expand(solve, p, &p->s[i], t, &sol);
             sbuf_puts(&sol, "\n");
         }
@@ -358,7 +361,8 @@ static int render(const plan *p, int level, synth_tools tools, synth_problem *ou
 
 // ---------------------------------------------------------------- generation
 
-int synth_generate(rng *r, int level, synth_split split, synth_tools tools, synth_problem *p, tm_error *err) {
+int synth_generate(rng *r, int level, synth_split split, synth_tools tools, int step_labels, synth_problem *p,
+                   tm_error *err) {
     memset(p, 0, sizeof *p);
     if (level < 1 || level > SYNTH_MAX_LEVEL) return tm_fail(err, "synth: level %d is not in 1..%d", level, SYNTH_MAX_LEVEL);
     if ((unsigned)split > SYNTH_TEST) return tm_fail(err, "synth: unknown split %d", (int)split);
@@ -381,7 +385,7 @@ int synth_generate(rng *r, int level, synth_split split, synth_tools tools, synt
             p->level = level;
             p->split = split;
             p->tools = tools;
-            if (render(&pl, level, tools, p, err)) { synth_problem_free(p); return -1; }
+            if (render(&pl, level, tools, step_labels, p, err)) { synth_problem_free(p); return -1; }
             return 0;
         }
     }
@@ -434,8 +438,15 @@ int synth_write(const synth_opts *o, tm_error *err) {
     if (o->level_lo < 1 || o->level_hi > SYNTH_MAX_LEVEL || o->level_lo > o->level_hi)
         return tm_fail(err, "--level %d..%d is not within 1..%d", o->level_lo, o->level_hi, SYNTH_MAX_LEVEL);
     if (o->n < 1) return tm_fail(err, "--n must be at least 1 (got %ld)", o->n);
-    io_atomic w;
-    if (io_atomic_open(&w, o->out, err)) return -1;
+    // "-" is stdout; any other existing path must be a regular file, since the atomic
+    // rename would replace what is there (a device, a pipe, the /dev/stdout link) by a file
+    int to_stdout = !strcmp(o->out, "-");
+    struct stat st;
+    if (!to_stdout && stat(o->out, &st) == 0 && !S_ISREG(st.st_mode))
+        return tm_fail(err, "--out %s: not a regular file (use --out - for stdout)", o->out);
+    io_atomic w = {0};
+    if (to_stdout) w.f = stdout;
+    else if (io_atomic_open(&w, o->out, err)) return -1;
     sbuf line;
     sbuf_init(&line);
     int rc = 0, nl = o->level_hi - o->level_lo + 1;
@@ -443,7 +454,7 @@ int synth_write(const synth_opts *o, tm_error *err) {
         rng r;
         problem_rng(&r, o->seed, o->split, i);
         synth_problem p;
-        if (synth_generate(&r, o->level_lo + (int)(i % nl), o->split, o->tools, &p, err)) { rc = -1; break; }
+        if (synth_generate(&r, o->level_lo + (int)(i % nl), o->split, o->tools, o->step_labels, &p, err)) { rc = -1; break; }
         sbuf_clear(&line);
         synth_row_json(&p, i, &line);
         sbuf_puts(&line, "\n");
@@ -452,6 +463,7 @@ int synth_write(const synth_opts *o, tm_error *err) {
         if (fwrite(line.data, 1, line.len, w.f) != line.len) rc = tm_fail(err, "%s: write failed", o->out);
     }
     sbuf_free(&line);
+    if (to_stdout) return rc || fflush(stdout) ? (rc ? -1 : tm_fail(err, "stdout: write failed")) : 0;
     if (rc) { io_atomic_abort(&w); return -1; }
     return io_atomic_commit(&w, err);
 }

@@ -19,6 +19,9 @@
 //                           (a user turn in a chat template: rollout_obs_wrapper), and an
 //                           assistant turn "The answer is n.\n#### n"; levels 1-3 are
 //                           written as with NONE.
+// With step labels (synth_opts.step_labels, `--step-labels`), a NONE or CALC solution is
+// written in Step-DPO's format, which `temper step-pairs` cuts into steps:
+//   "Let's think step by step.\nStep 1: <sentence>\nStep 2: <sentence>\n#### n".
 // The same seed, split and level give the same questions whatever the tools.
 //
 // SPLITS. A template is the choice of start and operations and of each one's phrasing
@@ -67,8 +70,10 @@ typedef struct synth_problem {
     char *turns[3];      // assistant, user (the tool output), assistant
 } synth_problem;
 
-// One problem of the given level (1..SYNTH_MAX_LEVEL) and split, drawn from r.
-int synth_generate(rng *r, int level, synth_split split, synth_tools tools, synth_problem *p, tm_error *err);
+// One problem of the given level (1..SYNTH_MAX_LEVEL) and split, drawn from r;
+// step_labels: Step-DPO's "Step k:" format (above).
+int synth_generate(rng *r, int level, synth_split split, synth_tools tools, int step_labels, synth_problem *p,
+                   tm_error *err);
 void synth_problem_free(synth_problem *p);
 
 // The problem as one JSONL row (see above), without the newline, appended to out.
@@ -80,7 +85,8 @@ typedef struct synth_opts {
     uint64_t seed;
     synth_tools tools;
     synth_split split;
-    const char *out;         // the JSONL file (written atomically)
+    int step_labels;         // solutions as "Let's think step by step.\nStep 1: ..." (Step-DPO)
+    const char *out;         // the JSONL file (written atomically), or "-" for stdout
 } synth_opts;
 
 // Writes o->n rows to o->out. The problems depend on seed, split and levels only.

@@ -59,3 +59,9 @@ done
 ok "tokenizer train --vocab-size 100 is refused naming the flag" '[ $rc -eq 2 ] && grep -q -- "--vocab-size" "$tmp/err"'
 "$T" tokenizer train --data "$tmp/missing.jsonl" --out "$tmp/t2" >/dev/null 2>"$tmp/err"; rc=$?
 ok "tokenizer train on a missing file names it" '[ $rc -eq 1 ] && grep -q "missing.jsonl" "$tmp/err"'
+"$T" task synth --level 2 --n 3 --out - >"$tmp/so" 2>"$tmp/err"; rc=$?
+ok "--out - writes the rows to stdout" '[ $rc -eq 0 ] && [ $(wc -l <"$tmp/so") -eq 3 ] && [ ! -s "$tmp/err" ]'
+"$T" task synth --level 2 --n 3 --out /dev/null >/dev/null 2>"$tmp/err"; rc=$?
+ok "--out of a device is refused, not replaced by a file" '[ $rc -eq 1 ] && grep -q "not a regular file" "$tmp/err" && [ -c /dev/null ]'
+"$T" task synth --level 3 --n 2 --tools calculator --step-labels --out "$tmp/st.jsonl" 2>"$tmp/err"
+ok "--step-labels writes Step-DPO's 'Step k:' format" 'grep -q "Let'"'"'s think step by step.\\\\nStep 1: .*\\\\nStep 3: " "$tmp/st.jsonl"'

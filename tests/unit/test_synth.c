@@ -102,7 +102,7 @@ static void check_verifier(void) {
             rng_seed(&r, 1000u + (unsigned)level);
             for (int i = 0; i < PER_LEVEL; i++) {
                 synth_problem p;
-                if (synth_generate(&r, level, SYNTH_TRAIN, (synth_tools)tools, &p, &err)) { fail++; snprintf(first, sizeof first, "%s", err.msg); break; }
+                if (synth_generate(&r, level, SYNTH_TRAIN, (synth_tools)tools, 0, &p, &err)) { fail++; snprintf(first, sizeof first, "%s", err.msg); break; }
                 task_grade_result g;
                 if (task_grade(p.solution, strlen(p.solution), p.answer, NULL, NULL, &g, &err)) { fail++; break; }
                 if (!g.correct) {
@@ -152,7 +152,7 @@ static void check_disjoint(void) {
             rng_seed(&r, 77u + (unsigned)(s * 10 + level));
             for (int i = 0; i < PER_SPLIT; i++) {
                 synth_problem p;
-                if (synth_generate(&r, level, (synth_split)s, SYNTH_TOOLS_NONE, &p, &err)) { ok = 0; which = "generate failed"; break; }
+                if (synth_generate(&r, level, (synth_split)s, SYNTH_TOOLS_NONE, 0, &p, &err)) { ok = 0; which = "generate failed"; break; }
                 tmpl[s][i] = strdup(p.template_id);
                 nums[s][i] = strdup(p.numbers);
                 if (p.split != (synth_split)s || synth_split_of(p.template_id) != (synth_split)s ||
@@ -192,12 +192,12 @@ static void check_determinism(void) {
             for (int t = 0; t < 3; t++) {
                 rng r;
                 rng_seed(&r, 5u * (unsigned)i + (unsigned)level);
-                synth_generate(&r, level, SYNTH_TEST, (synth_tools)t, &p[t], &err);
+                synth_generate(&r, level, SYNTH_TEST, (synth_tools)t, 0, &p[t], &err);
             }
             synth_problem q;
             rng r;
             rng_seed(&r, 5u * (unsigned)i + (unsigned)level);
-            synth_generate(&r, level, SYNTH_TEST, SYNTH_TOOLS_CALC, &q, &err);
+            synth_generate(&r, level, SYNTH_TEST, SYNTH_TOOLS_CALC, 0, &q, &err);
             if (strcmp(q.solution, p[1].solution) || strcmp(q.question, p[1].question)) same = 0;
             if (strcmp(p[0].question, p[1].question) || strcmp(p[0].question, p[2].question) ||
                 strcmp(p[0].answer, p[2].answer))
@@ -211,10 +211,54 @@ static void check_determinism(void) {
     synth_problem p;
     rng r;
     rng_seed(&r, 1);
-    CHECK(synth_generate(&r, 0, SYNTH_TRAIN, SYNTH_TOOLS_NONE, &p, &err) == -1 && strstr(err.msg, "level 0"),
+    CHECK(synth_generate(&r, 0, SYNTH_TRAIN, SYNTH_TOOLS_NONE, 0, &p, &err) == -1 && strstr(err.msg, "level 0"),
           "level 0 is refused: %s", err.msg);
     CHECK(synth_tools_from_name("calculator") == SYNTH_TOOLS_CALC && synth_tools_from_name("calc") == -1 &&
           synth_split_from_name("validation") == SYNTH_VALIDATION, "tools and split names");
+}
+
+// Step-DPO's format: the opener, "Step k: " before each of the level's steps, each
+// step one line, the same answer line; the labelled solution still grades correct.
+static void check_step_labels(void) {
+    tm_error err;
+    int bad = 0;
+    char first[2048] = "";
+    for (int tools = 0; tools < 2; tools++)
+        for (int level = 1; level <= SYNTH_MAX_LEVEL; level++)
+            for (int i = 0; i < 300; i++) {
+                rng r, r2;
+                rng_seed(&r, 900u + (unsigned)(i * 7 + level));
+                r2 = r;
+                synth_problem p, q;
+                synth_generate(&r, level, SYNTH_TRAIN, (synth_tools)tools, 1, &p, &err);
+                synth_generate(&r2, level, SYNTH_TRAIN, (synth_tools)tools, 0, &q, &err);
+                // strip the labels from p: it must be q's solution
+                sbuf b;
+                sbuf_init(&b);
+                const char *s = p.solution, *open = "Let's think step by step.\n";
+                int ok = !strncmp(s, open, strlen(open)), k = 1;
+                s += ok ? strlen(open) : 0;
+                while (ok && strncmp(s, "#### ", 5)) {
+                    char lab[16];
+                    int n = snprintf(lab, sizeof lab, "Step %d: ", k++);
+                    const char *nl = strchr(s, '\n');
+                    if (strncmp(s, lab, (size_t)n) || !nl) { ok = 0; break; }
+                    sbuf_put(&b, s + n, (size_t)(nl + 1 - s - n));
+                    s = nl + 1;
+                }
+                sbuf_puts(&b, s);
+                task_grade_result g;
+                task_grade(p.solution, strlen(p.solution), p.answer, NULL, NULL, &g, &err);
+                if (!ok || k - 1 != level || strcmp(b.data, q.solution) || !g.correct) {
+                    if (!bad++) snprintf(first, sizeof first, "%s", p.solution);
+                }
+                task_grade_result_free(&g);
+                sbuf_free(&b);
+                synth_problem_free(&p);
+                synth_problem_free(&q);
+            }
+    CHECK(!bad, "step labels: 'Let's think step by step.' then 'Step k: ' on each of the level's steps, graded correct (3000 problems)");
+    if (bad) printf("#   %d bad; first: %s\n", bad, first);
 }
 
 static void check_row(void) {
@@ -222,7 +266,7 @@ static void check_row(void) {
     rng r;
     rng_seed(&r, 3);
     synth_problem p;
-    synth_generate(&r, 5, SYNTH_VALIDATION, SYNTH_TOOLS_PYTHON, &p, &err);
+    synth_generate(&r, 5, SYNTH_VALIDATION, SYNTH_TOOLS_PYTHON, 0, &p, &err);
     sbuf b;
     sbuf_init(&b);
     synth_row_json(&p, 7, &b);
@@ -241,6 +285,7 @@ int main(void) {
     check_verifier();
     check_disjoint();
     check_determinism();
+    check_step_labels();
     check_row();
     return test_done();
 }
