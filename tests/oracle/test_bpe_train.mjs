@@ -93,4 +93,16 @@ const conv = [{ role: "user", content: texts[0] }, { role: "assistant", content:
 const chat = run(["tokenize", "--tokenizer", dir, "--chat"], JSON.stringify(conv) + "\n").stdout.split("\n")[0];
 if (chat === JSON.stringify(hfIds[2])) ok("temper's chat template rendering encodes to Hugging Face's ids for the same conversation");
 else notOk("chat template", `${chat.slice(0, 120)} vs ${JSON.stringify(hfIds[2]).slice(0, 120)}`);
+// a second corpus unlike the task: GSM8K's test set (real text, Unicode quotes), vocabulary 2000
+const gsm = path.join(root, "data/gsm8k/test.jsonl"), gdir = path.join(tmp, "gsm");
+const gt = run(["tokenizer", "train", "--data", gsm, "--vocab-size", "2000", "--out", gdir]);
+const ghf = Tokenizer.fromFile(path.join(gdir, "tokenizer.json"));
+const gtexts = rows(gsm).slice(0, 300).flatMap((r) => [r.question, r.answer]);
+const gout = run(["tokenize", "--tokenizer", gdir], gtexts.map((t) => JSON.stringify(t)).join("\n") + "\n").stdout.split("\n");
+const gids = (await ghf.encodeBatch(gtexts, { addSpecialTokens: false })).map((e) => e.getIds());
+const gbad = gtexts.filter((t, i) => gout[i] !== JSON.stringify(gids[i])).length;
+const gcpu = /\(([\d.]+) s CPU\)/.exec(gt.stderr);
+if (!gbad && ghf.getVocabSize(true) === 2000)
+  ok(`GSM8K test set (${(fs.statSync(gsm).size / 1e6).toFixed(2)} MB, ${gcpu ? gcpu[1] : "?"} s CPU) at vocabulary 2000: ${gtexts.length} texts encode identically`);
+else notOk("GSM8K-trained tokenizer parity", `${gbad} of ${gtexts.length} differ; vocabulary ${ghf.getVocabSize(true)}`);
 process.exit(failed ? 1 : 0);
