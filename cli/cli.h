@@ -28,7 +28,9 @@ int cmd_online_dpo(int argc, char **argv);
 int cmd_merge(int argc, char **argv);
 int cmd_perturb(int argc, char **argv);
 int cmd_task(int argc, char **argv);
+int cmd_task_synth(int argc, char **argv);
 int cmd_task_visual(int argc, char **argv);
+int cmd_tokenizer(int argc, char **argv);
 
 // Prints "temper <cmd>: message" to stderr and returns 1 (or 2 for usage errors).
 int cli_fail(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

@@ -37,7 +37,8 @@ static const struct command commands[] = {
     {"data", cmd_data, "inspect a dataset: counts, lengths, a rendered example"},
     {"grade", cmd_grade, "extract answers and compare them with gold answers"},
     {"tool", cmd_tool, "run one tool call (python sandbox, calculator) for debugging"},
-    {"task", cmd_task, "built-in tasks: task visual (rendered dot counts, bar charts, clock hands)"},
+    {"task", cmd_task, "built-in tasks: task synth (GSM8K-style word problems: levels, tools, disjoint splits), task visual (dots, bar charts, clocks)"},
+    {"tokenizer", cmd_tokenizer, "train a byte-level BPE tokenizer on JSONL text (tokenizer train): a Hugging Face directory"},
 };
 #define NCOMMANDS (int)(sizeof commands / sizeof commands[0])
 
