@@ -1,5 +1,6 @@
 // The offline training loop (see trainer.h for its contract).
 #include "train/trainer.h"
+#include "dist/dist.h"
 #include "train/packing.h"
 #include <dirent.h>
 #include <errno.h>
@@ -68,6 +69,7 @@ static int check_int(const char *flag, long v, long lo, const char *meaning, tm_
 }
 
 int train_args_check(const train_args *a, tm_error *err) {
+    if (a->zero < 0 || a->zero > 1) return tm_fail(err, "--zero %d: 0 or 1 (ZeRO-1: the AdamW state sharded over ranks)", a->zero);
     if (lora_args_check(&a->lora, err)) return -1;
     const double INF = INFINITY;
     const int OPEN = 1, SHUT = 0;
@@ -834,8 +836,10 @@ typedef struct run_log {
 } run_log;
 
 static int emit(run_log *lg, const char *line, tm_error *err) {
-    fprintf(lg->metrics, "%s\n", line);
-    fflush(lg->metrics);
+    if (lg->metrics) {  // rank 0's (the others keep the history only)
+        fprintf(lg->metrics, "%s\n", line);
+        fflush(lg->metrics);
+    }
     if (checkpoint_log(lg->st, line)) return tm_fail(err, "out of memory");
     if (!lg->tensorboard) return 0;
     json_doc *d = json_parse(line, strlen(line), err);
@@ -879,7 +883,11 @@ int train_run(const train_args *args, tm_error *err) {
     // everything that can be checked is checked before the expensive part (loading,
     // reference log-probs), so a bad directory fails in a second, not after an hour
     if (a->resume_from_checkpoint && checkpoint_check(a->resume_from_checkpoint, err)) return -1;
-    if (train_prepare_output_dir(a->output_dir, a->model, a->ref_model, a->resume_from_checkpoint, a->overwrite_output_dir, err))
+    // data parallel (dist.h): every rank loads everything and runs the same loop on its
+    // share of each global step; rank 0 alone writes
+    int world = dist_size(), rank = dist_rank();
+    if (rank == 0 &&
+        train_prepare_output_dir(a->output_dir, a->model, a->ref_model, a->resume_from_checkpoint, a->overwrite_output_dir, err))
         return -1;
 
     int rc = -1;
@@ -945,11 +953,12 @@ int train_run(const train_args *args, tm_error *err) {
     int seqs = bs * rows.max_per_row;
     int cap_tokens = longest * bs > 8192 ? longest * bs : 8192;
     trainer_opts to = {{a->learning_rate, a->adam_beta1, a->adam_beta2, a->adam_epsilon, a->weight_decay}, a->max_grad_norm, sched, 0, 0,
-                       cap_tokens, 3 * (seqs > 64 ? seqs : 64), a->method == TRAIN_RM};
+                       cap_tokens, 3 * (seqs > 64 ? seqs : 64), a->method == TRAIN_RM, a->zero};
     if (buffers_init(&buf, &m, &to, err)) goto done;
     buf.t.has_weights = a->token_weights != NULL;
 
-    int per_step = bs * a->gradient_accumulation_steps;  // rows (one example each unless --packing)
+    // the global step: per-device batch × accumulation × ranks rows (one example each unless --packing)
+    int per_step = bs * a->gradient_accumulation_steps * world;
     int64_t steps_per_epoch = (rows.n + per_step - 1) / per_step;
     int64_t total = a->max_steps > 0 ? a->max_steps : (int64_t)ceil(a->num_train_epochs * (double)steps_per_epoch);
     int ref_examples = 0;
@@ -991,7 +1000,7 @@ int train_run(const train_args *args, tm_error *err) {
     }
     // metrics.jsonl restarts from the checkpoint's log history, so a resumed run's file
     // is the same as an uninterrupted one's
-    {
+    if (rank == 0) {
         io_atomic w;
         if (io_atomic_open(&w, metrics_path, err)) goto done;
         for (int i = 0; i < st.n_log; i++) fprintf(w.f, "%s\n", st.log[i]);
@@ -1001,7 +1010,7 @@ int train_run(const train_args *args, tm_error *err) {
     }
     lg.metrics = metrics;
     lg.st = &st;
-    if (tensorboard) {
+    if (tensorboard && rank == 0) {
         char tb_dir[4096];
         tensorboard_dir(a->output_dir, tb_dir, sizeof tb_dir);
         if (tfevents_open(&lg.tb, tb_dir, err)) goto done;
@@ -1010,7 +1019,7 @@ int train_run(const train_args *args, tm_error *err) {
 
     order = malloc(sizeof(int) * (size_t)(rows.n ? rows.n : 1));
     step_ex = malloc(sizeof(int) * (size_t)(train.n ? train.n : 1));
-    micro_at = malloc(sizeof(int) * (size_t)(a->gradient_accumulation_steps + 1));
+    micro_at = malloc(sizeof(int) * (size_t)(a->gradient_accumulation_steps * world + 1));
     if (!order || !step_ex || !micro_at) { tm_fail(err, "out of memory"); goto done; }
     progress pb;
     static const char *names[] = {"sft", "dpo", "kto", "reward-model"};
@@ -1033,11 +1042,17 @@ int train_run(const train_args *args, tm_error *err) {
             for (int e = rows.start[r]; e < rows.start[r + 1]; e++) step_ex[nex++] = rows.ex[e];
         }
         micro_at[nmicro] = nex;
+        // the normalizers of the whole global step (every rank holds every example, so the
+        // counts need no message); this rank runs micro-batches [rank·ga, (rank+1)·ga)
         step_norm z = norm_of(&train, step_ex, nex);
         step_metrics sm = {0};
-        for (int j = 0; j < nmicro; j++)
+        int ga = a->gradient_accumulation_steps, j0 = rank * ga, j1 = j0 + ga < nmicro ? j0 + ga : nmicro;
+        for (int j = j0; j < j1; j++)
             if (run_micro(a, &m, &train, step_ex + micro_at[j], micro_at[j + 1] - micro_at[j], &z, &buf, 1, &sm, err)) goto done;
-        double gnorm = trainer_step(&buf.t, step);
+        // every metric is a sum: over ranks it is the global step's
+        if (dist_allreduce_sum_f64((double *)&sm, sizeof sm / sizeof(double), err)) goto done;
+        double gnorm;
+        if (trainer_step_all(&buf.t, step, &gnorm, err)) goto done;
         st.global_step = step + 1;
         st.num_tokens += sm.num_tokens;
         st.total_loss += sm.loss;
@@ -1104,8 +1119,8 @@ int train_run(const train_args *args, tm_error *err) {
         if (emit(&lg, line.data, err)) goto done;
         if (a->quiet || !pb.tty) fprintf(stderr, "%s\n", line.data);
     }
-    if (model_save(&m, a->output_dir, 0, err)) goto done;
-    if (checkpoint_write_trainer_state(a->output_dir, &st, err)) goto done;
+    if (rank == 0 && model_save(&m, a->output_dir, 0, err)) goto done;
+    if (rank == 0 && checkpoint_write_trainer_state(a->output_dir, &st, err)) goto done;
     fprintf(stderr, "temper: trained %lld steps; model saved to %s (metrics: %s)\n", (long long)st.global_step, a->output_dir, metrics_path);
     rc = 0;
 done:

@@ -8,3 +8,12 @@ direct=$(grep -nE '(^|[^>.a-z_0-9])k_[a-z_]+\(' src/model/*.c src/train/*.c src/
 ok "src/model, src/train, src/rollout call no k_* kernel directly (the backend table only)" "$direct"
 model=$(grep -lE '#include "model/' src/objectives/*.[ch] | head -3)
 ok "src/objectives includes nothing from src/model" "$model"
+# dist (collectives) sits just above base: it knows base only; the layers that compute
+# (kernels, model, objectives, optim, tokenizer, task, data, reward, tools) never call it,
+# only rollout and train (and the CLI, which starts and stops it); only dist_mpi.c sees mpi.h
+dist_up=$(grep -nE '#include "(kernels|model|tokenizer|task|data|objectives|optim|rollout|reward|tools|train)/' src/dist/*.[ch] | head -3)
+ok "src/dist includes nothing above src/base" "$dist_up"
+dist_users=$(grep -lE '#include "dist/' src/{base,kernels,model,tokenizer,task,data,objectives,optim,reward,tools}/*.[ch] 2>/dev/null | head -3)
+ok "only src/rollout and src/train (and cli) include src/dist" "$dist_users"
+mpi_h=$(grep -lE '#include <mpi\.h>' src/*/*.[ch] cli/*.[ch] | grep -v '^src/dist/dist_mpi.c$' | head -3)
+ok "only src/dist/dist_mpi.c includes mpi.h" "$mpi_h"
