@@ -26,6 +26,7 @@
 #include "cli/flags.h"
 #include "data/builtin.h"
 #include "data/data.h"
+#include "dist/dist.h"
 #include "model/lora.h"
 #include "model/model.h"
 #include "reward/math_answer.h"
@@ -58,6 +59,7 @@ typedef struct run {
     int *done;
     int next_write;
     FILE *out;
+    int g0, g1;  // this rank's prompts (all of them in one process)
     progress pg;
     long finished, correct;
     int failed;
@@ -125,8 +127,9 @@ static void write_group(run *R, int g) {
     fflush(R->out);
 }
 
-static void on_group(void *ud, int g, rollout_traj *trajs) {
+static void on_group(void *ud, int local, rollout_traj *trajs) {
     run *R = ud;
+    int g = R->g0 + local;
     problem *p = &R->ps[g];
     for (int s = 0; s < R->n; s++) {
         rollout_traj *tr = &trajs[s];
@@ -149,7 +152,7 @@ static void on_group(void *ud, int g, rollout_traj *trajs) {
     }
     R->done[g] = 1;
     R->finished += R->n;
-    while (R->next_write < R->np && R->done[R->next_write]) write_group(R, R->next_write++);
+    while (R->next_write < R->g1 && R->done[R->next_write]) write_group(R, R->next_write++);
     progress_set_extra(&R->pg, "acc %.1f%%", 100.0 * R->correct / (double)R->finished);
     progress_update(&R->pg, R->finished);
 }
@@ -266,6 +269,16 @@ static int gen_main(const char *cmd, gen_args *A, int is_eval) {
     R.n = A->n;
     R.tool = tool;
     R.save_ids = A->save_ids || !is_eval;
+    // under mpirun (dist.h) each rank samples a contiguous block of the prompts with the
+    // seeds of their global indices; rank 0 gathers the lines in rank order = prompt order
+    int world = dist_size(), rank = dist_rank();
+    if (world > 1 && is_eval) { status = cli_fail(cmd, "eval does not run under mpirun yet: run it as one process (temper sample does)"); goto out2; }
+    R.g0 = (int)((int64_t)np * rank / world);
+    R.g1 = (int)((int64_t)np * (rank + 1) / world);
+    R.next_write = R.g0;
+    char *shard_buf = NULL;
+    size_t shard_len = 0;
+    FILE *final_out = NULL;
     if (math_extract_opts_parse(&R.eo, A->extract)) { status = cli_fail(cmd, "bad --extract '%s'", A->extract) + 1; goto out2; }
     math_equal_opts_default(&R.qo);
     R.qo.allow_unevaluated = A->allow_uneval;  // eval: mathematical equality; sample (rewards): strict
@@ -279,6 +292,12 @@ static int gen_main(const char *cmd, gen_args *A, int is_eval) {
             if (io_mkdirs(A->output_dir, &err)) { status = cli_fail(cmd, "%s", err.msg); goto out2; }
             R.out = fopen(io_join(outpath, sizeof outpath, A->output_dir, "samples.jsonl"), "w");
         } else R.out = fopen("/dev/null", "w");
+    } else if (world > 1) {
+        if (rank == 0) {
+            final_out = !A->out || !strcmp(A->out, "-") ? stdout : fopen(A->out, "w");
+            if (!final_out) { status = cli_fail(cmd, "cannot write the output"); goto out2; }
+        }
+        R.out = open_memstream(&shard_buf, &shard_len);
     } else R.out = !A->out || !strcmp(A->out, "-") ? stdout : fopen(A->out, "w");
     if (!R.out) { status = cli_fail(cmd, "cannot write the output"); goto out2; }
     int **pp = malloc(sizeof(int *) * (size_t)np), *pl = malloc(sizeof(int) * (size_t)np);
@@ -291,7 +310,23 @@ static int gen_main(const char *cmd, gen_args *A, int is_eval) {
     rollout_backend_model(&be, &mctx, &m);
     progress_start(&R.pg, cmd, (int64_t)np * A->n, "samples");
     double t0 = now_seconds();
-    int rc = rollout_run(&be, t, (const int *const *)pp, pl, np, &o, R.trajs, &err);
+    o.group_base = R.g0;
+    int rc = R.g1 > R.g0 ? rollout_run(&be, t, (const int *const *)pp + R.g0, pl + R.g0, R.g1 - R.g0, &o, R.trajs + (size_t)R.g0 * A->n, &err)
+                         : 0;
+    if (world > 1 && !rc && !R.failed) {
+        fclose(R.out);  // shard_buf holds this rank's lines
+        R.out = NULL;
+        char *all = NULL;
+        size_t *lens = calloc((size_t)world, sizeof *lens);
+        rc = lens ? dist_gather_bytes(shard_buf ? shard_buf : "", shard_len, &all, lens, &err) : tm_fail(&err, "out of memory");
+        if (!rc && rank == 0) {
+            size_t total = 0;
+            for (int r = 0; r < world; r++) total += lens[r];
+            if (fwrite(all, 1, total, final_out) != total || fflush(final_out)) rc = tm_fail(&err, "cannot write the output");
+        }
+        free(all);
+        free(lens);
+    }
     double secs = now_seconds() - t0;
     progress_finish(&R.pg);
     free(pp);
@@ -325,6 +360,12 @@ static int gen_main(const char *cmd, gen_args *A, int is_eval) {
         }
     free(ep);
     free(es);
+    if (!rc && world > 1) {  // each rank graded its own prompts: the totals are sums
+        double sums[2] = {pass1, (double)gen_tok};
+        rc = dist_allreduce_sum_f64(sums, 2, &err);
+        pass1 = sums[0];
+        gen_tok = (long)sums[1];
+    }
     if (rc) { sbuf_free(&js); status = cli_fail(cmd, "%s", err.msg); goto out3; }
     sbuf_puts(&js, ",\n  \"seconds\": ");
     sbuf_json_float(&js, secs);
@@ -358,6 +399,8 @@ static int gen_main(const char *cmd, gen_args *A, int is_eval) {
     sbuf_free(&js);
 out3:
     if (R.out && R.out != stdout) fclose(R.out);
+    if (final_out && final_out != stdout) fclose(final_out);
+    free(shard_buf);
 out2:
     for (long i = 0; i < (long)np * A->n; i++) {
         if (R.trajs) rollout_traj_free(&R.trajs[i]);
