@@ -77,6 +77,7 @@ static int irecv(reqs *q, void *buf, size_t bytes, int peer, int tag, const char
 // ranks whose messages never came (or were never taken).
 static int wait_all(reqs *q, double timeout, const char *what, tm_error *err) {
     double deadline = now() + timeout;
+    long nap = 0;  // ns: 0 while the wait is short, then doubling up to 1 ms
     for (long spin = 0;; spin++) {
         int pending = 0;
         for (int i = 0; i < q->n; i++) {
@@ -86,9 +87,11 @@ static int wait_all(reqs *q, double timeout, const char *what, tm_error *err) {
             pending += !done;
         }
         if (!pending) { q->n = 0; return 0; }
-        if (spin > 2000) {
+        if (spin > 200) {
             if (now() > deadline) break;
-            struct timespec ts = {0, 50000};  // 50 µs: a waiting rank leaves its core to the others
+            // a waiting rank leaves its core to the others (ranks may share cores)
+            nap = nap ? (nap < 1000000 ? 2 * nap : nap) : 10000;
+            struct timespec ts = {0, nap};
             nanosleep(&ts, NULL);
         }
     }
