@@ -136,7 +136,11 @@ enum { TAG_SCATTER = 11, TAG_GATHER = 12, TAG_BCAST = 13, TAG_ALLGATHER = 14, TA
 
 // Elements of one slice per round: a round's scratch (W slices) stays near 2^24 elements,
 // so a 7B gradient goes in rounds of 64 MB, not as one 28 GB copy.
+// TEMPER_DIST_ROUND (elements) overrides it: tests/cli/test_mpi.sh makes rounds small
+// to cover the multi-round path on small arrays.
 static size_t round_elems(void) {
+    const char *v = getenv("TEMPER_DIST_ROUND");
+    if (v && atol(v) > 0) return (size_t)atol(v);
     size_t r = ((size_t)1 << 24) / (size_t)world;
     return r < 65536 ? 65536 : r;
 }

@@ -1115,6 +1115,9 @@ int train_run(const train_args *args, tm_error *err) {
         put_metric(&line, "", "train_samples_per_second", round((double)samples_run / runtime * 1e3) / 1e3);
         put_metric(&line, "", "train_steps_per_second", round((double)(st.global_step - first_step) / runtime * 1e3) / 1e3);
         put_metric(&line, "", "train_loss", st.total_loss / (double)st.global_step);
+        // under mpirun: rank 0's seconds per step inside collectives (the gradient sum, and
+        // waiting for the slowest rank), our key
+        if (world > 1) put_metric(&line, "", "dist_seconds_per_step", dist_comm_seconds() / (double)(st.global_step - first_step));
         sbuf_puts(&line, "}");
         if (emit(&lg, line.data, err)) goto done;
         if (a->quiet || !pb.tty) fprintf(stderr, "%s\n", line.data);

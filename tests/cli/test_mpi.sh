@@ -10,7 +10,8 @@
 #   checkpoint is complete, and resuming it with one process continues as the whole run;
 # - a stopped rank (SIGSTOP): the others time out (TEMPER_DIST_TIMEOUT) naming it, no hang;
 # - temper sample under -np 2 writes the same bytes as -np 1 and as one process;
-# - a command that is not data parallel refuses to run under mpirun.
+# - a command that is not data parallel refuses to run under mpirun;
+# - the collectives (tests/unit/test_dist.c) on 3 ranks: rank-order sums, bit for bit.
 # mpirun missing is a failure, not a skip: make check installs OpenMPI (scripts/install-deps).
 cd "$(dirname "$0")/../.."
 T=$(realpath "${TEMPER:-build/temper}")
@@ -61,6 +62,11 @@ for s in sorted(B):
 print("%d values, worst relative difference %.2e" % (n, worst), "; ".join(bad[:2]), "PASS" if n and not bad else "FAIL")
 P
 t_start=$(date +%s.%N)
+
+# ---- the collectives themselves on 3 ranks (tests/unit/test_dist.c), in rounds of 1000
+# elements so that the 100003-element sums take many
+TEMPER_DIST_ROUND=1000 mpirun --oversubscribe -np 3 -x TEMPER_DIST_ROUND "$REPO/build/tests/test_dist" 2>/dev/null | grep -E '^(not )?ok'
+[ ${PIPESTATUS[0]} -eq 0 ] || { echo "not ok - test_dist under mpirun -np 3 exits 0"; fail=1; }
 
 # ---- dpo: 2 ranks = 1 process with the same global batch; --zero 1 = --zero 0
 D="--model m --data dpo.jsonl --max-steps 6 --lr-scheduler-type constant --learning-rate 1e-3 --logging-steps 1 --save-steps 3 --quiet"
