@@ -116,6 +116,7 @@ int grpo_args_check(const grpo_args *a, tm_error *err) {
     for (int i = 0; i < GRPO_N_REWARD; i++)
         if (!isfinite(a->reward_weights[i])) return tm_fail(err, "--reward-weights must be finite numbers");
     if (rollout_tool_from_name(a->tools) < 0) return tm_fail(err, "unknown --tools '%s' (none, calculator, python)", a->tools);
+    if (a->zero < 0 || a->zero > 1) return tm_fail(err, "--zero %d: 0 or 1 (ZeRO-1: the AdamW state sharded over ranks)", a->zero);
     if (dist_size() > 1) {
         if ((a->per_device_train_batch_size * a->gradient_accumulation_steps) % a->num_generations)
             return tm_fail(err, "under mpirun, --per-device-train-batch-size x --gradient-accumulation-steps (%d) must be a multiple of "
@@ -752,7 +753,7 @@ static int setup(grpo_run_state *R, tm_error *err) {
     lr_schedule sched;
     lr_schedule_parse(a->lr_scheduler_type, &sched);
     trainer_opts to = {{a->learning_rate, a->adam_beta1, a->adam_beta2, a->adam_epsilon, a->weight_decay}, a->max_grad_norm, sched, 0, 0,
-                       cap, bs, 0, 0};
+                       cap, bs, 0, a->zero};
     if (trainer_open(&R->t, &R->m, &to, 1, err)) return -1;
     trainer_set_temperature(&R->t, a->temperature);  // policy and rehearsal log-probs at the sampling T
     R->adv_b = malloc(sizeof(float) * (size_t)cap);
