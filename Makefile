@@ -49,7 +49,12 @@ V3_TESTS := $(V3_UNITS:%=$(BUILD)/v3-tests/%)
 .PHONY: all install deps build-deps check test demo bench fuzz clean
 all: $(BUILD)/temper $(TESTS)
 
-# only the MPI backend sees mpi.h (all builds: native, sanitizer, AVX2, fuzz)
+# only the MPI backend sees mpi.h (all builds: native, sanitizer, AVX2, fuzz); it is rebuilt
+# when MPI appears or goes (make check installs it after a first plain build): the flags are
+# kept in a file that changes only when they do
+MPI_STAMP := $(BUILD)/mpi.flags
+$(shell mkdir -p $(BUILD) && (echo '$(MPI_CFLAGS)' | cmp -s - $(MPI_STAMP) || echo '$(MPI_CFLAGS)' > $(MPI_STAMP)))
+$(BUILD)/obj/src/dist/dist_mpi.o $(BUILD)/san/src/dist/dist_mpi.o $(BUILD)/v3/src/dist/dist_mpi.o $(BUILD)/fuzz-obj/src/dist/dist_mpi.o: $(MPI_STAMP)
 $(BUILD)/obj/src/dist/dist_mpi.o: CFLAGS += $(MPI_CFLAGS)
 $(BUILD)/san/src/dist/dist_mpi.o: SAN_CFLAGS += $(MPI_CFLAGS)
 $(BUILD)/v3/src/dist/dist_mpi.o: V3_CFLAGS += $(MPI_CFLAGS)
