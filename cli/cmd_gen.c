@@ -272,7 +272,6 @@ static int gen_main(const char *cmd, gen_args *A, int is_eval) {
     // under mpirun (dist.h) each rank samples a contiguous block of the prompts with the
     // seeds of their global indices; rank 0 gathers the lines in rank order = prompt order
     int world = dist_size(), rank = dist_rank();
-    if (world > 1 && is_eval) { status = cli_fail(cmd, "eval does not run under mpirun yet: run it as one process (temper sample does)"); goto out2; }
     R.g0 = (int)((int64_t)np * rank / world);
     R.g1 = (int)((int64_t)np * (rank + 1) / world);
     R.next_write = R.g0;
@@ -287,18 +286,20 @@ static int gen_main(const char *cmd, gen_args *A, int is_eval) {
     R.done = calloc((size_t)np, sizeof *R.done);
     if (!R.trajs || !R.gr || !R.done) { status = cli_fail(cmd, "out of memory for %d x %d samples", np, A->n); goto out2; }
     char outpath[1200];
-    if (is_eval) {
-        if (A->output_dir) {
-            if (io_mkdirs(A->output_dir, &err)) { status = cli_fail(cmd, "%s", err.msg); goto out2; }
-            R.out = fopen(io_join(outpath, sizeof outpath, A->output_dir, "samples.jsonl"), "w");
-        } else R.out = fopen("/dev/null", "w");
-    } else if (world > 1) {
-        if (rank == 0) {
-            final_out = !A->out || !strcmp(A->out, "-") ? stdout : fopen(A->out, "w");
-            if (!final_out) { status = cli_fail(cmd, "cannot write the output"); goto out2; }
-        }
+    FILE *dest = NULL;  // where the lines go (rank 0's, under mpirun)
+    if (rank == 0) {
+        if (is_eval) {
+            if (A->output_dir) {
+                if (io_mkdirs(A->output_dir, &err)) { status = cli_fail(cmd, "%s", err.msg); goto out2; }
+                dest = fopen(io_join(outpath, sizeof outpath, A->output_dir, "samples.jsonl"), "w");
+            } else dest = fopen("/dev/null", "w");
+        } else dest = !A->out || !strcmp(A->out, "-") ? stdout : fopen(A->out, "w");
+        if (!dest) { status = cli_fail(cmd, "cannot write the output"); goto out2; }
+    }
+    if (world > 1) {
+        final_out = dest;
         R.out = open_memstream(&shard_buf, &shard_len);
-    } else R.out = !A->out || !strcmp(A->out, "-") ? stdout : fopen(A->out, "w");
+    } else R.out = dest;
     if (!R.out) { status = cli_fail(cmd, "cannot write the output"); goto out2; }
     int **pp = malloc(sizeof(int *) * (size_t)np), *pl = malloc(sizeof(int) * (size_t)np);
     if (!pp || !pl) { free(pp); free(pl); status = cli_fail(cmd, "out of memory"); goto out3; }
@@ -326,6 +327,35 @@ static int gen_main(const char *cmd, gen_args *A, int is_eval) {
         }
         free(all);
         free(lens);
+        // and every sample's verdict, extracted answer and length, for the summary:
+        // "correct len bytes:" + the answer's bytes (bytes -1: none), in prompt order
+        sbuf rec;
+        sbuf_init(&rec);
+        for (size_t k = (size_t)R.g0 * A->n; k < (size_t)R.g1 * A->n; k++) {
+            const char *x = R.gr[k].extracted;
+            sbuf_printf(&rec, "%d %d %ld:", R.gr[k].correct, R.trajs[k].len, x ? (long)strlen(x) : -1L);
+            if (x) sbuf_puts(&rec, x);
+        }
+        all = NULL;
+        if (!rc && !(rc = sbuf_check(&rec, &err)) && !(rc = dist_gather_bytes(rec.data ? rec.data : "", rec.len, &all, NULL, &err)) &&
+            rank == 0) {
+            const char *p = all;
+            for (size_t k = 0; k < (size_t)np * A->n && !rc; k++) {
+                int correct, len, used;
+                long nb;
+                if (sscanf(p, "%d %d %ld:%n", &correct, &len, &nb, &used) != 3) { rc = tm_fail(&err, "internal: bad gathered record"); break; }
+                p += used;
+                if (k >= (size_t)R.g0 * A->n && k < (size_t)R.g1 * A->n) { p += nb > 0 ? nb : 0; continue; }  // rank 0's own
+                R.gr[k].correct = correct;
+                R.trajs[k].len = len;  // no ids: rollout_traj_free frees nothing more
+                if (nb >= 0) {
+                    if (!(R.gr[k].extracted = strndup(p, (size_t)nb))) { rc = tm_fail(&err, "out of memory"); break; }
+                    p += nb;
+                }
+            }
+        }
+        free(all);
+        sbuf_free(&rec);
     }
     double secs = now_seconds() - t0;
     progress_finish(&R.pg);
@@ -344,7 +374,7 @@ static int gen_main(const char *cmd, gen_args *A, int is_eval) {
         for (int s = 0; s < A->n; s++) {
             size_t k = (size_t)g * A->n + s;
             es[k] = (eval_sample){R.gr[k].correct, R.gr[k].extracted, R.trajs[k].len};
-            for (int i = 0; i < R.trajs[k].len; i++) gen_tok += R.trajs[k].mask[i];
+            for (int i = 0; R.trajs[k].mask && i < R.trajs[k].len; i++) gen_tok += R.trajs[k].mask[i];  // (another rank's: no mask here)
         }
     }
     sbuf js;
@@ -360,11 +390,10 @@ static int gen_main(const char *cmd, gen_args *A, int is_eval) {
         }
     free(ep);
     free(es);
-    if (!rc && world > 1) {  // each rank graded its own prompts: the totals are sums
-        double sums[2] = {pass1, (double)gen_tok};
-        rc = dist_allreduce_sum_f64(sums, 2, &err);
-        pass1 = sums[0];
-        gen_tok = (long)sums[1];
+    if (!rc && world > 1) {  // rank 0 has every verdict (gathered above); the token count is a sum
+        double sum = (double)gen_tok;
+        rc = dist_allreduce_sum_f64(&sum, 1, &err);
+        gen_tok = (long)sum;
     }
     if (rc) { sbuf_free(&js); status = cli_fail(cmd, "%s", err.msg); goto out3; }
     sbuf_puts(&js, ",\n  \"seconds\": ");
@@ -387,7 +416,9 @@ static int gen_main(const char *cmd, gen_args *A, int is_eval) {
     sbuf_json_str(&js, A->extract, strlen(A->extract));
     sbuf_puts(&js, "}\n}\n");
     if (sbuf_check(&js, &err)) { sbuf_free(&js); status = cli_fail(cmd, "%s", err.msg); goto out3; }
-    if (is_eval) {
+    if (rank > 0) {
+        // rank 0 reports
+    } else if (is_eval) {
         if (!flags_quiet || !A->output_dir) fprintf(stderr, "%s", js.data);  // the result itself when not saved
         if (A->output_dir &&
             io_write_file_atomic(io_join(outpath, sizeof outpath, A->output_dir, "summary.json"), js.data, js.len, &err))
@@ -576,6 +607,6 @@ int cmd_eval(int argc, char **argv) {
     int rc = flags_parse("eval", "temper eval --model DIR --data gsm8k|math500|F.jsonl --n K [flags]", flags,
                          sizeof flags / sizeof flags[0], argc, argv, NULL, NULL);
     if (rc) return rc == 1 ? 0 : 2;
-    if (A.from_samples) return eval_from_samples("eval", &A);
+    if (A.from_samples) return dist_rank() == 0 ? eval_from_samples("eval", &A) : 0;  // no sampling: rank 0 alone
     return gen_main("eval", &A, 1);
 }

@@ -9,7 +9,8 @@
 # - SIGKILL of rank 1 mid-run: mpirun ends the job promptly naming rank 1, the last
 #   checkpoint is complete, and resuming it with one process continues as the whole run;
 # - a stopped rank (SIGSTOP): the others time out (TEMPER_DIST_TIMEOUT) naming it, no hang;
-# - temper sample under -np 2 writes the same bytes as -np 1 and as one process;
+# - temper sample under -np 2 writes the same bytes as -np 1 and as one process; eval the
+#   same samples.jsonl and summary.json;
 # - a command that is not data parallel refuses to run under mpirun;
 # - the collectives (tests/unit/test_dist.c) on 3 ranks: rank-order sums, bit for bit.
 # mpirun missing is a failure, not a skip: make check installs OpenMPI (scripts/install-deps).
@@ -120,6 +121,12 @@ mpirun --oversubscribe -np 1 "$T" sample $S --out s1.jsonl 2>/dev/null
 $MPI "$T" sample $S --out s2.jsonl 2>/dev/null; rc=$?
 ok "sample -np 2 (rc $rc) is byte-identical to -np 1 and to one process ($(wc -l <s2.jsonl) lines)" \
    '[ $rc -eq 0 ] && [ -s s2.jsonl ] && cmp -s s0.jsonl s1.jsonl && cmp -s s1.jsonl s2.jsonl'
+
+E="--model ms --data g.jsonl --limit 5 --n 3 --max-new-tokens 12 --seed 7 --batch 1 --quiet --save-ids"
+"$T" eval $E --output-dir e1 2>/dev/null
+$MPI "$T" eval $E --output-dir e2 2>/dev/null; rc=$?
+ok "eval -np 2 (rc $rc): the same samples.jsonl and summary.json (but for the timings) as one process" \
+   '[ $rc -eq 0 ] && cmp -s e1/samples.jsonl e2/samples.jsonl && diff <(grep -v seconds e1/summary.json) <(grep -v seconds e2/summary.json) >/dev/null'
 
 # ---- not data parallel yet: refused, not run twice
 $MPI "$T" ppo --model ms --data g.jsonl --output-dir p 2>ppo.err; rc=$?
