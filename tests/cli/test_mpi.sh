@@ -126,7 +126,7 @@ E="--model ms --data g.jsonl --limit 5 --n 3 --max-new-tokens 12 --seed 7 --batc
 "$T" eval $E --output-dir e1 2>/dev/null
 $MPI "$T" eval $E --output-dir e2 2>/dev/null; rc=$?
 ok "eval -np 2 (rc $rc): the same samples.jsonl and summary.json (but for the timings) as one process" \
-   '[ $rc -eq 0 ] && cmp -s e1/samples.jsonl e2/samples.jsonl && diff <(grep -v seconds e1/summary.json) <(grep -v seconds e2/summary.json) >/dev/null'
+   '[ $rc -eq 0 ] && cmp -s e1/samples.jsonl e2/samples.jsonl && diff <(grep -v second e1/summary.json) <(grep -v second e2/summary.json) >/dev/null'
 
 # ---- not data parallel yet: refused, not run twice
 $MPI "$T" ppo --model ms --data g.jsonl --output-dir p 2>ppo.err; rc=$?
