@@ -466,11 +466,22 @@ static int compute_reference(trainer *b, example_set *s, const uint8_t *need, in
 // The examples steps [0, total) draw: every one once the run covers an epoch, else those
 // of the first epoch's order up to the last step. Marked from step 0 even when resuming,
 // so a resumed run computes the same references, packed the same way, as the whole run.
-static uint8_t *examples_drawn(int n, int seed, int64_t total, int64_t steps_per_epoch, int per_step) {
+// Under mpirun (dist.h) only the positions [lo, hi) of each step's examples are this rank's
+// (its micro-batches), so each rank computes the references it trains on: the reference
+// pass scales with the ranks too.
+static uint8_t *examples_drawn(int n, int seed, int64_t total, int64_t steps_per_epoch, int per_step, int lo, int hi) {
     uint8_t *need = calloc((size_t)n, 1);
     int *order = malloc(sizeof(int) * (size_t)n);
     if (!need || !order) { free(need); free(order); return NULL; }
-    if (total >= steps_per_epoch) {
+    if (hi - lo < per_step) {
+        int cur = -1;
+        for (int64_t step = 0; step < total; step++) {
+            int epoch = (int)(step / steps_per_epoch);
+            if (epoch != cur) { epoch_order(order, n, seed, epoch); cur = epoch; }
+            int64_t first = (step % steps_per_epoch) * per_step;
+            for (int64_t k = first + lo; k < first + hi && k < n; k++) need[order[k]] = 1;
+        }
+    } else if (total >= steps_per_epoch) {
         memset(need, 1, (size_t)n);
     } else {
         epoch_order(order, n, seed, 0);
@@ -965,15 +976,19 @@ int train_run(const train_args *args, tm_error *err) {
     if (a->method == TRAIN_DPO || a->method == TRAIN_KTO) {
         // references only for the examples the run's steps draw (--max-steps 3 on a big
         // file needs a few, not all); the eval set is evaluated whole
-        uint8_t *need = examples_drawn(train.n, a->seed, total, steps_per_epoch, per_step);
+        int mine = bs * a->gradient_accumulation_steps;  // this rank's rows of each step
+        uint8_t *need = examples_drawn(train.n, a->seed, total, steps_per_epoch, per_step, rank * mine, (rank + 1) * mine);
         int eval_done;
         if (!need) { tm_fail(err, "out of memory"); goto done; }
         int bad = compute_reference(&buf.t, &train, need, kl, &ref_examples, err) ||
                   (eval.n && compute_reference(&buf.t, &eval, NULL, kl, &eval_done, err));
         free(need);
         if (bad) goto done;
-        fprintf(stderr, "temper: reference log-probs for %d of %d training examples (those the %lld steps draw)\n", ref_examples,
-                train.n, (long long)total);
+        double counted = ref_examples;  // under mpirun: every rank's share, summed
+        if (dist_allreduce_sum_f64(&counted, 1, err)) goto done;
+        ref_examples = (int)counted;
+        fprintf(stderr, "temper: reference log-probs for %d of %d training examples (those the %lld steps draw%s)\n", ref_examples,
+                train.n, (long long)total, world > 1 ? ", each on the rank that trains it" : "");
     }
     // the policy: the initial model (already loaded when it is also the reference), or a checkpoint
     // (under LoRA a checkpoint holds the adapters only: the policy is the base plus those)
