@@ -11,6 +11,7 @@
 # - a stopped rank (SIGSTOP): the others time out (TEMPER_DIST_TIMEOUT) naming it, no hang;
 # - temper sample under -np 2 writes the same bytes as -np 1 and as one process; eval the
 #   same samples.jsonl and summary.json;
+# - run by hand, temper does not start MPI (strace: no OpenMPI component opened);
 # - a command that is not data parallel refuses to run under mpirun;
 # - the collectives (tests/unit/test_dist.c) on 3 ranks: rank-order sums, bit for bit.
 # mpirun missing is a failure, not a skip: make check installs OpenMPI (scripts/install-deps).
@@ -127,6 +128,14 @@ E="--model ms --data g.jsonl --limit 5 --n 3 --max-new-tokens 12 --seed 7 --batc
 $MPI "$T" eval $E --output-dir e2 2>/dev/null; rc=$?
 ok "eval -np 2 (rc $rc): the same samples.jsonl and summary.json (but for the timings) as one process" \
    '[ $rc -eq 0 ] && cmp -s e1/samples.jsonl e2/samples.jsonl && diff <(grep -v second e1/summary.json) <(grep -v second e2/summary.json) >/dev/null'
+
+# ---- run by hand, temper never starts MPI (MPI_Init loads OpenMPI's mca_* components; under
+# mpirun -np 1 the same command does, which shows the check can fail)
+S1="--model ms --data g.jsonl --limit 2 --n 1 --max-new-tokens 4 --seed 7 --quiet"
+strace -f -e trace=openat -o tr0.txt "$T" sample $S1 --out x0.jsonl 2>/dev/null
+mpirun --oversubscribe -np 1 strace -f -e trace=openat -o tr1.txt "$T" sample $S1 --out x1.jsonl 2>/dev/null
+ok "without mpirun no MPI component is loaded ($(grep -c mca_ tr0.txt) opened; $(grep -c mca_ tr1.txt) under mpirun -np 1)" \
+   '[ -s tr0.txt ] && ! grep -q "openmpi.*mca_" tr0.txt && grep -q "openmpi.*mca_" tr1.txt'
 
 # ---- not data parallel yet: refused, not run twice
 $MPI "$T" ppo --model ms --data g.jsonl --output-dir p 2>ppo.err; rc=$?
