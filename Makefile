@@ -15,6 +15,15 @@ INC     := -I. -Isrc -Iinclude -I/usr/include/stb
 CFLAGS  ?= -std=c17 -O3 -march=$(MARCH) -fopenmp $(WARN) $(DEFS) $(INC) -MMD -MP
 LDLIBS  := -lstb -lyaml -lopenblas -lgmp -lpcre2-8 -lutf8proc -lseccomp -lm
 
+# MPI (src/dist, data-parallel training and sampling) when mpicc is present: its compile
+# flags for src/dist/dist_mpi.c only, its link flags for every binary. Without mpicc
+# temper builds and runs as one process (make demo needs no MPI).
+HAVE_MPI  := $(shell command -v mpicc >/dev/null 2>&1 && echo 1)
+ifeq ($(HAVE_MPI),1)
+MPI_CFLAGS := -DTEMPER_HAVE_MPI $(shell mpicc --showme:compile)
+LDLIBS     += $(shell mpicc --showme:link)
+endif
+
 # Sanitizer build of the library and unit tests (make check runs these too).
 SAN_CFLAGS := -std=c17 -O1 -g -march=native -fopenmp -fno-omit-frame-pointer \
               -fsanitize=address,undefined -fno-sanitize-recover=undefined $(WARN) $(DEFS) $(INC) -MMD -MP
@@ -39,6 +48,17 @@ V3_TESTS := $(V3_UNITS:%=$(BUILD)/v3-tests/%)
 
 .PHONY: all install deps build-deps check test demo bench fuzz clean
 all: $(BUILD)/temper $(TESTS)
+
+# only the MPI backend sees mpi.h (all builds: native, sanitizer, AVX2, fuzz); it is rebuilt
+# when MPI appears or goes (make check installs it after a first plain build): the flags are
+# kept in a file that changes only when they do
+MPI_STAMP := $(BUILD)/mpi.flags
+$(shell mkdir -p $(BUILD) && (echo '$(MPI_CFLAGS)' | cmp -s - $(MPI_STAMP) || echo '$(MPI_CFLAGS)' > $(MPI_STAMP)))
+$(BUILD)/obj/src/dist/dist_mpi.o $(BUILD)/san/src/dist/dist_mpi.o $(BUILD)/v3/src/dist/dist_mpi.o $(BUILD)/fuzz-obj/src/dist/dist_mpi.o: $(MPI_STAMP)
+$(BUILD)/obj/src/dist/dist_mpi.o: CFLAGS += $(MPI_CFLAGS)
+$(BUILD)/san/src/dist/dist_mpi.o: SAN_CFLAGS += $(MPI_CFLAGS)
+$(BUILD)/v3/src/dist/dist_mpi.o: V3_CFLAGS += $(MPI_CFLAGS)
+$(BUILD)/fuzz-obj/src/dist/dist_mpi.o: FUZZ_CFLAGS += $(MPI_CFLAGS)
 
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)

@@ -26,6 +26,7 @@
 #include "cli/flags.h"
 #include "data/builtin.h"
 #include "data/data.h"
+#include "dist/dist.h"
 #include "model/lora.h"
 #include "model/model.h"
 #include "reward/math_answer.h"
@@ -58,6 +59,7 @@ typedef struct run {
     int *done;
     int next_write;
     FILE *out;
+    int g0, g1;  // this rank's prompts (all of them in one process)
     progress pg;
     long finished, correct;
     int failed;
@@ -125,8 +127,9 @@ static void write_group(run *R, int g) {
     fflush(R->out);
 }
 
-static void on_group(void *ud, int g, rollout_traj *trajs) {
+static void on_group(void *ud, int local, rollout_traj *trajs) {
     run *R = ud;
+    int g = R->g0 + local;
     problem *p = &R->ps[g];
     for (int s = 0; s < R->n; s++) {
         rollout_traj *tr = &trajs[s];
@@ -149,7 +152,7 @@ static void on_group(void *ud, int g, rollout_traj *trajs) {
     }
     R->done[g] = 1;
     R->finished += R->n;
-    while (R->next_write < R->np && R->done[R->next_write]) write_group(R, R->next_write++);
+    while (R->next_write < R->g1 && R->done[R->next_write]) write_group(R, R->next_write++);
     progress_set_extra(&R->pg, "acc %.1f%%", 100.0 * R->correct / (double)R->finished);
     progress_update(&R->pg, R->finished);
 }
@@ -266,6 +269,15 @@ static int gen_main(const char *cmd, gen_args *A, int is_eval) {
     R.n = A->n;
     R.tool = tool;
     R.save_ids = A->save_ids || !is_eval;
+    // under mpirun (dist.h) each rank samples a contiguous block of the prompts with the
+    // seeds of their global indices; rank 0 gathers the lines in rank order = prompt order
+    int world = dist_size(), rank = dist_rank();
+    R.g0 = (int)((int64_t)np * rank / world);
+    R.g1 = (int)((int64_t)np * (rank + 1) / world);
+    R.next_write = R.g0;
+    char *shard_buf = NULL;
+    size_t shard_len = 0;
+    FILE *final_out = NULL;
     if (math_extract_opts_parse(&R.eo, A->extract)) { status = cli_fail(cmd, "bad --extract '%s'", A->extract) + 1; goto out2; }
     math_equal_opts_default(&R.qo);
     R.qo.allow_unevaluated = A->allow_uneval;  // eval: mathematical equality; sample (rewards): strict
@@ -274,12 +286,20 @@ static int gen_main(const char *cmd, gen_args *A, int is_eval) {
     R.done = calloc((size_t)np, sizeof *R.done);
     if (!R.trajs || !R.gr || !R.done) { status = cli_fail(cmd, "out of memory for %d x %d samples", np, A->n); goto out2; }
     char outpath[1200];
-    if (is_eval) {
-        if (A->output_dir) {
-            if (io_mkdirs(A->output_dir, &err)) { status = cli_fail(cmd, "%s", err.msg); goto out2; }
-            R.out = fopen(io_join(outpath, sizeof outpath, A->output_dir, "samples.jsonl"), "w");
-        } else R.out = fopen("/dev/null", "w");
-    } else R.out = !A->out || !strcmp(A->out, "-") ? stdout : fopen(A->out, "w");
+    FILE *dest = NULL;  // where the lines go (rank 0's, under mpirun)
+    if (rank == 0) {
+        if (is_eval) {
+            if (A->output_dir) {
+                if (io_mkdirs(A->output_dir, &err)) { status = cli_fail(cmd, "%s", err.msg); goto out2; }
+                dest = fopen(io_join(outpath, sizeof outpath, A->output_dir, "samples.jsonl"), "w");
+            } else dest = fopen("/dev/null", "w");
+        } else dest = !A->out || !strcmp(A->out, "-") ? stdout : fopen(A->out, "w");
+        if (!dest) { status = cli_fail(cmd, "cannot write the output"); goto out2; }
+    }
+    if (world > 1) {
+        final_out = dest;
+        R.out = open_memstream(&shard_buf, &shard_len);
+    } else R.out = dest;
     if (!R.out) { status = cli_fail(cmd, "cannot write the output"); goto out2; }
     int **pp = malloc(sizeof(int *) * (size_t)np), *pl = malloc(sizeof(int) * (size_t)np);
     if (!pp || !pl) { free(pp); free(pl); status = cli_fail(cmd, "out of memory"); goto out3; }
@@ -291,7 +311,52 @@ static int gen_main(const char *cmd, gen_args *A, int is_eval) {
     rollout_backend_model(&be, &mctx, &m);
     progress_start(&R.pg, cmd, (int64_t)np * A->n, "samples");
     double t0 = now_seconds();
-    int rc = rollout_run(&be, t, (const int *const *)pp, pl, np, &o, R.trajs, &err);
+    o.group_base = R.g0;
+    int rc = R.g1 > R.g0 ? rollout_run(&be, t, (const int *const *)pp + R.g0, pl + R.g0, R.g1 - R.g0, &o, R.trajs + (size_t)R.g0 * A->n, &err)
+                         : 0;
+    if (world > 1 && !rc && !R.failed) {
+        fclose(R.out);  // shard_buf holds this rank's lines
+        R.out = NULL;
+        char *all = NULL;
+        size_t *lens = calloc((size_t)world, sizeof *lens);
+        rc = lens ? dist_gather_bytes(shard_buf ? shard_buf : "", shard_len, &all, lens, &err) : tm_fail(&err, "out of memory");
+        if (!rc && rank == 0) {
+            size_t total = 0;
+            for (int r = 0; r < world; r++) total += lens[r];
+            if (fwrite(all, 1, total, final_out) != total || fflush(final_out)) rc = tm_fail(&err, "cannot write the output");
+        }
+        free(all);
+        free(lens);
+        // and every sample's verdict, extracted answer and length, for the summary:
+        // "correct len bytes:" + the answer's bytes (bytes -1: none), in prompt order
+        sbuf rec;
+        sbuf_init(&rec);
+        for (size_t k = (size_t)R.g0 * A->n; k < (size_t)R.g1 * A->n; k++) {
+            const char *x = R.gr[k].extracted;
+            sbuf_printf(&rec, "%d %d %ld:", R.gr[k].correct, R.trajs[k].len, x ? (long)strlen(x) : -1L);
+            if (x) sbuf_puts(&rec, x);
+        }
+        all = NULL;
+        if (!rc && !(rc = sbuf_check(&rec, &err)) && !(rc = dist_gather_bytes(rec.data ? rec.data : "", rec.len, &all, NULL, &err)) &&
+            rank == 0) {
+            const char *p = all;
+            for (size_t k = 0; k < (size_t)np * A->n && !rc; k++) {
+                int correct, len, used;
+                long nb;
+                if (sscanf(p, "%d %d %ld:%n", &correct, &len, &nb, &used) != 3) { rc = tm_fail(&err, "internal: bad gathered record"); break; }
+                p += used;
+                if (k >= (size_t)R.g0 * A->n && k < (size_t)R.g1 * A->n) { p += nb > 0 ? nb : 0; continue; }  // rank 0's own
+                R.gr[k].correct = correct;
+                R.trajs[k].len = len;  // no ids: rollout_traj_free frees nothing more
+                if (nb >= 0) {
+                    if (!(R.gr[k].extracted = strndup(p, (size_t)nb))) { rc = tm_fail(&err, "out of memory"); break; }
+                    p += nb;
+                }
+            }
+        }
+        free(all);
+        sbuf_free(&rec);
+    }
     double secs = now_seconds() - t0;
     progress_finish(&R.pg);
     free(pp);
@@ -309,7 +374,7 @@ static int gen_main(const char *cmd, gen_args *A, int is_eval) {
         for (int s = 0; s < A->n; s++) {
             size_t k = (size_t)g * A->n + s;
             es[k] = (eval_sample){R.gr[k].correct, R.gr[k].extracted, R.trajs[k].len};
-            for (int i = 0; i < R.trajs[k].len; i++) gen_tok += R.trajs[k].mask[i];
+            for (int i = 0; R.trajs[k].mask && i < R.trajs[k].len; i++) gen_tok += R.trajs[k].mask[i];  // (another rank's: no mask here)
         }
     }
     sbuf js;
@@ -325,6 +390,11 @@ static int gen_main(const char *cmd, gen_args *A, int is_eval) {
         }
     free(ep);
     free(es);
+    if (!rc && world > 1) {  // rank 0 has every verdict (gathered above); the token count is a sum
+        double sum = (double)gen_tok;
+        rc = dist_allreduce_sum_f64(&sum, 1, &err);
+        gen_tok = (long)sum;
+    }
     if (rc) { sbuf_free(&js); status = cli_fail(cmd, "%s", err.msg); goto out3; }
     sbuf_puts(&js, ",\n  \"seconds\": ");
     sbuf_json_float(&js, secs);
@@ -346,7 +416,9 @@ static int gen_main(const char *cmd, gen_args *A, int is_eval) {
     sbuf_json_str(&js, A->extract, strlen(A->extract));
     sbuf_puts(&js, "}\n}\n");
     if (sbuf_check(&js, &err)) { sbuf_free(&js); status = cli_fail(cmd, "%s", err.msg); goto out3; }
-    if (is_eval) {
+    if (rank > 0) {
+        // rank 0 reports
+    } else if (is_eval) {
         if (!flags_quiet || !A->output_dir) fprintf(stderr, "%s", js.data);  // the result itself when not saved
         if (A->output_dir &&
             io_write_file_atomic(io_join(outpath, sizeof outpath, A->output_dir, "summary.json"), js.data, js.len, &err))
@@ -358,6 +430,8 @@ static int gen_main(const char *cmd, gen_args *A, int is_eval) {
     sbuf_free(&js);
 out3:
     if (R.out && R.out != stdout) fclose(R.out);
+    if (final_out && final_out != stdout) fclose(final_out);
+    free(shard_buf);
 out2:
     for (long i = 0; i < (long)np * A->n; i++) {
         if (R.trajs) rollout_traj_free(&R.trajs[i]);
@@ -533,6 +607,6 @@ int cmd_eval(int argc, char **argv) {
     int rc = flags_parse("eval", "temper eval --model DIR --data gsm8k|math500|F.jsonl --n K [flags]", flags,
                          sizeof flags / sizeof flags[0], argc, argv, NULL, NULL);
     if (rc) return rc == 1 ? 0 : 2;
-    if (A.from_samples) return eval_from_samples("eval", &A);
+    if (A.from_samples) return dist_rank() == 0 ? eval_from_samples("eval", &A) : 0;  // no sampling: rank 0 alone
     return gen_main("eval", &A, 1);
 }

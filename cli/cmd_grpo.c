@@ -49,6 +49,7 @@ int cmd_grpo(int argc, char **argv) {
         {"max-steps", FLAG_INT, &a.max_steps, "optimizer steps (overrides epochs when > 0)"},
         {"per-device-train-batch-size", FLAG_INT, &a.per_device_train_batch_size, "completions per micro-batch"},
         {"gradient-accumulation-steps", FLAG_INT, &a.gradient_accumulation_steps, "micro-batches per optimizer step"},
+        {"zero", FLAG_INT, &a.zero, "0|1: under mpirun, 1 shards the AdamW state over the ranks (ZeRO-1; the same weights as 0)"},
         {"num-generations", FLAG_INT, &a.num_generations, "completions per prompt (the group)"},
         {"max-prompt-length", FLAG_INT, &a.max_prompt_length, "prompt tokens kept (their end), 0 = all"},
         {"max-completion-length", FLAG_INT, &a.max_completion_length, "new tokens per completion (model and tool tokens)"},

@@ -106,6 +106,7 @@ static int run(train_method method, const char *cmd, int argc, char **argv) {
         {"max-steps", FLAG_INT, &a.max_steps, "optimizer steps (overrides epochs when > 0)"},
         {"per-device-train-batch-size", FLAG_INT, &a.per_device_train_batch_size, "examples per micro-batch"},
         {"gradient-accumulation-steps", FLAG_INT, &a.gradient_accumulation_steps, "micro-batches per optimizer step"},
+        {"zero", FLAG_INT, &a.zero, "0|1: under mpirun, 1 shards the AdamW state over the ranks (ZeRO-1; the same weights as 0)"},
         {"max-length", FLAG_INT, &a.max_length, "tokens per sequence (longer are cut and counted)"},
         {"max-prompt-length", FLAG_INT, &a.max_prompt_length, "prompt tokens kept (cut before --max-length), 0 = all"},
         {"truncation-mode", FLAG_STR, &x.truncation_mode, "keep_end|keep_start: which part of a long prompt is kept"},

@@ -5,6 +5,9 @@
 #include "cli/cli.h"
 #include "cli/omp_wait.h"
 #include "base/version.h"
+#include "dist/dist.h"
+#include <fcntl.h>
+#include <unistd.h>
 
 struct command {
     const char *name;
@@ -42,14 +45,46 @@ static const struct command commands[] = {
 };
 #define NCOMMANDS (int)(sizeof commands / sizeof commands[0])
 
+// Under mpirun, ranks other than 0 are silent (their progress and metrics lines would
+// repeat rank 0's) except for errors, which go to the real stderr, named by rank.
+static FILE *err_out;
+
 int cli_fail(const char *cmd, const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
-    fprintf(stderr, "temper %s: ", cmd);
-    vfprintf(stderr, fmt, ap);
-    fprintf(stderr, "\n");
+    FILE *f = err_out ? err_out : stderr;
+    if (dist_size() > 1) fprintf(f, "[rank %d] ", dist_rank());
+    fprintf(f, "temper %s: ", cmd);
+    vfprintf(f, fmt, ap);
+    fprintf(f, "\n");
+    fflush(f);
     va_end(ap);
     return 1;
+}
+
+// Starts MPI when launched by mpirun (dist.h: never otherwise) and quiets ranks > 0.
+static int dist_start(void) {
+    tm_error e;
+    if (dist_init(&e)) return cli_fail("mpi", "%s", e.msg);
+    if (dist_rank() > 0) {
+        int keep = dup(2), null = open("/dev/null", O_WRONLY);
+        if (keep >= 0 && null >= 0) {
+            err_out = fdopen(keep, "w");
+            dup2(null, 2);
+        }
+        if (null >= 0) close(null);
+    }
+    return 0;
+}
+
+// A failed rank ends the whole job (the others would wait in their next collective).
+static int dist_stop(int rc) {
+    if (rc && dist_size() > 1) {
+        fflush(NULL);
+        dist_abort(rc);
+    }
+    dist_finalize();
+    return rc;
 }
 
 static void usage(FILE *f) {
@@ -68,7 +103,17 @@ int main(int argc, char **argv) {
         return 0;
     }
     for (int i = 0; i < NCOMMANDS; i++)
-        if (!strcmp(argv[1], commands[i].name)) return commands[i].run(argc - 1, argv + 1);
+        if (!strcmp(argv[1], commands[i].name)) {
+            if (dist_start()) return dist_stop(1);
+            // N copies of a command that is not data parallel would write the same files
+            static const char *parallel[] = {"sft", "dpo", "kto", "reward-model", "grpo", "online-dpo", "sample", "eval"};
+            int ok = dist_size() == 1;
+            for (int k = 0; k < (int)(sizeof parallel / sizeof *parallel); k++) ok |= !strcmp(argv[1], parallel[k]);
+            if (!ok)
+                return dist_stop(cli_fail(argv[1], "does not run under mpirun yet (%d processes); data parallel: sft, dpo, kto, "
+                                                   "reward-model, grpo, online-dpo, sample, eval. Run it as one process", dist_size()));
+            return dist_stop(commands[i].run(argc - 1, argv + 1));
+        }
     fprintf(stderr, "temper: unknown command '%s'\n", argv[1]);
     usage(stderr);
     return 2;

@@ -423,7 +423,7 @@ int rollout_run(const rollout_backend *be, tok_tokenizer *t, const int *const *p
             s->tr->sample = next_s;
             sbuf_init(&s->turn);
             tok_stream_init(&s->ts, 0);
-            rng_seed(&s->r, seq_seed(o->seed, next_g, next_s, o->n));
+            rng_seed(&s->r, seq_seed(o->seed, o->group_base + next_g, next_s, o->n));
             g->started++;
             s->phase = SEQ_WAIT_PROMPT;
             if (g->ready) {

@@ -94,6 +94,8 @@ typedef struct rollout_opts {
     int prefill_chunk;       // prompt / observation tokens fed per step at most (besides decoding rows)
     sample_params sp;
     uint64_t seed;
+    int group_base;          // the first prompt's index in the whole run: seeds follow it, so a
+                             // shard of the prompts (one rank's, dist.h) samples what the whole run would
     const int *stop_ids;
     int nstop_ids;
     const char *const *stop_strs;

@@ -1,5 +1,6 @@
 // Online GRPO (see grpo_trainer.h for its contract).
 #include "train/grpo_trainer.h"
+#include "dist/dist.h"
 #include <errno.h>
 #include <unistd.h>
 #include <math.h>
@@ -55,8 +56,16 @@ void grpo_args_default(grpo_args *a) {
 
 // Completions per generation batch, and optimizer steps per pass over it.
 static int spg_of(const grpo_args *a) { return a->steps_per_generation > 0 ? a->steps_per_generation : a->gradient_accumulation_steps; }
-static int gen_batch(const grpo_args *a) { return a->per_device_train_batch_size * spg_of(a); }
+// Data parallel (dist.h): the generation batch and each optimizer step are W times one
+// rank's; rank r samples, scores and trains its part of every step (below, rank_part).
+static int gen_batch(const grpo_args *a) { return a->per_device_train_batch_size * spg_of(a) * dist_size(); }
 static int steps_per_pass(const grpo_args *a) { return spg_of(a) / a->gradient_accumulation_steps; }
+// Completions of one optimizer step (all ranks), and this rank's part of each: completion i
+// of the generation batch is rank ((i mod S) / (S / W))'s, so every step is split evenly and
+// (S / W being a multiple of num_generations) every group lies on one rank.
+static int step_size(const grpo_args *a) { return a->per_device_train_batch_size * a->gradient_accumulation_steps * dist_size(); }
+static int rank_part(const grpo_args *a) { return a->per_device_train_batch_size * a->gradient_accumulation_steps; }
+static int owns(const grpo_args *a, int i) { return (i % step_size(a)) / rank_part(a) == dist_rank(); }
 
 int grpo_args_check(const grpo_args *a, tm_error *err) {
     if (!a->model || !a->data || !a->output_dir) return tm_fail(err, "--model, --data and --output-dir are required");
@@ -107,6 +116,15 @@ int grpo_args_check(const grpo_args *a, tm_error *err) {
     for (int i = 0; i < GRPO_N_REWARD; i++)
         if (!isfinite(a->reward_weights[i])) return tm_fail(err, "--reward-weights must be finite numbers");
     if (rollout_tool_from_name(a->tools) < 0) return tm_fail(err, "unknown --tools '%s' (none, calculator, python)", a->tools);
+    if (a->zero < 0 || a->zero > 1) return tm_fail(err, "--zero %d: 0 or 1 (ZeRO-1: the AdamW state sharded over ranks)", a->zero);
+    if (dist_size() > 1) {
+        if ((a->per_device_train_batch_size * a->gradient_accumulation_steps) % a->num_generations)
+            return tm_fail(err, "under mpirun, --per-device-train-batch-size x --gradient-accumulation-steps (%d) must be a multiple of "
+                                "--num-generations (%d): each rank trains whole groups",
+                           a->per_device_train_batch_size * a->gradient_accumulation_steps, a->num_generations);
+        if (a->dynamic_sampling) return tm_fail(err, "--dynamic-sampling does not run under mpirun yet (one process only)");
+        if (a->rehearsal) return tm_fail(err, "--rehearsal does not run under mpirun yet (one process only)");
+    }
     if (a->save_steps > 0 && a->save_steps % (a->num_iterations * steps_per_pass(a)))
         return tm_fail(err, "--save-steps %d must be a multiple of %d (--num-iterations x --steps-per-generation / --gradient-accumulation-steps: "
                             "checkpoints fall between generation batches)",
@@ -225,6 +243,52 @@ static void put_metric(sbuf *o, const char *name, double v) {
     sbuf_json_float(o, v);
 }
 
+// Data parallel: each rank measured its own completions (mismatch = 0) or its own first
+// pass (mismatch = 1); the batch's metrics are the sums, minima and maxima over ranks.
+static int gen_metrics_reduce(gen_metrics *gm, int mismatch, tm_error *err) {
+    int W = dist_size();
+    if (W == 1) return 0;
+    gen_metrics *all = malloc(sizeof *all * (size_t)W);
+    if (!all) return tm_fail(err, "out of memory");
+    if (dist_allgather(gm, all, sizeof *gm, err)) { free(all); return -1; }
+    gen_metrics s = all[0];
+    for (int r = 1; r < W; r++) {
+        const gen_metrics *x = &all[r];
+        if (!mismatch) {
+            s.n += x->n;
+            for (int k = 0; k < GRPO_N_REWARD; k++) s.reward_sum[k] += x->reward_sum[k];
+            s.len_sum += x->len_sum;
+            s.len_min = fmin(s.len_min, x->len_min);
+            s.len_max = fmax(s.len_max, x->len_max);
+            s.clipped += x->clipped;
+            s.calls += x->calls;
+            s.errors += x->errors;
+            s.t_gen = fmax(s.t_gen, x->t_gen);  // wall time: the slowest rank's
+            s.t_score = fmax(s.t_score, x->t_score);
+        } else {
+            s.mismatch_tokens += x->mismatch_tokens;
+            s.logp_diff_sum += x->logp_diff_sum;
+            s.prob_diff_sum += x->prob_diff_sum;
+            s.ratio_dev_sum += x->ratio_dev_sum;
+            s.logp_diff_max = fmax(s.logp_diff_max, x->logp_diff_max);
+            s.prob_diff_max = fmax(s.prob_diff_max, x->prob_diff_max);
+            s.ratio_dev_max = fmax(s.ratio_dev_max, x->ratio_dev_max);
+        }
+    }
+    if (!mismatch) {
+        gm->n = s.n;
+        memcpy(gm->reward_sum, s.reward_sum, sizeof s.reward_sum);
+        gm->len_sum = s.len_sum, gm->len_min = s.len_min, gm->len_max = s.len_max;
+        gm->clipped = s.clipped, gm->calls = s.calls, gm->errors = s.errors, gm->t_gen = s.t_gen, gm->t_score = s.t_score;
+    } else {
+        gm->mismatch_tokens = s.mismatch_tokens;
+        gm->logp_diff_sum = s.logp_diff_sum, gm->prob_diff_sum = s.prob_diff_sum, gm->ratio_dev_sum = s.ratio_dev_sum;
+        gm->logp_diff_max = s.logp_diff_max, gm->prob_diff_max = s.prob_diff_max, gm->ratio_dev_max = s.ratio_dev_max;
+    }
+    free(all);
+    return 0;
+}
+
 // ---- sampling one generation batch ----
 
 // Samples rounds of prompts until the batch holds P groups (dynamic sampling) or one
@@ -268,16 +332,30 @@ static int generate(grpo_run_state *R, completion *out, gen_metrics *gm, tm_erro
         rollout_backend_model(&be, &mctx, &R->m);
         double t0 = now_seconds();
         memset(trajs, 0, sizeof *trajs * (size_t)P * G);
-        rc = rollout_run(&be, R->task.tok, (const int *const *)pp, pl, P, &o, trajs, err);
+        if (dist_size() == 1) {
+            rc = rollout_run(&be, R->task.tok, (const int *const *)pp, pl, P, &o, trajs, err);
+        } else {
+            // this rank's groups: a contiguous run per optimizer step, with the seeds of their
+            // indices in the whole batch (rollout_opts.group_base), as one process draws them
+            int S = step_size(a), s = rank_part(a), ng = s / G;
+            for (int j = 0; !rc && j < P * G / S; j++) {
+                int g0 = (j * S + dist_rank() * s) / G;
+                o.group_base = g0;
+                o.batch = s < 256 ? s : 256;
+                rc = rollout_run(&be, R->task.tok, (const int *const *)pp + g0, pl + g0, ng, &o, trajs + (size_t)g0 * G, err);
+            }
+        }
         double t1 = now_seconds();
         gm->t_gen += t1 - t0;
-        for (int i = 0; !rc && i < P * G; i++) rc = make_completion(R, pidx[i / G], &trajs[i], &round[i], err);
+        for (int i = 0; !rc && i < P * G; i++)
+            if (owns(a, i)) rc = make_completion(R, pidx[i / G], &trajs[i], &round[i], err);
         for (int i = 0; i < P * G; i++) rollout_traj_free(&trajs[i]);
         gm->t_score += now_seconds() - t1;
         gm->rounds++;
         if (rc) goto out;
         for (int i = 0; i < P * G; i++) {
             completion *c = &round[i];
+            if (!owns(a, i)) continue;  // another rank's (gen_metrics_reduce adds them)
             int L = c->len - c->plen;
             gm->n++;
             for (int k = 0; k < GRPO_N_REWARD; k++) gm->reward_sum[k] += c->r[k];
@@ -397,9 +475,10 @@ static int train_step(grpo_run_state *R, completion *c, int n, const float *adv,
     const grpo_args *a = R->a;
     int bs = a->per_device_train_batch_size;
     grpo_norm z = {0, 0, a->max_completion_length};
-    z.sequences = n;
+    z.sequences = (double)n * dist_size();  // every rank trains n of the step's completions
     for (int i = 0; i < n; i++)
         for (int k = 1; k < c[i].len; k++) z.tokens += c[i].mask[k];
+    if (dist_allreduce_sum_f64(&z.tokens, 1, err)) return -1;  // the step's, before any loss
     double loss = 0;
     memset(gmx, 0, sizeof *gmx);
     for (int i0 = 0; i0 < n; i0 += bs) {
@@ -443,7 +522,20 @@ static int train_step(grpo_run_state *R, completion *c, int n, const float *adv,
         trainer_backward(t);
     }
     if (R->nreh && rehearsal_term(R, &loss, gm, err)) return -1;
-    *gnorm = trainer_step(&R->t, R->st.global_step);
+    if (dist_size() > 1) {
+        // every rank's loss is normalized by the step's counts: the step's loss is the sum
+        if (dist_allreduce_sum_f64(&loss, 1, err)) return -1;
+        grpo_metrics *all = malloc(sizeof *all * (size_t)dist_size());
+        if (!all) return tm_fail(err, "out of memory");
+        int grc = dist_allgather(gmx, all, sizeof *gmx, err);
+        if (!grc) {
+            *gmx = all[0];
+            for (int r = 1; r < dist_size(); r++) grpo_metrics_merge(gmx, &all[r]);
+        }
+        free(all);
+        if (grc || (first_pass && gen_metrics_reduce(gm, 1, err))) return -1;
+    }
+    if (trainer_step_all(&R->t, R->st.global_step, gnorm, err)) return -1;
     *loss_out = loss;
     return 0;
 }
@@ -661,7 +753,7 @@ static int setup(grpo_run_state *R, tm_error *err) {
     lr_schedule sched;
     lr_schedule_parse(a->lr_scheduler_type, &sched);
     trainer_opts to = {{a->learning_rate, a->adam_beta1, a->adam_beta2, a->adam_epsilon, a->weight_decay}, a->max_grad_norm, sched, 0, 0,
-                       cap, bs, 0};
+                       cap, bs, 0, a->zero};
     if (trainer_open(&R->t, &R->m, &to, 1, err)) return -1;
     trainer_set_temperature(&R->t, a->temperature);  // policy and rehearsal log-probs at the sampling T
     R->adv_b = malloc(sizeof(float) * (size_t)cap);
@@ -690,7 +782,9 @@ int grpo_run(const grpo_args *args, tm_error *err) {
     if (grpo_args_check(a, err)) return -1;
     if (!*a->model) return tm_fail(err, "--model is empty");
     if (a->resume_from_checkpoint && checkpoint_check(a->resume_from_checkpoint, err)) return -1;
-    if (train_prepare_output_dir(a->output_dir, a->model, NULL, a->resume_from_checkpoint, a->overwrite_output_dir, err)) return -1;
+    int rank = dist_rank();  // rank 0 alone writes (dist.h)
+    if (rank == 0 && train_prepare_output_dir(a->output_dir, a->model, NULL, a->resume_from_checkpoint, a->overwrite_output_dir, err))
+        return -1;
 
     grpo_run_state R;
     memset(&R, 0, sizeof R);
@@ -702,7 +796,7 @@ int grpo_run(const grpo_args *args, tm_error *err) {
     double *rw = NULL;
     sbuf line;
     sbuf_init(&line);
-    int G = a->num_generations, nb = gen_batch(a), P = nb / G, per_step = a->per_device_train_batch_size * a->gradient_accumulation_steps;
+    int G = a->num_generations, nb = gen_batch(a), P = nb / G, per_step = step_size(a), part = rank_part(a);
     if (setup(&R, err)) goto done;
 
     int64_t gens_per_epoch = (R.task.prompts.n + P - 1) / P;
@@ -716,7 +810,7 @@ int grpo_run(const grpo_args *args, tm_error *err) {
     }
     char metrics_path[4096];
     io_join(metrics_path, sizeof metrics_path, a->output_dir, "metrics.jsonl");
-    {
+    if (rank == 0) {
         io_atomic w;
         if (io_atomic_open(&w, metrics_path, err)) goto done;
         for (int i = 0; i < R.st.n_log; i++) fprintf(w.f, "%s\n", R.st.log[i]);
@@ -735,18 +829,22 @@ int grpo_run(const grpo_args *args, tm_error *err) {
     memset(&win, 0, sizeof win);
     while (R.st.global_step < total) {
         gen_metrics gm;
-        if (generate(&R, batch, &gm, err)) goto done;
+        if (generate(&R, batch, &gm, err) || gen_metrics_reduce(&gm, 0, err)) goto done;
+        // every rank gets every reward (0 + another rank's: exact), so the advantages and
+        // their statistics are the whole batch's on every rank
         for (int i = 0; i < nb; i++) rw[i] = batch[i].reward;
+        if (dist_allreduce_sum_f64(rw, (size_t)nb, err)) goto done;
         if (grpo_advantages(nb, G, rw, (grpo_scale)a->scale_rewards, 1e-4, adv, NULL, &gm.rs, err)) goto done;
         double t0 = now_seconds();
-        if (R.have_ref && reference_logps(&R, batch, nb, err)) goto done;
+        for (int j = 0; R.have_ref && j < nb / per_step; j++)
+            if (reference_logps(&R, batch + (size_t)j * per_step + (size_t)rank * part, part, err)) goto done;
         for (int step = 0; step < a->num_iterations * steps_per_pass(a) && R.st.global_step < total; step++) {
-            int off = (step % steps_per_pass(a)) * per_step;  // this step's slice of the batch
+            int off = (step % steps_per_pass(a)) * per_step + rank * part;  // this rank's part of this step's slice
             grpo_metrics x;
-            double loss, gnorm, ts = now_seconds();
+            double loss = 0, gnorm = 0, ts = now_seconds();
             gm.reh_tokens = gm.reh_div_sum = 0;
             // the mismatch is measured before any update from this batch: on its first step
-            if (train_step(&R, batch + off, per_step, adv + off, step == 0, &x, &gm, &loss, &gnorm, err)) goto done;
+            if (train_step(&R, batch + off, part, adv + off, step == 0, &x, &gm, &loss, &gnorm, err)) goto done;
             gm.t_train = now_seconds() - (step == 0 ? t0 : ts);
             if (!isfinite(loss)) { tm_fail(err, "step %lld: the loss is %f; stopping (the last checkpoint is intact)", (long long)R.st.global_step + 1, loss); goto done; }
             R.st.global_step++;
@@ -760,8 +858,10 @@ int grpo_run(const grpo_args *args, tm_error *err) {
             if (R.st.global_step % a->logging_steps == 0 || last) {
                 window_line(&R, &win, &line, ep, R.st.num_tokens);
                 if (sbuf_check(&line, err)) goto done;
-                fprintf(metrics, "%s\n", line.data);
-                fflush(metrics);
+                if (metrics) {
+                    fprintf(metrics, "%s\n", line.data);
+                    fflush(metrics);
+                }
                 if (checkpoint_log(&R.st, line.data)) { tm_fail(err, "out of memory"); goto done; }
                 if (a->quiet || !pb.tty) fprintf(stderr, "%s\n", line.data);
             }
@@ -771,8 +871,7 @@ int grpo_run(const grpo_args *args, tm_error *err) {
             if (trainer_save(&R.t, a->output_dir, &R.st, a->save_total_limit, err)) goto done;
     }
     if (!a->quiet) progress_finish(&pb);
-    if (model_save(&R.m, a->output_dir, 0, err)) goto done;
-    if (checkpoint_write_trainer_state(a->output_dir, &R.st, err)) goto done;
+    if (rank == 0 && (model_save(&R.m, a->output_dir, 0, err) || checkpoint_write_trainer_state(a->output_dir, &R.st, err))) goto done;
     fprintf(stderr, "temper: trained %lld steps; model saved to %s (metrics: %s)\n", (long long)R.st.global_step, a->output_dir, metrics_path);
     rc = 0;
 done:

@@ -1,4 +1,5 @@
-// train/grpo_trainer: online GRPO in one process (`temper grpo`). Per generation batch:
+// train/grpo_trainer: online GRPO (`temper grpo`; under mpirun each rank samples, scores and
+// trains its part of every step, docs/distributed.md). Per generation batch:
 //   1. prompts from --data (the `prompts` format of data/: {"prompt"|"question"|"problem",
 //      "answer"}) in a per-epoch permutation from --seed;
 //   2. --num-generations completions each with rollout_run, from the CURRENT weights (the
@@ -89,6 +90,7 @@ typedef struct grpo_args {
     double adam_beta1, adam_beta2, adam_epsilon, num_train_epochs;
     int warmup_steps, max_steps;
     int per_device_train_batch_size, gradient_accumulation_steps;
+    int zero;                        // --zero 1: under mpirun, AdamW state sharded over ranks (ZeRO-1)
     int num_generations, max_prompt_length, max_completion_length, num_iterations;
     int steps_per_generation;        // micro-batches per generation batch (0: gradient_accumulation_steps)
     double temperature, top_p, min_p;

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "base/io.h"
+#include "dist/dist.h"
 #include "base/json.h"
 #include "base/progress.h"
 #include "base/rng.h"
@@ -203,7 +204,11 @@ static int sample_round(const online_args *a, int K, const char *policy, const c
     char label[32];
     snprintf(label, sizeof label, "round %d: sample", K);
     if (!a->quiet) progress_start(&pb, label, T.t.prompts.n, "prompts");
-    for (int p0 = 0; p0 < T.t.prompts.n; p0 += chunk) {
+    // under mpirun (dist.h) rank r samples a contiguous block of the chunks, each with the
+    // chunk's own seed and batch as one process does; rank 0 gathers the text in rank order
+    int nchunks = (T.t.prompts.n + chunk - 1) / chunk, world = dist_size(), rank = dist_rank();
+    int c0 = (int)((int64_t)nchunks * rank / world), c1 = (int)((int64_t)nchunks * (rank + 1) / world);
+    for (int p0 = c0 * chunk; p0 < T.t.prompts.n && p0 < c1 * chunk; p0 += chunk) {
         int np = p0 + chunk <= T.t.prompts.n ? chunk : T.t.prompts.n - p0, total = np * n;
         for (int i = 0; i < np; i++) pp[i] = T.t.prompts.ex[p0 + i].seq[0].ids, pl[i] = T.t.prompts.ex[p0 + i].prompt_len;
         rollout_opts o;
@@ -273,6 +278,33 @@ static int sample_round(const online_args *a, int K, const char *policy, const c
     if (!a->quiet) progress_finish(&pb);
     char path[4096];
     if (sbuf_check(&samples, err) || sbuf_check(&rows, err)) goto done;
+    if (world > 1) {
+        // the counts are sums; the lines, rank 0's in chunk order
+        double cnt[] = {c->prompts, c->samples, c->correct, c->filtered, c->duplicates, c->prompts_both, c->prompts_all_correct,
+                        c->prompts_all_wrong, c->prompts_none_kept, c->pairs};
+        if (dist_allreduce_sum_f64(cnt, sizeof cnt / sizeof *cnt, err)) goto done;
+        long *f[] = {&c->prompts, &c->samples, &c->correct, &c->filtered, &c->duplicates, &c->prompts_both, &c->prompts_all_correct,
+                     &c->prompts_all_wrong, &c->prompts_none_kept, &c->pairs};
+        for (size_t i = 0; i < sizeof f / sizeof *f; i++) *f[i] = (long)cnt[i];
+        sbuf *mine[2] = {&samples, &rows};
+        for (int k = 0; k < 2; k++) {
+            char *all = NULL;
+            size_t *lens = calloc((size_t)world, sizeof *lens), total = 0;
+            if (!lens) { tm_fail(err, "out of memory"); goto done; }
+            int grc = dist_gather_bytes(mine[k]->data ? mine[k]->data : "", mine[k]->len, &all, lens, err);
+            for (int r = 0; r < world; r++) total += lens[r];
+            free(lens);
+            if (grc) { free(all); goto done; }
+            sbuf_clear(mine[k]);
+            if (rank == 0 && total) sbuf_put(mine[k], all, total);
+            free(all);
+            if (sbuf_check(mine[k], err)) goto done;
+        }
+        if (rank > 0) {  // rank 0 writes the round's files; the others wait for them (the caller's barrier)
+            rc = 0;
+            goto done;
+        }
+    }
     if (io_write_file_atomic(io_join(path, sizeof path, rdir, "samples.jsonl"), samples.data ? samples.data : "", samples.len, err)) goto done;
     if (io_write_file_atomic(io_join(path, sizeof path, rdir, "pairs.jsonl"), rows.data ? rows.data : "", rows.len, err)) goto done;
     sbuf_clear(&t1);
@@ -347,6 +379,7 @@ static int train_round(const online_args *a, const char *policy, const char *rdi
         t.resume_from_checkpoint = ckpt;
         t.overwrite_output_dir = 0;
     }
+    if (dist_barrier(err)) return -1;  // every rank looked before rank 0 may clear the directory
     if (train_run(&t, err)) return tm_fail_prefix(err, "%s", rdir);
     return 0;
 }
@@ -354,11 +387,15 @@ static int train_round(const online_args *a, const char *policy, const char *rdi
 int online_run(const online_args *a, tm_error *err) {
     if (online_args_check(a, err)) return -1;
     int resume = a->resume_from_checkpoint != NULL;
-    if (!resume && has_entries(a->output_dir))
+    // under mpirun rank 0 checks and writes the directories and round files; every rank
+    // samples its share and trains (train_run is data parallel); barriers order the files
+    int rank = dist_rank();
+    if (!resume && rank == 0 && has_entries(a->output_dir))
         return tm_fail(err, "--output-dir %s is not empty: continue it with --resume-from-checkpoint true, or choose a new one", a->output_dir);
     if (resume && !io_is_dir(a->output_dir)) return tm_fail(err, "--resume-from-checkpoint: --output-dir %s does not exist", a->output_dir);
     if (!strcmp(a->output_dir, a->model)) return tm_fail(err, "--output-dir must not be the --model directory");
-    if (io_mkdirs(a->output_dir, err)) return -1;
+    if (rank == 0 && io_mkdirs(a->output_dir, err)) return -1;
+    if (dist_barrier(err)) return -1;
     char policy[4096];
     snprintf(policy, sizeof policy, "%s", a->model);
     static const char *loss[] = {"sft", "dpo", "kto", "rm"};
@@ -374,10 +411,12 @@ int online_run(const online_args *a, tm_error *err) {
             fprintf(stderr, "temper online-%s: round %d is complete (%s)\n", loss[a->method], K, rdir);
             continue;
         }
-        if (io_mkdirs(rdir, err)) return -1;
+        if (rank == 0 && io_mkdirs(rdir, err)) return -1;
+        if (dist_barrier(err)) return -1;
         online_counts c;
         if (!io_exists(io_join(path, sizeof path, rdir, "data.json"))) {
             if (sample_round(a, K, policy, rdir, &c, err)) return tm_fail_prefix(err, "round %d", K);
+            if (dist_barrier(err)) return -1;  // rank 0 has written pairs.jsonl
         } else if (read_counts(path, &c, err))
             return -1;
         fprintf(stderr, "temper online-%s: round %d from %s: %ld samples of %ld prompts, accuracy %.4f; %ld filtered, %ld duplicates; "
@@ -404,9 +443,9 @@ int online_run(const online_args *a, tm_error *err) {
         }
         sbuf_puts(&b, "}\n");
         int rc = sbuf_check(&b, err);
-        if (!rc) rc = io_write_file_atomic(io_join(path, sizeof path, rdir, "round.json"), b.data, b.len, err);
+        if (!rc && rank == 0) rc = io_write_file_atomic(io_join(path, sizeof path, rdir, "round.json"), b.data, b.len, err);
         sbuf_free(&b);
-        if (rc) return -1;
+        if (rc || dist_barrier(err)) return -1;  // the round's model and files are on disk for every rank
         if (trained) snprintf(policy, sizeof policy, "%s", model_dir);
     }
     fprintf(stderr, "temper online-%s: %d rounds done; the last policy is %s\n", loss[a->method], a->rounds, policy);

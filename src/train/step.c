@@ -1,6 +1,8 @@
 // The step-level trainer (see step.h).
 #include "train/step.h"
+#include "dist/dist.h"
 #include "model/lora.h"
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -125,8 +127,79 @@ double trainer_lr(const trainer *t, int64_t step) {
 
 double trainer_step(trainer *t, int64_t step) { return model_optimizer_step(&t->opt, t->m, trainer_lr(t, step)); }
 
+int trainer_step_all(trainer *t, int64_t step, double *grad_norm, tm_error *err) {
+    int world = dist_size();
+    if (world == 1) {
+        *grad_norm = trainer_step(t, step);
+        return 0;
+    }
+    model *m = t->m;
+    size_t n = m->gnumel, lo, hi;
+    dist_slice(n, dist_rank(), &lo, &hi);
+    int zero = t->o.zero_stage >= 1;
+    // the first sharded step (after a resume filled the whole state): keep this rank's slice
+    if (zero && !t->opt.sharded && model_optimizer_shard(&t->opt, lo, hi, err)) return -1;
+    if ((zero ? dist_reduce_scatter_sum_f32 : dist_allreduce_sum_f32)(m->g, n, err)) return -1;
+    // the global norm from each rank's slice, summed in rank order: the same bits with or
+    // without ZeRO (whose ranks hold only their slice of the summed gradient)
+    double ss = 0, *all = malloc(sizeof(double) * (size_t)world);
+    if (!all) return tm_fail(err, "out of memory");
+    for (size_t i = lo; i < hi; i++) ss += (double)m->g[i] * m->g[i];
+    if (dist_allgather(&ss, all, sizeof ss, err)) { free(all); return -1; }
+    double total = 0;
+    for (int r = 0; r < world; r++) total += all[r];
+    free(all);
+    double norm = sqrt(total);
+    size_t a = zero ? lo : 0, b = zero ? hi : n;
+    if (t->o.max_grad_norm > 0) {  // clip_grad_norm's rule (optim.h)
+        double coef = t->o.max_grad_norm / (norm + 1e-6);
+        if (coef < 1.0) {
+            float c = (float)coef;
+            for (size_t i = a; i < b; i++) m->g[i] *= c;
+        }
+    }
+    model_optimizer_update_range(&t->opt, m, trainer_lr(t, step), a, b);
+    if (zero) {
+        // the updated slice travels in the gradient array (zeroed below anyway), in
+        // gradient order, then every trainable weight is read back from it
+        for (int i = 0; i < m->nparams; i++) {
+            const model_param *p = &m->params[i];
+            if (!p->trainable) continue;
+            size_t s0 = p->goff > lo ? p->goff : lo, s1 = p->goff + p->numel < hi ? p->goff + p->numel : hi;
+            if (s0 < s1) memcpy(m->g + s0, m->w + p->offset + (s0 - p->goff), sizeof(float) * (s1 - s0));
+        }
+        if (dist_allgather_slices_f32(m->g, n, err)) return -1;
+        for (int i = 0; i < m->nparams; i++) {
+            const model_param *p = &m->params[i];
+            if (p->trainable) memcpy(m->w + p->offset, m->g + p->goff, sizeof(float) * p->numel);
+        }
+    }
+    model_zero_grad(m);
+    *grad_norm = norm;
+    return 0;
+}
+
 int trainer_save(const trainer *t, const char *output_dir, const checkpoint_state *st, int keep, tm_error *err) {
-    return checkpoint_save(output_dir, t->m, &t->opt, st, keep, err);
+    if (!t->opt.sharded) return dist_rank() == 0 ? checkpoint_save(output_dir, t->m, &t->opt, st, keep, err) : 0;
+    // ZeRO-1: the shards, concatenated in rank order, are the whole state (dist_slice)
+    size_t bytes = sizeof(float) * (t->opt.hi - t->opt.lo);
+    char *m_all = NULL, *v_all = NULL;
+    int rc = -1;
+    if (dist_gather_bytes(t->opt.m, bytes, &m_all, NULL, err) || dist_gather_bytes(t->opt.v, bytes, &v_all, NULL, err)) goto out;
+    if (dist_rank() == 0) {
+        model_optimizer full = t->opt;
+        full.m = (float *)m_all;
+        full.v = (float *)v_all;
+        full.lo = 0;
+        full.hi = t->m->gnumel;
+        full.sharded = 0;
+        if (checkpoint_save(output_dir, t->m, &full, st, keep, err)) goto out;
+    }
+    rc = 0;
+out:
+    free(m_all);
+    free(v_all);
+    return rc;
 }
 
 int trainer_resume(trainer *t, const char *dir, checkpoint_state *st, tm_error *err) {

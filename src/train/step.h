@@ -41,6 +41,7 @@ typedef struct trainer_opts {
     int cap_tokens;             // the largest micro-batch in tokens
     int cap_seqs;               // ... and in sequences
     int reward_head;            // the model is a reward model (model_reward_forward)
+    int zero_stage;             // data parallel (dist.h): 1 = ZeRO-1, AdamW state sharded over ranks
 } trainer_opts;
 
 typedef struct trainer {
@@ -94,9 +95,18 @@ void trainer_backward_extra(trainer *t, const float *dxf_extra);
 // The learning rate the schedule gives optimizer step `step` (0-based).
 double trainer_lr(const trainer *t, int64_t step);
 // Clips, updates with trainer_lr(step), zeroes gradients. Returns the norm before clipping.
+// One process only: data-parallel trainers call trainer_step_all.
 double trainer_step(trainer *t, int64_t step);
+// The data-parallel step (every rank calls it; one process: trainer_step). Gradients are
+// summed over ranks in rank order (dist.h), so each rank must have normalized its loss
+// by the global step's counts; the norm is the global one (each rank's slice's sum of
+// squares, summed in rank order), clipping and AdamW as trainer_step. ZeRO-1
+// (o.zero_stage 1): the sum is reduce-scattered, each rank updates its slice with its
+// shard of the AdamW state, and the weights are all-gathered; the same bits as stage 0.
+int trainer_step_all(trainer *t, int64_t step, double *grad_norm, tm_error *err);
 
-// checkpoint-<st->global_step> under output_dir (keep: checkpoint_save's limit).
+// checkpoint-<st->global_step> under output_dir (keep: checkpoint_save's limit). Every
+// rank calls it (ZeRO-1 gathers the AdamW shards); rank 0 alone writes.
 int trainer_save(const trainer *t, const char *output_dir, const checkpoint_state *st, int keep, tm_error *err);
 // Restores moments, master weights and state from a checkpoint directory.
 int trainer_resume(trainer *t, const char *dir, checkpoint_state *st, tm_error *err);

@@ -1,5 +1,6 @@
 // The offline training loop (see trainer.h for its contract).
 #include "train/trainer.h"
+#include "dist/dist.h"
 #include "train/packing.h"
 #include <dirent.h>
 #include <errno.h>
@@ -68,6 +69,7 @@ static int check_int(const char *flag, long v, long lo, const char *meaning, tm_
 }
 
 int train_args_check(const train_args *a, tm_error *err) {
+    if (a->zero < 0 || a->zero > 1) return tm_fail(err, "--zero %d: 0 or 1 (ZeRO-1: the AdamW state sharded over ranks)", a->zero);
     if (lora_args_check(&a->lora, err)) return -1;
     const double INF = INFINITY;
     const int OPEN = 1, SHUT = 0;
@@ -464,11 +466,22 @@ static int compute_reference(trainer *b, example_set *s, const uint8_t *need, in
 // The examples steps [0, total) draw: every one once the run covers an epoch, else those
 // of the first epoch's order up to the last step. Marked from step 0 even when resuming,
 // so a resumed run computes the same references, packed the same way, as the whole run.
-static uint8_t *examples_drawn(int n, int seed, int64_t total, int64_t steps_per_epoch, int per_step) {
+// Under mpirun (dist.h) only the positions [lo, hi) of each step's examples are this rank's
+// (its micro-batches), so each rank computes the references it trains on: the reference
+// pass scales with the ranks too.
+static uint8_t *examples_drawn(int n, int seed, int64_t total, int64_t steps_per_epoch, int per_step, int lo, int hi) {
     uint8_t *need = calloc((size_t)n, 1);
     int *order = malloc(sizeof(int) * (size_t)n);
     if (!need || !order) { free(need); free(order); return NULL; }
-    if (total >= steps_per_epoch) {
+    if (hi - lo < per_step) {
+        int cur = -1;
+        for (int64_t step = 0; step < total; step++) {
+            int epoch = (int)(step / steps_per_epoch);
+            if (epoch != cur) { epoch_order(order, n, seed, epoch); cur = epoch; }
+            int64_t first = (step % steps_per_epoch) * per_step;
+            for (int64_t k = first + lo; k < first + hi && k < n; k++) need[order[k]] = 1;
+        }
+    } else if (total >= steps_per_epoch) {
         memset(need, 1, (size_t)n);
     } else {
         epoch_order(order, n, seed, 0);
@@ -834,8 +847,10 @@ typedef struct run_log {
 } run_log;
 
 static int emit(run_log *lg, const char *line, tm_error *err) {
-    fprintf(lg->metrics, "%s\n", line);
-    fflush(lg->metrics);
+    if (lg->metrics) {  // rank 0's (the others keep the history only)
+        fprintf(lg->metrics, "%s\n", line);
+        fflush(lg->metrics);
+    }
     if (checkpoint_log(lg->st, line)) return tm_fail(err, "out of memory");
     if (!lg->tensorboard) return 0;
     json_doc *d = json_parse(line, strlen(line), err);
@@ -879,7 +894,11 @@ int train_run(const train_args *args, tm_error *err) {
     // everything that can be checked is checked before the expensive part (loading,
     // reference log-probs), so a bad directory fails in a second, not after an hour
     if (a->resume_from_checkpoint && checkpoint_check(a->resume_from_checkpoint, err)) return -1;
-    if (train_prepare_output_dir(a->output_dir, a->model, a->ref_model, a->resume_from_checkpoint, a->overwrite_output_dir, err))
+    // data parallel (dist.h): every rank loads everything and runs the same loop on its
+    // share of each global step; rank 0 alone writes
+    int world = dist_size(), rank = dist_rank();
+    if (rank == 0 &&
+        train_prepare_output_dir(a->output_dir, a->model, a->ref_model, a->resume_from_checkpoint, a->overwrite_output_dir, err))
         return -1;
 
     int rc = -1;
@@ -945,26 +964,31 @@ int train_run(const train_args *args, tm_error *err) {
     int seqs = bs * rows.max_per_row;
     int cap_tokens = longest * bs > 8192 ? longest * bs : 8192;
     trainer_opts to = {{a->learning_rate, a->adam_beta1, a->adam_beta2, a->adam_epsilon, a->weight_decay}, a->max_grad_norm, sched, 0, 0,
-                       cap_tokens, 3 * (seqs > 64 ? seqs : 64), a->method == TRAIN_RM};
+                       cap_tokens, 3 * (seqs > 64 ? seqs : 64), a->method == TRAIN_RM, a->zero};
     if (buffers_init(&buf, &m, &to, err)) goto done;
     buf.t.has_weights = a->token_weights != NULL;
 
-    int per_step = bs * a->gradient_accumulation_steps;  // rows (one example each unless --packing)
+    // the global step: per-device batch × accumulation × ranks rows (one example each unless --packing)
+    int per_step = bs * a->gradient_accumulation_steps * world;
     int64_t steps_per_epoch = (rows.n + per_step - 1) / per_step;
     int64_t total = a->max_steps > 0 ? a->max_steps : (int64_t)ceil(a->num_train_epochs * (double)steps_per_epoch);
     int ref_examples = 0;
     if (a->method == TRAIN_DPO || a->method == TRAIN_KTO) {
         // references only for the examples the run's steps draw (--max-steps 3 on a big
         // file needs a few, not all); the eval set is evaluated whole
-        uint8_t *need = examples_drawn(train.n, a->seed, total, steps_per_epoch, per_step);
+        int mine = bs * a->gradient_accumulation_steps;  // this rank's rows of each step
+        uint8_t *need = examples_drawn(train.n, a->seed, total, steps_per_epoch, per_step, rank * mine, (rank + 1) * mine);
         int eval_done;
         if (!need) { tm_fail(err, "out of memory"); goto done; }
         int bad = compute_reference(&buf.t, &train, need, kl, &ref_examples, err) ||
                   (eval.n && compute_reference(&buf.t, &eval, NULL, kl, &eval_done, err));
         free(need);
         if (bad) goto done;
-        fprintf(stderr, "temper: reference log-probs for %d of %d training examples (those the %lld steps draw)\n", ref_examples,
-                train.n, (long long)total);
+        double counted = ref_examples;  // under mpirun: every rank's share, summed
+        if (dist_allreduce_sum_f64(&counted, 1, err)) goto done;
+        ref_examples = (int)counted;
+        fprintf(stderr, "temper: reference log-probs for %d of %d training examples (those the %lld steps draw%s)\n", ref_examples,
+                train.n, (long long)total, world > 1 ? ", each on the rank that trains it" : "");
     }
     // the policy: the initial model (already loaded when it is also the reference), or a checkpoint
     // (under LoRA a checkpoint holds the adapters only: the policy is the base plus those)
@@ -991,7 +1015,7 @@ int train_run(const train_args *args, tm_error *err) {
     }
     // metrics.jsonl restarts from the checkpoint's log history, so a resumed run's file
     // is the same as an uninterrupted one's
-    {
+    if (rank == 0) {
         io_atomic w;
         if (io_atomic_open(&w, metrics_path, err)) goto done;
         for (int i = 0; i < st.n_log; i++) fprintf(w.f, "%s\n", st.log[i]);
@@ -1001,7 +1025,7 @@ int train_run(const train_args *args, tm_error *err) {
     }
     lg.metrics = metrics;
     lg.st = &st;
-    if (tensorboard) {
+    if (tensorboard && rank == 0) {
         char tb_dir[4096];
         tensorboard_dir(a->output_dir, tb_dir, sizeof tb_dir);
         if (tfevents_open(&lg.tb, tb_dir, err)) goto done;
@@ -1010,7 +1034,7 @@ int train_run(const train_args *args, tm_error *err) {
 
     order = malloc(sizeof(int) * (size_t)(rows.n ? rows.n : 1));
     step_ex = malloc(sizeof(int) * (size_t)(train.n ? train.n : 1));
-    micro_at = malloc(sizeof(int) * (size_t)(a->gradient_accumulation_steps + 1));
+    micro_at = malloc(sizeof(int) * (size_t)(a->gradient_accumulation_steps * world + 1));
     if (!order || !step_ex || !micro_at) { tm_fail(err, "out of memory"); goto done; }
     progress pb;
     static const char *names[] = {"sft", "dpo", "kto", "reward-model"};
@@ -1033,11 +1057,17 @@ int train_run(const train_args *args, tm_error *err) {
             for (int e = rows.start[r]; e < rows.start[r + 1]; e++) step_ex[nex++] = rows.ex[e];
         }
         micro_at[nmicro] = nex;
+        // the normalizers of the whole global step (every rank holds every example, so the
+        // counts need no message); this rank runs micro-batches [rank·ga, (rank+1)·ga)
         step_norm z = norm_of(&train, step_ex, nex);
         step_metrics sm = {0};
-        for (int j = 0; j < nmicro; j++)
+        int ga = a->gradient_accumulation_steps, j0 = rank * ga, j1 = j0 + ga < nmicro ? j0 + ga : nmicro;
+        for (int j = j0; j < j1; j++)
             if (run_micro(a, &m, &train, step_ex + micro_at[j], micro_at[j + 1] - micro_at[j], &z, &buf, 1, &sm, err)) goto done;
-        double gnorm = trainer_step(&buf.t, step);
+        // every metric is a sum: over ranks it is the global step's
+        if (dist_allreduce_sum_f64((double *)&sm, sizeof sm / sizeof(double), err)) goto done;
+        double gnorm;
+        if (trainer_step_all(&buf.t, step, &gnorm, err)) goto done;
         st.global_step = step + 1;
         st.num_tokens += sm.num_tokens;
         st.total_loss += sm.loss;
@@ -1100,12 +1130,15 @@ int train_run(const train_args *args, tm_error *err) {
         put_metric(&line, "", "train_samples_per_second", round((double)samples_run / runtime * 1e3) / 1e3);
         put_metric(&line, "", "train_steps_per_second", round((double)(st.global_step - first_step) / runtime * 1e3) / 1e3);
         put_metric(&line, "", "train_loss", st.total_loss / (double)st.global_step);
+        // under mpirun: rank 0's seconds per step inside collectives (the gradient sum, and
+        // waiting for the slowest rank), our key
+        if (world > 1) put_metric(&line, "", "dist_seconds_per_step", dist_comm_seconds() / (double)(st.global_step - first_step));
         sbuf_puts(&line, "}");
         if (emit(&lg, line.data, err)) goto done;
         if (a->quiet || !pb.tty) fprintf(stderr, "%s\n", line.data);
     }
-    if (model_save(&m, a->output_dir, 0, err)) goto done;
-    if (checkpoint_write_trainer_state(a->output_dir, &st, err)) goto done;
+    if (rank == 0 && model_save(&m, a->output_dir, 0, err)) goto done;
+    if (rank == 0 && checkpoint_write_trainer_state(a->output_dir, &st, err)) goto done;
     fprintf(stderr, "temper: trained %lld steps; model saved to %s (metrics: %s)\n", (long long)st.global_step, a->output_dir, metrics_path);
     rc = 0;
 done:

@@ -69,6 +69,7 @@ typedef struct train_args {
     int quiet;                       // no progress bar
     int overwrite_output_dir;        // a non-empty --output-dir is refused without it (or a resume from it)
     int keep_start;                  // --truncation-mode keep_start: long prompts keep their start (default: end)
+    int zero;                        // --zero 1: under mpirun, AdamW state sharded over ranks (ZeRO-1)
     int packing;                     // sft: pack whole examples into rows of max_length tokens (train/packing.h)
     lora_args lora;                  // --use-peft and the --lora-* flags: adapters trained, base frozen; the
                                      // reference (dpo, kto) is the base with the adapters off

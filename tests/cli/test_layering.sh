@@ -11,3 +11,12 @@ ok "src/objectives includes nothing from src/model" "$model"
 # src/image knows base only (images, resampling, perturbations: no model, no tokenizer).
 img=$(grep -nE '#include "' src/image/*.[ch] | grep -vE '#include "(base|image)/' | head -3)
 ok "src/image includes only base and image" "$img"
+# dist (collectives) sits just above base: it knows base only; the layers that compute
+# (kernels, model, objectives, optim, tokenizer, task, data, reward, tools) never call it,
+# only rollout and train (and the CLI, which starts and stops it); only dist_mpi.c sees mpi.h
+dist_up=$(grep -nE '#include "(kernels|model|tokenizer|task|data|objectives|optim|rollout|reward|tools|train)/' src/dist/*.[ch] | head -3)
+ok "src/dist includes nothing above src/base" "$dist_up"
+dist_users=$(grep -lE '#include "dist/' src/{base,kernels,model,tokenizer,task,data,objectives,optim,reward,tools}/*.[ch] 2>/dev/null | head -3)
+ok "only src/rollout and src/train (and cli) include src/dist" "$dist_users"
+mpi_h=$(grep -lE '#include <mpi\.h>' src/*/*.[ch] cli/*.[ch] | grep -v '^src/dist/dist_mpi.c$' | head -3)
+ok "only src/dist/dist_mpi.c includes mpi.h" "$mpi_h"
