@@ -30,4 +30,7 @@ const struct kernels kernels_cpu = {
     .contrastive_prob = k_contrastive_prob,
     .add_inplace = k_add_inplace,
     .zero = k_zero,
+    .linear_bf16_fwd = k_linear_bf16_fwd,
+    .linear_bf16_bwd = k_linear_bf16_bwd,
+    .embedding_bf16_fwd = k_embedding_bf16_fwd,
 };
