@@ -899,9 +899,12 @@ int train_run(const train_args *args, tm_error *err) {
 
     // the reference model is the initial policy unless --ref-model names another
     const char *ref_dir = a->ref_model ? a->ref_model : a->model;
+    // under LoRA the policy's base is frozen: a bf16 one is read in place (model_load_frozen);
+    // so is this first load when it is the policy too (the reference is the policy, adapters off)
+    int frozen_ref = a->method != TRAIN_RM && (a->lora.use_peft || lora_is_adapter_dir(a->model)) && ref_dir == a->model;
     if (a->method == TRAIN_RM ? model_load_reward(&m, a->resume_from_checkpoint && !a->lora.use_peft ? a->resume_from_checkpoint : a->model,
                                                   (uint64_t)a->seed, err)
-                              : model_load(&m, ref_dir, err))
+                              : frozen_ref ? model_load_frozen(&m, ref_dir, err) : model_load(&m, ref_dir, err))
         goto done;
     // without a tokenizer only pre-tokenized data (TRL's *_input_ids columns) can be read
     tok = tok_load(a->model, err);
@@ -973,7 +976,7 @@ int train_run(const train_args *args, tm_error *err) {
     if (a->method != TRAIN_RM && (resume_full || (a->ref_model && strcmp(a->ref_model, a->model)))) {
         model_free(&m);
         const char *from = resume_full ? resume_full : a->model;
-        if (model_load(&m, from, err) || model_reserve(&m, cap_tokens, err)) goto done;
+        if ((peft ? model_load_frozen(&m, from, err) : model_load(&m, from, err)) || model_reserve(&m, cap_tokens, err)) goto done;
     }
     if (model_lora_prepare(&m, &a->lora, a->model, peft ? a->resume_from_checkpoint : NULL, (uint64_t)a->seed, err)) goto done;
     if (trainer_enable_train(&buf.t, err)) goto done;
