@@ -33,4 +33,7 @@ const struct kernels kernels_cpu = {
     .linear_bf16_fwd = k_linear_bf16_fwd,
     .linear_bf16_bwd = k_linear_bf16_bwd,
     .embedding_bf16_fwd = k_embedding_bf16_fwd,
+    .lmhead_bf16_scratch_floats = k_lmhead_bf16_scratch_floats,
+    .lmhead_bf16_logprob_fwd = k_lmhead_bf16_logprob_fwd,
+    .lmhead_bf16_logprob_bwd = k_lmhead_bf16_logprob_bwd,
 };

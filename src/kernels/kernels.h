@@ -159,6 +159,15 @@ void k_linear_bf16_fwd(float *y, const float *x, const uint16_t *W, const float 
 void k_linear_bf16_bwd(float *dx, const float *dy, const uint16_t *W, int N, int in, int out);
 // y[N,D] = E[tok[i], :] widened to fp32
 void k_embedding_bf16_fwd(float *y, const int *tok, const uint16_t *E, int N, int D);
+// The fused lm-head with a bf16 W (cpu_lmhead.c): each vocabulary chunk is widened into
+// the scratch (hence the larger size) and then the fp32 path runs, so the results are
+// those of k_lmhead_logprob_* on the widened W, bit for bit. No dW (frozen).
+size_t k_lmhead_bf16_scratch_floats(int N, int D, int V);
+void k_lmhead_bf16_logprob_fwd(float *logp, float *entropy, float *lse, const float *h, const uint16_t *W,
+                               const int *targets, int N, int D, int V, float *scratch);
+void k_lmhead_bf16_logprob_bwd(float *dh, const float *dlogp, const float *dentropy, const float *h, const uint16_t *W,
+                               const int *targets, const float *lse, const float *entropy, int N, int D, int V,
+                               float *scratch);
 
 // The backend table.
 struct kernels {
@@ -194,5 +203,10 @@ struct kernels {
     void (*linear_bf16_fwd)(float *, const float *, const uint16_t *, const float *, int, int, int);
     void (*linear_bf16_bwd)(float *, const float *, const uint16_t *, int, int, int);
     void (*embedding_bf16_fwd)(float *, const int *, const uint16_t *, int, int);
+    size_t (*lmhead_bf16_scratch_floats)(int, int, int);
+    void (*lmhead_bf16_logprob_fwd)(float *, float *, float *, const float *, const uint16_t *, const int *, int, int, int,
+                                    float *);
+    void (*lmhead_bf16_logprob_bwd)(float *, const float *, const float *, const float *, const uint16_t *, const int *,
+                                    const float *, const float *, int, int, int, float *);
 };
 extern const struct kernels kernels_cpu;

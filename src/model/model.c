@@ -236,7 +236,7 @@ static int reserve_scratch(model *m, const model_batch *b, tm_error *err) {
     const model_config *c = &m->cfg;
     model_acts *a = m->acts;
     size_t att = m->K->attention_scratch_floats(b->cu_seqlens, b->n_seqs, c->heads, c->kv_heads, c->head_dim);
-    size_t lm = m->K->lmhead_scratch_floats(b->n_tokens, c->hidden, c->vocab);
+    size_t lm = model_lmhead_scratch_floats(m, b->n_tokens);
     size_t need = att > lm ? att : lm;
     if (need <= a->scratch_floats) return 0;
     free(a->scratch);
@@ -403,7 +403,7 @@ int model_forward_temp(model *m, const model_batch *b, double temperature, float
         const size_t n = (size_t)b->n_tokens * m->cfg.hidden;
         for (size_t i = 0; i < n; i++) a->xf_t[i] = a->xf[i] * invT;
     }
-    m->K->lmhead_logprob_fwd(logp, entropy ? a->entropy : NULL, a->lm_lse, lm_input(a), m->w + m->off_lm_head, b->targets,
+    model_lmhead_fwd(m, logp, entropy ? a->entropy : NULL, a->lm_lse, lm_input(a), m->w + m->off_lm_head, b->targets,
                              b->n_tokens, m->cfg.hidden, m->cfg.vocab, a->scratch);
     if (entropy) memcpy(entropy, a->entropy, sizeof(float) * (size_t)b->n_tokens);
     return 0;
@@ -455,7 +455,7 @@ void model_backward_extra(model *m, const model_batch *b, const float *dlogp, co
     model_acts *a = m->acts;
     const size_t n = (size_t)b->n_tokens * m->cfg.hidden;
     m->K->zero(a->d_xn, (long)n);
-    m->K->lmhead_logprob_bwd(a->d_xn, model_grad(m, m->off_lm_head), dlogp, dentropy, lm_input(a), m->w + m->off_lm_head, b->targets,
+    model_lmhead_bwd(m, a->d_xn, model_grad(m, m->off_lm_head), dlogp, dentropy, lm_input(a), m->w + m->off_lm_head, b->targets,
                              a->lm_lse, dentropy ? a->entropy : NULL, b->n_tokens, m->cfg.hidden, m->cfg.vocab, a->scratch);
     if (a->temperature != 1.0) {
         const float invT = (float)(1.0 / a->temperature);

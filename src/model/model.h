@@ -115,6 +115,14 @@ void model_linear_fwd(const model *m, float *y, const float *x, const float *W, 
 void model_linear_bwd(const model *m, float *dx, float *dW, float *db, const float *dy, const float *x, const float *W,
                       int N, int in, int out);
 void model_embedding_fwd(const model *m, float *y, const int *tok, const float *E, int N, int D);
+void model_lmhead_fwd(const model *m, float *logp, float *entropy, float *lse, const float *h, const float *W,
+                      const int *targets, int N, int D, int V, float *scratch);
+void model_lmhead_bwd(const model *m, float *dh, float *dW, const float *dlogp, const float *dentropy, const float *h,
+                      const float *W, const int *targets, const float *lse, const float *entropy, int N, int D, int V,
+                      float *scratch);
+size_t model_lmhead_scratch_floats(const model *m, int N);
+// wbar[D] = the mean over the vocabulary of the lm-head's rows, in double (DPO's logit metrics)
+void model_lm_head_mean(const model *m, double *wbar);
 // The bf16 data of the weight at offset off when it is read in place, else NULL.
 const uint16_t *model_weight_bf16(const model *m, size_t off);
 // model_create with m->w an anonymous MAP_NORESERVE mapping (model_load_frozen).
@@ -158,7 +166,9 @@ int model_forward(model *m, const model_batch *b, float *logp, float *entropy, t
 // so that another head reading it (PPO's value head) does not depend on T.
 int model_forward_temp(model *m, const model_batch *b, double temperature, float *logp, float *entropy, tm_error *err);
 // The final normalized hidden states [n_tokens, hidden] of the last forward (the
-// lm-head's input), valid until the next forward; and the lm-head matrix [vocab, hidden].
+// lm-head's input), valid until the next forward; and the lm-head matrix [vocab, hidden]
+// (read it through model_linear_fwd / model_lm_head_mean: it may be bf16 read in place,
+// model_load_frozen, and then its fp32 slots are not mapped).
 const float *model_last_hidden(const model *m);
 const float *model_lm_head(const model *m);
 // The trunk alone: everything up to the final norm (model_last_hidden), for heads other

@@ -53,10 +53,10 @@ int model_load_frozen(model *m, const char *dir, tm_error *err) {
 
 int model_load_reward(model *m, const char *dir, uint64_t seed, tm_error *err) { return load_dir(m, dir, 1, seed, 0, err); }
 
-// The weights a frozen base reads in place: the linear projections, and the embedding when
-// it is not also the lm-head (the fused lm-head kernel takes fp32).
+// The weights a frozen base reads in place: the linear projections, the embedding and the
+// lm-head (tied or not; not a reward model's score head).
 static int in_place_kind(const model *m, size_t off) {
-    if (off == m->off_embed) return !m->cfg.num_labels && m->off_lm_head != m->off_embed;
+    if (off == m->off_embed || off == m->off_lm_head) return !m->cfg.num_labels;
     for (int l = 0; l < m->cfg.layers; l++) {
         const layer_offsets *o = &m->layer[l];
         if (off == o->wq || off == o->wk || off == o->wv || off == o->wo || off == o->w_gate || off == o->w_up || off == o->w_down) return 1;

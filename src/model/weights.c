@@ -121,3 +121,35 @@ void model_embedding_fwd(const model *m, float *y, const int *tok, const float *
     if (h) m->K->embedding_bf16_fwd(y, tok, h, N, D);
     else m->K->embedding_fwd(y, tok, E, N, D);
 }
+
+// The fused lm-head on the weight at W (m->w + m->off_lm_head): bf16 in place or fp32.
+size_t model_lmhead_scratch_floats(const model *m, int N) {
+    const struct kernels *K = m->K;
+    return model_weight_bf16(m, m->off_lm_head) ? K->lmhead_bf16_scratch_floats(N, m->cfg.hidden, m->cfg.vocab)
+                                                : K->lmhead_scratch_floats(N, m->cfg.hidden, m->cfg.vocab);
+}
+
+void model_lmhead_fwd(const model *m, float *logp, float *entropy, float *lse, const float *h, const float *W,
+                      const int *targets, int N, int D, int V, float *scratch) {
+    const uint16_t *w = model_weight_bf16(m, (size_t)(W - m->w));
+    if (w) m->K->lmhead_bf16_logprob_fwd(logp, entropy, lse, h, w, targets, N, D, V, scratch);
+    else m->K->lmhead_logprob_fwd(logp, entropy, lse, h, W, targets, N, D, V, scratch);
+}
+
+void model_lmhead_bwd(const model *m, float *dh, float *dW, const float *dlogp, const float *dentropy, const float *h,
+                      const float *W, const int *targets, const float *lse, const float *entropy, int N, int D, int V,
+                      float *scratch) {
+    const uint16_t *w = model_weight_bf16(m, (size_t)(W - m->w));
+    if (w) m->K->lmhead_bf16_logprob_bwd(dh, dlogp, dentropy, h, w, targets, lse, entropy, N, D, V, scratch);
+    else m->K->lmhead_logprob_bwd(dh, dW, dlogp, dentropy, h, W, targets, lse, entropy, N, D, V, scratch);
+}
+
+void model_lm_head_mean(const model *m, double *wbar) {
+    const int D = m->cfg.hidden, V = m->cfg.vocab;
+    const uint16_t *w = model_weight_bf16(m, m->off_lm_head);
+    const float *W = m->w + m->off_lm_head;
+    for (int d = 0; d < D; d++) wbar[d] = 0;
+    for (int j = 0; j < V; j++)
+        for (int d = 0; d < D; d++) wbar[d] += w ? st_bf16_to_f32(w[(size_t)j * D + d]) : W[(size_t)j * D + d];
+    for (int d = 0; d < D; d++) wbar[d] /= V;
+}

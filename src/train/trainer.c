@@ -538,7 +538,7 @@ static void lm_head_rows(model *m, step_buffers *b, const int *pos, int n, int *
     for (int i0 = 0; i0 < n; i0 += LM_ROWS) {
         int r = n - i0 < LM_ROWS ? n - i0 : LM_ROWS;
         for (int k = 0; k < r; k++) memcpy(b->h + (size_t)k * D, H + (size_t)pos[i0 + k] * D, sizeof(float) * (size_t)D);
-        m->K->linear_fwd(b->z, b->h, W, NULL, r, D, V);
+        model_linear_fwd(m, b->z, b->h, W, NULL, r, D, V);  // W may be bf16 read in place
         // rows are independent: the same bits with any number of threads
         #pragma omp parallel for schedule(static)
         for (int k = 0; k < r; k++) {
@@ -584,13 +584,10 @@ static void sft_token_metrics(model *m, step_buffers *b, step_metrics *out) {
 static void dpo_token_metrics(model *m, step_buffers *b, const uint8_t *chosen_seq, step_metrics *out) {
     const trainer *t = &b->t;
     const batch_builder *bb = &t->bb;
-    const float *H = model_last_hidden(m), *W = model_lm_head(m);
-    int D = m->cfg.hidden, V = m->cfg.vocab;
+    const float *H = model_last_hidden(m);
+    int D = m->cfg.hidden;
     double *wbar = b->wbar;
-    for (int d = 0; d < D; d++) wbar[d] = 0;
-    for (int j = 0; j < V; j++)
-        for (int d = 0; d < D; d++) wbar[d] += W[(size_t)j * D + d];
-    for (int d = 0; d < D; d++) wbar[d] /= V;
+    model_lm_head_mean(m, wbar);
     double ent = 0, n_ent = 0, lg[2] = {0, 0}, n_lg[2] = {0, 0};
     int n_pos = 0;
     for (int s = 0; s < bb->n_seqs; s++)

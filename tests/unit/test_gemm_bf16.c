@@ -142,6 +142,29 @@ int main(void) {
 #if defined(__AVX2__) && !defined(__AVX512F__)
     CHECK(auto_path == K_BF16_AVX2 && k_bf16_set_path(K_BF16_AVX512) == -1, "the x86-64-v3 build runs the AVX2 path (%s) and refuses avx512", k_bf16_path_name(auto_path));
 #endif
+    // the bf16 lm-head: the fp32 kernel on the widened W, bit for bit (forward and dh)
+    {
+        enum { NL = 37, DL = 40, VL = 301 };
+        k_lmhead_set_chunks(16, 64);  // several row and vocabulary chunks
+        float *h = malloc(sizeof(float) * NL * DL), *Wf = malloc(sizeof(float) * VL * DL);
+        uint16_t *Wb = malloc(2 * VL * DL);
+        int tg[NL];
+        for (int i = 0; i < NL * DL; i++) h[i] = rng_normal(&R);
+        for (int i = 0; i < VL * DL; i++) Wb[i] = st_f32_to_bf16(0.3f * rng_normal(&R)), Wf[i] = st_bf16_to_f32(Wb[i]);
+        for (int i = 0; i < NL; i++) tg[i] = i % 5 == 0 ? -1 : (int)rng_below(&R, VL);
+        float lp[2][NL], en[2][NL], ls[2][NL], g[NL], ge[NL];
+        for (int i = 0; i < NL; i++) g[i] = rng_normal(&R), ge[i] = rng_normal(&R);
+        float *sc = malloc(sizeof(float) * k_lmhead_bf16_scratch_floats(NL, DL, VL));
+        float *dh0 = calloc(NL * DL, sizeof(float)), *dh1 = calloc(NL * DL, sizeof(float));
+        k_lmhead_logprob_fwd(lp[0], en[0], ls[0], h, Wf, tg, NL, DL, VL, sc);
+        k_lmhead_logprob_bwd(dh0, NULL, g, ge, h, Wf, tg, ls[0], en[0], NL, DL, VL, sc);
+        k_lmhead_bf16_logprob_fwd(lp[1], en[1], ls[1], h, Wb, tg, NL, DL, VL, sc);
+        k_lmhead_bf16_logprob_bwd(dh1, g, ge, h, Wb, tg, ls[1], en[1], NL, DL, VL, sc);
+        CHECK(!memcmp(lp[0], lp[1], sizeof lp[0]) && !memcmp(en[0], en[1], sizeof en[0]) && !memcmp(dh0, dh1, sizeof(float) * NL * DL),
+              "bf16 lm-head: log-probs, entropy and dh equal the fp32 kernel's on the widened W bit for bit");
+        k_lmhead_set_chunks(512, 2048);
+        free(h), free(Wf), free(Wb), free(sc), free(dh0), free(dh1);
+    }
     // the embedding gather widens exactly
     int tok[2] = {1, 0};
     float e[6];
