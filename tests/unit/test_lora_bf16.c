@@ -70,6 +70,9 @@ static void test_arch(model_arch arch, int tie) {
     snprintf(adir, sizeof adir, "%s/%s%d_adapter", tmpdir, an, tie);
     m0.file_dtype = ST_BF16;
     CHECK(model_save(&m0, dir, 0, &err) == 0, "%s: save a bf16 checkpoint (%s)", an, err.msg);
+    char sdir[300];
+    snprintf(sdir, sizeof sdir, "%s/%s%d_shards", tmpdir, an, tie);
+    CHECK(model_save(&m0, sdir, 8000, &err) == 0, "%s: save a sharded bf16 checkpoint (%s)", an, err.msg);
     m0.file_dtype = ST_F32;
     CHECK(model_save(&m0, fdir, 0, &err) == 0, "%s: save an fp32 checkpoint (%s)", an, err.msg);
     model_free(&m0);
@@ -159,6 +162,15 @@ static void test_arch(model_arch arch, int tie) {
               "%s: the module to save is fp32 and trainable, the projections and the lm-head stay in place", an);
         model_free(&gb);
     }
+
+    // shards: each file stays mapped; the same weights, the same log-probs bit for bit
+    CHECK(load_lora(&gf, dir, 1, "", &err) == 0 && load_lora(&gb, sdir, 1, "", &err) == 0, "%s: sharded load read in place (%s)", an, err.msg);
+    model_forward(&gf, &b, lf, NULL, &err);
+    model_forward(&gb, &b, lb, NULL, &err);
+    CHECK(gb.nmaps > 1 && gb.nbf16 == gf.nbf16 && !memcmp(lf, lb, sizeof(float) * N),
+          "%s: %d shards read in place give the single file's log-probs bit for bit", an, gb.nmaps);
+    model_free(&gf);
+    model_free(&gb);
 
     // an fp32 file: nothing is read in place, the log-probs are the usual ones bit for bit
     CHECK(load_lora(&gf, fdir, 0, "", &err) == 0 && load_lora(&gb, fdir, 1, "", &err) == 0, "%s: fp32 loads", an);
