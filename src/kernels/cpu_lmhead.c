@@ -124,8 +124,23 @@ static void dlogits_row(float *z, int n, float lse, float a, float e) {
 #endif
 }
 
-void k_lmhead_logprob_fwd(float *logp, float *entropy, float *lse, const float *h, const float *W,
-                          const int *targets, int N, int D, int V, float *scratch) {
+// A bf16 lm-head (a frozen base read in place): each vocabulary chunk of W is widened
+// (exactly) into wc before its GEMMs, so the sums are those of the fp32 path on the
+// widened weights, bit for bit. Returns the chunk's fp32 rows.
+static const float *chunk_of(const float *W, const uint16_t *Wh, float *wc, int c0, int nc, int D) {
+    if (!Wh) return W + (long)c0 * D;
+    const uint16_t *src = Wh + (long)c0 * D;
+    long n = (long)nc * D;
+    #pragma omp parallel for schedule(static)
+    for (long i = 0; i < n; i++) {
+        union { uint32_t u; float f; } v = {(uint32_t)src[i] << 16};
+        wc[i] = v.f;
+    }
+    return wc;
+}
+
+static void lm_fwd(float *logp, float *entropy, float *lse, const float *h, const float *W, const uint16_t *Wh,
+                   const int *targets, int N, int D, int V, float *scratch) {
     if (N <= 0) return;
     for (int i = 0; i < N; i++)
         if (targets[i] < 0) {
@@ -137,6 +152,7 @@ void k_lmhead_logprob_fwd(float *logp, float *entropy, float *lse, const float *
     const int R = min_int(N, lm_rows), C = min_int(V, lm_vocab);
     float *Z = scratch, *Hc = Z + (long)R * C;
     float *sm = Hc + 2L * R * D, *ss = sm + R, *st = ss + R, *sz = st + R;
+    float *wc = sz + R;  // bf16 only: the widened vocabulary chunk
     int idx[ROWS_MAX], cursor = 0, nr;
 
     while ((nr = next_rows(idx, &cursor, R, N, targets, NULL, NULL)) > 0) {
@@ -144,7 +160,7 @@ void k_lmhead_logprob_fwd(float *logp, float *entropy, float *lse, const float *
         for (int r = 0; r < nr; r++) sm[r] = -INFINITY, ss[r] = st[r] = sz[r] = 0.0f;
         for (int c0 = 0; c0 < V; c0 += C) {
             int nc = min_int(C, V - c0);
-            k_sgemm(0, 1, nr, nc, D, 1.0f, Hc, D, W + (long)c0 * D, D, 0.0f, Z, nc);
+            k_sgemm(0, 1, nr, nc, D, 1.0f, Hc, D, chunk_of(W, Wh, wc, c0, nc, D), D, 0.0f, Z, nc);
             #pragma omp parallel for schedule(static)
             for (int r = 0; r < nr; r++) {
                 const float *z = Z + (long)r * nc;
@@ -173,13 +189,14 @@ void k_lmhead_logprob_fwd(float *logp, float *entropy, float *lse, const float *
     }
 }
 
-void k_lmhead_logprob_bwd(float *dh, float *dW, const float *dlogp, const float *dentropy,
-                          const float *h, const float *W, const int *targets, const float *lse,
-                          const float *entropy, int N, int D, int V, float *scratch) {
+static void lm_bwd(float *dh, float *dW, const float *dlogp, const float *dentropy, const float *h, const float *W,
+                   const uint16_t *Wh, const int *targets, const float *lse, const float *entropy, int N, int D, int V,
+                   float *scratch) {
     if (N <= 0 || D <= 0 || V <= 0) return;
     if (!entropy) dentropy = NULL;  // dH/dz needs H; see kernels.h
     const int R = min_int(N, lm_rows), C = min_int(V, lm_vocab);
     float *Z = scratch, *Hc = Z + (long)R * C, *dHc = Hc + (long)R * D;
+    float *wc = dHc + (long)R * D + 4L * R;  // bf16 only (the layout of k_lmhead_scratch_floats, then C x D)
     int idx[ROWS_MAX], cursor = 0, nr;
 
     while ((nr = next_rows(idx, &cursor, R, N, targets, dlogp, dentropy)) > 0) {
@@ -187,7 +204,8 @@ void k_lmhead_logprob_bwd(float *dh, float *dW, const float *dlogp, const float 
         memset(dHc, 0, (size_t)nr * D * sizeof(float));
         for (int c0 = 0; c0 < V; c0 += C) {
             int nc = min_int(C, V - c0);
-            k_sgemm(0, 1, nr, nc, D, 1.0f, Hc, D, W + (long)c0 * D, D, 0.0f, Z, nc);
+            const float *Wc = chunk_of(W, Wh, wc, c0, nc, D);
+            k_sgemm(0, 1, nr, nc, D, 1.0f, Hc, D, Wc, D, 0.0f, Z, nc);
             #pragma omp parallel for schedule(static)
             for (int r = 0; r < nr; r++) {
                 int i = idx[r], tg = targets[i];
@@ -197,7 +215,7 @@ void k_lmhead_logprob_bwd(float *dh, float *dW, const float *dlogp, const float 
                 if (tg >= c0 && tg < c0 + nc) z[tg - c0] += g;
             }
             // dh_chunk[nr, D] += dz[nr, nc] @ W_chunk[nc, D]
-            k_sgemm(0, 0, nr, D, nc, 1.0f, Z, nc, W + (long)c0 * D, D, 1.0f, dHc, D);
+            k_sgemm(0, 0, nr, D, nc, 1.0f, Z, nc, Wc, D, 1.0f, dHc, D);
             // dW_chunk[nc, D] += dz^T @ h_chunk[nr, D]
             if (dW)
                 k_sgemm(1, 0, nc, D, nr, 1.0f, Z, nc, Hc, D, 1.0f, dW + (long)c0 * D, D);
@@ -210,4 +228,30 @@ void k_lmhead_logprob_bwd(float *dh, float *dW, const float *dlogp, const float 
             for (int j = 0; j < D; j++) dst[j] += src[j];
         }
     }
+}
+
+void k_lmhead_logprob_fwd(float *logp, float *entropy, float *lse, const float *h, const float *W,
+                          const int *targets, int N, int D, int V, float *scratch) {
+    lm_fwd(logp, entropy, lse, h, W, NULL, targets, N, D, V, scratch);
+}
+
+void k_lmhead_logprob_bwd(float *dh, float *dW, const float *dlogp, const float *dentropy,
+                          const float *h, const float *W, const int *targets, const float *lse,
+                          const float *entropy, int N, int D, int V, float *scratch) {
+    lm_bwd(dh, dW, dlogp, dentropy, h, W, NULL, targets, lse, entropy, N, D, V, scratch);
+}
+
+size_t k_lmhead_bf16_scratch_floats(int N, int D, int V) {
+    return k_lmhead_scratch_floats(N, D, V) + (size_t)min_int(V, lm_vocab) * (size_t)(D > 0 ? D : 0);
+}
+
+void k_lmhead_bf16_logprob_fwd(float *logp, float *entropy, float *lse, const float *h, const uint16_t *W,
+                               const int *targets, int N, int D, int V, float *scratch) {
+    lm_fwd(logp, entropy, lse, h, NULL, W, targets, N, D, V, scratch);
+}
+
+void k_lmhead_bf16_logprob_bwd(float *dh, const float *dlogp, const float *dentropy, const float *h, const uint16_t *W,
+                               const int *targets, const float *lse, const float *entropy, int N, int D, int V,
+                               float *scratch) {
+    lm_bwd(dh, NULL, dlogp, dentropy, h, NULL, W, targets, lse, entropy, N, D, V, scratch);
 }

@@ -30,4 +30,10 @@ const struct kernels kernels_cpu = {
     .contrastive_prob = k_contrastive_prob,
     .add_inplace = k_add_inplace,
     .zero = k_zero,
+    .linear_bf16_fwd = k_linear_bf16_fwd,
+    .linear_bf16_bwd = k_linear_bf16_bwd,
+    .embedding_bf16_fwd = k_embedding_bf16_fwd,
+    .lmhead_bf16_scratch_floats = k_lmhead_bf16_scratch_floats,
+    .lmhead_bf16_logprob_fwd = k_lmhead_bf16_logprob_fwd,
+    .lmhead_bf16_logprob_bwd = k_lmhead_bf16_logprob_bwd,
 };

@@ -6,3 +6,13 @@
 // clamped to [1, 1024], vocab to >= 1). k_lmhead_scratch_floats() depends on them,
 // so size the scratch after changing them. Not thread-safe: set once at start-up.
 void k_lmhead_set_chunks(int rows, int vocab);
+
+// The path of the bf16-weight linear kernels (cpu_gemm_bf16.c): auto (the widest exact
+// path the CPU and the build allow), or one by name; the environment variable
+// TEMPER_BF16_GEMM=scalar|avx2|avx512|dpbf16|amx does the same at first use.
+// k_bf16_set_path returns -1 (and changes nothing) when the path cannot run here.
+enum { K_BF16_AUTO, K_BF16_SCALAR, K_BF16_AVX2, K_BF16_AVX512, K_BF16_DPBF16, K_BF16_AMX };
+int k_bf16_set_path(int path);
+int k_bf16_path(void);
+int k_bf16_path_available(int path);
+const char *k_bf16_path_name(int path);

@@ -19,6 +19,7 @@
 // one. A CUDA backend later provides another table with the same signatures.
 #pragma once
 #include <stddef.h>
+#include <stdint.h>
 
 // ---- GEMM: C[M,N] = alpha op(A) op(B) + beta C, row-major, op(X) = X^T if transX ----
 // The CPU backend runs it on the OpenMP threads with a single-threaded BLAS per
@@ -147,6 +148,27 @@ void k_contrastive_prob(float *prob, const float *hp, const float *Wp, const flo
 void k_add_inplace(float *y, const float *x, long n);     // y += x
 void k_zero(float *y, long n);
 
+// ---- bf16 weights read in place (cpu_gemm_bf16*.c): a frozen base under LoRA ----
+// W is bf16 [out, in] row-major (the raw 16-bit patterns, as a safetensors file stores
+// them); x, y, dy, dx and b are fp32, and so is every sum. The default path widens W to
+// fp32 exactly and runs fp32 FMAs in an order fixed by the shape alone (the same for any
+// row count and thread count; cpu_gemm_bf16.c spells it out).
+// y[N,out] = x[N,in] @ W^T + b   (b may be NULL)
+void k_linear_bf16_fwd(float *y, const float *x, const uint16_t *W, const float *b, int N, int in, int out);
+// dx[N,in] += dy[N,out] @ W. No dW: the weight is frozen.
+void k_linear_bf16_bwd(float *dx, const float *dy, const uint16_t *W, int N, int in, int out);
+// y[N,D] = E[tok[i], :] widened to fp32
+void k_embedding_bf16_fwd(float *y, const int *tok, const uint16_t *E, int N, int D);
+// The fused lm-head with a bf16 W (cpu_lmhead.c): each vocabulary chunk is widened into
+// the scratch (hence the larger size) and then the fp32 path runs, so the results are
+// those of k_lmhead_logprob_* on the widened W, bit for bit. No dW (frozen).
+size_t k_lmhead_bf16_scratch_floats(int N, int D, int V);
+void k_lmhead_bf16_logprob_fwd(float *logp, float *entropy, float *lse, const float *h, const uint16_t *W,
+                               const int *targets, int N, int D, int V, float *scratch);
+void k_lmhead_bf16_logprob_bwd(float *dh, const float *dlogp, const float *dentropy, const float *h, const uint16_t *W,
+                               const int *targets, const float *lse, const float *entropy, int N, int D, int V,
+                               float *scratch);
+
 // The backend table.
 struct kernels {
     const char *name;
@@ -178,5 +200,13 @@ struct kernels {
                              int, int, float *);
     void (*add_inplace)(float *, const float *, long);
     void (*zero)(float *, long);
+    void (*linear_bf16_fwd)(float *, const float *, const uint16_t *, const float *, int, int, int);
+    void (*linear_bf16_bwd)(float *, const float *, const uint16_t *, int, int, int);
+    void (*embedding_bf16_fwd)(float *, const int *, const uint16_t *, int, int);
+    size_t (*lmhead_bf16_scratch_floats)(int, int, int);
+    void (*lmhead_bf16_logprob_fwd)(float *, float *, float *, const float *, const uint16_t *, const int *, int, int, int,
+                                    float *);
+    void (*lmhead_bf16_logprob_bwd)(float *, const float *, const float *, const float *, const uint16_t *, const int *,
+                                    const float *, const float *, int, int, int, float *);
 };
 extern const struct kernels kernels_cpu;

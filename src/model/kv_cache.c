@@ -105,9 +105,12 @@ int model_decode(model *m, kv_cache *c, const kv_batch *b, float *logits, tm_err
 }
 
 // The linear layers of a decoding step: few rows stream the weights once
-// (k_linear_rows_fwd), more go through the backend's GEMM like the trainer.
-static void lin(const struct kernels *K, float *y, const float *x, const float *W, const float *b, int N, int in, int out) {
-    if (N <= K->linear_rows_max()) K->linear_rows_fwd(y, x, W, b, N, in, out);
+// (k_linear_rows_fwd), more go through the backend's GEMM like the trainer. A weight read
+// in place as bf16 (model_load_frozen) goes to the bf16 kernel, the trainer's.
+static void lin(const model *m, float *y, const float *x, const float *W, const float *b, int N, int in, int out) {
+    const struct kernels *K = m->K;
+    if (model_weight_bf16(m, (size_t)(W - m->w))) model_linear_fwd(m, y, x, W, b, N, in, out);
+    else if (N <= K->linear_rows_max()) K->linear_rows_fwd(y, x, W, b, N, in, out);
     else K->linear_fwd(y, x, W, b, N, in, out);
 }
 
@@ -136,7 +139,7 @@ static int decode_rows(model *m, kv_cache *c, const kv_batch *b, float *logits, 
     const size_t ND = (size_t)N * D;
     const float nofs = cf->norm_ofs ? 1.0f : 0.0f, qs = model_query_scale(m), es = model_embed_scale(m);
 
-    K->embedding_fwd(c->x, b->tokens, W + m->off_embed, N, D);
+    model_embedding_fwd(m, c->x, b->tokens, W + m->off_embed, N, D);
     if (es != 1.0f)
         for (size_t i = 0; i < ND; i++) c->x[i] *= es;
     for (int l = 0; l < cf->layers; l++) {
@@ -146,19 +149,19 @@ static int decode_rows(model *m, kv_cache *c, const kv_batch *b, float *logits, 
         float *Kc = c->k + (size_t)l * c->layer_floats, *Vc = c->v + (size_t)l * c->layer_floats;
         K->rmsnorm_fwd(c->xn, c->rstd, c->x, W + o->attn_norm, nofs, N, D, cf->rms_eps);
         if (cf->qk_norm) {
-            lin(K, c->qpre, c->xn, W + o->wq, o->bq == NONE ? NULL : W + o->bq, N, D, qd);
+            lin(m, c->qpre, c->xn, W + o->wq, o->bq == NONE ? NULL : W + o->bq, N, D, qd);
             lora_fwd(m, l, LORA_Q, c->qpre, c->xn, N, D, qd);
-            lin(K, c->kpre, c->xn, W + o->wk, o->bk == NONE ? NULL : W + o->bk, N, D, kvd);
+            lin(m, c->kpre, c->xn, W + o->wk, o->bk == NONE ? NULL : W + o->bk, N, D, kvd);
             lora_fwd(m, l, LORA_K, c->kpre, c->xn, N, D, kvd);
             K->rmsnorm_fwd(c->q, c->rstd_h, c->qpre, W + o->q_norm, nofs, N * Hq, hd, cf->rms_eps);
             K->rmsnorm_fwd(c->kk, c->rstd_h, c->kpre, W + o->k_norm, nofs, N * Hkv, hd, cf->rms_eps);
         } else {
-            lin(K, c->q, c->xn, W + o->wq, o->bq == NONE ? NULL : W + o->bq, N, D, qd);
+            lin(m, c->q, c->xn, W + o->wq, o->bq == NONE ? NULL : W + o->bq, N, D, qd);
             lora_fwd(m, l, LORA_Q, c->q, c->xn, N, D, qd);
-            lin(K, c->kk, c->xn, W + o->wk, o->bk == NONE ? NULL : W + o->bk, N, D, kvd);
+            lin(m, c->kk, c->xn, W + o->wk, o->bk == NONE ? NULL : W + o->bk, N, D, kvd);
             lora_fwd(m, l, LORA_K, c->kk, c->xn, N, D, kvd);
         }
-        lin(K, c->vv, c->xn, W + o->wv, o->bv == NONE ? NULL : W + o->bv, N, D, kvd);
+        lin(m, c->vv, c->xn, W + o->wv, o->bv == NONE ? NULL : W + o->bv, N, D, kvd);
         lora_fwd(m, l, LORA_V, c->vv, c->xn, N, D, kvd);
         K->rope_fwd(c->q, b->pos, inv_freq, N, Hq, hd);
         K->rope_fwd(c->kk, b->pos, inv_freq, N, Hkv, hd);
@@ -196,27 +199,27 @@ static int decode_rows(model *m, kv_cache *c, const kv_batch *b, float *logits, 
         }
         K->attention_cache_fwd(c->att, c->q, c->spans, 2, N, Hq, Hkv, hd);
         if (cf->sandwich_norm) {  // Gemma: post-norms on both branches' outputs
-            lin(K, c->xn, c->att, W + o->wo, o->bo == NONE ? NULL : W + o->bo, N, qd, D);
+            lin(m, c->xn, c->att, W + o->wo, o->bo == NONE ? NULL : W + o->bo, N, qd, D);
             lora_fwd(m, l, LORA_O, c->xn, c->att, N, qd, D);
             K->rmsnorm_fwd(c->xmid, c->rstd, c->xn, W + o->post_attn_norm, nofs, N, D, cf->rms_eps);
         } else {
-            lin(K, c->xmid, c->att, W + o->wo, o->bo == NONE ? NULL : W + o->bo, N, qd, D);
+            lin(m, c->xmid, c->att, W + o->wo, o->bo == NONE ? NULL : W + o->bo, N, qd, D);
             lora_fwd(m, l, LORA_O, c->xmid, c->att, N, qd, D);
         }
         K->add_inplace(c->xmid, c->x, (long)ND);
         K->rmsnorm_fwd(c->xn, c->rstd, c->xmid, W + o->mlp_norm, nofs, N, D, cf->rms_eps);
-        lin(K, c->gate, c->xn, W + o->w_gate, NULL, N, D, F);
+        lin(m, c->gate, c->xn, W + o->w_gate, NULL, N, D, F);
         lora_fwd(m, l, LORA_GATE, c->gate, c->xn, N, D, F);
-        lin(K, c->up, c->xn, W + o->w_up, NULL, N, D, F);
+        lin(m, c->up, c->xn, W + o->w_up, NULL, N, D, F);
         lora_fwd(m, l, LORA_UP, c->up, c->xn, N, D, F);
         if (cf->gelu_tanh) K->geglu_fwd(c->h, c->gate, c->up, (long)N * F);
         else K->swiglu_fwd(c->h, c->gate, c->up, (long)N * F);
         if (cf->sandwich_norm) {
-            lin(K, c->xn, c->h, W + o->w_down, NULL, N, F, D);
+            lin(m, c->xn, c->h, W + o->w_down, NULL, N, F, D);
             lora_fwd(m, l, LORA_DOWN, c->xn, c->h, N, F, D);
             K->rmsnorm_fwd(c->x, c->rstd, c->xn, W + o->post_ff_norm, nofs, N, D, cf->rms_eps);
         } else {
-            lin(K, c->x, c->h, W + o->w_down, NULL, N, F, D);
+            lin(m, c->x, c->h, W + o->w_down, NULL, N, F, D);
             lora_fwd(m, l, LORA_DOWN, c->x, c->h, N, F, D);
         }
         K->add_inplace(c->x, c->xmid, (long)ND);
@@ -230,6 +233,6 @@ static int decode_rows(model *m, kv_cache *c, const kv_batch *b, float *logits, 
         memcpy(c->xn + (size_t)r * D, c->x + (size_t)i * D, sizeof(float) * (size_t)D);
     }
     K->rmsnorm_fwd(c->hsel, c->rstd, c->xn, W + m->off_norm, nofs, nlog, D, cf->rms_eps);
-    lin(K, logits, c->hsel, W + m->off_lm_head, NULL, nlog, D, V);
+    lin(m, logits, c->hsel, W + m->off_lm_head, NULL, nlog, D, V);
     return 0;
 }

@@ -192,15 +192,17 @@ int model_lora_attach(model *m, const lora_config *c, uint64_t seed, tm_error *e
                 (ab ? l->offB : l->offA)[k] = p->offset;
             }
         }
-    float *nw = realloc(m->w, sizeof(float) * m->numel);
-    if (!nw) {
+    // the modules to save of a base read in place (bf16) are trained: fp32 copies for them
+    int bad = model_w_resize(m, m->numel, err);
+    for (int i = 0; i < base_params && !bad; i++)
+        if (m->params[i].trainable) bad = model_materialize(m, i, err);
+    if (bad) {
         m->nparams = base_params;
         m->numel = base_numel;
         for (int i = 0; i < base_params; i++) m->params[i].trainable = 1;
         lora_free(l);
-        return tm_fail(err, "out of memory for the LoRA adapters");
+        return tm_fail_prefix(err, "LoRA adapters");
     }
-    m->w = nw;
     // PEFT init: A Kaiming-uniform (one stream per tensor, from seed), B zero
     for (int i = base_params; i < m->nparams; i++) {
         model_param *p = &m->params[i];
@@ -222,6 +224,8 @@ int model_lora_merge(model *m, tm_error *err) {
     lora_set *l = m->lora;
     if (!l) return 0;
     if (m->g) return tm_fail(err, "internal: cannot merge LoRA adapters into a model being trained");
+    for (int i = 0; i < m->nparams; i++)  // a base read in place (bf16) becomes fp32 for the merge
+        if (model_materialize(m, i, err)) return -1;
     for (int li = 0; li < l->layers; li++)
         for (int t = 0; t < LORA_NMOD; t++) {
             size_t k = (size_t)li * LORA_NMOD + t;

@@ -136,8 +136,9 @@ int lora_save(const struct model *m, const char *dir, tm_error *err);
 // Is dir a PEFT adapter directory (has adapter_config.json)? Does it carry tokenizer files?
 int lora_is_adapter_dir(const char *dir);
 int lora_has_tokenizer(const char *dir);
-// Loads base (base_model_name_or_path, or the --base-model override) + adapter.
-int lora_load(struct model *m, const char *dir, tm_error *err);
+// Loads base (base_model_name_or_path, or the --base-model override) + adapter; frozen:
+// the base as model_load_frozen loads it (bf16 projections read in place).
+int lora_load(struct model *m, const char *dir, int frozen, tm_error *err);
 // Reads dir's adapter_model.safetensors into the adapters already attached to m (resume).
 int lora_read_weights(struct model *m, const char *dir, tm_error *err);
 // --base-model: the base to use for adapter directories instead of their base_model_name_or_path.

@@ -145,7 +145,7 @@ static int read_config(const char *path, lora_config *c, char *base, size_t cap,
     return rc;
 }
 
-int lora_load(model *m, const char *dir, tm_error *err) {
+int lora_load(model *m, const char *dir, int frozen, tm_error *err) {
     char path[4096], base[4096];
     lora_config c;
     int seq_cls;
@@ -157,7 +157,7 @@ int lora_load(model *m, const char *dir, tm_error *err) {
     if (lora_is_adapter_dir(use)) return tm_fail(err, "%s: its base %s is itself an adapter directory", path, use);
     // a reward model's adapter (task SEQ_CLS) goes on the base made a reward model; its score
     // head comes from the adapter file (modules_to_save)
-    if (seq_cls ? model_load_reward(m, use, 0, err) : model_load(m, use, err)) return -1;
+    if (seq_cls ? model_load_reward(m, use, 0, err) : frozen ? model_load_frozen(m, use, err) : model_load(m, use, err)) return -1;
     snprintf(c.base_model, sizeof c.base_model, "%s", use);
     if (model_lora_attach(m, &c, 0, err) || lora_read_weights(m, dir, err)) { model_free(m); return -1; }
     return 0;

@@ -57,7 +57,7 @@ static int add_param(model *m, const char *name, int ndim, int64_t d0, int64_t d
     return 0;
 }
 
-int model_create(model *m, const model_config *c, tm_error *err) {
+static int create(model *m, const model_config *c, int mapped, tm_error *err) {
     memset(m, 0, sizeof *m);
     m->cfg = *c;
     m->K = &kernels_cpu;
@@ -110,7 +110,7 @@ int model_create(model *m, const model_config *c, tm_error *err) {
     if (c->num_labels) add_param(m, "score.weight", 2, c->num_labels, D, 1, &m->off_score);  // reward model: no lm-head
     else if (c->tie_embeddings) m->off_lm_head = m->off_embed;
     else add_param(m, "lm_head.weight", 2, c->vocab, D, 1, &m->off_lm_head);
-    m->w = calloc(m->numel, sizeof(float));
+    m->w = mapped ? model_w_map(m->numel, &m->w_map_bytes) : calloc(m->numel, sizeof(float));
     if (!m->w) {
         size_t n = m->numel;  // model_free clears it
         model_free(m);
@@ -119,6 +119,9 @@ int model_create(model *m, const model_config *c, tm_error *err) {
     }
     return 0;
 }
+
+int model_create(model *m, const model_config *c, tm_error *err) { return create(m, c, 0, err); }
+int model_create_mapped(model *m, const model_config *c, tm_error *err) { return create(m, c, 1, err); }
 
 void model_init_random(model *m, uint64_t seed) {
     rng r;
@@ -144,7 +147,7 @@ void model_free(model *m) {
     free(m->layer);
     free(m->inv_freq);
     free(m->inv_freq_local);
-    free(m->w);
+    model_w_release(m);
     free(m->g);
     lora_free(m->lora);
     free(m->config_text);
@@ -159,6 +162,7 @@ int model_enable_grad(model *m, tm_error *err) {
     m->gnumel = 0;
     for (int i = 0; i < m->nparams; i++) {
         model_param *p = &m->params[i];
+        if (p->trainable && p->bf16) return tm_fail(err, "internal: %s is read in place (bf16) but trainable", p->name);
         p->goff = p->trainable ? m->gnumel : NONE;
         if (p->trainable) m->gnumel += p->numel;
     }
@@ -232,7 +236,7 @@ static int reserve_scratch(model *m, const model_batch *b, tm_error *err) {
     const model_config *c = &m->cfg;
     model_acts *a = m->acts;
     size_t att = m->K->attention_scratch_floats(b->cu_seqlens, b->n_seqs, c->heads, c->kv_heads, c->head_dim);
-    size_t lm = m->K->lmhead_scratch_floats(b->n_tokens, c->hidden, c->vocab);
+    size_t lm = model_lmhead_scratch_floats(m, b->n_tokens);
     size_t need = att > lm ? att : lm;
     if (need <= a->scratch_floats) return 0;
     free(a->scratch);
@@ -244,6 +248,8 @@ static int reserve_scratch(model *m, const model_batch *b, tm_error *err) {
 
 size_t model_bytes(const model *m) {
     size_t b = (m->numel + (m->g ? m->gnumel : 0)) * sizeof(float);
+    for (int i = 0; m->nbf16 && i < m->nparams; i++)  // read in place: the file's bf16, not fp32
+        if (m->params[i].bf16) b -= m->params[i].numel * 2;
     if (m->acts) b += (m->acts->arena_floats + m->acts->scratch_floats) * sizeof(float);
     return b;
 }
@@ -309,7 +315,7 @@ int model_forward_hidden(model *m, const model_batch *b, tm_error *err) {
     const float *W = m->w;
 
     const float nofs = c->norm_ofs ? 1.0f : 0.0f, qs = model_query_scale(m);
-    K->embedding_fwd(a->xs, b->tokens, W + m->off_embed, N, D);
+    model_embedding_fwd(m, a->xs, b->tokens, W + m->off_embed, N, D);
     scale_inplace(a->xs, model_embed_scale(m), (long)ND);
     for (int l = 0; l < c->layers; l++) {
         const layer_offsets *o = &m->layer[l];
@@ -323,19 +329,19 @@ int model_forward_hidden(model *m, const model_batch *b, tm_error *err) {
         K->rmsnorm_fwd(a->t_xn, a->rstd1 + (size_t)l * N, x, W + o->attn_norm, nofs, N, D, c->rms_eps);
         if (c->qk_norm) {
             float *qp = a->q_pre + (size_t)l * N * qd, *kp = a->k_pre + (size_t)l * N * kvd;
-            K->linear_fwd(qp, a->t_xn, W + o->wq, o->bq == NONE ? NULL : W + o->bq, N, D, qd);
+            model_linear_fwd(m, qp, a->t_xn, W + o->wq, o->bq == NONE ? NULL : W + o->bq, N, D, qd);
             lora_fwd(m, l, LORA_Q, qp, a->t_xn, N, D, qd);
-            K->linear_fwd(kp, a->t_xn, W + o->wk, o->bk == NONE ? NULL : W + o->bk, N, D, kvd);
+            model_linear_fwd(m, kp, a->t_xn, W + o->wk, o->bk == NONE ? NULL : W + o->bk, N, D, kvd);
             lora_fwd(m, l, LORA_K, kp, a->t_xn, N, D, kvd);
             K->rmsnorm_fwd(q, a->rstd_q + (size_t)l * N * Hq, qp, W + o->q_norm, nofs, N * Hq, hd, c->rms_eps);
             K->rmsnorm_fwd(k, a->rstd_k + (size_t)l * N * Hkv, kp, W + o->k_norm, nofs, N * Hkv, hd, c->rms_eps);
         } else {
-            K->linear_fwd(q, a->t_xn, W + o->wq, o->bq == NONE ? NULL : W + o->bq, N, D, qd);
+            model_linear_fwd(m, q, a->t_xn, W + o->wq, o->bq == NONE ? NULL : W + o->bq, N, D, qd);
             lora_fwd(m, l, LORA_Q, q, a->t_xn, N, D, qd);
-            K->linear_fwd(k, a->t_xn, W + o->wk, o->bk == NONE ? NULL : W + o->bk, N, D, kvd);
+            model_linear_fwd(m, k, a->t_xn, W + o->wk, o->bk == NONE ? NULL : W + o->bk, N, D, kvd);
             lora_fwd(m, l, LORA_K, k, a->t_xn, N, D, kvd);
         }
-        K->linear_fwd(v, a->t_xn, W + o->wv, o->bv == NONE ? NULL : W + o->bv, N, D, kvd);
+        model_linear_fwd(m, v, a->t_xn, W + o->wv, o->bv == NONE ? NULL : W + o->bv, N, D, kvd);
         lora_fwd(m, l, LORA_V, v, a->t_xn, N, D, kvd);
         K->rope_fwd(q, b->pos, inv_freq, N, Hq, hd);
         K->rope_fwd(k, b->pos, inv_freq, N, Hkv, hd);
@@ -343,29 +349,29 @@ int model_forward_hidden(model *m, const model_batch *b, tm_error *err) {
         K->attention_fwd(att, lse, q, k, v, b->cu_seqlens, b->n_seqs, N, Hq, Hkv, hd, window, a->scratch);
         if (c->sandwich_norm) {  // Gemma: xmid = x + post_attention_layernorm(o_proj(att))
             float *oo = a->o_out + l * ND;
-            K->linear_fwd(oo, att, W + o->wo, o->bo == NONE ? NULL : W + o->bo, N, qd, D);
+            model_linear_fwd(m, oo, att, W + o->wo, o->bo == NONE ? NULL : W + o->bo, N, qd, D);
             lora_fwd(m, l, LORA_O, oo, att, N, qd, D);
             K->rmsnorm_fwd(xmid, a->rstd_po + (size_t)l * N, oo, W + o->post_attn_norm, nofs, N, D, c->rms_eps);
         } else {
-            K->linear_fwd(xmid, att, W + o->wo, o->bo == NONE ? NULL : W + o->bo, N, qd, D);
+            model_linear_fwd(m, xmid, att, W + o->wo, o->bo == NONE ? NULL : W + o->bo, N, qd, D);
             lora_fwd(m, l, LORA_O, xmid, att, N, qd, D);
         }
         K->add_inplace(xmid, x, (long)ND);
 
         K->rmsnorm_fwd(a->t_xn, a->rstd2 + (size_t)l * N, xmid, W + o->mlp_norm, nofs, N, D, c->rms_eps);
-        K->linear_fwd(gate, a->t_xn, W + o->w_gate, NULL, N, D, F);
+        model_linear_fwd(m, gate, a->t_xn, W + o->w_gate, NULL, N, D, F);
         lora_fwd(m, l, LORA_GATE, gate, a->t_xn, N, D, F);
-        K->linear_fwd(up, a->t_xn, W + o->w_up, NULL, N, D, F);
+        model_linear_fwd(m, up, a->t_xn, W + o->w_up, NULL, N, D, F);
         lora_fwd(m, l, LORA_UP, up, a->t_xn, N, D, F);
         if (c->gelu_tanh) K->geglu_fwd(a->t_h, gate, up, (long)N * F);
         else K->swiglu_fwd(a->t_h, gate, up, (long)N * F);
         if (c->sandwich_norm) {  // Gemma: xnext = xmid + post_feedforward_layernorm(down(h))
             float *fo = a->f_out + l * ND;
-            K->linear_fwd(fo, a->t_h, W + o->w_down, NULL, N, F, D);
+            model_linear_fwd(m, fo, a->t_h, W + o->w_down, NULL, N, F, D);
             lora_fwd(m, l, LORA_DOWN, fo, a->t_h, N, F, D);
             K->rmsnorm_fwd(xnext, a->rstd_pf + (size_t)l * N, fo, W + o->post_ff_norm, nofs, N, D, c->rms_eps);
         } else {
-            K->linear_fwd(xnext, a->t_h, W + o->w_down, NULL, N, F, D);
+            model_linear_fwd(m, xnext, a->t_h, W + o->w_down, NULL, N, F, D);
             lora_fwd(m, l, LORA_DOWN, xnext, a->t_h, N, F, D);
         }
         K->add_inplace(xnext, xmid, (long)ND);
@@ -397,7 +403,7 @@ int model_forward_temp(model *m, const model_batch *b, double temperature, float
         const size_t n = (size_t)b->n_tokens * m->cfg.hidden;
         for (size_t i = 0; i < n; i++) a->xf_t[i] = a->xf[i] * invT;
     }
-    m->K->lmhead_logprob_fwd(logp, entropy ? a->entropy : NULL, a->lm_lse, lm_input(a), m->w + m->off_lm_head, b->targets,
+    model_lmhead_fwd(m, logp, entropy ? a->entropy : NULL, a->lm_lse, lm_input(a), m->w + m->off_lm_head, b->targets,
                              b->n_tokens, m->cfg.hidden, m->cfg.vocab, a->scratch);
     if (entropy) memcpy(entropy, a->entropy, sizeof(float) * (size_t)b->n_tokens);
     return 0;
@@ -449,7 +455,7 @@ void model_backward_extra(model *m, const model_batch *b, const float *dlogp, co
     model_acts *a = m->acts;
     const size_t n = (size_t)b->n_tokens * m->cfg.hidden;
     m->K->zero(a->d_xn, (long)n);
-    m->K->lmhead_logprob_bwd(a->d_xn, model_grad(m, m->off_lm_head), dlogp, dentropy, lm_input(a), m->w + m->off_lm_head, b->targets,
+    model_lmhead_bwd(m, a->d_xn, model_grad(m, m->off_lm_head), dlogp, dentropy, lm_input(a), m->w + m->off_lm_head, b->targets,
                              a->lm_lse, dentropy ? a->entropy : NULL, b->n_tokens, m->cfg.hidden, m->cfg.vocab, a->scratch);
     if (a->temperature != 1.0) {
         const float invT = (float)(1.0 / a->temperature);
@@ -498,16 +504,16 @@ void model_backward_hidden(model *m, const model_batch *b, const float *dxf) {
         if (c->gelu_tanh) K->geglu_fwd(a->t_h, gate, up, (long)N * F);
         else K->swiglu_fwd(a->t_h, gate, up, (long)N * F);
         K->zero(a->d_h, (long)N * F);
-        K->linear_bwd(a->d_h, G_(o->w_down), NULL, dbranch, a->t_h, W + o->w_down, N, F, D);
+        model_linear_bwd(m, a->d_h, G_(o->w_down), NULL, dbranch, a->t_h, W + o->w_down, N, F, D);
         lora_bwd(m, l, LORA_DOWN, a->d_h, dbranch, a->t_h, N, F, D);
         K->zero(a->d_gate, (long)N * F);
         K->zero(a->d_up, (long)N * F);
         if (c->gelu_tanh) K->geglu_bwd(a->d_gate, a->d_up, a->d_h, gate, up, (long)N * F);
         else K->swiglu_bwd(a->d_gate, a->d_up, a->d_h, gate, up, (long)N * F);
         K->zero(a->d_xn, (long)ND);
-        K->linear_bwd(a->d_xn, G_(o->w_gate), NULL, a->d_gate, a->t_xn, W + o->w_gate, N, D, F);
+        model_linear_bwd(m, a->d_xn, G_(o->w_gate), NULL, a->d_gate, a->t_xn, W + o->w_gate, N, D, F);
         lora_bwd(m, l, LORA_GATE, a->d_xn, a->d_gate, a->t_xn, N, D, F);
-        K->linear_bwd(a->d_xn, G_(o->w_up), NULL, a->d_up, a->t_xn, W + o->w_up, N, D, F);
+        model_linear_bwd(m, a->d_xn, G_(o->w_up), NULL, a->d_up, a->t_xn, W + o->w_up, N, D, F);
         lora_bwd(m, l, LORA_UP, a->d_xn, a->d_up, a->t_xn, N, D, F);
         K->rmsnorm_bwd(a->d_x, G_(o->mlp_norm), a->d_xn, xmid, W + o->mlp_norm, nofs, rstd2, N, D);
 
@@ -520,7 +526,7 @@ void model_backward_hidden(model *m, const model_batch *b, const float *dxf) {
             dbranch = a->d_xn;
         }
         K->zero(a->d_att, (long)N * qd);
-        K->linear_bwd(a->d_att, G_(o->wo), G_(o->bo), dbranch, att, W + o->wo, N, qd, D);
+        model_linear_bwd(m, a->d_att, G_(o->wo), G_(o->bo), dbranch, att, W + o->wo, N, qd, D);
         lora_bwd(m, l, LORA_O, a->d_att, dbranch, att, N, qd, D);
         K->zero(a->d_q, (long)N * qd);
         K->zero(a->d_k, (long)N * kvd);
@@ -543,11 +549,11 @@ void model_backward_hidden(model *m, const model_batch *b, const float *dxf) {
         }
         apply_saved_norm(a->t_xn, x, rstd1, W + o->attn_norm, nofs, N, D);
         K->zero(a->d_xn, (long)ND);
-        K->linear_bwd(a->d_xn, G_(o->wq), G_(o->bq), dq, a->t_xn, W + o->wq, N, D, qd);
+        model_linear_bwd(m, a->d_xn, G_(o->wq), G_(o->bq), dq, a->t_xn, W + o->wq, N, D, qd);
         lora_bwd(m, l, LORA_Q, a->d_xn, dq, a->t_xn, N, D, qd);
-        K->linear_bwd(a->d_xn, G_(o->wk), G_(o->bk), dk, a->t_xn, W + o->wk, N, D, kvd);
+        model_linear_bwd(m, a->d_xn, G_(o->wk), G_(o->bk), dk, a->t_xn, W + o->wk, N, D, kvd);
         lora_bwd(m, l, LORA_K, a->d_xn, dk, a->t_xn, N, D, kvd);
-        K->linear_bwd(a->d_xn, G_(o->wv), G_(o->bv), a->d_v, a->t_xn, W + o->wv, N, D, kvd);
+        model_linear_bwd(m, a->d_xn, G_(o->wv), G_(o->bv), a->d_v, a->t_xn, W + o->wv, N, D, kvd);
         lora_bwd(m, l, LORA_V, a->d_xn, a->d_v, a->t_xn, N, D, kvd);
         K->rmsnorm_bwd(a->d_x, G_(o->attn_norm), a->d_xn, x, W + o->attn_norm, nofs, rstd1, N, D);
     }

@@ -27,6 +27,9 @@ typedef struct model_param {
     int trainable;  // has a gradient and AdamW state (all, except the frozen base under LoRA)
     int adapter;    // a LoRA tensor (model/lora.h): saved in the adapter files, not model.safetensors
     size_t goff;    // offset in the gradient / optimizer arrays (trainable only)
+    const uint16_t *bf16;  // frozen base read in place (model_load_frozen): its bf16 data in the file's
+                           // mapping, and m->w holds nothing for it (those pages are not even mapped
+                           // readable); NULL when the parameter is fp32 in m->w
 } model_param;
 
 // Offsets of one layer's tensors inside the flat arrays (SIZE_MAX when absent).
@@ -69,6 +72,12 @@ typedef struct model {
     char *source_dir;       // where tokenizer files are copied from on save
     const struct kernels *K;
     model_acts *acts;
+    // A frozen base read in place (model_load_frozen): the files stay mapped while any
+    // parameter's bf16 points into them; m->w is then an anonymous MAP_NORESERVE mapping
+    // of w_map_bytes whose in-place parts are never touched (no memory) and PROT_NONE.
+    struct st_file *maps;
+    int nmaps, nbf16;       // open mappings; parameters read in place
+    size_t w_map_bytes;     // 0: m->w is malloc'ed
 } model;
 
 // Per-architecture constants of the forward, shared with the decoder (kv_cache.c):
@@ -87,6 +96,42 @@ int model_create(model *m, const model_config *c, tm_error *err);
 void model_init_random(model *m, uint64_t seed);
 // Loads a Hugging Face directory (config.json + model.safetensors or sharded index).
 int model_load(model *m, const char *dir, tm_error *err);
+// As model_load, for a model that is trained under LoRA only (model_lora_attach or
+// model_lora_prepare follows, freezing the base): in a bf16 checkpoint the weights of the
+// linear projections (and an untied embedding) are used where the file's mapping has them,
+// bf16, through the bf16 kernels, and never converted to fp32, so the resident memory is
+// about the file's size plus what training adds. Other dtypes load as model_load does.
+// A module made trainable later (--modules-to-save) or a merge converts its weights then
+// (model_materialize).
+int model_load_frozen(model *m, const char *dir, tm_error *err);
+// Converts parameter i, read in place, to fp32 in m->w (a no-op for the others).
+int model_materialize(model *m, int i, tm_error *err);
+// Grows m->w to numel floats (new parameters appended: LoRA), keeping its contents.
+int model_w_resize(model *m, size_t numel, tm_error *err);
+// The linear layers and the embedding as the model runs them. W / E point into m->w at a
+// weight's offset; a weight read in place goes to the backend's bf16 kernels instead (its
+// gradient dW must then be NULL: it is frozen). Same contracts as the kernels.
+void model_linear_fwd(const model *m, float *y, const float *x, const float *W, const float *b, int N, int in, int out);
+void model_linear_bwd(const model *m, float *dx, float *dW, float *db, const float *dy, const float *x, const float *W,
+                      int N, int in, int out);
+void model_embedding_fwd(const model *m, float *y, const int *tok, const float *E, int N, int D);
+void model_lmhead_fwd(const model *m, float *logp, float *entropy, float *lse, const float *h, const float *W,
+                      const int *targets, int N, int D, int V, float *scratch);
+void model_lmhead_bwd(const model *m, float *dh, float *dW, const float *dlogp, const float *dentropy, const float *h,
+                      const float *W, const int *targets, const float *lse, const float *entropy, int N, int D, int V,
+                      float *scratch);
+size_t model_lmhead_scratch_floats(const model *m, int N);
+// wbar[D] = the mean over the vocabulary of the lm-head's rows, in double (DPO's logit metrics)
+void model_lm_head_mean(const model *m, double *wbar);
+// The bf16 data of the weight at offset off when it is read in place, else NULL.
+const uint16_t *model_weight_bf16(const model *m, size_t off);
+// model_create with m->w an anonymous MAP_NORESERVE mapping (model_load_frozen).
+int model_create_mapped(model *m, const model_config *c, tm_error *err);
+// weights.c internals: such a mapping of numel floats (its size in *bytes); m->w and the
+// file mappings released; the in-place parameters' pages of m->w made PROT_NONE.
+float *model_w_map(size_t numel, size_t *bytes);
+void model_w_release(model *m);
+void model_guard_inplace(model *m);
 // Loads a reward model: a *ForSequenceClassification directory as it is, or a causal LM
 // whose lm-head is dropped for a new score head (seeded). Saved as the former.
 int model_load_reward(model *m, const char *dir, uint64_t seed, tm_error *err);
@@ -121,7 +166,9 @@ int model_forward(model *m, const model_batch *b, float *logp, float *entropy, t
 // so that another head reading it (PPO's value head) does not depend on T.
 int model_forward_temp(model *m, const model_batch *b, double temperature, float *logp, float *entropy, tm_error *err);
 // The final normalized hidden states [n_tokens, hidden] of the last forward (the
-// lm-head's input), valid until the next forward; and the lm-head matrix [vocab, hidden].
+// lm-head's input), valid until the next forward; and the lm-head matrix [vocab, hidden]
+// (read it through model_linear_fwd / model_lm_head_mean: it may be bf16 read in place,
+// model_load_frozen, and then its fp32 slots are not mapped).
 const float *model_last_hidden(const model *m);
 const float *model_lm_head(const model *m);
 // The trunk alone: everything up to the final norm (model_last_hidden), for heads other

@@ -40,18 +40,34 @@ static int shards_add(shard_set *s, const char *dir, const char *name, tm_error 
     return 0;
 }
 
-static int load_dir(model *m, const char *dir, int as_reward, uint64_t seed, tm_error *err);
+static int load_dir(model *m, const char *dir, int as_reward, uint64_t seed, int frozen, tm_error *err);
 
 // A PEFT adapter directory loads as its base with the adapters attached (model/lora.h).
 int model_load(model *m, const char *dir, tm_error *err) {
-    return lora_is_adapter_dir(dir) ? lora_load(m, dir, err) : load_dir(m, dir, 0, 0, err);
+    return lora_is_adapter_dir(dir) ? lora_load(m, dir, 0, err) : load_dir(m, dir, 0, 0, 0, err);
 }
 
-int model_load_reward(model *m, const char *dir, uint64_t seed, tm_error *err) { return load_dir(m, dir, 1, seed, err); }
+int model_load_frozen(model *m, const char *dir, tm_error *err) {
+    return lora_is_adapter_dir(dir) ? lora_load(m, dir, 1, err) : load_dir(m, dir, 0, 0, 1, err);
+}
+
+int model_load_reward(model *m, const char *dir, uint64_t seed, tm_error *err) { return load_dir(m, dir, 1, seed, 0, err); }
+
+// The weights a frozen base reads in place: the linear projections, the embedding and the
+// lm-head (tied or not; not a reward model's score head).
+static int in_place_kind(const model *m, size_t off) {
+    if (off == m->off_embed || off == m->off_lm_head) return !m->cfg.num_labels;
+    for (int l = 0; l < m->cfg.layers; l++) {
+        const layer_offsets *o = &m->layer[l];
+        if (off == o->wq || off == o->wk || off == o->wv || off == o->wo || off == o->w_gate || off == o->w_up || off == o->w_down) return 1;
+    }
+    return 0;
+}
 
 // Loads a directory; with as_reward a causal LM becomes a reward model: its lm-head is
 // left out and a score head is initialized (normal(0, 0.02), as transformers does).
-static int load_dir(model *m, const char *dir, int as_reward, uint64_t seed, tm_error *err) {
+// frozen: model_load_frozen (bf16 projections read in place, the files kept mapped).
+static int load_dir(model *m, const char *dir, int as_reward, uint64_t seed, int frozen, tm_error *err) {
     char path[4096];
     model_config cfg;
     // "" would join to "/config.json", a file at the root that names nothing the user gave
@@ -68,7 +84,7 @@ static int load_dir(model *m, const char *dir, int as_reward, uint64_t seed, tm_
     if (rc) { free(cfg_text); return -1; }
     int new_head = as_reward && !cfg.num_labels;
     if (as_reward) cfg.num_labels = 1;
-    if (model_create(m, &cfg, err)) { free(cfg_text); return -1; }
+    if ((frozen ? model_create_mapped(m, &cfg, err) : model_create(m, &cfg, err))) { free(cfg_text); return -1; }
     m->config_text = cfg_text;
     m->source_dir = strdup(dir);
 
@@ -111,10 +127,23 @@ static int load_dir(model *m, const char *dir, int as_reward, uint64_t seed, tm_
             else tm_fail(err, "%s: tensor %s has shape [%s], config.json implies [%lld, %lld]", f->path, p->name, got, (long long)p->shape[0], (long long)p->shape[1]);
             goto fail;
         }
-        if (st_read_f32(f, t, m->w + p->offset, err)) goto fail;
+        const uint8_t *data = f->map + f->data_offset + t->begin;
+        if (frozen && t->dtype == ST_BF16 && !((uintptr_t)data & 1) && in_place_kind(m, p->offset)) {
+            m->params[i].bf16 = (const uint16_t *)data;  // little-endian, as the file
+            m->nbf16++;
+        } else if (st_read_f32(f, t, m->w + p->offset, err)) {
+            goto fail;
+        }
         if (i == 0) m->file_dtype = t->dtype;
     }
     json_doc_free(idx);
+    if (m->nbf16) {  // the mappings now belong to the model
+        if (!(m->maps = malloc(sizeof(st_file) * (size_t)sh->n))) { tm_fail(err, "out of memory"); goto fail; }
+        memcpy(m->maps, sh->files, sizeof(st_file) * (size_t)sh->n);
+        m->nmaps = sh->n;
+        sh->n = 0;
+        model_guard_inplace(m);
+    }
     shards_close(sh);
     free(sh);
     return 0;

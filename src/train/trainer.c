@@ -551,7 +551,7 @@ static void lm_head_rows(model *m, step_buffers *b, const int *pos, int n, int *
     for (int i0 = 0; i0 < n; i0 += LM_ROWS) {
         int r = n - i0 < LM_ROWS ? n - i0 : LM_ROWS;
         for (int k = 0; k < r; k++) memcpy(b->h + (size_t)k * D, H + (size_t)pos[i0 + k] * D, sizeof(float) * (size_t)D);
-        m->K->linear_fwd(b->z, b->h, W, NULL, r, D, V);
+        model_linear_fwd(m, b->z, b->h, W, NULL, r, D, V);  // W may be bf16 read in place
         // rows are independent: the same bits with any number of threads
         #pragma omp parallel for schedule(static)
         for (int k = 0; k < r; k++) {
@@ -597,13 +597,10 @@ static void sft_token_metrics(model *m, step_buffers *b, step_metrics *out) {
 static void dpo_token_metrics(model *m, step_buffers *b, const uint8_t *chosen_seq, step_metrics *out) {
     const trainer *t = &b->t;
     const batch_builder *bb = &t->bb;
-    const float *H = model_last_hidden(m), *W = model_lm_head(m);
-    int D = m->cfg.hidden, V = m->cfg.vocab;
+    const float *H = model_last_hidden(m);
+    int D = m->cfg.hidden;
     double *wbar = b->wbar;
-    for (int d = 0; d < D; d++) wbar[d] = 0;
-    for (int j = 0; j < V; j++)
-        for (int d = 0; d < D; d++) wbar[d] += W[(size_t)j * D + d];
-    for (int d = 0; d < D; d++) wbar[d] /= V;
+    model_lm_head_mean(m, wbar);
     double ent = 0, n_ent = 0, lg[2] = {0, 0}, n_lg[2] = {0, 0};
     int n_pos = 0;
     for (int s = 0; s < bb->n_seqs; s++)
@@ -918,9 +915,12 @@ int train_run(const train_args *args, tm_error *err) {
 
     // the reference model is the initial policy unless --ref-model names another
     const char *ref_dir = a->ref_model ? a->ref_model : a->model;
+    // under LoRA the policy's base is frozen: a bf16 one is read in place (model_load_frozen);
+    // so is this first load when it is the policy too (the reference is the policy, adapters off)
+    int frozen_ref = a->method != TRAIN_RM && (a->lora.use_peft || lora_is_adapter_dir(a->model)) && ref_dir == a->model;
     if (a->method == TRAIN_RM ? model_load_reward(&m, a->resume_from_checkpoint && !a->lora.use_peft ? a->resume_from_checkpoint : a->model,
                                                   (uint64_t)a->seed, err)
-                              : model_load(&m, ref_dir, err))
+                              : frozen_ref ? model_load_frozen(&m, ref_dir, err) : model_load(&m, ref_dir, err))
         goto done;
     // without a tokenizer only pre-tokenized data (TRL's *_input_ids columns) can be read
     tok = tok_load(a->model, err);
@@ -997,7 +997,7 @@ int train_run(const train_args *args, tm_error *err) {
     if (a->method != TRAIN_RM && (resume_full || (a->ref_model && strcmp(a->ref_model, a->model)))) {
         model_free(&m);
         const char *from = resume_full ? resume_full : a->model;
-        if (model_load(&m, from, err) || model_reserve(&m, cap_tokens, err)) goto done;
+        if ((peft ? model_load_frozen(&m, from, err) : model_load(&m, from, err)) || model_reserve(&m, cap_tokens, err)) goto done;
     }
     if (model_lora_prepare(&m, &a->lora, a->model, peft ? a->resume_from_checkpoint : NULL, (uint64_t)a->seed, err)) goto done;
     if (trainer_enable_train(&buf.t, err)) goto done;
