@@ -30,4 +30,11 @@ const struct kernels kernels_cpu = {
     .contrastive_prob = k_contrastive_prob,
     .add_inplace = k_add_inplace,
     .zero = k_zero,
+    .rope_angle_fwd = k_rope_angle_fwd,
+    .rope_angle_bwd = k_rope_angle_bwd,
+    .attention_seg_scratch_floats = k_attention_seg_scratch_floats,
+    .attention_seg_fwd = k_attention_seg_fwd,
+    .attention_seg_bwd = k_attention_seg_bwd,
+    .gelu_fwd = k_gelu_fwd,
+    .gelu_bwd = k_gelu_bwd,
 };
