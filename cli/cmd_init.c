@@ -44,6 +44,10 @@ int cmd_init(int argc, char **argv) {
         c.eos_token_id = tok_eos_id(t);
         tok_free(t);
     }
+    if (a == ARCH_QWEN2_5_VL && c.image_token_id >= c.vocab) {  // a smaller vocabulary: the vision ids move to its top
+        c.vision_start_token_id = c.vocab - 5, c.vision_end_token_id = c.vocab - 4;
+        c.image_token_id = c.vocab - 3, c.video_token_id = c.vocab - 2;
+    }
     model m;
     if (model_create(&m, &c, &err)) return cli_fail("init", "%s", err.msg);
     if (tokenizer && !(m.source_dir = strdup(tokenizer))) { model_free(&m); return cli_fail("init", "out of memory"); }  // model_save copies the tokenizer files from here

@@ -7,6 +7,8 @@
 #include "model/model.h"
 #include "model/vision.h"
 #include "test.h"
+#include "tokenizer/jinja.h"
+#include "tokenizer/tokenizer.h"
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -180,11 +182,52 @@ static void test_vision_errors(void) {
     free(pix);
 }
 
+// ---- the prompt side: the chat template's image parts and their expansion ----
+static void test_image_pads(void) {
+    // The content-list branch of Qwen2-VL / Qwen2.5-VL's chat template (its image and text parts).
+    static const char *tmpl =
+        "{% for message in messages %}<|im_start|>{{ message['role'] }}\n{% if message['content'] is string %}"
+        "{{ message['content'] }}<|im_end|>\n{% else %}{% for content in message['content'] %}"
+        "{% if content['type'] == 'image' or 'image' in content or 'image_url' in content %}"
+        "<|vision_start|><|image_pad|><|vision_end|>{% elif 'text' in content %}{{ content['text'] }}{% endif %}"
+        "{% endfor %}<|im_end|>\n{% endif %}{% endfor %}";
+    static const char *vars = "{\"messages\": [{\"role\": \"user\", \"content\": [{\"type\": \"image\"}, "
+                              "{\"type\": \"text\", \"text\": \"How many dots?\"}]}]}";
+    tm_error err;
+    memset(&err, 0, sizeof err);
+    jinja_tmpl *t = jinja_parse(tmpl, strlen(tmpl), "qwen2_vl", &err);
+    json_doc *d = json_parse(vars, strlen(vars), &err);
+    sbuf out;
+    sbuf_init(&out);
+    int rc = t && d ? jinja_render(t, json_root(d), 0, &out, &err) : -1;
+    CHECK(rc == 0 && out.data && !strcmp(out.data, "<|im_start|>user\n<|vision_start|><|image_pad|><|vision_end|>How many dots?<|im_end|>\n"),
+          "chat template renders a {\"type\": \"image\"} part as <|vision_start|><|image_pad|><|vision_end|>%s%s", rc ? ": " : "", rc ? err.msg : "");
+    sbuf_free(&out);
+    json_doc_free(d);
+    jinja_free(t);
+    const int32_t ids[] = {7, 151652, 151655, 151653, 8, 151652, 151655, 151653};
+    const int counts[] = {3, 2};
+    tok_ids o = {0};
+    rc = tok_expand_image_pads(ids, 8, 151655, counts, 2, &o, &err);
+    const int32_t want[] = {7, 151652, 151655, 151655, 151655, 151653, 8, 151652, 151655, 151655, 151653};
+    CHECK(rc == 0 && o.n == 11 && !memcmp(o.v, want, sizeof want), "image pads expand to each image's embedding count");
+    tok_ids_free(&o);
+    memset(&o, 0, sizeof o);
+    CHECK(tok_expand_image_pads(ids, 8, 151655, counts, 1, &o, &err) != 0 && strstr(err.msg, "more image placeholders"),
+          "more placeholders than images: %s", err.msg);
+    tok_ids_free(&o);
+    memset(&o, 0, sizeof o);
+    CHECK(tok_expand_image_pads(ids, 4, 151655, counts, 2, &o, &err) != 0 && strstr(err.msg, "1 image placeholder"),
+          "fewer placeholders than images: %s", err.msg);
+    tok_ids_free(&o);
+}
+
 int main(void) {
     rng_seed(&R, 42);
     test_gelu();
     test_rope_angle();
     test_attention_seg();
     test_vision_errors();
+    test_image_pads();
     return test_done();
 }
