@@ -164,11 +164,18 @@ static void test_vision_errors(void) {
     for (int i = 0; i < 12; i++) tg[i] = i < 11 ? tok[i + 1] : -1, pos[i] = i;
     model_batch b = {.n_tokens = 12, .n_seqs = 1, .tokens = tok, .targets = tg, .pos = pos, .cu_seqlens = cu,
                      .n_images = 1, .pixel_values = pix, .image_grid_thw = grid};
-    float lp[12];
-    CHECK(model_forward(&m, &b, lp, NULL, &err) == 0, "forward with one image (%s)", err.msg);
+    float lp[12], dlp[12];
+    CHECK(model_enable_grad(&m, &err) == 0 && model_forward(&m, &b, lp, NULL, &err) == 0, "forward with one image (%s)", err.msg);
     int nm = 0;
     vision_last_output(&m, &nm);
     CHECK(nm == 6, "one image of grid 1x4x6 gives 6 embeddings (%d)", nm);
+    // the backward reaches the patch embedding (under ASan in the san build)
+    for (int i = 0; i < 12; i++) dlp[i] = tg[i] >= 0 ? -1.0f : 0.0f;
+    model_backward(&m, &b, dlp, NULL);
+    const model_param *pe = model_find_param(&m, "visual.patch_embed.proj.weight");
+    double gs = 0;
+    for (size_t i = 0; pe && i < pe->numel; i++) gs += fabs(m.g[pe->goff + i]);
+    CHECK(pe && pe->ndim == 5 && gs > 0 && isfinite(gs), "backward reaches the 5-D patch embedding (sum |g| %.3g)", gs);
     tok[7] = 5;  // one pad too few
     CHECK(model_forward(&m, &b, lp, NULL, &err) != 0 && strstr(err.msg, "image-pad tokens"), "too few pad tokens: %s", err.msg);
     tok[7] = pad;
