@@ -295,12 +295,22 @@ def main():
         adir = os.path.join(tmp, "alt")
         alt = {("model." + k if k.startswith("visual.") else k.replace("model.", "model.language_model.", 1)
                 if k.startswith("model.") else k): v for k, v in W32.items()}
-        R.write_model_dir(adir, cfg, alt, shards=2)
+        # and the config as transformers >= 4.52 writes it: the language model's fields under
+        # text_config (rope_scaling, token ids too), the vision ids and vision_config at the root
+        text_keys = ["hidden_size", "num_hidden_layers", "num_attention_heads", "num_key_value_heads", "intermediate_size",
+                     "vocab_size", "max_position_embeddings", "rms_norm_eps", "rope_theta", "rope_scaling", "hidden_act",
+                     "tie_word_embeddings", "use_sliding_window"]
+        ncfg = {k: v for k, v in cfg.items() if k not in text_keys}
+        ncfg["text_config"] = {k: cfg[k] for k in text_keys if k in cfg}
+        ncfg["text_config"]["model_type"] = "qwen2_5_vl_text"
+        ncfg["vision_config"] = dict(cfg["vision_config"], in_channels=3)
+        del ncfg["vision_config"]["in_chans"]
+        R.write_model_dir(adir, ncfg, alt, shards=2)
         out3 = os.path.join(tmp, "c3.safetensors")
         run([os.path.join(TOOLS, "vl_dump"), "--model", adir, "--tokens", os.path.join(tmp, "t.json"),
              "--images", os.path.join(tmp, "img.safetensors"), "--out", out3])
         C3, _ = R.read_safetensors(out3)
-        report(torch.equal(C3["logprobs"], C["logprobs"]), "loads model.language_model.* / model.visual.* names (sharded) to the same log-probs")
+        report(torch.equal(C3["logprobs"], C["logprobs"]), "loads model.language_model.* / model.visual.* names (sharded) and a nested text_config to the same log-probs")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
