@@ -235,6 +235,8 @@ def main():
                 W32[k] = 1 + 0.2 * torch.randn(t.shape, generator=g)
             elif k.startswith("visual."):
                 W32[k] = 0.08 * torch.randn(t.shape, generator=g)
+            elif "q_proj.weight" in k or "k_proj.weight" in k:  # peaked attention, so that positions (M-RoPE) matter
+                W32[k] = 0.15 * torch.randn(t.shape, generator=g)
             elif k.endswith(".bias"):
                 W32[k] = 0.05 * torch.randn(t.shape, generator=g)
         R.write_model_dir(mdir, cfg, W32)
