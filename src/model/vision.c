@@ -118,7 +118,11 @@ static int count_layout(const model *m, const model_batch *b, int *np, int *nm, 
         *nf += t;
     }
     int pads = 0;
-    for (int i = 0; i < b->n_tokens; i++) pads += b->tokens[i] == c->image_token_id;
+    for (int i = 0; i < b->n_tokens; i++) {
+        pads += b->tokens[i] == c->image_token_id;
+        if (b->tokens[i] == c->video_token_id)
+            return tm_fail(err, "token %d at position %d is a video placeholder: videos are not supported (images only)", c->video_token_id, i);
+    }
     if (pads != *nm)
         return tm_fail(err, "the batch has %d image-pad tokens (id %d) but its %d image(s) make %d embeddings (image_grid_thw / %d)", pads,
                        c->image_token_id, b->n_images, *nm, ms * ms);

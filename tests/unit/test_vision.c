@@ -176,6 +176,9 @@ static void test_vision_errors(void) {
     double gs = 0;
     for (size_t i = 0; pe && i < pe->numel; i++) gs += fabs(m.g[pe->goff + i]);
     CHECK(pe && pe->ndim == 5 && gs > 0 && isfinite(gs), "backward reaches the 5-D patch embedding (sum |g| %.3g)", gs);
+    tok[0] = c.video_token_id;
+    CHECK(model_forward(&m, &b, lp, NULL, &err) != 0 && strstr(err.msg, "videos are not supported"), "a video pad is refused: %s", err.msg);
+    tok[0] = 1;
     tok[7] = 5;  // one pad too few
     CHECK(model_forward(&m, &b, lp, NULL, &err) != 0 && strstr(err.msg, "image-pad tokens"), "too few pad tokens: %s", err.msg);
     tok[7] = pad;
