@@ -10,7 +10,7 @@ int cmd_init(int argc, char **argv) {
     const char *arch = "llama", *preset = "tiny", *out = NULL, *dtype = "float32", *tokenizer = NULL;
     int seed = 0, tie = 0, vocab = 0;
     flag flags[] = {
-        {"arch", FLAG_STR, &arch, "llama | qwen2 | qwen3 | gemma3 (Gemma3ForCausalLM, the text model)"},
+        {"arch", FLAG_STR, &arch, "llama | qwen2 | qwen3 | gemma3 (Gemma3ForCausalLM, the text model) | qwen2_5_vl (Qwen2_5_VLForConditionalGeneration)"},
         {"preset", FLAG_STR, &preset, "tiny (4 layers, d 256; gemma3: 8) | small (12 layers, d 768)"},
         {"out", FLAG_STR, &out, "output directory (required)"},
         {"seed", FLAG_INT, &seed, "random seed"},
@@ -23,7 +23,7 @@ int cmd_init(int argc, char **argv) {
     if (rc) return rc == 1 ? 0 : 2;
     if (!out) return cli_fail("init", "--out DIR is required");
     model_arch a;
-    if (model_arch_from_short(arch, &a)) return cli_fail("init", "unknown --arch \"%s\" (llama, qwen2, qwen3, gemma3)", arch);
+    if (model_arch_from_short(arch, &a)) return cli_fail("init", "unknown --arch \"%s\" (llama, qwen2, qwen3, gemma3, qwen2_5_vl)", arch);
     tm_error err;
     model_config c;
     if (config_preset(&c, a, preset, &err)) return cli_fail("init", "%s", err.msg);
@@ -43,6 +43,10 @@ int cmd_init(int argc, char **argv) {
         c.bos_token_id = tok_bos_id(t);
         c.eos_token_id = tok_eos_id(t);
         tok_free(t);
+    }
+    if (a == ARCH_QWEN2_5_VL && c.image_token_id >= c.vocab) {  // a smaller vocabulary: the vision ids move to its top
+        c.vision_start_token_id = c.vocab - 5, c.vision_end_token_id = c.vocab - 4;
+        c.image_token_id = c.vocab - 3, c.video_token_id = c.vocab - 2;
     }
     model m;
     if (model_create(&m, &c, &err)) return cli_fail("init", "%s", err.msg);

@@ -146,6 +146,7 @@ static int run(train_method method, const char *cmd, int argc, char **argv) {
         {KTO, {"undesirable-weight", FLAG_FLOAT, &a.kto.undesirable_weight, "λ_U"}},
         {RM, {"center-rewards-coefficient", FLAG_FLOAT, &a.center_rewards_coefficient, "weight of (r_w + r_l)^2"}},
         {SFT, {"packing", FLAG_BOOL, &a.packing, "true|false: pack whole examples into rows of --max-length tokens (TRL's bfd); a micro-batch takes --per-device-train-batch-size rows"}},
+        {SFT | DPO | KTO, {"freeze-vision-tower", FLAG_BOOL, &a.freeze_vision_tower, "Qwen2.5-VL: train no vision-tower parameter (LoRA freezes it anyway)"}},
         {SFT, {"per-sequence", FLAG_BOOL, &x.per_sequence, "average the loss per sequence instead of per token"}},
     };
     enum { NCOMMON = sizeof common / sizeof common[0], NOWN = sizeof own / sizeof own[0] };

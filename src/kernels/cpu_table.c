@@ -36,4 +36,11 @@ const struct kernels kernels_cpu = {
     .lmhead_bf16_scratch_floats = k_lmhead_bf16_scratch_floats,
     .lmhead_bf16_logprob_fwd = k_lmhead_bf16_logprob_fwd,
     .lmhead_bf16_logprob_bwd = k_lmhead_bf16_logprob_bwd,
+    .rope_angle_fwd = k_rope_angle_fwd,
+    .rope_angle_bwd = k_rope_angle_bwd,
+    .attention_seg_scratch_floats = k_attention_seg_scratch_floats,
+    .attention_seg_fwd = k_attention_seg_fwd,
+    .attention_seg_bwd = k_attention_seg_bwd,
+    .gelu_fwd = k_gelu_fwd,
+    .gelu_bwd = k_gelu_bwd,
 };

@@ -168,6 +168,24 @@ void k_lmhead_bf16_logprob_fwd(float *logp, float *entropy, float *lse, const fl
 void k_lmhead_bf16_logprob_bwd(float *dh, const float *dlogp, const float *dentropy, const float *h, const uint16_t *W,
                                const int *targets, const float *lse, const float *entropy, int N, int D, int V,
                                float *scratch);
+// ---- vision (cpu_vision.c): Qwen2.5-VL's vision tower and M-RoPE ----
+// RoPE by an angle table ang[N, d/2] (rotate_half layout, in place on x[N, H, d]): the pair
+// (i, i + d/2) of token n turns by ang[n][i]. The vision tower's 2-D rotary and M-RoPE fill
+// the table from different position ids per frequency band. The backward turns back.
+void k_rope_angle_fwd(float *x, const float *ang, int N, int H, int d);
+void k_rope_angle_bwd(float *dx, const float *ang, int N, int H, int d);
+// Bidirectional attention within segments [cu_seqlens[s], cu_seqlens[s+1]) (no causal
+// mask; q, k, v [N, H, d] with H heads each), scores scaled by 1/sqrt(d); saves lse[N, H].
+// Scratch: k_attention_seg_scratch_floats (2 x the longest segment squared).
+size_t k_attention_seg_scratch_floats(const int *cu_seqlens, int nseg);
+void k_attention_seg_fwd(float *out, float *lse, const float *q, const float *k, const float *v, const int *cu_seqlens,
+                         int nseg, int N, int H, int d, float *scratch);
+void k_attention_seg_bwd(float *dq, float *dk, float *dv, const float *dout, const float *q, const float *k, const float *v,
+                         const float *out, const float *lse, const int *cu_seqlens, int nseg, int N, int H, int d,
+                         float *scratch);
+// Exact GELU, y = x Phi(x) (torch.nn.GELU()); the backward accumulates dx += dy GELU'(x).
+void k_gelu_fwd(float *y, const float *x, long n);
+void k_gelu_bwd(float *dx, const float *dy, const float *x, long n);
 
 // The backend table.
 struct kernels {
@@ -208,5 +226,13 @@ struct kernels {
                                     float *);
     void (*lmhead_bf16_logprob_bwd)(float *, const float *, const float *, const float *, const uint16_t *, const int *,
                                     const float *, const float *, int, int, int, float *);
+    void (*rope_angle_fwd)(float *, const float *, int, int, int);
+    void (*rope_angle_bwd)(float *, const float *, int, int, int);
+    size_t (*attention_seg_scratch_floats)(const int *, int);
+    void (*attention_seg_fwd)(float *, float *, const float *, const float *, const float *, const int *, int, int, int, int, float *);
+    void (*attention_seg_bwd)(float *, float *, float *, const float *, const float *, const float *, const float *, const float *,
+                              const float *, const int *, int, int, int, int, float *);
+    void (*gelu_fwd)(float *, const float *, long);
+    void (*gelu_bwd)(float *, const float *, const float *, long);
 };
 extern const struct kernels kernels_cpu;

@@ -42,6 +42,6 @@ int batch_add(batch_builder *b, const int *ids, const uint8_t *trained, int len)
 }
 
 model_batch batch_view(const batch_builder *b) {
-    model_batch v = {b->n_tokens, b->n_seqs, b->tokens, b->targets, b->pos, b->cu_seqlens};
+    model_batch v = {.n_tokens = b->n_tokens, .n_seqs = b->n_seqs, .tokens = b->tokens, .targets = b->targets, .pos = b->pos, .cu_seqlens = b->cu_seqlens};
     return v;
 }

@@ -6,7 +6,7 @@
 #include "base/error.h"
 #include "base/json.h"
 
-typedef enum { ARCH_LLAMA, ARCH_QWEN2, ARCH_QWEN3, ARCH_GEMMA3, ARCH_COUNT } model_arch;
+typedef enum { ARCH_LLAMA, ARCH_QWEN2, ARCH_QWEN3, ARCH_GEMMA3, ARCH_QWEN2_5_VL, ARCH_COUNT } model_arch;
 
 // Layers whose attention kind (sliding or full) a config can name one by one.
 #define CONFIG_MAX_LAYERS 1024
@@ -45,6 +45,17 @@ typedef struct model_config {
     unsigned char layer_sliding[CONFIG_MAX_LAYERS];  // 1: "sliding_attention", 0: "full_attention"
     int bos_token_id, eos_token_id;  // -1 when absent
     int num_labels;    // 0: causal LM (lm-head); 1: reward model (*ForSequenceClassification, score head)
+    // Qwen2.5-VL (ARCH_QWEN2_5_VL): a Qwen2 language model with M-RoPE and a vision tower
+    // (model/vision.h); the fields are vision_config's, parsed in model/vision_config.c.
+    struct {
+        int depth, hidden, heads, ffn, out_hidden;  // depth, hidden_size, num_heads, intermediate_size, out_hidden_size
+        int patch, temporal_patch, merge, window;   // patch_size, temporal_patch_size, spatial_merge_size, window_size (px)
+        int n_fullatt;
+        int fullatt[64];                            // fullatt_block_indexes
+        int tokens_per_second;
+    } vis;
+    int mrope_section[3];  // rope_scaling.mrope_section: frequency bands of t, h, w (sum head_dim/2)
+    int image_token_id, video_token_id, vision_start_token_id, vision_end_token_id;
 } model_config;
 
 const char *model_arch_name(model_arch a);           // "LlamaForCausalLM", ...
@@ -66,5 +77,10 @@ int config_validate(const model_config *c, const char *path, tm_error *err);
 void config_rope_inv_freq(const model_config *c, float *inv_freq);
 // Those of Gemma 3's sliding layers: base rope_local_base_freq, never scaled.
 void config_rope_inv_freq_local(const model_config *c, float *inv_freq);
+// Qwen2.5-VL's config (model/vision_config.c): the vision_config, mrope_section and token ids of
+// root (the language model's fields were read by config_from_json); the config.json text; the preset.
+int config_vl_fields(model_config *c, const json *root, const char *path, tm_error *err);
+void config_vl_to_json(const model_config *c, const char *torch_dtype, sbuf *out);
+int config_vl_preset(model_config *c, const char *preset, tm_error *err);
 // The sliding window of layer l (0: full attention).
 int config_layer_window(const model_config *c, int l);

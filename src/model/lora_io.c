@@ -88,7 +88,7 @@ int lora_save(const model *m, const char *dir, tm_error *err) {
         if (!p->adapter && !p->trainable) continue;
         char buf[128];
         snprintf(names[n], 128, "%s", peft_key(p, buf, sizeof buf));
-        ts[n] = (st_out_tensor){names[n], p->ndim, {p->shape[0], p->shape[1]}, m->w + p->offset};
+        ts[n] = (st_out_tensor){names[n], p->ndim, {p->shape[0], p->shape[1], p->shape[2], p->shape[3], p->shape[4]}, m->w + p->offset};
         n++;
     }
     // fp32 always: the exact weights the run trains, so a save round-trips bit for bit

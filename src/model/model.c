@@ -6,6 +6,7 @@
 #include <string.h>
 #include "base/rng.h"
 #include "model/lora.h"
+#include "model/vision.h"
 
 #define NONE SIZE_MAX
 
@@ -42,7 +43,7 @@ struct model_acts {
     size_t scratch_floats;
 };
 
-static int add_param(model *m, const char *name, int ndim, int64_t d0, int64_t d1, int decay, size_t *off) {
+int model_add_param(model *m, const char *name, int ndim, int64_t d0, int64_t d1, int decay, size_t *off) {
     model_param *p = &m->params[m->nparams++];
     snprintf(p->name, sizeof p->name, "%s", name);
     p->ndim = ndim;
@@ -63,7 +64,7 @@ static int create(model *m, const model_config *c, int mapped, tm_error *err) {
     m->K = &kernels_cpu;
     m->file_dtype = ST_F32;
     int L = c->layers, D = c->hidden, qd = c->heads * c->head_dim, kvd = c->kv_heads * c->head_dim;
-    m->params = calloc((size_t)L * 20 + 4, sizeof *m->params);
+    m->params = calloc((size_t)L * 20 + 4 + (size_t)vision_param_count(c), sizeof *m->params);
     m->layer = calloc((size_t)L, sizeof *m->layer);
     m->inv_freq = malloc(sizeof(float) * (size_t)(c->head_dim / 2));
     if (c->sliding_window) m->inv_freq_local = malloc(sizeof(float) * (size_t)(c->head_dim / 2));
@@ -74,12 +75,12 @@ static int create(model *m, const model_config *c, int mapped, tm_error *err) {
     config_rope_inv_freq(c, m->inv_freq);
     if (m->inv_freq_local) config_rope_inv_freq_local(c, m->inv_freq_local);
     char name[96];
-    add_param(m, "model.embed_tokens.weight", 2, c->vocab, D, 1, &m->off_embed);
+    model_add_param(m, "model.embed_tokens.weight", 2, c->vocab, D, 1, &m->off_embed);
     for (int l = 0; l < L; l++) {
         layer_offsets *o = &m->layer[l];
         o->bq = o->bk = o->bv = o->bo = o->q_norm = o->k_norm = o->post_attn_norm = o->post_ff_norm = NONE;
 #define P(field, suffix, nd, a, b, decay) \
-    snprintf(name, sizeof name, "model.layers.%d.%s", l, suffix), add_param(m, name, nd, a, b, decay, &o->field)
+    snprintf(name, sizeof name, "model.layers.%d.%s", l, suffix), model_add_param(m, name, nd, a, b, decay, &o->field)
         P(attn_norm, "input_layernorm.weight", 1, D, 1, 0);
         P(wq, "self_attn.q_proj.weight", 2, qd, D, 1);
         if (c->attn_bias) P(bq, "self_attn.q_proj.bias", 1, qd, 1, 0);
@@ -105,11 +106,12 @@ static int create(model *m, const model_config *c, int mapped, tm_error *err) {
         P(w_down, "mlp.down_proj.weight", 2, D, c->ffn, 1);
 #undef P
     }
-    add_param(m, "model.norm.weight", 1, D, 1, 0, &m->off_norm);
+    model_add_param(m, "model.norm.weight", 1, D, 1, 0, &m->off_norm);
     m->off_score = NONE;
-    if (c->num_labels) add_param(m, "score.weight", 2, c->num_labels, D, 1, &m->off_score);  // reward model: no lm-head
+    if (c->num_labels) model_add_param(m, "score.weight", 2, c->num_labels, D, 1, &m->off_score);  // reward model: no lm-head
     else if (c->tie_embeddings) m->off_lm_head = m->off_embed;
-    else add_param(m, "lm_head.weight", 2, c->vocab, D, 1, &m->off_lm_head);
+    else model_add_param(m, "lm_head.weight", 2, c->vocab, D, 1, &m->off_lm_head);
+    if (c->arch == ARCH_QWEN2_5_VL && vision_create(m, err)) { model_free(m); return -1; }
     m->w = mapped ? model_w_map(m->numel, &m->w_map_bytes) : calloc(m->numel, sizeof(float));
     if (!m->w) {
         size_t n = m->numel;  // model_free clears it
@@ -129,7 +131,7 @@ void model_init_random(model *m, uint64_t seed) {
     for (int i = 0; i < m->nparams; i++) {
         const model_param *p = &m->params[i];
         float *w = m->w + p->offset;
-        int is_norm = strstr(p->name, "norm") != NULL;
+        int is_norm = strstr(p->name, "norm") != NULL || strstr(p->name, ".ln_q.") != NULL;  // ln_q: the VL merger's norm
         float one = m->cfg.norm_ofs ? 0.0f : 1.0f;  // the scale is weight + norm_ofs
         for (size_t j = 0; j < p->numel; j++) w[j] = is_norm ? one : 0.02f * rng_normal(&r);
     }
@@ -150,6 +152,7 @@ void model_free(model *m) {
     model_w_release(m);
     free(m->g);
     lora_free(m->lora);
+    vision_free(m->vis);
     free(m->config_text);
     free(m->source_dir);
     memset(m, 0, sizeof *m);
@@ -317,6 +320,7 @@ int model_forward_hidden(model *m, const model_batch *b, tm_error *err) {
     const float nofs = c->norm_ofs ? 1.0f : 0.0f, qs = model_query_scale(m);
     model_embedding_fwd(m, a->xs, b->tokens, W + m->off_embed, N, D);
     scale_inplace(a->xs, model_embed_scale(m), (long)ND);
+    if (m->vis && vision_forward(m, b, a->xs, err)) return -1;  // Qwen2.5-VL: images over their pad tokens, M-RoPE
     for (int l = 0; l < c->layers; l++) {
         const layer_offsets *o = &m->layer[l];
         float *x = a->xs + l * ND, *xmid = a->xs_mid + l * ND, *xnext = a->xs + (l + 1) * ND;
@@ -343,8 +347,13 @@ int model_forward_hidden(model *m, const model_batch *b, tm_error *err) {
         }
         model_linear_fwd(m, v, a->t_xn, W + o->wv, o->bv == NONE ? NULL : W + o->bv, N, D, kvd);
         lora_fwd(m, l, LORA_V, v, a->t_xn, N, D, kvd);
-        K->rope_fwd(q, b->pos, inv_freq, N, Hq, hd);
-        K->rope_fwd(k, b->pos, inv_freq, N, Hkv, hd);
+        if (m->vis) {
+            K->rope_angle_fwd(q, vision_lm_angles(m), N, Hq, hd);
+            K->rope_angle_fwd(k, vision_lm_angles(m), N, Hkv, hd);
+        } else {
+            K->rope_fwd(q, b->pos, inv_freq, N, Hq, hd);
+            K->rope_fwd(k, b->pos, inv_freq, N, Hkv, hd);
+        }
         scale_inplace(q, qs, (long)N * qd);
         K->attention_fwd(att, lse, q, k, v, b->cu_seqlens, b->n_seqs, N, Hq, Hkv, hd, window, a->scratch);
         if (c->sandwich_norm) {  // Gemma: xmid = x + post_attention_layernorm(o_proj(att))
@@ -534,8 +543,13 @@ void model_backward_hidden(model *m, const model_batch *b, const float *dxf) {
         K->attention_bwd(a->d_q, a->d_k, a->d_v, a->d_att, q, k, v, att, lse, b->cu_seqlens, b->n_seqs, N, Hq, Hkv, hd,
                          config_layer_window(c, l), a->scratch);
         scale_inplace(a->d_q, qs, (long)N * qd);
-        K->rope_bwd(a->d_q, b->pos, inv_freq, N, Hq, hd);
-        K->rope_bwd(a->d_k, b->pos, inv_freq, N, Hkv, hd);
+        if (m->vis) {
+            K->rope_angle_bwd(a->d_q, vision_lm_angles(m), N, Hq, hd);
+            K->rope_angle_bwd(a->d_k, vision_lm_angles(m), N, Hkv, hd);
+        } else {
+            K->rope_bwd(a->d_q, b->pos, inv_freq, N, Hq, hd);
+            K->rope_bwd(a->d_k, b->pos, inv_freq, N, Hkv, hd);
+        }
         float *dq = a->d_q, *dk = a->d_k;
         if (c->qk_norm) {
             K->zero(a->d_qpre, (long)N * qd);
@@ -557,6 +571,7 @@ void model_backward_hidden(model *m, const model_batch *b, const float *dxf) {
         lora_bwd(m, l, LORA_V, a->d_xn, a->d_v, a->t_xn, N, D, kvd);
         K->rmsnorm_bwd(a->d_x, G_(o->attn_norm), a->d_xn, x, W + o->attn_norm, nofs, rstd1, N, D);
     }
+    if (m->vis) vision_backward(m, b, a->d_x);  // the image rows' gradient goes to the tower, not the embedding
     if (G_(m->off_embed)) {
         scale_inplace(a->d_x, model_embed_scale(m), (long)ND);
         K->embedding_bwd(G_(m->off_embed), a->d_x, b->tokens, N, D);

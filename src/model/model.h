@@ -21,7 +21,7 @@
 typedef struct model_param {
     char name[96];
     int ndim;
-    int64_t shape[2];
+    int64_t shape[5];  // ndim used; the vision tower's Conv3d patch embedding is 5-D
     size_t offset, numel;
     int decay;  // weight decay applies (matrices yes; norms and biases no)
     int trainable;  // has a gradient and AdamW state (all, except the frozen base under LoRA)
@@ -49,6 +49,10 @@ typedef struct model_batch {
     const int *targets;     // [n_tokens] token whose log-prob is wanted at each position, -1 for none
     const int *pos;         // [n_tokens] position ids, restarting per sequence
     const int *cu_seqlens;  // [n_seqs + 1] sequence boundaries
+    // Qwen2.5-VL (model/vision.h): the images whose embeddings replace the image-pad tokens, in order
+    int n_images;
+    const float *pixel_values;    // [n_patches, 3 * temporal_patch * patch^2]
+    const int *image_grid_thw;    // [n_images, 3]
 } model_batch;
 
 typedef struct model_acts model_acts;
@@ -78,6 +82,7 @@ typedef struct model {
     struct st_file *maps;
     int nmaps, nbf16;       // open mappings; parameters read in place
     size_t w_map_bytes;     // 0: m->w is malloc'ed
+    struct vision *vis;     // Qwen2.5-VL's vision tower and M-RoPE (model/vision.h), NULL for text models
 } model;
 
 // Per-architecture constants of the forward, shared with the decoder (kv_cache.c):
@@ -142,6 +147,9 @@ int model_save(const model *m, const char *dir, size_t max_shard_bytes, tm_error
 void model_free(model *m);
 
 const model_param *model_find_param(const model *m, const char *name);
+// Adds a parameter to the table before the weights exist (model_create and its parts, e.g.
+// model/vision.c); its offset goes to *off.
+int model_add_param(model *m, const char *name, int ndim, int64_t d0, int64_t d1, int decay, size_t *off);
 // The gradient of the parameter element at weight offset off, NULL when that parameter
 // is frozen, off is SIZE_MAX (absent) or gradients are not enabled.
 float *model_grad(const model *m, size_t off);

@@ -42,6 +42,17 @@ static int shards_add(shard_set *s, const char *dir, const char *name, tm_error 
 
 static int load_dir(model *m, const char *dir, int as_reward, uint64_t seed, int frozen, tm_error *err);
 
+// Qwen2.5-VL: transformers >= 4.52 names the modules model.language_model.* and model.visual.*
+// inside the model, but its save_pretrained reverses _checkpoint_conversion_mapping, so files
+// (and the Hub's) hold model.layers.* / visual.*: we write those and read either.
+static const char *vl_alt_name(const model *m, const char *name, char *buf, size_t n) {
+    if (m->cfg.arch != ARCH_QWEN2_5_VL) return NULL;
+    if (!strncmp(name, "visual.", 7)) snprintf(buf, n, "model.%s", name);
+    else if (!strncmp(name, "model.", 6)) snprintf(buf, n, "model.language_model.%s", name + 6);
+    else return NULL;
+    return buf;
+}
+
 // A PEFT adapter directory loads as its base with the adapters attached (model/lora.h).
 int model_load(model *m, const char *dir, tm_error *err) {
     return lora_is_adapter_dir(dir) ? lora_load(m, dir, 0, err) : load_dir(m, dir, 0, 0, 0, err);
@@ -112,19 +123,27 @@ static int load_dir(model *m, const char *dir, int as_reward, uint64_t seed, int
         }
         st_file *f = &sh->files[0];
         if (weight_map) {
+            char alt[160];
+            const char *an = vl_alt_name(m, p->name, alt, sizeof alt);
             const char *fname = json_get_str(weight_map, p->name, NULL);
+            if (!fname && an) fname = json_get_str(weight_map, an, NULL);
             if (!fname) { tm_fail(err, "%s: tensor %s is missing from the weight map", index_path, p->name); goto fail; }
             if (shards_add(sh, dir, fname, err)) goto fail;
             for (int k = 0; k < sh->n; k++) if (!strcmp(sh->names[k], fname)) f = &sh->files[k];
         }
         const st_tensor *t = st_find(f, p->name);
+        char alt2[160];
+        const char *an2 = vl_alt_name(m, p->name, alt2, sizeof alt2);
+        if (!t && an2) t = st_find(f, an2);
         if (!t) { tm_fail(err, "%s: missing tensor %s", f->path, p->name); goto fail; }
-        int shape_ok = t->ndim == p->ndim && t->shape[0] == p->shape[0] && (p->ndim == 1 || t->shape[1] == p->shape[1]);
+        int shape_ok = t->ndim == p->ndim;
+        for (int k = 0; k < p->ndim && shape_ok; k++) shape_ok = t->shape[k] == p->shape[k];
         if (!shape_ok) {
             char got[128] = "";
             for (int k = 0; k < t->ndim && k < 8; k++) snprintf(got + strlen(got), sizeof got - strlen(got), "%s%lld", k ? ", " : "", (long long)t->shape[k]);
-            if (p->ndim == 1) tm_fail(err, "%s: tensor %s has shape [%s], config.json implies [%lld]", f->path, p->name, got, (long long)p->shape[0]);
-            else tm_fail(err, "%s: tensor %s has shape [%s], config.json implies [%lld, %lld]", f->path, p->name, got, (long long)p->shape[0], (long long)p->shape[1]);
+            char want[128] = "";
+            for (int k = 0; k < p->ndim; k++) snprintf(want + strlen(want), sizeof want - strlen(want), "%s%lld", k ? ", " : "", (long long)p->shape[k]);
+            tm_fail(err, "%s: tensor %s has shape [%s], config.json implies [%s]", f->path, p->name, got, want);
             goto fail;
         }
         const uint8_t *data = f->map + f->data_offset + t->begin;
@@ -324,8 +343,7 @@ int model_save(const model *m, const char *dir, size_t max_shard_bytes, tm_error
         const model_param *p = &m->params[i];
         ts[i].name = p->name;
         ts[i].ndim = p->ndim;
-        ts[i].shape[0] = p->shape[0];
-        ts[i].shape[1] = p->shape[1];
+        for (int k = 0; k < p->ndim; k++) ts[i].shape[k] = p->shape[k];
         ts[i].data = m->w + p->offset;
     }
     size_t esize = m->file_dtype == ST_F32 ? 4 : 2;

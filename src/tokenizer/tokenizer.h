@@ -38,6 +38,14 @@ void tok_ids_push(tok_ids *a, int32_t id);
 void tok_ids_append(tok_ids *a, const int32_t *ids, size_t n);
 void tok_ids_free(tok_ids *a);
 
+// Qwen2-VL / Qwen2.5-VL images (tok_image.c): the chat template writes one <|image_pad|>
+// (pad_id) per image, between <|vision_start|> and <|vision_end|> (for a {"type": "image"}
+// content part); each becomes n_tokens[i] pads, image i's embedding count
+// grid_t * grid_h * grid_w / merge^2, as transformers' Qwen2_5_VLProcessor expands them.
+// ids are appended to out. Errors when the placeholders and the images do not pair up.
+int tok_expand_image_pads(const int32_t *ids, size_t n, int32_t pad_id, const int *n_tokens, int n_images, tok_ids *out,
+                          tm_error *err);
+
 // Loads DIR/tokenizer.json and, when present, DIR/tokenizer_config.json (bos/eos
 // tokens, chat_template). Returns NULL and fills err on failure.
 tok_tokenizer *tok_load(const char *dir, tm_error *err);

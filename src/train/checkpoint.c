@@ -175,7 +175,7 @@ int checkpoint_save(const char *output_dir, const model *m, const model_optimize
         if (!p->trainable) continue;
         for (int k = 0; k < 2; k++, nt++) {
             snprintf(names[nt], 128, "%s.%s", k ? "exp_avg_sq" : "exp_avg", p->name);
-            ts[nt] = (st_out_tensor){names[nt], p->ndim, {p->shape[0], p->shape[1]}, (k ? o->v : o->m) + p->goff};
+            ts[nt] = (st_out_tensor){names[nt], p->ndim, {p->shape[0], p->shape[1], p->shape[2], p->shape[3], p->shape[4]}, (k ? o->v : o->m) + p->goff};
         }
     }
     int rc = st_write(io_join(path, sizeof path, tmp, "optimizer.safetensors"), ts, nt, ST_F32, err);
@@ -197,7 +197,7 @@ static int save_master(const char *dir, const model *m, tm_error *err) {
     if (!ts) return tm_fail(err, "out of memory");
     for (int i = 0; i < m->nparams; i++) {
         const model_param *p = &m->params[i];
-        ts[i] = (st_out_tensor){p->name, p->ndim, {p->shape[0], p->shape[1]}, m->w + p->offset};
+        ts[i] = (st_out_tensor){p->name, p->ndim, {p->shape[0], p->shape[1], p->shape[2], p->shape[3], p->shape[4]}, m->w + p->offset};
     }
     char path[4096];
     int rc = st_write(io_join(path, sizeof path, dir, CHECKPOINT_MASTER_FILE), ts, m->nparams, ST_F32, err);

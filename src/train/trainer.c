@@ -20,6 +20,7 @@
 #include "data/data.h"
 #include "kernels/kernels.h"
 #include "model/batch.h"
+#include "model/vision.h"
 #include "model/model.h"
 #include "objectives/rm.h"
 #include "objectives/sft.h"
@@ -1000,6 +1001,10 @@ int train_run(const train_args *args, tm_error *err) {
         if ((peft ? model_load_frozen(&m, from, err) : model_load(&m, from, err)) || model_reserve(&m, cap_tokens, err)) goto done;
     }
     if (model_lora_prepare(&m, &a->lora, a->model, peft ? a->resume_from_checkpoint : NULL, (uint64_t)a->seed, err)) goto done;
+    if (a->freeze_vision_tower) {
+        if (!m.vis) { tm_fail(err, "--freeze-vision-tower: %s is not a vision-language model (no vision tower)", a->model); goto done; }
+        vision_freeze(&m);
+    }
     if (trainer_enable_train(&buf.t, err)) goto done;
 
     int64_t warmup = a->warmup_steps > 0 ? a->warmup_steps : (int64_t)ceil(a->warmup_ratio * (double)total);

@@ -71,6 +71,7 @@ typedef struct train_args {
     int keep_start;                  // --truncation-mode keep_start: long prompts keep their start (default: end)
     int zero;                        // --zero 1: under mpirun, AdamW state sharded over ranks (ZeRO-1)
     int packing;                     // sft: pack whole examples into rows of max_length tokens (train/packing.h)
+    int freeze_vision_tower;         // Qwen2.5-VL: the vision tower's parameters get no gradient (model/vision.h)
     lora_args lora;                  // --use-peft and the --lora-* flags: adapters trained, base frozen; the
                                      // reference (dpo, kto) is the base with the adapters off
     const char *report_to;           // --report-to: none|jsonl|tensorboard|all, comma-separated (NULL: jsonl);

@@ -106,8 +106,7 @@ int main(int argc, char **argv) {
             snprintf(names[nt], 128, "%s.%s", k ? "step" : "grad", p->name);
             t->name = names[nt];
             t->ndim = p->ndim;
-            t->shape[0] = p->shape[0];
-            t->shape[1] = p->shape[1];
+            for (int d = 0; d < p->ndim; d++) t->shape[d] = p->shape[d];
             t->data = k ? m.w + p->offset : grads + p->goff;
         }
     }

@@ -155,7 +155,7 @@ static void full_logp_temp(model *m, const int *prompt, int plen, const rollout_
         if (i + 1 >= plen && i + 1 < L) tg[i] = target_override ? *target_override : ids[i + 1];
     }
     float *lp = malloc(sizeof(float) * (size_t)L);
-    model_batch b = {L, 1, ids, tg, pos, cu};
+    model_batch b = {.n_tokens = L, .n_seqs = 1, .tokens = ids, .targets = tg, .pos = pos, .cu_seqlens = cu};
     tm_error err;
     if (model_forward_temp(m, &b, T, lp, NULL, &err)) printf("# forward: %s\n", err.msg);
     for (int j = 0; j < t->len; j++) out[j] = lp[plen - 1 + j];
