@@ -30,4 +30,5 @@ const struct kernels kernels_cpu = {
     .contrastive_prob = k_contrastive_prob,
     .add_inplace = k_add_inplace,
     .zero = k_zero,
+    .lmhead_logprob_row = k_lmhead_logprob_row,
 };

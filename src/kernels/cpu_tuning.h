@@ -6,3 +6,12 @@
 // clamped to [1, 1024], vocab to >= 1). k_lmhead_scratch_floats() depends on them,
 // so size the scratch after changing them. Not thread-safe: set once at start-up.
 void k_lmhead_set_chunks(int rows, int vocab);
+
+// The ISA path of the fixed-order GEMM (cpu_gemm_own.c): 0 portable C, 1 AVX2+FMA,
+// 2 AVX-512F. Picked at first use as the best the CPU has; setting one the CPU lacks
+// (or -1) picks the best. Returns the path now in use. Every path gives the same bits.
+int k_gemm_set_isa(int isa);
+const char *k_gemm_isa_name(int isa);
+// 0 sends the forward GEMMs (x W^T) back to OpenBLAS, as before issue 15: for
+// benchmarks that compare the two. Default 1.
+void k_gemm_set_own(int on);

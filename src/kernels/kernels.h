@@ -132,6 +132,10 @@ void k_lmhead_logprob_fwd(float *logp, float *entropy, float *lse, const float *
 // Given dL/dlogp[N] and optionally dL/dentropy[N] (NULL when entropy was not used;
 // then entropy may be NULL too): dh[N,D] += dL/dh, dW[V,D] += dL/dW. dW may be NULL.
 // dentropy needs the entropy saved by the forward (it is ignored if entropy is NULL).
+// The forward's log-prob (and entropy, if not NULL) for one row of logits z[V] already
+// made, folded in the forward's vocabulary chunks and order: for the same logits, the
+// same bits as k_lmhead_logprob_fwd. The sampler's log-probs come from here.
+float k_lmhead_logprob_row(const float *z, int V, int target, float *entropy);
 void k_lmhead_logprob_bwd(float *dh, float *dW, const float *dlogp, const float *dentropy,
                           const float *h, const float *W, const int *targets, const float *lse,
                           const float *entropy, int N, int D, int V, float *scratch);
@@ -178,5 +182,6 @@ struct kernels {
                              int, int, float *);
     void (*add_inplace)(float *, const float *, long);
     void (*zero)(float *, long);
+    float (*lmhead_logprob_row)(const float *, int, int, float *);
 };
 extern const struct kernels kernels_cpu;

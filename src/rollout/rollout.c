@@ -53,6 +53,15 @@ static int model_forward_cb(void *ctx, const kv_batch *b, const int *tag, float 
     return model_decode(c->m, &c->cache, b, logits, err);
 }
 static void model_release_cb(void *ctx) { kv_cache_free(&((rollout_model_ctx *)ctx)->cache); }
+// At T = 1 the backend's fused-lm-head fold over the same logits the trainer's forward
+// makes (the kernels' fixed-order GEMM gives a decode row the trainer's bits): the
+// recorded log-prob equals the trainer's bit for bit. Other T: the trainer scales the
+// hidden state before the head, so the two agree to rounding (sample_logprob).
+static float model_logprob_cb(void *ctx, const float *z, int tok, double T) {
+    const model *m = ((rollout_model_ctx *)ctx)->m;
+    if (T == 1.0) return m->K->lmhead_logprob_row(z, m->cfg.vocab, tok, NULL);
+    return sample_logprob(z, m->cfg.vocab, tok, T);
+}
 
 void rollout_backend_model(rollout_backend *be, rollout_model_ctx *ctx, model *m) {
     memset(ctx, 0, sizeof *ctx);
@@ -62,6 +71,7 @@ void rollout_backend_model(rollout_backend *be, rollout_model_ctx *ctx, model *m
     be->reserve = model_reserve_cb;
     be->forward = model_forward_cb;
     be->release = model_release_cb;
+    be->logprob = model_logprob_cb;
 }
 
 // ---------------------------------------------------------------- observation wrapper
@@ -349,7 +359,9 @@ static int run_tools(engine *e, tm_error *err) {
 
 static int sample_for(engine *e, seq *s, const float *z, tm_error *err) {
     float lp;
-    int tok = sample_token(z, e->V, &e->o->sp, &s->r, &e->ss, &lp);
+    const rollout_backend *be = e->be;
+    int tok = sample_token(z, e->V, &e->o->sp, &s->r, &e->ss, be->logprob ? NULL : &lp);
+    if (be->logprob) lp = be->logprob(be->ctx, z, tok, e->o->sp.temperature > 0.0 ? e->o->sp.temperature : 1.0);
     return on_token(e, s, tok, lp, err);
 }
 
