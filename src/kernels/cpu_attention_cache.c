@@ -16,9 +16,9 @@
 // the result does not depend on the thread count. The copy costs about what the score
 // tile does; it is what buys the equality.
 //
-// Sliding windows: the caller drops keys from the front of the spans, so tiles count
-// from the first visible key and not from the sequence start as in training: there a
-// decoded row agrees with training to rounding, not bit for bit.
+// Sliding windows: the caller drops keys from the front of the spans and says how many
+// (the first span's `dropped`); the tiles still start at multiples of 64 from the
+// sequence start, with the dropped keys' columns masked, as in training.
 #include "kernels/kernels.h"
 #include "kernels/cpu_attention_tiles.h"
 #include <math.h>
@@ -51,7 +51,8 @@ void k_attention_cache_fwd(float *out, const float *q, const k_kv_span *spans, i
     for (int n = 0; n < N; n++)
         for (int g = 0; g < Hkv; g++) {
             const k_kv_span *sp = spans + (long)n * nspan;
-            int L = 0;
+            // Key t of the visible concatenation sits at column off + t of the tiles.
+            int L = 0, off = nspan > 0 && sp[0].dropped > 0 ? sp[0].dropped % BK : 0;
             for (int s = 0; s < nspan; s++) L += sp[s].len > 0 ? sp[s].len : 0;
             float kT[DMAX * BK], vP[BK * DMAX], S[QCH * BK], m[QCH], l[QCH];
             for (int j0 = 0; j0 < qpg; j0 += QCH) {
@@ -63,12 +64,12 @@ void k_attention_cache_fwd(float *out, const float *q, const k_kv_span *spans, i
                     l[r] = 0.0f;
                     for (int c = 0; c < d; c++) ot[r * d + c] = 0.0f;
                 }
-                for (int kj0 = 0; kj0 < L; kj0 += BK) {
-                    int nk = L - kj0 < BK ? L - kj0 : BK;
+                for (int kj0 = 0; kj0 < off + L; kj0 += BK) {
+                    int nk = off + L - kj0 < BK ? off + L - kj0 : BK;
                     if (j0 == 0 || qpg > QCH) {  // the tile in the training kernel's layout
                         for (int j = 0; j < BK; j++) {
                             const float *kr = NULL, *vr = NULL;
-                            if (j < nk) span_row(sp, nspan, g, kj0 + j, d, &kr, &vr);
+                            if (j < nk && kj0 + j >= off) span_row(sp, nspan, g, kj0 + j - off, d, &kr, &vr);
                             for (int c = 0; c < d; c++) {
                                 kT[c * BK + j] = kr ? kr[c] : 0.0f;
                                 vP[j * d + c] = vr ? vr[c] : 0.0f;
@@ -78,7 +79,7 @@ void k_attention_cache_fwd(float *out, const float *q, const k_kv_span *spans, i
                     k_att_tile_abT(S, BK, qt, d, nq, kT, BK, nk, d);
                     for (int r = 0; r < nq; r++) {
                         float *sr = S + r * BK;
-                        for (int j = 0; j < nk; j++) sr[j] = sr[j] * scale;
+                        for (int j = 0; j < nk; j++) sr[j] = kj0 + j >= off ? sr[j] * scale : -INFINITY;
                         k_att_softmax_step(sr, nk, &m[r], &l[r], ot + r * d, d);
                     }
                     k_att_rows_acc(ot, d, nq, S, BK, 1, nk, vP, d, d);

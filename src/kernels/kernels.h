@@ -91,10 +91,14 @@ void k_attention_win_bwd(float *dq, float *dk, float *dv, const float *dout, con
 // ---- attention of new query tokens against a KV cache (cpu_attention_cache.c) ----
 // A span of cached keys/values: for kv head h, row t is k[h * head_stride + t * d]
 // (v likewise); len rows are visible.
+// dropped (read on a row's first span only): keys of the sequence before that span's
+// first row that the row does not see (a sliding window cut them off); the kernel then
+// cuts its key tiles where the training attention does, from the sequence start.
 typedef struct k_kv_span {
     const float *k, *v;
     long head_stride;
     int len;
+    int dropped;
 } k_kv_span;
 // q[N, Hq, d] -> out[N, Hq, d]. Row n attends to the keys of spans[n*nspan .. n*nspan+nspan)
 // concatenated in that order (the caller makes the lengths causal). Scores scaled by

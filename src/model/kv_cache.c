@@ -176,15 +176,16 @@ static int decode_rows(model *m, kv_cache *c, const kv_batch *b, float *logits, 
             k_kv_span *sp = &c->spans[2 * i];
             int ps = b->prefix_slot ? b->prefix_slot[i] : -1, s = b->slot[i];
             if (ps >= 0) {
-                sp[0] = (k_kv_span){Kc + c->off[ps], Vc + c->off[ps], (long)c->cap[ps] * hd, b->prefix_len[i]};
+                sp[0] = (k_kv_span){Kc + c->off[ps], Vc + c->off[ps], (long)c->cap[ps] * hd, b->prefix_len[i], 0};
             } else {
-                sp[0] = (k_kv_span){Kc, Vc, 0, 0};
+                sp[0] = (k_kv_span){Kc, Vc, 0, 0, 0};
             }
-            sp[1] = (k_kv_span){Kc + c->off[s], Vc + c->off[s], (long)c->cap[s] * hd, b->cache_pos[i] + 1};
+            sp[1] = (k_kv_span){Kc + c->off[s], Vc + c->off[s], (long)c->cap[s] * hd, b->cache_pos[i] + 1, 0};
             if (window > 0) {
                 // Sliding layer: only the last `window` keys of the concatenation (the
                 // query's own included) are visible, as in the trainer's mask.
                 int drop = sp[0].len + sp[1].len - window;
+                if (drop > 0) sp[0].dropped = drop;  // the kernel aligns its key tiles as the trainer's
                 for (int j = 0; j < 2 && drop > 0; j++) {
                     int d = drop < sp[j].len ? drop : sp[j].len;
                     sp[j].k += (long)d * hd;

@@ -115,14 +115,15 @@ static void test_rmsnorm(int N, int D) {
 
 // One sequence of L tokens through the training attention (packed after another
 // sequence, so it starts mid-batch), then each position decoded against a cache split
-// into a prefix span of P keys and the rest, as the sampler's prefix slot and own slot.
-static void test_attention_cache(int L, int P, int Hq, int Hkv, int d) {
+// into a prefix span of P keys and the rest, as the sampler's prefix slot and own slot;
+// with a sliding window W > 0, the spans lose their front keys as kv_cache.c cuts them.
+static void test_attention_cache(int L, int P, int Hq, int Hkv, int d, int W) {
     const int L0 = 37, N = L0 + L;  // a first sequence before ours
     float *q = randn((long)N * Hq * d, 1), *k = randn((long)N * Hkv * d, 1), *v = randn((long)N * Hkv * d, 1);
     int cu[3] = {0, L0, N};
     float *out = malloc(sizeof(float) * (size_t)N * Hq * d), *lse = malloc(sizeof(float) * (size_t)N * Hq);
     float *scratch = malloc(sizeof(float) * k_attention_scratch_floats(cu, 2, Hq, Hkv, d));
-    k_attention_fwd(out, lse, q, k, v, cu, 2, N, Hq, Hkv, d, scratch);
+    k_attention_win_fwd(out, lse, q, k, v, cu, 2, N, Hq, Hkv, d, W, scratch);
     // the cache: two slots [Hkv][cap][d]
     float *kc = malloc(sizeof(float) * (size_t)Hkv * L * d), *vc = malloc(sizeof(float) * (size_t)Hkv * L * d);
     for (int t = 0; t < L; t++)
@@ -134,8 +135,15 @@ static void test_attention_cache(int L, int P, int Hq, int Hkv, int d) {
     k_kv_span *sp = malloc(sizeof(k_kv_span) * 2 * (size_t)L);
     for (int i = 0; i < L; i++) {  // row i sees keys 0..i: prefix [0, P), own [P, i]
         int np = i + 1 < P ? i + 1 : P;
-        sp[2 * i] = (k_kv_span){kc, vc, (long)L * d, np};
-        sp[2 * i + 1] = (k_kv_span){kc + (long)P * d, vc + (long)P * d, (long)L * d, i + 1 - np};
+        sp[2 * i] = (k_kv_span){kc, vc, (long)L * d, np, 0};
+        sp[2 * i + 1] = (k_kv_span){kc + (long)P * d, vc + (long)P * d, (long)L * d, i + 1 - np, 0};
+        int drop = W > 0 ? i + 1 - W : 0;  // as kv_cache.c
+        if (drop > 0) sp[2 * i].dropped = drop;
+        for (int j = 0; j < 2 && drop > 0; j++) {
+            k_kv_span *x = &sp[2 * i + j];
+            int dd = drop < x->len ? drop : x->len;
+            x->k += (long)dd * d, x->v += (long)dd * d, x->len -= dd, drop -= dd;
+        }
     }
     int nt = omp_get_max_threads();
     for (int t = 1; t <= 2; t++) {
@@ -146,8 +154,8 @@ static void test_attention_cache(int L, int P, int Hq, int Hkv, int d) {
         for (int i = 0; i < L; i += 7)  // and some rows alone
             k_attention_cache_fwd(od + (long)i * Hq * d, q + (long)(L0 + i) * Hq * d, sp + 2 * i, 2, 1, Hq, Hkv, d);
         all &= same(od, out + (long)L0 * Hq * d, (long)L * Hq * d);
-        CHECK(all, "attention_cache (prefix %d + own span) == training attention, L=%d Hq=%d Hkv=%d d=%d, %d thread(s), bit for bit",
-              P, L, Hq, Hkv, d, t);
+        CHECK(all, "attention_cache (prefix %d + own span) == training attention, L=%d Hq=%d Hkv=%d d=%d window %d, %d thread(s), bit for bit",
+              P, L, Hq, Hkv, d, W, t);
     }
     omp_set_num_threads(nt);
     free(q), free(k), free(v), free(out), free(lse), free(scratch), free(kc), free(vc), free(od), free(sp);
@@ -192,9 +200,11 @@ int main(void) {
     test_linear_rows(11, 100, 45);
     test_rmsnorm(9, 300);
     test_rmsnorm(5, 16);
-    test_attention_cache(150, 70, 4, 2, 24);  // several tiles, a tile across the two spans
-    test_attention_cache(66, 64, 2, 2, 64);   // the prefix ends on a tile edge
-    test_attention_cache(20, 3, 3, 1, 16);    // one tile, multi-query
+    test_attention_cache(150, 70, 4, 2, 24, 0);  // several tiles, a tile across the two spans
+    test_attention_cache(66, 64, 2, 2, 64, 0);   // the prefix ends on a tile edge
+    test_attention_cache(20, 3, 3, 1, 16, 0);    // one tile, multi-query
+    test_attention_cache(150, 70, 4, 2, 24, 50);  // sliding window: through the prefix, then the own span
+    test_attention_cache(200, 10, 2, 1, 16, 128);
     test_lmhead_row(7, 40, 5000);  // 3 vocabulary chunks of 2048
     k_lmhead_set_chunks(512, 64);  // many chunks, and a tail chunk
     test_lmhead_row(5, 33, 1000);
