@@ -67,10 +67,18 @@ void openblas_set_num_threads(int num_threads);
 // kernels it did, by ~1e-7 relative). The price is a panel packed per block instead of
 // per thread: the small training step still runs at 84% of the 2-thread sgemm peak
 // (BENCHMARKS.md, train_step small).
-static int gemm_own = 1;
+// -1: not decided yet; TEMPER_GEMM=openblas in the environment starts with 0 (for
+// benchmarks comparing the two in one binary: bench/bench_det.sh).
+static int gemm_own = -1;
 
 void k_gemm_set_own(int on) { gemm_own = on != 0; }
-int k_gemm_own_enabled(void) { return gemm_own; }
+int k_gemm_own_enabled(void) {
+    if (gemm_own < 0) {
+        const char *e = getenv("TEMPER_GEMM");
+        gemm_own = !(e && !strcmp(e, "openblas"));
+    }
+    return gemm_own;
+}
 
 static int gemm_block(int big) {
     int b = (big / 8 + 15) / 16 * 16;
@@ -87,7 +95,7 @@ void k_sgemm(int transA, int transB, int M, int N, int K, float alpha, const flo
     }
     // x W^T (every forward linear layer, the lm-head's logits): our fixed-order GEMM,
     // whose elements do not depend on the shape of the call (cpu_gemm_own.c).
-    if (gemm_own && !transA && transB) {
+    if (!transA && transB && k_gemm_own_enabled()) {
         k_gemm_nt(M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
         return;
     }

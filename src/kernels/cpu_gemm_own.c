@@ -32,6 +32,7 @@
 #include <immintrin.h>
 #include <math.h>
 #include <omp.h>
+#include <stdint.h>
 
 // ---------------------------------------------------------------- portable C
 
@@ -153,87 +154,116 @@ AVX512 static inline __m512 reduce16_avx512(const __m512 *v) {
     return _mm512_add_ps(x, y);
 }
 
-// MR x NR dots (MR * NR <= 16, constants after inlining, so the accumulators stay in
-// zmm); nr <= NR columns are real, the others repeat column 0 and are not written.
-AVX512 static inline __attribute__((always_inline)) void tile_avx512_t(const tile_args *t, const int MR, const int NR,
-                                                                        int nr) {
-    const float *a[8], *b[8];
+// Dot (i, j) of an MR x NR tile is accumulator v[E(i NR + j)], E(L) = 4 (L % 4) + L / 4:
+// reduce16_avx512 then leaves it in lane L, so each row of the tile is NR adjacent lanes.
+#define E(L) (4 * ((L) & 3) + ((L) >> 2))
+
+// A strip of MR rows of C over ncols columns, in tiles of MR x NR dots (MR * NR <= 16;
+// constants after inlining, so the accumulators stay in zmm). A K block [k0, k1) at a
+// time: the lane accumulators of tile tl wait in acc[256 tl ..] between blocks.
+AVX512 static inline __attribute__((always_inline)) void strip_avx512_t(const tile_args *t, const int MR, const int NR,
+                                                                         int ncols) {
+    const long lda = t->lda, ldb = t->ldb, ldc = t->ldc;
+    const int k0 = t->k0, k1 = t->k1, kf = k0 + (k1 - k0) / 16 * 16;
+    const __mmask16 km = (__mmask16)((1u << (k1 - kf)) - 1u);
+    const float *a[8];
     #pragma GCC unroll 16
-    for (int i = 0; i < MR; i++) a[i] = t->A + i * t->lda;
-    #pragma GCC unroll 16
-    for (int j = 0; j < NR; j++) b[j] = t->B + (j < nr ? j : 0) * t->ldb;
-    __m512 v[16];
-    #pragma GCC unroll 16
-    for (int e = 0; e < 16; e++)
-        v[e] = t->first || e >= MR * NR ? _mm512_setzero_ps() : _mm512_loadu_ps(t->acc + 16 * e);
-    int k = t->k0;
-    for (; k + 16 <= t->k1; k += 16) {
-        __m512 y[8];
+    for (int i = 0; i < MR; i++) a[i] = t->A + i * lda;
+    for (int j = 0, tl = 0; j < ncols; j += NR, tl++) {
+        const int nr = ncols - j < NR ? ncols - j : NR;
+        float *acc = t->acc + 256L * tl;
+        const float *b[8];
         #pragma GCC unroll 16
-        for (int j = 0; j < NR; j++) y[j] = _mm512_loadu_ps(b[j] + k);
+        for (int jj = 0; jj < NR; jj++) b[jj] = t->B + (j + (jj < nr ? jj : 0)) * ldb;
+        __m512 v[16];
+        #pragma GCC unroll 16
+        for (int L = 0; L < 16; L++)
+            v[E(L)] = t->first || L >= MR * NR ? _mm512_setzero_ps() : _mm512_loadu_ps(acc + 16 * L);
+        for (int k = k0; k < kf; k += 16) {
+            __m512 y[8];
+            #pragma GCC unroll 16
+            for (int jj = 0; jj < NR; jj++) y[jj] = _mm512_loadu_ps(b[jj] + k);
+            #pragma GCC unroll 16
+            for (int i = 0; i < MR; i++) {
+                __m512 x = _mm512_loadu_ps(a[i] + k);
+                __asm__("" : "+v"(x));  // one load of x for its NR FMAs, not one folded into each
+                #pragma GCC unroll 16
+                for (int jj = 0; jj < NR; jj++) v[E(i * NR + jj)] = _mm512_fmadd_ps(x, y[jj], v[E(i * NR + jj)]);
+            }
+        }
+        if (kf < k1) {
+            __m512 y[8];
+            #pragma GCC unroll 16
+            for (int jj = 0; jj < NR; jj++) y[jj] = _mm512_maskz_loadu_ps(km, b[jj] + kf);
+            #pragma GCC unroll 16
+            for (int i = 0; i < MR; i++) {
+                __m512 x = _mm512_maskz_loadu_ps(km, a[i] + kf);
+                #pragma GCC unroll 16
+                for (int jj = 0; jj < NR; jj++) v[E(i * NR + jj)] = _mm512_fmadd_ps(x, y[jj], v[E(i * NR + jj)]);
+            }
+        }
+        if (!t->last) {
+            #pragma GCC unroll 16
+            for (int L = 0; L < MR * NR; L++) _mm512_storeu_ps(acc + 16 * L, v[E(L)]);
+            continue;
+        }
+        __m512 r = reduce16_avx512(v);
+        if (t->alpha != 1.0f) r = _mm512_mul_ps(r, _mm512_set1_ps(t->alpha));
+        // Row i is lanes [i NR, i NR + nr): a masked store at C's row shifted back by i NR
+        // lanes puts them in place (masked-off lanes are never touched).
         #pragma GCC unroll 16
         for (int i = 0; i < MR; i++) {
-            __m512 x = _mm512_loadu_ps(a[i] + k);
-            __asm__("" : "+v"(x));  // one load of x for its NR FMAs, not one folded into each
-            #pragma GCC unroll 16
-            for (int j = 0; j < NR; j++) v[j * MR + i] = _mm512_fmadd_ps(x, y[j], v[j * MR + i]);
-        }
-    }
-    if (k < t->k1) {
-        __mmask16 km = (__mmask16)((1u << (t->k1 - k)) - 1u);
-        __m512 y[8];
-        #pragma GCC unroll 16
-        for (int j = 0; j < NR; j++) y[j] = _mm512_maskz_loadu_ps(km, b[j] + k);
-        #pragma GCC unroll 16
-        for (int i = 0; i < MR; i++) {
-            __m512 x = _mm512_maskz_loadu_ps(km, a[i] + k);
-            #pragma GCC unroll 16
-            for (int j = 0; j < NR; j++) v[j * MR + i] = _mm512_fmadd_ps(x, y[j], v[j * MR + i]);
-        }
-    }
-    if (!t->last) {
-        #pragma GCC unroll 16
-        for (int e = 0; e < MR * NR; e++) _mm512_storeu_ps(t->acc + 16 * e, v[e]);
-        return;
-    }
-    __m512 r = reduce16_avx512(v);
-    if (t->alpha != 1.0f) r = _mm512_mul_ps(r, _mm512_set1_ps(t->alpha));
-    float s[16];
-    _mm512_storeu_ps(s, r);
-    #pragma GCC unroll 16
-    for (int i = 0; i < MR; i++) {
-        float *c = t->C + i * t->ldc;
-        for (int j = 0; j < nr; j++) {
-            int e = j * MR + i;
-            float x = s[4 * (e & 3) + (e >> 2)];
-            c[j] = t->beta == 0.0f ? x : x + (t->beta == 1.0f ? c[j] : t->beta * c[j]);
+            const __mmask16 m = (__mmask16)(((1u << nr) - 1u) << (i * NR));
+            float *c = (float *)((uintptr_t)(t->C + i * ldc + j) - sizeof(float) * (size_t)(i * NR));
+            __m512 o = r;
+            if (t->beta != 0.0f) {
+                __m512 old = _mm512_maskz_loadu_ps(m, c);
+                if (t->beta != 1.0f) old = _mm512_mul_ps(old, _mm512_set1_ps(t->beta));
+                o = _mm512_add_ps(r, old);
+            }
+            _mm512_mask_storeu_ps(c, m, o);
         }
     }
 }
+#undef E
 
-// The tile shape for mr rows: 8 x 2 for the bulk, wider for the few rows of decoding.
-static const int nr_for_mr[9] = {0, 8, 8, 5, 4, 3, 2, 2, 2};
-
-AVX512 static void tile_avx512(const tile_args *t, int mr, int nr) {
+AVX512 static void strip_avx512(const tile_args *t, int mr, int ncols) {
     switch (mr) {
-    case 1: tile_avx512_t(t, 1, 8, nr); break;
-    case 2: tile_avx512_t(t, 2, 8, nr); break;
-    case 3: tile_avx512_t(t, 3, 5, nr); break;
-    case 4: tile_avx512_t(t, 4, 4, nr); break;
-    case 5: tile_avx512_t(t, 5, 3, nr); break;
-    case 6: tile_avx512_t(t, 6, 2, nr); break;
-    case 7: tile_avx512_t(t, 7, 2, nr); break;
-    default: tile_avx512_t(t, 8, 2, nr); break;
+    case 1:  // k_dot_fixed's single dot, or a decoded row
+        if (ncols == 1) strip_avx512_t(t, 1, 1, 1);
+        else strip_avx512_t(t, 1, 8, ncols);
+        break;
+    case 2: strip_avx512_t(t, 2, 8, ncols); break;
+    case 3: strip_avx512_t(t, 3, 5, ncols); break;
+    case 4: strip_avx512_t(t, 4, 4, ncols); break;
+    case 5: strip_avx512_t(t, 5, 3, ncols); break;
+    case 6: strip_avx512_t(t, 6, 2, ncols); break;
+    case 7: strip_avx512_t(t, 7, 2, ncols); break;
+    default: strip_avx512_t(t, 8, 2, ncols); break;
     }
 }
+
+// The portable and AVX2 paths: tiles of mr x 2.
+static void strip_tiles(void (*tile)(const tile_args *, int, int), const tile_args *t, int mr, int ncols) {
+    for (int j = 0, tl = 0; j < ncols; j += 2, tl++) {
+        tile_args u = *t;
+        u.C += j;
+        u.B += j * t->ldb;
+        u.acc += 256L * tl;
+        tile(&u, mr, ncols - j < 2 ? ncols - j : 2);
+    }
+}
+static void strip_c(const tile_args *t, int mr, int ncols) { strip_tiles(tile_c, t, mr, ncols); }
+AVX2 static void strip_avx2(const tile_args *t, int mr, int ncols) { strip_tiles(tile_avx2, t, mr, ncols); }
 
 // ---------------------------------------------------------------- dispatch
 
-typedef void (*tile_fn)(const tile_args *, int, int);
-static const struct { tile_fn f; const char *name; } paths[] = {
-    [K_GEMM_ISA_C] = {tile_c, "c"},
-    [K_GEMM_ISA_AVX2] = {tile_avx2, "avx2"},
-    [K_GEMM_ISA_AVX512] = {tile_avx512, "avx512"},
+// strip(t, mr, ncols): rows [0, mr <= 8) of t->A and C against ncols rows of t->B.
+typedef void (*strip_fn)(const tile_args *, int, int);
+static const struct { strip_fn f; const char *name; } paths[] = {
+    [K_GEMM_ISA_C] = {strip_c, "c"},
+    [K_GEMM_ISA_AVX2] = {strip_avx2, "avx2"},
+    [K_GEMM_ISA_AVX512] = {strip_avx512, "avx512"},
 };
 
 static int isa_supported(int isa) {
@@ -262,26 +292,20 @@ int k_gemm_isa(void) {
 const char *k_gemm_isa_name(int isa) { return isa >= 0 && isa <= K_GEMM_ISA_AVX512 ? paths[isa].name : "?"; }
 
 #define RB 64     // rows of C per block handed to a thread (a multiple of 8)
-#define CBMAX 128 // columns of C per block at most: CBMAX / 2 tiles of lane accumulators
+#define CBMAX 120 // columns of C per block at most: at most 60 tiles of lane accumulators
 #define KC 512    // K block: an 8-row strip of A is 16 KB of L1
 
 // One block of C: rows [i0, i1), columns [j0, j1).
-static void gemm_block(tile_fn f, int i0, int i1, int j0, int j1, int K, float alpha, const float *A, int lda,
+static void gemm_block(strip_fn f, int i0, int i1, int j0, int j1, int K, float alpha, const float *A, int lda,
                        const float *B, int ldb, float beta, float *C, int ldc) {
     float acc[CBMAX / 2 * 256];  // lane accumulators of one row strip's tiles between K blocks
     for (int i = i0; i < i1; i += 8) {
-        int mr = i1 - i < 8 ? i1 - i : 8, nrt = nr_for_mr[mr];
+        int mr = i1 - i < 8 ? i1 - i : 8;
         for (int k0 = 0; k0 < K || k0 == 0; k0 += KC) {
-            tile_args t = {.ldc = ldc, .lda = lda, .ldb = ldb, .k0 = k0, .k1 = K - k0 < KC ? K : k0 + KC,
-                           .first = k0 == 0, .last = K - k0 <= KC, .alpha = alpha, .beta = beta};
-            for (int j = j0, tl = 0; j < j1; j += nrt, tl++) {
-                int nr = j1 - j < nrt ? j1 - j : nrt;
-                t.C = C + (long)i * ldc + j;
-                t.A = A + (long)i * lda;
-                t.B = B + (long)j * ldb;
-                t.acc = acc + 256L * tl;
-                f(&t, mr, nr);
-            }
+            tile_args t = {.C = C + (long)i * ldc + j0, .ldc = ldc, .A = A + (long)i * lda, .lda = lda,
+                           .B = B + (long)j0 * ldb, .ldb = ldb, .k0 = k0, .k1 = K - k0 < KC ? K : k0 + KC,
+                           .first = k0 == 0, .last = K - k0 <= KC, .acc = acc, .alpha = alpha, .beta = beta};
+            f(&t, mr, j1 - j0);
         }
     }
 }
@@ -299,7 +323,7 @@ float k_dot_fixed(const float *a, const float *b, int K) {
 void k_gemm_nt(int M, int N, int K, float alpha, const float *A, int lda, const float *B, int ldb, float beta,
                float *C, int ldc) {
     if (M <= 0 || N <= 0) return;
-    const tile_fn f = paths[k_gemm_isa()].f;
+    const strip_fn f = paths[k_gemm_isa()].f;
     // ~512 KB of B per block (L2), at most CBMAX columns, whole tiles of 8 and 5.
     long cb = K > 0 ? (512L * 1024 / 4) / K : CBMAX;
     cb = cb < 40 ? 40 : cb > CBMAX ? CBMAX : cb / 40 * 40;
