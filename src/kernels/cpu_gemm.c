@@ -67,15 +67,16 @@ void openblas_set_num_threads(int num_threads);
 // kernels it did, by ~1e-7 relative). The price is a panel packed per block instead of
 // per thread: the small training step still runs at 84% of the 2-thread sgemm peak
 // (BENCHMARKS.md, train_step small).
-// -1: not decided yet; TEMPER_GEMM=openblas in the environment starts with 0 (for
-// benchmarks comparing the two in one binary: bench/bench_det.sh).
+// -1: not decided yet: TEMPER_DETERMINISTIC=1 in the environment (what the CLI's
+// --deterministic sets) turns it on at first use; off by default, because the fixed-order
+// GEMM is slower than OpenBLAS's (BENCHMARKS.md, "deterministic").
 static int gemm_own = -1;
 
 void k_gemm_set_own(int on) { gemm_own = on != 0; }
 int k_gemm_own_enabled(void) {
     if (gemm_own < 0) {
-        const char *e = getenv("TEMPER_GEMM");
-        gemm_own = !(e && !strcmp(e, "openblas"));
+        const char *e = getenv("TEMPER_DETERMINISTIC");
+        gemm_own = e && !strcmp(e, "1");
     }
     return gemm_own;
 }

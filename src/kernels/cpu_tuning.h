@@ -12,6 +12,7 @@ void k_lmhead_set_chunks(int rows, int vocab);
 // (or -1) picks the best. Returns the path now in use. Every path gives the same bits.
 int k_gemm_set_isa(int isa);
 const char *k_gemm_isa_name(int isa);
-// 0 sends the forward GEMMs (x W^T) back to OpenBLAS, as before issue 15: for
-// benchmarks that compare the two. Default 1.
+// 1 sends the forward GEMMs (x W^T) to the fixed-order GEMM (cpu_gemm_own.c), 0 to
+// OpenBLAS. Default: TEMPER_DETERMINISTIC=1 in the environment (the CLI's --deterministic
+// sets it), else 0. Not thread-safe: set at start-up.
 void k_gemm_set_own(int on);

@@ -192,6 +192,7 @@ static void test_lmhead_row(int N, int D, int V) {
 
 int main(void) {
     rng_seed(&R, 99);
+    k_gemm_set_own(1);  // what --deterministic turns on
     test_gemm(13, 37, 77, 1.0f, 0.0f);
     test_gemm(33, 70, 300, 1.0f, 1.0f);     // bias-style accumulate
     test_gemm(9, 21, 1100, 0.75f, -0.5f);   // K over one K block (512), alpha, beta
