@@ -231,6 +231,8 @@ static int decode_rows(model *m, kv_cache *c, const kv_batch *b, float *logits, 
         memcpy(c->xn + (size_t)r * D, c->x + (size_t)i * D, sizeof(float) * (size_t)D);
     }
     K->rmsnorm_fwd(c->hsel, c->rstd, c->xn, W + m->off_norm, nofs, nlog, D, cf->rms_eps);
+    if (c->logit_scale != 0.0f && c->logit_scale != 1.0f)  // as model_forward_temp's h * (1/T)
+        for (size_t i = 0; i < (size_t)nlog * D; i++) c->hsel[i] *= c->logit_scale;
     lin(K, logits, c->hsel, W + m->off_lm_head, NULL, nlog, D, V);
     return 0;
 }

@@ -81,6 +81,9 @@ typedef struct rollout_backend {
     // The log-prob of token tok at temperature T from a row of logits, as the trainer's
     // forward computes it (bit for bit where the backend can); NULL: sample_logprob.
     float (*logprob)(void *ctx, const float *z, int tok, double T);
+    // Makes forward return the logits of the final hidden state times s (1: plain); NULL:
+    // not supported (the engine then samples the plain logits at the temperature).
+    void (*set_logit_scale)(void *ctx, float s);
 } rollout_backend;
 
 typedef struct rollout_model_ctx {

@@ -3,7 +3,7 @@
 # trainer's forward) bit for bit, for 1 and 2 threads and batch sizes 1, 3 and 16, on a
 # tiny Llama and on a tiny Gemma 3 whose sequences outrun its sliding window; the samples
 # themselves are byte-identical across those runs; and GRPO's sampler/trainer mismatch
-# metrics read exactly 0. About 10 s of CPU.
+# metrics read exactly 0, at temperature 1 and 0.7. About 10 s of CPU.
 cd "$(dirname "$0")/../.."
 T=$(realpath "${TEMPER:-build/temper}")
 PY=/usr/bin/python3
@@ -57,3 +57,13 @@ import json; r = json.loads(open('$tmp/gr/metrics.jsonl').readline())
 ks = ['sampling/sampling_logp_difference/mean', 'sampling/sampling_logp_difference/max', 'sampling/ratio_minus_one/max', 'training/rollout_probs_diff_max']
 print(' '.join('%s=%r' % (k, r[k]) for k in ks), 'PASS' if all(r[k] == 0 for k in ks) else 'FAIL')" 2>&1)
 ok "grpo --deterministic: sampler/trainer mismatch exactly 0 ($m)" '[[ "$m" == *PASS ]]'
+# at --temperature 0.7 too: the sampler's cache divides the final hidden state by T before
+# the lm-head, as the trainer's forward does
+OMP_NUM_THREADS=2 "$T" grpo --deterministic --model "$tmp/m_llama" --data "$tmp/g.jsonl" --output-dir "$tmp/g7" --max-steps 1 \
+  --per-device-train-batch-size 16 --num-generations 4 --max-completion-length 12 --logging-steps 1 --save-steps 0 \
+  --temperature 0.7 --top-p 0.9 --quiet 2>/dev/null
+m=$($PY -c "
+import json; r = json.loads(open('$tmp/g7/metrics.jsonl').readline())
+ks = ['sampling/sampling_logp_difference/max', 'sampling/ratio_minus_one/max']
+print(' '.join('%s=%r' % (k, r[k]) for k in ks), 'PASS' if all(r[k] == 0 for k in ks) else 'FAIL')" 2>&1)
+ok "grpo --deterministic --temperature 0.7 --top-p 0.9: mismatch exactly 0 ($m)" '[[ "$m" == *PASS ]]'
