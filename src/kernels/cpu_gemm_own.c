@@ -26,6 +26,10 @@
 // of B from L2 (each B load feeds 8 FMAs). K is cut into blocks of KC whose lane
 // accumulators wait in a per-thread buffer: that keeps the A strip in L1 for any K and
 // does not change the order (each lane's chain just continues).
+//
+// Cost: 9-28% slower than OpenBLAS's AVX-512 sgemm on the forward's shapes (BENCHMARKS.md,
+// "deterministic"), so k_sgemm sends x W^T here only under --deterministic. The AVX2 path
+// does one dot at a time (right bits, not yet a tuned kernel).
 #include "kernels/kernels.h"
 #include "kernels/cpu_gemm_own.h"
 #include "kernels/cpu_tuning.h"
