@@ -29,6 +29,8 @@ static void print_help(const char *cmd, const char *synopsis, const flag *flags,
     int own_quiet = 0;
     for (int i = 0; i < nflags; i++) own_quiet |= !strcmp(flags[i].name, "quiet");
     if (!own_quiet) printf("  --%-28s %s\n", "quiet", "no progress bars or summary lines (errors still print)");
+    printf("  --%-28s %s\n", "deterministic",
+           "batch- and thread-invariant forward kernels: the sampler's log-probs equal the trainer's bit for bit (slower)");
     printf("  --%-28s %s\n", "config", "FILE.json|FILE.yaml: flags as keys (TRL's names); the command line wins");
 }
 
@@ -75,6 +77,16 @@ int flags_parse(const char *cmd, const char *synopsis, const flag *flags, int nf
             progress_set_quiet(1);
             // a command with its own --quiet flag sees it too
             for (int j = 0; j < nflags; j++) if (!strcmp(flags[j].name, "quiet")) *(int *)flags[j].dst = 1;
+            continue;
+        }
+        if (!strcmp(a, "--deterministic") || !strcasecmp(a, "--deterministic=true") || !strcasecmp(a, "--deterministic=false")) {
+            int on = strcasecmp(a, "--deterministic=false") != 0;
+            if (on && i + 1 < argc && !strcasecmp(argv[i + 1], "false")) i++, on = 0;
+            else if (on && i + 1 < argc && !strcasecmp(argv[i + 1], "true")) i++;
+            // the kernels read it at their first GEMM (src/kernels/cpu_gemm.c): the CLI
+            // never calls a kernel itself
+            if (on) setenv("TEMPER_DETERMINISTIC", "1", 1);
+            else unsetenv("TEMPER_DETERMINISTIC");
             continue;
         }
         const char *name = a + 2, *eq = strchr(name, '=');

@@ -36,6 +36,7 @@
 // cost of recomputing P.
 #include "kernels/kernels.h"
 #include "kernels/cpu_simd.h"
+#include "kernels/cpu_attention_tiles.h"
 #include <math.h>
 
 #define BQ 64  // query rows per tile
@@ -45,7 +46,7 @@
 
 // S[r*lds + j] = sum_{c<d} A[r*lda + c] * BT[c*ldbt + j], r < nr, j < nk <= 64.
 // Columns nk..63 of S are written as 0.
-static void tile_abT(float *S, int lds, const float *A, long lda, int nr, const float *BT, long ldbt,
+void k_att_tile_abT(float *S, int lds, const float *A, long lda, int nr, const float *BT, long ldbt,
                      int nk, int d) {
 #ifdef __AVX512F__
     __mmask16 km[4];
@@ -82,7 +83,7 @@ static void tile_abT(float *S, int lds, const float *A, long lda, int nr, const 
 }
 
 // C[r*ldc + :d] += sum_{t<nt} A[r*ars + t*ats] * B[t*ldb + :d], r < nr.
-static void rows_acc(float *C, long ldc, int nr, const float *A, int ars, int ats, int nt,
+void k_att_rows_acc(float *C, long ldc, int nr, const float *A, int ars, int ats, int nt,
                      const float *B, long ldb, int d) {
 #ifdef __AVX512F__
     for (int r0 = 0; r0 < nr; r0 += 4) {
@@ -124,7 +125,7 @@ static void rows_acc(float *C, long ldc, int nr, const float *A, int ars, int at
 }
 
 // p[j] = exp(p[j] - m) for j < n; returns the sum.
-static float exp_shift_sum(float *p, int n, float m) {
+float k_att_exp_shift_sum(float *p, int n, float m) {
 #ifdef __AVX512F__
     __m512 mv = _mm512_set1_ps(m), sum = _mm512_setzero_ps();
     for (int j = 0; j < n; j += 16) {
@@ -143,6 +144,27 @@ static float exp_shift_sum(float *p, int n, float m) {
     }
     return sum;
 #endif
+}
+
+// One row of a score tile into the row's online softmax (max m, sum l) and its output
+// row o (rescaled when the max moves); s becomes the tile's probabilities.
+void k_att_softmax_step(float *sr, int nk, float *m, float *l, float *o, int d) {
+    float mx = *m;
+    #pragma omp simd reduction(max : mx)
+    for (int j = 0; j < nk; j++) mx = sr[j] > mx ? sr[j] : mx;
+    if (mx == -INFINITY) {
+        // A sliding window can hide this whole tile from the row (its window starts in a
+        // later tile): the row takes nothing from it.
+        for (int j = 0; j < nk; j++) sr[j] = 0.0f;
+        return;
+    }
+    // Without a window the diagonal key is in the first tile, so mx is finite from here
+    // on; with one, the first tile with a visible key makes it so.
+    float corr = *m == -INFINITY ? 0.0f : expf(*m - mx);
+    *l = *l * corr + k_att_exp_shift_sum(sr, nk, mx);
+    *m = mx;
+    if (corr != 1.0f)
+        for (int c = 0; c < d; c++) o[c] *= corr;
 }
 
 // Scale a tile of scores and apply the causal mask: row r is query qi0 + r, column j
@@ -303,28 +325,10 @@ void k_attention_win_fwd(float *out, float *lse, const float *q, const float *k,
         }
         for (int kj0 = first_key_tile(qi0, window); kj0 < qi0 + nq; kj0 += BK) {
             int nk = qi0 + nq - kj0 < BK ? qi0 + nq - kj0 : BK;
-            tile_abT(S, BK, qt, d, nq, panel(kT, Npad, kv, ps, kj0, d), BK, nk, d);
+            k_att_tile_abT(S, BK, qt, d, nq, panel(kT, Npad, kv, ps, kj0, d), BK, nk, d);
             scale_mask(S, nq, nk, qi0, kj0, scale, window);
-            for (int r = 0; r < nq; r++) {
-                float *sr = S + r * BK;
-                float mx = m[r];
-                #pragma omp simd reduction(max : mx)
-                for (int j = 0; j < nk; j++) mx = sr[j] > mx ? sr[j] : mx;
-                if (mx == -INFINITY) {
-                    // A sliding window can hide this whole tile from row r (its window
-                    // starts in a later tile): the row takes nothing from it.
-                    for (int j = 0; j < nk; j++) sr[j] = 0.0f;
-                    continue;
-                }
-                // Without a window the diagonal key is in the first tile, so mx is finite
-                // from here on; with one, the first tile with a visible key makes it so.
-                float corr = m[r] == -INFINITY ? 0.0f : expf(m[r] - mx);
-                l[r] = l[r] * corr + exp_shift_sum(sr, nk, mx);
-                m[r] = mx;
-                if (corr != 1.0f)
-                    for (int c = 0; c < d; c++) ot[r * ldq + c] *= corr;
-            }
-            rows_acc(ot, ldq, nq, S, BK, 1, nk, panel(vP, Npad, kv, ps, kj0, d), d, d);
+            for (int r = 0; r < nq; r++) k_att_softmax_step(S + r * BK, nk, &m[r], &l[r], ot + r * ldq, d);
+            k_att_rows_acc(ot, ldq, nq, S, BK, 1, nk, panel(vP, Npad, kv, ps, kj0, d), d, d);
         }
         for (int r = 0; r < nq; r++) {
             float inv = 1.0f / l[r];
@@ -389,23 +393,23 @@ void k_attention_win_bwd(float *dq, float *dk, float *dv, const float *dout, con
                     const float *dot = panel(oP, Npad, h, ps, qi0, d);
                     float *dqt = dq + (long)(start + qi0) * ldq + (long)h * d;
                     // P = exp(scale * Q K^T - lse), recomputed exactly as in the forward.
-                    tile_abT(P, BK, qt, d, nq, panel(kT, Npad, kv, ps, kj0, d), BK, nk, d);
+                    k_att_tile_abT(P, BK, qt, d, nq, panel(kT, Npad, kv, ps, kj0, d), BK, nk, d);
                     scale_mask(P, nq, nk, qi0, kj0, scale, window);
                     for (int r = 0; r < nq; r++) {
                         float lr = lse[(long)(start + qi0 + r) * Hq + h];
-                        exp_shift_sum(P + r * BK, nk, lr);
+                        k_att_exp_shift_sum(P + r * BK, nk, lr);
                     }
                     // dP = dO V^T, then dS = P (dP - Di) * scale, in place.
-                    tile_abT(dS, BK, dot, d, nq, panel(vT, Npad, kv, ps, kj0, d), BK, nk, d);
+                    k_att_tile_abT(dS, BK, dot, d, nq, panel(vT, Npad, kv, ps, kj0, d), BK, nk, d);
                     for (int r = 0; r < nq; r++) {
                         float Di = Dv[(long)(start + qi0 + r) * Hq + h];
                         float *pr = P + r * BK, *ds = dS + r * BK;
                         #pragma omp simd
                         for (int j = 0; j < nk; j++) ds[j] = pr[j] * (ds[j] - Di) * scale;
                     }
-                    rows_acc(dvt, ldk, nk, P, 1, BK, nq, dot, d, d);   // dV += P^T dO
-                    rows_acc(dkt, ldk, nk, dS, 1, BK, nq, qt, d, d);   // dK += dS^T Q
-                    rows_acc(dqt, ldq, nq, dS, BK, 1, nk, kt, d, d);   // dQ += dS K
+                    k_att_rows_acc(dvt, ldk, nk, P, 1, BK, nq, dot, d, d);   // dV += P^T dO
+                    k_att_rows_acc(dkt, ldk, nk, dS, 1, BK, nq, qt, d, d);   // dK += dS^T Q
+                    k_att_rows_acc(dqt, ldq, nq, dS, BK, 1, nk, kt, d, d);   // dQ += dS K
                 }
             }
         }

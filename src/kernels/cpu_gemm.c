@@ -24,6 +24,8 @@
 // exported by DYNAMIC_ARCH builds; weak references keep other builds linking, where
 // this is skipped.
 #include "kernels/kernels.h"
+#include "kernels/cpu_gemm_own.h"
+#include "kernels/cpu_tuning.h"
 #include <cblas.h>
 #include <omp.h>
 #include <stdlib.h>
@@ -65,6 +67,20 @@ void openblas_set_num_threads(int num_threads);
 // kernels it did, by ~1e-7 relative). The price is a panel packed per block instead of
 // per thread: the small training step still runs at 84% of the 2-thread sgemm peak
 // (BENCHMARKS.md, train_step small).
+// -1: not decided yet: TEMPER_DETERMINISTIC=1 in the environment (what the CLI's
+// --deterministic sets) turns it on at first use; off by default, because the fixed-order
+// GEMM is slower than OpenBLAS's (BENCHMARKS.md, "deterministic").
+static int gemm_own = -1;
+
+void k_gemm_set_own(int on) { gemm_own = on != 0; }
+int k_gemm_own_enabled(void) {
+    if (gemm_own < 0) {
+        const char *e = getenv("TEMPER_DETERMINISTIC");
+        gemm_own = e && !strcmp(e, "1");
+    }
+    return gemm_own;
+}
+
 static int gemm_block(int big) {
     int b = (big / 8 + 15) / 16 * 16;
     return b < 64 ? 64 : b > 512 ? 512 : b;
@@ -76,6 +92,12 @@ void k_sgemm(int transA, int transB, int M, int N, int K, float alpha, const flo
     if (K <= 0) {  // C = beta C; BLAS would reject the leading dimensions of empty A, B
         for (int i = 0; i < M; i++)
             for (int j = 0; j < N; j++) C[(long)i * ldc + j] = beta == 0.0f ? 0.0f : beta * C[(long)i * ldc + j];
+        return;
+    }
+    // x W^T (every forward linear layer, the lm-head's logits): our fixed-order GEMM,
+    // whose elements do not depend on the shape of the call (cpu_gemm_own.c).
+    if (!transA && transB && k_gemm_own_enabled()) {
+        k_gemm_nt(M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
         return;
     }
     int serial = omp_in_parallel();

@@ -8,6 +8,7 @@
 // FMA, N accumulators.
 #include "kernels/kernels.h"
 #include "kernels/cpu_simd.h"
+#include "kernels/cpu_gemm_own.h"
 
 #define ROWS_MAX 8
 
@@ -15,7 +16,9 @@ int k_linear_rows_max(void) { return ROWS_MAX; }
 
 void k_linear_rows_fwd(float *y, const float *x, const float *W, const float *b, int N, int in, int out) {
     if (N <= 0 || out <= 0) return;
-    if (N > ROWS_MAX) { k_linear_fwd(y, x, W, b, N, in, out); return; }
+    // The fixed-order GEMM streams W once for a few rows too, and gives each row the
+    // bits the trainer's many-row forward gives it (cpu_gemm_own.c).
+    if (N > ROWS_MAX || k_gemm_own_enabled()) { k_linear_fwd(y, x, W, b, N, in, out); return; }
     #pragma omp parallel for schedule(static)
     for (int o = 0; o < out; o++) {
         const float *w = W + (long)o * in;

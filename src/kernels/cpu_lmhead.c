@@ -139,6 +139,41 @@ static const float *chunk_of(const float *W, const uint16_t *Wh, float *wc, int 
     return wc;
 }
 
+// One vocabulary chunk of a row into its online state (m, s, t); t may be NULL.
+// Both the fused forward and k_lmhead_logprob_row go through here, chunk by chunk in
+// the same order, so a row's log-prob is the same bits whichever computed it.
+static void fold_chunk(float *m_, float *s, float *t, const float *z, int nc) {
+    // A NaN logit may be dropped by the max, but it still reaches s via exp.
+    float m = *m_, cm = row_max(z, nc), mn = cm > m ? cm : m;
+    float tt = t ? *t : 0.0f;
+    if (m == -INFINITY) {
+        *s = tt = 0.0f;  // first chunk: nothing to rescale
+    } else if (mn != m) {
+        float a = expf(m - mn);
+        tt = a * (tt + (m - mn) * *s);
+        *s *= a;
+    }
+    *m_ = mn;
+    exp_sums(z, nc, mn, s, t ? &tt : NULL);
+    if (t) *t = tt;
+}
+
+// logp of the target whose logit is zt; lse and (if wanted) the entropy.
+static float fold_end(float m, float s, float t, float zt, float *lse, float *entropy) {
+    float ls = logf(s);
+    *lse = m + ls;
+    if (entropy) *entropy = ls - t / s;
+    return zt - *lse;
+}
+
+float k_lmhead_logprob_row(const float *z, int V, int target, float *entropy) {
+    if (V <= 0) return 0.0f;
+    const int C = min_int(V, lm_vocab);
+    float m = -INFINITY, s = 0.0f, t = 0.0f, lse;
+    for (int c0 = 0; c0 < V; c0 += C) fold_chunk(&m, &s, entropy ? &t : NULL, z + c0, min_int(C, V - c0));
+    return fold_end(m, s, t, target >= 0 && target < V ? z[target] : 0.0f, &lse, entropy);
+}
+
 static void lm_fwd(float *logp, float *entropy, float *lse, const float *h, const float *W, const uint16_t *Wh,
                    const int *targets, int N, int D, int V, float *scratch) {
     if (N <= 0) return;
@@ -164,27 +199,14 @@ static void lm_fwd(float *logp, float *entropy, float *lse, const float *h, cons
             #pragma omp parallel for schedule(static)
             for (int r = 0; r < nr; r++) {
                 const float *z = Z + (long)r * nc;
-                // A NaN logit may be dropped by the max, but it still reaches s via exp.
-                float m = sm[r], cm = row_max(z, nc), mn = cm > m ? cm : m;
-                if (m == -INFINITY) {
-                    ss[r] = st[r] = 0.0f;  // first chunk: nothing to rescale
-                } else if (mn != m) {
-                    float a = expf(m - mn);
-                    st[r] = a * (st[r] + (m - mn) * ss[r]);
-                    ss[r] *= a;
-                }
-                sm[r] = mn;
-                exp_sums(z, nc, mn, &ss[r], entropy ? &st[r] : NULL);
+                fold_chunk(&sm[r], &ss[r], entropy ? &st[r] : NULL, z, nc);
                 int tg = targets[idx[r]];
                 if (tg >= c0 && tg < c0 + nc) sz[r] = z[tg - c0];
             }
         }
         for (int r = 0; r < nr; r++) {
             int i = idx[r];
-            float ls = logf(ss[r]);
-            lse[i] = sm[r] + ls;
-            logp[i] = sz[r] - lse[i];
-            if (entropy) entropy[i] = ls - st[r] / ss[r];
+            logp[i] = fold_end(sm[r], ss[r], st[r], sz[r], &lse[i], entropy ? &entropy[i] : NULL);
         }
     }
 }

@@ -5,19 +5,23 @@
 // Backward, with u = (w + wofs) * dy and r = rstd:
 //   dx_j += r * u_j - x_j * r^3 / D * sum_k(u_k x_k)
 //   dw_j += sum_n dy_nj * x_nj * r_n
-// Row sums use `omp simd reduction` so gcc vectorizes them without -ffast-math.
+// The backward's row sums use `omp simd reduction` so gcc vectorizes them without
+// -ffast-math; the forward's uses the fixed-order dot (see below).
 #include "kernels/kernels.h"
+#include "kernels/cpu_gemm_own.h"
 #include <math.h>
 #include <omp.h>
 
 void k_rmsnorm_ofs_fwd(float *y, float *rstd, const float *x, const float *w, float wofs, int N, int D, float eps) {
+    k_gemm_isa();  // picks the dot's ISA path once, outside the parallel region
     #pragma omp parallel for schedule(static)
     for (int n = 0; n < N; n++) {
         const float *xr = x + (long)n * D;
         float *yr = y + (long)n * D;
-        float ss = 0.0f;
-        #pragma omp simd reduction(+ : ss)
-        for (int j = 0; j < D; j++) ss += xr[j] * xr[j];
+        // The fixed-order dot of cpu_gemm_own.c, not `omp simd reduction` (whose order is
+        // the compiler's, and may depend on the row's alignment): a decoded row and the
+        // same row in a training batch get the same rstd bits.
+        float ss = k_dot_fixed(xr, xr, D);
         float r = 1.0f / sqrtf(ss / (float)D + eps);
         rstd[n] = r;
         #pragma omp simd

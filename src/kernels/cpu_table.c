@@ -43,4 +43,5 @@ const struct kernels kernels_cpu = {
     .attention_seg_bwd = k_attention_seg_bwd,
     .gelu_fwd = k_gelu_fwd,
     .gelu_bwd = k_gelu_bwd,
+    .lmhead_logprob_row = k_lmhead_logprob_row,
 };

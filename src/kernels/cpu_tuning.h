@@ -16,3 +16,13 @@ int k_bf16_set_path(int path);
 int k_bf16_path(void);
 int k_bf16_path_available(int path);
 const char *k_bf16_path_name(int path);
+
+// The ISA path of the fixed-order GEMM (cpu_gemm_own.c): 0 portable C, 1 AVX2+FMA,
+// 2 AVX-512F. Picked at first use as the best the CPU has; setting one the CPU lacks
+// (or -1) picks the best. Returns the path now in use. Every path gives the same bits.
+int k_gemm_set_isa(int isa);
+const char *k_gemm_isa_name(int isa);
+// 1 sends the forward GEMMs (x W^T) to the fixed-order GEMM (cpu_gemm_own.c), 0 to
+// OpenBLAS. Default: TEMPER_DETERMINISTIC=1 in the environment (the CLI's --deterministic
+// sets it), else 0. Not thread-safe: set at start-up.
+void k_gemm_set_own(int on);

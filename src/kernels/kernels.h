@@ -13,7 +13,12 @@
 //   length when generating).
 // - No allocation inside a kernel: those that need scratch say how much
 //   (a *_scratch_floats() function) and take it as an argument.
-// - Parallelism: OpenMP inside kernels, GEMMs through cblas_sgemm.
+// - Parallelism: OpenMP inside kernels, GEMMs through k_sgemm (OpenBLAS, or for x W^T
+//   under --deterministic our fixed-order GEMM, cpu_gemm_own.c).
+// - Determinism: every kernel's result is independent of the thread count; under
+//   --deterministic the forward ones are also independent of the rows in the call, so a
+//   decoded row (k_linear_rows_fwd, k_attention_cache_fwd, k_lmhead_logprob_row) gets the
+//   bits of the same row in a training forward (tests/unit/test_det.c).
 //
 // Backends: struct kernels is the table of these functions; kernels_cpu is the CPU
 // one. A CUDA backend later provides another table with the same signatures.
@@ -28,7 +33,9 @@
 // region: OpenBLAS is set to 1 thread, and if OpenBLAS fell back to its generic
 // "Prescott" kernels on a CPU with AVX-512 or AVX2, OPENBLAS_CORETYPE is set and its
 // core selection redone (see cpu_gemm.c). Code outside the kernels that needs a GEMM
-// (LoRA, sampler) should call this, not cblas_sgemm.
+// (LoRA, sampler) should call this, not cblas_sgemm. Under --deterministic
+// (cpu_tuning.h's k_gemm_set_own) the x W^T case (transA = 0, transB = 1) runs the
+// fixed-order GEMM instead, whose elements do not depend on M, N, the tile or the threads.
 void k_sgemm(int transA, int transB, int M, int N, int K, float alpha, const float *A, int lda,
              const float *B, int ldb, float beta, float *C, int ldc);
 
@@ -92,10 +99,14 @@ void k_attention_win_bwd(float *dq, float *dk, float *dv, const float *dout, con
 // ---- attention of new query tokens against a KV cache (cpu_attention_cache.c) ----
 // A span of cached keys/values: for kv head h, row t is k[h * head_stride + t * d]
 // (v likewise); len rows are visible.
+// dropped (read on a row's first span only): keys of the sequence before that span's
+// first row that the row does not see (a sliding window cut them off); the kernel then
+// cuts its key tiles where the training attention does, from the sequence start.
 typedef struct k_kv_span {
     const float *k, *v;
     long head_stride;
     int len;
+    int dropped;
 } k_kv_span;
 // q[N, Hq, d] -> out[N, Hq, d]. Row n attends to the keys of spans[n*nspan .. n*nspan+nspan)
 // concatenated in that order (the caller makes the lengths causal). Scores scaled by
@@ -133,6 +144,10 @@ void k_lmhead_logprob_fwd(float *logp, float *entropy, float *lse, const float *
 // Given dL/dlogp[N] and optionally dL/dentropy[N] (NULL when entropy was not used;
 // then entropy may be NULL too): dh[N,D] += dL/dh, dW[V,D] += dL/dW. dW may be NULL.
 // dentropy needs the entropy saved by the forward (it is ignored if entropy is NULL).
+// The forward's log-prob (and entropy, if not NULL) for one row of logits z[V] already
+// made, folded in the forward's vocabulary chunks and order: for the same logits, the
+// same bits as k_lmhead_logprob_fwd. The sampler's log-probs come from here.
+float k_lmhead_logprob_row(const float *z, int V, int target, float *entropy);
 void k_lmhead_logprob_bwd(float *dh, float *dW, const float *dlogp, const float *dentropy,
                           const float *h, const float *W, const int *targets, const float *lse,
                           const float *entropy, int N, int D, int V, float *scratch);
@@ -234,5 +249,6 @@ struct kernels {
                               const float *, const int *, int, int, int, int, float *);
     void (*gelu_fwd)(float *, const float *, long);
     void (*gelu_bwd)(float *, const float *, const float *, long);
+    float (*lmhead_logprob_row)(const float *, int, int, float *);
 };
 extern const struct kernels kernels_cpu;

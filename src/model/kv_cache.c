@@ -179,15 +179,16 @@ static int decode_rows(model *m, kv_cache *c, const kv_batch *b, float *logits, 
             k_kv_span *sp = &c->spans[2 * i];
             int ps = b->prefix_slot ? b->prefix_slot[i] : -1, s = b->slot[i];
             if (ps >= 0) {
-                sp[0] = (k_kv_span){Kc + c->off[ps], Vc + c->off[ps], (long)c->cap[ps] * hd, b->prefix_len[i]};
+                sp[0] = (k_kv_span){Kc + c->off[ps], Vc + c->off[ps], (long)c->cap[ps] * hd, b->prefix_len[i], 0};
             } else {
-                sp[0] = (k_kv_span){Kc, Vc, 0, 0};
+                sp[0] = (k_kv_span){Kc, Vc, 0, 0, 0};
             }
-            sp[1] = (k_kv_span){Kc + c->off[s], Vc + c->off[s], (long)c->cap[s] * hd, b->cache_pos[i] + 1};
+            sp[1] = (k_kv_span){Kc + c->off[s], Vc + c->off[s], (long)c->cap[s] * hd, b->cache_pos[i] + 1, 0};
             if (window > 0) {
                 // Sliding layer: only the last `window` keys of the concatenation (the
                 // query's own included) are visible, as in the trainer's mask.
                 int drop = sp[0].len + sp[1].len - window;
+                if (drop > 0) sp[0].dropped = drop;  // the kernel aligns its key tiles as the trainer's
                 for (int j = 0; j < 2 && drop > 0; j++) {
                     int d = drop < sp[j].len ? drop : sp[j].len;
                     sp[j].k += (long)d * hd;
@@ -233,6 +234,8 @@ static int decode_rows(model *m, kv_cache *c, const kv_batch *b, float *logits, 
         memcpy(c->xn + (size_t)r * D, c->x + (size_t)i * D, sizeof(float) * (size_t)D);
     }
     K->rmsnorm_fwd(c->hsel, c->rstd, c->xn, W + m->off_norm, nofs, nlog, D, cf->rms_eps);
+    if (c->logit_scale != 0.0f && c->logit_scale != 1.0f)  // as model_forward_temp's h * (1/T)
+        for (size_t i = 0; i < (size_t)nlog * D; i++) c->hsel[i] *= c->logit_scale;
     lin(m, logits, c->hsel, W + m->off_lm_head, NULL, nlog, D, V);
     return 0;
 }

@@ -28,6 +28,10 @@ typedef struct kv_cache {
     int max_rows, max_logit_rows;
     float *x, *xmid, *xn, *q, *qpre, *kk, *kpre, *vv, *att, *gate, *up, *h, *rstd, *rstd_h, *hsel;
     k_kv_span *spans;
+    // model_decode's logits are of the final hidden state times this (0 or 1: plain): the
+    // sampler at temperature T sets 1/T, which is what the trainer's forward at T feeds
+    // its lm-head (model_forward_temp), so the two make the same logits.
+    float logit_scale;
 } kv_cache;
 
 // Slots with capacities caps[0..nslots); calls of up to max_rows rows, of which up to

@@ -53,6 +53,16 @@ static int model_forward_cb(void *ctx, const kv_batch *b, const int *tag, float 
     return model_decode(c->m, &c->cache, b, logits, err);
 }
 static void model_release_cb(void *ctx) { kv_cache_free(&((rollout_model_ctx *)ctx)->cache); }
+// The fused lm-head's fold over the same logits the trainer's forward makes (under
+// --deterministic the kernels give a decode row the trainer's bits): the recorded log-prob
+// equals the trainer's bit for bit. The engine asks for T = 1 once the cache scales the
+// hidden state by 1/T (model_logit_scale_cb), as the trainer does; other T: sample_logprob.
+static void model_logit_scale_cb(void *ctx, float s) { ((rollout_model_ctx *)ctx)->cache.logit_scale = s; }
+static float model_logprob_cb(void *ctx, const float *z, int tok, double T) {
+    const model *m = ((rollout_model_ctx *)ctx)->m;
+    if (T == 1.0) return m->K->lmhead_logprob_row(z, m->cfg.vocab, tok, NULL);
+    return sample_logprob(z, m->cfg.vocab, tok, T);
+}
 
 void rollout_backend_model(rollout_backend *be, rollout_model_ctx *ctx, model *m) {
     memset(ctx, 0, sizeof *ctx);
@@ -62,6 +72,8 @@ void rollout_backend_model(rollout_backend *be, rollout_model_ctx *ctx, model *m
     be->reserve = model_reserve_cb;
     be->forward = model_forward_cb;
     be->release = model_release_cb;
+    be->logprob = model_logprob_cb;
+    be->set_logit_scale = model_logit_scale_cb;
 }
 
 // ---------------------------------------------------------------- observation wrapper
@@ -123,6 +135,7 @@ typedef struct engine {
     rollout_traj *out;
     seq *seqs;           // [B], seq i uses sample slot G + i
     group *groups;       // [np]
+    sample_params sp;    // o->sp, at temperature 1 when the backend scales the logits by 1/T
     int *pfree;          // prefix slot in use by group (or -1), [G]
     float *glogits;      // [G][V] by prefix slot
     float *logits;       // [B + G][V]
@@ -349,7 +362,9 @@ static int run_tools(engine *e, tm_error *err) {
 
 static int sample_for(engine *e, seq *s, const float *z, tm_error *err) {
     float lp;
-    int tok = sample_token(z, e->V, &e->o->sp, &s->r, &e->ss, &lp);
+    const rollout_backend *be = e->be;
+    int tok = sample_token(z, e->V, &e->sp, &s->r, &e->ss, be->logprob ? NULL : &lp);
+    if (be->logprob) lp = be->logprob(be->ctx, z, tok, e->sp.temperature > 0.0 ? e->sp.temperature : 1.0);
     return on_token(e, s, tok, lp, err);
 }
 
@@ -364,6 +379,13 @@ int rollout_run(const rollout_backend *be, tok_tokenizer *t, const int *const *p
     engine E = {0}, *e = &E;
     e->be = be; e->t = t; e->o = o; e->prompts = prompts; e->plen = plen; e->np = nprompts; e->out = out;
     e->V = be->vocab;
+    // A backend that divides the final hidden state by T before its lm-head (as the
+    // trainer's forward at temperature T does) returns logits / T itself: sampling then
+    // runs at temperature 1, and the recorded log-probs are the trainer's, bit for bit
+    // under --deterministic.
+    e->sp = o->sp;
+    const int scale_logits = be->set_logit_scale && o->sp.temperature > 0.0 && o->sp.temperature != 1.0;
+    if (scale_logits) e->sp.temperature = 1.0;
     e->B = o->batch < nprompts * o->n ? o->batch : nprompts * o->n;
     e->G = (e->B + o->n - 1) / o->n + 1;
     if (e->G > nprompts) e->G = nprompts;
@@ -395,6 +417,7 @@ int rollout_run(const rollout_backend *be, tok_tokenizer *t, const int *const *p
     for (int i = 0; i < e->B; i++) caps[e->G + i] = o->max_new_tokens;
     for (int g = 0; g < nprompts; g++) e->groups[g].pslot = -1;
     if (be->reserve(be->ctx, nslots, caps, max_rows, max_logit, err)) { rc = -1; goto done; }
+    if (be->set_logit_scale) be->set_logit_scale(be->ctx, scale_logits ? (float)(1.0 / o->sp.temperature) : 1.0f);
     if (o->tool == ROLLOUT_TOOL_PYTHON) {
         if (pysb_pool_open(&e->pool, e->B, &o->py, err)) { rc = -1; goto released; }
         e->have_pool = 1;

@@ -78,6 +78,12 @@ typedef struct rollout_backend {
     int (*reserve)(void *ctx, int nslots, const int *caps, int max_rows, int max_logit_rows, tm_error *err);
     int (*forward)(void *ctx, const kv_batch *b, const int *logit_tag, float *logits, tm_error *err);
     void (*release)(void *ctx);
+    // The log-prob of token tok at temperature T from a row of logits, as the trainer's
+    // forward computes it (bit for bit where the backend can); NULL: sample_logprob.
+    float (*logprob)(void *ctx, const float *z, int tok, double T);
+    // Makes forward return the logits of the final hidden state times s (1: plain); NULL:
+    // not supported (the engine then samples the plain logits at the temperature).
+    void (*set_logit_scale)(void *ctx, float s);
 } rollout_backend;
 
 typedef struct rollout_model_ctx {

@@ -791,7 +791,7 @@ static void test_elementwise_and_table(void) {
               K->attention_cache_max_head_dim == k_attention_cache_max_head_dim &&
               K->linear_rows_fwd == k_linear_rows_fwd && K->linear_rows_max == k_linear_rows_max &&
               K->contrastive_scratch_floats == k_contrastive_scratch_floats && K->contrastive_prob == k_contrastive_prob &&
-              K->add_inplace == k_add_inplace && K->zero == k_zero,
+              K->add_inplace == k_add_inplace && K->zero == k_zero && K->lmhead_logprob_row == k_lmhead_logprob_row,
           "kernels_cpu table is complete (%s)", K->name);
     free(y), free(x), free(y0);
 }
