@@ -33,4 +33,7 @@ const struct kernels kernels_cpu = {
     .linear_bf16_fwd = k_linear_bf16_fwd,
     .linear_bf16_bwd = k_linear_bf16_bwd,
     .embedding_bf16_fwd = k_embedding_bf16_fwd,
+    .linear_bb16_fwd = k_linear_bb16_fwd,
+    .linear_bb16_bwd = k_linear_bb16_bwd,
+    .bb16_report = k_bb16_report,
 };

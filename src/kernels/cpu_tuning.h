@@ -16,3 +16,12 @@ int k_bf16_set_path(int path);
 int k_bf16_path(void);
 int k_bf16_path_available(int path);
 const char *k_bf16_path_name(int path);
+
+// The path of the bf16 x bf16 linear kernels (cpu_gemm_bb16.c, --bf16 training): auto
+// (avx512-bf16 where the CPU and the build allow, else avx2, else scalar) or one by name;
+// TEMPER_BB16_GEMM=scalar|avx2|avx512-bf16 does the same at first use.
+enum { K_BB16_AUTO, K_BB16_SCALAR, K_BB16_AVX2, K_BB16_DPBF16 };
+int k_bb16_set_path(int path);
+int k_bb16_path(void);
+int k_bb16_path_available(int path);
+const char *k_bb16_path_name(int path);
