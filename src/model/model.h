@@ -78,6 +78,10 @@ typedef struct model {
     struct st_file *maps;
     int nmaps, nbf16;       // open mappings; parameters read in place
     size_t w_map_bytes;     // 0: m->w is malloc'ed
+    // --bf16 mixed precision (model_bf16_enable): a bf16 copy [numel] of the fp32 weights
+    // (round to nearest even) that the linear layers read through the backend's bf16 x bf16
+    // kernels; NULL: fp32 GEMMs. The optimizer updates w, then refreshes this copy.
+    uint16_t *w16;
 } model;
 
 // Per-architecture constants of the forward, shared with the decoder (kv_cache.c):
@@ -115,6 +119,12 @@ void model_linear_fwd(const model *m, float *y, const float *x, const float *W, 
 void model_linear_bwd(const model *m, float *dx, float *dW, float *db, const float *dy, const float *x, const float *W,
                       int N, int in, int out);
 void model_embedding_fwd(const model *m, float *y, const int *tok, const float *E, int N, int D);
+// --bf16: allocates m->w16 (if absent) and fills it from m->w; from then on every linear
+// layer runs in bf16 x bf16 with fp32 accumulation (the lm-head, norms, attention and
+// embedding stay fp32). Reports the kernel path once on stderr.
+int model_bf16_enable(model *m, tm_error *err);
+// Refreshes m->w16 from the fp32 master m->w (after an optimizer step or a reload).
+void model_bf16_refresh(model *m);
 // The bf16 data of the weight at offset off when it is read in place, else NULL.
 const uint16_t *model_weight_bf16(const model *m, size_t off);
 // model_create with m->w an anonymous MAP_NORESERVE mapping (model_load_frozen).
