@@ -2,6 +2,7 @@
 // (cpu_gemm_bb16.c has the contract and the orders). Compiled for any x86-64 build
 // through target attributes; only called when the CPU has the instructions.
 #include <immintrin.h>
+#include <string.h>
 #include "kernels/cpu_gemm_bb16.h"
 
 #define T2 __attribute__((target("avx2,fma")))
@@ -151,12 +152,12 @@ TB static INL float red16v(__m512 s) {
 
 TB static INL void fwdp(float *y, const float *x, const uint16_t *W, const float *b, int m, int n, int K, int ldy,
                         const int MR, const int NR) {
-    __m512 acc[2][4];
+    __m512 acc[2][8];
     for (int r = 0; r < MR; r++)
         for (int c = 0; c < NR; c++) acc[r][c] = _mm512_setzero_ps();
     for (int k = 0; k < K; k += 32) {
         __mmask32 wm = mask32(K - k);
-        __m512bh w[4];
+        __m512bh w[8];
         for (int c = 0; c < NR; c++) w[c] = (__m512bh)_mm512_maskz_loadu_epi16(wm, W + (long)(n + c) * K + k);
         for (int r = 0; r < MR; r++) {
             __m512bh xv = cvt32(x + (long)(m + r) * K + k, K - k);
@@ -175,12 +176,12 @@ TB void bb16_fwd_tile_dp(float *y, const float *x, const uint16_t *W, const floa
     int m = m0;
     for (; m + 2 <= m1; m += 2) {
         int n = n0;
-        for (; n + 4 <= n1; n += 4) fwdp(y, x, W, b, m, n, K, ldy, 2, 4);
+        for (; n + 8 <= n1; n += 8) fwdp(y, x, W, b, m, n, K, ldy, 2, 8);
         for (; n < n1; n++) fwdp(y, x, W, b, m, n, K, ldy, 2, 1);
     }
     for (; m < m1; m++) {
         int n = n0;
-        for (; n + 4 <= n1; n += 4) fwdp(y, x, W, b, m, n, K, ldy, 1, 4);
+        for (; n + 8 <= n1; n += 8) fwdp(y, x, W, b, m, n, K, ldy, 1, 8);
         for (; n < n1; n++) fwdp(y, x, W, b, m, n, K, ldy, 1, 1);
     }
 }
@@ -190,8 +191,8 @@ enum { NC = 256 };  // dy columns rounded to bf16 per chunk (even: the pairs sta
 // dx rows m..m+MR, columns k..k+16*KV (kw of them valid): pairs of n in order
 TB static INL void dxp(float *dx, const float *dy, const uint16_t *W, int m, int k, int kw, int N, int K, const int MR) {
     enum { KV = 4 };
-    __m512 acc[4][KV];
-    uint32_t dyb[4][NC / 2] __attribute__((aligned(64)));
+    __m512 acc[6][KV];
+    uint32_t dyb[6][NC / 2] __attribute__((aligned(64)));
     for (int r = 0; r < MR; r++)
         for (int v = 0; v < KV; v++) acc[r][v] = _mm512_setzero_ps();
     for (int nc = 0; nc < N; nc += NC) {
@@ -227,48 +228,72 @@ TB static INL void dxp(float *dx, const float *dy, const uint16_t *W, int m, int
 TB void bb16_dx_tile_dp(float *dx, const float *dy, const uint16_t *W, int m0, int m1, int k0, int k1, int N, int K) {
     for (int k = k0; k < k1; k += 64) {
         int kw = k1 - k < 64 ? k1 - k : 64, m = m0;
-        for (; m + 4 <= m1; m += 4) dxp(dx, dy, W, m, k, kw, N, K, 4);
+        for (; m + 6 <= m1; m += 6) dxp(dx, dy, W, m, k, kw, N, K, 6);
+        for (; m + 2 <= m1; m += 2) dxp(dx, dy, W, m, k, kw, N, K, 2);
         for (; m < m1; m++) dxp(dx, dy, W, m, k, kw, N, K, 1);
     }
 }
 
-// dW rows n..n+NR, columns k..k+16*KV (kw valid): pairs of m in order
-TB static INL void dwp(float *dW, const float *dy, const float *x, int n, int k, int kw, int M, int N, int K, const int NR) {
-    enum { KV = 4 };
-    __m512 acc[4][KV];
+// dW tile: x[:, k0..k1) and dy[:, n0..n1) are packed, 64 rows at a time, into pairs of
+// rows (m = 2p, 2p+1: the two bf16 of one 32-bit word, ready for vdpbf16ps), and the tile's
+// sums are parked in `park` between row chunks (parking does not change a value: each
+// element still sums the pairs p = 0, 1, ... in order, as the contract says).
+enum { DW_MC = 64, DW_NMAX = 32, DW_KMAX = 128 };
+
+TB static INL void dw_pairs(uint32_t *dst, const float *r0, const float *r1, int w) {
+    for (int v = 0; v < w; v += 16) {
+        __mmask16 km = mask16(w - v);
+        __m512 a = _mm512_maskz_loadu_ps(km, r0 + v), c = r1 ? _mm512_maskz_loadu_ps(km, r1 + v) : _mm512_setzero_ps();
+        _mm512_store_si512((__m512i *)(dst + v), pairs((__m512i)_mm512_cvtne2ps_pbh(c, a)));
+    }
+}
+
+TB static INL void dw_block(float (*park)[DW_KMAX], const uint32_t (*xp)[DW_KMAX], const uint32_t (*dp)[DW_NMAX], int np,
+                            int c0, int kv0, const int NR) {
+    __m512 acc[8][2];
     for (int c = 0; c < NR; c++)
-        for (int v = 0; v < KV; v++) acc[c][v] = _mm512_setzero_ps();
-    const __mmask16 nm = mask16(NR);
-    for (int m = 0; m < M; m += 2) {
-        int has1 = m + 1 < M;
-        const float *x0 = x + (long)m * K + k, *x1 = x0 + K;
-        __m512bh xb[KV];
-        for (int v = 0; v < KV; v++) {
-            __mmask16 km = mask16(kw - 16 * v);
-            __m512 a = _mm512_maskz_loadu_ps(km, x0 + 16 * v);
-            __m512 c = has1 ? _mm512_maskz_loadu_ps(km, x1 + 16 * v) : _mm512_setzero_ps();
-            xb[v] = (__m512bh)pairs((__m512i)_mm512_cvtne2ps_pbh(c, a));
-        }
-        __m512 d0 = _mm512_maskz_loadu_ps(nm, dy + (long)m * N + n);
-        __m512 d1 = has1 ? _mm512_maskz_loadu_ps(nm, dy + (long)(m + 1) * N + n) : _mm512_setzero_ps();
-        __m512i dp = pairs((__m512i)_mm512_cvtne2ps_pbh(d1, d0));
+        for (int v = 0; v < 2; v++) acc[c][v] = _mm512_load_ps(park[c0 + c] + kv0 + 16 * v);
+    for (int p = 0; p < np; p++) {
+        __m512bh b0 = (__m512bh)_mm512_load_si512((const __m512i *)(xp[p] + kv0));
+        __m512bh b1 = (__m512bh)_mm512_load_si512((const __m512i *)(xp[p] + kv0 + 16));
         for (int c = 0; c < NR; c++) {
-            __m512bh a = (__m512bh)_mm512_permutexvar_epi32(_mm512_set1_epi32(c), dp);
-            for (int v = 0; v < KV; v++) acc[c][v] = _mm512_dpbf16_ps(acc[c][v], a, xb[v]);
+            __m512bh a = (__m512bh)_mm512_set1_epi32((int)dp[p][c0 + c]);
+            acc[c][0] = _mm512_dpbf16_ps(acc[c][0], a, b0);
+            acc[c][1] = _mm512_dpbf16_ps(acc[c][1], a, b1);
         }
     }
     for (int c = 0; c < NR; c++)
-        for (int v = 0; v < KV; v++) {
-            __mmask16 km = mask16(kw - 16 * v);
-            float *d = dW + (long)(n + c) * K + k + 16 * v;
-            _mm512_mask_storeu_ps(d, km, _mm512_add_ps(_mm512_maskz_loadu_ps(km, d), acc[c][v]));
-        }
+        for (int v = 0; v < 2; v++) _mm512_store_ps(park[c0 + c] + kv0 + 16 * v, acc[c][v]);
 }
 
 TB void bb16_dw_tile_dp(float *dW, const float *dy, const float *x, int n0, int n1, int k0, int k1, int M, int N, int K) {
-    for (int k = k0; k < k1; k += 64) {
-        int kw = k1 - k < 64 ? k1 - k : 64, n = n0;
-        for (; n + 4 <= n1; n += 4) dwp(dW, dy, x, n, k, kw, M, N, K, 4);
-        for (; n < n1; n++) dwp(dW, dy, x, n, k, kw, M, N, K, 1);
+    float park[DW_NMAX][DW_KMAX] __attribute__((aligned(64)));
+    uint32_t xp[DW_MC / 2][DW_KMAX] __attribute__((aligned(64)));
+    uint32_t dp[DW_MC / 2][DW_NMAX] __attribute__((aligned(64)));
+    const int nw = n1 - n0, kw = k1 - k0, kv = (kw + 31) / 32 * 32;  // the caller's tiles: nw <= 32, kw <= 128
+    memset(park, 0, sizeof park);
+    memset(xp, 0, sizeof xp);  // columns past kw stay 0 (masked loads), so the padded sums are 0
+    for (int mc = 0; mc < M; mc += DW_MC) {
+        int rows = M - mc < DW_MC ? M - mc : DW_MC, np = (rows + 1) / 2;
+        for (int p = 0; p < np; p++) {
+            int m = mc + 2 * p, has1 = m + 1 < M;
+            dw_pairs(xp[p], x + (long)m * K + k0, has1 ? x + (long)(m + 1) * K + k0 : NULL, kw);
+            dw_pairs(dp[p], dy + (long)m * N + n0, has1 ? dy + (long)(m + 1) * N + n0 : NULL, nw);
+        }
+        for (int c = 0; c < nw;) {
+            int r = nw - c >= 8 ? 8 : nw - c >= 4 ? 4 : 1;
+            for (int k = 0; k < kv; k += 32) {
+                if (r == 8) dw_block(park, (const uint32_t (*)[DW_KMAX])xp, (const uint32_t (*)[DW_NMAX])dp, np, c, k, 8);
+                else if (r == 4) dw_block(park, (const uint32_t (*)[DW_KMAX])xp, (const uint32_t (*)[DW_NMAX])dp, np, c, k, 4);
+                else dw_block(park, (const uint32_t (*)[DW_KMAX])xp, (const uint32_t (*)[DW_NMAX])dp, np, c, k, 1);
+            }
+            c += r;
+        }
     }
+    for (int c = 0; c < nw; c++)
+        for (int v = 0; v < kw; v += 16) {
+            __mmask16 km = mask16(kw - v);
+            float *d = dW + (long)(n0 + c) * K + k0 + v;
+            _mm512_mask_storeu_ps(d, km, _mm512_add_ps(_mm512_maskz_loadu_ps(km, d), _mm512_load_ps(park[c] + v)));
+        }
 }
