@@ -152,12 +152,12 @@ TB static INL float red16v(__m512 s) {
 
 TB static INL void fwdp(float *y, const float *x, const uint16_t *W, const float *b, int m, int n, int K, int ldy,
                         const int MR, const int NR) {
-    __m512 acc[2][8];
+    __m512 acc[4][4];
     for (int r = 0; r < MR; r++)
         for (int c = 0; c < NR; c++) acc[r][c] = _mm512_setzero_ps();
     for (int k = 0; k < K; k += 32) {
         __mmask32 wm = mask32(K - k);
-        __m512bh w[8];
+        __m512bh w[4];
         for (int c = 0; c < NR; c++) w[c] = (__m512bh)_mm512_maskz_loadu_epi16(wm, W + (long)(n + c) * K + k);
         for (int r = 0; r < MR; r++) {
             __m512bh xv = cvt32(x + (long)(m + r) * K + k, K - k);
@@ -174,14 +174,14 @@ TB static INL void fwdp(float *y, const float *x, const uint16_t *W, const float
 TB void bb16_fwd_tile_dp(float *y, const float *x, const uint16_t *W, const float *b, int m0, int m1, int n0, int n1,
                          int K, int ldy) {
     int m = m0;
-    for (; m + 2 <= m1; m += 2) {
+    for (; m + 4 <= m1; m += 4) {
         int n = n0;
-        for (; n + 8 <= n1; n += 8) fwdp(y, x, W, b, m, n, K, ldy, 2, 8);
-        for (; n < n1; n++) fwdp(y, x, W, b, m, n, K, ldy, 2, 1);
+        for (; n + 4 <= n1; n += 4) fwdp(y, x, W, b, m, n, K, ldy, 4, 4);
+        for (; n < n1; n++) fwdp(y, x, W, b, m, n, K, ldy, 4, 1);
     }
     for (; m < m1; m++) {
         int n = n0;
-        for (; n + 8 <= n1; n += 8) fwdp(y, x, W, b, m, n, K, ldy, 1, 8);
+        for (; n + 4 <= n1; n += 4) fwdp(y, x, W, b, m, n, K, ldy, 1, 4);
         for (; n < n1; n++) fwdp(y, x, W, b, m, n, K, ldy, 1, 1);
     }
 }
