@@ -33,6 +33,7 @@ def parse():
     ap.add_argument("--warmup", type=int, default=1)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--lr", type=float, default=1e-5)
+    ap.add_argument("--autocast", action="store_true", help="forward and loss under torch.autocast('cpu', torch.bfloat16)")
     ap.add_argument("--weight-decay", type=float, default=0.0)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--objective", choices=["sft", "dpo"], default="sft",
@@ -145,20 +146,28 @@ def main():
         return loss.item()
 
     step = step or sft_step
+    if args.autocast:  # mixed precision as TRL's --bf16 runs it on CPU: fp32 weights, bf16 matmuls
+        inner = step
+        def step():
+            with torch.autocast("cpu", dtype=torch.bfloat16):
+                return inner()
     losses = []
     for _ in range(args.warmup):
         losses.append(step())
-    times = []
+    times, cpu = [], []
     for _ in range(args.steps):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         losses.append(step())
         times.append(time.perf_counter() - t0)
+        cpu.append(time.process_time() - c0)
     ms = 1000 * sum(times) / len(times)
     nparams = sum(p.numel() for p in params.values())
     out = {
         "tok_per_s": B * T * (2 if args.objective == "dpo" else 1) / (ms / 1000),
         "pairs_per_s": B / (ms / 1000),
         "ms_per_step": ms,
+        "cpu_ms_per_step": 1000 * sum(cpu) / len(cpu),
+        "autocast": args.autocast,
         "ms_min": 1000 * min(times),
         "peak_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "blas": ", ".join(blas_libraries()) or "none found in /proc/self/maps",

@@ -1,7 +1,10 @@
 // bench/train_step: temper's side of `make bench`. Times one training step (forward,
 // SFT loss, backward, AdamW) of the model in --model on random tokens, B sequences of
 // T tokens packed into one row, and prints one JSON line like bench/torch_train_step.py:
-//   {"tok_per_s", "ms_per_step", "peak_mib", "blas", "threads", "gflops", "sgemm_peak_gflops", "isa"}
+//   {"tok_per_s", "ms_per_step", "cpu_ms_per_step", "peak_mib", "blas", "threads", "gflops", "sgemm_peak_gflops", "isa",
+//    "bf16"}
+// --bf16: mixed precision as `temper sft --bf16` runs it (model_bf16_enable); "bf16" names
+// the bf16 GEMM path taken (avx512-bf16 / avx2 / scalar), "" without.
 // gflops counts 6*N*tokens (N = parameters that take part in matmuls: everything but the
 // embedding table, the lm-head included) plus attention as PaLM's MFU formula does
 // (12 * layers * heads * head_dim * T per token, causality not discounted).
@@ -11,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <time.h>
 #include "base/progress.h"
 #include "base/rng.h"
 #include "cli/flags.h"
@@ -44,17 +48,20 @@ int main(int argc, char **argv) {
     const char *dir = NULL;
     int B = 8, T = 256, steps = 5, warmup = 1, seed = 0;
     const char *objective = "sft";
+    int bf16 = 0;
     flag flags[] = {
         {"model", FLAG_STR, &dir, ""}, {"batch", FLAG_INT, &B, ""}, {"seq", FLAG_INT, &T, ""},
         {"steps", FLAG_INT, &steps, ""}, {"warmup", FLAG_INT, &warmup, ""}, {"seed", FLAG_INT, &seed, ""},
         {"objective", FLAG_STR, &objective, "sft | dpo (B pairs of chosen/rejected, first half prompt, reference precomputed)"},
+        {"bf16", FLAG_BOOL, &bf16, "mixed precision: bf16 GEMMs, fp32 master weights"},
     };
     int dpo = !strcmp(objective, "dpo");
     int nseq = dpo ? 2 * B : B;
     if (flags_parse("train_step", NULL, flags, sizeof flags / sizeof flags[0], argc, argv, NULL, NULL) || !dir) return 2;
     tm_error err;
     model m;
-    if (model_load(&m, dir, &err) || model_enable_grad(&m, &err) || model_reserve(&m, nseq * T, &err)) {
+    if (model_load(&m, dir, &err) || model_enable_grad(&m, &err) || model_reserve(&m, nseq * T, &err) ||
+        (bf16 && model_bf16_enable(&m, &err))) {
         fprintf(stderr, "train_step: %s\n", err.msg);
         return 1;
     }
@@ -84,9 +91,11 @@ int main(int argc, char **argv) {
     if (dpo) model_forward(&m, &b, ref, NULL, &err);  // reference log-probs, precomputed as the trainer does
     dpo_hparams dh = dpo_hparams_default();
     dpo_norm dn = {B, 0, 0};
-    double total = 0;
+    double total = 0, cpu_total = 0;
     for (int s = 0; s < warmup + steps; s++) {
         double t0 = now_seconds();
+        struct timespec c0, c1;
+        clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &c0);
         model_forward(&m, &b, logp, NULL, &err);
         if (dpo) {
             // position-aligned log-probs serve as well as token-aligned ones here: the
@@ -100,7 +109,8 @@ int main(int argc, char **argv) {
         }
         model_backward(&m, &b, dlogp, NULL);
         model_optimizer_step(&opt, &m, h.lr);
-        if (s >= warmup) total += now_seconds() - t0;
+        clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &c1);
+        if (s >= warmup) total += now_seconds() - t0, cpu_total += (double)(c1.tv_sec - c0.tv_sec) + 1e-9 * (double)(c1.tv_nsec - c0.tv_nsec);
     }
     double ms = total / steps * 1e3, tokens = (double)N;
     const model_config *c = &m.cfg;
@@ -108,9 +118,9 @@ int main(int argc, char **argv) {
     double flops = 6.0 * n_matmul * tokens + 12.0 * c->layers * c->heads * c->head_dim * (double)T * tokens;
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
-    printf("{\"pairs_per_s\": %.3f, \"tok_per_s\": %.1f, \"ms_per_step\": %.1f, \"peak_mib\": %.1f, \"blas\": \"OpenBLAS %s (%s)\", \"threads\": %d, "
+    printf("{\"pairs_per_s\": %.3f, \"tok_per_s\": %.1f, \"ms_per_step\": %.1f, \"cpu_ms_per_step\": %.1f, \"bf16\": \"%s\", \"peak_mib\": %.1f, \"blas\": \"OpenBLAS %s (%s)\", \"threads\": %d, "
            "\"gflops\": %.1f, \"sgemm_peak_gflops\": %.1f, \"isa\": \"%s\"}\n",
-           B / (ms / 1e3), tokens / (ms / 1e3), ms, ru.ru_maxrss / 1024.0, openblas_get_corename(), openblas_get_config(),
+           B / (ms / 1e3), tokens / (ms / 1e3), ms, cpu_total / steps * 1e3, bf16 ? m.K->bb16_report() : "", ru.ru_maxrss / 1024.0, openblas_get_corename(), openblas_get_config(),
            omp_get_max_threads(), flops / (ms / 1e3) / 1e9, sgemm_peak(), BENCH_ISA);
     free(ids); free(trained); free(logp); free(dlogp); free(ref); free(span); free(pair);
     batch_free(&bb);

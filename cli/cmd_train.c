@@ -115,6 +115,7 @@ static int run(train_method method, const char *cmd, int argc, char **argv) {
         {"adam-beta2", FLAG_FLOAT, &a.adam_beta2, "AdamW beta2"},
         {"adam-epsilon", FLAG_FLOAT, &a.adam_epsilon, "AdamW epsilon"},
         {"max-grad-norm", FLAG_FLOAT, &a.max_grad_norm, "global gradient-norm clip (0 = off)"},
+        {"bf16", FLAG_BOOL, &a.bf16, "mixed precision: linear layers in bf16 with fp32 accumulation; fp32 master weights and AdamW state"},
         {"seed", FLAG_INT, &a.seed, "data order seed"},
         {"logging-steps", FLAG_INT, &a.logging_steps, "log metrics every N steps"},
         {"eval-steps", FLAG_INT, &a.eval_steps, "evaluate every N steps (default: logging steps)"},

@@ -44,4 +44,7 @@ const struct kernels kernels_cpu = {
     .gelu_fwd = k_gelu_fwd,
     .gelu_bwd = k_gelu_bwd,
     .lmhead_logprob_row = k_lmhead_logprob_row,
+    .linear_bb16_fwd = k_linear_bb16_fwd,
+    .linear_bb16_bwd = k_linear_bb16_bwd,
+    .bb16_report = k_bb16_report,
 };

@@ -106,10 +106,10 @@ int model_decode(model *m, kv_cache *c, const kv_batch *b, float *logits, tm_err
 
 // The linear layers of a decoding step: few rows stream the weights once
 // (k_linear_rows_fwd), more go through the backend's GEMM like the trainer. A weight read
-// in place as bf16 (model_load_frozen) goes to the bf16 kernel, the trainer's.
+// in place as bf16 (model_load_frozen), or any under --bf16, goes to the trainer's kernel.
 static void lin(const model *m, float *y, const float *x, const float *W, const float *b, int N, int in, int out) {
     const struct kernels *K = m->K;
-    if (model_weight_bf16(m, (size_t)(W - m->w))) model_linear_fwd(m, y, x, W, b, N, in, out);
+    if (m->w16 || model_weight_bf16(m, (size_t)(W - m->w))) model_linear_fwd(m, y, x, W, b, N, in, out);
     else if (N <= K->linear_rows_max()) K->linear_rows_fwd(y, x, W, b, N, in, out);
     else K->linear_fwd(y, x, W, b, N, in, out);
 }

@@ -83,6 +83,10 @@ typedef struct model {
     int nmaps, nbf16;       // open mappings; parameters read in place
     size_t w_map_bytes;     // 0: m->w is malloc'ed
     struct vision *vis;     // Qwen2.5-VL's vision tower and M-RoPE (model/vision.h), NULL for text models
+    // --bf16 mixed precision (model_bf16_enable): a bf16 copy [numel] of the fp32 weights
+    // (round to nearest even) that the linear layers read through the backend's bf16 x bf16
+    // kernels; NULL: fp32 GEMMs. The optimizer updates w, then refreshes this copy.
+    uint16_t *w16;
 } model;
 
 // Per-architecture constants of the forward, shared with the decoder (kv_cache.c):
@@ -128,6 +132,12 @@ void model_lmhead_bwd(const model *m, float *dh, float *dW, const float *dlogp, 
 size_t model_lmhead_scratch_floats(const model *m, int N);
 // wbar[D] = the mean over the vocabulary of the lm-head's rows, in double (DPO's logit metrics)
 void model_lm_head_mean(const model *m, double *wbar);
+// --bf16: allocates m->w16 (if absent) and fills it from m->w; from then on every linear
+// layer runs in bf16 x bf16 with fp32 accumulation (the lm-head, norms, attention and
+// embedding stay fp32). Reports the kernel path once on stderr.
+int model_bf16_enable(model *m, tm_error *err);
+// Refreshes m->w16 from the fp32 master m->w (after an optimizer step or a reload).
+void model_bf16_refresh(model *m);
 // The bf16 data of the weight at offset off when it is read in place, else NULL.
 const uint16_t *model_weight_bf16(const model *m, size_t off);
 // model_create with m->w an anonymous MAP_NORESERVE mapping (model_load_frozen).

@@ -30,6 +30,8 @@ void model_w_release(model *m) {
     for (int i = 0; i < m->nmaps; i++) st_close(&m->maps[i]);
     free(m->maps);
     m->w = NULL, m->maps = NULL, m->nmaps = 0, m->w_map_bytes = 0;
+    free(m->w16);
+    m->w16 = NULL;
 }
 
 // The pages of m->w lying entirely under parameter p (those it shares with a neighbour stay as they are).
@@ -64,6 +66,9 @@ int model_materialize(model *m, int i, tm_error *err) {
 }
 
 int model_w_resize(model *m, size_t numel, tm_error *err) {
+    // the bf16 copy has the old size: dropped, model_bf16_enable makes it again
+    free(m->w16);
+    m->w16 = NULL;
     if (!m->w_map_bytes) {
         float *nw = realloc(m->w, sizeof(float) * (numel ? numel : 1));
         if (!nw) return tm_fail(err, "out of memory for %zu weights", numel);
@@ -97,15 +102,45 @@ const uint16_t *model_weight_bf16(const model *m, size_t off) {
     return m->params[lo].offset == off ? m->params[lo].bf16 : NULL;
 }
 
+int model_bf16_enable(model *m, tm_error *err) {
+    if (!m->w16) {
+        // untouched pages (those of weights read in place) cost no memory
+        m->w16 = malloc(sizeof(uint16_t) * (m->numel ? m->numel : 1));
+        if (!m->w16) return tm_fail(err, "--bf16: out of memory for the bf16 copy of %zu weights", m->numel);
+    }
+    model_bf16_refresh(m);
+    m->K->bb16_report();
+    return 0;
+}
+
+void model_bf16_refresh(model *m) {
+    if (!m->w16) return;
+    for (int i = 0; i < m->nparams; i++) {
+        const model_param *p = &m->params[i];
+        if (p->bf16 || p->ndim != 2) continue;  // read in place already; norms and biases stay fp32
+        const float *src = m->w + p->offset;
+        uint16_t *dst = m->w16 + p->offset;
+        long n = (long)p->numel;
+        #pragma omp parallel for schedule(static) if (n > 1 << 16)
+        for (long j = 0; j < n; j++) dst[j] = st_f32_to_bf16(src[j]);
+    }
+}
+
+// --bf16: the linear layers run in bf16 x bf16 (W the copy, or the file's bf16 when read in place)
 void model_linear_fwd(const model *m, float *y, const float *x, const float *W, const float *b, int N, int in, int out) {
     const uint16_t *h = model_weight_bf16(m, (size_t)(W - m->w));
-    if (h) m->K->linear_bf16_fwd(y, x, h, b, N, in, out);
+    if (m->w16) m->K->linear_bb16_fwd(y, x, h ? h : m->w16 + (W - m->w), b, N, in, out);
+    else if (h) m->K->linear_bf16_fwd(y, x, h, b, N, in, out);
     else m->K->linear_fwd(y, x, W, b, N, in, out);
 }
 
 void model_linear_bwd(const model *m, float *dx, float *dW, float *db, const float *dy, const float *x, const float *W,
                       int N, int in, int out) {
     const uint16_t *h = model_weight_bf16(m, (size_t)(W - m->w));
+    if (m->w16) {
+        m->K->linear_bb16_bwd(dx, dW, db, dy, x, h ? h : m->w16 + (W - m->w), N, in, out);
+        return;
+    }
     if (!h) {
         m->K->linear_bwd(dx, dW, db, dy, x, W, N, in, out);
         return;

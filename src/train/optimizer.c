@@ -33,6 +33,7 @@ double model_optimizer_step(model_optimizer *o, model *mdl, double lr) {
                      p->decay ? h.weight_decay : 0.0, o->step);
     }
     model_zero_grad(mdl);
+    model_bf16_refresh(mdl);  // --bf16: the GEMMs' copy follows the fp32 master (else a no-op)
     return norm;
 }
 

@@ -29,13 +29,15 @@ int trainer_open(trainer *t, model *m, const trainer_opts *o, int train, tm_erro
         trainer_close(t);
         return tm_fail(err, "out of memory");
     }
-    if (model_reserve(m, cap_tokens, err)) { trainer_close(t); return -1; }
+    if (model_reserve(m, cap_tokens, err) || (o->bf16 && model_bf16_enable(m, err))) { trainer_close(t); return -1; }
     if (train && trainer_enable_train(t, err)) { trainer_close(t); return -1; }
     return 0;
 }
 
 int trainer_enable_train(trainer *t, tm_error *err) {
     if (model_enable_grad(t->m, err)) return -1;
+    // the model may have been reloaded or grown adapters since trainer_open
+    if (t->o.bf16 && model_bf16_enable(t->m, err)) return -1;
     return model_optimizer_init(&t->opt, t->m, t->o.adam, t->o.max_grad_norm, err);
 }
 
@@ -203,5 +205,7 @@ out:
 }
 
 int trainer_resume(trainer *t, const char *dir, checkpoint_state *st, tm_error *err) {
-    return checkpoint_load_state(dir, t->m, &t->opt, st, err);
+    if (checkpoint_load_state(dir, t->m, &t->opt, st, err)) return -1;
+    model_bf16_refresh(t->m);  // the master weights changed (a no-op without --bf16)
+    return 0;
 }

@@ -42,6 +42,7 @@ typedef struct trainer_opts {
     int cap_seqs;               // ... and in sequences
     int reward_head;            // the model is a reward model (model_reward_forward)
     int zero_stage;             // data parallel (dist.h): 1 = ZeRO-1, AdamW state sharded over ranks
+    int bf16;                   // --bf16: linear layers in bf16 x bf16, fp32 master weights (model_bf16_enable)
 } trainer_opts;
 
 typedef struct trainer {

@@ -965,7 +965,7 @@ int train_run(const train_args *args, tm_error *err) {
     int seqs = bs * rows.max_per_row;
     int cap_tokens = longest * bs > 8192 ? longest * bs : 8192;
     trainer_opts to = {{a->learning_rate, a->adam_beta1, a->adam_beta2, a->adam_epsilon, a->weight_decay}, a->max_grad_norm, sched, 0, 0,
-                       cap_tokens, 3 * (seqs > 64 ? seqs : 64), a->method == TRAIN_RM, a->zero};
+                       cap_tokens, 3 * (seqs > 64 ? seqs : 64), a->method == TRAIN_RM, a->zero, a->bf16};
     if (buffers_init(&buf, &m, &to, err)) goto done;
     buf.t.has_weights = a->token_weights != NULL;
 

@@ -67,6 +67,7 @@ typedef struct train_args {
     dpo_hparams dpo;
     kto_hparams kto;
     int quiet;                       // no progress bar
+    int bf16;                        // --bf16: mixed precision (bf16 GEMMs, fp32 master weights and AdamW state)
     int overwrite_output_dir;        // a non-empty --output-dir is refused without it (or a resume from it)
     int keep_start;                  // --truncation-mode keep_start: long prompts keep their start (default: end)
     int zero;                        // --zero 1: under mpirun, AdamW state sharded over ranks (ZeRO-1)

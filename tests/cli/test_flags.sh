@@ -146,6 +146,7 @@ learning_rate: 5.0e-7
 max_steps: 2
 beta: .25
 bf16: true
+fp16: false
 loss_type: [sigmoid, sft]
 loss_weights:
   - 1
@@ -154,7 +155,7 @@ logging_steps: 1
 quiet: yes
 Y
 "$T" dpo --config run.yaml 2>err; rc=$?
-ok "dpo --config run.yaml with TRL's keys trains (rc $rc): $(tail -c 200 err)" '[ $rc -eq 0 ] && [ -f ydir/model.safetensors ] && grep -q "config key .bf16. has no meaning" err'
+ok "dpo --config run.yaml with TRL's keys trains (rc $rc): $(tail -c 200 err)" '[ $rc -eq 0 ] && [ -f ydir/model.safetensors ] && grep -q "config key .fp16. has no meaning" err && grep -q "bf16 GEMM on" err'
 rm -rf ydir2
 "$T" dpo --config run.yaml --output-dir ydir2 --max-steps 1 2>/dev/null; rc=$?
 ok "the command line wins over the YAML file (rc $rc)" '[ $rc -eq 0 ] && [ -f ydir2/model.safetensors ] && [ $(wc -l < ydir2/metrics.jsonl) -ge 1 ] && ! grep -q "\"step\": 2" ydir2/metrics.jsonl'
