@@ -6,7 +6,8 @@
 cd "$(dirname "$0")/../.."
 T=$(realpath "${TEMPER:-build/temper}")
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
-ok() { if eval "$2"; then echo "ok - $1"; else echo "not ok - $1"; fi; }
+fails=0
+ok() { if eval "$2"; then echo "ok - $1"; else echo "not ok - $1"; fails=$((fails + 1)); fi; }
 PY=/usr/bin/python3
 
 $PY -c "import sys; sys.path.insert(0, 'tests/oracle'); import tiny_tokenizer; tiny_tokenizer.write('$tmp/tok')"
@@ -76,3 +77,4 @@ for l in open(sys.argv[1]):
 print("maxdiff %.3e over %d tokens" % (w, n), "PASS" if w < 1e-5 and n > 12 else "FAIL")
 P
 ok "sampler log-probs == temper score's (model_forward) on gemma3, window 6 < the sequences: $(cat "$tmp/chk")" '[ $rc -eq 0 ] && grep -q PASS "$tmp/chk"'
+[ $fails -eq 0 ]

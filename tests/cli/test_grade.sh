@@ -4,7 +4,8 @@ T=${TEMPER:-build/temper}
 cd "$(dirname "$0")/../.."
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
 PY=/usr/bin/python3
-ok() { if eval "$2"; then echo "ok - $1"; else echo "not ok - $1"; fi; }
+fails=0
+ok() { if eval "$2"; then echo "ok - $1"; else echo "not ok - $1"; fails=$((fails + 1)); fi; }
 
 cat > "$tmp/in.jsonl" <<'J'
 {"gold": "\\frac{1}{2}", "pred": "0.5"}
@@ -109,3 +110,4 @@ out=$("$T" tool calc "48/2*(1+1/2)")
 ok "tool calc is exact" '[ "$out" = "36" ]'
 "$T" tool calc "1/0" 2>"$tmp/err"; rc=$?
 ok "tool calc division by zero is an error" '[ $rc -ne 0 ] && grep -q "division by zero" "$tmp/err"'
+[ $fails -eq 0 ]

@@ -48,9 +48,8 @@ with open(os.path.join(tmp, "sft_python.jsonl"), "w") as f:  # tool formats (the
 with open(os.path.join(tmp, "sft_calculator.jsonl"), "w") as f:
     for a, b in P: f.write(json.dumps({"prompt": f"{a}+{b}=", "completion": "<<%d+%d=%d>>\\boxed{%d}" % (a, b, a + b, a + b)}) + "\n")
 EOF
-"$T" init --arch llama --preset tiny --tokenizer "$tmp/tok" --out "$tmp/base" --seed 1 >/dev/null 2>&1
-"$T" sft --model "$tmp/base" --data "$tmp/sft.jsonl" --output-dir "$tmp/sft" --max-steps 24 --learning-rate 1e-3 \
-  --lr-scheduler-type constant --per-device-train-batch-size 25 --logging-steps 100 --quiet >/dev/null 2>&1
+# init --seed 1 and 24 steps of sft on sft.jsonl (lr 1e-3, batch 25), built once per run
+. tests/cli/lib/fixture.sh && fixture_addition_sft "$tmp"
 check '[ -f "$tmp/sft/model.safetensors" ]' "sft teaches the answer format (24 steps)"
 
 # ---- GRPO raises the accuracy ----

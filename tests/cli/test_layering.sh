@@ -3,7 +3,8 @@
 # reached through the backend table (model->K), never by calling a k_* function, so a
 # second backend only has to fill a table; objectives know no model.
 cd "$(dirname "$0")/../.."
-ok() { if [ -z "$2" ]; then echo "ok - $1"; else echo "not ok - $1: $2"; fi; }
+fails=0
+ok() { if [ -z "$2" ]; then echo "ok - $1"; else echo "not ok - $1: $2"; fails=$((fails + 1)); fi; }
 direct=$(grep -nE '(^|[^>.a-z_0-9])k_[a-z_]+\(' src/model/*.c src/train/*.c src/rollout/*.c | grep -vE ':\s*//' | head -5)
 ok "src/model, src/train, src/rollout call no k_* kernel directly (the backend table only)" "$direct"
 model=$(grep -lE '#include "model/' src/objectives/*.[ch] | head -3)
@@ -20,3 +21,4 @@ dist_users=$(grep -lE '#include "dist/' src/{base,kernels,model,tokenizer,task,d
 ok "only src/rollout and src/train (and cli) include src/dist" "$dist_users"
 mpi_h=$(grep -lE '#include <mpi\.h>' src/*/*.[ch] cli/*.[ch] | grep -v '^src/dist/dist_mpi.c$' | head -3)
 ok "only src/dist/dist_mpi.c includes mpi.h" "$mpi_h"
+[ $fails -eq 0 ]

@@ -5,7 +5,8 @@
 # build folder: nothing is compiled or run.
 cd "$(dirname "$0")/../.."
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
-ok() { if eval "$2"; then echo "ok - $1"; else echo "not ok - $1: $3"; fi; }
+fails=0
+ok() { if eval "$2"; then echo "ok - $1"; else echo "not ok - $1: $3"; fails=$((fails + 1)); fi; }
 make -n bench BUILD="$tmp/build" >"$tmp/plan" 2>&1; rc=$?
 ok "make -n bench succeeds on an empty build folder" '[ $rc -eq 0 ]' "status $rc: $(tail -3 "$tmp/plan")"
 run=$(grep -n 'scripts/bench' "$tmp/plan" | head -1 | cut -d: -f1)
@@ -36,6 +37,7 @@ for kind in grpo ppo; do
     [ $kind = ppo ] && ok "ppo_step: both sides time the rollout forward + GAE" \
        '[ "$(echo "$out" | grep -Ec "^  (temper|torch): rollout forward\+GAE [0-9.]+ s, ")" -eq 2 ]' "$(echo "$out" | grep "^  t")"
   else
-    echo "not ok - make builds build/bench/${kind}_step: $(tail -3 "$tmp/build.log")"
+    echo "not ok - make builds build/bench/${kind}_step: $(tail -3 "$tmp/build.log")"; fails=$((fails + 1))
   fi
 done
+[ $fails -eq 0 ]

@@ -5,7 +5,8 @@
 T=${TEMPER:-build/temper}
 cd "$(dirname "$0")/../.."
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
-ok() { if eval "$2"; then echo "ok - $1"; else echo "not ok - $1: $3"; fi; }
+fails=0
+ok() { if eval "$2"; then echo "ok - $1"; else echo "not ok - $1: $3"; fails=$((fails + 1)); fi; }
 spin() { env -u OMP_WAIT_POLICY -u GOMP_SPINCOUNT "$@" OMP_DISPLAY_ENV=verbose "$T" --help 2>&1 >/dev/null |
          sed -n "s/^ *GOMP_SPINCOUNT = '\(.*\)'/\1/p" | tail -1; }
 
@@ -23,3 +24,4 @@ ok "an unknown command keeps its status 2 and one message" \
 printf '%s\n' '{"gold": "12", "pred": "12.0"}' >"$tmp/in.jsonl"
 env -u OMP_WAIT_POLICY -u GOMP_SPINCOUNT "$T" grade - <"$tmp/in.jsonl" >"$tmp/out" 2>"$tmp/err"; rc=$?
 ok "stdin reaches the re-executed command" '[ $rc -eq 0 ] && grep -q "\"equal\": true" "$tmp/out"' "rc $rc: $(head -c 200 "$tmp/err")"
+[ $fails -eq 0 ]

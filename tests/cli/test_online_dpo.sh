@@ -38,9 +38,8 @@ with open(os.path.join(tmp, "sft.jsonl"), "w") as f:
 with open(os.path.join(tmp, "train.jsonl"), "w") as f:
     for a, b in P: f.write(json.dumps({"prompt": f"{a}+{b}=", "answer": str(a + b)}) + "\n")
 PYEOF
-"$T" init --arch llama --preset tiny --tokenizer "$tmp/tok" --out "$tmp/base" --seed 1 >/dev/null 2>&1
-"$T" sft --model "$tmp/base" --data "$tmp/sft.jsonl" --output-dir "$tmp/sft" --max-steps 24 --learning-rate 1e-3 \
-  --lr-scheduler-type constant --per-device-train-batch-size 25 --logging-steps 100 --quiet >/dev/null 2>&1
+# init --seed 1 and 24 steps of sft on sft.jsonl (lr 1e-3, batch 25), built once per run
+. tests/cli/lib/fixture.sh && fixture_addition_sft "$tmp"
 check '[ -f "$tmp/sft/model.safetensors" ]' "sft teaches the answer format (24 steps)"
 
 O="--data $tmp/train.jsonl --num-generations 4 --max-completion-length 12 --max-steps 4 --per-device-train-batch-size 4 \

@@ -6,7 +6,11 @@
 cd "$(dirname "$0")/../.."
 T=$(realpath "${TEMPER:-build/temper}")
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
-ok() { if eval "$2"; then echo "ok - $1"; else echo "not ok - $1"; fi; }
+fails=0
+ok() { if eval "$2"; then echo "ok - $1"; else echo "not ok - $1"; fails=$((fails + 1)); fi; }
+# two threads by default: the thread-count check below compares them with one (scripts/run-tests
+# gives the programs it runs side by side one thread each)
+export OMP_NUM_THREADS=2
 PY=/usr/bin/python3
 
 $PY -c "import sys; sys.path.insert(0, 'tests/oracle'); import tiny_tokenizer; tiny_tokenizer.write('$tmp/tok')"
@@ -159,3 +163,4 @@ ok "gsm8k-fewshot prompt: 8 plain-text exemplars, no chat template" \
    '[ $rc -eq 0 ] && [ $(grep -o "The answer is" "$tmp/qf/samples.jsonl" | wc -l) -ge 8 ] && ! grep -q "im_start" "$tmp/qf/samples.jsonl"'
 TEMPER_DATA=/nonexistent "$T" eval --model "$tmp/q" --data math500 --limit 1 --n 1 --max-new-tokens 2 --output-dir "$tmp/qm" 2>/dev/null; rc=$?
 ok "eval --data math500 falls back from a wrong TEMPER_DATA to the shipped data" '[ $rc -eq 0 ]'
+[ $fails -eq 0 ]

@@ -6,7 +6,8 @@ T=${TEMPER:-build/temper}
 cd "$(dirname "$0")/../.."
 T=$(realpath "$T")
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
-ok() { if eval "$2"; then echo "ok - $1"; else echo "not ok - $1"; sed 's/^/# /' "$tmp/err" 2>/dev/null | head -5; fi; }
+fails=0
+ok() { if eval "$2"; then echo "ok - $1"; else echo "not ok - $1"; fails=$((fails + 1)); sed 's/^/# /' "$tmp/err" 2>/dev/null | head -5; fi; }
 
 # item 18: each bad value is refused with one line that names the flag and the range
 for a in "--timeout nan" "--timeout inf" "--timeout 1e300" "--timeout 0" "--output-limit -1" "--memory-mb 0" \
@@ -70,3 +71,4 @@ print(n >= 32)' | "$T" tool python --sandbox $mode --timeout 20 >"$tmp/first" 2>
     echo "ok - [$mode] per-sandbox process limit # SKIP not root: every sandbox has the caller's uid"
   fi
 done
+[ $fails -eq 0 ]

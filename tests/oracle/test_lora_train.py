@@ -16,47 +16,17 @@ tokenizer (as test_train.py):
   of the seed, the step and the micro-batch);
 - --model may be an adapter directory (training continues from it); --lora-dropout outside [0, 1)
   is refused with a message."""
-import json, os, random, shutil, subprocess, sys, tempfile
+import json, os, shutil, sys, tempfile
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import torch_ref
-import tiny_tokenizer
-from tap import TEMPER, check, done
-
-
-def temper(*args):
-    return subprocess.run([TEMPER, *args], capture_output=True, text=True)
-
-
-def why(*rs):
-    """the end of stderr of the runs that failed (nothing when all succeeded)"""
-    return " ".join(r.stderr.strip()[-300:] for r in rs if r.returncode)
-
-
-def metrics(out):  # the logged steps and evaluations (not the final train_runtime entry)
-    return [x for x in (json.loads(l) for l in open(os.path.join(out, "metrics.jsonl"))) if "train_runtime" not in x]
+from tap import check, done
+from tiny_setup import temper, why, metrics, start
 
 
 tmp = tempfile.mkdtemp(prefix="temper-lora-train-")
 try:
-    tok = tiny_tokenizer.write(os.path.join(tmp, "tok"))
     # string rows as plain text (as test_train.py): without a template in the tokenizer (the prompt rule)
-    cfg_path = os.path.join(tok, "tokenizer_config.json")
-    cfg = json.load(open(cfg_path)); del cfg["chat_template"]; json.dump(cfg, open(cfg_path, "w"))
-    base = os.path.join(tmp, "base")
-    r = temper("init", "--arch", "llama", "--preset", "tiny", "--tokenizer", tok, "--out", base, "--seed", "1")
-    check(r.returncode == 0, "init tiny llama with the byte tokenizer")
-    rnd = random.Random(0)
-    facts = []
-    for i in range(24):
-        a, b = rnd.randrange(50), rnd.randrange(50)
-        facts.append((f"{a}+{b}=", str(a + b), str(a + b + rnd.randrange(1, 9))))
-
-    def write(name, rows):
-        p = os.path.join(tmp, name)
-        with open(p, "w") as f:
-            for row in rows:
-                f.write(json.dumps(row) + "\n")
-        return p
+    tok, base, facts, write = start(tmp)
     sft = write("sft.jsonl", [{"prompt": p, "completion": c} for p, c, _ in facts])
     dpo = write("dpo.jsonl", [{"prompt": p, "chosen": c, "rejected": w} for p, c, w in facts])
     out_sft = os.path.join(tmp, "sft")

@@ -10,43 +10,19 @@
   (weights and metrics.jsonl), checkpoints are complete HF directories, and
   --save-total-limit prunes them;
 - a malformed line is a one-line file:line error; temper plot draws the metrics."""
-import json, os, random, shutil, subprocess, sys, tempfile
+import json, os, shutil, subprocess, sys, tempfile
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import torch
 import torch.nn.functional as F
 import torch_ref
 import tiny_tokenizer
-
 from tap import TEMPER, check, done
-
-def temper(*args):
-    r = subprocess.run([TEMPER, *args], capture_output=True, text=True)
-    return r
-
-def metrics(out):  # the logged steps and evaluations (not the final train_runtime entry)
-    return [x for x in (json.loads(l) for l in open(os.path.join(out, "metrics.jsonl"))) if "train_runtime" not in x]
+from tiny_setup import temper, metrics, start
 
 tmp = tempfile.mkdtemp(prefix="temper-train-")
-tok = tiny_tokenizer.write(os.path.join(tmp, "tok"))
 # string rows as plain text, as the PyTorch references below tokenize them: without a
 # template in the tokenizer (the prompt rule); the message-list tests name chatml
-cfg_path = os.path.join(tok, "tokenizer_config.json")
-cfg = json.load(open(cfg_path)); del cfg["chat_template"]; json.dump(cfg, open(cfg_path, "w"))
-base = os.path.join(tmp, "base")
-r = temper("init", "--arch", "llama", "--preset", "tiny", "--tokenizer", tok, "--out", base, "--seed", "1")
-check(r.returncode == 0, "init tiny llama with the byte tokenizer")
-
-rnd = random.Random(0)
-facts = []
-for i in range(24):
-    a, b = rnd.randrange(50), rnd.randrange(50)
-    facts.append((f"{a}+{b}=", str(a + b), str(a + b + rnd.randrange(1, 9))))
-def write(name, rows):
-    p = os.path.join(tmp, name)
-    with open(p, "w") as f:
-        for row in rows:
-            f.write(json.dumps(row) + "\n")
-    return p
+tok, base, facts, write = start(tmp)
 sft = write("sft.jsonl", [{"prompt": p, "completion": c} for p, c, _ in facts])
 dpo = write("dpo.jsonl", [{"prompt": p, "chosen": c, "rejected": w} for p, c, w in facts])
 kto = write("kto.jsonl", [{"prompt": p, "completion": c if i % 2 == 0 else w, "label": i % 2 == 0} for i, (p, c, w) in enumerate(facts)])
