@@ -69,6 +69,7 @@ typedef struct model {
     char *source_dir;       // where tokenizer files are copied from on save
     const struct kernels *K;
     model_acts *acts;
+    int checkpointing;      // activation recomputation (model_set_checkpointing)
 } model;
 
 // Per-architecture constants of the forward, shared with the decoder (kv_cache.c):
@@ -106,8 +107,17 @@ void model_zero_grad(model *m);
 // Sizes the activation arena for batches of up to max_tokens tokens (and sequences of
 // up to max_tokens). Safe to call again with a larger size.
 int model_reserve(model *m, int max_tokens, tm_error *err);
+// Activation recomputation (TRL's --gradient-checkpointing): the arena keeps only the
+// residual stream entering each layer (L + 1 slices of [N, hidden]) plus one layer's
+// internals; the backward recomputes layer l's forward from its input before its
+// backward, with the same kernels on the same inputs, so gradients are bit for bit those
+// without it, at the cost of about one more forward. Takes effect at the next
+// model_reserve (or forward), which re-lays the arena out when the setting changed.
+void model_set_checkpointing(model *m, int on);
 // Bytes held by weights, gradients and activations (for reports).
 size_t model_bytes(const model *m);
+// Bytes of the activation arena alone (0 before model_reserve).
+size_t model_activation_bytes(const model *m);
 
 // Checks a batch against the model (token ids in range, boundaries consistent).
 int model_check_batch(const model *m, const model_batch *b, tm_error *err);

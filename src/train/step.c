@@ -27,12 +27,14 @@ int trainer_open(trainer *t, model *m, const trainer_opts *o, int train, tm_erro
         trainer_close(t);
         return tm_fail(err, "out of memory");
     }
+    model_set_checkpointing(m, o->gradient_checkpointing);
     if (model_reserve(m, cap_tokens, err)) { trainer_close(t); return -1; }
     if (train && trainer_enable_train(t, err)) { trainer_close(t); return -1; }
     return 0;
 }
 
 int trainer_enable_train(trainer *t, tm_error *err) {
+    model_set_checkpointing(t->m, t->o.gradient_checkpointing);  // the model may have been reloaded since trainer_open
     if (model_enable_grad(t->m, err)) return -1;
     return model_optimizer_init(&t->opt, t->m, t->o.adam, t->o.max_grad_norm, err);
 }

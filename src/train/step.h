@@ -41,6 +41,7 @@ typedef struct trainer_opts {
     int cap_tokens;             // the largest micro-batch in tokens
     int cap_seqs;               // ... and in sequences
     int reward_head;            // the model is a reward model (model_reward_forward)
+    int gradient_checkpointing; // recompute each layer in the backward (model_set_checkpointing)
 } trainer_opts;
 
 typedef struct trainer {
@@ -60,7 +61,8 @@ typedef struct trainer {
     double temperature;            // log-probs of softmax(logits / T) (1 from trainer_open; trainer_set_temperature)
 } trainer;
 
-// Enables gradients on m, allocates the optimizer and buffers, reserves activations.
+// Enables gradients on m, allocates the optimizer and buffers, reserves activations
+// (with o->gradient_checkpointing: the checkpointed layout).
 // train = 0 gives a forward-only trainer (reference log-probs): no gradients, no optimizer.
 int trainer_open(trainer *t, model *m, const trainer_opts *o, int train, tm_error *err);
 void trainer_close(trainer *t);
