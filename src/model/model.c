@@ -60,7 +60,11 @@ static int add_param(model *m, const char *name, int ndim, int64_t d0, int64_t d
     return 0;
 }
 
-int model_create(model *m, const model_config *c, tm_error *err) {
+static int create(model *m, const model_config *c, int with_weights, tm_error *err);
+int model_create(model *m, const model_config *c, tm_error *err) { return create(m, c, 1, err); }
+int model_create_shape(model *m, const model_config *c, tm_error *err) { return create(m, c, 0, err); }
+
+static int create(model *m, const model_config *c, int with_weights, tm_error *err) {
     memset(m, 0, sizeof *m);
     m->cfg = *c;
     m->K = &kernels_cpu;
@@ -113,6 +117,7 @@ int model_create(model *m, const model_config *c, tm_error *err) {
     if (c->num_labels) add_param(m, "score.weight", 2, c->num_labels, D, 1, &m->off_score);  // reward model: no lm-head
     else if (c->tie_embeddings) m->off_lm_head = m->off_embed;
     else add_param(m, "lm_head.weight", 2, c->vocab, D, 1, &m->off_lm_head);
+    if (!with_weights) return 0;
     m->w = calloc(m->numel, sizeof(float));
     if (!m->w) {
         size_t n = m->numel;  // model_free clears it
@@ -123,16 +128,16 @@ int model_create(model *m, const model_config *c, tm_error *err) {
     return 0;
 }
 
+void model_random_values(const model *m, int i, rng *r, float *dst, size_t n) {
+    int is_norm = strstr(m->params[i].name, "norm") != NULL;
+    float one = m->cfg.norm_ofs ? 0.0f : 1.0f;  // the scale is weight + norm_ofs
+    for (size_t j = 0; j < n; j++) dst[j] = is_norm ? one : 0.02f * rng_normal(r);
+}
+
 void model_init_random(model *m, uint64_t seed) {
     rng r;
     rng_seed(&r, seed);
-    for (int i = 0; i < m->nparams; i++) {
-        const model_param *p = &m->params[i];
-        float *w = m->w + p->offset;
-        int is_norm = strstr(p->name, "norm") != NULL;
-        float one = m->cfg.norm_ofs ? 0.0f : 1.0f;  // the scale is weight + norm_ofs
-        for (size_t j = 0; j < p->numel; j++) w[j] = is_norm ? one : 0.02f * rng_normal(&r);
-    }
+    for (int i = 0; i < m->nparams; i++) model_random_values(m, i, &r, m->w + m->params[i].offset, m->params[i].numel);
 }
 
 const model_param *model_find_param(const model *m, const char *name) {

@@ -13,6 +13,7 @@
 #pragma once
 #include <stdint.h>
 #include "base/error.h"
+#include "base/rng.h"
 #include "kernels/kernels.h"
 #include "model/config.h"
 #include "model/safetensors.h"
@@ -83,9 +84,14 @@ float model_query_scale(const model *m);
 
 // Builds the parameter table for a config and allocates zeroed weights.
 int model_create(model *m, const model_config *c, tm_error *err);
+// The table alone (m->w NULL): for model_save_random, which writes weights it never holds.
+int model_create_shape(model *m, const model_config *c, tm_error *err);
 // Random init (normal(0, 0.02) for matrices and biases, ones for norms (zeros for
 // Gemma's, whose scale is 1 + weight)), deterministic in seed.
 void model_init_random(model *m, uint64_t seed);
+// The next n values of parameter i in that init, drawn from r (model_init_random draws the
+// parameters in table order from one generator seeded with seed).
+void model_random_values(const model *m, int i, rng *r, float *dst, size_t n);
 // Loads a Hugging Face directory (config.json + model.safetensors or sharded index).
 int model_load(model *m, const char *dir, tm_error *err);
 // Loads a reward model: a *ForSequenceClassification directory as it is, or a causal LM
@@ -95,6 +101,10 @@ int model_load_reward(model *m, const char *dir, uint64_t seed, tm_error *err);
 // max_shard_bytes with model.safetensors.index.json; 0 = never shard), and the tokenizer
 // files of the directory the model came from. Every file is written atomically.
 int model_save(const model *m, const char *dir, size_t max_shard_bytes, tm_error *err);
+// model_init_random(m, seed) then model_save(m, dir, 0, err), byte for byte, for a model
+// made by model_create_shape: each tensor is generated while it is written, so memory
+// stays one chunk however large the model (an 8B model's fp32 weights would be 32 GB).
+int model_save_random(const model *m, const char *dir, uint64_t seed, tm_error *err);
 void model_free(model *m);
 
 const model_param *model_find_param(const model *m, const char *name);
