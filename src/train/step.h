@@ -25,6 +25,7 @@
 // The model is borrowed, never copied: a sampler can read the same weights between steps.
 #pragma once
 #include <stdint.h>
+#include <stdio.h>
 #include "base/error.h"
 #include "model/batch.h"
 #include "model/model.h"
@@ -42,6 +43,7 @@ typedef struct trainer_opts {
     int cap_seqs;               // ... and in sequences
     int reward_head;            // the model is a reward model (model_reward_forward)
     int gradient_checkpointing; // recompute each layer in the backward (model_set_checkpointing)
+    int profile;                // time the kernels by class and the optimizer (trainer_profile_report)
 } trainer_opts;
 
 typedef struct trainer {
@@ -59,6 +61,7 @@ typedef struct trainer {
     int64_t drop_step;             // LoRA dropout keys: the optimizer step and the forward within it
     int drop_forward;
     double temperature;            // log-probs of softmax(logits / T) (1 from trainer_open; trainer_set_temperature)
+    double prof_start, prof_opt_s; // --profile: when trainer_open ran, seconds in the optimizer
 } trainer;
 
 // Enables gradients on m, allocates the optimizer and buffers, reserves activations
@@ -97,6 +100,13 @@ void trainer_backward_extra(trainer *t, const float *dxf_extra);
 double trainer_lr(const trainer *t, int64_t step);
 // Clips, updates with trainer_lr(step), zeroes gradients. Returns the norm before clipping.
 double trainer_step(trainer *t, int64_t step);
+
+// --profile (o->profile): the share of the wall time since trainer_open spent in each kernel
+// class (kernels/prof.h: GEMM, attention, norms, lm-head, other kernels: every model that
+// runs through the profiled table, the reference and the sampler's decoding included), in
+// the optimizer, and in everything else (data, objectives, the sampling loop, saving), as
+// a few lines on f. Nothing when profiling is off.
+void trainer_profile_report(const trainer *t, FILE *f);
 
 // checkpoint-<st->global_step> under output_dir (keep: checkpoint_save's limit).
 int trainer_save(const trainer *t, const char *output_dir, const checkpoint_state *st, int keep, tm_error *err);

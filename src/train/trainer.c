@@ -945,7 +945,7 @@ int train_run(const train_args *args, tm_error *err) {
     int seqs = bs * rows.max_per_row;
     int cap_tokens = longest * bs > 8192 ? longest * bs : 8192;
     trainer_opts to = {{a->learning_rate, a->adam_beta1, a->adam_beta2, a->adam_epsilon, a->weight_decay}, a->max_grad_norm, sched, 0, 0,
-                       cap_tokens, 3 * (seqs > 64 ? seqs : 64), a->method == TRAIN_RM, a->gradient_checkpointing};
+                       cap_tokens, 3 * (seqs > 64 ? seqs : 64), a->method == TRAIN_RM, a->gradient_checkpointing, a->profile};
     if (buffers_init(&buf, &m, &to, err)) goto done;
     buf.t.has_weights = a->token_weights != NULL;
 
@@ -1109,6 +1109,7 @@ int train_run(const train_args *args, tm_error *err) {
     if (model_save(&m, a->output_dir, 0, err)) goto done;
     if (checkpoint_write_trainer_state(a->output_dir, &st, err)) goto done;
     fprintf(stderr, "temper: trained %lld steps; model saved to %s (metrics: %s)\n", (long long)st.global_step, a->output_dir, metrics_path);
+    trainer_profile_report(&buf.t, stderr);
     rc = 0;
 done:
     if (lg.tensorboard) tfevents_close(&lg.tb);

@@ -3,7 +3,8 @@
 # same run without it (the backward recomputes each layer with the same kernels on the same
 # inputs: tests/unit/test_ckpt.c proves the gradients equal bit for bit), full and under
 # LoRA (sft, dpo, kto, reward-model, grpo, ppo; online-dpo trains with the dpo trainer).
-# A tiny Llama, 2 steps each (about 20 s on 2 cores).
+# --profile (the kernel table wrapped in timers) changes no byte either and prints shares
+# that add up. A tiny Llama, 2 steps each (about 20 s on 2 cores).
 cd "$(dirname "$0")/../.."
 T=${TEMPER:-$PWD/build/temper}
 T=$(realpath "$T")
@@ -56,6 +57,14 @@ same ppo model.safetensors ppo --model "$tmp/m" $G --response-length 6
 "$T" online-dpo --model "$tmp/m" --data "$tmp/train.jsonl" --rounds 1 --num-generations 4 --max-completion-length 6 \
     --max-steps 1 --per-device-train-batch-size 2 --quiet --gradient-checkpointing $L --output-dir "$tmp/o" >/dev/null 2>&1
 check '[ $? -eq 0 ]' "online-dpo takes --gradient-checkpointing"
+# --profile: the same bytes again, and a share per kernel class that adds up to 100%
+"$T" dpo --model "$tmp/m" --data "$tmp/dpo.jsonl" $Q $L --profile --output-dir "$tmp/prof" >/dev/null 2>"$tmp/prof.err"
+check 'cmp -s "$tmp/dpo-lora.a/adapter_model.safetensors" "$tmp/prof/adapter_model.safetensors"' "dpo --profile writes the same adapter bit for bit"
+sum=$($PY -c "
+import re, sys
+rows = [l for l in open(sys.argv[1]) if re.match(r'  (GEMM|attention|norms|lm-head|other kernels|optimizer|rest) +[0-9.]+%', l)]
+print(len(rows), round(sum(float(re.search(r'([0-9.]+)%', l).group(1)) for l in rows)))" "$tmp/prof.err")
+check '[ "$sum" = "7 100" ]' "dpo --profile prints 7 shares (kernel classes, optimizer, rest) that add up to 100% (got: $sum)"
 "$T" dpo --help 2>&1 | grep -q -- "--gradient-checkpointing"
 check '[ $? -eq 0 ]' "dpo --help lists --gradient-checkpointing"
 [ $fails -eq 0 ]
