@@ -62,7 +62,7 @@ static int rl_open(rl_bench *b, const rl_args *a, double lr, tm_error *err) {
     b->P = a->P, b->G = a->G, b->plen = a->plen, b->micro = a->micro;
     if (model_load(&b->m, a->dir, err)) return -1;
     int cap = a->micro * (a->plen + a->T);
-    trainer_opts to = {{lr, 0.9, 0.999, 1e-8, 0.0}, 1.0, SCHED_CONSTANT, 0, 1, cap, a->micro, 0, 0, 0};
+    trainer_opts to = {{lr, 0.9, 0.999, 1e-8, 0.0}, 1.0, SCHED_CONSTANT, 0, 1, cap, a->micro, 0, 0, 0, 0, 0};
     if (trainer_open(&b->t, &b->m, &to, 1, err)) return -1;
     b->prompts = calloc((size_t)a->P, sizeof *b->prompts);
     b->plens = malloc(sizeof(int) * (size_t)a->P);

@@ -56,7 +56,7 @@ int cmd_demo(int argc, char **argv) {
     // the step-level trainer every trainer uses: packing, forward, backward, clipping,
     // AdamW on a warmup + cosine schedule
     trainer t;
-    trainer_opts o = {{lr, 0.9, 0.95, 1e-8, 0.1}, 1.0, SCHED_COSINE, steps / 10, steps, batch * seq, batch, 0, 0, 0};
+    trainer_opts o = {{lr, 0.9, 0.95, 1e-8, 0.1}, 1.0, SCHED_COSINE, steps / 10, steps, batch * seq, batch, 0, 0, 0, 0, 0};
     if (trainer_open(&t, &m, &o, 1, &err)) { model_free(&m); return cli_fail("demo", "%s", err.msg); }
     int ids[512];
     uint8_t ones[512];

@@ -94,6 +94,8 @@ int cmd_grpo(int argc, char **argv) {
         {"alpha", FLAG_FLOAT, &a.rh.alpha, "α of the alpha divergence, in (0, 1)"},
         {"rehearsal-batch-size", FLAG_INT, &a.rehearsal_batch_size, "rehearsal samples per step (0: the generation batch's size)"},
         LORA_FLAGS(a.lora),
+        {"profile", FLAG_BOOL, &a.profile, "print the share of time per kernel class (GEMM, attention, norms, lm-head), optimizer and the rest at the end"},
+        {"gradient-checkpointing", FLAG_BOOL, &a.gradient_checkpointing, "recompute each layer's activations in the backward: keeps one [tokens, hidden] per layer, about one more forward of time"},
     };
     flags_config cfg;
     if (flags_expand_config("grpo", argc, argv, &cfg)) return 2;

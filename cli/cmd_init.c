@@ -7,21 +7,24 @@
 #include "tokenizer/tokenizer.h"
 
 int cmd_init(int argc, char **argv) {
-    const char *arch = "llama", *preset = "tiny", *out = NULL, *dtype = "float32", *tokenizer = NULL;
+    const char *arch = NULL, *preset = "tiny", *out = NULL, *dtype = NULL, *tokenizer = NULL;
     int seed = 0, tie = 0, vocab = 0;
     flag flags[] = {
-        {"arch", FLAG_STR, &arch, "llama | qwen2 | qwen3 | gemma3 (Gemma3ForCausalLM, the text model) | qwen2_5_vl (Qwen2_5_VLForConditionalGeneration)"},
-        {"preset", FLAG_STR, &preset, "tiny (4 layers, d 256; gemma3: 8) | small (12 layers, d 768)"},
+        {"arch", FLAG_STR, &arch, "llama | qwen2 | qwen3 | gemma3 (Gemma3ForCausalLM, the text model) | qwen2_5_vl (Qwen2_5_VLForConditionalGeneration); default llama (qwen3 for the qwen3-* presets)"},
+        {"preset", FLAG_STR, &preset, "tiny (4 layers, d 256; gemma3: 8) | small (12 layers, d 768) | qwen3-0.6b | qwen3-1.7b | qwen3-8b (the released shapes)"},
         {"out", FLAG_STR, &out, "output directory (required)"},
         {"seed", FLAG_INT, &seed, "random seed"},
         {"tie-word-embeddings", FLAG_BOOL, &tie, "share the embedding and lm_head matrices (gemma3: always, as Gemma 3)"},
         {"vocab-size", FLAG_INT, &vocab, "override the preset's vocabulary size"},
-        {"dtype", FLAG_STR, &dtype, "float32 | bfloat16 | float16 (stored weights)"},
+        {"dtype", FLAG_STR, &dtype, "float32 | bfloat16 | float16 (stored weights; default float32, bfloat16 for the qwen3-* presets)"},
         {"tokenizer", FLAG_STR, &tokenizer, "size the vocabulary from this tokenizer directory and copy its files in"},
     };
     int rc = flags_parse("init", "--arch A --preset P --out DIR", flags, sizeof flags / sizeof flags[0], argc, argv, NULL, NULL);
     if (rc) return rc == 1 ? 0 : 2;
     if (!out) return cli_fail("init", "--out DIR is required");
+    int qwen3_shape = config_is_qwen3_preset(preset);
+    if (!arch) arch = qwen3_shape ? "qwen3" : "llama";
+    if (!dtype) dtype = qwen3_shape ? "bfloat16" : "float32";
     model_arch a;
     if (model_arch_from_short(arch, &a)) return cli_fail("init", "unknown --arch \"%s\" (llama, qwen2, qwen3, gemma3, qwen2_5_vl)", arch);
     tm_error err;
@@ -48,14 +51,14 @@ int cmd_init(int argc, char **argv) {
         c.vision_start_token_id = c.vocab - 5, c.vision_end_token_id = c.vocab - 4;
         c.image_token_id = c.vocab - 3, c.video_token_id = c.vocab - 2;
     }
+    // the table only: the weights are drawn as they are written, so an 8B model needs no 32 GB
     model m;
-    if (model_create(&m, &c, &err)) return cli_fail("init", "%s", err.msg);
+    if (model_create_shape(&m, &c, &err)) return cli_fail("init", "%s", err.msg);
     if (tokenizer && !(m.source_dir = strdup(tokenizer))) { model_free(&m); return cli_fail("init", "out of memory"); }  // model_save copies the tokenizer files from here
-    model_init_random(&m, (uint64_t)seed);
     if (!strcmp(dtype, "bfloat16")) m.file_dtype = ST_BF16;
     else if (!strcmp(dtype, "float16")) m.file_dtype = ST_F16;
     else if (strcmp(dtype, "float32")) { model_free(&m); return cli_fail("init", "unknown --dtype \"%s\"", dtype); }
-    rc = model_save(&m, out, 0, &err);
+    rc = model_save_random(&m, out, (uint64_t)seed, &err);
     size_t n = m.numel;
     model_free(&m);
     if (rc) return cli_fail("init", "%s", err.msg);

@@ -61,6 +61,8 @@ int cmd_ppo(int argc, char **argv) {
         {"overwrite-output-dir", FLAG_BOOL, &a.overwrite_output_dir, "reuse a non-empty --output-dir (its checkpoints are deleted)"},
         {"resume-from-checkpoint", FLAG_STR, &a.resume_from_checkpoint, "checkpoint directory to continue from, or true / last"},
         LORA_FLAGS(a.lora),
+        {"profile", FLAG_BOOL, &a.profile, "print the share of time per kernel class (GEMM, attention, norms, lm-head), optimizer and the rest at the end"},
+        {"gradient-checkpointing", FLAG_BOOL, &a.gradient_checkpointing, "recompute each layer's activations in the backward: keeps one [tokens, hidden] per layer, about one more forward of time"},
         {"quiet", FLAG_BOOL, &a.quiet, "no progress bar; metrics lines on stderr"},
     };
     flags_config cfg;

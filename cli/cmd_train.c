@@ -126,6 +126,8 @@ static int run(train_method method, const char *cmd, int argc, char **argv) {
         {"on-bad-line", FLAG_STR, &x.on_bad_line, "error|skip"},
         {"quiet", FLAG_BOOL, &a.quiet, "no progress bar; metrics lines on stderr"},
         LORA_FLAGS(a.lora),
+        {"profile", FLAG_BOOL, &a.profile, "print the share of time per kernel class (GEMM, attention, norms, lm-head), optimizer and the rest at the end"},
+        {"gradient-checkpointing", FLAG_BOOL, &a.gradient_checkpointing, "recompute each layer's activations in the backward: keeps one [tokens, hidden] per layer, about one more forward of time"},
         {"base-model", FLAG_STR, &x.base_model, "the base of an adapter --model, instead of its base_model_name_or_path"},
         {"report-to", FLAG_STR, &a.report_to, "none|jsonl|tensorboard|all: tensorboard adds event files in OUT/runs/ (metrics.jsonl is always written)"},
     };

@@ -158,7 +158,7 @@ int flags_parse(const char *cmd, const char *synopsis, const flag *flags, int nf
 // refusing the file would make the user edit it, ignoring them silently would hide a
 // difference: they are named on stderr).
 static const char *const key_ignored[] = {
-    "bf16", "fp16", "tf32", "torch_dtype", "dtype", "attn_implementation", "gradient_checkpointing",
+    "bf16", "fp16", "tf32", "torch_dtype", "dtype", "attn_implementation",
     "gradient_checkpointing_kwargs", "use_liger_kernel", "push_to_hub", "hub_model_id", "hub_strategy",
     "hub_private_repo", "log_level", "logging_strategy", "logging_first_step", "save_strategy",
     "eval_strategy", "evaluation_strategy", "do_eval", "do_train", "report_to", "run_name",

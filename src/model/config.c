@@ -235,16 +235,44 @@ int config_load(model_config *c, const char *path, tm_error *err) {
     return rc;
 }
 
+// Qwen3's released shapes (the Qwen/Qwen3-*B config.json files): head_dim 128 whatever the
+// width, 8 KV heads, vocabulary 151936, RoPE base 1e6, eps 1e-6; the two small ones tie the
+// embeddings. Random weights in the real shapes are what the memory and speed benches need.
+static const struct {
+    const char *name;
+    int hidden, layers, heads, ffn, tie;
+} qwen3_shapes[] = {
+    {"qwen3-0.6b", 1024, 28, 16, 3072, 1},
+    {"qwen3-1.7b", 2048, 28, 16, 6144, 1},
+    {"qwen3-8b", 4096, 36, 32, 12288, 0},
+};
+
+int config_is_qwen3_preset(const char *preset) {
+    for (size_t i = 0; i < sizeof qwen3_shapes / sizeof qwen3_shapes[0]; i++)
+        if (!strcmp(preset, qwen3_shapes[i].name)) return 1;
+    return 0;
+}
+
 int config_preset(model_config *c, model_arch arch, const char *preset, tm_error *err) {
     if (arch == ARCH_QWEN2_5_VL) return config_vl_preset(c, preset, err);
     memset(c, 0, sizeof *c);
     c->arch = arch;
+    for (size_t i = 0; i < sizeof qwen3_shapes / sizeof qwen3_shapes[0]; i++) {
+        if (strcmp(preset, qwen3_shapes[i].name)) continue;
+        if (arch != ARCH_QWEN3) return tm_fail(err, "preset %s is a Qwen3 shape: use it with --arch qwen3", preset);
+        c->hidden = qwen3_shapes[i].hidden, c->layers = qwen3_shapes[i].layers, c->heads = qwen3_shapes[i].heads;
+        c->kv_heads = 8, c->head_dim = 128, c->ffn = qwen3_shapes[i].ffn, c->vocab = 151936;
+        c->tie_embeddings = qwen3_shapes[i].tie;
+        c->max_pos = 40960, c->rms_eps = 1e-6f, c->rope_theta = 1000000.0f, c->qk_norm = 1;
+        c->bos_token_id = 151643, c->eos_token_id = 151645;
+        return 0;
+    }
     if (!strcmp(preset, "tiny")) {
         c->layers = 4; c->hidden = 256; c->heads = 4; c->kv_heads = 2; c->ffn = 768; c->vocab = 8192;
     } else if (!strcmp(preset, "small")) {
         c->layers = 12; c->hidden = 768; c->heads = 12; c->kv_heads = 4; c->ffn = 2048; c->vocab = 32000;
     } else {
-        return tm_fail(err, "unknown preset \"%s\" (tiny, small)", preset);
+        return tm_fail(err, "unknown preset \"%s\" (tiny, small, qwen3-0.6b, qwen3-1.7b, qwen3-8b)", preset);
     }
     c->head_dim = c->hidden / c->heads;
     c->max_pos = 4096;

@@ -65,8 +65,10 @@ int model_arch_from_short(const char *s, model_arch *a);  // "llama" | "qwen2" |
 // Parses a config.json document; errors name the path and the field.
 int config_from_json(model_config *c, const json *root, const char *path, tm_error *err);
 int config_load(model_config *c, const char *path, tm_error *err);
-// Preset "tiny" or "small" for the given architecture (the bench configs).
+// Preset "tiny" or "small" for the given architecture (the bench configs), or a released
+// Qwen3 shape (arch qwen3 only): "qwen3-0.6b", "qwen3-1.7b", "qwen3-8b".
 int config_preset(model_config *c, model_arch arch, const char *preset, tm_error *err);
+int config_is_qwen3_preset(const char *preset);
 // Writes a config.json that transformers loads (used by `temper init`).
 void config_to_json(const model_config *c, const char *torch_dtype, sbuf *out);
 // Checks internal consistency (heads divide, head_dim even, ...).

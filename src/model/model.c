@@ -12,9 +12,12 @@
 
 struct model_acts {
     int cap;              // max tokens
+    int ckpt;             // the arena's layout: 1 = checkpointing (one layer's internals, model_set_checkpointing)
+    int slot_layer;       // checkpointing: the layer whose internals the slot holds (-1: none)
     float *arena;
     size_t arena_floats;
-    // saved per layer (index l * size)
+    // saved per layer (index l * size); under checkpointing only xs is, the rest is one
+    // slot (index 0) that the backward refills layer by layer from xs[l] (layer_fwd)
     float *xs;            // [(L+1), N, D] residual stream entering each layer; xs[L] enters the final norm
     float *xs_mid;        // [L, N, D] residual after attention
     float *rstd1, *rstd2; // [L, N]
@@ -58,7 +61,12 @@ int model_add_param(model *m, const char *name, int ndim, int64_t d0, int64_t d1
     return 0;
 }
 
-static int create(model *m, const model_config *c, int mapped, tm_error *err) {
+static int create(model *m, const model_config *c, int with_weights, int mapped, tm_error *err);
+int model_create(model *m, const model_config *c, tm_error *err) { return create(m, c, 1, 0, err); }
+int model_create_mapped(model *m, const model_config *c, tm_error *err) { return create(m, c, 1, 1, err); }
+int model_create_shape(model *m, const model_config *c, tm_error *err) { return create(m, c, 0, 0, err); }
+
+static int create(model *m, const model_config *c, int with_weights, int mapped, tm_error *err) {
     memset(m, 0, sizeof *m);
     m->cfg = *c;
     m->K = &kernels_cpu;
@@ -112,6 +120,7 @@ static int create(model *m, const model_config *c, int mapped, tm_error *err) {
     else if (c->tie_embeddings) m->off_lm_head = m->off_embed;
     else model_add_param(m, "lm_head.weight", 2, c->vocab, D, 1, &m->off_lm_head);
     if (c->arch == ARCH_QWEN2_5_VL && vision_create(m, err)) { model_free(m); return -1; }
+    if (!with_weights) return 0;
     m->w = mapped ? model_w_map(m->numel, &m->w_map_bytes) : calloc(m->numel, sizeof(float));
     if (!m->w) {
         size_t n = m->numel;  // model_free clears it
@@ -122,19 +131,16 @@ static int create(model *m, const model_config *c, int mapped, tm_error *err) {
     return 0;
 }
 
-int model_create(model *m, const model_config *c, tm_error *err) { return create(m, c, 0, err); }
-int model_create_mapped(model *m, const model_config *c, tm_error *err) { return create(m, c, 1, err); }
+void model_random_values(const model *m, int i, rng *r, float *dst, size_t n) {
+    int is_norm = strstr(m->params[i].name, "norm") != NULL || strstr(m->params[i].name, ".ln_q.") != NULL;  // ln_q: the VL merger's norm
+    float one = m->cfg.norm_ofs ? 0.0f : 1.0f;  // the scale is weight + norm_ofs
+    for (size_t j = 0; j < n; j++) dst[j] = is_norm ? one : 0.02f * rng_normal(r);
+}
 
 void model_init_random(model *m, uint64_t seed) {
     rng r;
     rng_seed(&r, seed);
-    for (int i = 0; i < m->nparams; i++) {
-        const model_param *p = &m->params[i];
-        float *w = m->w + p->offset;
-        int is_norm = strstr(p->name, "norm") != NULL || strstr(p->name, ".ln_q.") != NULL;  // ln_q: the VL merger's norm
-        float one = m->cfg.norm_ofs ? 0.0f : 1.0f;  // the scale is weight + norm_ofs
-        for (size_t j = 0; j < p->numel; j++) w[j] = is_norm ? one : 0.02f * rng_normal(&r);
-    }
+    for (int i = 0; i < m->nparams; i++) model_random_values(m, i, &r, m->w + m->params[i].offset, m->params[i].numel);
 }
 
 const model_param *model_find_param(const model *m, const char *name) {
@@ -189,17 +195,22 @@ float *model_grad(const model *m, size_t off) {
     return p->trainable ? m->g + p->goff + (off - p->offset) : NULL;
 }
 
+void model_set_checkpointing(model *m, int on) { m->checkpointing = on != 0; }
+
 int model_reserve(model *m, int max_tokens, tm_error *err) {
-    if (m->acts && m->acts->cap >= max_tokens) return 0;
+    if (m->acts && m->acts->cap >= max_tokens && m->acts->ckpt == m->checkpointing) return 0;
+    if (m->acts && m->acts->cap > max_tokens) max_tokens = m->acts->cap;  // a layout change keeps the capacity
     const model_config *c = &m->cfg;
-    size_t N = (size_t)max_tokens, L = (size_t)c->layers, D = (size_t)c->hidden, F = (size_t)c->ffn;
+    // L: layers of internals held; the residual stream xs always keeps all of them
+    size_t N = (size_t)max_tokens, L = m->checkpointing ? 1 : (size_t)c->layers, D = (size_t)c->hidden, F = (size_t)c->ffn;
+    size_t LX = (size_t)c->layers + 1;
     size_t qd = (size_t)c->heads * c->head_dim, kvd = (size_t)c->kv_heads * c->head_dim;
     size_t Hq = (size_t)c->heads, Hkv = (size_t)c->kv_heads;
     model_acts *a = m->acts ? m->acts : calloc(1, sizeof *a);
     if (!a) return tm_fail(err, "out of memory");
     free(a->arena);
     size_t sizes[] = {
-        (L + 1) * N * D, L * N * D, L * N, L * N,              // xs, xs_mid, rstd1, rstd2
+        LX * N * D, L * N * D, L * N, L * N,                   // xs, xs_mid, rstd1, rstd2
         L * N * qd, L * N * kvd, L * N * kvd,                  // q k v
         c->qk_norm ? L * N * qd : 0, c->qk_norm ? L * N * kvd : 0,
         c->qk_norm ? L * N * Hq : 0, c->qk_norm ? L * N * Hkv : 0,
@@ -228,6 +239,8 @@ int model_reserve(model *m, int max_tokens, tm_error *err) {
     }
     a->arena_floats = total;
     a->cap = max_tokens;
+    a->ckpt = m->checkpointing;
+    a->slot_layer = -1;
     m->acts = a;
     return 0;
 }
@@ -256,6 +269,8 @@ size_t model_bytes(const model *m) {
     if (m->acts) b += (m->acts->arena_floats + m->acts->scratch_floats) * sizeof(float);
     return b;
 }
+
+size_t model_activation_bytes(const model *m) { return m->acts ? m->acts->arena_floats * sizeof(float) : 0; }
 
 int model_check_batch(const model *m, const model_batch *b, tm_error *err) {
     if (b->n_tokens <= 0 || b->n_seqs <= 0) return tm_fail(err, "empty batch");
@@ -306,86 +321,106 @@ static void scale_inplace(float *x, float s, long n) {
     for (long i = 0; i < n; i++) x[i] *= s;
 }
 
-int model_forward_hidden(model *m, const model_batch *b, tm_error *err) {
-    if (model_check_batch(m, b, err)) return -1;
-    if (model_reserve(m, b->n_tokens, err) || reserve_scratch(m, b, err) || lora_begin_forward(m, b->n_tokens, err)) return -1;
+// Where layer l's internals live: its own slice, or the one slot under checkpointing.
+static size_t slot(const model_acts *a, int l) { return a->ckpt ? 0 : (size_t)l; }
+
+// Layer l's forward from the residual stream x = xs[l]. xnext receives xs[l + 1]; NULL is the
+// backward's recomputation under checkpointing, which refills the slot with the same kernels
+// on the same inputs (so bit for bit the forward's values) and skips what the backward does
+// not read (the MLP's down projection unless Gemma's post-norm needs its output).
+static void layer_fwd(model *m, const model_batch *b, int l, float *xnext) {
     const model_config *c = &m->cfg;
     const struct kernels *K = m->K;
     model_acts *a = m->acts;
     const int N = b->n_tokens, D = c->hidden, F = c->ffn, Hq = c->heads, Hkv = c->kv_heads, hd = c->head_dim;
     const int qd = Hq * hd, kvd = Hkv * hd;
-    const size_t ND = (size_t)N * D;
+    const size_t ND = (size_t)N * D, s = slot(a, l);
     const float *W = m->w;
-
     const float nofs = c->norm_ofs ? 1.0f : 0.0f, qs = model_query_scale(m);
-    model_embedding_fwd(m, a->xs, b->tokens, W + m->off_embed, N, D);
+    const layer_offsets *o = &m->layer[l];
+    const float *x = a->xs + l * ND;
+    float *xmid = a->xs_mid + s * ND;
+    float *q = a->q + s * N * qd, *k = a->k + s * N * kvd, *v = a->v + s * N * kvd;
+    float *att = a->att + s * N * qd, *lse = a->lse + s * N * Hq;
+    float *gate = a->gate + s * N * F, *up = a->up + s * N * F;
+
+    const float *inv_freq = model_layer_inv_freq(m, l);
+    const int window = config_layer_window(c, l);
+    K->rmsnorm_fwd(a->t_xn, a->rstd1 + s * N, x, W + o->attn_norm, nofs, N, D, c->rms_eps);
+    if (c->qk_norm) {
+        float *qp = a->q_pre + s * N * qd, *kp = a->k_pre + s * N * kvd;
+        model_linear_fwd(m, qp, a->t_xn, W + o->wq, o->bq == NONE ? NULL : W + o->bq, N, D, qd);
+        lora_fwd(m, l, LORA_Q, qp, a->t_xn, N, D, qd);
+        model_linear_fwd(m, kp, a->t_xn, W + o->wk, o->bk == NONE ? NULL : W + o->bk, N, D, kvd);
+        lora_fwd(m, l, LORA_K, kp, a->t_xn, N, D, kvd);
+        K->rmsnorm_fwd(q, a->rstd_q + s * N * Hq, qp, W + o->q_norm, nofs, N * Hq, hd, c->rms_eps);
+        K->rmsnorm_fwd(k, a->rstd_k + s * N * Hkv, kp, W + o->k_norm, nofs, N * Hkv, hd, c->rms_eps);
+    } else {
+        model_linear_fwd(m, q, a->t_xn, W + o->wq, o->bq == NONE ? NULL : W + o->bq, N, D, qd);
+        lora_fwd(m, l, LORA_Q, q, a->t_xn, N, D, qd);
+        model_linear_fwd(m, k, a->t_xn, W + o->wk, o->bk == NONE ? NULL : W + o->bk, N, D, kvd);
+        lora_fwd(m, l, LORA_K, k, a->t_xn, N, D, kvd);
+    }
+    model_linear_fwd(m, v, a->t_xn, W + o->wv, o->bv == NONE ? NULL : W + o->bv, N, D, kvd);
+    lora_fwd(m, l, LORA_V, v, a->t_xn, N, D, kvd);
+    if (m->vis) {
+        K->rope_angle_fwd(q, vision_lm_angles(m), N, Hq, hd);
+        K->rope_angle_fwd(k, vision_lm_angles(m), N, Hkv, hd);
+    } else {
+        K->rope_fwd(q, b->pos, inv_freq, N, Hq, hd);
+        K->rope_fwd(k, b->pos, inv_freq, N, Hkv, hd);
+    }
+    scale_inplace(q, qs, (long)N * qd);
+    K->attention_fwd(att, lse, q, k, v, b->cu_seqlens, b->n_seqs, N, Hq, Hkv, hd, window, a->scratch);
+    if (c->sandwich_norm) {  // Gemma: xmid = x + post_attention_layernorm(o_proj(att))
+        float *oo = a->o_out + s * ND;
+        model_linear_fwd(m, oo, att, W + o->wo, o->bo == NONE ? NULL : W + o->bo, N, qd, D);
+        lora_fwd(m, l, LORA_O, oo, att, N, qd, D);
+        K->rmsnorm_fwd(xmid, a->rstd_po + s * N, oo, W + o->post_attn_norm, nofs, N, D, c->rms_eps);
+    } else {
+        model_linear_fwd(m, xmid, att, W + o->wo, o->bo == NONE ? NULL : W + o->bo, N, qd, D);
+        lora_fwd(m, l, LORA_O, xmid, att, N, qd, D);
+    }
+    K->add_inplace(xmid, x, (long)ND);
+
+    K->rmsnorm_fwd(a->t_xn, a->rstd2 + s * N, xmid, W + o->mlp_norm, nofs, N, D, c->rms_eps);
+    model_linear_fwd(m, gate, a->t_xn, W + o->w_gate, NULL, N, D, F);
+    lora_fwd(m, l, LORA_GATE, gate, a->t_xn, N, D, F);
+    model_linear_fwd(m, up, a->t_xn, W + o->w_up, NULL, N, D, F);
+    lora_fwd(m, l, LORA_UP, up, a->t_xn, N, D, F);
+    if (!xnext && !c->sandwich_norm) return;  // recomputation: the backward reads no more
+    if (c->gelu_tanh) K->geglu_fwd(a->t_h, gate, up, (long)N * F);
+    else K->swiglu_fwd(a->t_h, gate, up, (long)N * F);
+    if (c->sandwich_norm) {  // Gemma: xnext = xmid + post_feedforward_layernorm(down(h))
+        float *fo = a->f_out + s * ND;
+        model_linear_fwd(m, fo, a->t_h, W + o->w_down, NULL, N, F, D);
+        lora_fwd(m, l, LORA_DOWN, fo, a->t_h, N, F, D);
+        if (!xnext) {  // recomputation: only rstd_pf is read (d_xn is free until the backward's first use)
+            K->rmsnorm_fwd(a->d_xn, a->rstd_pf + s * N, fo, W + o->post_ff_norm, nofs, N, D, c->rms_eps);
+            return;
+        }
+        K->rmsnorm_fwd(xnext, a->rstd_pf + s * N, fo, W + o->post_ff_norm, nofs, N, D, c->rms_eps);
+    } else {
+        model_linear_fwd(m, xnext, a->t_h, W + o->w_down, NULL, N, F, D);
+        lora_fwd(m, l, LORA_DOWN, xnext, a->t_h, N, F, D);
+    }
+    K->add_inplace(xnext, xmid, (long)ND);
+}
+
+int model_forward_hidden(model *m, const model_batch *b, tm_error *err) {
+    if (model_check_batch(m, b, err)) return -1;
+    if (model_reserve(m, b->n_tokens, err) || reserve_scratch(m, b, err) || lora_begin_forward(m, b->n_tokens, err)) return -1;
+    const model_config *c = &m->cfg;
+    model_acts *a = m->acts;
+    const int N = b->n_tokens, D = c->hidden;
+    const size_t ND = (size_t)N * D;
+    const float nofs = c->norm_ofs ? 1.0f : 0.0f;
+    model_embedding_fwd(m, a->xs, b->tokens, m->w + m->off_embed, N, D);
     scale_inplace(a->xs, model_embed_scale(m), (long)ND);
     if (m->vis && vision_forward(m, b, a->xs, err)) return -1;  // Qwen2.5-VL: images over their pad tokens, M-RoPE
-    for (int l = 0; l < c->layers; l++) {
-        const layer_offsets *o = &m->layer[l];
-        float *x = a->xs + l * ND, *xmid = a->xs_mid + l * ND, *xnext = a->xs + (l + 1) * ND;
-        float *q = a->q + (size_t)l * N * qd, *k = a->k + (size_t)l * N * kvd, *v = a->v + (size_t)l * N * kvd;
-        float *att = a->att + (size_t)l * N * qd, *lse = a->lse + (size_t)l * N * Hq;
-        float *gate = a->gate + (size_t)l * N * F, *up = a->up + (size_t)l * N * F;
-
-        const float *inv_freq = model_layer_inv_freq(m, l);
-        const int window = config_layer_window(c, l);
-        K->rmsnorm_fwd(a->t_xn, a->rstd1 + (size_t)l * N, x, W + o->attn_norm, nofs, N, D, c->rms_eps);
-        if (c->qk_norm) {
-            float *qp = a->q_pre + (size_t)l * N * qd, *kp = a->k_pre + (size_t)l * N * kvd;
-            model_linear_fwd(m, qp, a->t_xn, W + o->wq, o->bq == NONE ? NULL : W + o->bq, N, D, qd);
-            lora_fwd(m, l, LORA_Q, qp, a->t_xn, N, D, qd);
-            model_linear_fwd(m, kp, a->t_xn, W + o->wk, o->bk == NONE ? NULL : W + o->bk, N, D, kvd);
-            lora_fwd(m, l, LORA_K, kp, a->t_xn, N, D, kvd);
-            K->rmsnorm_fwd(q, a->rstd_q + (size_t)l * N * Hq, qp, W + o->q_norm, nofs, N * Hq, hd, c->rms_eps);
-            K->rmsnorm_fwd(k, a->rstd_k + (size_t)l * N * Hkv, kp, W + o->k_norm, nofs, N * Hkv, hd, c->rms_eps);
-        } else {
-            model_linear_fwd(m, q, a->t_xn, W + o->wq, o->bq == NONE ? NULL : W + o->bq, N, D, qd);
-            lora_fwd(m, l, LORA_Q, q, a->t_xn, N, D, qd);
-            model_linear_fwd(m, k, a->t_xn, W + o->wk, o->bk == NONE ? NULL : W + o->bk, N, D, kvd);
-            lora_fwd(m, l, LORA_K, k, a->t_xn, N, D, kvd);
-        }
-        model_linear_fwd(m, v, a->t_xn, W + o->wv, o->bv == NONE ? NULL : W + o->bv, N, D, kvd);
-        lora_fwd(m, l, LORA_V, v, a->t_xn, N, D, kvd);
-        if (m->vis) {
-            K->rope_angle_fwd(q, vision_lm_angles(m), N, Hq, hd);
-            K->rope_angle_fwd(k, vision_lm_angles(m), N, Hkv, hd);
-        } else {
-            K->rope_fwd(q, b->pos, inv_freq, N, Hq, hd);
-            K->rope_fwd(k, b->pos, inv_freq, N, Hkv, hd);
-        }
-        scale_inplace(q, qs, (long)N * qd);
-        K->attention_fwd(att, lse, q, k, v, b->cu_seqlens, b->n_seqs, N, Hq, Hkv, hd, window, a->scratch);
-        if (c->sandwich_norm) {  // Gemma: xmid = x + post_attention_layernorm(o_proj(att))
-            float *oo = a->o_out + l * ND;
-            model_linear_fwd(m, oo, att, W + o->wo, o->bo == NONE ? NULL : W + o->bo, N, qd, D);
-            lora_fwd(m, l, LORA_O, oo, att, N, qd, D);
-            K->rmsnorm_fwd(xmid, a->rstd_po + (size_t)l * N, oo, W + o->post_attn_norm, nofs, N, D, c->rms_eps);
-        } else {
-            model_linear_fwd(m, xmid, att, W + o->wo, o->bo == NONE ? NULL : W + o->bo, N, qd, D);
-            lora_fwd(m, l, LORA_O, xmid, att, N, qd, D);
-        }
-        K->add_inplace(xmid, x, (long)ND);
-
-        K->rmsnorm_fwd(a->t_xn, a->rstd2 + (size_t)l * N, xmid, W + o->mlp_norm, nofs, N, D, c->rms_eps);
-        model_linear_fwd(m, gate, a->t_xn, W + o->w_gate, NULL, N, D, F);
-        lora_fwd(m, l, LORA_GATE, gate, a->t_xn, N, D, F);
-        model_linear_fwd(m, up, a->t_xn, W + o->w_up, NULL, N, D, F);
-        lora_fwd(m, l, LORA_UP, up, a->t_xn, N, D, F);
-        if (c->gelu_tanh) K->geglu_fwd(a->t_h, gate, up, (long)N * F);
-        else K->swiglu_fwd(a->t_h, gate, up, (long)N * F);
-        if (c->sandwich_norm) {  // Gemma: xnext = xmid + post_feedforward_layernorm(down(h))
-            float *fo = a->f_out + l * ND;
-            model_linear_fwd(m, fo, a->t_h, W + o->w_down, NULL, N, F, D);
-            lora_fwd(m, l, LORA_DOWN, fo, a->t_h, N, F, D);
-            K->rmsnorm_fwd(xnext, a->rstd_pf + (size_t)l * N, fo, W + o->post_ff_norm, nofs, N, D, c->rms_eps);
-        } else {
-            model_linear_fwd(m, xnext, a->t_h, W + o->w_down, NULL, N, F, D);
-            lora_fwd(m, l, LORA_DOWN, xnext, a->t_h, N, F, D);
-        }
-        K->add_inplace(xnext, xmid, (long)ND);
-    }
-    K->rmsnorm_fwd(a->xf, a->rstd_f, a->xs + (size_t)c->layers * ND, W + m->off_norm, nofs, N, D, c->rms_eps);
+    for (int l = 0; l < c->layers; l++) layer_fwd(m, b, l, a->xs + (size_t)(l + 1) * ND);
+    a->slot_layer = c->layers - 1;  // under checkpointing the slot holds the last layer, which the backward starts with
+    m->K->rmsnorm_fwd(a->xf, a->rstd_f, a->xs + (size_t)c->layers * ND, m->w + m->off_norm, nofs, N, D, c->rms_eps);
     return 0;
 }
 
@@ -490,12 +525,15 @@ void model_backward_hidden(model *m, const model_batch *b, const float *dxf) {
     K->rmsnorm_bwd(a->d_x, G_(m->off_norm), dxf, a->xs + (size_t)c->layers * ND, W + m->off_norm, nofs, a->rstd_f, N, D);
 
     for (int l = c->layers - 1; l >= 0; l--) {
+        if (a->ckpt && a->slot_layer != l) layer_fwd(m, b, l, NULL);  // refill the slot from xs[l]
+        if (a->ckpt) a->slot_layer = l;
+        const size_t s = slot(a, l);
         const layer_offsets *o = &m->layer[l];
-        const float *x = a->xs + l * ND, *xmid = a->xs_mid + l * ND;
-        const float *q = a->q + (size_t)l * N * qd, *k = a->k + (size_t)l * N * kvd, *v = a->v + (size_t)l * N * kvd;
-        const float *att = a->att + (size_t)l * N * qd, *lse = a->lse + (size_t)l * N * Hq;
-        const float *gate = a->gate + (size_t)l * N * F, *up = a->up + (size_t)l * N * F;
-        const float *rstd1 = a->rstd1 + (size_t)l * N, *rstd2 = a->rstd2 + (size_t)l * N;
+        const float *x = a->xs + l * ND, *xmid = a->xs_mid + s * ND;
+        const float *q = a->q + s * N * qd, *k = a->k + s * N * kvd, *v = a->v + s * N * kvd;
+        const float *att = a->att + s * N * qd, *lse = a->lse + s * N * Hq;
+        const float *gate = a->gate + s * N * F, *up = a->up + s * N * F;
+        const float *rstd1 = a->rstd1 + s * N, *rstd2 = a->rstd2 + s * N;
 
         const float *inv_freq = model_layer_inv_freq(m, l);
         // The branch outputs' gradients: d_x itself, or (Gemma) through the post-norm
@@ -505,8 +543,8 @@ void model_backward_hidden(model *m, const model_batch *b, const float *dxf) {
         // MLP block: xnext = xmid + down(act(gate(xn2)) * up(xn2)) [post-normed in Gemma]
         if (c->sandwich_norm) {
             K->zero(a->d_xn, (long)ND);
-            K->rmsnorm_bwd(a->d_xn, G_(o->post_ff_norm), a->d_x, a->f_out + l * ND, W + o->post_ff_norm, nofs,
-                           a->rstd_pf + (size_t)l * N, N, D);
+            K->rmsnorm_bwd(a->d_xn, G_(o->post_ff_norm), a->d_x, a->f_out + s * ND, W + o->post_ff_norm, nofs,
+                           a->rstd_pf + s * N, N, D);
             dbranch = a->d_xn;
         }
         apply_saved_norm(a->t_xn, xmid, rstd2, W + o->mlp_norm, nofs, N, D);
@@ -530,8 +568,8 @@ void model_backward_hidden(model *m, const model_batch *b, const float *dxf) {
         dbranch = a->d_x;
         if (c->sandwich_norm) {
             K->zero(a->d_xn, (long)ND);
-            K->rmsnorm_bwd(a->d_xn, G_(o->post_attn_norm), a->d_x, a->o_out + l * ND, W + o->post_attn_norm, nofs,
-                           a->rstd_po + (size_t)l * N, N, D);
+            K->rmsnorm_bwd(a->d_xn, G_(o->post_attn_norm), a->d_x, a->o_out + s * ND, W + o->post_attn_norm, nofs,
+                           a->rstd_po + s * N, N, D);
             dbranch = a->d_xn;
         }
         K->zero(a->d_att, (long)N * qd);
@@ -554,10 +592,10 @@ void model_backward_hidden(model *m, const model_batch *b, const float *dxf) {
         if (c->qk_norm) {
             K->zero(a->d_qpre, (long)N * qd);
             K->zero(a->d_kpre, (long)N * kvd);
-            K->rmsnorm_bwd(a->d_qpre, G_(o->q_norm), a->d_q, a->q_pre + (size_t)l * N * qd, W + o->q_norm, nofs,
-                           a->rstd_q + (size_t)l * N * Hq, N * Hq, hd);
-            K->rmsnorm_bwd(a->d_kpre, G_(o->k_norm), a->d_k, a->k_pre + (size_t)l * N * kvd, W + o->k_norm, nofs,
-                           a->rstd_k + (size_t)l * N * Hkv, N * Hkv, hd);
+            K->rmsnorm_bwd(a->d_qpre, G_(o->q_norm), a->d_q, a->q_pre + s * N * qd, W + o->q_norm, nofs,
+                           a->rstd_q + s * N * Hq, N * Hq, hd);
+            K->rmsnorm_bwd(a->d_kpre, G_(o->k_norm), a->d_k, a->k_pre + s * N * kvd, W + o->k_norm, nofs,
+                           a->rstd_k + s * N * Hkv, N * Hkv, hd);
             dq = a->d_qpre;
             dk = a->d_kpre;
         }

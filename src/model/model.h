@@ -13,6 +13,7 @@
 #pragma once
 #include <stdint.h>
 #include "base/error.h"
+#include "base/rng.h"
 #include "kernels/kernels.h"
 #include "model/config.h"
 #include "model/safetensors.h"
@@ -87,6 +88,7 @@ typedef struct model {
     // (round to nearest even) that the linear layers read through the backend's bf16 x bf16
     // kernels; NULL: fp32 GEMMs. The optimizer updates w, then refreshes this copy.
     uint16_t *w16;
+    int checkpointing;      // activation recomputation (model_set_checkpointing)
 } model;
 
 // Per-architecture constants of the forward, shared with the decoder (kv_cache.c):
@@ -100,9 +102,14 @@ float model_query_scale(const model *m);
 
 // Builds the parameter table for a config and allocates zeroed weights.
 int model_create(model *m, const model_config *c, tm_error *err);
+// The table alone (m->w NULL): for model_save_random, which writes weights it never holds.
+int model_create_shape(model *m, const model_config *c, tm_error *err);
 // Random init (normal(0, 0.02) for matrices and biases, ones for norms (zeros for
 // Gemma's, whose scale is 1 + weight)), deterministic in seed.
 void model_init_random(model *m, uint64_t seed);
+// The next n values of parameter i in that init, drawn from r (model_init_random draws the
+// parameters in table order from one generator seeded with seed).
+void model_random_values(const model *m, int i, rng *r, float *dst, size_t n);
 // Loads a Hugging Face directory (config.json + model.safetensors or sharded index).
 int model_load(model *m, const char *dir, tm_error *err);
 // As model_load, for a model that is trained under LoRA only (model_lora_attach or
@@ -154,6 +161,10 @@ int model_load_reward(model *m, const char *dir, uint64_t seed, tm_error *err);
 // max_shard_bytes with model.safetensors.index.json; 0 = never shard), and the tokenizer
 // files of the directory the model came from. Every file is written atomically.
 int model_save(const model *m, const char *dir, size_t max_shard_bytes, tm_error *err);
+// model_init_random(m, seed) then model_save(m, dir, 0, err), byte for byte, for a model
+// made by model_create_shape: each tensor is generated while it is written, so memory
+// stays one chunk however large the model (an 8B model's fp32 weights would be 32 GB).
+int model_save_random(const model *m, const char *dir, uint64_t seed, tm_error *err);
 void model_free(model *m);
 
 const model_param *model_find_param(const model *m, const char *name);
@@ -169,8 +180,17 @@ void model_zero_grad(model *m);
 // Sizes the activation arena for batches of up to max_tokens tokens (and sequences of
 // up to max_tokens). Safe to call again with a larger size.
 int model_reserve(model *m, int max_tokens, tm_error *err);
+// Activation recomputation (TRL's --gradient-checkpointing): the arena keeps only the
+// residual stream entering each layer (L + 1 slices of [N, hidden]) plus one layer's
+// internals; the backward recomputes layer l's forward from its input before its
+// backward, with the same kernels on the same inputs, so gradients are bit for bit those
+// without it, at the cost of about one more forward. Takes effect at the next
+// model_reserve (or forward), which re-lays the arena out when the setting changed.
+void model_set_checkpointing(model *m, int on);
 // Bytes held by weights, gradients and activations (for reports).
 size_t model_bytes(const model *m);
+// Bytes of the activation arena alone (0 before model_reserve).
+size_t model_activation_bytes(const model *m);
 
 // Checks a batch against the model (token ids in range, boundaries consistent).
 int model_check_batch(const model *m, const model_batch *b, tm_error *err);

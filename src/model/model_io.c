@@ -296,7 +296,32 @@ static int write_generation_config(const char *config_text, const char *path, tm
     return rc;
 }
 
+// model_save_random's weights: model_init_random's values, drawn in table order as written.
+typedef struct random_fill {
+    const model *m;
+    rng r;
+    int first;  // the table index of the file's first tensor
+} random_fill;
+
+static void fill_random(void *ctx, int tensor, int64_t start, int64_t count, float *dst) {
+    random_fill *f = ctx;
+    (void)start;  // tensors and chunks come in order: the generator's next values are theirs
+    model_random_values(f->m, f->first + tensor, &f->r, dst, (size_t)count);
+}
+
+static int save(const model *m, const char *dir, size_t max_shard_bytes, random_fill *rf, tm_error *err);
+
 int model_save(const model *m, const char *dir, size_t max_shard_bytes, tm_error *err) {
+    return save(m, dir, max_shard_bytes, NULL, err);
+}
+
+int model_save_random(const model *m, const char *dir, uint64_t seed, tm_error *err) {
+    random_fill rf = {m, {{0}}, 0};
+    rng_seed(&rf.r, seed);
+    return save(m, dir, 0, &rf, err);
+}
+
+static int save(const model *m, const char *dir, size_t max_shard_bytes, random_fill *rf, tm_error *err) {
     if (io_mkdirs(dir, err)) return -1;
     char path[4096];
     // config.json: the one we were loaded from (as a reward model's when the run made
@@ -344,7 +369,7 @@ int model_save(const model *m, const char *dir, size_t max_shard_bytes, tm_error
         ts[i].name = p->name;
         ts[i].ndim = p->ndim;
         for (int k = 0; k < p->ndim; k++) ts[i].shape[k] = p->shape[k];
-        ts[i].data = m->w + p->offset;
+        ts[i].data = rf ? NULL : m->w + p->offset;
     }
     size_t esize = m->file_dtype == ST_F32 ? 4 : 2;
     size_t total = m->numel * esize;
@@ -352,7 +377,7 @@ int model_save(const model *m, const char *dir, size_t max_shard_bytes, tm_error
     io_join(index_path, sizeof index_path, dir, "model.safetensors.index.json");
     if (!max_shard_bytes || total <= max_shard_bytes) {
         io_join(path, sizeof path, dir, "model.safetensors");
-        rc = st_write(path, ts, m->nparams, m->file_dtype, err);
+        rc = st_write_fill(path, ts, m->nparams, m->file_dtype, rf ? fill_random : NULL, rf, err);
         if (!rc && io_exists(index_path)) remove(index_path);  // a stale index would shadow the new file
     } else {
         // count shards first: transformers names them model-0000i-of-0000n.safetensors
@@ -375,7 +400,8 @@ int model_save(const model *m, const char *dir, size_t max_shard_bytes, tm_error
             char name[64];
             snprintf(name, sizeof name, "model-%05d-of-%05d.safetensors", ++shard, nshards);
             io_join(path, sizeof path, dir, name);
-            rc = st_write(path, ts + i, j - i, m->file_dtype, err);
+            if (rf) rf->first = i;
+            rc = st_write_fill(path, ts + i, j - i, m->file_dtype, rf ? fill_random : NULL, rf, err);
             for (int k = i; k < j; k++) sbuf_printf(&idx, "%s\n    \"%s\": \"%s\"", k ? "," : "", m->params[k].name, name);
             i = j;
         }

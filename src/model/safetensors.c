@@ -228,6 +228,10 @@ int st_read_f32(const st_file *f, const st_tensor *t, float *dst, tm_error *err)
 }
 
 int st_write(const char *path, const st_out_tensor *ts, int n, st_dtype dtype, tm_error *err) {
+    return st_write_fill(path, ts, n, dtype, NULL, NULL, err);
+}
+
+int st_write_fill(const char *path, const st_out_tensor *ts, int n, st_dtype dtype, st_fill_fn fill, void *ctx, tm_error *err) {
     int esize = dtype == ST_F32 ? 4 : 2;
     const char *dname = dtype == ST_F32 ? "F32" : dtype == ST_BF16 ? "BF16" : "F16";
     sbuf h;
@@ -257,14 +261,17 @@ int st_write(const char *path, const st_out_tensor *ts, int n, st_dtype dtype, t
     sbuf_free(&h);
     enum { CHUNK = 1 << 16 };
     static _Thread_local uint16_t half[CHUNK];
+    static _Thread_local float chunk[CHUNK];  // a filled tensor's values, one chunk at a time
     for (int i = 0; i < n && ok; i++) {
         int64_t numel = 1;
         for (int k = 0; k < ts[i].ndim; k++) numel *= ts[i].shape[k];
-        if (dtype == ST_F32) { ok = fwrite(ts[i].data, 4, (size_t)numel, fp) == (size_t)numel; continue; }
+        if (dtype == ST_F32 && !fill) { ok = fwrite(ts[i].data, 4, (size_t)numel, fp) == (size_t)numel; continue; }
         for (int64_t s = 0; s < numel && ok; s += CHUNK) {
             int64_t m = numel - s < CHUNK ? numel - s : CHUNK;
-            for (int64_t j = 0; j < m; j++)
-                half[j] = dtype == ST_BF16 ? st_f32_to_bf16(ts[i].data[s + j]) : st_f32_to_f16(ts[i].data[s + j]);
+            const float *src = ts[i].data + s;
+            if (fill) fill(ctx, i, s, m, chunk), src = chunk;
+            if (dtype == ST_F32) { ok = fwrite(src, 4, (size_t)m, fp) == (size_t)m; continue; }
+            for (int64_t j = 0; j < m; j++) half[j] = dtype == ST_BF16 ? st_f32_to_bf16(src[j]) : st_f32_to_f16(src[j]);
             ok = fwrite(half, 2, (size_t)m, fp) == (size_t)m;
         }
     }

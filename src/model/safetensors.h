@@ -51,6 +51,11 @@ typedef struct st_out_tensor {
     const float *data;
 } st_out_tensor;
 int st_write(const char *path, const st_out_tensor *ts, int n, st_dtype dtype, tm_error *err);
+// The same with the values produced while writing instead of held (data unused): fill gets
+// tensor i's elements [start, start + count) in order, a chunk at a time, so a file larger
+// than memory (a randomly initialized 8B model) needs one chunk of it.
+typedef void (*st_fill_fn)(void *ctx, int tensor, int64_t start, int64_t count, float *dst);
+int st_write_fill(const char *path, const st_out_tensor *ts, int n, st_dtype dtype, st_fill_fn fill, void *ctx, tm_error *err);
 
 // Scalar conversions (exposed for tests).
 float st_bf16_to_f32(uint16_t h);

@@ -753,7 +753,7 @@ static int setup(grpo_run_state *R, tm_error *err) {
     lr_schedule sched;
     lr_schedule_parse(a->lr_scheduler_type, &sched);
     trainer_opts to = {{a->learning_rate, a->adam_beta1, a->adam_beta2, a->adam_epsilon, a->weight_decay}, a->max_grad_norm, sched, 0, 0,
-                       cap, bs, 0, a->zero, 0};
+                       cap, bs, 0, a->zero, 0, a->gradient_checkpointing, a->profile};
     if (trainer_open(&R->t, &R->m, &to, 1, err)) return -1;
     trainer_set_temperature(&R->t, a->temperature);  // policy and rehearsal log-probs at the sampling T
     R->adv_b = malloc(sizeof(float) * (size_t)cap);
@@ -873,6 +873,7 @@ int grpo_run(const grpo_args *args, tm_error *err) {
     if (!a->quiet) progress_finish(&pb);
     if (rank == 0 && (model_save(&R.m, a->output_dir, 0, err) || checkpoint_write_trainer_state(a->output_dir, &R.st, err))) goto done;
     fprintf(stderr, "temper: trained %lld steps; model saved to %s (metrics: %s)\n", (long long)R.st.global_step, a->output_dir, metrics_path);
+    trainer_profile_report(&R.t, stderr);
     rc = 0;
 done:
     if (metrics) fclose(metrics);

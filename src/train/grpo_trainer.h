@@ -104,6 +104,8 @@ typedef struct grpo_args {
     double tool_timeout;
     int seed, logging_steps, save_steps, save_total_limit;
     int quiet, overwrite_output_dir;
+    int gradient_checkpointing;      // recompute each layer's activations in the backward
+    int profile;                     // --profile: the share of time per kernel class at the end (stderr)
     const char *rehearsal;           // R.jsonl from temper rehearsal; NULL: none
     rehearsal_hparams rh;            // divergence forward_kl | js | alpha, estimator, alpha, coef
     int rehearsal_batch_size;        // stored samples per step (0: the generation batch's size)

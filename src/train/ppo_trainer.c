@@ -582,7 +582,7 @@ static int setup(ppo_state *R, tm_error *err) {
     lr_schedule sched;
     lr_schedule_parse(a->lr_scheduler_type, &sched);
     trainer_opts to = {{a->learning_rate, a->adam_beta1, a->adam_beta2, a->adam_epsilon, a->weight_decay}, a->max_grad_norm, sched, 0, 0,
-                       R->cap, bs, 0, 0, 0};
+                       R->cap, bs, 0, 0, 0, a->gradient_checkpointing, a->profile};
     if (trainer_open(&R->t, &R->m, &to, 1, err)) return -1;
     trainer_set_temperature(&R->t, a->temperature);  // log πθ and log πold of softmax(logits / T), as sampled
     R->separate = a->value_model != NULL;
@@ -752,6 +752,7 @@ int ppo_run(const ppo_args *args, tm_error *err) {
     }
     if (checkpoint_write_trainer_state(a->output_dir, &R.st, err)) goto done;
     fprintf(stderr, "temper: trained %lld PPO steps; model saved to %s (metrics: %s)\n", (long long)R.st.global_step, a->output_dir, metrics_path);
+    trainer_profile_report(&R.t, stderr);
     rc = 0;
 done:
     if (metrics) fclose(metrics);

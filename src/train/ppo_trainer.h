@@ -68,6 +68,8 @@ typedef struct ppo_args {
     double tool_timeout;
     int seed, logging_steps, save_steps, save_total_limit;
     int quiet, overwrite_output_dir;
+    int gradient_checkpointing;      // recompute each layer's activations in the backward (policy and critic)
+    int profile;                     // --profile: the share of time per kernel class at the end (stderr)
     lora_args lora;                  // --use-peft, --lora-*: adapters trained, base frozen; the KL reference is
                                      // the policy with the adapters off (no second model)
 } ppo_args;

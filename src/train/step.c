@@ -1,10 +1,18 @@
 // The step-level trainer (see step.h).
 #include "train/step.h"
 #include "dist/dist.h"
+#include "kernels/prof.h"
 #include "model/lora.h"
 #include <math.h>
 #include <stdlib.h>
+#include <time.h>
 #include <string.h>
+
+static double wall(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
 
 int trainer_open(trainer *t, model *m, const trainer_opts *o, int train, tm_error *err) {
     memset(t, 0, sizeof *t);
@@ -29,12 +37,16 @@ int trainer_open(trainer *t, model *m, const trainer_opts *o, int train, tm_erro
         trainer_close(t);
         return tm_fail(err, "out of memory");
     }
+    model_set_checkpointing(m, o->gradient_checkpointing);
+    if (o->profile) m->K = kprof_wrap(m->K), t->prof_start = wall();
     if (model_reserve(m, cap_tokens, err) || (o->bf16 && model_bf16_enable(m, err))) { trainer_close(t); return -1; }
     if (train && trainer_enable_train(t, err)) { trainer_close(t); return -1; }
     return 0;
 }
 
 int trainer_enable_train(trainer *t, tm_error *err) {
+    model_set_checkpointing(t->m, t->o.gradient_checkpointing);  // the model may have been reloaded since trainer_open
+    if (t->o.profile) t->m->K = kprof_wrap(t->m->K);
     if (model_enable_grad(t->m, err)) return -1;
     // the model may have been reloaded or grown adapters since trainer_open
     if (t->o.bf16 && model_bf16_enable(t->m, err)) return -1;
@@ -127,7 +139,27 @@ double trainer_lr(const trainer *t, int64_t step) {
     return t->o.adam.lr * lr_multiplier(t->o.schedule, step, t->o.warmup_steps, t->o.total_steps);
 }
 
-double trainer_step(trainer *t, int64_t step) { return model_optimizer_step(&t->opt, t->m, trainer_lr(t, step)); }
+double trainer_step(trainer *t, int64_t step) {
+    double t0 = t->o.profile ? wall() : 0;
+    double norm = model_optimizer_step(&t->opt, t->m, trainer_lr(t, step));
+    if (t->o.profile) t->prof_opt_s += wall() - t0;
+    return norm;
+}
+
+void trainer_profile_report(const trainer *t, FILE *f) {
+    if (!t->o.profile) return;
+    double total = wall() - t->prof_start, sec[KPROF_NCLASS], rest = total - t->prof_opt_s;
+    long calls[KPROF_NCLASS];
+    kprof_read(sec, calls);
+    if (!(total > 0)) return;
+    fprintf(f, "temper: profile of %.2f s (wall time since the trainer opened; kernel time from every model it ran)\n", total);
+    for (int c = 0; c < KPROF_NCLASS; c++) {
+        fprintf(f, "  %-14s %6.1f%%  %9.3f s  %ld calls\n", kprof_class_name((kprof_class)c), 100 * sec[c] / total, sec[c], calls[c]);
+        rest -= sec[c];
+    }
+    fprintf(f, "  %-14s %6.1f%%  %9.3f s\n", "optimizer", 100 * t->prof_opt_s / total, t->prof_opt_s);
+    fprintf(f, "  %-14s %6.1f%%  %9.3f s  (data, objectives, sampling loop, saving)\n", "rest", 100 * rest / total, rest);
+}
 
 int trainer_step_all(trainer *t, int64_t step, double *grad_norm, tm_error *err) {
     int world = dist_size();

@@ -25,6 +25,7 @@
 // The model is borrowed, never copied: a sampler can read the same weights between steps.
 #pragma once
 #include <stdint.h>
+#include <stdio.h>
 #include "base/error.h"
 #include "model/batch.h"
 #include "model/model.h"
@@ -43,6 +44,8 @@ typedef struct trainer_opts {
     int reward_head;            // the model is a reward model (model_reward_forward)
     int zero_stage;             // data parallel (dist.h): 1 = ZeRO-1, AdamW state sharded over ranks
     int bf16;                   // --bf16: linear layers in bf16 x bf16, fp32 master weights (model_bf16_enable)
+    int gradient_checkpointing; // recompute each layer in the backward (model_set_checkpointing)
+    int profile;                // time the kernels by class and the optimizer (trainer_profile_report)
 } trainer_opts;
 
 typedef struct trainer {
@@ -60,9 +63,11 @@ typedef struct trainer {
     int64_t drop_step;             // LoRA dropout keys: the optimizer step and the forward within it
     int drop_forward;
     double temperature;            // log-probs of softmax(logits / T) (1 from trainer_open; trainer_set_temperature)
+    double prof_start, prof_opt_s; // --profile: when trainer_open ran, seconds in the optimizer
 } trainer;
 
-// Enables gradients on m, allocates the optimizer and buffers, reserves activations.
+// Enables gradients on m, allocates the optimizer and buffers, reserves activations
+// (with o->gradient_checkpointing: the checkpointed layout).
 // train = 0 gives a forward-only trainer (reference log-probs): no gradients, no optimizer.
 int trainer_open(trainer *t, model *m, const trainer_opts *o, int train, tm_error *err);
 void trainer_close(trainer *t);
@@ -105,6 +110,13 @@ double trainer_step(trainer *t, int64_t step);
 // (o.zero_stage 1): the sum is reduce-scattered, each rank updates its slice with its
 // shard of the AdamW state, and the weights are all-gathered; the same bits as stage 0.
 int trainer_step_all(trainer *t, int64_t step, double *grad_norm, tm_error *err);
+
+// --profile (o->profile): the share of the wall time since trainer_open spent in each kernel
+// class (kernels/prof.h: GEMM, attention, norms, lm-head, other kernels: every model that
+// runs through the profiled table, the reference and the sampler's decoding included), in
+// the optimizer, and in everything else (data, objectives, the sampling loop, saving), as
+// a few lines on f. Nothing when profiling is off.
+void trainer_profile_report(const trainer *t, FILE *f);
 
 // checkpoint-<st->global_step> under output_dir (keep: checkpoint_save's limit). Every
 // rank calls it (ZeRO-1 gathers the AdamW shards); rank 0 alone writes.

@@ -965,7 +965,7 @@ int train_run(const train_args *args, tm_error *err) {
     int seqs = bs * rows.max_per_row;
     int cap_tokens = longest * bs > 8192 ? longest * bs : 8192;
     trainer_opts to = {{a->learning_rate, a->adam_beta1, a->adam_beta2, a->adam_epsilon, a->weight_decay}, a->max_grad_norm, sched, 0, 0,
-                       cap_tokens, 3 * (seqs > 64 ? seqs : 64), a->method == TRAIN_RM, a->zero, a->bf16};
+                       cap_tokens, 3 * (seqs > 64 ? seqs : 64), a->method == TRAIN_RM, a->zero, a->bf16, a->gradient_checkpointing, a->profile};
     if (buffers_init(&buf, &m, &to, err)) goto done;
     buf.t.has_weights = a->token_weights != NULL;
 
@@ -998,7 +998,9 @@ int train_run(const train_args *args, tm_error *err) {
     if (a->method != TRAIN_RM && (resume_full || (a->ref_model && strcmp(a->ref_model, a->model)))) {
         model_free(&m);
         const char *from = resume_full ? resume_full : a->model;
-        if ((peft ? model_load_frozen(&m, from, err) : model_load(&m, from, err)) || model_reserve(&m, cap_tokens, err)) goto done;
+        if (peft ? model_load_frozen(&m, from, err) : model_load(&m, from, err)) goto done;
+        model_set_checkpointing(&m, a->gradient_checkpointing);
+        if (model_reserve(&m, cap_tokens, err)) goto done;
     }
     if (model_lora_prepare(&m, &a->lora, a->model, peft ? a->resume_from_checkpoint : NULL, (uint64_t)a->seed, err)) goto done;
     if (a->freeze_vision_tower) {
@@ -1145,6 +1147,7 @@ int train_run(const train_args *args, tm_error *err) {
     if (rank == 0 && model_save(&m, a->output_dir, 0, err)) goto done;
     if (rank == 0 && checkpoint_write_trainer_state(a->output_dir, &st, err)) goto done;
     fprintf(stderr, "temper: trained %lld steps; model saved to %s (metrics: %s)\n", (long long)st.global_step, a->output_dir, metrics_path);
+    trainer_profile_report(&buf.t, stderr);
     rc = 0;
 done:
     if (lg.tensorboard) tfevents_close(&lg.tb);

@@ -73,6 +73,8 @@ typedef struct train_args {
     int zero;                        // --zero 1: under mpirun, AdamW state sharded over ranks (ZeRO-1)
     int packing;                     // sft: pack whole examples into rows of max_length tokens (train/packing.h)
     int freeze_vision_tower;         // Qwen2.5-VL: the vision tower's parameters get no gradient (model/vision.h)
+    int gradient_checkpointing;      // recompute each layer's activations in the backward (less memory, ~1 more forward)
+    int profile;                     // --profile: the share of time per kernel class at the end (stderr)
     lora_args lora;                  // --use-peft and the --lora-* flags: adapters trained, base frozen; the
                                      // reference (dpo, kto) is the base with the adapters off
     const char *report_to;           // --report-to: none|jsonl|tensorboard|all, comma-separated (NULL: jsonl);
