@@ -800,9 +800,10 @@ int ppo_run(const ppo_args *args, tm_error *err) {
         R.st.num_tokens += ntok;
         R.st.epoch = (double)R.st.prompts_seen / (double)R.task.prompts.n;
         int last = R.st.global_step == total;
-        double sc = 0;
-        for (int i = 0; i < B.n; i++) sc += B.score[i];
-        progress_set_extra(&pb, "score %.3f", sc / B.n);
+        double sc[2] = {0, B.n};  // the whole batch's mean score
+        for (int i = 0; i < B.n; i++) sc[0] += B.score[i];
+        if (dist_allreduce_sum_f64(sc, 2, err)) goto done;
+        progress_set_extra(&pb, "score %.3f", sc[0] / sc[1]);
         if (!a->quiet) progress_update(&pb, R.st.global_step);
         if (R.st.global_step % a->logging_steps == 0 || last) {
             if (write_line(&R, &line, &B, &u, lr, t_gen, now_seconds() - t0, err) || sbuf_check(&line, err)) goto done;

@@ -1,4 +1,4 @@
-// train/ppo_trainer: online PPO with a critic in one process (`temper ppo`; TRL's experimental
+// train/ppo_trainer: online PPO with a critic (`temper ppo`, also under mpirun: below; TRL's experimental
 // PPOTrainer, Tulu 2.5's llama_train_ppo.py; trainers.md §2.5, papers.md §2.4). One update (a
 // "step", as TRL counts them: global_step, the learning-rate schedule and the logs advance per update):
 //   1. batch = per_device_train_batch_size × gradient_accumulation_steps × num_mini_batches prompts
