@@ -54,6 +54,7 @@ int cmd_ppo(int argc, char **argv) {
         {"adam-beta2", FLAG_FLOAT, &a.adam_beta2, "AdamW beta2"},
         {"adam-epsilon", FLAG_FLOAT, &a.adam_epsilon, "AdamW epsilon"},
         {"max-grad-norm", FLAG_FLOAT, &a.max_grad_norm, "gradient-norm clip (0 = off; the shared head's apart)"},
+        {"zero", FLAG_INT, &a.zero, "0|1: under mpirun, 1 shards the AdamW state over the ranks (ZeRO-1; the same weights as 0)"},
         {"seed", FLAG_INT, &a.seed, "prompt order, sampling and permutation seed"},
         {"logging-steps", FLAG_INT, &a.logging_steps, "log metrics every N PPO steps"},
         {"save-steps", FLAG_INT, &a.save_steps, "checkpoint every N PPO steps (0 = never)"},

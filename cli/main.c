@@ -106,12 +106,12 @@ int main(int argc, char **argv) {
         if (!strcmp(argv[1], commands[i].name)) {
             if (dist_start()) return dist_stop(1);
             // N copies of a command that is not data parallel would write the same files
-            static const char *parallel[] = {"sft", "dpo", "kto", "reward-model", "grpo", "online-dpo", "sample", "eval"};
+            static const char *parallel[] = {"sft", "dpo", "kto", "reward-model", "grpo", "ppo", "online-dpo", "sample", "eval"};
             int ok = dist_size() == 1;
             for (int k = 0; k < (int)(sizeof parallel / sizeof *parallel); k++) ok |= !strcmp(argv[1], parallel[k]);
             if (!ok)
                 return dist_stop(cli_fail(argv[1], "does not run under mpirun yet (%d processes); data parallel: sft, dpo, kto, "
-                                                   "reward-model, grpo, online-dpo, sample, eval. Run it as one process", dist_size()));
+                                                   "reward-model, grpo, ppo, online-dpo, sample, eval. Run it as one process", dist_size()));
             return dist_stop(commands[i].run(argc - 1, argv + 1));
         }
     fprintf(stderr, "temper: unknown command '%s'\n", argv[1]);

@@ -10,6 +10,7 @@
 #include "base/json.h"
 #include "base/progress.h"
 #include "base/rng.h"
+#include "dist/dist.h"
 #include "model/model.h"
 #include "model/safetensors.h"
 #include "rollout/rollout.h"
@@ -48,6 +49,8 @@ void ppo_args_default(ppo_args *a) {
     a->save_steps = 500;
 }
 
+// One rank's rollout batch; under mpirun the whole batch is dist_size() of them, rank r's being
+// sequences [r·n, (r+1)·n) of it (ppo_trainer.h).
 static int batch_size(const ppo_args *a) { return a->per_device_train_batch_size * a->gradient_accumulation_steps * a->num_mini_batches; }
 
 int ppo_args_check(const ppo_args *a, tm_error *err) {
@@ -86,6 +89,7 @@ int ppo_args_check(const ppo_args *a, tm_error *err) {
     if (!isfinite(a->verifier_weight) || !isfinite(a->reward_model_weight)) return tm_fail(err, "--reward-weights must be finite numbers");
     if (!(a->missing_eos_penalty >= 0) || !isfinite(a->missing_eos_penalty))
         return tm_fail(err, "--missing-eos-penalty must be a finite number >= 0, subtracted from the score (got %g)", a->missing_eos_penalty);
+    if (a->zero < 0 || a->zero > 1) return tm_fail(err, "--zero %d: 0 or 1 (ZeRO-1: the AdamW state sharded over ranks)", a->zero);
     if (strcmp(a->value_head, "shared") != 0) return tm_fail(err, "unknown --value-head \"%s\" (shared; or --value-model DIR)", a->value_head);
     if (rollout_tool_from_name(a->tools) < 0) return tm_fail(err, "unknown --tools '%s' (none, calculator, python)", a->tools);
     lr_schedule s;
@@ -170,8 +174,13 @@ static int generate(ppo_state *R, rollout_batch *B, double *t_gen, tm_error *err
     int **pp = malloc(sizeof(int *) * (size_t)n), *pl = malloc(sizeof(int) * (size_t)n);
     rollout_traj *tr = calloc((size_t)n, sizeof *tr);
     if (!pp || !pl || !tr) { free(pp); free(pl); free(tr); return tm_fail(err, "out of memory"); }
+    // every rank draws the whole batch's prompts (the cursor stays the same on all) and keeps its own
+    int r0 = dist_rank() * n;
+    for (int i = 0; i < n * dist_size(); i++) {
+        int p = next_prompt(R);
+        if (i >= r0 && i < r0 + n) B->prompt[i - r0] = p;
+    }
     for (int i = 0; i < n; i++) {
-        B->prompt[i] = next_prompt(R);
         pp[i] = R->task.prompts.ex[B->prompt[i]].seq[0].ids;
         pl[i] = R->task.prompts.ex[B->prompt[i]].prompt_len;
     }
@@ -182,6 +191,7 @@ static int generate(ppo_state *R, rollout_batch *B, double *t_gen, tm_error *err
     o.max_new_tokens = a->response_length;
     o.sp.temperature = a->temperature;
     o.seed = (uint64_t)a->seed * 0x9E3779B97F4A7C15ull ^ ((uint64_t)R->st.global_step << 8);  // resumable: (seed, step)
+    o.group_base = r0;  // the seeds of the sequences' indices in the whole batch (one process's)
     online_rollout_opts(&R->task, &o);  // stops, tool, observation wrapper
     o.max_turns = a->max_turns;
     o.py.timeout_s = a->tool_timeout;
@@ -294,10 +304,15 @@ static void critic_backward(ppo_state *R, const float *dval) {
 }
 
 // The critic's optimizer step, at the policy's learning rate for this update.
-static void critic_step(ppo_state *R) {
-    if (R->separate) { trainer_step(&R->vt, R->st.global_step); return; }
+static int critic_step(ppo_state *R, tm_error *err) {
+    if (R->separate) {
+        double gn;
+        return trainer_step_all(&R->vt, R->st.global_step, &gn, err);
+    }
     const ppo_args *a = R->a;
     int D = R->D;
+    // every rank normalized its value loss by the step's tokens: the head's gradient is the sum
+    if (dist_size() > 1 && dist_allreduce_sum_f32(R->head_g, (size_t)D + 1, err)) return -1;
     if (a->max_grad_norm > 0) clip_grad_norm(R->head_g, (size_t)D + 1, a->max_grad_norm);
     adamw_hparams h = R->t.o.adam;
     h.lr = trainer_lr(&R->t, R->st.global_step);
@@ -305,6 +320,7 @@ static void critic_step(ppo_state *R) {
     adamw_update(R->head, R->head_g, R->head_m, R->head_v, (size_t)D, &h, a->weight_decay, step);
     adamw_update(R->head + D, R->head_g + D, R->head_m + D, R->head_v + D, 1, &h, 0.0, step);
     memset(R->head_g, 0, sizeof(float) * ((size_t)D + 1));
+    return 0;
 }
 
 // value_head/checkpoint-N.safetensors (or OUT/value_head.safetensors): weights and moments.
@@ -355,8 +371,9 @@ static int critic_save_checkpoint(ppo_state *R, tm_error *err) {
     const ppo_args *a = R->a;
     char dir[4096];
     io_join(dir, sizeof dir, a->output_dir, R->separate ? "value_model" : "value_head");
-    if (io_mkdirs(dir, err)) return -1;
-    if (R->separate) return checkpoint_save(dir, &R->vm, &R->vt.opt, &R->st, a->save_total_limit, err);
+    if (dist_rank() == 0 && io_mkdirs(dir, err)) return -1;
+    if (R->separate) return trainer_save(&R->vt, dir, &R->st, a->save_total_limit, err);  // every rank (ZeRO-1 gathers)
+    if (dist_rank() != 0) return 0;
     char name[64], path[4200];
     snprintf(name, sizeof name, "checkpoint-%lld.safetensors", (long long)R->st.global_step);
     return head_save(R, io_join(path, sizeof path, dir, name), 1, err);
@@ -441,6 +458,7 @@ static int train_minibatch(ppo_state *R, rollout_batch *B, const int *idx, int n
     double ntok = 0, loss = 0;
     for (int k = 0; k < n; k++)
         for (int i = B->span[2 * idx[k]] + 1; i < B->span[2 * idx[k] + 1]; i++) ntok += B->mask[i];
+    if (dist_allreduce_sum_f64(&ntok, 1, err)) return -1;  // the mini-batch's over all ranks, before any loss
     for (int k0 = 0; k0 < n; k0 += bs) {
         int k1 = k0 + bs < n ? k0 + bs : n;
         trainer *t = &R->t;
@@ -467,8 +485,9 @@ static int train_minibatch(ppo_state *R, rollout_batch *B, const int *idx, int n
         add_micro(u, &m);
         critic_backward(R, R->dval_b);
     }
-    u->grad_norm += trainer_step(&R->t, R->st.global_step);
-    critic_step(R);
+    double gn;
+    if (trainer_step_all(&R->t, R->st.global_step, &gn, err) || critic_step(R, err)) return -1;
+    u->grad_norm += gn;
     u->loss += loss;
     u->steps++;
     return 0;
@@ -502,12 +521,39 @@ static void put_metric(sbuf *o, const char *name, double v) {
     sbuf_json_float(o, v);
 }
 
-static void write_line(ppo_state *R, sbuf *o, const rollout_batch *B, const update_metrics *u, double lr, double t_gen, double t_train) {
+enum { WS_KL, WS_ENT, WS_NS, WS_SC, WS_VER, WS_RM, WS_EOS, WS_LEN, WS_CALLS, WS_ERRS, WS_DSUM, WS_DN, WS_N, WS_SUMS,
+       WS_DMAX = WS_SUMS, WS_TGEN, WS_TTRAIN, WS_ALL };  // sums over ranks, then maxima
+
+// Data parallel: each rank's sums into the whole batch's, added in rank order (maxima: the largest).
+static int reduce_ranks(double *v, int nsum, int nall, tm_error *err) {
+    int W = dist_size();
+    if (W == 1) return 0;
+    double *all = malloc(sizeof(double) * (size_t)nall * (size_t)W);
+    if (!all) return tm_fail(err, "out of memory");
+    if (dist_allgather(v, all, sizeof(double) * (size_t)nall, err)) { free(all); return -1; }
+    for (int k = 0; k < nall; k++) {
+        v[k] = all[k];
+        for (int r = 1; r < W; r++) v[k] = k < nsum ? v[k] + all[(size_t)r * nall + k] : fmax(v[k], all[(size_t)r * nall + k]);
+    }
+    free(all);
+    return 0;
+}
+
+// The update's metrics summed over ranks (grad_norm is the global one already, steps the same).
+static int update_metrics_reduce(update_metrics *u, tm_error *err) {
+    double v[12] = {u->micro, u->approxkl, u->clipfrac, u->pg, u->vf, u->vclip, u->entropy, u->ratio, u->ratio_sq, u->vpred, u->verr, u->loss};
+    if (reduce_ranks(v, 12, 12, err)) return -1;
+    u->micro = v[0], u->approxkl = v[1], u->clipfrac = v[2], u->pg = v[3], u->vf = v[4], u->vclip = v[5];
+    u->entropy = v[6], u->ratio = v[7], u->ratio_sq = v[8], u->vpred = v[9], u->verr = v[10], u->loss = v[11];
+    return 0;
+}
+
+static int write_line(ppo_state *R, sbuf *o, const rollout_batch *B, const update_metrics *u, double lr, double t_gen, double t_train,
+                      tm_error *err) {
     const ppo_args *a = R->a;
-    int n = B->n;
     double kl = 0, ent = 0, ns = 0, sc = 0, ver = 0, rmv = 0, eos = 0, len = 0, calls = 0, errs = 0;
     double dsum = 0, dmax = 0, dn = 0;  // |log π_sampler - log πold| on sampled tokens (both at T)
-    for (int i = 0; i < n; i++) {
+    for (int i = 0; i < B->n; i++) {
         kl += B->kl[i];
         ns += B->non_score[i];
         sc += B->score[i];
@@ -526,6 +572,11 @@ static void write_line(ppo_state *R, sbuf *o, const rollout_batch *B, const upda
                 if (d > dmax) dmax = d;
             }
     }
+    double v[WS_ALL] = {kl, ent, ns, sc, ver, rmv, eos, len, calls, errs, dsum, dn, B->n, dmax, t_gen, t_train};
+    if (reduce_ranks(v, WS_SUMS, WS_ALL, err)) return -1;  // wall times: the slowest rank's
+    kl = v[WS_KL], ent = v[WS_ENT], ns = v[WS_NS], sc = v[WS_SC], ver = v[WS_VER], rmv = v[WS_RM], eos = v[WS_EOS], len = v[WS_LEN];
+    calls = v[WS_CALLS], errs = v[WS_ERRS], dsum = v[WS_DSUM], dn = v[WS_DN], dmax = v[WS_DMAX], t_gen = v[WS_TGEN], t_train = v[WS_TTRAIN];
+    double n = v[WS_N];
     double M = u->micro > 0 ? u->micro : 1;
     double rmean = u->ratio / M, rvar = u->micro > 1 ? (u->ratio_sq - u->micro * rmean * rmean) / (u->micro - 1) : 0;
     sbuf_clear(o);
@@ -564,6 +615,7 @@ static void write_line(ppo_state *R, sbuf *o, const rollout_batch *B, const upda
     put_metric(o, "time/training", t_train);
     sbuf_puts(o, "}");
     (void)a;
+    return 0;
 }
 
 // ---- setup ----
@@ -582,7 +634,7 @@ static int setup(ppo_state *R, tm_error *err) {
     lr_schedule sched;
     lr_schedule_parse(a->lr_scheduler_type, &sched);
     trainer_opts to = {{a->learning_rate, a->adam_beta1, a->adam_beta2, a->adam_epsilon, a->weight_decay}, a->max_grad_norm, sched, 0, 0,
-                       R->cap, bs, 0, 0, 0, a->gradient_checkpointing, a->profile};
+                       R->cap, bs, 0, a->zero, 0, a->gradient_checkpointing, a->profile};
     if (trainer_open(&R->t, &R->m, &to, 1, err)) return -1;
     trainer_set_temperature(&R->t, a->temperature);  // log πθ and log πold of softmax(logits / T), as sampled
     R->separate = a->value_model != NULL;
@@ -645,7 +697,26 @@ static void cleanup(ppo_state *R) {
     free(R->adv_b); free(R->ret_b); free(R->val_b); free(R->oval_b); free(R->old_b); free(R->ent_b); free(R->dval_b);
 }
 
-// Scores, per-token rewards, GAE and whitening over the whole batch.
+// ppo_whiten over the active tokens of every rank's batch: the mean and the Bessel-corrected
+// variance of the whole batch (sums over ranks), then ppo_whiten's formula (keep the two alike).
+static int whiten_all(int n, const uint8_t *mask, float *x, tm_error *err) {
+    if (dist_size() == 1) { ppo_whiten(n, mask, x, 1); return 0; }
+    double sc[2] = {0, 0}, v = 0;
+    for (int i = 0; i < n; i++)
+        if (mask[i]) sc[0] += x[i], sc[1] += 1;
+    if (dist_allreduce_sum_f64(sc, 2, err)) return -1;
+    double c = sc[1], mean = c > 0 ? sc[0] / c : 0;
+    for (int i = 0; i < n; i++)
+        if (mask[i]) v += (x[i] - mean) * (x[i] - mean);
+    if (dist_allreduce_sum_f64(&v, 1, err)) return -1;
+    if (c == 0) return 0;
+    double scale = c > 1 ? 1.0 / sqrt(v / c * (c / (c - 1)) + 1e-8) : 1.0;
+    for (int i = 0; i < n; i++)
+        if (mask[i]) x[i] = (float)((x[i] - mean) * scale);
+    return 0;
+}
+
+// Scores, per-token rewards, GAE (per sequence) and whitening over the whole batch.
 static int advantages(ppo_state *R, rollout_batch *B, tm_error *err) {
     const ppo_args *a = R->a;
     for (int i = 0; i < B->n; i++) {
@@ -657,8 +728,7 @@ static int advantages(ppo_state *R, rollout_batch *B, tm_error *err) {
     seq_batch sb = rollout_view(B, B->old, R->have_ref ? B->ref : NULL);
     if (ppo_rewards(&sb, B->score, &a->h, B->rw, B->non_score, B->kl, err)) return -1;
     if (ppo_gae(&sb, B->rw, B->val, a->h.gamma, a->h.lam, B->adv, B->ret, err)) return -1;
-    ppo_whiten(B->n_tokens, B->mask, B->adv, 1);
-    return 0;
+    return whiten_all(B->n_tokens, B->mask, B->adv, err);
 }
 
 int ppo_run(const ppo_args *args, tm_error *err) {
@@ -669,7 +739,9 @@ int ppo_run(const ppo_args *args, tm_error *err) {
         return -1;
     if (ppo_args_check(a, err)) return -1;
     if (a->resume_from_checkpoint && checkpoint_check(a->resume_from_checkpoint, err)) return -1;
-    if (train_prepare_output_dir(a->output_dir, a->model, NULL, a->resume_from_checkpoint, a->overwrite_output_dir, err)) return -1;
+    int rank = dist_rank();  // rank 0 alone writes (dist.h)
+    if (rank == 0 && train_prepare_output_dir(a->output_dir, a->model, NULL, a->resume_from_checkpoint, a->overwrite_output_dir, err))
+        return -1;
 
     ppo_state R;
     memset(&R, 0, sizeof R);
@@ -683,7 +755,7 @@ int ppo_run(const ppo_args *args, tm_error *err) {
     if (setup(&R, err)) goto done;
     if (rollout_batch_alloc(&B, nb, nb * (R.task.longest + a->response_length), err)) goto done;
 
-    int64_t total = a->max_steps > 0 ? a->max_steps : (int64_t)ceil(a->num_train_epochs * (double)R.task.prompts.n / nb);
+    int64_t total = a->max_steps > 0 ? a->max_steps : (int64_t)ceil(a->num_train_epochs * (double)R.task.prompts.n / ((double)nb * dist_size()));
     R.t.o.total_steps = R.vt.o.total_steps = total;
     R.t.o.warmup_steps = R.vt.o.warmup_steps = a->warmup_steps > 0 ? a->warmup_steps : (int64_t)ceil(a->warmup_ratio * (double)total);
     if (a->resume_from_checkpoint) {
@@ -702,7 +774,7 @@ int ppo_run(const ppo_args *args, tm_error *err) {
     }
     char metrics_path[4096];
     io_join(metrics_path, sizeof metrics_path, a->output_dir, "metrics.jsonl");
-    {
+    if (rank == 0) {
         io_atomic w;
         if (io_atomic_open(&w, metrics_path, err)) goto done;
         for (int i = 0; i < R.st.n_log; i++) fprintf(w.f, "%s\n", R.st.log[i]);
@@ -719,21 +791,26 @@ int ppo_run(const ppo_args *args, tm_error *err) {
         if (rollout_forward(&R, &B, err) || advantages(&R, &B, err)) goto done;
         double lr = trainer_lr(&R.t, R.st.global_step);
         update_metrics u;
-        if (train_update(&R, &B, &u, err)) goto done;
+        if (train_update(&R, &B, &u, err) || update_metrics_reduce(&u, err)) goto done;
         if (!isfinite(u.loss)) { tm_fail(err, "step %lld: the loss is %f; stopping (the last checkpoint is intact)", (long long)R.st.global_step + 1, u.loss); goto done; }
         R.st.global_step++;
-        for (int i = 0; i < B.n_tokens; i++) R.st.num_tokens += B.mask[i];
+        double ntok = 0;
+        for (int i = 0; i < B.n_tokens; i++) ntok += B.mask[i];
+        if (dist_allreduce_sum_f64(&ntok, 1, err)) goto done;
+        R.st.num_tokens += ntok;
         R.st.epoch = (double)R.st.prompts_seen / (double)R.task.prompts.n;
         int last = R.st.global_step == total;
-        double sc = 0;
-        for (int i = 0; i < B.n; i++) sc += B.score[i];
-        progress_set_extra(&pb, "score %.3f", sc / B.n);
+        double sc[2] = {0, B.n};  // the whole batch's mean score
+        for (int i = 0; i < B.n; i++) sc[0] += B.score[i];
+        if (dist_allreduce_sum_f64(sc, 2, err)) goto done;
+        progress_set_extra(&pb, "score %.3f", sc[0] / sc[1]);
         if (!a->quiet) progress_update(&pb, R.st.global_step);
         if (R.st.global_step % a->logging_steps == 0 || last) {
-            write_line(&R, &line, &B, &u, lr, t_gen, now_seconds() - t0);
-            if (sbuf_check(&line, err)) goto done;
-            fprintf(metrics, "%s\n", line.data);
-            fflush(metrics);
+            if (write_line(&R, &line, &B, &u, lr, t_gen, now_seconds() - t0, err) || sbuf_check(&line, err)) goto done;
+            if (metrics) {
+                fprintf(metrics, "%s\n", line.data);
+                fflush(metrics);
+            }
             if (checkpoint_log(&R.st, line.data)) { tm_fail(err, "out of memory"); goto done; }
             if (a->quiet || !pb.tty) fprintf(stderr, "%s\n", line.data);
         }
@@ -743,14 +820,14 @@ int ppo_run(const ppo_args *args, tm_error *err) {
         }
     }
     if (!a->quiet) progress_finish(&pb);
-    if (model_save(&R.m, a->output_dir, 0, err)) goto done;
-    {
+    if (rank == 0) {
         char path[4200];
+        if (model_save(&R.m, a->output_dir, 0, err)) goto done;
         if (R.separate) {
             if (model_save(&R.vm, io_join(path, sizeof path, a->output_dir, "value_model"), 0, err)) goto done;
         } else if (head_save(&R, io_join(path, sizeof path, a->output_dir, "value_head.safetensors"), 0, err)) goto done;
     }
-    if (checkpoint_write_trainer_state(a->output_dir, &R.st, err)) goto done;
+    if (rank == 0 && checkpoint_write_trainer_state(a->output_dir, &R.st, err)) goto done;
     fprintf(stderr, "temper: trained %lld PPO steps; model saved to %s (metrics: %s)\n", (long long)R.st.global_step, a->output_dir, metrics_path);
     trainer_profile_report(&R.t, stderr);
     rc = 0;

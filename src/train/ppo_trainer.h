@@ -1,4 +1,4 @@
-// train/ppo_trainer: online PPO with a critic in one process (`temper ppo`; TRL's experimental
+// train/ppo_trainer: online PPO with a critic (`temper ppo`, also under mpirun: below; TRL's experimental
 // PPOTrainer, Tulu 2.5's llama_train_ppo.py; trainers.md §2.5, papers.md §2.4). One update (a
 // "step", as TRL counts them: global_step, the learning-rate schedule and the logs advance per update):
 //   1. batch = per_device_train_batch_size × gradient_accumulation_steps × num_mini_batches prompts
@@ -37,6 +37,15 @@
 // resumes, and the prompt cursor from trainer_state.json. The sampler's and the permutations' RNGs
 // are functions of (seed, step), so a resumed run is bit-identical to an uninterrupted one.
 //
+// Data parallel (`mpirun -np W temper ppo`, src/dist): the batch is W times one rank's; rank r
+// samples, scores and trains sequences [r·n, (r+1)·n) of it (n = one rank's batch), seeded by their
+// indices in the whole batch, so the samples are one process's. GAE is per sequence (local); the
+// whitening's mean and variance, each mini-batch's token count, the shared head's gradients (the
+// value model's: trainer_step_all) and the metrics are the whole batch's, summed over ranks. Each
+// rank permutes its own n sequences per PPO epoch (TRL: local_batch_size), so mini-batch k is the
+// union of every rank's k-th slice: with --num-mini-batches 1 a step equals one process's with the
+// same global batch (to rounding); with more, the mini-batches are cut differently.
+//
 // Metrics (one line per logged update, TRL's names): objective/kl (Σ_t kl_t per completion, batch
 // mean), objective/entropy (Σ_t -logπold), objective/non_score_reward, objective/rlhf_reward,
 // objective/scores, policy/approxkl_avg, policy/clipfrac_avg, loss/policy_avg, loss/value_avg,
@@ -70,6 +79,7 @@ typedef struct ppo_args {
     int quiet, overwrite_output_dir;
     int gradient_checkpointing;      // recompute each layer's activations in the backward (policy and critic)
     int profile;                     // --profile: the share of time per kernel class at the end (stderr)
+    int zero;                        // --zero 1: under mpirun, AdamW state sharded over ranks (ZeRO-1)
     lora_args lora;                  // --use-peft, --lora-*: adapters trained, base frozen; the KL reference is
                                      // the policy with the adapters off (no second model)
 } ppo_args;

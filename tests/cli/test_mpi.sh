@@ -6,13 +6,15 @@
 #   relative, the gradient norm within 1e-5 (its sum of squares is taken in another order);
 # - --zero 1 (AdamW state sharded) gives the same weights and optimizer state, byte for byte;
 # - a grpo run on 2 ranks matches one process with the same generation batch (1e-6 relative);
+# - ppo on 2 ranks matches one process with the same batch (shared value head, and a separate
+#   value model under --zero 1, whose checkpoint one process resumes); --zero 1 the same bytes;
 # - SIGKILL of rank 1 mid-run: mpirun ends the job promptly naming rank 1, the last
 #   checkpoint is complete, and resuming it with one process continues as the whole run;
 # - a stopped rank (SIGSTOP): the others time out (TEMPER_DIST_TIMEOUT) naming it, no hang;
 # - temper sample under -np 2 writes the same bytes as -np 1 and as one process; eval the
 #   same samples.jsonl and summary.json;
 # - run by hand, temper does not start MPI (strace: no OpenMPI component opened);
-# - a command that is not data parallel refuses to run under mpirun;
+# - a command that is not data parallel (init) refuses to run under mpirun;
 # - the collectives (tests/unit/test_dist.c) on 3 ranks: rank-order sums, bit for bit.
 # mpirun missing is a failure, not a skip: make check installs OpenMPI (scripts/install-deps).
 cd "$(dirname "$0")/../.."
@@ -91,6 +93,30 @@ $MPI "$T" grpo $G --output-dir g2 --per-device-train-batch-size 4 2>/dev/null; r
 r=$($PY compare.py g1/metrics.jsonl g2/metrics.jsonl loss,grad_norm:1e-5,reward,reward_std,kl,entropy,num_tokens)
 ok "grpo -np 2 = 1 process, 8 completions per step, 2 steps (rc $rc): $r" '[ $rc -eq 0 ] && [[ "$r" == *PASS ]]'
 
+# ---- ppo: 2 ranks (4 sequences each) = 1 process (8, as 2 micro-batches), 1 mini-batch, 2 PPO
+# epochs, a KL reward and scores that vary (the missing-EOS penalty): whitening, token counts and
+# critic gradients are the whole batch's. The *_avg metrics (means of micro-batch means, TRL's)
+# are not compared: each rank permutes its own sequences, so the micro-batches differ.
+PP="--model ms --data g.jsonl --response-length 8 --missing-eos-penalty 1 --kl-coef 0.1 --num-ppo-epochs 2 --max-steps 2
+    --lr-scheduler-type constant --learning-rate 1e-3 --logging-steps 1 --save-steps 0 --quiet"
+PK="loss,grad_norm:1e-5,objective/kl:1e-5,objective/non_score_reward:1e-5,objective/rlhf_reward,objective/scores,objective/entropy,completions/mean_length,val/num_eos_tokens,episode"
+"$T" ppo $PP --output-dir q1 --per-device-train-batch-size 4 --gradient-accumulation-steps 2 2>/dev/null
+$MPI "$T" ppo $PP --output-dir q2 --per-device-train-batch-size 4 2>/dev/null; rc=$?
+r=$($PY compare.py q1/metrics.jsonl q2/metrics.jsonl $PK)
+ok "ppo (shared value head) -np 2 = 1 process, 8 sequences per step, 2 steps (rc $rc): $r" '[ $rc -eq 0 ] && [[ "$r" == *PASS ]]'
+$MPI "$T" ppo $PP --output-dir q3 --per-device-train-batch-size 4 --zero 1 2>/dev/null
+ok "ppo --zero 1: the same policy and value head as --zero 0, byte for byte" \
+   'cmp -s q2/model.safetensors q3/model.safetensors && cmp -s q2/value_head.safetensors q3/value_head.safetensors'
+"$T" ppo $PP --value-model ms --output-dir v1 --per-device-train-batch-size 4 --gradient-accumulation-steps 2 2>/dev/null
+$MPI "$T" ppo $PP --value-model ms --output-dir v2 --per-device-train-batch-size 4 --zero 1 --save-steps 1 2>/dev/null; rc=$?
+r=$($PY compare.py v1/metrics.jsonl v2/metrics.jsonl $PK)
+ok "ppo (separate value model, --zero 1) -np 2 = 1 process (rc $rc): $r" '[ $rc -eq 0 ] && [[ "$r" == *PASS ]] && [ -f v2/value_model/checkpoint-1/optimizer.safetensors ]'
+rm -f v2/model.safetensors
+"$T" ppo $PP --value-model ms --output-dir v2 --per-device-train-batch-size 4 --gradient-accumulation-steps 2 --resume-from-checkpoint last 2>/dev/null; rc=$?
+r=$($PY compare.py v1/metrics.jsonl v2/metrics.jsonl $PK 1)
+ok "ppo: 1 process resumes the 2-rank checkpoint (policy, value model, sharded AdamW) and step 2 equals the whole run's (rc $rc): $r" \
+   '[ $rc -eq 0 ] && [[ "$r" == *PASS ]]'
+
 # ---- SIGKILL of rank 1: the job ends, the last checkpoint is whole, 1 process resumes it
 rank1() { for p in $(pgrep -P "$1"); do tr '\0' '\n' </proc/$p/environ 2>/dev/null | grep -qx OMPI_COMM_WORLD_RANK=1 && echo $p; done; }
 $MPI "$T" dpo $D --output-dir kill --per-device-train-batch-size 2 --max-steps 400 --save-steps 2 2>kill.err & mp=$!
@@ -150,8 +176,8 @@ mpirun --oversubscribe -np 1 strace -f -e trace=openat -o tr1.txt "$T" sample $S
 ok "without mpirun no MPI component is loaded ($(grep -c mca_ tr0.txt) opened; $(grep -c mca_ tr1.txt) under mpirun -np 1)" \
    '[ -s tr0.txt ] && ! grep -q "openmpi.*mca_" tr0.txt && grep -q "openmpi.*mca_" tr1.txt'
 
-# ---- not data parallel yet: refused, not run twice
-$MPI "$T" ppo --model ms --data g.jsonl --output-dir p 2>ppo.err; rc=$?  # (ppo: not yet)
-ok "ppo under mpirun -np 2 is refused with a message (rc $rc)" '[ $rc -ne 0 ] && grep -q "does not run under mpirun yet" ppo.err && [ ! -e p ]'
+# ---- not data parallel: refused, not run twice
+$MPI "$T" init --preset tiny --out p --seed 3 2>init.err; rc=$?
+ok "init under mpirun -np 2 is refused with a message (rc $rc)" '[ $rc -ne 0 ] && grep -q "does not run under mpirun yet" init.err && [ ! -e p ]'
 echo "# test_mpi: $(echo "$(date +%s.%N) - $t_start" | bc | cut -c1-5) s"
 exit $fail
