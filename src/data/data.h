@@ -49,6 +49,7 @@
 #include "base/error.h"
 #include "base/json.h"
 #include "tokenizer/tokenizer.h"
+#include "image/qwen2vl_processor.h"
 
 typedef enum { DATA_SFT, DATA_DPO, DATA_KTO, DATA_STEP, DATA_TRAJECTORY, DATA_PROMPTS } data_format;
 int data_format_from_name(const char *name);  // -1 if unknown
@@ -70,6 +71,11 @@ typedef struct data_example {
     char *answer;         // prompts: the gold answer (task_row_answer); NULL when none or other formats
     int truncated;        // some seq was cut to max_length
     int boundary_diff;    // seqs whose whole-text encoding differs (see the boundary rule)
+    // images (data_image.c): the row's images through the Qwen2-VL processor; every seq holds
+    // their expanded image-pad tokens in its prompt, in this order
+    int n_images, n_patches, patch_dim;
+    float *pixel_values;  // [n_patches, patch_dim], the images' rows back to back
+    int *grid_thw;        // [n_images, 3]
 } data_example;
 
 enum { DATA_BAD_ERROR = 0, DATA_BAD_SKIP = 1 };
@@ -89,6 +95,16 @@ typedef struct data_opts {
     int check_boundary;         // compute boundary_diff (one extra encode per sequence)
     const char *data_weights;   // NULL, or one weight per --data file (comma-separated): see data_load
     uint64_t mix_seed;          // the seed of the weighted subsets (default 42)
+    // Rows with images (TRL's "images" list or "image" string; paths relative to the JSONL
+    // file's folder): NULL refuses them; else each image goes through this processor and its
+    // prompt gets one <|vision_start|><|image_pad|><|vision_end|> per image, first in the user
+    // turn (what TRL's vision collators and Qwen2-VL's chat template give for a string prompt
+    // with {"type": "image"} parts before the text), each pad expanded to the image's
+    // grid_t*grid_h*grid_w/merge^2 tokens. image_pad_id: the model's image_token_id, which the
+    // tokenizer's <|image_pad|> must equal. image_dir: set by data_load per file.
+    const img_qwen2vl_config *image_cfg;
+    int image_pad_id;
+    const char *image_dir;
 } data_opts;
 void data_opts_default(data_opts *o);
 

@@ -252,10 +252,18 @@ static int build_kl_pairs(example_set *s, int block) {
     return 0;
 }
 
+// An example's images, before each of its sequences (each holds the image pads).
+static int add_images(trainer *t, const data_example *d, tm_error *err) {
+    return trainer_add_images(t, d->n_images, d->pixel_values, d->n_patches, d->patch_dim, d->grid_thw, err);
+}
+
 static int load_examples(tok_tokenizer *tok, const tok_chat *chat, const train_args *a, data_format fmt,
-                         const char *path, int vocab, example_set *out, tm_error *err) {
+                         const char *path, int vocab, const img_qwen2vl_config *icfg, int image_pad_id, example_set *out,
+                         tm_error *err) {
     data_opts o;
     data_opts_default(&o);
+    o.image_cfg = icfg;
+    o.image_pad_id = image_pad_id;
     o.format = fmt;
     o.chat = chat;
     o.max_length = 0;  // the lengths are applied below, prompt first
@@ -274,6 +282,24 @@ static int load_examples(tok_tokenizer *tok, const tok_chat *chat, const train_a
     for (int i = 0; i < ds.n; i++) {
         data_example *d = &ds.ex[i];
         out->truncated += truncate_example(d, a->max_prompt_length, a->keep_start, a->max_length);
+        if (d->n_images) {
+            // a cut through an image's tokens would leave pads without their image
+            int want = 0, bad = 0, merge2 = icfg->merge_size * icfg->merge_size;
+            for (int k = 0; k < d->n_images; k++) want += d->grid_thw[3 * k] * d->grid_thw[3 * k + 1] * d->grid_thw[3 * k + 2] / merge2;
+            for (int s = 0; s < d->nseq; s++) {
+                int have = 0;
+                for (int t = 0; t < d->seq[s].len; t++) have += d->seq[s].ids[t] == image_pad_id;
+                bad |= have != want;
+            }
+            if (bad) {
+                char file[4096];
+                if (data_list_item(path, d->file, file, sizeof file)) snprintf(file, sizeof file, "%s", path);
+                tm_fail(err, "%s:%ld: --max-prompt-length / --max-length cut into the image's %d tokens (raise them)", file, d->line, want);
+                data_set_free(&ds);
+                out->n = kept;
+                return -1;
+            }
+        }
         int trainable = 1;
         for (int s = 0; s < d->nseq; s++) {
             int any = 0;
@@ -432,7 +458,7 @@ static int compute_reference(trainer *b, example_set *s, const uint8_t *need, in
             if (kl) need += e->kl_len;
             if (i > first && (b->bb.n_tokens + need > b->cap_tokens || b->bb.n_seqs + 3 > b->cap_seqs)) break;
             for (int q = 0; q < e->d.nseq; q++)
-                if (trainer_add(b, e->d.seq[q].ids, e->d.seq[q].mask, e->d.seq[q].len, NULL, NULL, err)) return -1;
+                if (add_images(b, &e->d, err) || trainer_add(b, e->d.seq[q].ids, e->d.seq[q].mask, e->d.seq[q].len, NULL, NULL, err)) return -1;
             if (kl && e->kl_len > 1 && trainer_add(b, e->kl_ids, e->kl_mask, e->kl_len, NULL, NULL, err)) return -1;
             i++;
         }
@@ -631,7 +657,7 @@ static int run_micro_rm(const train_args *a, model *m, const example_set *s, con
     for (int k = 0; k < n; k++)
         for (int q = 0; q < 2; q++) {
             const data_seq *sq = &s->ex[idx[k]].d.seq[q];
-            if (trainer_add(&b->t, sq->ids, sq->mask, sq->len, NULL, NULL, err)) return -1;
+            if (add_images(&b->t, &s->ex[idx[k]].d, err) || trainer_add(&b->t, sq->ids, sq->mask, sq->len, NULL, NULL, err)) return -1;
         }
     model_batch mb = batch_view(&b->t.bb);
     // scores live in the token-aligned buffers: chosen k at [k], rejected at [n + k]
@@ -678,7 +704,9 @@ static int run_micro(const train_args *a, model *m, const example_set *s, const 
         for (int q = 0; q < e->d.nseq; q++) {
             b->pair[b->t.bb.n_seqs] = b->t.bb.n_seqs;
             if (a->method == TRAIN_DPO) chosen_seq[b->t.bb.n_seqs] = q == 0;
-            if (trainer_add(&b->t, e->d.seq[q].ids, e->d.seq[q].mask, e->d.seq[q].len, e->ref[q], e->weight[q], err)) return -1;
+            if (add_images(&b->t, &e->d, err) ||
+                trainer_add(&b->t, e->d.seq[q].ids, e->d.seq[q].mask, e->d.seq[q].len, e->ref[q], e->weight[q], err))
+                return -1;
         }
         b->desirable[k] = e->d.label == 1;
     }
@@ -928,8 +956,19 @@ int train_run(const train_args *args, tm_error *err) {
     if (tok && tok_set_chat_kwargs(tok, a->chat_template_kwargs, err)) goto done;
     have_chat = tok && !a->no_chat_template && tok_chat_for(tok, a->chat_template, &chat, err) == 0;
     if (a->chat_template && !have_chat) goto done;
-    if (load_examples(tok, have_chat ? &chat : NULL, a, fmt, a->data, m.cfg.vocab, &train, err)) goto done;
-    if (a->eval_data && load_examples(tok, have_chat ? &chat : NULL, a, fmt, a->eval_data, m.cfg.vocab, &eval, err)) goto done;
+    // a vision-language model reads rows with images through its processor (preprocessor_config.json, else HF's defaults)
+    img_qwen2vl_config icfg;
+    img_qwen2vl_defaults(&icfg);
+    if (m.vis) {
+        char pp[4096];
+        io_join(pp, sizeof pp, a->model, "preprocessor_config.json");
+        if (io_exists(pp) && img_qwen2vl_load_config(&icfg, pp, err)) goto done;
+    }
+    if (load_examples(tok, have_chat ? &chat : NULL, a, fmt, a->data, m.cfg.vocab, m.vis ? &icfg : NULL, m.cfg.image_token_id, &train, err))
+        goto done;
+    if (a->eval_data && load_examples(tok, have_chat ? &chat : NULL, a, fmt, a->eval_data, m.cfg.vocab, m.vis ? &icfg : NULL,
+                                      m.cfg.image_token_id, &eval, err))
+        goto done;
     int kl = a->method == TRAIN_KTO && a->kto.loss_type == KTO_LOSS_KTO;
     if (kl && (build_kl_pairs(&train, a->per_device_train_batch_size) || (eval.n && build_kl_pairs(&eval, a->per_device_train_batch_size)))) {
         tm_fail(err, "out of memory");
