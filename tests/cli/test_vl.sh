@@ -48,3 +48,67 @@ ok "saved directories keep visual.* (5-D patch embedding) and model.layers.*; fr
 "$T" init --arch qwen2 --preset tiny --tokenizer "$tmp/tok" --out "$tmp/q" --quiet 2>/dev/null
 "$T" sft --model "$tmp/q" --data "$tmp/sft.jsonl" --output-dir "$tmp/q-out" --max-steps 1 --quiet --freeze-vision-tower 2>"$tmp/err"; rc=$?
 ok "--freeze-vision-tower on a text model is refused ($(tail -1 "$tmp/err"))" '[ $rc -ne 0 ] && grep -q "not a vision-language model" "$tmp/err"'
+
+# Images in sft: `temper task visual` rows (paths relative to the JSONL's folder) with the answer
+# as the completion, a model whose tokenizer has the vision tokens (ids 259..262) and a small
+# processor (preprocessor_config.json: at most 112x112 px, 16 image tokens). The loss falls, the
+# tower's weights move, and not under --freeze-vision-tower; rows with images on a text model
+# fail with one line. The step against float64 PyTorch: tests/oracle/test_vl_train.py.
+$PY -c "import sys; sys.path.insert(0, 'tests/oracle'); import tiny_tokenizer; tiny_tokenizer.write('$tmp/vtok', vision=True)"
+"$T" init --arch qwen2_5_vl --preset tiny --tokenizer "$tmp/vtok" --vocab-size 264 --out "$tmp/vm" --seed 5 --quiet 2>"$tmp/err"
+echo '{"min_pixels": 3136, "max_pixels": 12544}' >"$tmp/vm/preprocessor_config.json"
+"$T" task visual --n 8 --seed 1 --out "$tmp/vt" --quiet 2>"$tmp/err"; rc=$?
+$PY - "$tmp/vt" <<'P'
+import json, sys
+d = sys.argv[1]
+rows = [json.loads(l) for l in open(d + "/visual.jsonl")]
+with open(d + "/sft.jsonl", "w") as f:
+    for i, r in enumerate(rows):
+        row = {"prompt": r["prompt"], "completion": r["answer"]}
+        if i % 2: row["image"] = r["images"][0]   # TRL's single-image column
+        else: row["images"] = r["images"]
+        f.write(json.dumps(row) + "\n")
+P
+ok "task visual writes images and rows ($(tail -1 "$tmp/err"))" '[ $rc -eq 0 ] && [ -s "$tmp/vt/sft.jsonl" ]'
+for mode in full frozen; do
+  extra=(); [ $mode = frozen ] && extra=(--freeze-vision-tower)
+  "$T" sft --model "$tmp/vm" --data "$tmp/vt/sft.jsonl" --output-dir "$tmp/v$mode" --max-steps 10 --per-device-train-batch-size 4 \
+      --learning-rate 3e-3 --logging-steps 1 --quiet "${extra[@]}" 2>"$tmp/err"; rc=$?
+  ok "sft on image rows ($mode tower) runs ($(tail -1 "$tmp/err"))" '[ $rc -eq 0 ] && [ -s "$tmp/v$mode/metrics.jsonl" ]'
+done
+$PY - "$tmp/vm" "$tmp/vfull" "$tmp/vfrozen" >"$tmp/chk" 2>&1 <<'P'
+import json, sys, torch
+sys.path.insert(0, "tests/oracle")
+import torch_ref as R
+a, full, frozen = (R.read_model_tensors(d) for d in sys.argv[1:4])
+loss = [json.loads(l)["loss"] for l in open(sys.argv[2] + "/metrics.jsonl") if '"loss"' in l]
+vis = [k for k in a if k.startswith("visual.") and k.endswith("weight")]
+moved = all(not torch.equal(a[k], full[k]) for k in vis)
+kept = all(torch.equal(a[k], frozen[k]) for k in a if k.startswith("visual."))
+lm = all(not torch.equal(a[k], frozen[k]) for k in a if k.endswith("q_proj.weight") and k.startswith("model."))
+print(("PASS" if loss[-1] < 0.5 * loss[0] and moved and kept and lm else "FAIL") +
+      f" loss {loss[0]:.3f} -> {loss[-1]:.3f}, tower moved {moved}, frozen tower kept {kept}, LM moved {lm}")
+P
+ok "image sft: the loss falls, the tower learns, a frozen one keeps its weights ($(tail -1 "$tmp/chk"))" 'grep -q PASS "$tmp/chk"'
+"$T" sft --model "$tmp/vm" --data "$tmp/vt/sft.jsonl" --output-dir "$tmp/vpack" --max-steps 2 --packing --max-length 256 \
+    --per-device-train-batch-size 1 --quiet 2>"$tmp/err"; rc=$?
+ok "image sft with --packing (several images in one row) ($(tail -1 "$tmp/err"))" '[ $rc -eq 0 ]'
+"$T" init --arch qwen2 --preset tiny --tokenizer "$tmp/vtok" --out "$tmp/vq" --quiet 2>/dev/null
+"$T" sft --model "$tmp/vq" --data "$tmp/vt/sft.jsonl" --output-dir "$tmp/vq-out" --max-steps 1 --quiet 2>"$tmp/err"; rc=$?
+ok "image rows on a text model: one line naming file:line ($(tail -1 "$tmp/err"))" \
+   '[ $rc -ne 0 ] && [ $(wc -l <"$tmp/err") -eq 1 ] && grep -q "sft.jsonl:1:.*Qwen2.5-VL" "$tmp/err"'
+mkdir -p "$tmp/vbad" && echo '{"images": ["nope.png"], "prompt": "q", "completion": "a"}' >"$tmp/vbad/d.jsonl"
+"$T" sft --model "$tmp/vm" --data "$tmp/vbad/d.jsonl" --output-dir "$tmp/vbad-out" --max-steps 1 --quiet 2>"$tmp/err"; rc=$?
+ok "a missing image: one line naming the row and the path ($(tail -1 "$tmp/err"))" '[ $rc -ne 0 ] && grep -q "d.jsonl:1:.*nope.png" "$tmp/err"'
+# dpo: chosen and rejected share the prompt and its image; the reference log-probs see the image
+# too, so the first step's loss is ln 2 (policy = reference), and it falls
+$PY -c "
+import json
+rows = [json.loads(l) for l in open('$tmp/vt/visual.jsonl')][:4]
+with open('$tmp/vt/dpo.jsonl', 'w') as f:
+    for r in rows: f.write(json.dumps({'images': r['images'], 'prompt': r['prompt'], 'chosen': r['answer'], 'rejected': '99'}) + '\n')
+"
+"$T" dpo --model "$tmp/vm" --data "$tmp/vt/dpo.jsonl" --output-dir "$tmp/vdpo" --max-steps 3 --per-device-train-batch-size 2 \
+    --learning-rate 1e-3 --logging-steps 1 --quiet 2>"$tmp/err"; rc=$?
+L=$($PY -c "import json; l=[json.loads(x)['loss'] for x in open('$tmp/vdpo/metrics.jsonl') if '\"loss\"' in x]; print(l[0], l[-1])" 2>/dev/null)
+ok "dpo on image rows: first loss ln 2, then it falls ($L)" '[ $rc -eq 0 ] && set -- $L && [ "$1" = 0.6931472 ] && $PY -c "import sys; sys.exit(not $2 < $1)"'
