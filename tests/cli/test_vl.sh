@@ -111,4 +111,5 @@ with open('$tmp/vt/dpo.jsonl', 'w') as f:
 "$T" dpo --model "$tmp/vm" --data "$tmp/vt/dpo.jsonl" --output-dir "$tmp/vdpo" --max-steps 3 --per-device-train-batch-size 2 \
     --learning-rate 1e-3 --logging-steps 1 --quiet 2>"$tmp/err"; rc=$?
 L=$($PY -c "import json; l=[json.loads(x)['loss'] for x in open('$tmp/vdpo/metrics.jsonl') if '\"loss\"' in x]; print(l[0], l[-1])" 2>/dev/null)
-ok "dpo on image rows: first loss ln 2, then it falls ($L)" '[ $rc -eq 0 ] && set -- $L && [ "$1" = 0.6931472 ] && $PY -c "import sys; sys.exit(not $2 < $1)"'
+read -r L0 L1 <<<"$L"
+ok "dpo on image rows: first loss ln 2, then it falls ($L)" '[ $rc -eq 0 ] && [ "$L0" = 0.6931472 ] && $PY -c "import sys; sys.exit(not $L1 < $L0)"'
