@@ -31,6 +31,9 @@ void data_example_free(data_example *ex) {
     free(ex->answer);
     free(ex->pixel_values);
     free(ex->grid_thw);
+    if (ex->image_paths)
+        for (int k = 0; k < ex->n_images; k++) free(ex->image_paths[k]);
+    free(ex->image_paths);
     memset(ex, 0, sizeof *ex);
 }
 
@@ -460,6 +463,7 @@ int data_example_from_json(tok_tokenizer *t, const json *row, const data_opts *o
     int n_images = ex->n_images, n_patches = ex->n_patches, dim = ex->patch_dim;
     float *pix = ex->pixel_values;
     int *grid = ex->grid_thw;
+    char **paths = ex->image_paths;
     const json *p = json_get(row, "prompt");
     if (o->format != DATA_SFT && o->format != DATA_DPO) { data_example_free(ex); return tm_fail(err, "rows with images are read by sft and dpo only (for now)"); }
     if (!t) { data_example_free(ex); return tm_fail(err, "rows with images need a tokenizer (tokenizer.json in the model directory)"); }
@@ -478,6 +482,7 @@ int data_example_from_json(tok_tokenizer *t, const json *row, const data_opts *o
     int rc = example_from_json(t, row, o, &vp, ex, err);
     sbuf_free(&ps);
     ex->n_images = n_images, ex->n_patches = n_patches, ex->patch_dim = dim, ex->pixel_values = pix, ex->grid_thw = grid;
+    ex->image_paths = paths;
     if (rc || data_images_expand(t, o, ex, err)) { data_example_free(ex); return -1; }
     return 0;
 }
@@ -500,8 +505,12 @@ static int copy_example(const data_example *a, data_example *b) {
     b->answer = NULL;
     b->pixel_values = NULL;
     b->grid_thw = NULL;
+    b->image_paths = NULL;
     for (int k = 0; k < 2; k++) b->seq[k].ids = NULL, b->seq[k].mask = NULL;
     if (a->n_images) {
+        if (!(b->image_paths = calloc((size_t)a->n_images, sizeof(char *)))) { data_example_free(b); return -1; }
+        for (int k = 0; k < a->n_images; k++)
+            if (!(b->image_paths[k] = strdup(a->image_paths[k]))) { data_example_free(b); return -1; }
         size_t np = (size_t)a->n_patches * (size_t)a->patch_dim;
         b->pixel_values = malloc(sizeof(float) * np);
         b->grid_thw = malloc(sizeof(int) * 3 * (size_t)a->n_images);

@@ -76,6 +76,7 @@ typedef struct data_example {
     int n_images, n_patches, patch_dim;
     float *pixel_values;  // [n_patches, patch_dim], the images' rows back to back
     int *grid_thw;        // [n_images, 3]
+    char **image_paths;   // [n_images] as read (relative ones joined to the JSONL's folder)
 } data_example;
 
 enum { DATA_BAD_ERROR = 0, DATA_BAD_SKIP = 1 };

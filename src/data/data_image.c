@@ -7,12 +7,13 @@
 
 #define VISION_PART "<|vision_start|><|image_pad|><|vision_end|>"
 
-static int load_one(const data_opts *o, const char *rel, int k, img_patches *p, tm_error *err) {
+static int load_one(const data_opts *o, const char *rel, int k, img_patches *p, char **kept, tm_error *err) {
     char path[4096];
     if (rel[0] == '/' || !o->image_dir || !o->image_dir[0]) snprintf(path, sizeof path, "%s", rel);
     else if (!io_join(path, sizeof path, o->image_dir, rel)) return tm_fail(err, "image %d: path too long", k);
     img_rgb im = {0};
     tm_error e = {0};
+    if (!(*kept = strdup(path))) return tm_fail(err, "out of memory");
     if (img_load(&im, path, &e)) return tm_fail(err, "image %d (%s): %s", k, path, e.msg);
     int rc = img_qwen2vl_process(o->image_cfg, &im, p, &e);
     img_free(&im);
@@ -34,15 +35,16 @@ int data_images_load(const json *row, const data_opts *o, data_example *ex, tm_e
         return tm_fail(err, "the row has \"%s\" but the model reads no images (a Qwen2.5-VL model is needed)", col);
     img_patches *p = calloc((size_t)n, sizeof *p);
     ex->grid_thw = malloc(sizeof(int) * 3 * (size_t)n);
-    if (!p || !ex->grid_thw) { free(p); return tm_fail(err, "out of memory"); }
+    ex->image_paths = calloc((size_t)n, sizeof(char *));
+    ex->n_images = n;  // so that data_example_free frees the paths
+    if (!p || !ex->grid_thw || !ex->image_paths) { free(p); return tm_fail(err, "out of memory"); }
     int rc = 0, total = 0;
     for (int k = 0; k < n && !rc; k++) {
-        rc = load_one(o, v->type == JSON_ARRAY ? v->items[k].str : v->str, k, &p[k], err);
+        rc = load_one(o, v->type == JSON_ARRAY ? v->items[k].str : v->str, k, &p[k], &ex->image_paths[k], err);
         if (!rc) total += p[k].n;
     }
     if (!rc && !(ex->pixel_values = malloc(sizeof(float) * (size_t)total * (size_t)p[0].dim))) rc = tm_fail(err, "out of memory");
     if (!rc) {
-        ex->n_images = n;
         ex->n_patches = total;
         ex->patch_dim = p[0].dim;
         size_t at = 0;

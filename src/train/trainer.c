@@ -27,10 +27,12 @@
 #include "train/checkpoint.h"
 #include "train/optimizer.h"
 #include "train/step.h"
+#include "train/vl_perturb.h"
 
 void train_args_default(train_args *a, train_method m) {
     memset(a, 0, sizeof *a);
     a->method = m;
+    a->perturb_seed = -1;
     lora_args_default(&a->lora);
     a->lr_scheduler_type = "linear";
     a->learning_rate = m == TRAIN_SFT || m == TRAIN_RM ? 2e-5 : 1e-6;  // SFTConfig, RewardConfig / DPOConfig, KTOConfig
@@ -403,6 +405,8 @@ typedef struct step_buffers {
     double *ent, *wbar;            // wbar: the mean lm-head row (DPO's mean logit)
     float *entropy_tok, *h, *z;
     uint8_t *chosen_seq;           // DPO: packed sequence s is a chosen one
+    vl_perturb *perturb;           // --perturb (training micro-batches only), NULL: none
+    int epoch;                     // the epoch of the step being run (the perturbations' draw)
 } step_buffers;
 
 static int buffers_init(step_buffers *b, model *m, const trainer_opts *o, tm_error *err) {
@@ -704,8 +708,10 @@ static int run_micro(const train_args *a, model *m, const example_set *s, const 
         for (int q = 0; q < e->d.nseq; q++) {
             b->pair[b->t.bb.n_seqs] = b->t.bb.n_seqs;
             if (a->method == TRAIN_DPO) chosen_seq[b->t.bb.n_seqs] = q == 0;
-            if (add_images(&b->t, &e->d, err) ||
-                trainer_add(&b->t, e->d.seq[q].ids, e->d.seq[q].mask, e->d.seq[q].len, e->ref[q], e->weight[q], err))
+            if (train && b->perturb && e->d.n_images) {
+                if (vl_perturb_add(b->perturb, &b->t, idx[k], &e->d, q, b->epoch, e->ref[q], e->weight[q], err)) return -1;
+            } else if (add_images(&b->t, &e->d, err) ||
+                       trainer_add(&b->t, e->d.seq[q].ids, e->d.seq[q].mask, e->d.seq[q].len, e->ref[q], e->weight[q], err))
                 return -1;
         }
         b->desirable[k] = e->d.label == 1;
@@ -932,6 +938,7 @@ int train_run(const train_args *args, tm_error *err) {
     tok_tokenizer *tok = NULL;
     example_set train = {0}, eval = {0};
     step_buffers buf = {0};
+    vl_perturb *pert = NULL;
     checkpoint_state st = {0};
     int *order = NULL, *step_ex = NULL, *micro_at = NULL;
     train_rows rows = {0};
@@ -991,6 +998,23 @@ int train_run(const train_args *args, tm_error *err) {
             if (sets[k]->ex[i].kl_len > l) l = sets[k]->ex[i].kl_len;
             if (l > longest) longest = l;
         }
+    // --perturb: the training set's images, in example order; room for the largest perturbed image
+    if (a->perturb) {
+        if (a->method != TRAIN_SFT) { tm_fail(err, "--perturb is for sft (dpo's cached reference log-probs would not see the perturbed images)"); goto done; }
+        if (!m.vis) { tm_fail(err, "--perturb: %s is not a vision-language model", a->model); goto done; }
+        if (a->packing) { tm_fail(err, "--perturb with --packing: a perturbed image changes the row's length; drop one of them"); goto done; }
+        uint64_t ps = a->perturb_seed >= 0 ? (uint64_t)a->perturb_seed : (uint64_t)a->seed;
+        if (!(pert = calloc(1, sizeof *pert))) { tm_fail(err, "out of memory"); goto done; }
+        if (vl_perturb_init(pert, a->perturb, ps, &icfg, m.cfg.image_token_id, err)) goto done;
+        int maxtok = vl_perturb_max_tokens(pert);
+        for (int i = 0; i < train.n; i++) {
+            data_example *d = &train.ex[i].d;
+            if (vl_perturb_add_example(pert, d, err)) goto done;
+            if (d->n_images && d->seq[0].len + d->n_images * maxtok > longest) longest = d->seq[0].len + d->n_images * maxtok;
+        }
+        if (!pert->n) { tm_fail(err, "--perturb: the training data has no images"); goto done; }
+        fprintf(stderr, "temper: --perturb %s (seed %llu): %d images, drawn anew each epoch\n", a->perturb, (unsigned long long)ps, pert->n);
+    }
     // the rows a micro-batch takes: one example each, or --packing's rows of max_length tokens
     if (a->packing) {
         int *len = malloc(sizeof(int) * (size_t)(train.n ? train.n : 1));
@@ -1006,6 +1030,7 @@ int train_run(const train_args *args, tm_error *err) {
     trainer_opts to = {{a->learning_rate, a->adam_beta1, a->adam_beta2, a->adam_epsilon, a->weight_decay}, a->max_grad_norm, sched, 0, 0,
                        cap_tokens, 3 * (seqs > 64 ? seqs : 64), a->method == TRAIN_RM, a->zero, a->bf16};
     if (buffers_init(&buf, &m, &to, err)) goto done;
+    buf.perturb = pert;
     buf.t.has_weights = a->token_weights != NULL;
 
     // the global step: per-device batch × accumulation × ranks rows (one example each unless --packing)
@@ -1107,7 +1132,10 @@ int train_run(const train_args *args, tm_error *err) {
         step_metrics sm = {0};
         int ga = a->gradient_accumulation_steps, j0 = rank * ga, j1 = j0 + ga < nmicro ? j0 + ga : nmicro;
         for (int j = j0; j < j1; j++)
+        {
+            buf.epoch = epoch;
             if (run_micro(a, &m, &train, step_ex + micro_at[j], micro_at[j + 1] - micro_at[j], &z, &buf, 1, &sm, err)) goto done;
+        }
         // every metric is a sum: over ranks it is the global step's
         if (dist_allreduce_sum_f64((double *)&sm, sizeof sm / sizeof(double), err)) goto done;
         double gnorm;
@@ -1195,6 +1223,8 @@ done:
     sbuf_free(&line);
     checkpoint_state_free(&st);
     buffers_free(&buf);
+    if (pert) vl_perturb_free(pert);
+    free(pert);
     example_set_free(&train);
     example_set_free(&eval);
     tok_free(tok);

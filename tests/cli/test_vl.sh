@@ -113,3 +113,21 @@ with open('$tmp/vt/dpo.jsonl', 'w') as f:
 L=$($PY -c "import json; l=[json.loads(x)['loss'] for x in open('$tmp/vdpo/metrics.jsonl') if '\"loss\"' in x]; print(l[0], l[-1])" 2>/dev/null)
 read -r L0 L1 <<<"$L"
 ok "dpo on image rows: first loss ln 2, then it falls ($L)" '[ $rc -eq 0 ] && [ "$L0" = 0.6931472 ] && $PY -c "import sys; sys.exit(not $L1 < $L0)"'
+# --perturb on the fly: epoch 0's perturbed images are what `temper perturb OP --data F --seed S`
+# writes (a step on those files and a step with --perturb OP --perturb-seed S give bit-identical
+# weights); --seed stands in for --perturb-seed; another seed draws other images
+common=(--max-steps 1 --per-device-train-batch-size 8 --learning-rate 1e-3 --quiet)
+for op in concat mixup rotate; do
+  "$T" perturb $op --data "$tmp/vt/sft.jsonl" --out "$tmp/p-$op" --seed 3 --quiet 2>"$tmp/err" >/dev/null
+  "$T" sft --model "$tmp/vm" --data "$tmp/p-$op/sft.jsonl" --output-dir "$tmp/pa-$op" "${common[@]}" >/dev/null 2>&1
+  "$T" sft --model "$tmp/vm" --data "$tmp/vt/sft.jsonl" --output-dir "$tmp/pb-$op" "${common[@]}" --perturb $op --perturb-seed 3 >/dev/null 2>"$tmp/err"; rc=$?
+  ok "sft --perturb $op --perturb-seed 3 trains on exactly the images of temper perturb $op --seed 3 ($(tail -1 "$tmp/err"))" \
+     '[ $rc -eq 0 ] && [ -s "$tmp/pa-$op/model.safetensors" ] && cmp -s "$tmp/pa-$op/model.safetensors" "$tmp/pb-$op/model.safetensors"'
+done
+"$T" sft --model "$tmp/vm" --data "$tmp/vt/sft.jsonl" --output-dir "$tmp/pc" "${common[@]}" --perturb rotate --seed 3 >/dev/null 2>&1
+"$T" sft --model "$tmp/vm" --data "$tmp/vt/sft.jsonl" --output-dir "$tmp/pd" "${common[@]}" --perturb rotate --perturb-seed 4 >/dev/null 2>&1
+loss() { $PY -c "import json; print(json.loads(open('$1/metrics.jsonl').readline())['loss'])"; }
+ok "--perturb without --perturb-seed draws from --seed; another seed, other images ($(loss "$tmp/pa-rotate") $(loss "$tmp/pc") $(loss "$tmp/pd"))" \
+   '[ "$(loss "$tmp/pc")" = "$(loss "$tmp/pa-rotate")" ] && [ "$(loss "$tmp/pd")" != "$(loss "$tmp/pa-rotate")" ]'
+"$T" dpo --model "$tmp/vm" --data "$tmp/vt/dpo.jsonl" --output-dir "$tmp/pdpo" --max-steps 1 --perturb rotate --quiet 2>"$tmp/err" >/dev/null; rc=$?
+ok "--perturb is refused by dpo, one line ($(tail -1 "$tmp/err"))" '[ $rc -ne 0 ] && [ $(wc -l <"$tmp/err") -eq 1 ]'
