@@ -468,8 +468,13 @@ int data_example_from_json(tok_tokenizer *t, const json *row, const data_opts *o
     if (o->format != DATA_SFT && o->format != DATA_DPO) { data_example_free(ex); return tm_fail(err, "rows with images are read by sft and dpo only (for now)"); }
     if (!t) { data_example_free(ex); return tm_fail(err, "rows with images need a tokenizer (tokenizer.json in the model directory)"); }
     if (!p || p->type != JSON_STRING) {
-        data_example_free(ex);
-        return tm_fail(err, "rows with images need a string \"prompt\" (message lists with image parts are not read yet)");
+        // conversational rows name their images by {"type": "image"} content parts (task_messages)
+        memset(ex, 0, sizeof *ex);
+        int rc = example_from_json(t, row, o, NULL, ex, err);
+        ex->n_images = n_images, ex->n_patches = n_patches, ex->patch_dim = dim, ex->pixel_values = pix, ex->grid_thw = grid;
+        ex->image_paths = paths;
+        if (rc || data_images_expand(t, o, ex, err)) { data_example_free(ex); return -1; }
+        return 0;
     }
     sbuf ps;
     sbuf_init(&ps);

@@ -131,3 +131,19 @@ ok "--perturb without --perturb-seed draws from --seed; another seed, other imag
    '[ "$(loss "$tmp/pc")" = "$(loss "$tmp/pa-rotate")" ] && [ "$(loss "$tmp/pd")" != "$(loss "$tmp/pa-rotate")" ]'
 "$T" dpo --model "$tmp/vm" --data "$tmp/vt/dpo.jsonl" --output-dir "$tmp/pdpo" --max-steps 1 --perturb rotate --quiet 2>"$tmp/err" >/dev/null; rc=$?
 ok "--perturb is refused by dpo, one line ($(tail -1 "$tmp/err"))" '[ $rc -ne 0 ] && [ $(wc -l <"$tmp/err") -eq 1 ]'
+# TRL's conversational vision rows ({"type": "image"} / {"type": "text"} content parts) give the
+# very ids of the string-prompt rows (image part first): one step on each, bit-identical weights
+$PY - "$tmp/vt" <<'P'
+import json, sys
+d = sys.argv[1]
+with open(d + "/conv.jsonl", "w") as f:
+    for l in open(d + "/sft.jsonl"):
+        r = json.loads(l)
+        r["prompt"] = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": r["prompt"]}]}]
+        r["completion"] = [{"role": "assistant", "content": [{"type": "text", "text": r["completion"]}]}]
+        f.write(json.dumps(r) + "\n")
+P
+"$T" sft --model "$tmp/vm" --data "$tmp/vt/sft.jsonl" --output-dir "$tmp/cs" "${common[@]}" >/dev/null 2>&1
+"$T" sft --model "$tmp/vm" --data "$tmp/vt/conv.jsonl" --output-dir "$tmp/cc" "${common[@]}" >/dev/null 2>"$tmp/err"; rc=$?
+ok "conversational rows with image parts train exactly as string prompts with an image column ($(tail -1 "$tmp/err"))" \
+   '[ $rc -eq 0 ] && [ -s "$tmp/cs/model.safetensors" ] && cmp -s "$tmp/cs/model.safetensors" "$tmp/cc/model.safetensors"'
