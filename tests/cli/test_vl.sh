@@ -147,3 +147,15 @@ P
 "$T" sft --model "$tmp/vm" --data "$tmp/vt/conv.jsonl" --output-dir "$tmp/cc" "${common[@]}" >/dev/null 2>"$tmp/err"; rc=$?
 ok "conversational rows with image parts train exactly as string prompts with an image column ($(tail -1 "$tmp/err"))" \
    '[ $rc -eq 0 ] && [ -s "$tmp/cs/model.safetensors" ] && cmp -s "$tmp/cs/model.safetensors" "$tmp/cc/model.safetensors"'
+# a new draw each epoch: at learning rate 0, epoch 1 of --perturb-seed 3 (seed 4) sees the images
+# epoch 0 of --perturb-seed 4 sees (the same loss up to summation order), not epoch 0's
+"$T" sft --model "$tmp/vm" --data "$tmp/vt/sft.jsonl" --output-dir "$tmp/pe3" --max-steps 2 --per-device-train-batch-size 8 \
+    --learning-rate 0 --logging-steps 1 --perturb rotate --perturb-seed 3 --quiet >/dev/null 2>&1
+"$T" sft --model "$tmp/vm" --data "$tmp/vt/sft.jsonl" --output-dir "$tmp/pe4" --max-steps 1 --per-device-train-batch-size 8 \
+    --learning-rate 0 --logging-steps 1 --perturb rotate --perturb-seed 4 --quiet >/dev/null 2>&1
+E=$($PY -c "
+import json
+a = [json.loads(l)['loss'] for l in open('$tmp/pe3/metrics.jsonl') if '\"loss\"' in l]
+b = [json.loads(l)['loss'] for l in open('$tmp/pe4/metrics.jsonl') if '\"loss\"' in l]
+print('PASS' if len(a) == 2 and abs(a[1] - b[0]) <= 1e-6 * abs(b[0]) and abs(a[0] - a[1]) > 1e-4 else 'FAIL', a, b)" 2>&1)
+ok "--perturb draws anew each epoch: epoch e uses seed S+e ($E)" '[ "${E%% *}" = PASS ]'
