@@ -29,7 +29,6 @@ void data_opts_default(data_opts *o) {
 void data_example_free(data_example *ex) {
     for (int k = 0; k < 2; k++) { free(ex->seq[k].ids); free(ex->seq[k].mask); }
     free(ex->answer);
-    free(ex->pixel_values);
     free(ex->grid_thw);
     if (ex->image_paths)
         for (int k = 0; k < ex->n_images; k++) free(ex->image_paths[k]);
@@ -461,7 +460,6 @@ int data_example_from_json(tok_tokenizer *t, const json *row, const data_opts *o
     if (!ex->n_images) return example_from_json(t, row, o, NULL, ex, err);
     // images: the prompt (a string) gets the vision placeholders first in its user turn
     int n_images = ex->n_images, n_patches = ex->n_patches, dim = ex->patch_dim;
-    float *pix = ex->pixel_values;
     int *grid = ex->grid_thw;
     char **paths = ex->image_paths;
     const json *p = json_get(row, "prompt");
@@ -471,7 +469,7 @@ int data_example_from_json(tok_tokenizer *t, const json *row, const data_opts *o
         // conversational rows name their images by {"type": "image"} content parts (task_messages)
         memset(ex, 0, sizeof *ex);
         int rc = example_from_json(t, row, o, NULL, ex, err);
-        ex->n_images = n_images, ex->n_patches = n_patches, ex->patch_dim = dim, ex->pixel_values = pix, ex->grid_thw = grid;
+        ex->n_images = n_images, ex->n_patches = n_patches, ex->patch_dim = dim, ex->grid_thw = grid;
         ex->image_paths = paths;
         if (rc || data_images_expand(t, o, ex, err)) { data_example_free(ex); return -1; }
         return 0;
@@ -486,7 +484,7 @@ int data_example_from_json(tok_tokenizer *t, const json *row, const data_opts *o
     memset(ex, 0, sizeof *ex);  // the images are held aside while the text is built
     int rc = example_from_json(t, row, o, &vp, ex, err);
     sbuf_free(&ps);
-    ex->n_images = n_images, ex->n_patches = n_patches, ex->patch_dim = dim, ex->pixel_values = pix, ex->grid_thw = grid;
+    ex->n_images = n_images, ex->n_patches = n_patches, ex->patch_dim = dim, ex->grid_thw = grid;
     ex->image_paths = paths;
     if (rc || data_images_expand(t, o, ex, err)) { data_example_free(ex); return -1; }
     return 0;
@@ -508,7 +506,6 @@ static int push_example(data_set *s, data_example *ex) {
 static int copy_example(const data_example *a, data_example *b) {
     *b = *a;
     b->answer = NULL;
-    b->pixel_values = NULL;
     b->grid_thw = NULL;
     b->image_paths = NULL;
     for (int k = 0; k < 2; k++) b->seq[k].ids = NULL, b->seq[k].mask = NULL;
@@ -516,11 +513,8 @@ static int copy_example(const data_example *a, data_example *b) {
         if (!(b->image_paths = calloc((size_t)a->n_images, sizeof(char *)))) { data_example_free(b); return -1; }
         for (int k = 0; k < a->n_images; k++)
             if (!(b->image_paths[k] = strdup(a->image_paths[k]))) { data_example_free(b); return -1; }
-        size_t np = (size_t)a->n_patches * (size_t)a->patch_dim;
-        b->pixel_values = malloc(sizeof(float) * np);
         b->grid_thw = malloc(sizeof(int) * 3 * (size_t)a->n_images);
-        if (!b->pixel_values || !b->grid_thw) { data_example_free(b); return -1; }
-        memcpy(b->pixel_values, a->pixel_values, sizeof(float) * np);
+        if (!b->grid_thw) { data_example_free(b); return -1; }
         memcpy(b->grid_thw, a->grid_thw, sizeof(int) * 3 * (size_t)a->n_images);
     }
     for (int k = 0; k < a->nseq; k++) {

@@ -71,10 +71,11 @@ typedef struct data_example {
     char *answer;         // prompts: the gold answer (task_row_answer); NULL when none or other formats
     int truncated;        // some seq was cut to max_length
     int boundary_diff;    // seqs whose whole-text encoding differs (see the boundary rule)
-    // images (data_image.c): the row's images through the Qwen2-VL processor; every seq holds
-    // their expanded image-pad tokens in its prompt, in this order
+    // images (data_image.c): the row's images, run once through the Qwen2-VL processor for
+    // their grids; every seq holds their expanded image-pad tokens in its prompt, in this order.
+    // The pixels are not kept (a data set of large images would not fit in memory):
+    // data_example_pixels makes them again when a batch needs them.
     int n_images, n_patches, patch_dim;
-    float *pixel_values;  // [n_patches, patch_dim], the images' rows back to back
     int *grid_thw;        // [n_images, 3]
     char **image_paths;   // [n_images] as read (relative ones joined to the JSONL's folder)
 } data_example;
@@ -114,6 +115,9 @@ void data_opts_default(data_opts *o);
 int data_example_from_json(tok_tokenizer *t, const json *row, const data_opts *o, data_example *ex,
                            tm_error *err);
 void data_example_free(data_example *ex);
+// Image k of ex through the processor (the same c as data_load's): pixel values and grid
+// into p (img_patches_free). Errors when the file no longer gives the grid it gave.
+int data_example_pixels(const data_example *ex, const img_qwen2vl_config *c, int k, img_patches *p, tm_error *err);
 
 typedef struct data_set {
     data_example *ex;

@@ -43,20 +43,29 @@ int data_images_load(const json *row, const data_opts *o, data_example *ex, tm_e
         rc = load_one(o, v->type == JSON_ARRAY ? v->items[k].str : v->str, k, &p[k], &ex->image_paths[k], err);
         if (!rc) total += p[k].n;
     }
-    if (!rc && !(ex->pixel_values = malloc(sizeof(float) * (size_t)total * (size_t)p[0].dim))) rc = tm_fail(err, "out of memory");
     if (!rc) {
         ex->n_patches = total;
         ex->patch_dim = p[0].dim;
-        size_t at = 0;
-        for (int k = 0; k < n; k++) {
-            memcpy(ex->pixel_values + at, p[k].pixel_values, sizeof(float) * (size_t)p[k].n * (size_t)p[k].dim);
-            at += (size_t)p[k].n * (size_t)p[k].dim;
-            memcpy(ex->grid_thw + 3 * k, p[k].grid_thw, sizeof(int) * 3);
-        }
+        for (int k = 0; k < n; k++) memcpy(ex->grid_thw + 3 * k, p[k].grid_thw, sizeof(int) * 3);
     }
     for (int k = 0; k < n; k++) img_patches_free(&p[k]);
     free(p);
     return rc;
+}
+
+int data_example_pixels(const data_example *ex, const img_qwen2vl_config *c, int k, img_patches *p, tm_error *err) {
+    memset(p, 0, sizeof *p);
+    img_rgb im = {0};
+    tm_error e = {0};
+    if (img_load(&im, ex->image_paths[k], &e)) return tm_fail(err, "image %s: %s", ex->image_paths[k], e.msg);
+    int rc = img_qwen2vl_process(c, &im, p, &e);
+    img_free(&im);
+    if (rc) return tm_fail(err, "image %s: %s", ex->image_paths[k], e.msg);
+    if (memcmp(p->grid_thw, ex->grid_thw + 3 * k, sizeof(int) * 3)) {
+        img_patches_free(p);
+        return tm_fail(err, "image %s changed while training (its grid is not the one its tokens were made for)", ex->image_paths[k]);
+    }
+    return 0;
 }
 
 void data_images_prefix(int n_images, const char *s, size_t n, sbuf *out) {

@@ -6,7 +6,7 @@
 #include "data/data.h"
 
 // The row's image column: 0 when it has none (*n = 0), else *n images loaded into ex
-// (pixel_values, grid_thw). -1 with err naming the image on bad input or no image_cfg.
+// (paths, grid_thw; the pixels are dropped, data_example_pixels remakes them). -1 with err naming the image on bad input or no image_cfg.
 int data_images_load(const json *row, const data_opts *o, data_example *ex, tm_error *err);
 // Appends one <|vision_start|><|image_pad|><|vision_end|> per image, then s[0..n), to out.
 void data_images_prefix(int n_images, const char *s, size_t n, sbuf *out);

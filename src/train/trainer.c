@@ -191,6 +191,7 @@ typedef struct example_set {
     example *ex;
     int n;
     long truncated, dropped;  // examples cut to the length limits; dropped with nothing left to train
+    const img_qwen2vl_config *icfg;  // the processor the images were read with (NULL: none)
 } example_set;
 
 static void example_set_free(example_set *s) {
@@ -255,8 +256,16 @@ static int build_kl_pairs(example_set *s, int block) {
 }
 
 // An example's images, before each of its sequences (each holds the image pads).
-static int add_images(trainer *t, const data_example *d, tm_error *err) {
-    return trainer_add_images(t, d->n_images, d->pixel_values, d->n_patches, d->patch_dim, d->grid_thw, err);
+// The pixels are made again from the files (data_example_pixels): bounded memory.
+static int add_images(trainer *t, const example_set *s, const data_example *d, tm_error *err) {
+    int rc = 0;
+    for (int k = 0; k < d->n_images && !rc; k++) {
+        img_patches p;
+        rc = data_example_pixels(d, s->icfg, k, &p, err);
+        if (!rc) rc = trainer_add_images(t, 1, p.pixel_values, p.n, p.dim, p.grid_thw, err);
+        img_patches_free(&p);
+    }
+    return rc;
 }
 
 static int load_examples(tok_tokenizer *tok, const tok_chat *chat, const train_args *a, data_format fmt,
@@ -265,6 +274,7 @@ static int load_examples(tok_tokenizer *tok, const tok_chat *chat, const train_a
     data_opts o;
     data_opts_default(&o);
     o.image_cfg = icfg;
+    out->icfg = icfg;
     o.image_pad_id = image_pad_id;
     o.format = fmt;
     o.chat = chat;
@@ -462,7 +472,7 @@ static int compute_reference(trainer *b, example_set *s, const uint8_t *need, in
             if (kl) need += e->kl_len;
             if (i > first && (b->bb.n_tokens + need > b->cap_tokens || b->bb.n_seqs + 3 > b->cap_seqs)) break;
             for (int q = 0; q < e->d.nseq; q++)
-                if (add_images(b, &e->d, err) || trainer_add(b, e->d.seq[q].ids, e->d.seq[q].mask, e->d.seq[q].len, NULL, NULL, err)) return -1;
+                if (add_images(b, s, &e->d, err) || trainer_add(b, e->d.seq[q].ids, e->d.seq[q].mask, e->d.seq[q].len, NULL, NULL, err)) return -1;
             if (kl && e->kl_len > 1 && trainer_add(b, e->kl_ids, e->kl_mask, e->kl_len, NULL, NULL, err)) return -1;
             i++;
         }
@@ -661,7 +671,7 @@ static int run_micro_rm(const train_args *a, model *m, const example_set *s, con
     for (int k = 0; k < n; k++)
         for (int q = 0; q < 2; q++) {
             const data_seq *sq = &s->ex[idx[k]].d.seq[q];
-            if (add_images(&b->t, &s->ex[idx[k]].d, err) || trainer_add(&b->t, sq->ids, sq->mask, sq->len, NULL, NULL, err)) return -1;
+            if (add_images(&b->t, s, &s->ex[idx[k]].d, err) || trainer_add(&b->t, sq->ids, sq->mask, sq->len, NULL, NULL, err)) return -1;
         }
     model_batch mb = batch_view(&b->t.bb);
     // scores live in the token-aligned buffers: chosen k at [k], rejected at [n + k]
@@ -710,7 +720,7 @@ static int run_micro(const train_args *a, model *m, const example_set *s, const 
             if (a->method == TRAIN_DPO) chosen_seq[b->t.bb.n_seqs] = q == 0;
             if (train && b->perturb && e->d.n_images) {
                 if (vl_perturb_add(b->perturb, &b->t, idx[k], &e->d, q, b->epoch, e->ref[q], e->weight[q], err)) return -1;
-            } else if (add_images(&b->t, &e->d, err) ||
+            } else if (add_images(&b->t, s, &e->d, err) ||
                        trainer_add(&b->t, e->d.seq[q].ids, e->d.seq[q].mask, e->d.seq[q].len, e->ref[q], e->weight[q], err))
                 return -1;
         }
