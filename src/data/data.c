@@ -7,6 +7,7 @@
 #include <string.h>
 #include "base/io.h"
 #include "task/problems.h"
+#include "data/data_image.h"
 
 static const char *FORMAT_NAMES[] = {"sft", "dpo", "kto", "step", "trajectory", "prompts"};
 
@@ -28,6 +29,10 @@ void data_opts_default(data_opts *o) {
 void data_example_free(data_example *ex) {
     for (int k = 0; k < 2; k++) { free(ex->seq[k].ids); free(ex->seq[k].mask); }
     free(ex->answer);
+    free(ex->grid_thw);
+    if (ex->image_paths)
+        for (int k = 0; k < ex->n_images; k++) free(ex->image_paths[k]);
+    free(ex->image_paths);
     memset(ex, 0, sizeof *ex);
 }
 
@@ -317,8 +322,8 @@ static int from_ids(const json *row, const data_opts *o, data_example *ex, tm_er
     return rc;
 }
 
-int data_example_from_json(tok_tokenizer *t, const json *row, const data_opts *o, data_example *ex, tm_error *err) {
-    memset(ex, 0, sizeof *ex);
+static int example_from_json(tok_tokenizer *t, const json *row, const data_opts *o, const json *vprompt, data_example *ex,
+                             tm_error *err) {
     ex->label = -1;
     if (!row || row->type != JSON_OBJECT) return tm_fail(err, "a line must be a JSON object");
     int rc = 0;
@@ -364,13 +369,13 @@ int data_example_from_json(tok_tokenizer *t, const json *row, const data_opts *o
         }
         const json *p = field(row, "prompt", err), *c = p ? field(row, "completion", err) : NULL;
         if (!c) return -1;
-        rc = build_pc(t, o, p, &c, 1, 0, ex, err);
+        rc = build_pc(t, o, vprompt ? vprompt : p, &c, 1, 0, ex, err);
         break;
     }
     case DATA_DPO: {
         const json *p = json_get(row, "prompt"), *c[2];
         if (!(c[0] = field(row, "chosen", err)) || !(c[1] = field(row, "rejected", err))) return -1;
-        rc = build_pc(t, o, p, c, 2, p == NULL, ex, err);
+        rc = build_pc(t, o, vprompt ? vprompt : p, c, 2, p == NULL, ex, err);
         break;
     }
     case DATA_STEP: {
@@ -449,6 +454,42 @@ json_doc *data_parse_line(const char *line, size_t len, tm_error *err) {
     return NULL;
 }
 
+int data_example_from_json(tok_tokenizer *t, const json *row, const data_opts *o, data_example *ex, tm_error *err) {
+    memset(ex, 0, sizeof *ex);
+    if (row && row->type == JSON_OBJECT && data_images_load(row, o, ex, err)) { data_example_free(ex); return -1; }
+    if (!ex->n_images) return example_from_json(t, row, o, NULL, ex, err);
+    // images: the prompt (a string) gets the vision placeholders first in its user turn
+    int n_images = ex->n_images, n_patches = ex->n_patches, dim = ex->patch_dim;
+    int *grid = ex->grid_thw;
+    char **paths = ex->image_paths;
+    const json *p = json_get(row, "prompt");
+    if (o->format != DATA_SFT && o->format != DATA_DPO) { data_example_free(ex); return tm_fail(err, "rows with images are read by sft and dpo only (for now)"); }
+    if (!t) { data_example_free(ex); return tm_fail(err, "rows with images need a tokenizer (tokenizer.json in the model directory)"); }
+    if (!p || p->type != JSON_STRING) {
+        // conversational rows name their images by {"type": "image"} content parts (task_messages)
+        memset(ex, 0, sizeof *ex);
+        int rc = example_from_json(t, row, o, NULL, ex, err);
+        ex->n_images = n_images, ex->n_patches = n_patches, ex->patch_dim = dim, ex->grid_thw = grid;
+        ex->image_paths = paths;
+        if (rc || data_images_expand(t, o, ex, err)) { data_example_free(ex); return -1; }
+        return 0;
+    }
+    sbuf ps;
+    sbuf_init(&ps);
+    data_images_prefix(n_images, p->str, p->len, &ps);
+    if (sbuf_check(&ps, err)) { sbuf_free(&ps); data_example_free(ex); return -1; }
+    json vp = *p;
+    vp.str = ps.data;
+    vp.len = ps.len;
+    memset(ex, 0, sizeof *ex);  // the images are held aside while the text is built
+    int rc = example_from_json(t, row, o, &vp, ex, err);
+    sbuf_free(&ps);
+    ex->n_images = n_images, ex->n_patches = n_patches, ex->patch_dim = dim, ex->grid_thw = grid;
+    ex->image_paths = paths;
+    if (rc || data_images_expand(t, o, ex, err)) { data_example_free(ex); return -1; }
+    return 0;
+}
+
 static int push_example(data_set *s, data_example *ex) {
     if (s->n == s->cap) {
         int cap = s->cap ? s->cap * 2 : 256;
@@ -465,7 +506,17 @@ static int push_example(data_set *s, data_example *ex) {
 static int copy_example(const data_example *a, data_example *b) {
     *b = *a;
     b->answer = NULL;
+    b->grid_thw = NULL;
+    b->image_paths = NULL;
     for (int k = 0; k < 2; k++) b->seq[k].ids = NULL, b->seq[k].mask = NULL;
+    if (a->n_images) {
+        if (!(b->image_paths = calloc((size_t)a->n_images, sizeof(char *)))) { data_example_free(b); return -1; }
+        for (int k = 0; k < a->n_images; k++)
+            if (!(b->image_paths[k] = strdup(a->image_paths[k]))) { data_example_free(b); return -1; }
+        b->grid_thw = malloc(sizeof(int) * 3 * (size_t)a->n_images);
+        if (!b->grid_thw) { data_example_free(b); return -1; }
+        memcpy(b->grid_thw, a->grid_thw, sizeof(int) * 3 * (size_t)a->n_images);
+    }
     for (int k = 0; k < a->nseq; k++) {
         size_t n = (size_t)a->seq[k].len;
         b->seq[k].ids = malloc(n * sizeof *b->seq[k].ids + 1);
@@ -479,7 +530,16 @@ static int copy_example(const data_example *a, data_example *b) {
 }
 
 // Appends the examples of one file to out (file: its index in the --data list).
-static int load_one(tok_tokenizer *t, const char *path, int file, const data_opts *o, data_set *out, tm_error *err) {
+static int load_one(tok_tokenizer *t, const char *path, int file, const data_opts *o_in, data_set *out, tm_error *err) {
+    // image paths are relative to the file's folder
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%s", path);
+    char *slash = strrchr(dir, '/');
+    if (slash) *slash = 0;
+    else snprintf(dir, sizeof dir, ".");
+    data_opts lo = *o_in;
+    lo.image_dir = dir;
+    const data_opts *o = &lo;
     io_lines r;
     if (io_lines_open(&r, path, err)) return -1;
     char *line;

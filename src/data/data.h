@@ -49,6 +49,7 @@
 #include "base/error.h"
 #include "base/json.h"
 #include "tokenizer/tokenizer.h"
+#include "image/qwen2vl_processor.h"
 
 typedef enum { DATA_SFT, DATA_DPO, DATA_KTO, DATA_STEP, DATA_TRAJECTORY, DATA_PROMPTS } data_format;
 int data_format_from_name(const char *name);  // -1 if unknown
@@ -70,6 +71,13 @@ typedef struct data_example {
     char *answer;         // prompts: the gold answer (task_row_answer); NULL when none or other formats
     int truncated;        // some seq was cut to max_length
     int boundary_diff;    // seqs whose whole-text encoding differs (see the boundary rule)
+    // images (data_image.c): the row's images, run once through the Qwen2-VL processor for
+    // their grids; every seq holds their expanded image-pad tokens in its prompt, in this order.
+    // The pixels are not kept (a data set of large images would not fit in memory):
+    // data_example_pixels makes them again when a batch needs them.
+    int n_images, n_patches, patch_dim;
+    int *grid_thw;        // [n_images, 3]
+    char **image_paths;   // [n_images] as read (relative ones joined to the JSONL's folder)
 } data_example;
 
 enum { DATA_BAD_ERROR = 0, DATA_BAD_SKIP = 1 };
@@ -89,6 +97,16 @@ typedef struct data_opts {
     int check_boundary;         // compute boundary_diff (one extra encode per sequence)
     const char *data_weights;   // NULL, or one weight per --data file (comma-separated): see data_load
     uint64_t mix_seed;          // the seed of the weighted subsets (default 42)
+    // Rows with images (TRL's "images" list or "image" string; paths relative to the JSONL
+    // file's folder): NULL refuses them; else each image goes through this processor and its
+    // prompt gets one <|vision_start|><|image_pad|><|vision_end|> per image, first in the user
+    // turn (what TRL's vision collators and Qwen2-VL's chat template give for a string prompt
+    // with {"type": "image"} parts before the text), each pad expanded to the image's
+    // grid_t*grid_h*grid_w/merge^2 tokens. image_pad_id: the model's image_token_id, which the
+    // tokenizer's <|image_pad|> must equal. image_dir: set by data_load per file.
+    const img_qwen2vl_config *image_cfg;
+    int image_pad_id;
+    const char *image_dir;
 } data_opts;
 void data_opts_default(data_opts *o);
 
@@ -97,6 +115,9 @@ void data_opts_default(data_opts *o);
 int data_example_from_json(tok_tokenizer *t, const json *row, const data_opts *o, data_example *ex,
                            tm_error *err);
 void data_example_free(data_example *ex);
+// Image k of ex through the processor (the same c as data_load's): pixel values and grid
+// into p (img_patches_free). Errors when the file no longer gives the grid it gave.
+int data_example_pixels(const data_example *ex, const img_qwen2vl_config *c, int k, img_patches *p, tm_error *err);
 
 typedef struct data_set {
     data_example *ex;

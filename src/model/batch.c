@@ -19,11 +19,14 @@ void batch_free(batch_builder *b) {
     free(b->targets);
     free(b->pos);
     free(b->cu_seqlens);
+    free(b->pixel_values);
+    free(b->grid_thw);
     memset(b, 0, sizeof *b);
 }
 
 void batch_clear(batch_builder *b) {
     b->n_tokens = b->n_seqs = 0;
+    b->n_images = b->n_patches = 0;
     b->cu_seqlens[0] = 0;
 }
 
@@ -41,7 +44,32 @@ int batch_add(batch_builder *b, const int *ids, const uint8_t *trained, int len)
     return start;
 }
 
+int batch_add_images(batch_builder *b, int n, const float *pixel_values, int n_patches, int dim, const int *grid_thw,
+                     tm_error *err) {
+    if (n <= 0) return 0;
+    if (b->n_images && dim != b->patch_dim) return tm_fail(err, "an image's patches have %d values, the batch's %d", dim, b->patch_dim);
+    size_t need = ((size_t)b->n_patches + (size_t)n_patches) * (size_t)dim;
+    if (need > b->cap_pix) {
+        float *p = realloc(b->pixel_values, sizeof(float) * need);
+        if (!p) return tm_fail(err, "out of memory (%zu image values)", need);
+        b->pixel_values = p, b->cap_pix = need;
+    }
+    if (b->n_images + n > b->cap_images) {
+        int cap = (b->n_images + n) * 2;
+        int *g = realloc(b->grid_thw, sizeof(int) * 3 * (size_t)cap);
+        if (!g) return tm_fail(err, "out of memory");
+        b->grid_thw = g, b->cap_images = cap;
+    }
+    memcpy(b->pixel_values + (size_t)b->n_patches * (size_t)dim, pixel_values, sizeof(float) * (size_t)n_patches * (size_t)dim);
+    memcpy(b->grid_thw + 3 * b->n_images, grid_thw, sizeof(int) * 3 * (size_t)n);
+    b->n_images += n;
+    b->n_patches += n_patches;
+    b->patch_dim = dim;
+    return 0;
+}
+
 model_batch batch_view(const batch_builder *b) {
-    model_batch v = {.n_tokens = b->n_tokens, .n_seqs = b->n_seqs, .tokens = b->tokens, .targets = b->targets, .pos = b->pos, .cu_seqlens = b->cu_seqlens};
+    model_batch v = {.n_tokens = b->n_tokens, .n_seqs = b->n_seqs, .tokens = b->tokens, .targets = b->targets, .pos = b->pos, .cu_seqlens = b->cu_seqlens,
+                     .n_images = b->n_images, .pixel_values = b->pixel_values, .image_grid_thw = b->grid_thw};
     return v;
 }

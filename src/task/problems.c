@@ -54,6 +54,12 @@ int task_problem_from_json(tok_tokenizer *t, const json *row, const task_prompt_
     memset(p, 0, sizeof *p);
     p->level = -1;
     if (!row || row->type != JSON_OBJECT) return tm_fail(err, "a line must be a JSON object");
+    // the sampler reads no images yet (its KV cache has no M-RoPE image positions): refuse
+    // rather than answer the question without its picture
+    const json *im = json_get(row, "images");
+    if (!im || im->type == JSON_NULL) im = json_get(row, "image");
+    if (im && im->type != JSON_NULL && !(im->type == JSON_ARRAY && im->n == 0))
+        return tm_fail(err, "the row has images, which sample, eval and grpo do not read yet (sft and dpo do)");
     const json *q = json_get(row, "prompt");
     int gsm = 0;
     if (!q && (q = json_get(row, "question"))) gsm = 1;  // GSM8K

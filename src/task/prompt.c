@@ -90,10 +90,37 @@ int task_prompt_render_messages(const tok_chat *chat, const tok_chat_msg *m, int
     return rc;
 }
 
+// A content-part list's flattened length (parts as Qwen2-VL's chat template renders them), or -1.
+#define TASK_VISION_PART "<|vision_start|><|image_pad|><|vision_end|>"
+static long parts_len(const json *c) {
+    long n = 0;
+    for (int k = 0; k < c->n; k++) {
+        const json *p = &c->items[k], *ty = json_get(p, "type"), *tx = json_get(p, "text");
+        if (p->type != JSON_OBJECT || !ty || ty->type != JSON_STRING) return -1;
+        if (!strcmp(ty->str, "image")) n += (long)strlen(TASK_VISION_PART);
+        else if (!strcmp(ty->str, "text") && tx && tx->type == JSON_STRING) n += (long)tx->len;
+        else return -1;
+    }
+    return n;
+}
+
 int task_messages(const json *v, const char *field, tok_chat_msg **out, int *n, tm_error *err) {
     if (!v || v->type != JSON_ARRAY) return tm_fail(err, "%s: expected a list of messages", field);
-    tok_chat_msg *m = calloc((size_t)v->n + 1, sizeof *m);
+    // content-part lists are flattened into text stored after the messages, in the same block
+    size_t extra = 0;
+    for (int i = 0; i < v->n; i++) {
+        const json *c = json_get(&v->items[i], "content");
+        if (c && c->type == JSON_ARRAY) {
+            long l = parts_len(c);
+            if (l < 0)
+                return tm_fail(err, "%s[%d]: \"content\" parts must be {\"type\": \"text\", \"text\": ...} or {\"type\": \"image\"}", field, i);
+            extra += (size_t)l + 1;
+        }
+    }
+    size_t head = ((size_t)v->n + 1) * sizeof(tok_chat_msg);
+    tok_chat_msg *m = calloc(1, head + extra);
     if (!m) return tm_fail(err, "out of memory");
+    char *text = (char *)m + head;
     for (int i = 0; i < v->n; i++) {
         const json *o = &v->items[i];
         const json *role = json_get(o, "role"), *c = json_get(o, "content"), *r = json_get(o, "reasoning_content");
@@ -101,13 +128,27 @@ int task_messages(const json *v, const char *field, tok_chat_msg **out, int *n, 
             free(m);
             return tm_fail(err, "%s[%d]: a message needs a string \"role\"", field, i);
         }
-        if (!c || c->type != JSON_STRING) {
+        if (!c || (c->type != JSON_STRING && c->type != JSON_ARRAY)) {
             free(m);
-            return tm_fail(err, "%s[%d]: \"content\" must be a string", field, i);
+            return tm_fail(err, "%s[%d]: \"content\" must be a string or a list of parts", field, i);
         }
         m[i].role = role->str;
-        m[i].content = c->str;
-        m[i].content_len = c->len;
+        if (c->type == JSON_STRING) {
+            m[i].content = c->str;
+            m[i].content_len = c->len;
+        } else {
+            // Qwen2-VL's template: an image part is its placeholder, a text part its text, nothing between
+            char *at = text;
+            for (int k = 0; k < c->n; k++) {
+                const json *p = &c->items[k], *ty = json_get(p, "type");
+                if (!strcmp(ty->str, "image")) memcpy(at, TASK_VISION_PART, strlen(TASK_VISION_PART)), at += strlen(TASK_VISION_PART);
+                else { const json *tx = json_get(p, "text"); memcpy(at, tx->str, tx->len); at += tx->len; }
+            }
+            *at = 0;
+            m[i].content = text;
+            m[i].content_len = (size_t)(at - text);
+            text = at + 1;
+        }
         if (r && r->type == JSON_STRING) { m[i].reasoning = r->str; m[i].reasoning_len = r->len; }
     }
     *out = m;

@@ -42,4 +42,7 @@ int task_prompt_render_messages(const tok_chat *chat, const tok_chat_msg *m, int
 
 // A JSON message list ([{"role", "content"[, "reasoning_content"]}]) as messages; the
 // strings point into v. *out is malloc'd (free it). field names the list in errors.
+// A content that is a list of parts (TRL's vision format: {"type": "text", "text": ...},
+// {"type": "image"}) is flattened as Qwen2-VL's chat template renders it: an image part
+// becomes <|vision_start|><|image_pad|><|vision_end|>, a text part its text (held in *out).
 int task_messages(const json *v, const char *field, tok_chat_msg **out, int *n, tm_error *err);

@@ -84,6 +84,11 @@ int trainer_add(trainer *t, const int32_t *ids, const uint8_t *mask, int len, co
     return 0;
 }
 
+int trainer_add_images(trainer *t, int n, const float *pixel_values, int n_patches, int dim, const int *grid_thw,
+                       tm_error *err) {
+    return batch_add_images(&t->bb, n, pixel_values, n_patches, dim, grid_thw, err);
+}
+
 // Forward over the packed batch, then log-probs (and entropies) moved to token alignment.
 int trainer_forward(trainer *t, float *entropy_tok, tm_error *err) {
     model_batch mb = batch_view(&t->bb);

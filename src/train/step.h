@@ -82,6 +82,11 @@ void trainer_clear(trainer *t);
 // (0 / 1). Errors when the sequence does not fit the sizes given to trainer_open.
 int trainer_add(trainer *t, const int32_t *ids, const uint8_t *mask, int len, const float *ref, const float *w,
                 tm_error *err);
+// Qwen2.5-VL: images whose image-pad tokens the next sequence added holds (in order); a
+// sequence with images needs them added before it, once per sequence (DPO: chosen and
+// rejected each). The buffers grow as needed.
+int trainer_add_images(trainer *t, int n, const float *pixel_values, int n_patches, int dim, const int *grid_thw,
+                       tm_error *err);
 // Policy log-probs of every added token into logp_tok (token-aligned), at the
 // trainer's temperature (trainer_backward differentiates the same). entropy_tok
 // (token-aligned, may be NULL) gets the next-token entropy of the position that predicts it.

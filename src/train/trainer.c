@@ -27,10 +27,12 @@
 #include "train/checkpoint.h"
 #include "train/optimizer.h"
 #include "train/step.h"
+#include "train/vl_perturb.h"
 
 void train_args_default(train_args *a, train_method m) {
     memset(a, 0, sizeof *a);
     a->method = m;
+    a->perturb_seed = -1;
     lora_args_default(&a->lora);
     a->lr_scheduler_type = "linear";
     a->learning_rate = m == TRAIN_SFT || m == TRAIN_RM ? 2e-5 : 1e-6;  // SFTConfig, RewardConfig / DPOConfig, KTOConfig
@@ -189,6 +191,7 @@ typedef struct example_set {
     example *ex;
     int n;
     long truncated, dropped;  // examples cut to the length limits; dropped with nothing left to train
+    const img_qwen2vl_config *icfg;  // the processor the images were read with (NULL: none)
 } example_set;
 
 static void example_set_free(example_set *s) {
@@ -252,10 +255,27 @@ static int build_kl_pairs(example_set *s, int block) {
     return 0;
 }
 
+// An example's images, before each of its sequences (each holds the image pads).
+// The pixels are made again from the files (data_example_pixels): bounded memory.
+static int add_images(trainer *t, const example_set *s, const data_example *d, tm_error *err) {
+    int rc = 0;
+    for (int k = 0; k < d->n_images && !rc; k++) {
+        img_patches p;
+        rc = data_example_pixels(d, s->icfg, k, &p, err);
+        if (!rc) rc = trainer_add_images(t, 1, p.pixel_values, p.n, p.dim, p.grid_thw, err);
+        img_patches_free(&p);
+    }
+    return rc;
+}
+
 static int load_examples(tok_tokenizer *tok, const tok_chat *chat, const train_args *a, data_format fmt,
-                         const char *path, int vocab, example_set *out, tm_error *err) {
+                         const char *path, int vocab, const img_qwen2vl_config *icfg, int image_pad_id, example_set *out,
+                         tm_error *err) {
     data_opts o;
     data_opts_default(&o);
+    o.image_cfg = icfg;
+    out->icfg = icfg;
+    o.image_pad_id = image_pad_id;
     o.format = fmt;
     o.chat = chat;
     o.max_length = 0;  // the lengths are applied below, prompt first
@@ -274,6 +294,24 @@ static int load_examples(tok_tokenizer *tok, const tok_chat *chat, const train_a
     for (int i = 0; i < ds.n; i++) {
         data_example *d = &ds.ex[i];
         out->truncated += truncate_example(d, a->max_prompt_length, a->keep_start, a->max_length);
+        if (d->n_images) {
+            // a cut through an image's tokens would leave pads without their image
+            int want = 0, bad = 0, merge2 = icfg->merge_size * icfg->merge_size;
+            for (int k = 0; k < d->n_images; k++) want += d->grid_thw[3 * k] * d->grid_thw[3 * k + 1] * d->grid_thw[3 * k + 2] / merge2;
+            for (int s = 0; s < d->nseq; s++) {
+                int have = 0;
+                for (int t = 0; t < d->seq[s].len; t++) have += d->seq[s].ids[t] == image_pad_id;
+                bad |= have != want;
+            }
+            if (bad) {
+                char file[4096];
+                if (data_list_item(path, d->file, file, sizeof file)) snprintf(file, sizeof file, "%s", path);
+                tm_fail(err, "%s:%ld: --max-prompt-length / --max-length cut into the image's %d tokens (raise them)", file, d->line, want);
+                data_set_free(&ds);
+                out->n = kept;
+                return -1;
+            }
+        }
         int trainable = 1;
         for (int s = 0; s < d->nseq; s++) {
             int any = 0;
@@ -377,6 +415,8 @@ typedef struct step_buffers {
     double *ent, *wbar;            // wbar: the mean lm-head row (DPO's mean logit)
     float *entropy_tok, *h, *z;
     uint8_t *chosen_seq;           // DPO: packed sequence s is a chosen one
+    vl_perturb *perturb;           // --perturb (training micro-batches only), NULL: none
+    int epoch;                     // the epoch of the step being run (the perturbations' draw)
 } step_buffers;
 
 static int buffers_init(step_buffers *b, model *m, const trainer_opts *o, tm_error *err) {
@@ -432,7 +472,7 @@ static int compute_reference(trainer *b, example_set *s, const uint8_t *need, in
             if (kl) need += e->kl_len;
             if (i > first && (b->bb.n_tokens + need > b->cap_tokens || b->bb.n_seqs + 3 > b->cap_seqs)) break;
             for (int q = 0; q < e->d.nseq; q++)
-                if (trainer_add(b, e->d.seq[q].ids, e->d.seq[q].mask, e->d.seq[q].len, NULL, NULL, err)) return -1;
+                if (add_images(b, s, &e->d, err) || trainer_add(b, e->d.seq[q].ids, e->d.seq[q].mask, e->d.seq[q].len, NULL, NULL, err)) return -1;
             if (kl && e->kl_len > 1 && trainer_add(b, e->kl_ids, e->kl_mask, e->kl_len, NULL, NULL, err)) return -1;
             i++;
         }
@@ -631,7 +671,7 @@ static int run_micro_rm(const train_args *a, model *m, const example_set *s, con
     for (int k = 0; k < n; k++)
         for (int q = 0; q < 2; q++) {
             const data_seq *sq = &s->ex[idx[k]].d.seq[q];
-            if (trainer_add(&b->t, sq->ids, sq->mask, sq->len, NULL, NULL, err)) return -1;
+            if (add_images(&b->t, s, &s->ex[idx[k]].d, err) || trainer_add(&b->t, sq->ids, sq->mask, sq->len, NULL, NULL, err)) return -1;
         }
     model_batch mb = batch_view(&b->t.bb);
     // scores live in the token-aligned buffers: chosen k at [k], rejected at [n + k]
@@ -678,7 +718,11 @@ static int run_micro(const train_args *a, model *m, const example_set *s, const 
         for (int q = 0; q < e->d.nseq; q++) {
             b->pair[b->t.bb.n_seqs] = b->t.bb.n_seqs;
             if (a->method == TRAIN_DPO) chosen_seq[b->t.bb.n_seqs] = q == 0;
-            if (trainer_add(&b->t, e->d.seq[q].ids, e->d.seq[q].mask, e->d.seq[q].len, e->ref[q], e->weight[q], err)) return -1;
+            if (train && b->perturb && e->d.n_images) {
+                if (vl_perturb_add(b->perturb, &b->t, idx[k], &e->d, q, b->epoch, e->ref[q], e->weight[q], err)) return -1;
+            } else if (add_images(&b->t, s, &e->d, err) ||
+                       trainer_add(&b->t, e->d.seq[q].ids, e->d.seq[q].mask, e->d.seq[q].len, e->ref[q], e->weight[q], err))
+                return -1;
         }
         b->desirable[k] = e->d.label == 1;
     }
@@ -904,6 +948,7 @@ int train_run(const train_args *args, tm_error *err) {
     tok_tokenizer *tok = NULL;
     example_set train = {0}, eval = {0};
     step_buffers buf = {0};
+    vl_perturb *pert = NULL;
     checkpoint_state st = {0};
     int *order = NULL, *step_ex = NULL, *micro_at = NULL;
     train_rows rows = {0};
@@ -928,8 +973,19 @@ int train_run(const train_args *args, tm_error *err) {
     if (tok && tok_set_chat_kwargs(tok, a->chat_template_kwargs, err)) goto done;
     have_chat = tok && !a->no_chat_template && tok_chat_for(tok, a->chat_template, &chat, err) == 0;
     if (a->chat_template && !have_chat) goto done;
-    if (load_examples(tok, have_chat ? &chat : NULL, a, fmt, a->data, m.cfg.vocab, &train, err)) goto done;
-    if (a->eval_data && load_examples(tok, have_chat ? &chat : NULL, a, fmt, a->eval_data, m.cfg.vocab, &eval, err)) goto done;
+    // a vision-language model reads rows with images through its processor (preprocessor_config.json, else HF's defaults)
+    img_qwen2vl_config icfg;
+    img_qwen2vl_defaults(&icfg);
+    if (m.vis) {
+        char pp[4096];
+        io_join(pp, sizeof pp, a->model, "preprocessor_config.json");
+        if (io_exists(pp) && img_qwen2vl_load_config(&icfg, pp, err)) goto done;
+    }
+    if (load_examples(tok, have_chat ? &chat : NULL, a, fmt, a->data, m.cfg.vocab, m.vis ? &icfg : NULL, m.cfg.image_token_id, &train, err))
+        goto done;
+    if (a->eval_data && load_examples(tok, have_chat ? &chat : NULL, a, fmt, a->eval_data, m.cfg.vocab, m.vis ? &icfg : NULL,
+                                      m.cfg.image_token_id, &eval, err))
+        goto done;
     int kl = a->method == TRAIN_KTO && a->kto.loss_type == KTO_LOSS_KTO;
     if (kl && (build_kl_pairs(&train, a->per_device_train_batch_size) || (eval.n && build_kl_pairs(&eval, a->per_device_train_batch_size)))) {
         tm_fail(err, "out of memory");
@@ -952,6 +1008,23 @@ int train_run(const train_args *args, tm_error *err) {
             if (sets[k]->ex[i].kl_len > l) l = sets[k]->ex[i].kl_len;
             if (l > longest) longest = l;
         }
+    // --perturb: the training set's images, in example order; room for the largest perturbed image
+    if (a->perturb) {
+        if (a->method != TRAIN_SFT) { tm_fail(err, "--perturb is for sft (dpo's cached reference log-probs would not see the perturbed images)"); goto done; }
+        if (!m.vis) { tm_fail(err, "--perturb: %s is not a vision-language model", a->model); goto done; }
+        if (a->packing) { tm_fail(err, "--perturb with --packing: a perturbed image changes the row's length; drop one of them"); goto done; }
+        uint64_t ps = a->perturb_seed >= 0 ? (uint64_t)a->perturb_seed : (uint64_t)a->seed;
+        if (!(pert = calloc(1, sizeof *pert))) { tm_fail(err, "out of memory"); goto done; }
+        if (vl_perturb_init(pert, a->perturb, ps, &icfg, m.cfg.image_token_id, err)) goto done;
+        int maxtok = vl_perturb_max_tokens(pert);
+        for (int i = 0; i < train.n; i++) {
+            data_example *d = &train.ex[i].d;
+            if (vl_perturb_add_example(pert, d, err)) goto done;
+            if (d->n_images && d->seq[0].len + d->n_images * maxtok > longest) longest = d->seq[0].len + d->n_images * maxtok;
+        }
+        if (!pert->n) { tm_fail(err, "--perturb: the training data has no images"); goto done; }
+        fprintf(stderr, "temper: --perturb %s (seed %llu): %d images, drawn anew each epoch\n", a->perturb, (unsigned long long)ps, pert->n);
+    }
     // the rows a micro-batch takes: one example each, or --packing's rows of max_length tokens
     if (a->packing) {
         int *len = malloc(sizeof(int) * (size_t)(train.n ? train.n : 1));
@@ -967,6 +1040,7 @@ int train_run(const train_args *args, tm_error *err) {
     trainer_opts to = {{a->learning_rate, a->adam_beta1, a->adam_beta2, a->adam_epsilon, a->weight_decay}, a->max_grad_norm, sched, 0, 0,
                        cap_tokens, 3 * (seqs > 64 ? seqs : 64), a->method == TRAIN_RM, a->zero, a->bf16, a->gradient_checkpointing, a->profile};
     if (buffers_init(&buf, &m, &to, err)) goto done;
+    buf.perturb = pert;
     buf.t.has_weights = a->token_weights != NULL;
 
     // the global step: per-device batch × accumulation × ranks rows (one example each unless --packing)
@@ -1070,7 +1144,10 @@ int train_run(const train_args *args, tm_error *err) {
         step_metrics sm = {0};
         int ga = a->gradient_accumulation_steps, j0 = rank * ga, j1 = j0 + ga < nmicro ? j0 + ga : nmicro;
         for (int j = j0; j < j1; j++)
+        {
+            buf.epoch = epoch;
             if (run_micro(a, &m, &train, step_ex + micro_at[j], micro_at[j + 1] - micro_at[j], &z, &buf, 1, &sm, err)) goto done;
+        }
         // every metric is a sum: over ranks it is the global step's
         if (dist_allreduce_sum_f64((double *)&sm, sizeof sm / sizeof(double), err)) goto done;
         double gnorm;
@@ -1159,6 +1236,8 @@ done:
     sbuf_free(&line);
     checkpoint_state_free(&st);
     buffers_free(&buf);
+    if (pert) vl_perturb_free(pert);
+    free(pert);
     example_set_free(&train);
     example_set_free(&eval);
     tok_free(tok);

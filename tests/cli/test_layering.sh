@@ -12,6 +12,10 @@ ok "src/objectives includes nothing from src/model" "$model"
 # src/image knows base only (images, resampling, perturbations: no model, no tokenizer).
 img=$(grep -nE '#include "' src/image/*.[ch] | grep -vE '#include "(base|image)/' | head -3)
 ok "src/image includes only base and image" "$img"
+# src/data reads images (a prompt's token count depends on its image's size) through
+# src/image only, and knows no model.
+data_up=$(grep -nE '#include "(model|kernels|objectives|optim|rollout|train|dist)/' src/data/*.[ch] | head -3)
+ok "src/data includes nothing from model, kernels, objectives, optim, rollout, train or dist" "$data_up"
 # dist (collectives) sits just above base: it knows base only; the layers that compute
 # (kernels, model, objectives, optim, tokenizer, task, data, reward, tools) never call it,
 # only rollout and train (and the CLI, which starts and stops it); only dist_mpi.c sees mpi.h
