@@ -284,43 +284,48 @@ int cmd_demo(int argc, char **argv) {
     double ll_sft = score_sum(d, "models/sft-2", "sft");
     if (isnan(ll_sft)) return 1;
 
-    // 4. GRPO: verifier reward, reverse KL to the SFT model, validation prompts
-    char grpo[4096];
-    path(d, grpo, "models/grpo");
-    if (stage(d, "grpo", w_grpo, cmd_grpo, "grpo", "--model", sft2, "--data", path(d, p, "data/prompts.jsonl"), "--output-dir", grpo,
-              "--prompt-style", "plain", "--tools", "calculator", "--beta", "0.04", "--num-generations", Q ? "4" : "8",
-              "--per-device-train-batch-size", Q ? "8" : "32", "--gradient-accumulation-steps", "2", "--max-steps", grpo_steps,
-              "--learning-rate", "5e-5", "--temperature", "1.0", "--max-completion-length", max_new, "--logging-steps", "1",
-              "--save-steps", "0", "--seed", seed, "--overwrite-output-dir", NULL) ||
-        wrote(d, "grpo", "models/grpo/model.safetensors"))
-        return 1;
-    secs = d->stage_secs;
-    if (demo_append_metrics(d->out, grpo, "grpo", &d->metrics_offset)) return 1;
-    if (eval_row(d, "+ GRPO (verifier reward, reverse KL)", "models/grpo", "grpo", secs, 0, 0, max_new)) return 1;
+    // The RL and preference stages: a failure here still ends in a report of the stages
+    // that ran (make demo stays useful); --quick fails on it.
+    int post_failed = 0;
+    do {
+        // 4. GRPO: verifier reward, reverse KL to the SFT model, validation prompts
+        char grpo[4096];
+        path(d, grpo, "models/grpo");
+        if (stage(d, "grpo", w_grpo, cmd_grpo, "grpo", "--model", sft2, "--data", path(d, p, "data/prompts.jsonl"), "--output-dir", grpo,
+                  "--prompt-style", "plain", "--tools", "calculator", "--beta", "0.04", "--num-generations", Q ? "4" : "8",
+                  "--per-device-train-batch-size", Q ? "8" : "32", "--gradient-accumulation-steps", "2", "--max-steps", grpo_steps,
+                  "--learning-rate", "5e-5", "--temperature", "1.0", "--max-completion-length", max_new, "--logging-steps", "1",
+                  "--save-steps", "0", "--seed", seed, "--overwrite-output-dir", NULL) ||
+            wrote(d, "grpo", "models/grpo/model.safetensors"))
+            { post_failed = 1; break; }
+        secs = d->stage_secs;
+        if (demo_append_metrics(d->out, grpo, "grpo", &d->metrics_offset)) { post_failed = 1; break; }
+        if (eval_row(d, "+ GRPO (verifier reward, reverse KL)", "models/grpo", "grpo", secs, 0, 0, max_new)) { post_failed = 1; break; }
 
-    // 5. online DPO, 2 rounds of sample / grade / pair / train, from the GRPO model
-    char odpo[4096];
-    path(d, odpo, "models/online-dpo");
-    if (stage(d, "online-dpo", w_dpo, cmd_online_dpo, "online-dpo", "--model", grpo, "--data", path(d, p, "data/dpo-prompts.jsonl"),
-              "--output-dir", odpo, "--rounds", "2", "--num-generations", Q ? "4" : "8", "--prompt-style", "plain", "--tools",
-              "calculator", "--learning-rate", "5e-5", "--max-completion-length", max_new, "--temperature", "1.0", "--seed", seed,
-              "--logging-steps", "1", NULL) ||
-        wrote(d, "online-dpo", "models/online-dpo/round-1/round.json"))
-        return 1;
-    // a round with no pairs trains nothing: the last policy is the last round that trained
-    const char *odpo_final = io_exists(path(d, p, "models/online-dpo/round-2/model/model.safetensors")) ? "models/online-dpo/round-2/model"
-                             : io_exists(path(d, p, "models/online-dpo/round-1/model/model.safetensors")) ? "models/online-dpo/round-1/model"
-                                                                                                           : "models/grpo";
-    secs = d->stage_secs;
-    char rd[4096];
-    for (int k = 1; k <= 2; k++) {
-        char rel[64], nm[32];
-        snprintf(rel, sizeof rel, "models/online-dpo/round-%d/model", k);
-        snprintf(nm, sizeof nm, "online-dpo-%d", k);
-        if (demo_append_metrics(d->out, path(d, rd, rel), nm, &d->metrics_offset)) return 1;
-    }
-    if (eval_row(d, "+ online DPO (2 rounds)", odpo_final, "online-dpo", secs, K, kprobs, max_new)) return 1;
+        // 5. online DPO, 2 rounds of sample / grade / pair / train, from the GRPO model
+        char odpo[4096];
+        path(d, odpo, "models/online-dpo");
+        if (stage(d, "online-dpo", w_dpo, cmd_online_dpo, "online-dpo", "--model", grpo, "--data", path(d, p, "data/dpo-prompts.jsonl"),
+                  "--output-dir", odpo, "--rounds", "2", "--num-generations", Q ? "4" : "8", "--prompt-style", "plain", "--tools",
+                  "calculator", "--learning-rate", "5e-5", "--max-completion-length", max_new, "--temperature", "1.0", "--seed", seed,
+                  "--logging-steps", "1", NULL) ||
+            wrote(d, "online-dpo", "models/online-dpo/round-1/round.json"))
+            { post_failed = 1; break; }
+        // a round with no pairs trains nothing: the last policy is the last round that trained
+        const char *odpo_final = io_exists(path(d, p, "models/online-dpo/round-2/model/model.safetensors")) ? "models/online-dpo/round-2/model"
+                                 : io_exists(path(d, p, "models/online-dpo/round-1/model/model.safetensors")) ? "models/online-dpo/round-1/model"
+                                                                                                               : "models/grpo";
+        secs = d->stage_secs;
+        char rd[4096];
+        for (int k = 1; k <= 2; k++) {
+            char rel[64], nm[32];
+            snprintf(rel, sizeof rel, "models/online-dpo/round-%d/model", k);
+            snprintf(nm, sizeof nm, "online-dpo-%d", k);
+            if (demo_append_metrics(d->out, path(d, rd, rel), nm, &d->metrics_offset)) { post_failed = 1; break; }
+        }
+        if (eval_row(d, "+ online DPO (2 rounds)", odpo_final, "online-dpo", secs, K, kprobs, max_new)) { post_failed = 1; break; }
 
+    } while (0);
     // 6. the report: curves through `temper plot`, the table, the HTML page
     if (stage(d, "plot", 0.5, cmd_plot, "plot", path(d, p, "metrics.jsonl"), "--keys", "loss,reward,accuracy", "--out",
               path(d, q, "curves.svg"), NULL) ||
@@ -328,14 +333,17 @@ int cmd_demo(int argc, char **argv) {
         return 1;
     char command[256];
     snprintf(command, sizeof command, "temper demo%s --seed %d", Q ? " --quick" : "", d->seed);
-    const char *notes = "Stages not run by the demo yet (the commands exist): rejection-sampling SFT, Step-DPO, KTO, cDPO, "
-                        "multi-turn DPO on python trajectories, GRPO with forward KL (DPH-RL), PPO.";
+    char notes[1024];
+    snprintf(notes, sizeof notes, "%s%s", post_failed ? "A post-training stage failed (its log is under logs/): the table stops before it.\n" : "",
+             "Stages not run by the demo yet (the commands exist): rejection-sampling SFT, Step-DPO, KTO, cDPO, "
+                        "multi-turn DPO on python trajectories, GRPO with forward KL (DPH-RL), PPO.");
     if (demo_write_report(d->out, d->rows, d->nrows, command, notes) || wrote(d, "report", "report.md") ||
         wrote(d, "report", "report.html"))
         return 1;
     char el[16];
     fmt_time(el, sizeof el, now_seconds() - d->t0);
     fprintf(stderr, "temper demo: done in %s; %s/report.md, %s/curves.svg, %s/report.html\n", el, d->out, d->out, d->out);
+    if (post_failed && Q) return cli_fail("demo", "--quick: a post-training stage failed");
     // the checks: SFT beats the untrained model on the held-out problems: a higher
     // likelihood of their solutions and a higher greedy pass@1 (--quick's 2-minute SFT
     // may solve none: there pass@1 must not fall)
