@@ -18,7 +18,7 @@ struct command {
 static const struct command commands[] = {
     {"init", cmd_init, "write a randomly initialized model directory"},
     {"score", cmd_score, "log-probs of completions under a model"},
-    {"demo", cmd_demo, "train a tiny model from scratch on a built-in corpus"},
+    {"demo", cmd_demo, "issue 18 pipeline: synthetic word problems, tokenizer, tiny model, curriculum SFT, GRPO, online DPO, report (--quick)"},
     {"sft", cmd_sft, "supervised fine-tuning on completions or conversations"},
     {"dpo", cmd_dpo, "preference optimization: DPO and its loss types, Step-DPO, multi-turn"},
     {"kto", cmd_kto, "KTO on unpaired desirable/undesirable completions"},
