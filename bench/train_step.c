@@ -3,7 +3,8 @@
 // T tokens packed into one row, and prints one JSON line like bench/torch_train_step.py:
 //   {"tok_per_s", "ms_per_step", "cpu_s_per_step", "peak_mib", "act_mib", "blas", "threads", "gflops", "sgemm_peak_gflops", "isa",
 //    "cpu_ms_per_step", "bf16"}
-// --lora-r R: LoRA on every linear projection (all-linear, alpha 2R, base frozen; the DPO
+// --lora-r R: LoRA on every linear projection (all-linear, alpha 2R, base frozen and, from a
+// bf16 file, read in place as the trainers do (model_load_frozen); the DPO
 // reference is the base with the adapters off, precomputed as the trainer does);
 // --gradient-checkpointing: the checkpointed activation layout (act_mib is the arena).
 // --bf16: mixed precision as `temper sft --bf16` runs it (model_bf16_enable); "bf16" names
@@ -94,7 +95,7 @@ int main(int argc, char **argv) {
     lora_config lc;
     lora_config_default(&lc);
     lc.r = lora_r, lc.alpha = 2.0 * lora_r;
-    int bad = model_load(&m, dir, &err) || (lora_r > 0 && (lora_parse_targets(&lc, "all-linear", &err) || model_lora_attach(&m, &lc, 1, &err)));
+    int bad = (lora_r > 0 ? model_load_frozen(&m, dir, &err) : model_load(&m, dir, &err)) || (lora_r > 0 && (lora_parse_targets(&lc, "all-linear", &err) || model_lora_attach(&m, &lc, 1, &err)));
     if (!bad) model_set_checkpointing(&m, ckpt);
     if (bad || model_enable_grad(&m, &err) || model_reserve(&m, nseq * T, &err) || (bf16 && model_bf16_enable(&m, &err))) {
         fprintf(stderr, "train_step: %s\n", err.msg);
