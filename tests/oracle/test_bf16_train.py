@@ -8,36 +8,13 @@ tokenizer of test_train.py:
 - five DPO steps log losses within 1% of the same run in fp32 (bf16 rounds each linear's
   inputs to 8 significant bits: relative 2^-9; the fp32 master weights and AdamW state keep
   the runs together)."""
-import json, os, random, subprocess, sys, tempfile
+import os, sys, tempfile
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import tiny_tokenizer
-from tap import TEMPER, check, done
-
-def temper(*args):
-    return subprocess.run([TEMPER, *args], capture_output=True, text=True)
-
-def metrics(out):
-    return [x for x in (json.loads(l) for l in open(os.path.join(out, "metrics.jsonl"))) if "train_runtime" not in x]
+from tap import check, done
+from tiny_setup import metrics, start, temper
 
 tmp = tempfile.mkdtemp(prefix="temper-bf16-")
-tok = tiny_tokenizer.write(os.path.join(tmp, "tok"))
-cfg_path = os.path.join(tok, "tokenizer_config.json")
-cfg = json.load(open(cfg_path)); del cfg["chat_template"]; json.dump(cfg, open(cfg_path, "w"))
-base = os.path.join(tmp, "base")
-r = temper("init", "--arch", "llama", "--preset", "tiny", "--tokenizer", tok, "--out", base, "--seed", "1")
-check(r.returncode == 0, "init tiny llama with the byte tokenizer")
-
-rnd = random.Random(0)
-facts = []
-for i in range(24):
-    a, b = rnd.randrange(50), rnd.randrange(50)
-    facts.append((f"{a}+{b}=", str(a + b), str(a + b + rnd.randrange(1, 9))))
-def write(name, rows):
-    p = os.path.join(tmp, name)
-    with open(p, "w") as f:
-        for row in rows:
-            f.write(json.dumps(row) + "\n")
-    return p
+tok, base, facts, write = start(tmp)
 sft = write("sft.jsonl", [{"prompt": p, "completion": c} for p, c, _ in facts])
 dpo = write("dpo.jsonl", [{"prompt": p, "chosen": c, "rejected": w} for p, c, w in facts])
 
