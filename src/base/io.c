@@ -1,6 +1,7 @@
 #include "base/io.h"
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -45,12 +46,34 @@ int io_fsync_dir(const char *dir, tm_error *err) {
 int io_atomic_open(io_atomic *w, const char *path, tm_error *err) {
     memset(w, 0, sizeof *w);
     if ((size_t)snprintf(w->path, sizeof w->path, "%s", path) >= sizeof w->path) return tm_fail(err, "%s: path too long", path);
-    snprintf(w->tmp, sizeof w->tmp, "%s.tmp.%d", path, (int)getpid());
+    struct stat st, lst;
+    if (stat(path, &st) == 0) {
+        if (S_ISDIR(st.st_mode)) return tm_fail(err, "%s: is a directory, not a file", path);
+        int is_link = lstat(path, &lst) == 0 && S_ISLNK(lst.st_mode);
+        // /dev/stdout, /proc/self/fd/N and devices or pipes are written in place: a rename
+        // would put a file where the link or device was (and `>> log` would be clobbered)
+        if (!S_ISREG(st.st_mode) || (is_link && (!strncmp(path, "/dev/", 5) || !strncmp(path, "/proc/", 6)))) {
+            w->direct = 1;
+            // append: /dev/stdout of a `>> log` or `> log` redirection must not be truncated
+            if (!(w->f = fopen(path, "ab"))) return tm_fail(err, "%s: %s", path, strerror(errno));
+            return 0;
+        }
+        // any other link keeps pointing where it did: its target is the file replaced
+        char real[PATH_MAX];
+        if (is_link && realpath(path, real) && strlen(real) < sizeof w->path) snprintf(w->path, sizeof w->path, "%s", real);
+    }
+    snprintf(w->tmp, sizeof w->tmp, "%s.tmp.%d", w->path, (int)getpid());
     if (!(w->f = fopen(w->tmp, "wb"))) return tm_fail(err, "%s: %s", w->tmp, strerror(errno));
     return 0;
 }
 
 int io_atomic_commit(io_atomic *w, tm_error *err) {
+    if (w->direct) {  // a device or pipe: flush it; there is nothing to rename or sync
+        int ok = !ferror(w->f) && fflush(w->f) == 0, e = errno;
+        if (fclose(w->f)) ok = 0, e = errno;
+        w->f = NULL;
+        return ok ? 0 : tm_fail(err, "%s: write failed: %s", w->path, strerror(e));
+    }
     int ok = !ferror(w->f) && fflush(w->f) == 0 && fsync(fileno(w->f)) == 0;
     int e = errno;
     if (fclose(w->f)) ok = 0, e = errno;
@@ -64,7 +87,7 @@ int io_atomic_commit(io_atomic *w, tm_error *err) {
 }
 
 void io_atomic_abort(io_atomic *w) {
-    if (w->f) { fclose(w->f); unlink(w->tmp); }
+    if (w->f) { fclose(w->f); if (!w->direct) unlink(w->tmp); }
     w->f = NULL;
 }
 

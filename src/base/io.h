@@ -11,8 +11,11 @@ char *io_read_file(const char *path, size_t *len, tm_error *err);
 // The one atomic writer: data goes to path.tmp.<pid>; commit flushes and fsyncs it,
 // renames it to path and fsyncs the directory, so after a crash or power loss path
 // holds either its old content or the whole new one. abort removes the temporary.
+// A path that exists and is not a regular file (/dev/stdout, a FIFO, a terminal) is
+// written directly: renaming over it would replace the device with a file.
 typedef struct io_atomic {
     FILE *f;               // write here between open and commit
+    int direct;            // 1: f is path itself (not a regular file), no temporary
     char path[4096], tmp[4200];
 } io_atomic;
 int io_atomic_open(io_atomic *w, const char *path, tm_error *err);

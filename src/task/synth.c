@@ -438,12 +438,7 @@ int synth_write(const synth_opts *o, tm_error *err) {
     if (o->level_lo < 1 || o->level_hi > SYNTH_MAX_LEVEL || o->level_lo > o->level_hi)
         return tm_fail(err, "--level %d..%d is not within 1..%d", o->level_lo, o->level_hi, SYNTH_MAX_LEVEL);
     if (o->n < 1) return tm_fail(err, "--n must be at least 1 (got %ld)", o->n);
-    // "-" is stdout; any other existing path must be a regular file, since the atomic
-    // rename would replace what is there (a device, a pipe, the /dev/stdout link) by a file
-    int to_stdout = !strcmp(o->out, "-");
-    struct stat st;
-    if (!to_stdout && stat(o->out, &st) == 0 && !S_ISREG(st.st_mode))
-        return tm_fail(err, "--out %s: not a regular file (use --out - for stdout)", o->out);
+    int to_stdout = !strcmp(o->out, "-");  // io_atomic writes a device or /dev/stdout in place
     io_atomic w = {0};
     if (to_stdout) w.f = stdout;
     else if (io_atomic_open(&w, o->out, err)) return -1;

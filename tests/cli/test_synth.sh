@@ -62,6 +62,9 @@ ok "tokenizer train on a missing file names it" '[ $rc -eq 1 ] && grep -q "missi
 "$T" task synth --level 2 --n 3 --out - >"$tmp/so" 2>"$tmp/err"; rc=$?
 ok "--out - writes the rows to stdout" '[ $rc -eq 0 ] && [ $(wc -l <"$tmp/so") -eq 3 ] && [ ! -s "$tmp/err" ]'
 "$T" task synth --level 2 --n 3 --out /dev/null >/dev/null 2>"$tmp/err"; rc=$?
-ok "--out of a device is refused, not replaced by a file" '[ $rc -eq 1 ] && grep -q "not a regular file" "$tmp/err" && [ -c /dev/null ]'
+ok "--out of a device writes to it, not replacing it by a file" '[ $rc -eq 0 ] && [ -c /dev/null ]'
+echo first >"$tmp/log"
+"$T" task synth --level 2 --n 3 --out /dev/stdout >>"$tmp/log" 2>"$tmp/err"; rc=$?
+ok "--out /dev/stdout appends through the shell's redirection; /dev/stdout stays a link" '[ $rc -eq 0 ] && [ $(wc -l <"$tmp/log") -eq 4 ] && [ -L /dev/stdout ]'
 "$T" task synth --level 3 --n 2 --tools calculator --step-labels --out "$tmp/st.jsonl" 2>"$tmp/err"
 ok "--step-labels writes Step-DPO's 'Step k:' format" 'grep -q "Let'"'"'s think step by step.\\\\nStep 1: .*\\\\nStep 3: " "$tmp/st.jsonl"'

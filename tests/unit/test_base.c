@@ -1,5 +1,6 @@
 // Tests for base/: JSON parsing and writing, the JSONL line append, RNG determinism.
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include "base/io.h"
 #include "base/json.h"
@@ -106,6 +107,24 @@ static void test_io(void) {
         io_lines_close(&in);
     }
     unlink(path);
+    // not a regular file: written in place, never renamed over (a device stays a device)
+    struct stat st;
+    rc = io_write_file_atomic("/dev/null", "x\n", 2, &err);
+    CHECK(!rc && stat("/dev/null", &st) == 0 && S_ISCHR(st.st_mode), "io_write_file_atomic to /dev/null keeps the device (%s)", rc ? err.msg : "");
+    rc = io_atomic_open(&w, "/dev/null", &err);
+    if (!rc) io_atomic_abort(&w);
+    CHECK(!rc && stat("/dev/null", &st) == 0 && S_ISCHR(st.st_mode), "io_atomic_abort on a device removes nothing");
+    char link[160];
+    snprintf(link, sizeof link, "%s/link.txt", dir);
+    io_write_file_atomic(path, "old\n", 4, &err);
+    rc = symlink("f.txt", link);
+    rc = rc ? rc : io_write_file_atomic(link, "new\n", 4, &err);
+    t = io_read_file(path, NULL, &err);
+    CHECK(!rc && lstat(link, &st) == 0 && S_ISLNK(st.st_mode) && t && !strcmp(t, "new\n"), "a symlink stays a link; its target gets the new content");
+    free(t);
+    unlink(link);
+    unlink(path);
+    CHECK(io_write_file_atomic(dir, "x", 1, &err) != 0 && strstr(err.msg, "is a directory"), "a directory as the output is an error naming it (%s)", err.msg);
     rmdir(dir);
 }
 
