@@ -106,6 +106,7 @@ typedef struct grpo_args {
     int quiet, overwrite_output_dir;
     int gradient_checkpointing;      // recompute each layer's activations in the backward
     int profile;                     // --profile: the share of time per kernel class at the end (stderr)
+    int bf16;                        // --bf16: bf16 GEMMs in the trainer, the reference and the sampler; fp32 master weights
     const char *rehearsal;           // R.jsonl from temper rehearsal; NULL: none
     rehearsal_hparams rh;            // divergence forward_kl | js | alpha, estimator, alpha, coef
     int rehearsal_batch_size;        // stored samples per step (0: the generation batch's size)
