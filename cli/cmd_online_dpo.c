@@ -52,6 +52,7 @@ int cmd_online_dpo(int argc, char **argv) {
         {"save-steps", FLAG_INT, &t->save_steps, "checkpoint every N steps of a round (0 = never)"},
         {"resume-from-checkpoint", FLAG_STR, &a.resume_from_checkpoint, "true: continue --output-dir at the round and step where it stopped"},
         LORA_FLAGS(a.train.lora),
+        {"bf16", FLAG_BOOL, &a.train.bf16, "mixed precision: linear layers in bf16 with fp32 accumulation (sampler and trainer); fp32 master weights and AdamW state"},
         {"gradient-checkpointing", FLAG_BOOL, &a.train.gradient_checkpointing, "recompute each layer's activations in the backward: keeps one [tokens, hidden] per layer, about one more forward of time"},
         {"quiet", FLAG_BOOL, &a.quiet, "no progress bars; metrics lines on stderr"},
     };
@@ -68,7 +69,7 @@ int cmd_online_dpo(int argc, char **argv) {
         b.train.weight_decay = t->weight_decay, b.train.max_grad_norm = t->max_grad_norm;
         b.train.logging_steps = t->logging_steps, b.train.save_steps = t->save_steps;
         b.train.kto.desirable_weight = t->kto.desirable_weight, b.train.kto.undesirable_weight = t->kto.undesirable_weight;
-        b.train.lora = t->lora, b.train.gradient_checkpointing = t->gradient_checkpointing;
+        b.train.lora = t->lora, b.train.gradient_checkpointing = t->gradient_checkpointing, b.train.bf16 = t->bf16;
         b.method = TRAIN_KTO;
         a = b;
         t = &a.train;

@@ -63,6 +63,7 @@ int cmd_ppo(int argc, char **argv) {
         {"resume-from-checkpoint", FLAG_STR, &a.resume_from_checkpoint, "checkpoint directory to continue from, or true / last"},
         LORA_FLAGS(a.lora),
         {"profile", FLAG_BOOL, &a.profile, "print the share of time per kernel class (GEMM, attention, norms, lm-head), optimizer and the rest at the end"},
+        {"bf16", FLAG_BOOL, &a.bf16, "mixed precision: linear layers in bf16 with fp32 accumulation, the sampler's too; fp32 master weights and AdamW state"},
         {"gradient-checkpointing", FLAG_BOOL, &a.gradient_checkpointing, "recompute each layer's activations in the backward: keeps one [tokens, hidden] per layer, about one more forward of time"},
         {"quiet", FLAG_BOOL, &a.quiet, "no progress bar; metrics lines on stderr"},
     };

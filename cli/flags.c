@@ -173,8 +173,9 @@ static int same_key(const char *a, const char *b) { return name_eq(a, b, strlen(
 static const char *config_key(const char *cmd, const char *key) {
     for (size_t i = 0; i < sizeof key_alias / sizeof key_alias[0]; i++)
         if (same_key(key_alias[i][0], key)) return key_alias[i][1];
-    // bf16 is a flag of the offline trainers (--bf16 mixed precision); the others ignore the key
-    if (same_key("bf16", key) && (!strcmp(cmd, "sft") || !strcmp(cmd, "dpo") || !strcmp(cmd, "kto") || !strcmp(cmd, "reward-model")))
+    // bf16 is a flag of the trainers (--bf16 mixed precision); the others ignore the key
+    if (same_key("bf16", key) && (!strcmp(cmd, "sft") || !strcmp(cmd, "dpo") || !strcmp(cmd, "kto") || !strcmp(cmd, "reward-model") ||
+                                  !strcmp(cmd, "grpo") || !strcmp(cmd, "ppo")))
         return key;
     for (size_t i = 0; i < sizeof key_ignored / sizeof key_ignored[0]; i++)
         if (same_key(key_ignored[i], key)) {

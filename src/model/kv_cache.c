@@ -114,6 +114,17 @@ static void lin(const model *m, float *y, const float *x, const float *W, const 
     else K->linear_fwd(y, x, W, b, N, in, out);
 }
 
+// The lm-head stays fp32 under --bf16, as the trainer's fused lm-head (model_lmhead_fwd) does,
+// so the sampler's log-probs are the trainer's: only a head read in place is bf16 (widened).
+static void lin_head(const model *m, float *y, const float *x, int N, int D, int V) {
+    const struct kernels *K = m->K;
+    const float *W = m->w + m->off_lm_head;
+    const uint16_t *h = model_weight_bf16(m, m->off_lm_head);
+    if (h) K->linear_bf16_fwd(y, x, h, NULL, N, D, V);
+    else if (N <= K->linear_rows_max()) K->linear_rows_fwd(y, x, W, NULL, N, D, V);
+    else K->linear_fwd(y, x, W, NULL, N, D, V);
+}
+
 static int decode_rows(model *m, kv_cache *c, const kv_batch *b, float *logits, tm_error *err) {
     const model_config *cf = &m->cfg;
     const struct kernels *K = m->K;
@@ -236,6 +247,6 @@ static int decode_rows(model *m, kv_cache *c, const kv_batch *b, float *logits, 
     K->rmsnorm_fwd(c->hsel, c->rstd, c->xn, W + m->off_norm, nofs, nlog, D, cf->rms_eps);
     if (c->logit_scale != 0.0f && c->logit_scale != 1.0f)  // as model_forward_temp's h * (1/T)
         for (size_t i = 0; i < (size_t)nlog * D; i++) c->hsel[i] *= c->logit_scale;
-    lin(m, logits, c->hsel, W + m->off_lm_head, NULL, nlog, D, V);
+    lin_head(m, logits, c->hsel, nlog, D, V);
     return 0;
 }

@@ -753,7 +753,7 @@ static int setup(grpo_run_state *R, tm_error *err) {
     lr_schedule sched;
     lr_schedule_parse(a->lr_scheduler_type, &sched);
     trainer_opts to = {{a->learning_rate, a->adam_beta1, a->adam_beta2, a->adam_epsilon, a->weight_decay}, a->max_grad_norm, sched, 0, 0,
-                       cap, bs, 0, a->zero, 0, a->gradient_checkpointing, a->profile};
+                       cap, bs, 0, a->zero, a->bf16, a->gradient_checkpointing, a->profile};
     if (trainer_open(&R->t, &R->m, &to, 1, err)) return -1;
     trainer_set_temperature(&R->t, a->temperature);  // policy and rehearsal log-probs at the sampling T
     R->adv_b = malloc(sizeof(float) * (size_t)cap);

@@ -39,6 +39,8 @@
 // sampling/ratio_minus_one/mean|max. They agree to ~1e-6 (tests/cli/test_grpo.sh measures
 // it at T = 1 and T = 0.7), not bit for bit: the sampler's KV-cached decode and the
 // trainer's packed forward sum in different orders.
+// Under --deterministic they agree bit for bit, with --bf16 too (the sampler decodes with the
+// trainer's bf16 GEMMs): tests/cli/test_deterministic.sh, tests/cli/test_bf16_rl.sh.
 //
 // Masks: prompt tokens and tool observations (--tools calculator|python) are never
 // trained; --mask-truncated-completions also drops completions cut at
@@ -106,6 +108,7 @@ typedef struct grpo_args {
     int quiet, overwrite_output_dir;
     int gradient_checkpointing;      // recompute each layer's activations in the backward
     int profile;                     // --profile: the share of time per kernel class at the end (stderr)
+    int bf16;                        // --bf16: bf16 GEMMs in the trainer, the reference and the sampler; fp32 master weights
     const char *rehearsal;           // R.jsonl from temper rehearsal; NULL: none
     rehearsal_hparams rh;            // divergence forward_kl | js | alpha, estimator, alpha, coef
     int rehearsal_batch_size;        // stored samples per step (0: the generation batch's size)

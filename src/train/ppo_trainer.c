@@ -634,7 +634,7 @@ static int setup(ppo_state *R, tm_error *err) {
     lr_schedule sched;
     lr_schedule_parse(a->lr_scheduler_type, &sched);
     trainer_opts to = {{a->learning_rate, a->adam_beta1, a->adam_beta2, a->adam_epsilon, a->weight_decay}, a->max_grad_norm, sched, 0, 0,
-                       R->cap, bs, 0, a->zero, 0, a->gradient_checkpointing, a->profile};
+                       R->cap, bs, 0, a->zero, a->bf16, a->gradient_checkpointing, a->profile};
     if (trainer_open(&R->t, &R->m, &to, 1, err)) return -1;
     trainer_set_temperature(&R->t, a->temperature);  // log πθ and log πold of softmax(logits / T), as sampled
     R->separate = a->value_model != NULL;

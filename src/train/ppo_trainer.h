@@ -79,6 +79,7 @@ typedef struct ppo_args {
     int quiet, overwrite_output_dir;
     int gradient_checkpointing;      // recompute each layer's activations in the backward (policy and critic)
     int profile;                     // --profile: the share of time per kernel class at the end (stderr)
+    int bf16;                        // --bf16: bf16 GEMMs in the policy, sampler, critic, reference and RM; fp32 master weights
     int zero;                        // --zero 1: under mpirun, AdamW state sharded over ranks (ZeRO-1)
     lora_args lora;                  // --use-peft, --lora-*: adapters trained, base frozen; the KL reference is
                                      // the policy with the adapters off (no second model)

@@ -213,6 +213,7 @@ int trainer_step_all(trainer *t, int64_t step, double *grad_norm, tm_error *err)
             if (p->trainable) memcpy(m->w + p->offset, m->g + p->goff, sizeof(float) * p->numel);
         }
     }
+    model_bf16_refresh(m);  // --bf16: the GEMMs' copy follows the updated master (a no-op without)
     model_zero_grad(m);
     *grad_norm = norm;
     return 0;

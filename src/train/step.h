@@ -117,7 +117,7 @@ double trainer_step(trainer *t, int64_t step);
 int trainer_step_all(trainer *t, int64_t step, double *grad_norm, tm_error *err);
 
 // --profile (o->profile): the share of the wall time since trainer_open spent in each kernel
-// class (kernels/prof.h: GEMM, attention, norms, lm-head, other kernels: every model that
+// class (kernels/prof.h: GEMM, attention, norms, lm-head, vision, other kernels: every model that
 // runs through the profiled table, the reference and the sampler's decoding included), in
 // the optimizer, and in everything else (data, objectives, the sampling loop, saving), as
 // a few lines on f. Nothing when profiling is off.

@@ -62,9 +62,9 @@ check '[ $? -eq 0 ]' "online-dpo takes --gradient-checkpointing"
 check 'cmp -s "$tmp/dpo-lora.a/adapter_model.safetensors" "$tmp/prof/adapter_model.safetensors"' "dpo --profile writes the same adapter bit for bit"
 sum=$($PY -c "
 import re, sys
-rows = [l for l in open(sys.argv[1]) if re.match(r'  (GEMM|attention|norms|lm-head|other kernels|optimizer|rest) +[0-9.]+%', l)]
+rows = [l for l in open(sys.argv[1]) if re.match(r'  (GEMM|attention|norms|lm-head|vision|other kernels|optimizer|rest) +[0-9.]+%', l)]
 print(len(rows), round(sum(float(re.search(r'([0-9.]+)%', l).group(1)) for l in rows)))" "$tmp/prof.err")
-check '[ "$sum" = "7 100" ]' "dpo --profile prints 7 shares (kernel classes, optimizer, rest) that add up to 100% (got: $sum)"
+check '[ "$sum" = "8 100" ]' "dpo --profile prints 8 shares (kernel classes, optimizer, rest) that add up to 100% (got: $sum)"
 "$T" dpo --help 2>&1 | grep -q -- "--gradient-checkpointing"
 check '[ $? -eq 0 ]' "dpo --help lists --gradient-checkpointing"
 [ $fails -eq 0 ]

@@ -6,6 +6,7 @@
 #   relative, the gradient norm within 1e-5 (its sum of squares is taken in another order);
 # - --zero 1 (AdamW state sharded) gives the same weights and optimizer state, byte for byte;
 # - a grpo run on 2 ranks matches one process with the same generation batch (1e-6 relative);
+#   under --bf16 too;
 # - ppo on 2 ranks matches one process with the same batch (shared value head, and a separate
 #   value model under --zero 1, whose checkpoint one process resumes); --zero 1 the same bytes;
 # - SIGKILL of rank 1 mid-run: mpirun ends the job promptly naming rank 1, the last
@@ -92,6 +93,12 @@ G="--model ms --data g.jsonl --num-generations 4 --max-completion-length 8 --ove
 $MPI "$T" grpo $G --output-dir g2 --per-device-train-batch-size 4 2>/dev/null; rc=$?
 r=$($PY compare.py g1/metrics.jsonl g2/metrics.jsonl loss,grad_norm:1e-5,reward,reward_std,kl,entropy,num_tokens)
 ok "grpo -np 2 = 1 process, 8 completions per step, 2 steps (rc $rc): $r" '[ $rc -eq 0 ] && [[ "$r" == *PASS ]]'
+# --bf16: the same under mixed precision; the second step shows that every rank's bf16 copy of
+# the weights followed the data-parallel update (trainer_step_all refreshes it)
+"$T" grpo $G --bf16 --output-dir gb1 --per-device-train-batch-size 8 2>/dev/null
+$MPI "$T" grpo $G --bf16 --output-dir gb2 --per-device-train-batch-size 4 2>/dev/null; rc=$?
+r=$($PY compare.py gb1/metrics.jsonl gb2/metrics.jsonl loss,grad_norm:1e-5,reward,kl,num_tokens)
+ok "grpo --bf16 -np 2 = 1 process --bf16, 2 steps (rc $rc): $r" '[ $rc -eq 0 ] && [[ "$r" == *PASS ]]'
 
 # ---- ppo: 2 ranks (4 sequences each) = 1 process (8, as 2 micro-batches), 1 mini-batch, 2 PPO
 # epochs, a KL reward and scores that vary (the missing-EOS penalty): whitening, token counts and
