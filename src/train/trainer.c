@@ -1117,8 +1117,9 @@ int train_run(const train_args *args, tm_error *err) {
         double counted = ref_examples;  // under mpirun: every rank's share, summed
         if (dist_allreduce_sum_f64(&counted, 1, err)) goto done;
         ref_examples = (int)counted;
-        fprintf(stderr, "temper: reference log-probs for %d of %d training examples (those the %lld steps draw%s)\n", ref_examples,
-                train.n, (long long)total, world > 1 ? ", each on the rank that trains it" : "");
+        fprintf(stderr, "temper: reference log-probs for %d of %d training examples (those the %lld steps draw%s%s)\n", ref_examples,
+                train.n, (long long)total, world > 1 ? ", each on the rank that trains it" : "",
+                pert ? "; --perturb: again in each later epoch, with its images" : "");
     }
     // the policy: the initial model (already loaded when it is also the reference), or a checkpoint
     // (under LoRA a checkpoint holds the adapters only: the policy is the base plus those)
