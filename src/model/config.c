@@ -171,7 +171,7 @@ int config_from_json(model_config *c, const json *r, const char *path, tm_error 
         }
     }
     if (!found)
-        return tm_fail(err, "%s: unsupported architecture \"%s\" (supported: LlamaForCausalLM, Qwen2ForCausalLM, Qwen3ForCausalLM, Gemma3ForCausalLM and their ForSequenceClassification reward models)",
+        return tm_fail(err, "%s: unsupported architecture \"%s\" (supported: LlamaForCausalLM, Qwen2ForCausalLM, Qwen3ForCausalLM, Gemma3ForCausalLM and their ForSequenceClassification reward models; Qwen2_5_VLForConditionalGeneration, Qwen2VLForConditionalGeneration)",
                        path, arch ? arch : mt ? mt : "(none)");
     const json *root = r;
     if (model_arch_is_vl(c->arch)) {  // transformers >= 4.52 nests the language model's fields in text_config
