@@ -32,7 +32,7 @@ SAN_CFLAGS := -std=c17 -O1 -g -march=native -fopenmp -fno-omit-frame-pointer \
 # FMA, no AVX-512), run by make check on OpenBLAS's Haswell kernels, so that an
 # AVX-512 machine tests the AVX2 paths too and an AVX2 machine tests its own.
 V3_CFLAGS := -std=c17 -O2 -march=x86-64-v3 -fopenmp $(WARN) $(DEFS) $(INC) -MMD -MP
-V3_UNITS  := test_gemm_bf16 test_gemm_bb16 test_bf16_train test_kernels test_model test_objectives test_rollout test_data test_det
+V3_UNITS  := test_gemm_bf16 test_gemm_bb16 test_bf16_train test_kernels test_model test_objectives test_rollout test_data test_det test_vision
 
 LIB_SRC  := $(sort $(wildcard src/*/*.c))
 CLI_SRC  := $(sort $(wildcard cli/*.c))

@@ -10,7 +10,7 @@ int cmd_init(int argc, char **argv) {
     const char *arch = NULL, *preset = "tiny", *out = NULL, *dtype = NULL, *tokenizer = NULL;
     int seed = 0, tie = 0, vocab = 0;
     flag flags[] = {
-        {"arch", FLAG_STR, &arch, "llama | qwen2 | qwen3 | gemma3 (Gemma3ForCausalLM, the text model) | qwen2_5_vl (Qwen2_5_VLForConditionalGeneration); default llama (qwen3 for the qwen3-* presets)"},
+        {"arch", FLAG_STR, &arch, "llama | qwen2 | qwen3 | gemma3 (Gemma3ForCausalLM, the text model) | qwen2_5_vl (Qwen2_5_VLForConditionalGeneration) | qwen2_vl (Qwen2VLForConditionalGeneration); default llama (qwen3 for the qwen3-* presets)"},
         {"preset", FLAG_STR, &preset, "tiny (4 layers, d 256; gemma3: 8) | small (12 layers, d 768) | qwen3-0.6b | qwen3-1.7b | qwen3-8b (the released shapes)"},
         {"out", FLAG_STR, &out, "output directory (required)"},
         {"seed", FLAG_INT, &seed, "random seed"},
@@ -26,7 +26,7 @@ int cmd_init(int argc, char **argv) {
     if (!arch) arch = qwen3_shape ? "qwen3" : "llama";
     if (!dtype) dtype = qwen3_shape ? "bfloat16" : "float32";
     model_arch a;
-    if (model_arch_from_short(arch, &a)) return cli_fail("init", "unknown --arch \"%s\" (llama, qwen2, qwen3, gemma3, qwen2_5_vl)", arch);
+    if (model_arch_from_short(arch, &a)) return cli_fail("init", "unknown --arch \"%s\" (llama, qwen2, qwen3, gemma3, qwen2_5_vl, qwen2_vl)", arch);
     tm_error err;
     model_config c;
     if (config_preset(&c, a, preset, &err)) return cli_fail("init", "%s", err.msg);
@@ -47,7 +47,7 @@ int cmd_init(int argc, char **argv) {
         c.eos_token_id = tok_eos_id(t);
         tok_free(t);
     }
-    if (a == ARCH_QWEN2_5_VL && c.image_token_id >= c.vocab) {  // a smaller vocabulary: the vision ids move to its top
+    if (model_arch_is_vl(a) && c.image_token_id >= c.vocab) {  // a smaller vocabulary: the vision ids move to its top
         c.vision_start_token_id = c.vocab - 5, c.vision_end_token_id = c.vocab - 4;
         c.image_token_id = c.vocab - 3, c.video_token_id = c.vocab - 2;
     }

@@ -149,8 +149,8 @@ static int run(train_method method, const char *cmd, int argc, char **argv) {
         {KTO, {"undesirable-weight", FLAG_FLOAT, &a.kto.undesirable_weight, "λ_U"}},
         {RM, {"center-rewards-coefficient", FLAG_FLOAT, &a.center_rewards_coefficient, "weight of (r_w + r_l)^2"}},
         {SFT, {"packing", FLAG_BOOL, &a.packing, "true|false: pack whole examples into rows of --max-length tokens (TRL's bfd); a micro-batch takes --per-device-train-batch-size rows"}},
-        {SFT, {"perturb", FLAG_STR, &a.perturb, "concat|mixup|rotate: rows with images get their images perturbed anew each epoch (Vision Matters; epoch e = `temper perturb --seed S+e`)"}},
-        {SFT, {"perturb-seed", FLAG_INT, &a.perturb_seed, "the perturbations' seed (default: --seed)"}},
+        {SFT | DPO, {"perturb", FLAG_STR, &a.perturb, "concat|mixup|rotate: rows with images get their images perturbed anew each epoch (Vision Matters; epoch e = `temper perturb --seed S+e`; dpo: one image for chosen and rejected, the references see it too)"}},
+        {SFT | DPO, {"perturb-seed", FLAG_INT, &a.perturb_seed, "the perturbations' seed (default: --seed)"}},
         {SFT | DPO | KTO, {"freeze-vision-tower", FLAG_BOOL, &a.freeze_vision_tower, "Qwen2.5-VL: train no vision-tower parameter (LoRA freezes it anyway)"}},
         {SFT, {"per-sequence", FLAG_BOOL, &x.per_sequence, "average the loss per sequence instead of per token"}},
     };

@@ -3,7 +3,9 @@
 //   the language model's 3-D M-RoPE are both "angle[n][i] rotates the pair (i, i + d/2)",
 //   with the angle taken from a different position id per frequency band);
 // - bidirectional attention within segments (the vision tower's windows and images);
-// - exact GELU (erf), the patch merger's activation.
+// - exact GELU (erf), the patch merger's activation;
+// - QuickGELU, x sigmoid(1.702 x), the activation of Qwen2-VL's vision MLP (transformers'
+//   QuickGELUActivation).
 #include "kernels/kernels.h"
 #include <math.h>
 #include <stdlib.h>
@@ -111,5 +113,19 @@ void k_gelu_bwd(float *dx, const float *dy, const float *x, long n) {
     for (long i = 0; i < n; i++) {
         const float cdf = 0.5f * (1.0f + erff(x[i] * (float)M_SQRT1_2));
         dx[i] += dy[i] * (cdf + x[i] * c * expf(-0.5f * x[i] * x[i]));
+    }
+}
+
+void k_quick_gelu_fwd(float *y, const float *x, long n) {
+#pragma omp parallel for schedule(static)
+    for (long i = 0; i < n; i++) y[i] = x[i] / (1.0f + expf(-1.702f * x[i]));
+}
+
+// d/dx x s(a x) = s + a x s (1 - s), a = 1.702
+void k_quick_gelu_bwd(float *dx, const float *dy, const float *x, long n) {
+#pragma omp parallel for schedule(static)
+    for (long i = 0; i < n; i++) {
+        const float s = 1.0f / (1.0f + expf(-1.702f * x[i]));
+        dx[i] += dy[i] * (s + 1.702f * x[i] * s * (1.0f - s));
     }
 }

@@ -201,6 +201,14 @@ void k_attention_seg_bwd(float *dq, float *dk, float *dv, const float *dout, con
 // Exact GELU, y = x Phi(x) (torch.nn.GELU()); the backward accumulates dx += dy GELU'(x).
 void k_gelu_fwd(float *y, const float *x, long n);
 void k_gelu_bwd(float *dx, const float *dy, const float *x, long n);
+// QuickGELU, y = x sigmoid(1.702 x) (Qwen2-VL's vision MLP); the backward accumulates.
+void k_quick_gelu_fwd(float *y, const float *x, long n);
+void k_quick_gelu_bwd(float *dx, const float *dy, const float *x, long n);
+// LayerNorm with weight and bias (b may be NULL) over rows of D (cpu_layernorm.c); saves
+// mean[N] and rstd[N]. The backward accumulates into dx, dw, db (each may be NULL).
+void k_layernorm_fwd(float *y, float *mean, float *rstd, const float *x, const float *w, const float *b, int N, int D, float eps);
+void k_layernorm_bwd(float *dx, float *dw, float *db, const float *dy, const float *x, const float *w, const float *mean,
+                     const float *rstd, int N, int D);
 
 // ---- bf16 x bf16 linear, fp32 accumulation (cpu_gemm_bb16*.c): --bf16 training ----
 // W is a bf16 copy [out, in] of an fp32 master weight; x and dy are fp32 and rounded to
@@ -264,6 +272,11 @@ struct kernels {
                               const float *, const int *, int, int, int, int, float *);
     void (*gelu_fwd)(float *, const float *, long);
     void (*gelu_bwd)(float *, const float *, const float *, long);
+    void (*quick_gelu_fwd)(float *, const float *, long);
+    void (*quick_gelu_bwd)(float *, const float *, const float *, long);
+    void (*layernorm_fwd)(float *, float *, float *, const float *, const float *, const float *, int, int, float);
+    void (*layernorm_bwd)(float *, float *, float *, const float *, const float *, const float *, const float *, const float *, int,
+                          int);
     float (*lmhead_logprob_row)(const float *, int, int, float *);
     void (*linear_bb16_fwd)(float *, const float *, const uint16_t *, const float *, int, int, int);
     void (*linear_bb16_bwd)(float *, float *, float *, const float *, const float *, const uint16_t *, int, int, int);

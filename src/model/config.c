@@ -3,12 +3,12 @@
 #include <string.h>
 
 static const char *arch_names[] = {"LlamaForCausalLM", "Qwen2ForCausalLM", "Qwen3ForCausalLM", "Gemma3ForCausalLM",
-                                   "Qwen2_5_VLForConditionalGeneration"};
+                                   "Qwen2_5_VLForConditionalGeneration", "Qwen2VLForConditionalGeneration"};
 static const char *cls_names[] = {"LlamaForSequenceClassification", "Qwen2ForSequenceClassification",
                                   "Qwen3ForSequenceClassification", "Gemma3TextForSequenceClassification",
-                                  "Qwen2_5_VLForSequenceClassification"};
-static const char *model_types[] = {"llama", "qwen2", "qwen3", "gemma3_text", "qwen2_5_vl"};
-static const char *short_names[] = {"llama", "qwen2", "qwen3", "gemma3", "qwen2_5_vl"};
+                                  "Qwen2_5_VLForSequenceClassification", "Qwen2VLForSequenceClassification"};
+static const char *model_types[] = {"llama", "qwen2", "qwen3", "gemma3_text", "qwen2_5_vl", "qwen2_vl"};
+static const char *short_names[] = {"llama", "qwen2", "qwen3", "gemma3", "qwen2_5_vl", "qwen2_vl"};
 
 const char *model_arch_name(model_arch a) { return arch_names[a]; }
 const char *model_arch_cls_name(model_arch a) { return cls_names[a]; }
@@ -171,10 +171,10 @@ int config_from_json(model_config *c, const json *r, const char *path, tm_error 
         }
     }
     if (!found)
-        return tm_fail(err, "%s: unsupported architecture \"%s\" (supported: LlamaForCausalLM, Qwen2ForCausalLM, Qwen3ForCausalLM, Gemma3ForCausalLM and their ForSequenceClassification reward models)",
+        return tm_fail(err, "%s: unsupported architecture \"%s\" (supported: LlamaForCausalLM, Qwen2ForCausalLM, Qwen3ForCausalLM, Gemma3ForCausalLM and their ForSequenceClassification reward models; Qwen2_5_VLForConditionalGeneration, Qwen2VLForConditionalGeneration)",
                        path, arch ? arch : mt ? mt : "(none)");
     const json *root = r;
-    if (c->arch == ARCH_QWEN2_5_VL) {  // transformers >= 4.52 nests the language model's fields in text_config
+    if (model_arch_is_vl(c->arch)) {  // transformers >= 4.52 nests the language model's fields in text_config
         const json *tc = json_get(r, "text_config");
         if (tc && tc->type == JSON_OBJECT && json_get(tc, "hidden_size")) r = tc;
     }
@@ -191,11 +191,11 @@ int config_from_json(model_config *c, const json *r, const char *path, tm_error 
     if (get_int(r, "head_dim", c->arch == ARCH_GEMMA3 ? 256 : c->hidden / c->heads, 0, &c->head_dim, path, err)) return -1;
     // LlamaConfig, Qwen2Config, Qwen3Config default to untied, Gemma3TextConfig to tied
     c->tie_embeddings = json_get_bool(r, "tie_word_embeddings", c->arch == ARCH_GEMMA3);
-    if (c->arch == ARCH_QWEN2 || c->arch == ARCH_QWEN2_5_VL) c->attn_bias = 1;
+    if (c->arch == ARCH_QWEN2 || model_arch_is_vl(c->arch)) c->attn_bias = 1;
     if (c->arch == ARCH_QWEN3) c->qk_norm = 1;
     // Qwen2 always has q/k/v biases and none on o_proj; Llama and Qwen3 put
     // attention_bias on all four projections.
-    if (c->arch != ARCH_QWEN2 && c->arch != ARCH_QWEN2_5_VL && json_get_bool(r, "attention_bias", 0)) c->attn_bias = c->o_bias = 1;
+    if (c->arch != ARCH_QWEN2 && !model_arch_is_vl(c->arch) && json_get_bool(r, "attention_bias", 0)) c->attn_bias = c->o_bias = 1;
     if (json_get_bool(r, "mlp_bias", 0)) return tm_fail(err, "%s: unsupported field value \"mlp_bias\": true", path);
     if (c->arch == ARCH_GEMMA3) {
         if (gemma3_fields(c, r, path, err)) return -1;
@@ -205,7 +205,7 @@ int config_from_json(model_config *c, const json *r, const char *path, tm_error 
         if (json_get_bool(r, "use_sliding_window", 0))
             return tm_fail(err, "%s: unsupported field value \"use_sliding_window\": true (sliding-window attention is implemented for Gemma 3 only)", path);
     }
-    if (c->arch == ARCH_QWEN2_5_VL) {
+    if (model_arch_is_vl(c->arch)) {
         if (config_vl_fields(c, root, path, err)) return -1;
     } else if (rope_fields(c, r, path, err)) {
         return -1;
@@ -254,7 +254,7 @@ int config_is_qwen3_preset(const char *preset) {
 }
 
 int config_preset(model_config *c, model_arch arch, const char *preset, tm_error *err) {
-    if (arch == ARCH_QWEN2_5_VL) return config_vl_preset(c, preset, err);
+    if (model_arch_is_vl(arch)) return config_vl_preset(c, arch, preset, err);
     memset(c, 0, sizeof *c);
     c->arch = arch;
     for (size_t i = 0; i < sizeof qwen3_shapes / sizeof qwen3_shapes[0]; i++) {
@@ -308,7 +308,7 @@ static void gemma3_to_json(const model_config *c, sbuf *o) {
 }
 
 void config_to_json(const model_config *c, const char *torch_dtype, sbuf *o) {
-    if (c->arch == ARCH_QWEN2_5_VL) { config_vl_to_json(c, torch_dtype, o); return; }
+    if (model_arch_is_vl(c->arch)) { config_vl_to_json(c, torch_dtype, o); return; }
     sbuf_printf(o, "{\n  \"architectures\": [\"%s\"],\n  \"model_type\": \"%s\",\n", arch_names[c->arch], model_types[c->arch]);
     sbuf_printf(o, "  \"hidden_size\": %d,\n  \"num_hidden_layers\": %d,\n  \"num_attention_heads\": %d,\n", c->hidden, c->layers, c->heads);
     sbuf_printf(o, "  \"num_key_value_heads\": %d,\n  \"head_dim\": %d,\n  \"intermediate_size\": %d,\n", c->kv_heads, c->head_dim, c->ffn);

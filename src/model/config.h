@@ -6,7 +6,9 @@
 #include "base/error.h"
 #include "base/json.h"
 
-typedef enum { ARCH_LLAMA, ARCH_QWEN2, ARCH_QWEN3, ARCH_GEMMA3, ARCH_QWEN2_5_VL, ARCH_COUNT } model_arch;
+typedef enum { ARCH_LLAMA, ARCH_QWEN2, ARCH_QWEN3, ARCH_GEMMA3, ARCH_QWEN2_5_VL, ARCH_QWEN2_VL, ARCH_COUNT } model_arch;
+// Qwen2.5-VL and Qwen2-VL: a Qwen2 language model with M-RoPE and a vision tower (model/vision.h).
+static inline int model_arch_is_vl(model_arch a) { return a == ARCH_QWEN2_5_VL || a == ARCH_QWEN2_VL; }
 
 // Layers whose attention kind (sliding or full) a config can name one by one.
 #define CONFIG_MAX_LAYERS 1024
@@ -45,8 +47,10 @@ typedef struct model_config {
     unsigned char layer_sliding[CONFIG_MAX_LAYERS];  // 1: "sliding_attention", 0: "full_attention"
     int bos_token_id, eos_token_id;  // -1 when absent
     int num_labels;    // 0: causal LM (lm-head); 1: reward model (*ForSequenceClassification, score head)
-    // Qwen2.5-VL (ARCH_QWEN2_5_VL): a Qwen2 language model with M-RoPE and a vision tower
-    // (model/vision.h); the fields are vision_config's, parsed in model/vision_config.c.
+    // Qwen2.5-VL (ARCH_QWEN2_5_VL) and Qwen2-VL (ARCH_QWEN2_VL): a Qwen2 language model with
+    // M-RoPE and a vision tower (model/vision.h); the fields are vision_config's, parsed in
+    // model/vision_config.c. Qwen2-VL's names: embed_dim -> hidden, hidden_size -> out_hidden,
+    // embed_dim * mlp_ratio -> ffn; it has no windows (window 0: every block attends the image).
     struct {
         int depth, hidden, heads, ffn, out_hidden;  // depth, hidden_size, num_heads, intermediate_size, out_hidden_size
         int patch, temporal_patch, merge, window;   // patch_size, temporal_patch_size, spatial_merge_size, window_size (px)
@@ -83,6 +87,6 @@ void config_rope_inv_freq_local(const model_config *c, float *inv_freq);
 // root (the language model's fields were read by config_from_json); the config.json text; the preset.
 int config_vl_fields(model_config *c, const json *root, const char *path, tm_error *err);
 void config_vl_to_json(const model_config *c, const char *torch_dtype, sbuf *out);
-int config_vl_preset(model_config *c, const char *preset, tm_error *err);
+int config_vl_preset(model_config *c, model_arch arch, const char *preset, tm_error *err);
 // The sliding window of layer l (0: full attention).
 int config_layer_window(const model_config *c, int l);

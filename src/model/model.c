@@ -119,7 +119,7 @@ static int create(model *m, const model_config *c, int with_weights, int mapped,
     if (c->num_labels) model_add_param(m, "score.weight", 2, c->num_labels, D, 1, &m->off_score);  // reward model: no lm-head
     else if (c->tie_embeddings) m->off_lm_head = m->off_embed;
     else model_add_param(m, "lm_head.weight", 2, c->vocab, D, 1, &m->off_lm_head);
-    if (c->arch == ARCH_QWEN2_5_VL && vision_create(m, err)) { model_free(m); return -1; }
+    if (model_arch_is_vl(c->arch) && vision_create(m, err)) { model_free(m); return -1; }
     if (!with_weights) return 0;
     m->w = mapped ? model_w_map(m->numel, &m->w_map_bytes) : calloc(m->numel, sizeof(float));
     if (!m->w) {

@@ -46,7 +46,7 @@ static int load_dir(model *m, const char *dir, int as_reward, uint64_t seed, int
 // inside the model, but its save_pretrained reverses _checkpoint_conversion_mapping, so files
 // (and the Hub's) hold model.layers.* / visual.*: we write those and read either.
 static const char *vl_alt_name(const model *m, const char *name, char *buf, size_t n) {
-    if (m->cfg.arch != ARCH_QWEN2_5_VL) return NULL;
+    if (!model_arch_is_vl(m->cfg.arch)) return NULL;
     if (!strncmp(name, "visual.", 7)) snprintf(buf, n, "model.%s", name);
     else if (!strncmp(name, "model.", 6)) snprintf(buf, n, "model.language_model.%s", name + 6);
     else return NULL;

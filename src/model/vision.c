@@ -9,7 +9,8 @@
 
 struct vision {
     vision_block *blk;
-    size_t patch_w, ln_q, mlp0_w, mlp0_b, mlp2_w, mlp2_b;
+    int ln;              // Qwen2-VL: LayerNorm (with bias) blocks and merger, fc1 -> QuickGELU -> fc2
+    size_t patch_w, ln_q, ln_q_b, mlp0_w, mlp0_b, mlp2_w, mlp2_b;
     float *inv_freq;     // [head_dim/4] of the tower
     int trainable;       // any tower parameter has a gradient (set by the first forward)
     // the last forward's layout (grow-only buffers)
@@ -22,6 +23,7 @@ struct vision {
     // activations (one arena, grow-only), in window order
     float *arena;
     size_t arena_cap;
+    float *mean1, *mean2, *mean_m, *t_mean;  // LayerNorm's row means (Qwen2-VL)
     float *pix, *xs, *xmid, *rstd1, *rstd2, *q, *k, *v, *att, *lse, *gate, *up, *rstd_m, *h0, *mout, *emb, *ang;
     float *t_xn, *t_qkv, *t_h, *t_rstd, *t_g, *d_x, *d_xn, *d_q, *d_k, *d_v, *d_att, *d_qkv, *d_h, *d_gate, *d_up, *d_g, *d_h0,
         *d_mout;
@@ -31,7 +33,14 @@ struct vision {
 
 static int patch_dim(const model_config *c) { return 3 * c->vis.temporal_patch * c->vis.patch * c->vis.patch; }
 
-int vision_param_count(const model_config *c) { return c->arch == ARCH_QWEN2_5_VL ? 12 * c->vis.depth + 7 : 0; }
+int vision_param_count(const model_config *c) {
+    return c->arch == ARCH_QWEN2_5_VL ? 12 * c->vis.depth + 7 : c->arch == ARCH_QWEN2_VL ? 12 * c->vis.depth + 8 : 0;
+}
+
+// Merge units a window side: Qwen2-VL has no windows (one per frame: a side no image reaches).
+static int win_units(const model_config *c) {
+    return c->vis.window ? c->vis.window / c->vis.merge / c->vis.patch : 1 << 20;
+}
 
 int vision_create(model *m, tm_error *err) {
     const model_config *c = &m->cfg;
@@ -39,6 +48,7 @@ int vision_create(model *m, tm_error *err) {
     vision *v = calloc(1, sizeof *v);
     if (!v) return tm_fail(err, "out of memory");
     m->vis = v;
+    v->ln = c->arch == ARCH_QWEN2_VL;
     v->blk = calloc((size_t)c->vis.depth, sizeof *v->blk);
     v->inv_freq = malloc(sizeof(float) * (size_t)(hv / 4));
     if (!v->blk || !v->inv_freq) return tm_fail(err, "out of memory");
@@ -55,12 +65,22 @@ int vision_create(model *m, tm_error *err) {
         vision_block *o = &v->blk[l];
 #define P(field, suffix, nd, a, b, decay) \
     snprintf(name, sizeof name, "visual.blocks.%d.%s", l, suffix), model_add_param(m, name, nd, a, b, decay, &o->field)
+        o->norm1_b = o->norm2_b = o->up_w = o->up_b = NONE;
         P(norm1, "norm1.weight", 1, E, 1, 0);
+        if (v->ln) P(norm1_b, "norm1.bias", 1, E, 1, 0);
         P(norm2, "norm2.weight", 1, E, 1, 0);
+        if (v->ln) P(norm2_b, "norm2.bias", 1, E, 1, 0);
         P(qkv_w, "attn.qkv.weight", 2, 3 * E, E, 1);
         P(qkv_b, "attn.qkv.bias", 1, 3 * E, 1, 0);
         P(proj_w, "attn.proj.weight", 2, E, E, 1);
         P(proj_b, "attn.proj.bias", 1, E, 1, 0);
+        if (v->ln) {  // VisionMlp: fc1 (kept in gate_*), QuickGELU, fc2 (in down_*)
+            P(gate_w, "mlp.fc1.weight", 2, I, E, 1);
+            P(gate_b, "mlp.fc1.bias", 1, I, 1, 0);
+            P(down_w, "mlp.fc2.weight", 2, E, I, 1);
+            P(down_b, "mlp.fc2.bias", 1, E, 1, 0);
+            continue;
+        }
         P(gate_w, "mlp.gate_proj.weight", 2, I, E, 1);
         P(gate_b, "mlp.gate_proj.bias", 1, I, 1, 0);
         P(up_w, "mlp.up_proj.weight", 2, I, E, 1);
@@ -70,6 +90,8 @@ int vision_create(model *m, tm_error *err) {
 #undef P
     }
     model_add_param(m, "visual.merger.ln_q.weight", 1, E, 1, 0, &v->ln_q);
+    v->ln_q_b = NONE;
+    if (v->ln) model_add_param(m, "visual.merger.ln_q.bias", 1, E, 1, 0, &v->ln_q_b);
     model_add_param(m, "visual.merger.mlp.0.weight", 2, C, C, 1, &v->mlp0_w);
     model_add_param(m, "visual.merger.mlp.0.bias", 1, C, 1, 0, &v->mlp0_b);
     model_add_param(m, "visual.merger.mlp.2.weight", 2, c->vis.out_hidden, C, 1, &v->mlp2_w);
@@ -105,7 +127,7 @@ const float *vision_last_output(const model *m, int *n_merged) {
 // Checks the grids against the batch and counts patches, merged tokens, windows and frames.
 static int count_layout(const model *m, const model_batch *b, int *np, int *nm, int *nw, int *nf, tm_error *err) {
     const model_config *c = &m->cfg;
-    const int ms = c->vis.merge, vm = c->vis.window / ms / c->vis.patch;
+    const int ms = c->vis.merge, vm = win_units(c);
     *np = *nm = *nw = *nf = 0;
     for (int i = 0; i < b->n_images; i++) {
         const int t = b->image_grid_thw[3 * i], h = b->image_grid_thw[3 * i + 1], w = b->image_grid_thw[3 * i + 2];
@@ -143,7 +165,7 @@ static int grow(void **p, size_t *cap, size_t need, size_t esize, tm_error *err)
 // the edge (the padded, empty windows dropped as unique_consecutive does); widx[j] is the merge
 // unit (in the processor's order) at window position j.
 static void window_layout(vision *v, const model_config *c, const model_batch *b) {
-    const int ms = c->vis.merge, vm = c->vis.window / ms / c->vis.patch, mu = ms * ms;
+    const int ms = c->vis.merge, vm = win_units(c), mu = ms * ms;
     int j = 0, base = 0, nw = 0, nf = 0, pbase = 0;
     v->cu_win[0] = v->cu_full[0] = 0;
     for (int i = 0; i < b->n_images; i++) {
@@ -256,11 +278,11 @@ static int reserve(vision *v, const model *m, const model_batch *b, int np, int 
     size_t sizes[] = {N * P, (L + 1) * N * E, L * N * E, L * N, L * N, L * N * E, L * N * E, L * N * E, L * N * E, L * N * H,
                       L * N * I, L * N * I, N, M * C, M * Do, M * Do, N * hv / 2,
                       N * E, N * 3 * E, N * I, N, M * C, N * E, N * E, N * E, N * E, N * E, N * E, N * 3 * E, N * I, N * I, N * I,
-                      M * C, M * C, M * Do};
+                      M * C, M * C, M * Do, L * N, L * N, N, N};
     float **ptrs[] = {&v->pix, &v->xs, &v->xmid, &v->rstd1, &v->rstd2, &v->q, &v->k, &v->v, &v->att, &v->lse, &v->gate, &v->up,
                       &v->rstd_m, &v->h0, &v->mout, &v->emb, &v->ang, &v->t_xn, &v->t_qkv, &v->t_h, &v->t_rstd, &v->t_g, &v->d_x,
                       &v->d_xn, &v->d_q, &v->d_k, &v->d_v, &v->d_att, &v->d_qkv, &v->d_h, &v->d_gate, &v->d_up, &v->d_g, &v->d_h0,
-                      &v->d_mout};
+                      &v->d_mout, &v->mean1, &v->mean2, &v->mean_m, &v->t_mean};
     const size_t n = sizeof sizes / sizeof sizes[0];
     size_t total = 0;
     for (size_t i = 0; i < n; i++) total += (sizes[i] + 15) & ~(size_t)15;
@@ -274,9 +296,23 @@ static int reserve(vision *v, const model *m, const model_batch *b, int np, int 
 }
 
 static int is_full(const model_config *c, int l) {
+    if (c->arch == ARCH_QWEN2_VL) return 1;
     for (int i = 0; i < c->vis.n_fullatt; i++)
         if (c->vis.fullatt[i] == l) return 1;
     return 0;
+}
+
+// norm1, norm2, ln_q: RMSNorm (Qwen2.5-VL's Qwen2RMSNorm) or LayerNorm with bias (Qwen2-VL's
+// nn.LayerNorm), eps 1e-6 in both; mean is LayerNorm's only.
+static void norm_fwd(const model *m, float *y, float *mean, float *rstd, const float *x, size_t w, size_t b, int N, int E) {
+    if (m->vis->ln) m->K->layernorm_fwd(y, mean, rstd, x, m->w + w, m->w + b, N, E, 1e-6f);
+    else m->K->rmsnorm_fwd(y, rstd, x, m->w + w, 0.0f, N, E, 1e-6f);
+}
+
+static void norm_bwd(model *m, float *dx, const float *dy, const float *x, size_t w, size_t b, const float *mean, const float *rstd,
+                     int N, int E) {
+    if (m->vis->ln) m->K->layernorm_bwd(dx, model_grad(m, w), model_grad(m, b), dy, x, m->w + w, mean, rstd, N, E);
+    else m->K->rmsnorm_bwd(dx, model_grad(m, w), dy, x, m->w + w, 0.0f, rstd, N, E);
 }
 
 // ---- forward ----
@@ -310,7 +346,6 @@ int vision_forward(model *m, const model_batch *b, float *x, tm_error *err) {
     const int C = E * c->vis.merge * c->vis.merge, Do = c->vis.out_hidden;
     const size_t NE = (size_t)N * E;
     const float *W = m->w;
-    const float eps = 1e-6f;  // Qwen2RMSNorm(eps=1e-6) throughout the tower
     for (int n = 0; n < N; n++) memcpy(v->pix + (size_t)n * P, b->pixel_values + (size_t)v->perm[n] * P, sizeof(float) * (size_t)P);
     K->linear_fwd(v->xs, v->pix, W + v->patch_w, NULL, N, P, E);
     for (int l = 0; l < c->vis.depth; l++) {
@@ -318,7 +353,7 @@ int vision_forward(model *m, const model_batch *b, float *x, tm_error *err) {
         float *xl = v->xs + l * NE, *xmid = v->xmid + l * NE, *xnext = v->xs + (l + 1) * NE;
         float *q = v->q + l * NE, *k = v->k + l * NE, *vv = v->v + l * NE, *att = v->att + l * NE;
         float *gate = v->gate + (size_t)l * N * I, *up = v->up + (size_t)l * N * I;
-        K->rmsnorm_fwd(v->t_xn, v->rstd1 + (size_t)l * N, xl, W + o->norm1, 0.0f, N, E, eps);
+        norm_fwd(m, v->t_xn, v->mean1 + (size_t)l * N, v->rstd1 + (size_t)l * N, xl, o->norm1, o->norm1_b, N, E);
         K->linear_fwd(v->t_qkv, v->t_xn, W + o->qkv_w, W + o->qkv_b, N, E, 3 * E);
         for (int n = 0; n < N; n++) {  // qkv rows are [3][heads][hv]
             const float *r = v->t_qkv + (size_t)n * 3 * E;
@@ -333,15 +368,19 @@ int vision_forward(model *m, const model_batch *b, float *x, tm_error *err) {
                              v->scratch);
         K->linear_fwd(xmid, att, W + o->proj_w, W + o->proj_b, N, E, E);
         K->add_inplace(xmid, xl, (long)NE);
-        K->rmsnorm_fwd(v->t_xn, v->rstd2 + (size_t)l * N, xmid, W + o->norm2, 0.0f, N, E, eps);
+        norm_fwd(m, v->t_xn, v->mean2 + (size_t)l * N, v->rstd2 + (size_t)l * N, xmid, o->norm2, o->norm2_b, N, E);
         K->linear_fwd(gate, v->t_xn, W + o->gate_w, W + o->gate_b, N, E, I);
-        K->linear_fwd(up, v->t_xn, W + o->up_w, W + o->up_b, N, E, I);
-        K->swiglu_fwd(v->t_h, gate, up, (long)N * I);
+        if (v->ln) {
+            K->quick_gelu_fwd(v->t_h, gate, (long)N * I);
+        } else {
+            K->linear_fwd(up, v->t_xn, W + o->up_w, W + o->up_b, N, E, I);
+            K->swiglu_fwd(v->t_h, gate, up, (long)N * I);
+        }
         K->linear_fwd(xnext, v->t_h, W + o->down_w, W + o->down_b, N, I, E);
         K->add_inplace(xnext, xmid, (long)NE);
     }
     // merger: ln_q, then each merge unit's 4 rows as one row of C
-    K->rmsnorm_fwd(v->t_xn, v->rstd_m, v->xs + (size_t)c->vis.depth * NE, W + v->ln_q, 0.0f, N, E, eps);
+    norm_fwd(m, v->t_xn, v->mean_m, v->rstd_m, v->xs + (size_t)c->vis.depth * NE, v->ln_q, v->ln_q_b, N, E);
     K->linear_fwd(v->h0, v->t_xn, W + v->mlp0_w, W + v->mlp0_b, M, C, C);
     K->gelu_fwd(v->t_g, v->h0, (long)M * C);
     K->linear_fwd(v->mout, v->t_g, W + v->mlp2_w, W + v->mlp2_b, M, C, Do);
@@ -361,7 +400,6 @@ void vision_backward(model *m, const model_batch *b, float *d_x) {
     const int C = E * c->vis.merge * c->vis.merge, Do = c->vis.out_hidden;
     const size_t NE = (size_t)N * E;
     const float *W = m->w;
-    const float eps = 1e-6f;
     // dL/d(merger output) in window order; the pad rows' embedding gets nothing
     for (int j = 0; j < M; j++) {
         float *src = d_x + (size_t)v->img_rows[v->widx[j]] * Do;
@@ -370,7 +408,7 @@ void vision_backward(model *m, const model_batch *b, float *d_x) {
     for (int r = 0; r < M; r++) memset(d_x + (size_t)v->img_rows[r] * Do, 0, sizeof(float) * (size_t)Do);
     if (!v->trainable) return;
 #define G_(off) model_grad(m, off)
-    K->rmsnorm_fwd(v->t_xn, v->t_rstd, v->xs + (size_t)c->vis.depth * NE, W + v->ln_q, 0.0f, N, E, eps);
+    norm_fwd(m, v->t_xn, v->t_mean, v->t_rstd, v->xs + (size_t)c->vis.depth * NE, v->ln_q, v->ln_q_b, N, E);
     K->gelu_fwd(v->t_g, v->h0, (long)M * C);
     K->zero(v->d_g, (long)M * C);
     K->linear_bwd(v->d_g, G_(v->mlp2_w), G_(v->mlp2_b), v->d_mout, v->t_g, W + v->mlp2_w, M, C, Do);
@@ -379,24 +417,30 @@ void vision_backward(model *m, const model_batch *b, float *d_x) {
     K->zero(v->d_xn, (long)NE);
     K->linear_bwd(v->d_xn, G_(v->mlp0_w), G_(v->mlp0_b), v->d_h0, v->t_xn, W + v->mlp0_w, M, C, C);
     K->zero(v->d_x, (long)NE);
-    K->rmsnorm_bwd(v->d_x, G_(v->ln_q), v->d_xn, v->xs + (size_t)c->vis.depth * NE, W + v->ln_q, 0.0f, v->rstd_m, N, E);
+    norm_bwd(m, v->d_x, v->d_xn, v->xs + (size_t)c->vis.depth * NE, v->ln_q, v->ln_q_b, v->mean_m, v->rstd_m, N, E);
     for (int l = c->vis.depth - 1; l >= 0; l--) {
         const vision_block *o = &v->blk[l];
         const float *xl = v->xs + l * NE, *xmid = v->xmid + l * NE;
         const float *q = v->q + l * NE, *k = v->k + l * NE, *vv = v->v + l * NE, *att = v->att + l * NE;
         const float *gate = v->gate + (size_t)l * N * I, *up = v->up + (size_t)l * N * I;
         // MLP
-        K->rmsnorm_fwd(v->t_xn, v->t_rstd, xmid, W + o->norm2, 0.0f, N, E, eps);
-        K->swiglu_fwd(v->t_h, gate, up, (long)N * I);
+        norm_fwd(m, v->t_xn, v->t_mean, v->t_rstd, xmid, o->norm2, o->norm2_b, N, E);
+        if (v->ln) K->quick_gelu_fwd(v->t_h, gate, (long)N * I);
+        else K->swiglu_fwd(v->t_h, gate, up, (long)N * I);
         K->zero(v->d_h, (long)N * I);
         K->linear_bwd(v->d_h, G_(o->down_w), G_(o->down_b), v->d_x, v->t_h, W + o->down_w, N, I, E);
         K->zero(v->d_gate, (long)N * I);
-        K->zero(v->d_up, (long)N * I);
-        K->swiglu_bwd(v->d_gate, v->d_up, v->d_h, gate, up, (long)N * I);
         K->zero(v->d_xn, (long)NE);
-        K->linear_bwd(v->d_xn, G_(o->gate_w), G_(o->gate_b), v->d_gate, v->t_xn, W + o->gate_w, N, E, I);
-        K->linear_bwd(v->d_xn, G_(o->up_w), G_(o->up_b), v->d_up, v->t_xn, W + o->up_w, N, E, I);
-        K->rmsnorm_bwd(v->d_x, G_(o->norm2), v->d_xn, xmid, W + o->norm2, 0.0f, v->rstd2 + (size_t)l * N, N, E);
+        if (v->ln) {
+            K->quick_gelu_bwd(v->d_gate, v->d_h, gate, (long)N * I);
+            K->linear_bwd(v->d_xn, G_(o->gate_w), G_(o->gate_b), v->d_gate, v->t_xn, W + o->gate_w, N, E, I);
+        } else {
+            K->zero(v->d_up, (long)N * I);
+            K->swiglu_bwd(v->d_gate, v->d_up, v->d_h, gate, up, (long)N * I);
+            K->linear_bwd(v->d_xn, G_(o->gate_w), G_(o->gate_b), v->d_gate, v->t_xn, W + o->gate_w, N, E, I);
+            K->linear_bwd(v->d_xn, G_(o->up_w), G_(o->up_b), v->d_up, v->t_xn, W + o->up_w, N, E, I);
+        }
+        norm_bwd(m, v->d_x, v->d_xn, xmid, o->norm2, o->norm2_b, v->mean2 + (size_t)l * N, v->rstd2 + (size_t)l * N, N, E);
         // attention
         K->zero(v->d_att, (long)NE);
         K->linear_bwd(v->d_att, G_(o->proj_w), G_(o->proj_b), v->d_x, att, W + o->proj_w, N, E, E);
@@ -414,10 +458,10 @@ void vision_backward(model *m, const model_batch *b, float *d_x) {
             memcpy(r + E, v->d_k + (size_t)n * E, sizeof(float) * (size_t)E);
             memcpy(r + 2 * E, v->d_v + (size_t)n * E, sizeof(float) * (size_t)E);
         }
-        K->rmsnorm_fwd(v->t_xn, v->t_rstd, xl, W + o->norm1, 0.0f, N, E, eps);
+        norm_fwd(m, v->t_xn, v->t_mean, v->t_rstd, xl, o->norm1, o->norm1_b, N, E);
         K->zero(v->d_xn, (long)NE);
         K->linear_bwd(v->d_xn, G_(o->qkv_w), G_(o->qkv_b), v->d_qkv, v->t_xn, W + o->qkv_w, N, E, 3 * E);
-        K->rmsnorm_bwd(v->d_x, G_(o->norm1), v->d_xn, xl, W + o->norm1, 0.0f, v->rstd1 + (size_t)l * N, N, E);
+        norm_bwd(m, v->d_x, v->d_xn, xl, o->norm1, o->norm1_b, v->mean1 + (size_t)l * N, v->rstd1 + (size_t)l * N, N, E);
     }
     K->linear_bwd(NULL, G_(v->patch_w), NULL, v->d_x, v->pix, W + v->patch_w, N, P, E);
 #undef G_

@@ -1,5 +1,6 @@
 // model/vision: Qwen2.5-VL's vision tower (transformers' Qwen2_5_VisionTransformerPretrainedModel)
-// and the language model's M-RoPE, forward and backward, for ARCH_QWEN2_5_VL models.
+// and Qwen2-VL's (Qwen2VisionTransformerPretrainedModel), and the language model's M-RoPE,
+// forward and backward, for ARCH_QWEN2_5_VL and ARCH_QWEN2_VL models.
 //
 // Input: a batch's images as the image processor makes them (src/image/): pixel_values
 // [n_patches, 3 * temporal_patch * patch * patch], rows in the processor's order (per image:
@@ -17,6 +18,9 @@
 // - blocks: x + proj(attn(rmsnorm1(x))), then + down(silu(gate(.)) * up(.)) of rmsnorm2, all with biases;
 // - merger: RMSNorm (ln_q), 4 merged rows concatenated, Linear, exact GELU, Linear; then the
 //   window order is undone.
+// Qwen2-VL's tower differs in three places: LayerNorm with bias (eps 1e-6) for norm1, norm2 and
+// ln_q; the MLP is fc2(QuickGELU(fc1(.))), with biases; no windows (every block attends within
+// the whole frame, and the rows stay in the processor's order). The language model is the same.
 // M-RoPE: every token has (t, h, w) positions; a text token's three equal its position id plus
 // the shift the images before it in its sequence made; an image's tokens sit at
 // (p, p + row, p + col) from the next text position p, and the text after it continues at
@@ -26,7 +30,7 @@
 #include "model/model.h"
 
 typedef struct vision_block {
-    size_t norm1, qkv_w, qkv_b, proj_w, proj_b, norm2, gate_w, gate_b, up_w, up_b, down_w, down_b;
+    size_t norm1, norm1_b, qkv_w, qkv_b, proj_w, proj_b, norm2, norm2_b, gate_w, gate_b, up_w, up_b, down_w, down_b;  // Qwen2-VL: norm*_b, fc1 = gate, fc2 = down, no up
 } vision_block;
 
 typedef struct vision vision;

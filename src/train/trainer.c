@@ -180,6 +180,8 @@ static void epoch_order(int *order, int n, int seed, int epoch);
 typedef struct example {
     data_example d;
     float *ref[2];
+    float **ref_ep;     // --perturb: ref_ep[2 epoch + q], sequence q's with epoch's images
+    int n_ep;
     float *weight[2];   // cDPO token weights (NULL: 1)
     int32_t *kl_ids;
     uint8_t *kl_mask;
@@ -199,6 +201,8 @@ static void example_set_free(example_set *s) {
         data_example_free(&s->ex[i].d);
         free(s->ex[i].ref[0]);
         free(s->ex[i].ref[1]);
+        for (int k = 0; s->ex[i].ref_ep && k < 2 * s->ex[i].n_ep; k++) free(s->ex[i].ref_ep[k]);
+        free(s->ex[i].ref_ep);
         free(s->ex[i].weight[0]);
         free(s->ex[i].weight[1]);
         free(s->ex[i].kl_ids);
@@ -452,7 +456,10 @@ static void buffers_free(step_buffers *b) {
 // all) under model m. The examples are packed in file order, skipping the others, so a
 // run that needs them all packs exactly as before and gets the same bits, and a run and
 // its resumption (which mark the same examples) agree bit for bit. *done counts them.
-static int compute_reference(trainer *b, example_set *s, const uint8_t *need, int kl, int *done, tm_error *err) {
+// With --perturb (pert, DPO only) the sequences carry epoch's perturbed images and the
+// log-probs go to ref_ep[epoch] (every epoch draws other images, so each has its own).
+static int compute_reference(trainer *b, example_set *s, const uint8_t *need, int kl, vl_perturb *pert, int epoch, int n_epochs,
+                             int *done, tm_error *err) {
     int todo = 0;
     for (int k = 0; k < s->n; k++) todo += !need || need[k];
     *done = todo;
@@ -468,11 +475,17 @@ static int compute_reference(trainer *b, example_set *s, const uint8_t *need, in
             if (need && !need[i]) { i++; continue; }
             const example *e = &s->ex[i];
             int need = 0;
-            for (int q = 0; q < e->d.nseq; q++) need += e->d.seq[q].len;
+            for (int q = 0; q < e->d.nseq; q++) {
+                int len = pert ? vl_perturb_len(pert, i, &e->d, q, epoch, err) : e->d.seq[q].len;
+                if (len < 0) return -1;
+                need += len;
+            }
             if (kl) need += e->kl_len;
             if (i > first && (b->bb.n_tokens + need > b->cap_tokens || b->bb.n_seqs + 3 > b->cap_seqs)) break;
             for (int q = 0; q < e->d.nseq; q++)
-                if (add_images(b, s, &e->d, err) || trainer_add(b, e->d.seq[q].ids, e->d.seq[q].mask, e->d.seq[q].len, NULL, NULL, err)) return -1;
+                if (pert ? vl_perturb_add(pert, b, i, &e->d, q, epoch, NULL, err)
+                         : add_images(b, s, &e->d, err) || trainer_add(b, e->d.seq[q].ids, e->d.seq[q].mask, e->d.seq[q].len, NULL, NULL, err))
+                    return -1;
             if (kl && e->kl_len > 1 && trainer_add(b, e->kl_ids, e->kl_mask, e->kl_len, NULL, NULL, err)) return -1;
             i++;
         }
@@ -486,10 +499,16 @@ static int compute_reference(trainer *b, example_set *s, const uint8_t *need, in
             if (need && !need[k]) continue;
             example *e = &s->ex[k];
             counted++;
+            if (pert && !e->ref_ep) {
+                if (!(e->ref_ep = calloc(2 * (size_t)n_epochs, sizeof(float *)))) return tm_fail(err, "out of memory");
+                e->n_ep = n_epochs;
+            }
             for (int q = 0; q < e->d.nseq; q++, sq++) {
-                e->ref[q] = malloc(sizeof(float) * (size_t)e->d.seq[q].len);
-                if (!e->ref[q]) return tm_fail(err, "out of memory");
-                memcpy(e->ref[q], b->logp_tok + b->span[2 * sq], sizeof(float) * (size_t)e->d.seq[q].len);
+                int len = b->span[2 * sq + 1] - b->span[2 * sq];
+                float **r = pert ? &e->ref_ep[2 * epoch + q] : &e->ref[q];
+                *r = malloc(sizeof(float) * (size_t)len);
+                if (!*r) return tm_fail(err, "out of memory");
+                memcpy(*r, b->logp_tok + b->span[2 * sq], sizeof(float) * (size_t)len);
             }
             if (kl && e->kl_len > 1) {
                 e->kl_ref = malloc(sizeof(float) * (size_t)e->kl_len);
@@ -528,6 +547,20 @@ static uint8_t *examples_drawn(int n, int seed, int64_t total, int64_t steps_per
         epoch_order(order, n, seed, 0);
         int64_t upto = total * per_step < n ? total * per_step : n;
         for (int64_t k = 0; k < upto; k++) need[order[k]] = 1;
+    }
+    free(order);
+    return need;
+}
+
+// The examples steps [s0, s1) of one epoch draw on this rank (positions [lo, hi) of each step).
+static uint8_t *examples_in_steps(int n, int seed, int64_t s0, int64_t s1, int64_t steps_per_epoch, int per_step, int lo, int hi) {
+    uint8_t *need = calloc((size_t)n, 1);
+    int *order = malloc(sizeof(int) * (size_t)n);
+    if (!need || !order) { free(need); free(order); return NULL; }
+    epoch_order(order, n, seed, (int)(s0 / steps_per_epoch));
+    for (int64_t step = s0; step < s1; step++) {
+        int64_t first = (step % steps_per_epoch) * per_step;
+        for (int64_t k = first + lo; k < first + hi && k < n; k++) need[order[k]] = 1;
     }
     free(order);
     return need;
@@ -718,8 +751,11 @@ static int run_micro(const train_args *a, model *m, const example_set *s, const 
         for (int q = 0; q < e->d.nseq; q++) {
             b->pair[b->t.bb.n_seqs] = b->t.bb.n_seqs;
             if (a->method == TRAIN_DPO) chosen_seq[b->t.bb.n_seqs] = q == 0;
-            if (train && b->perturb && e->d.n_images) {
-                if (vl_perturb_add(b->perturb, &b->t, idx[k], &e->d, q, b->epoch, e->ref[q], e->weight[q], err)) return -1;
+            if (train && b->perturb) {
+                const float *ref = e->ref_ep && b->epoch < e->n_ep ? e->ref_ep[2 * b->epoch + q] : NULL;
+                if (a->method == TRAIN_DPO && !ref)
+                    return tm_fail(err, "--perturb: no reference log-probs for example %d in epoch %d", idx[k], b->epoch);
+                if (vl_perturb_add(b->perturb, &b->t, idx[k], &e->d, q, b->epoch, ref, err)) return -1;
             } else if (add_images(&b->t, s, &e->d, err) ||
                        trainer_add(&b->t, e->d.seq[q].ids, e->d.seq[q].mask, e->d.seq[q].len, e->ref[q], e->weight[q], err))
                 return -1;
@@ -1010,7 +1046,8 @@ int train_run(const train_args *args, tm_error *err) {
         }
     // --perturb: the training set's images, in example order; room for the largest perturbed image
     if (a->perturb) {
-        if (a->method != TRAIN_SFT) { tm_fail(err, "--perturb is for sft (dpo's cached reference log-probs would not see the perturbed images)"); goto done; }
+        if (a->method != TRAIN_SFT && a->method != TRAIN_DPO) { tm_fail(err, "--perturb is for sft and dpo"); goto done; }
+        if (a->token_weights) { tm_fail(err, "--perturb with --token-weights: the weights are per token of the unperturbed rows"); goto done; }
         if (!m.vis) { tm_fail(err, "--perturb: %s is not a vision-language model", a->model); goto done; }
         if (a->packing) { tm_fail(err, "--perturb with --packing: a perturbed image changes the row's length; drop one of them"); goto done; }
         uint64_t ps = a->perturb_seed >= 0 ? (uint64_t)a->perturb_seed : (uint64_t)a->seed;
@@ -1020,7 +1057,9 @@ int train_run(const train_args *args, tm_error *err) {
         for (int i = 0; i < train.n; i++) {
             data_example *d = &train.ex[i].d;
             if (vl_perturb_add_example(pert, d, err)) goto done;
-            if (d->n_images && d->seq[0].len + d->n_images * maxtok > longest) longest = d->seq[0].len + d->n_images * maxtok;
+            int l = 0;  // DPO: chosen and rejected, each with the images
+            for (int q = 0; q < d->nseq; q++) l += d->seq[q].len + d->n_images * maxtok;
+            if (d->n_images && l > longest) longest = l;
         }
         if (!pert->n) { tm_fail(err, "--perturb: the training data has no images"); goto done; }
         fprintf(stderr, "temper: --perturb %s (seed %llu): %d images, drawn anew each epoch\n", a->perturb, (unsigned long long)ps, pert->n);
@@ -1055,15 +1094,32 @@ int train_run(const train_args *args, tm_error *err) {
         uint8_t *need = examples_drawn(train.n, a->seed, total, steps_per_epoch, per_step, rank * mine, (rank + 1) * mine);
         int eval_done;
         if (!need) { tm_fail(err, "out of memory"); goto done; }
-        int bad = compute_reference(&buf.t, &train, need, kl, &ref_examples, err) ||
-                  (eval.n && compute_reference(&buf.t, &eval, NULL, kl, &eval_done, err));
+        // (--perturb: the training set's references come per epoch, below)
+        int bad = (!pert && compute_reference(&buf.t, &train, need, kl, NULL, 0, 0, &ref_examples, err)) ||
+                  (eval.n && compute_reference(&buf.t, &eval, NULL, kl, NULL, 0, 0, &eval_done, err));
         free(need);
         if (bad) goto done;
+        if (pert) {
+            // --perturb: each epoch's images are others, so each epoch the run reaches gets its
+            // references, with those images, from the same reference model (before any step)
+            int n_ep = (int)((total + steps_per_epoch - 1) / steps_per_epoch);
+            for (int ep = 0; ep < n_ep && !bad; ep++) {
+                int64_t s0 = (int64_t)ep * steps_per_epoch, s1 = s0 + steps_per_epoch < total ? s0 + steps_per_epoch : total;
+                uint8_t *ne = examples_in_steps(train.n, a->seed, s0, s1, steps_per_epoch, per_step, rank * mine, (rank + 1) * mine);
+                int n_done;
+                if (!ne) { tm_fail(err, "out of memory"); goto done; }
+                bad = compute_reference(&buf.t, &train, ne, 0, pert, ep, n_ep, &n_done, err);
+                if (ep == 0) ref_examples = n_done;
+                free(ne);
+            }
+            if (bad) goto done;
+        }
         double counted = ref_examples;  // under mpirun: every rank's share, summed
         if (dist_allreduce_sum_f64(&counted, 1, err)) goto done;
         ref_examples = (int)counted;
-        fprintf(stderr, "temper: reference log-probs for %d of %d training examples (those the %lld steps draw%s)\n", ref_examples,
-                train.n, (long long)total, world > 1 ? ", each on the rank that trains it" : "");
+        fprintf(stderr, "temper: reference log-probs for %d of %d training examples (those the %lld steps draw%s%s)\n", ref_examples,
+                train.n, (long long)total, world > 1 ? ", each on the rank that trains it" : "",
+                pert ? "; --perturb: again in each later epoch, with its images" : "");
     }
     // the policy: the initial model (already loaded when it is also the reference), or a checkpoint
     // (under LoRA a checkpoint holds the adapters only: the policy is the base plus those)

@@ -72,7 +72,7 @@ typedef struct train_args {
     int keep_start;                  // --truncation-mode keep_start: long prompts keep their start (default: end)
     int zero;                        // --zero 1: under mpirun, AdamW state sharded over ranks (ZeRO-1)
     int packing;                     // sft: pack whole examples into rows of max_length tokens (train/packing.h)
-    const char *perturb;             // sft on image rows: concat|mixup|rotate per example per epoch (train/vl_perturb.h), NULL: none
+    const char *perturb;             // sft/dpo on image rows: concat|mixup|rotate per example per epoch (train/vl_perturb.h), NULL: none
     int perturb_seed;                // its seed (-1: --seed)
     int freeze_vision_tower;         // Qwen2.5-VL: the vision tower's parameters get no gradient (model/vision.h)
     int gradient_checkpointing;      // recompute each layer's activations in the backward (less memory, ~1 more forward)

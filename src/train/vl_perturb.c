@@ -14,12 +14,14 @@ int vl_perturb_init(vl_perturb *p, const char *op, uint64_t seed, const img_qwen
     p->pad_id = pad_id;
     if (!(p->ex_start = calloc(1, sizeof(int)))) return tm_fail(err, "out of memory");
     p->cap_ex = 0;
+    p->cur_k = p->cur_epoch = -1;
     return 0;
 }
 
 void vl_perturb_free(vl_perturb *p) {
     for (int i = 0; i < p->n; i++) free(p->set[i]);
-    free(p->set), free(p->ex_start), free(p->ex_img), free(p->ids), free(p->mask);
+    for (int j = 0; j < p->n_pt; j++) img_patches_free(&p->pt[j]);
+    free(p->set), free(p->ex_start), free(p->ex_img), free(p->ids), free(p->mask), free(p->pt), free(p->counts);
     memset(p, 0, sizeof *p);
 }
 
@@ -64,57 +66,75 @@ int vl_perturb_max_tokens(const vl_perturb *p) {
     return (int)(p->icfg->max_pixels / (f * f));
 }
 
-int vl_perturb_add(vl_perturb *p, trainer *t, int k, const data_example *d, int q, int epoch, const float *ref,
-                   const float *w, tm_error *err) {
-    const data_seq *s = &d->seq[q];
-    if (!d->n_images) return trainer_add(t, s->ids, s->mask, s->len, ref, w, err);
-    if (ref || w) return tm_fail(err, "--perturb: per-token reference log-probs or weights cannot follow a re-expanded sequence");
-    int merge2 = p->icfg->merge_size * p->icfg->merge_size, grow = 0, rc = 0;
-    int *counts = calloc((size_t)d->n_images, sizeof(int));
-    if (!counts) return tm_fail(err, "out of memory");
+// Perturbs example k's images for epoch (once: a second sequence of the example reuses them).
+static int prepare(vl_perturb *p, int k, const data_example *d, int epoch, tm_error *err) {
+    if (p->cur_k == k && p->cur_epoch == epoch) return 0;
+    for (int j = 0; j < p->n_pt; j++) img_patches_free(&p->pt[j]);
+    p->n_pt = 0, p->grow = 0, p->cur_k = -1;
+    if (d->n_images > p->cap_pt) {
+        img_patches *pt = realloc(p->pt, sizeof *pt * (size_t)d->n_images);
+        if (pt) p->pt = pt;
+        int *c = realloc(p->counts, sizeof(int) * (size_t)d->n_images);
+        if (c) p->counts = c;
+        if (!pt || !c) return tm_fail(err, "out of memory");
+        p->cap_pt = d->n_images;
+    }
+    const int merge2 = p->icfg->merge_size * p->icfg->merge_size;
+    int rc = 0;
     for (int j = 0; j < d->n_images && !rc; j++) {
         img_rgb im = {0};
         img_draw dr = {0};
-        img_patches pt = {0};
+        memset(&p->pt[j], 0, sizeof p->pt[j]);
+        p->n_pt = j + 1;  // freed by the next prepare or vl_perturb_free, whatever happens below
         rc = img_perturb_one(&im, &dr, p->op, &p->opts, p->seed + (uint64_t)epoch, (const char *const *)p->set, p->n,
                              p->ex_img[p->ex_start[k] + j], err);
-        if (!rc) rc = img_qwen2vl_process(p->icfg, &im, &pt, err);
-        if (!rc) rc = trainer_add_images(t, 1, pt.pixel_values, pt.n, pt.dim, pt.grid_thw, err);
+        if (!rc) rc = img_qwen2vl_process(p->icfg, &im, &p->pt[j], err);
         if (!rc) {
-            const int *g = d->grid_thw + 3 * j;
-            counts[j] = pt.grid_thw[0] * pt.grid_thw[1] * pt.grid_thw[2] / merge2;
-            grow += counts[j] - g[0] * g[1] * g[2] / merge2;
+            const int *g = d->grid_thw + 3 * j, *h = p->pt[j].grid_thw;
+            p->counts[j] = h[0] * h[1] * h[2] / merge2;
+            p->grow += p->counts[j] - g[0] * g[1] * g[2] / merge2;
         }
-        img_patches_free(&pt);
         img_draw_free(&dr);
         img_free(&im);
     }
-    int len = s->len + grow;
-    if (!rc && len > p->cap_tok) {
+    if (rc) return -1;
+    p->cur_k = k, p->cur_epoch = epoch;
+    return 0;
+}
+
+int vl_perturb_len(vl_perturb *p, int k, const data_example *d, int q, int epoch, tm_error *err) {
+    if (!d->n_images) return d->seq[q].len;
+    return prepare(p, k, d, epoch, err) ? -1 : d->seq[q].len + p->grow;
+}
+
+int vl_perturb_add(vl_perturb *p, trainer *t, int k, const data_example *d, int q, int epoch, const float *ref,
+                   tm_error *err) {
+    const data_seq *s = &d->seq[q];
+    if (!d->n_images) return trainer_add(t, s->ids, s->mask, s->len, ref, NULL, err);
+    if (prepare(p, k, d, epoch, err)) return -1;
+    const int merge2 = p->icfg->merge_size * p->icfg->merge_size, len = s->len + p->grow;
+    for (int j = 0; j < d->n_images; j++)
+        if (trainer_add_images(t, 1, p->pt[j].pixel_values, p->pt[j].n, p->pt[j].dim, p->pt[j].grid_thw, err)) return -1;
+    if (len > p->cap_tok) {
         int32_t *ids = realloc(p->ids, sizeof(int32_t) * (size_t)len);
         if (ids) p->ids = ids;
         uint8_t *mask = realloc(p->mask, (size_t)len);
         if (mask) p->mask = mask;
-        if (!ids || !mask) rc = tm_fail(err, "out of memory");
-        else p->cap_tok = len;
+        if (!ids || !mask) return tm_fail(err, "out of memory");
+        p->cap_tok = len;
     }
-    if (!rc) {
-        // image j's run of old pads becomes counts[j] pads (prompt: mask 0)
-        int o = 0;
-        for (int i = 0, j = 0; i < s->len;) {
-            if (s->ids[i] == p->pad_id && j < d->n_images) {
-                const int *g = d->grid_thw + 3 * j;
-                int old = g[0] * g[1] * g[2] / merge2;
-                for (int c = 0; c < counts[j]; c++) p->ids[o] = p->pad_id, p->mask[o++] = 0;
-                i += old;
-                j++;
-                continue;
-            }
-            p->ids[o] = s->ids[i], p->mask[o++] = s->mask[i];
-            i++;
+    // image j's run of old pads becomes counts[j] pads (prompt: mask 0)
+    int o = 0;
+    for (int i = 0, j = 0; i < s->len;) {
+        if (s->ids[i] == p->pad_id && j < d->n_images) {
+            const int *g = d->grid_thw + 3 * j;
+            for (int c = 0; c < p->counts[j]; c++) p->ids[o] = p->pad_id, p->mask[o++] = 0;
+            i += g[0] * g[1] * g[2] / merge2;
+            j++;
+            continue;
         }
-        rc = trainer_add(t, p->ids, p->mask, o, NULL, NULL, err);
+        p->ids[o] = s->ids[i], p->mask[o++] = s->mask[i];
+        i++;
     }
-    free(counts);
-    return rc;
+    return trainer_add(t, p->ids, p->mask, o, ref, NULL, err);
 }

@@ -7,6 +7,9 @@
 // Image i of the set in epoch e is img_perturb_one(op, seed + e, set, i): with one --data file
 // (no weights), epoch e's images are exactly what `temper perturb OP --data F --seed S+e` writes.
 // The draw depends on (seed, epoch, image) only: not on the order, the batch or the rank.
+// Every sequence of an example (DPO's chosen and rejected) sees the same perturbed images, as
+// the paper's offline-perturbed folders give one image per prompt: the example's patches are
+// made once per (example, epoch) and kept for its next sequence.
 #pragma once
 #include "data/data.h"
 #include "image/perturb.h"
@@ -22,6 +25,10 @@ typedef struct vl_perturb {
     int n, cap;
     int *ex_start, *ex_img;   // example k's images are set[ex_img[ex_start[k] .. ex_start[k + 1])]
     int nex, cap_ex, cap_img;
+    // the prepared example: its perturbed images' patches and token counts
+    int cur_k, cur_epoch;     // -1: none
+    img_patches *pt;
+    int *counts, n_pt, cap_pt, grow;
     int32_t *ids;             // scratch: one re-expanded sequence
     uint8_t *mask;
     int cap_tok;
@@ -34,6 +41,9 @@ int vl_perturb_add_example(vl_perturb *p, const data_example *d, tm_error *err);
 void vl_perturb_free(vl_perturb *p);
 // The most image tokens one perturbed image can take (the processor's max_pixels).
 int vl_perturb_max_tokens(const vl_perturb *p);
-// Adds sequence q of example k (d) to t with its images perturbed for epoch.
+// The length of sequence q of example k (d) with its images perturbed for epoch.
+int vl_perturb_len(vl_perturb *p, int k, const data_example *d, int q, int epoch, tm_error *err);
+// Adds sequence q of example k (d) to t with its images perturbed for epoch. ref: the
+// per-token reference log-probs of the re-expanded sequence (vl_perturb_len long), or NULL.
 int vl_perturb_add(vl_perturb *p, trainer *t, int k, const data_example *d, int q, int epoch, const float *ref,
-                   const float *w, tm_error *err);
+                   tm_error *err);

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Qwen2.5-VL (Qwen2_5_VLForConditionalGeneration) through the CLI on a tiny random model:
+# Qwen2.5-VL (Qwen2_5_VLForConditionalGeneration) through the CLI on a tiny random model (and
+# Qwen2-VL's init and an image dpo run, near the end):
 # temper init --arch qwen2_5_vl with a small tokenizer (the vision ids move to the top of its
 # vocabulary), one sft step on text with and without --freeze-vision-tower, the saved directory
 # keeping transformers' names and the tower's tensors (frozen: bit for bit), and the flag refused
@@ -129,8 +130,50 @@ done
 loss() { $PY -c "import json; print(json.loads(open('$1/metrics.jsonl').readline())['loss'])"; }
 ok "--perturb without --perturb-seed draws from --seed; another seed, other images ($(loss "$tmp/pa-rotate") $(loss "$tmp/pc") $(loss "$tmp/pd"))" \
    '[ "$(loss "$tmp/pc")" = "$(loss "$tmp/pa-rotate")" ] && [ "$(loss "$tmp/pd")" != "$(loss "$tmp/pa-rotate")" ]'
-"$T" dpo --model "$tmp/vm" --data "$tmp/vt/dpo.jsonl" --output-dir "$tmp/pdpo" --max-steps 1 --perturb rotate --quiet 2>"$tmp/err" >/dev/null; rc=$?
-ok "--perturb is refused by dpo, one line ($(tail -1 "$tmp/err"))" '[ $rc -ne 0 ] && [ $(wc -l <"$tmp/err") -eq 1 ]'
+# dpo --perturb: chosen and rejected see one perturbed image (the paper's DPO folders hold one
+# image per prompt), and so do the reference log-probs: two steps on `temper perturb`'s files and
+# two with --perturb give bit-identical weights, and under LoRA (mixup: the adapters)
+# (mixup: the paper's DPO perturbation; rotate changes the image's size, so the rows' token
+# counts and the references' lengths change; the ops themselves: the sft tests above)
+dcommon=(--max-steps 2 --per-device-train-batch-size 2 --learning-rate 1e-3 --quiet)
+for op in mixup rotate; do
+  "$T" perturb $op --data "$tmp/vt/dpo.jsonl" --out "$tmp/dp-$op" --seed 3 --quiet 2>"$tmp/err" >/dev/null
+  loras=(""); [ $op = mixup ] && loras+=("--use-peft --lora-r 4 --lora-dropout 0")  # mixup: the paper's DPO perturbation
+  for lora in "${loras[@]}"; do
+    "$T" dpo --model "$tmp/vm" --data "$tmp/dp-$op/dpo.jsonl" --output-dir "$tmp/dpa-$op" "${dcommon[@]}" $lora --overwrite-output-dir >/dev/null 2>&1
+    "$T" dpo --model "$tmp/vm" --data "$tmp/vt/dpo.jsonl" --output-dir "$tmp/dpb-$op" "${dcommon[@]}" $lora --overwrite-output-dir \
+        --perturb $op --perturb-seed 3 >/dev/null 2>"$tmp/err"; rc=$?
+    f=model.safetensors; [ -n "$lora" ] && f=adapter_model.safetensors
+    ok "dpo --perturb $op ${lora:+(LoRA) }trains on exactly the images of temper perturb $op --seed 3 ($(tail -1 "$tmp/err"))" \
+       '[ $rc -eq 0 ] && [ -s "$tmp/dpa-$op/$f" ] && cmp -s "$tmp/dpa-$op/$f" "$tmp/dpb-$op/$f"'
+  done
+done
+# each epoch its own draw, for the policy and the reference alike: at learning rate 0 every loss
+# is ln 2 (the reference saw the epoch's images), and epoch 1 of seed 3 has epoch 0 of seed 4's log-probs
+"$T" dpo --model "$tmp/vm" --data "$tmp/vt/dpo.jsonl" --output-dir "$tmp/de3" --max-steps 2 --per-device-train-batch-size 4 \
+    --learning-rate 0 --logging-steps 1 --perturb rotate --perturb-seed 3 --quiet >/dev/null 2>&1
+"$T" dpo --model "$tmp/vm" --data "$tmp/vt/dpo.jsonl" --output-dir "$tmp/de4" --max-steps 1 --per-device-train-batch-size 4 \
+    --learning-rate 0 --logging-steps 1 --perturb rotate --perturb-seed 4 --quiet >/dev/null 2>&1
+E=$($PY -c "
+import json
+a = [json.loads(l) for l in open('$tmp/de3/metrics.jsonl') if '\"loss\"' in l]
+b = [json.loads(l) for l in open('$tmp/de4/metrics.jsonl') if '\"loss\"' in l]
+c, d = [x['logps/chosen'] for x in a], b[0]['logps/chosen']
+ok = len(a) == 2 and all(x['loss'] == 0.6931472 for x in a + b) and abs(c[1] - d) <= 1e-6 * abs(d) and abs(c[0] - c[1]) > 1e-4
+print('PASS' if ok else 'FAIL', [x['loss'] for x in a], c, d)" 2>&1)
+ok "dpo --perturb draws anew each epoch, references too ($E)" '[ "${E%% *}" = PASS ]'
+# Qwen2-VL (the model against float64 PyTorch: tests/oracle/test_vl.py): init --arch qwen2_vl,
+# then dpo --perturb mixup on image rows: the first loss is ln 2 and it falls
+"$T" init --arch qwen2_vl --preset tiny --tokenizer "$tmp/vtok" --vocab-size 264 --out "$tmp/q2" --seed 5 --quiet 2>"$tmp/err"; rc=$?
+cp "$tmp/vm/preprocessor_config.json" "$tmp/q2/"
+"$T" dpo --model "$tmp/q2" --data "$tmp/vt/dpo.jsonl" --output-dir "$tmp/q2dpo" --max-steps 3 --per-device-train-batch-size 2 \
+    --learning-rate 1e-3 --logging-steps 1 --perturb mixup --quiet >/dev/null 2>"$tmp/err"; rc2=$?
+L=$($PY -c "import json; l=[json.loads(x)['loss'] for x in open('$tmp/q2dpo/metrics.jsonl') if '\"loss\"' in x]; print(l[0], l[-1])" 2>/dev/null)
+read -r L0 L1 <<<"$L"
+ok "Qwen2-VL: init --arch qwen2_vl, dpo --perturb mixup on image rows: ln 2, then it falls ($L; $(tail -1 "$tmp/err"))" \
+   '[ $rc -eq 0 ] && [ $rc2 -eq 0 ] && grep -q "\"Qwen2VLForConditionalGeneration\"" "$tmp/q2dpo/config.json" && [ "$L0" = 0.6931472 ] && $PY -c "import sys; sys.exit(not $L1 < $L0)"'
+"$T" kto --model "$tmp/vm" --data "$tmp/vt/dpo.jsonl" --output-dir "$tmp/pkto" --max-steps 1 --perturb rotate --quiet 2>"$tmp/err" >/dev/null; rc=$?
+ok "--perturb is refused by kto, one line ($(tail -1 "$tmp/err"))" '[ $rc -ne 0 ] && [ $(wc -l <"$tmp/err") -eq 1 ]'
 # TRL's conversational vision rows ({"type": "image"} / {"type": "text"} content parts) give the
 # very ids of the string-prompt rows (image part first): one step on each, bit-identical weights
 $PY - "$tmp/vt" <<'P'

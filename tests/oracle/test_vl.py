@@ -1,8 +1,10 @@
 #!/usr/bin/python3
-"""Parity of temper's Qwen2.5-VL (vision tower, image embeddings, M-RoPE, the Qwen2 language
-model) with a float64 PyTorch reference written here from the semantics of transformers'
+"""Parity of temper's Qwen2.5-VL and Qwen2-VL (vision tower, image embeddings, M-RoPE, the Qwen2
+language model) with a float64 PyTorch reference written here from the semantics of transformers'
 modeling_qwen2_5_vl.py (Qwen2_5_VisionTransformerPretrainedModel.forward / get_window_index /
-rot_pos_emb, Qwen2_5_VLPatchMerger, Qwen2_5_VLModel.get_rope_index, apply_multimodal_rotary_pos_emb).
+rot_pos_emb, Qwen2_5_VLPatchMerger, Qwen2_5_VLModel.get_rope_index, apply_multimodal_rotary_pos_emb)
+and modeling_qwen2_vl.py (Qwen2VisionTransformerPretrainedModel: LayerNorm blocks, VisionMlp
+fc1 -> QuickGELU -> fc2, no windows, a LayerNorm ln_q; Qwen2VLModel.get_rope_index).
 
 The C side: `temper init --arch qwen2_5_vl --preset tiny` and tests/tools/vl_dump (see its header).
 Two images of grids (1, 4, 6) and (1, 6, 10) patches, windows of 2x2 merge units (window_size 56),
@@ -11,7 +13,11 @@ text only). Checked, each as rel = max|c - t| / max|t| < 1e-4 (the text model's 
 the tower's output, every position's log-prob, the loss, and the gradient of every parameter;
 with --freeze-vision-tower, no tower gradient and the same language-model gradients; and the
 checkpoint key layout of transformers >= 4.52's internal names (model.language_model.*,
-model.visual.*) loads to the same log-probs.
+model.visual.*) loads to the same log-probs. Qwen2-VL (`--arch qwen2_vl`, the same grids, every
+block attending the whole image): the same checks, its checkpoint names (Qwen2VisionTransformer's
+modules: norm1/norm2 with biases, mlp.fc1/fc2, merger.ln_q with a bias) and config names (embed_dim,
+hidden_size = the language model's, mlp_ratio, quick_gelu), and a save -> load round trip
+(`temper sft` at learning rate 0 writes the tensors it read, bit for bit, under those names).
 """
 import json
 import os
@@ -58,6 +64,17 @@ def rmsnorm(x, w, eps):
     return w * (x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + eps))
 
 
+def is_q2(vc):  # Qwen2VLVisionConfig: embed_dim is the tower's width
+    return "embed_dim" in vc
+
+
+def vnorm(W, name, x, vc):
+    """Qwen2-VL: nn.LayerNorm(eps=1e-6) with bias; Qwen2.5-VL: Qwen2RMSNorm(eps=1e-6)."""
+    if is_q2(vc):
+        return F.layer_norm(x, x.shape[-1:], W[name + ".weight"], W[name + ".bias"], 1e-6)
+    return rmsnorm(x, W[name + ".weight"], 1e-6)
+
+
 def rotate_half(x):
     h = x.shape[-1] // 2
     return torch.cat((-x[..., h:], x[..., :h]), dim=-1)
@@ -74,7 +91,7 @@ def rot_pos_emb(vc, grid_thw):
         pos_ids.append(torch.stack([hpos, wpos], dim=-1).repeat(t, 1))
     pos_ids = torch.cat(pos_ids, dim=0)
     max_grid = max(max(h, w) for _, h, w in grid_thw)
-    dim = vc["hidden_size"] // vc["num_heads"] // 2
+    dim = (vc["embed_dim"] if is_q2(vc) else vc["hidden_size"]) // vc["num_heads"] // 2
     inv_freq = 1.0 / (10000 ** (torch.arange(0, dim, 2, dtype=torch.float) / dim))
     full = torch.outer(torch.arange(max_grid, dtype=torch.float), inv_freq)  # fp32, as transformers
     return full[pos_ids].flatten(1).to(DT)
@@ -113,12 +130,17 @@ def seg_attention(q, k, v, cu):
 
 
 def vision_tower(W, vc, pixel_values, grid_thw):
-    E, H = vc["hidden_size"], vc["num_heads"]
+    q2 = is_q2(vc)
+    E, H = vc["embed_dim" if q2 else "hidden_size"], vc["num_heads"]
     tp, ps = vc["temporal_patch_size"], vc["patch_size"]
     x = pixel_values.view(-1, 3, tp, ps, ps)
     x = F.conv3d(x, W["visual.patch_embed.proj.weight"], stride=[tp, ps, ps]).view(-1, E)
     rpe = rot_pos_emb(vc, grid_thw)
-    window_index, cu_win = get_window_index(vc, grid_thw)
+    if q2:  # no windows: the processor's order throughout, every block within its frame
+        window_index = torch.arange(x.shape[0] // vc["spatial_merge_size"] ** 2)
+        cu_win = None
+    else:
+        window_index, cu_win = get_window_index(vc, grid_thw)
     smu = vc["spatial_merge_size"] ** 2
     n = x.shape[0]
     x = x.reshape(n // smu, smu, -1)[window_index].reshape(n, -1)
@@ -128,18 +150,22 @@ def vision_tower(W, vc, pixel_values, grid_thw):
     cu = F.pad(torch.tensor([h * w for t, h, w in grid_thw for _ in range(t)]).cumsum(0), (1, 0), value=0)
     for l in range(vc["depth"]):
         p = f"visual.blocks.{l}."
-        cu_now = cu if l in vc["fullatt_block_indexes"] else cu_win
-        h = rmsnorm(x, W[p + "norm1.weight"], 1e-6)
+        cu_now = cu if q2 or l in vc["fullatt_block_indexes"] else cu_win
+        h = vnorm(W, p + "norm1", x, vc)
         q, k, v = F.linear(h, W[p + "attn.qkv.weight"], W[p + "attn.qkv.bias"]).reshape(n, 3, H, -1).permute(1, 0, 2, 3).unbind(0)
         q = q * cos.unsqueeze(1) + rotate_half(q) * sin.unsqueeze(1)
         k = k * cos.unsqueeze(1) + rotate_half(k) * sin.unsqueeze(1)
         a = seg_attention(q, k, v, cu_now).reshape(n, -1)
         x = x + F.linear(a, W[p + "attn.proj.weight"], W[p + "attn.proj.bias"])
-        h = rmsnorm(x, W[p + "norm2.weight"], 1e-6)
+        h = vnorm(W, p + "norm2", x, vc)
+        if q2:  # VisionMlp: fc2(QuickGELU(fc1(h))), QuickGELU = x sigmoid(1.702 x)
+            f = F.linear(h, W[p + "mlp.fc1.weight"], W[p + "mlp.fc1.bias"])
+            x = x + F.linear(f * torch.sigmoid(1.702 * f), W[p + "mlp.fc2.weight"], W[p + "mlp.fc2.bias"])
+            continue
         g = F.linear(h, W[p + "mlp.gate_proj.weight"], W[p + "mlp.gate_proj.bias"])
         u = F.linear(h, W[p + "mlp.up_proj.weight"], W[p + "mlp.up_proj.bias"])
         x = x + F.linear(F.silu(g) * u, W[p + "mlp.down_proj.weight"], W[p + "mlp.down_proj.bias"])
-    x = rmsnorm(x, W["visual.merger.ln_q.weight"], 1e-6).view(-1, E * smu)
+    x = vnorm(W, "visual.merger.ln_q", x, vc).view(-1, E * smu)
     x = F.linear(F.gelu(F.linear(x, W["visual.merger.mlp.0.weight"], W["visual.merger.mlp.0.bias"])),
                  W["visual.merger.mlp.2.weight"], W["visual.merger.mlp.2.bias"])
     return x[torch.argsort(window_index)]
@@ -160,7 +186,10 @@ def get_rope_index(cfg, ids, grid_thw, image_index):
         text_len = ed - st
         st_idx = lst[-1].max() + 1 if lst else 0
         lst.append(torch.arange(text_len).view(1, -1).expand(3, -1) + st_idx)
-        t_index = (torch.arange(lt).view(-1, 1).expand(-1, lh * lw) * 0 * cfg["vision_config"]["tokens_per_second"]).long().flatten()
+        if is_q2(cfg["vision_config"]):  # Qwen2-VL: arange(t) (an image has t = 1)
+            t_index = torch.arange(lt).view(-1, 1).expand(-1, lh * lw).flatten()
+        else:
+            t_index = (torch.arange(lt).view(-1, 1).expand(-1, lh * lw) * 0 * cfg["vision_config"]["tokens_per_second"]).long().flatten()
         h_index = torch.arange(lh).view(1, -1, 1).expand(lt, -1, lw).flatten()
         w_index = torch.arange(lw).view(1, 1, -1).expand(lt, lh, -1).flatten()
         lst.append(torch.stack([t_index, h_index, w_index]) + text_len + st_idx)
@@ -215,19 +244,45 @@ def vl_logprobs(W, cfg, seqs, pixel_values, grid_thw):
     return img, torch.cat(out)
 
 
-def main():
+def hf_names(cfg):
+    """The state-dict names transformers' Qwen2VLForConditionalGeneration saves (tied: no lm_head)."""
+    vc, n = cfg["vision_config"], ["visual.patch_embed.proj.weight", "model.embed_tokens.weight", "model.norm.weight"]
+    for i in range(vc["depth"]):
+        for m in ["norm1", "norm2", "attn.qkv", "attn.proj", "mlp.fc1", "mlp.fc2"]:
+            n += [f"visual.blocks.{i}.{m}.weight", f"visual.blocks.{i}.{m}.bias"]
+    n += [f"visual.merger.{m}.{w}" for m in ["ln_q", "mlp.0", "mlp.2"] for w in ["weight", "bias"]]
+    for i in range(cfg["num_hidden_layers"]):
+        p = f"model.layers.{i}."
+        n += [p + "input_layernorm.weight", p + "post_attention_layernorm.weight", p + "self_attn.o_proj.weight"]
+        n += [p + f"self_attn.{x}_proj.{w}" for x in "qkv" for w in ["weight", "bias"]]
+        n += [p + f"mlp.{x}_proj.weight" for x in ["gate", "up", "down"]]
+    return sorted(n + ([] if cfg.get("tie_word_embeddings") else ["lm_head.weight"]))
+
+
+def check(arch):
     tmp = tempfile.mkdtemp(prefix="temper_vl_")
+    q2 = arch == "qwen2_vl"
+    name = "Qwen2-VL" if q2 else "Qwen2.5-VL"
     try:
         mdir = os.path.join(tmp, "m")
-        run([TEMPER, "init", "--arch", "qwen2_5_vl", "--preset", "tiny", "--out", mdir, "--seed", "3", "--quiet"])
+        run([TEMPER, "init", "--arch", arch, "--preset", "tiny", "--out", mdir, "--seed", "3", "--quiet"])
         cfg = json.load(open(os.path.join(mdir, "config.json")))
         vc = cfg["vision_config"]
         W32 = R.read_model_tensors(mdir)
         keys = sorted(W32)
-        report("visual.patch_embed.proj.weight" in W32 and list(W32["visual.patch_embed.proj.weight"].shape) == [vc["hidden_size"], 3, 2, 14, 14]
+        width = vc["embed_dim" if q2 else "hidden_size"]
+        report("visual.patch_embed.proj.weight" in W32 and list(W32["visual.patch_embed.proj.weight"].shape) == [width, 3, 2, 14, 14]
                and "model.layers.0.self_attn.q_proj.weight" in W32 and "lm_head.weight" in W32 and "visual.merger.mlp.2.bias" in W32,
-               "init writes transformers' checkpoint names (visual.*, model.layers.*, lm_head), Conv3d weight 5-D",
+               f"{name}: init writes transformers' checkpoint names (visual.*, model.layers.*, lm_head), Conv3d weight 5-D",
                f"{len(keys)} tensors")
+        if q2:
+            want = hf_names(cfg)
+            report(keys == want and cfg["architectures"] == ["Qwen2VLForConditionalGeneration"] and cfg["model_type"] == "qwen2_vl"
+                   and vc["hidden_size"] == cfg["hidden_size"] and vc["hidden_act"] == "quick_gelu"
+                   and int(vc["embed_dim"] * vc["mlp_ratio"]) == W32["visual.blocks.0.mlp.fc1.weight"].shape[0]
+                   and "window_size" not in vc and "fullatt_block_indexes" not in vc,
+                   "Qwen2-VL: exactly Qwen2VLForConditionalGeneration's tensor names, and Qwen2VLVisionConfig's fields",
+                   f"{len(keys)} vs {len(want)}: extra {sorted(set(keys) - set(want))[:3]} missing {sorted(set(want) - set(keys))[:3]}")
         g = torch.Generator().manual_seed(7)
         for k in keys:  # norms off 1 and biases off 0, so that a forward ignoring them fails; larger weights in the tower
             t = W32[k]
@@ -264,11 +319,12 @@ def main():
         loss = -lp.sum() / n
         loss.backward()
         r = rel(C["vision_out"], img.detach())
-        report(r < TOL, "vision tower output (windows cut at the edge, full attention at blocks 1 and 3, merger)", f"rel {r:.2e}")
+        report(r < TOL, f"{name}: vision tower output (" + ("LayerNorm, QuickGELU MLP, full attention in every block, LayerNorm merger)" if q2 else
+               "windows cut at the edge, full attention at blocks 1 and 3, merger)"), f"rel {r:.2e}")
         r = rel(C["logprobs"], lp.detach())
-        report(r < TOL, "whole-model log-probs (image embeddings over the pads, M-RoPE, packed)", f"rel {r:.2e}")
+        report(r < TOL, f"{name}: whole-model log-probs (image embeddings over the pads, M-RoPE, packed)", f"rel {r:.2e}")
         r = rel(C["loss"], loss.detach().reshape(1))
-        report(r < TOL, "loss", f"rel {r:.2e}")
+        report(r < TOL, f"{name}: loss", f"rel {r:.2e}")
         worst, wname, missing = 0.0, "", []
         for k in keys:
             if "grad." + k not in C:
@@ -277,12 +333,14 @@ def main():
             rr = rel(C["grad." + k], W[k].grad)
             if rr > worst:
                 worst, wname = rr, k
-        report(not missing and worst < TOL, f"gradients of all {len(keys)} parameters (tower and language model)",
+        report(not missing and worst < TOL, f"{name}: gradients of all {len(keys)} parameters (tower and language model)",
                f"worst rel {worst:.2e} ({wname})" + (f"; missing {missing[:3]}" if missing else ""))
-        for k in ["visual.patch_embed.proj.weight", "visual.blocks.0.attn.qkv.weight", "visual.blocks.1.mlp.gate_proj.bias",
-                  "visual.merger.ln_q.weight", "model.embed_tokens.weight", "model.layers.0.self_attn.q_proj.weight"]:
+        shown = (["visual.blocks.0.norm1.bias", "visual.blocks.1.mlp.fc1.bias", "visual.blocks.3.mlp.fc2.weight", "visual.merger.ln_q.bias"]
+                 if q2 else ["visual.blocks.1.mlp.gate_proj.bias"])
+        for k in ["visual.patch_embed.proj.weight", "visual.blocks.0.attn.qkv.weight", "visual.merger.ln_q.weight",
+                  "model.embed_tokens.weight", "model.layers.0.self_attn.q_proj.weight"] + shown:
             rr = rel(C["grad." + k], W[k].grad)
-            report(rr < TOL, f"gradient {k}", f"rel {rr:.2e}")
+            report(rr < TOL, f"{name}: gradient {k}", f"rel {rr:.2e}")
 
         out2 = os.path.join(tmp, "c2.safetensors")
         run([os.path.join(TOOLS, "vl_dump"), "--model", mdir, "--tokens", os.path.join(tmp, "t.json"),
@@ -290,7 +348,7 @@ def main():
         C2, _ = R.read_safetensors(out2)
         vis_grads = [k for k in C2 if k.startswith("grad.visual.")]
         worst = max(rel(C2["grad." + k], W[k].grad) for k in keys if not k.startswith("visual."))
-        report(not vis_grads and worst < TOL, "--freeze-vision-tower: no tower gradients, the same language-model gradients",
+        report(not vis_grads and worst < TOL, f"{name}: --freeze-vision-tower: no tower gradients, the same language-model gradients",
                f"{len(vis_grads)} tower grads, worst LM rel {worst:.2e}")
 
         # transformers >= 4.52's internal names, as some tools save them
@@ -304,7 +362,7 @@ def main():
                      "tie_word_embeddings", "use_sliding_window"]
         ncfg = {k: v for k, v in cfg.items() if k not in text_keys}
         ncfg["text_config"] = {k: cfg[k] for k in text_keys if k in cfg}
-        ncfg["text_config"]["model_type"] = "qwen2_5_vl_text"
+        ncfg["text_config"]["model_type"] = arch + "_text"
         ncfg["vision_config"] = dict(cfg["vision_config"], in_channels=3)
         del ncfg["vision_config"]["in_chans"]
         R.write_model_dir(adir, ncfg, alt, shards=2)
@@ -312,9 +370,27 @@ def main():
         run([os.path.join(TOOLS, "vl_dump"), "--model", adir, "--tokens", os.path.join(tmp, "t.json"),
              "--images", os.path.join(tmp, "img.safetensors"), "--out", out3])
         C3, _ = R.read_safetensors(out3)
-        report(torch.equal(C3["logprobs"], C["logprobs"]), "loads model.language_model.* / model.visual.* names (sharded) and a nested text_config to the same log-probs")
+        report(torch.equal(C3["logprobs"], C["logprobs"]), f"{name}: loads model.language_model.* / model.visual.* names (sharded) and a nested text_config to the same log-probs")
+        if q2:
+            # save -> load: one sft step at learning rate 0 reads the directory and writes it back
+            with open(os.path.join(tmp, "sft.jsonl"), "w") as f:
+                f.write(json.dumps({"prompt_input_ids": [11, 12, 13], "completion_input_ids": [14, 15]}) + "\n")
+            odir = os.path.join(tmp, "rt")
+            run([TEMPER, "sft", "--model", mdir, "--data", os.path.join(tmp, "sft.jsonl"), "--output-dir", odir, "--max-steps", "1",
+                 "--learning-rate", "0", "--quiet"])
+            W2, c2 = R.read_model_tensors(odir), json.load(open(os.path.join(odir, "config.json")))
+            same = sorted(W2) == keys and all(torch.equal(W2[k], W32[k]) for k in keys)
+            report(same and c2["architectures"] == cfg["architectures"] and c2["vision_config"] == cfg["vision_config"]
+                   and c2["rope_scaling"] == cfg["rope_scaling"],
+                   "Qwen2-VL: save -> load round trip: the same names, the same tensors bit for bit, the same config",
+                   f"names {sorted(W2) == keys}, tensors {same}")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def main():
+    check("qwen2_5_vl")
+    check("qwen2_vl")
 
 
 if __name__ == "__main__":

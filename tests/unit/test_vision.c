@@ -1,4 +1,5 @@
-// tests/unit/test_vision.c: the kernels Qwen2.5-VL adds (kernels/cpu_vision.c) against fp64
+// tests/unit/test_vision.c: the kernels Qwen2.5-VL and Qwen2-VL add (kernels/cpu_vision.c,
+// cpu_layernorm.c: QuickGELU, LayerNorm) against fp64
 // references written here, their backwards against central finite differences (the
 // tolerances of test_kernels.c), and the vision model's input checks (model/vision.h).
 // The whole tower and model against PyTorch: tests/oracle/test_vl.py.
@@ -10,6 +11,7 @@
 #include "tokenizer/jinja.h"
 #include "tokenizer/tokenizer.h"
 #include <math.h>
+#include <omp.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -45,6 +47,119 @@ static void test_gelu(void) {
     k_gelu_bwd(dx, G, x, n);
     CHECK(fabsf(dx[5] - 2 * d0) <= 1e-6f * fabsf(d0) + 1e-12f, "gelu bwd accumulates (+=)");
     free(x), free(y), free(G), free(dx);
+}
+
+// ---- QuickGELU (Qwen2-VL's vision MLP) ----
+static double qgelu_d(double x) { return x / (1 + exp(-1.702 * x)); }
+
+static void test_quick_gelu(void) {
+    const long n = 1037;
+    float *x = randn(n, 3), *y = malloc(sizeof(float) * n), *G = randn(n, 1), *dx = calloc(n, sizeof(float));
+    x[0] = -30, x[1] = 30, x[2] = 0, x[3] = -100;
+    k_quick_gelu_fwd(y, x, n);
+    double fe = 0, be = 0, mb = 1e-12;
+    for (long i = 0; i < n; i++) fe = fmax(fe, fabs(y[i] - qgelu_d(x[i])) / fmax(1.0, fabs(qgelu_d(x[i]))));
+    k_quick_gelu_bwd(dx, G, x, n);
+    int finite = 1;
+    for (long i = 0; i < n; i++) {
+        double fd = G[i] * (qgelu_d(x[i] + FD_H) - qgelu_d(x[i] - FD_H)) / (2 * FD_H);
+        be = fmax(be, fabs(dx[i] - fd));
+        mb = fmax(mb, fabs(fd));
+        finite &= isfinite(dx[i]) && isfinite(y[i]);
+    }
+    CHECK(fe < 1e-6 && finite, "quick_gelu fwd vs x sigmoid(1.702 x) in fp64 (err %.1e)", fe);
+    CHECK(be / mb < 1e-4, "quick_gelu bwd vs FD (err %.1e)", be / mb);
+    float d0 = dx[5];
+    k_quick_gelu_bwd(dx, G, x, n);
+    CHECK(fabsf(dx[5] - 2 * d0) <= 1e-6f * fabsf(d0) + 1e-12f, "quick_gelu bwd accumulates (+=)");
+    free(x), free(y), free(G), free(dx);
+}
+
+// ---- LayerNorm with weight and bias (Qwen2-VL's norm1, norm2, ln_q) ----
+static int ln_N, ln_D;
+static double *ln_x, *ln_w, *ln_b, *ln_G;
+
+// sum(G * layernorm(x)) in fp64, and the row outputs into y when given
+static double ln_loss(double *y) {
+    double L = 0;
+    for (int n = 0; n < ln_N; n++) {
+        const double *x = ln_x + (long)n * ln_D;
+        double mu = 0, var = 0;
+        for (int j = 0; j < ln_D; j++) mu += x[j];
+        mu /= ln_D;
+        for (int j = 0; j < ln_D; j++) var += (x[j] - mu) * (x[j] - mu);
+        const double r = 1 / sqrt(var / ln_D + 1e-6);
+        for (int j = 0; j < ln_D; j++) {
+            double o = (x[j] - mu) * r * ln_w[j] + ln_b[j];
+            if (y) y[(long)n * ln_D + j] = o;
+            L += ln_G[(long)n * ln_D + j] * o;
+        }
+    }
+    return L;
+}
+
+static void test_layernorm(void) {
+    const int N = 19, D = 37;  // D: no whole vector width (the tails), several column blocks
+    ln_N = N, ln_D = D;
+    float *x = randn((long)N * D, 2), *w = randn(D, 0.3f), *b = randn(D, 0.5f), *G = randn((long)N * D, 1);
+    for (long i = 0; i < (long)N * D; i++) x[i] += 3.0f;  // a mean far from 0: the mean is subtracted
+    for (int j = 0; j < D; j++) w[j] += 1.0f;
+    ln_x = malloc(sizeof(double) * N * D), ln_G = malloc(sizeof(double) * N * D), ln_w = malloc(sizeof(double) * D),
+    ln_b = malloc(sizeof(double) * D);
+    double *yr = malloc(sizeof(double) * N * D);
+    for (long i = 0; i < (long)N * D; i++) ln_x[i] = x[i], ln_G[i] = G[i];
+    for (int j = 0; j < D; j++) ln_w[j] = w[j], ln_b[j] = b[j];
+    float *y = malloc(sizeof(float) * N * D), *mean = malloc(sizeof(float) * N), *rstd = malloc(sizeof(float) * N);
+    k_layernorm_fwd(y, mean, rstd, x, w, b, N, D, 1e-6f);
+    ln_loss(yr);
+    double fe = 0;
+    for (long i = 0; i < (long)N * D; i++) fe = fmax(fe, fabs(y[i] - yr[i]));
+    CHECK(fe < 1e-5, "layernorm fwd vs fp64 (err %.1e)", fe);
+    float *y0 = malloc(sizeof(float) * N * D);
+    k_layernorm_fwd(y0, mean, rstd, x, w, NULL, N, D, 1e-6f);
+    double be0 = 0;
+    for (long i = 0; i < (long)N * D; i++) be0 = fmax(be0, fabs((y[i] - y0[i]) - b[i % D]));
+    CHECK(be0 < 1e-5, "layernorm fwd without a bias (err %.1e)", be0);
+    float *dx = calloc((size_t)N * D, sizeof(float)), *dw = calloc(D, sizeof(float)), *db = calloc(D, sizeof(float));
+    k_layernorm_bwd(dx, dw, db, G, x, w, mean, rstd, N, D);
+    // central differences of the fp64 loss, for every x, w and b
+    double *ps[3] = {ln_x, ln_w, ln_b};
+    const float *an[3] = {dx, dw, db};
+    const long cnt[3] = {(long)N * D, D, D};
+    const char *nm[3] = {"dx", "dw", "db"};
+    for (int t = 0; t < 3; t++) {
+        double md = 0, mb = 1e-12;
+        for (long i = 0; i < cnt[t]; i++) {
+            const double keep = ps[t][i];
+            ps[t][i] = keep + FD_H;
+            double lp = ln_loss(NULL);
+            ps[t][i] = keep - FD_H;
+            double lm = ln_loss(NULL);
+            ps[t][i] = keep;
+            double fd = (lp - lm) / (2 * FD_H);
+            md = fmax(md, fabs(an[t][i] - fd));
+            mb = fmax(mb, fabs(fd));
+        }
+        CHECK(md / mb < 1e-4, "layernorm bwd %s vs FD (err %.1e)", nm[t], md / mb);
+    }
+    float d0 = dx[7], w0 = dw[3], b0 = db[3];
+    k_layernorm_bwd(dx, dw, db, G, x, w, mean, rstd, N, D);
+    CHECK(fabsf(dx[7] - 2 * d0) <= 1e-5f * fabsf(d0) + 1e-9f && fabsf(dw[3] - 2 * w0) <= 1e-5f * fabsf(w0) + 1e-9f &&
+              fabsf(db[3] - 2 * b0) <= 1e-5f * fabsf(b0) + 1e-9f,
+          "layernorm bwd accumulates (+=) into dx, dw, db");
+    // dw and db are sums over rows in a fixed order: thread-count invariant bit for bit
+    float *dw1 = calloc(D, sizeof(float)), *db1 = calloc(D, sizeof(float));
+    int nt = omp_get_max_threads();
+    omp_set_num_threads(1);
+    k_layernorm_bwd(NULL, dw1, db1, G, x, w, mean, rstd, N, D);
+    omp_set_num_threads(nt > 1 ? nt : 3);
+    float *dw2 = calloc(D, sizeof(float)), *db2 = calloc(D, sizeof(float));
+    k_layernorm_bwd(NULL, dw2, db2, G, x, w, mean, rstd, N, D);
+    omp_set_num_threads(nt);
+    CHECK(!memcmp(dw1, dw2, sizeof(float) * D) && !memcmp(db1, db2, sizeof(float) * D), "layernorm dw, db: the same bits on 1 and %d threads",
+          nt > 1 ? nt : 3);
+    free(x), free(w), free(b), free(G), free(y), free(y0), free(mean), free(rstd), free(dx), free(dw), free(db);
+    free(dw1), free(db1), free(dw2), free(db2), free(ln_x), free(ln_G), free(ln_w), free(ln_b), free(yr);
 }
 
 // ---- RoPE by an angle table ----
@@ -149,12 +264,13 @@ static void test_attention_seg(void) {
 }
 
 // ---- the model's checks of a batch's images ----
-static void test_vision_errors(void) {
+static void test_vision_errors(model_arch arch) {
     model_config c;
     tm_error err;
     memset(&err, 0, sizeof err);
     model m;
-    CHECK(config_preset(&c, ARCH_QWEN2_5_VL, "tiny", &err) == 0 && model_create(&m, &c, &err) == 0, "tiny Qwen2.5-VL builds");
+    const char *name = arch == ARCH_QWEN2_VL ? "Qwen2-VL" : "Qwen2.5-VL";
+    CHECK(config_preset(&c, arch, "tiny", &err) == 0 && model_create(&m, &c, &err) == 0, "tiny %s builds", name);
     model_init_random(&m, 1);
     const int P = 3 * 2 * 14 * 14, pad = c.image_token_id;
     int grid[3] = {1, 4, 6};  // 24 patches, 6 image tokens
@@ -175,7 +291,16 @@ static void test_vision_errors(void) {
     const model_param *pe = model_find_param(&m, "visual.patch_embed.proj.weight");
     double gs = 0;
     for (size_t i = 0; pe && i < pe->numel; i++) gs += fabs(m.g[pe->goff + i]);
-    CHECK(pe && pe->ndim == 5 && gs > 0 && isfinite(gs), "backward reaches the 5-D patch embedding (sum |g| %.3g)", gs);
+    CHECK(pe && pe->ndim == 5 && gs > 0 && isfinite(gs), "%s: backward reaches the 5-D patch embedding (sum |g| %.3g)", name, gs);
+    if (arch == ARCH_QWEN2_VL)  // the LayerNorm biases and the fc1/fc2 MLP get gradients too
+        for (const char *const *k = (const char *const[]){"visual.blocks.0.norm1.bias", "visual.blocks.0.mlp.fc1.bias",
+                                                           "visual.blocks.3.mlp.fc2.weight", "visual.merger.ln_q.bias", NULL};
+             *k; k++) {
+            const model_param *p = model_find_param(&m, *k);
+            double s = 0;
+            for (size_t i = 0; p && i < p->numel; i++) s += fabs(m.g[p->goff + i]);
+            CHECK(p && s > 0 && isfinite(s), "Qwen2-VL: %s has a gradient (sum |g| %.3g)", *k, s);
+        }
     tok[0] = c.video_token_id;
     CHECK(model_forward(&m, &b, lp, NULL, &err) != 0 && strstr(err.msg, "videos are not supported"), "a video pad is refused: %s", err.msg);
     tok[0] = 1;
@@ -235,9 +360,12 @@ static void test_image_pads(void) {
 int main(void) {
     rng_seed(&R, 42);
     test_gelu();
+    test_quick_gelu();
+    test_layernorm();
     test_rope_angle();
     test_attention_seg();
-    test_vision_errors();
+    test_vision_errors(ARCH_QWEN2_5_VL);
+    test_vision_errors(ARCH_QWEN2_VL);
     test_image_pads();
     return test_done();
 }
