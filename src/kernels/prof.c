@@ -86,6 +86,15 @@ TIMED_VOID(attention_seg_bwd, KPROF_VISION,
            (dq, dk, dv, d_o, q, k, v, o, lse, cu, ns, n, h, d, s))
 TIMED_VOID(gelu_fwd, KPROF_VISION, (float *y, const float *x, long n), (y, x, n))
 TIMED_VOID(gelu_bwd, KPROF_VISION, (float *dx, const float *dy, const float *x, long n), (dx, dy, x, n))
+TIMED_VOID(quick_gelu_fwd, KPROF_VISION, (float *y, const float *x, long n), (y, x, n))
+TIMED_VOID(quick_gelu_bwd, KPROF_VISION, (float *dx, const float *dy, const float *x, long n), (dx, dy, x, n))
+TIMED_VOID(layernorm_fwd, KPROF_NORM,
+           (float *y, float *mean, float *rstd, const float *x, const float *w, const float *b, int n, int d, float eps),
+           (y, mean, rstd, x, w, b, n, d, eps))
+TIMED_VOID(layernorm_bwd, KPROF_NORM,
+           (float *dx, float *dw, float *db, const float *dy, const float *x, const float *w, const float *mean, const float *rstd,
+            int n, int d),
+           (dx, dw, db, dy, x, w, mean, rstd, n, d))
 TIMED_VOID(embedding_fwd, KPROF_OTHER, (float *y, const int *t, const float *w, int n, int d), (y, t, w, n, d))
 TIMED_VOID(embedding_bwd, KPROF_OTHER, (float *dw, const float *dy, const int *t, int n, int d), (dw, dy, t, n, d))
 TIMED_VOID(embedding_bf16_fwd, KPROF_OTHER, (float *y, const int *t, const uint16_t *w, int n, int d), (y, t, w, n, d))
@@ -127,6 +136,7 @@ static const entry_def defs_[] = {
     U(lmhead_bf16_scratch_floats), T(lmhead_bf16_logprob_fwd), T(lmhead_bf16_logprob_bwd),
     T(rope_angle_fwd), T(rope_angle_bwd), U(attention_seg_scratch_floats), T(attention_seg_fwd), T(attention_seg_bwd),
     T(gelu_fwd), T(gelu_bwd), T(lmhead_logprob_row), T(linear_bb16_fwd), T(linear_bb16_bwd), U(bb16_report),
+    T(quick_gelu_fwd), T(quick_gelu_bwd), T(layernorm_fwd), T(layernorm_bwd),
 };
 #undef T
 #undef U

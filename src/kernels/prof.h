@@ -15,7 +15,7 @@
 typedef enum {
     KPROF_GEMM,       // linear forward/backward (fp32, bf16 read in place, bf16 x bf16), sgemm (LoRA), decode rows
     KPROF_ATTENTION,  // attention forward/backward, cached (decode) attention
-    KPROF_NORM,       // RMSNorm forward/backward
+    KPROF_NORM,       // RMSNorm and LayerNorm forward/backward
     KPROF_LMHEAD,     // the fused lm-head + log-softmax (fp32 and bf16), the decode row's log-prob, contrastive scores
     KPROF_VISION,     // the vision tower's kernels (cpu_vision.c): segment attention, GELU, angle RoPE (also M-RoPE)
     KPROF_OTHER,      // embedding (fp32, bf16), RoPE, SwiGLU/GeGLU, add, zero
