@@ -71,6 +71,10 @@ static void call(const struct kernels *P, const kprof_entry *e, int n, const cha
         P->attention_seg_bwd(b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], cu, 1, N, H, d, scr);
     else if (!strcmp(name, "gelu_fwd")) P->gelu_fwd(b[0], b[1], D);
     else if (!strcmp(name, "gelu_bwd")) P->gelu_bwd(b[0], b[1], b[2], D);
+    else if (!strcmp(name, "quick_gelu_fwd")) P->quick_gelu_fwd(b[0], b[1], D);
+    else if (!strcmp(name, "quick_gelu_bwd")) P->quick_gelu_bwd(b[0], b[1], b[2], D);
+    else if (!strcmp(name, "layernorm_fwd")) P->layernorm_fwd(b[0], b[1], b[2], b[3], b[4], b[5], N, D, 1e-6f);
+    else if (!strcmp(name, "layernorm_bwd")) P->layernorm_bwd(b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7], N, D);
     else if (!strcmp(name, "lmhead_logprob_row")) (void)P->lmhead_logprob_row(b[0], V, 1, NULL);
     else if (!strcmp(name, "linear_bb16_fwd")) P->linear_bb16_fwd(b[0], b[1], w16, NULL, N, D, D);
     else if (!strcmp(name, "linear_bb16_bwd")) P->linear_bb16_bwd(b[0], b[1], b[2], b[3], b[4], w16, N, D, D);
@@ -133,7 +137,8 @@ int main(void) {
         {"linear_fwd", KPROF_GEMM}, {"linear_bwd", KPROF_GEMM}, {"sgemm", KPROF_GEMM}, {"linear_rows_fwd", KPROF_GEMM},
         {"linear_bf16_fwd", KPROF_GEMM}, {"linear_bf16_bwd", KPROF_GEMM}, {"linear_bb16_fwd", KPROF_GEMM}, {"linear_bb16_bwd", KPROF_GEMM},
         {"attention_fwd", KPROF_ATTENTION}, {"attention_bwd", KPROF_ATTENTION}, {"attention_cache_fwd", KPROF_ATTENTION},
-        {"rmsnorm_fwd", KPROF_NORM}, {"rmsnorm_bwd", KPROF_NORM},
+        {"rmsnorm_fwd", KPROF_NORM}, {"rmsnorm_bwd", KPROF_NORM}, {"layernorm_fwd", KPROF_NORM}, {"layernorm_bwd", KPROF_NORM},
+        {"quick_gelu_fwd", KPROF_VISION}, {"quick_gelu_bwd", KPROF_VISION},
         {"lmhead_logprob_fwd", KPROF_LMHEAD}, {"lmhead_logprob_bwd", KPROF_LMHEAD}, {"lmhead_bf16_logprob_fwd", KPROF_LMHEAD},
         {"lmhead_bf16_logprob_bwd", KPROF_LMHEAD}, {"lmhead_logprob_row", KPROF_LMHEAD}, {"contrastive_prob", KPROF_LMHEAD},
         {"rope_angle_fwd", KPROF_VISION}, {"rope_angle_bwd", KPROF_VISION}, {"attention_seg_fwd", KPROF_VISION},
