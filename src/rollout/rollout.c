@@ -1,5 +1,6 @@
 // rollout/rollout.c: see rollout.h.
 #include "rollout/rollout.h"
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include "base/json.h"
@@ -78,6 +79,11 @@ void rollout_backend_model(rollout_backend *be, rollout_model_ctx *ctx, model *m
     be->logprob = model_logprob_cb;
     be->set_logit_scale = model_logit_scale_cb;
     be->prompt_vision = model_vision_cb;
+    if (m->vis) {  // a sampled pad would stand for an image the sequence does not have
+        ctx->ban[0] = m->cfg.image_token_id, ctx->ban[1] = m->cfg.video_token_id;
+        be->ban_ids = ctx->ban;
+        be->nban_ids = 2;
+    }
 }
 
 // ---------------------------------------------------------------- observation wrapper
@@ -366,10 +372,17 @@ static int run_tools(engine *e, tm_error *err) {
     return rc;
 }
 
-static int sample_for(engine *e, seq *s, const float *z, tm_error *err) {
+static int sample_for(engine *e, seq *s, float *z, tm_error *err) {
     float lp;
     const rollout_backend *be = e->be;
+    float kept[8];
+    int nb = be->nban_ids < 8 ? be->nban_ids : 8;
+    for (int i = 0; i < nb; i++)
+        if (be->ban_ids[i] >= 0 && be->ban_ids[i] < e->V) kept[i] = z[be->ban_ids[i]], z[be->ban_ids[i]] = -INFINITY;
     int tok = sample_token(z, e->V, &e->sp, &s->r, &e->ss, be->logprob ? NULL : &lp);
+    for (int i = nb - 1; i >= 0; i--)  // the log-prob is of the full distribution, as the trainer's
+        if (be->ban_ids[i] >= 0 && be->ban_ids[i] < e->V) z[be->ban_ids[i]] = kept[i];
+    if (nb && !be->logprob) lp = sample_logprob(z, e->V, tok, e->sp.temperature > 0.0 ? e->sp.temperature : 1.0);
     if (be->logprob) lp = be->logprob(be->ctx, z, tok, e->sp.temperature > 0.0 ? e->sp.temperature : 1.0);
     return on_token(e, s, tok, lp, err);
 }

@@ -86,11 +86,16 @@ typedef struct rollout_backend {
     void (*set_logit_scale)(void *ctx, float s);
     // The vision prefill of a prompt with images (kv_prompt_vision); NULL: images refused.
     int (*prompt_vision)(void *ctx, const int *tokens, int n, const kv_images *im, kv_vision *out, tm_error *err);
+    // Ids never sampled (a vision model's image and video pads: the trainer's forward counts
+    // them against the images); their log-probs still count in the others' (the full softmax).
+    const int *ban_ids;
+    int nban_ids;
 } rollout_backend;
 
 typedef struct rollout_model_ctx {
     model *m;
     kv_cache cache;
+    int ban[2];
 } rollout_model_ctx;
 // Fills be to decode with m (weights shared, not copied); ctx must outlive the run.
 void rollout_backend_model(rollout_backend *be, rollout_model_ctx *ctx, model *m);

@@ -141,7 +141,7 @@ static void task_free(round_task *T) {
 // The policy and its task, loaded as `temper grpo` loads them (train/online.h).
 static int task_load(const online_args *a, const char *policy, round_task *T, tm_error *err) {
     if (model_load(&T->m, policy, err)) return -1;
-    online_task_opts o = {policy, a->chat_template, a->prompt_style, a->prompt_suffix, a->data, a->tools, a->max_prompt_length, 0, NULL};
+    online_task_opts o = {policy, a->chat_template, a->prompt_style, a->prompt_suffix, a->data, a->tools, a->max_prompt_length, 0, NULL, 0};
     return online_task_load(&T->t, &T->m, &o, err);
 }
 
