@@ -110,9 +110,12 @@ static void write_group(run *R, int g) {
         }
         if (p->n_images) {  // TRL's column: the prompt's images (prompt_input_ids hold their expanded pads)
             sbuf_puts(&b, ", \"images\": [");
-            for (int k = 0; k < p->n_images; k++) {
+            for (int k = 0; k < p->n_images; k++) {  // absolute: the output may live in another folder
+                char *abs = realpath(p->images[k], NULL);
+                const char *w = abs ? abs : p->images[k];
                 if (k) sbuf_puts(&b, ", ");
-                sbuf_json_str(&b, p->images[k], strlen(p->images[k]));
+                sbuf_json_str(&b, w, strlen(w));
+                free(abs);
             }
             sbuf_puts(&b, "]");
         }

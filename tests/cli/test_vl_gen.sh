@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Images in the sampler (issue 17): `temper sample|eval|grpo` on prompts with images, on a tiny
+# Images in the sampler (issue 17): `temper sample|eval|grpo|score` on prompts with images, on a tiny
 # Qwen2.5-VL (tiny tokenizer with the vision tokens, a processor of at most 16 image tokens) and
 # `temper task visual` rows. sample writes the images and the expanded prompt ids, the same
-# bytes for batch 1 and 8 under --deterministic, rows with and without images mixed; eval grades;
+# bytes for batch 1 and 8 under --deterministic, rows with and without images mixed, and its
+# log-probs equal `temper score`'s bit for bit (1e-5 without --deterministic); eval grades;
 # grpo (after a short sft that teaches "#### n") runs with its sampler/trainer mismatch exactly 0
 # under --deterministic and moves the weights; grpo --perturb rotate --perturb-seed 3 for one step
 # gives bit for bit the weights of grpo on `temper perturb rotate --seed 3`'s files (and not those
@@ -54,6 +55,23 @@ P
 )
 ok "sample on image rows mixed with a text row: images kept, pads expanded ($C)" '[ $rc -eq 0 ] && [[ "$C" == PASS* ]]'
 ok "sample --deterministic: the same bytes for batch 1 and 8" '[ -s "$tmp/s1.jsonl" ] && cmp -s "$tmp/s1.jsonl" "$tmp/s8.jsonl"'
+cat > "$tmp/cmp.py" <<'P'
+import json, sys
+n = bad = 0; w = 0.0
+for l in open(sys.argv[1]):
+    r = json.loads(l)
+    for a, b in zip(r["completion_logprobs"], r["token_logprobs"]):
+        n += 1; bad += a != b; w = max(w, abs(a - b))
+tol = float(sys.argv[2])
+print("%d of %d tokens differ (max %.1e)" % (bad, n, w), "PASS" if n > 0 and (bad == 0 if tol == 0 else w <= tol) else "FAIL")
+P
+"$T" score --deterministic --model "$tmp/vm" --data "$tmp/s8.jsonl" --out "$tmp/sc8.jsonl" --per-token 2>/dev/null
+r=$($PY "$tmp/cmp.py" "$tmp/sc8.jsonl" 0)
+ok "sample --deterministic log-probs on image prompts == temper score's (the trainer's forward, with the images), bit for bit: $r" '[[ "$r" == *PASS ]]'
+"$T" sample --model "$tmp/vm" --data "$tmp/vt/mixed.jsonl" --n 2 --max-new-tokens 6 --temperature 1 --seed 3 --batch 8 --out "$tmp/sn.jsonl" 2>/dev/null
+"$T" score --model "$tmp/vm" --data "$tmp/sn.jsonl" --out "$tmp/scn.jsonl" --per-token 2>/dev/null
+r=$($PY "$tmp/cmp.py" "$tmp/scn.jsonl" 1e-5)
+ok "without --deterministic: within 1e-5: $r" '[[ "$r" == *PASS ]]'
 
 "$T" sft --model "$tmp/vm" --data "$tmp/vt/sft.jsonl" --output-dir "$tmp/s" --max-steps 30 --per-device-train-batch-size 8 \
     --learning-rate 4e-3 --save-steps 0 --quiet >/dev/null 2>&1
