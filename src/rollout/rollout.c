@@ -70,6 +70,7 @@ static float model_logprob_cb(void *ctx, const float *z, int tok, double T) {
 
 void rollout_backend_model(rollout_backend *be, rollout_model_ctx *ctx, model *m) {
     memset(ctx, 0, sizeof *ctx);
+    memset(be, 0, sizeof *be);
     ctx->m = m;
     be->ctx = ctx;
     be->vocab = m->cfg.vocab;
