@@ -6,13 +6,13 @@
 # once on the images as they are, once with `--perturb rotate` (the paper's GRPO perturbation),
 # the vision tower unfrozen (the paper's GRPO). Held-out accuracy (greedy, other images) with a
 # 95% Wilson interval for SFT, GRPO and GRPO + rotate. Not run by make check; a few CPU minutes.
-# Usage: bench/vl_grpo_perturb.sh [STEPS] [SFT_STEPS] [N_TEST]
+# Usage: bench/vl_grpo_perturb.sh [STEPS] [SFT_STEPS] [N_TEST] [GRPO_LR]  (KEEP=DIR keeps the runs there)
 set -e
 cd "$(dirname "$0")/.."
 T=$(realpath "${TEMPER:-build/temper}")
 PY=/usr/bin/python3
-STEPS=${1:-40}; SFT=${2:-60}; NTEST=${3:-300}
-tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
+STEPS=${1:-40}; SFT=${2:-60}; NTEST=${3:-300}; LR=${4:-5e-5}
+if [ -n "$KEEP" ]; then tmp=$KEEP; rm -rf "$tmp"; mkdir -p "$tmp"; else tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT; fi
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
 $PY -c "
 import json, sys; sys.path.insert(0, 'tests/oracle'); import tiny_tokenizer
@@ -31,12 +31,12 @@ with open('$tmp/train/sft.jsonl', 'w') as f:
         r = json.loads(l); f.write(json.dumps({'images': r['images'], 'prompt': r['prompt'], 'completion': '#### ' + r['answer']}) + '\n')"
 t0=$(date +%s)
 "$T" sft --model "$tmp/m" --data "$tmp/train/sft.jsonl" --output-dir "$tmp/sft" --max-steps "$SFT" --per-device-train-batch-size 8 \
-    --learning-rate 4e-3 --save-steps 0 --seed 1 --quiet >/dev/null
+    --learning-rate 4e-3 --save-steps 0 --seed 1 --quiet >/dev/null 2>&1
 cp "$tmp/m/preprocessor_config.json" "$tmp/sft/"
 g=(--max-steps "$STEPS" --per-device-train-batch-size 16 --num-generations 8 --max-completion-length 8 --temperature 1
-   --learning-rate 2e-4 --logging-steps 10 --save-steps 0 --seed 1 --quiet)
-"$T" grpo --model "$tmp/sft" --data "$tmp/train/visual.jsonl" --output-dir "$tmp/grpo" "${g[@]}" >/dev/null
-"$T" grpo --model "$tmp/sft" --data "$tmp/train/visual.jsonl" --output-dir "$tmp/grpo_rot" "${g[@]}" --perturb rotate >/dev/null
+   --learning-rate "$LR" --logging-steps 10 --save-steps 0 --seed 1 --quiet)
+"$T" grpo --model "$tmp/sft" --data "$tmp/train/visual.jsonl" --output-dir "$tmp/grpo" "${g[@]}" >/dev/null 2>&1
+"$T" grpo --model "$tmp/sft" --data "$tmp/train/visual.jsonl" --output-dir "$tmp/grpo_rot" "${g[@]}" --perturb rotate >/dev/null 2>&1
 for r in sft grpo grpo_rot; do
   [ $r = sft ] || cp "$tmp/m/preprocessor_config.json" "$tmp/$r/"
   "$T" eval --model "$tmp/$r" --data "$tmp/test/visual.jsonl" --prompt-style plain --temperature 0 --max-new-tokens 8 \
@@ -51,10 +51,15 @@ def wilson(k, n, z=1.96):
     c = (p + z * z / (2 * n)) / d; h = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / d
     return c - h, c + h
 print(f"held-out accuracy on {n} `temper task visual --seed 2` images (greedy), sft {sft} steps, grpo {steps} steps x 16 completions")
+for r in ("grpo", "grpo_rot"):
+    ms = [json.loads(l) for l in open(f"{tmp}/{r}/metrics.jsonl") if '"reward"' in l]
+    print(f"  {r} training (every 10 steps): reward", [round(m["reward"], 3) for m in ms],
+          "mean length", [round(m["completions/mean_length"], 1) for m in ms])
 for r, name in [("sft", "SFT"), ("grpo", "SFT + GRPO"), ("grpo_rot", "SFT + GRPO --perturb rotate")]:
     rows = [json.loads(l) for l in open(f"{tmp}/ev_{r}/samples.jsonl")]
     k = sum(1 for x in rows if x.get("correct"))
     lo, hi = wilson(k, len(rows))
-    print(f"  {name:30s} {k:4d}/{len(rows)} = {100*k/len(rows):5.1f}%  95% Wilson [{100*lo:5.1f}%, {100*hi:5.1f}%]")
+    print(f"  {name:30s} {k:4d}/{len(rows)} = {100*k/len(rows):5.1f}%  95% Wilson [{100*lo:5.1f}%, {100*hi:5.1f}%]"
+          f"  e.g. {[x['completion'] for x in rows[:3]]}")
 P
 echo "wall $((t1 - t0)) s (OMP_NUM_THREADS=$OMP_NUM_THREADS), $(lscpu | grep 'Model name' | sed 's/  */ /g'), load $(cut -d' ' -f1-3 /proc/loadavg)"
