@@ -26,6 +26,7 @@
 #include "cli/flags.h"
 #include "data/builtin.h"
 #include "data/data.h"
+#include "data/prompt_images.h"
 #include "dist/dist.h"
 #include "model/lora.h"
 #include "model/model.h"
@@ -104,6 +105,17 @@ static void write_group(run *R, int g) {
                 sbuf_puts(&b, ", \"output\": ");
                 sbuf_json_str(&b, cl->output ? cl->output : "", cl->output ? strlen(cl->output) : 0);
                 sbuf_printf(&b, ", \"status\": %d, \"start\": %d, \"len\": %d}", cl->status, cl->start, cl->len);
+            }
+            sbuf_puts(&b, "]");
+        }
+        if (p->n_images) {  // TRL's column: the prompt's images (prompt_input_ids hold their expanded pads)
+            sbuf_puts(&b, ", \"images\": [");
+            for (int k = 0; k < p->n_images; k++) {  // absolute: the output may live in another folder
+                char *abs = realpath(p->images[k], NULL);
+                const char *w = abs ? abs : p->images[k];
+                if (k) sbuf_puts(&b, ", ");
+                sbuf_json_str(&b, w, strlen(w));
+                free(abs);
             }
             sbuf_puts(&b, "]");
         }
@@ -207,12 +219,37 @@ static int gen_main(const char *cmd, gen_args *A, int is_eval) {
     }
     problem *ps = NULL;
     int np = 0, status = 0;
+    data_prompt_images *pim = NULL;
+    kv_images *kim = NULL;
     task_prompt_opts po = {(task_style)st, NULL, have_chat ? &chat : NULL, m.cfg.vocab};
     if (task_problems_load(t, path, &po, A->limit, &ps, &np, &err)) {
         status = cli_fail(cmd, "%s", err.msg);
         goto out;
     }
     if (np == 0) { status = cli_fail(cmd, "%s: no prompts", path); goto out; }
+    // prompts with images (Qwen2.5-VL): their pixels through the model's processor, each pad
+    // expanded to its image's token count; the sampler prefills the tower's output there
+    int any_images = 0;
+    for (int i = 0; i < np; i++) any_images |= ps[i].n_images > 0;
+    if (any_images) {
+        img_qwen2vl_config icfg;
+        img_qwen2vl_defaults(&icfg);
+        char pp[4096];
+        io_join(pp, sizeof pp, A->model_dir, "preprocessor_config.json");
+        if (m.vis && io_exists(pp) && img_qwen2vl_load_config(&icfg, pp, &err)) { status = cli_fail(cmd, "%s", err.msg); goto out; }
+        if (!(pim = calloc((size_t)np, sizeof *pim)) || !(kim = calloc((size_t)np, sizeof *kim))) { status = cli_fail(cmd, "out of memory"); goto out; }
+        for (int i = 0; i < np; i++) {
+            if (data_prompt_images_load(t, m.vis ? &icfg : NULL, m.cfg.image_token_id, &ps[i], &pim[i], &err)) {
+                status = cli_fail(cmd, "%s:%ld: %s", path, ps[i].line, err.msg);
+                goto out;
+            }
+            if (!pim[i].n_images) continue;
+            free(ps[i].ids);
+            ps[i].ids = pim[i].ids, ps[i].len = pim[i].len;
+            pim[i].ids = NULL;
+            kim[i] = (kv_images){pim[i].n_images, pim[i].pixel_values, pim[i].grid_thw};
+        }
+    }
 
     // stops: EOS ids and end-of-turn tokens; the style's and the user's strings
     int stop_ids[64];
@@ -312,6 +349,7 @@ static int gen_main(const char *cmd, gen_args *A, int is_eval) {
     progress_start(&R.pg, cmd, (int64_t)np * A->n, "samples");
     double t0 = now_seconds();
     o.group_base = R.g0;
+    o.images = kim ? kim + R.g0 : NULL;
     int rc = R.g1 > R.g0 ? rollout_run(&be, t, (const int *const *)pp + R.g0, pl + R.g0, R.g1 - R.g0, &o, R.trajs + (size_t)R.g0 * A->n, &err)
                          : 0;
     if (world > 1 && !rc && !R.failed) {
@@ -444,6 +482,9 @@ out2:
     free(suf);
     free(user_stop);
 out:
+    for (int i = 0; pim && i < np; i++) data_prompt_images_free(&pim[i]);
+    free(pim);
+    free(kim);
     task_problems_free(ps, np);
     tok_free(t);
     model_free(&m);

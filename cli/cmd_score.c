@@ -6,7 +6,10 @@
 // written back unchanged with "logprob" (sum over completion tokens) added, and
 // "token_logprobs" with --per-token. With a reward model (a *ForSequenceClassification
 // directory from `temper reward-model`) each line gets "reward" instead: the score of
-// prompt + completion. Lines are packed into batches of --batch-tokens.
+// prompt + completion. Lines are packed into batches of --batch-tokens. A pre-tokenized line
+// with images (TRL's "images" / "image" paths, absolute or relative to the JSONL's folder, as
+// `temper sample` writes them for a Qwen2.5-VL model) is scored with them: its
+// prompt_input_ids hold each image's expanded pads.
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,6 +18,8 @@
 #include "base/json.h"
 #include "base/progress.h"
 #include "data/data.h"
+#include "data/prompt_images.h"
+#include "image/image.h"
 #include "cli/cli.h"
 #include "cli/flags.h"
 #include "model/batch.h"
@@ -191,6 +196,16 @@ int cmd_score(int argc, char **argv) {
         out = aw.f;
     }
     text_input ti = {model_dir, template_name, NULL, {0}, 0, no_chat};
+    img_qwen2vl_config icfg;  // a vision model's processor, for lines with images
+    img_qwen2vl_defaults(&icfg);
+    char ppath[4096], ddir[4096];
+    io_join(ppath, sizeof ppath, model_dir, "preprocessor_config.json");
+    if (m.vis && io_exists(ppath) && img_qwen2vl_load_config(&icfg, ppath, &err)) { io_lines_close(&in); model_free(&m); return cli_fail("score", "%s", err.msg); }
+    snprintf(ddir, sizeof ddir, "%s", data);
+    char *slash = strrchr(ddir, '/');
+    if (slash) *slash = 0;
+    else snprintf(ddir, sizeof ddir, ".");
+    data_prompt_images im = {0};
     batch_builder bb = {0};
     int cap_seqs = 1024, np = 0, status = 0;
     pending *p = calloc((size_t)cap_seqs, sizeof *p);
@@ -210,6 +225,34 @@ int cmd_score(int argc, char **argv) {
         int *ids = NULL, n = -1;
         uint8_t *mask = NULL;
         json *root = json_root(d);
+        data_prompt_images_free(&im);
+        const json *jim = json_get(root, "images");
+        if (!jim || jim->type == JSON_NULL) jim = json_get(root, "image");
+        if (jim && jim->type != JSON_NULL && json_get(root, "prompt_input_ids")) {
+            int ni = jim->type == JSON_ARRAY ? jim->n : 1, bad = 0;
+            if (!m.vis) { snprintf(why, sizeof why, "the line has images but the model has no vision tower (a Qwen2.5-VL model reads them)"); bad = 1; }
+            for (int k = 0; !bad && k < ni; k++) {
+                const json *v = jim->type == JSON_ARRAY ? &jim->items[k] : jim;
+                char path[4096];
+                img_rgb rgb = {0};
+                img_patches pt = {0};
+                tm_error e = {0};
+                if (v->type != JSON_STRING) { snprintf(why, sizeof why, "\"images\"[%d] must be a path", k); bad = 1; break; }
+                if (v->str[0] == '/') snprintf(path, sizeof path, "%s", v->str);
+                else io_join(path, sizeof path, ddir, v->str);
+                if (img_load(&rgb, path, &e) || img_qwen2vl_process(&icfg, &rgb, &pt, &e) || data_prompt_images_append(&im, &pt, &e)) {
+                    snprintf(why, sizeof why, "image %.600s: %.400s", path, e.msg);
+                    bad = 1;
+                }
+                img_patches_free(&pt);
+                img_free(&rgb);
+            }
+            if (bad) {
+                json_doc_free(d);
+                status = cli_fail("score", "%s:%ld: %s", data, in.lineno, why);
+                break;
+            }
+        }
         if (json_get(root, "prompt_input_ids")) {
             int *pi = NULL, *ci = NULL;
             int plen = read_ids(json_get(root, "prompt_input_ids"), "prompt_input_ids", m.cfg.vocab, &pi, why, sizeof why);
@@ -252,6 +295,11 @@ int cmd_score(int argc, char **argv) {
             np = 0;
         }
         if (logp_cap < bb.cap_tokens) { free(logp); logp_cap = bb.cap_tokens; logp = malloc(sizeof(float) * (size_t)logp_cap); }
+        if (im.n_images && batch_add_images(&bb, im.n_images, im.pixel_values, im.n_patches, im.dim, im.grid_thw, &err)) {
+            free(ids), free(mask);
+            status = cli_fail("score", "%s", err.msg);
+            break;
+        }
         p[np] = (pending){strdup(line), ids, mask, n, 0};
         p[np].start = batch_add(&bb, ids, mask, n);  // cannot be full: flushed above
         if (!logp || !p[np].line || p[np].start < 0) {
@@ -267,6 +315,7 @@ int cmd_score(int argc, char **argv) {
     if (!status) progress_finish(&pb);
     free(p);
     free(logp);
+    data_prompt_images_free(&im);
     batch_free(&bb);
     io_lines_close(&in);
     model_free(&m);

@@ -463,9 +463,10 @@ int data_example_from_json(tok_tokenizer *t, const json *row, const data_opts *o
     int *grid = ex->grid_thw;
     char **paths = ex->image_paths;
     const json *p = json_get(row, "prompt");
-    if (o->format != DATA_SFT && o->format != DATA_DPO) { data_example_free(ex); return tm_fail(err, "rows with images are read by sft and dpo only (for now)"); }
+    if (o->format != DATA_SFT && o->format != DATA_DPO && o->format != DATA_PROMPTS) { data_example_free(ex); return tm_fail(err, "rows with images are read by sft, dpo and the prompts of grpo (for now)"); }
     if (!t) { data_example_free(ex); return tm_fail(err, "rows with images need a tokenizer (tokenizer.json in the model directory)"); }
-    if (!p || p->type != JSON_STRING) {
+    if (o->format == DATA_PROMPTS || !p || p->type != JSON_STRING) {
+        // prompts: task_problem_from_json places the vision placeholders itself (sample/eval's rule)
         // conversational rows name their images by {"type": "image"} content parts (task_messages)
         memset(ex, 0, sizeof *ex);
         int rc = example_from_json(t, row, o, NULL, ex, err);

@@ -32,7 +32,7 @@ int data_images_load(const json *row, const data_opts *o, data_example *ex, tm_e
         if ((v->type == JSON_ARRAY ? v->items[k].type : v->type) != JSON_STRING)
             return tm_fail(err, "\"%s\"[%d] must be a path (a string)", col, k);
     if (!o->image_cfg)
-        return tm_fail(err, "the row has \"%s\", which this command does not read with this model (sft and dpo read images, with a Qwen2.5-VL model)", col);
+        return tm_fail(err, "the row has \"%s\", which this command does not read with this model (sft, dpo, grpo, sample and eval read images, with a Qwen2.5-VL model)", col);
     img_patches *p = calloc((size_t)n, sizeof *p);
     ex->grid_thw = malloc(sizeof(int) * 3 * (size_t)n);
     ex->image_paths = calloc((size_t)n, sizeof(char *));

@@ -1,6 +1,7 @@
 // model/kv_cache.c: see kv_cache.h.
 #include "model/kv_cache.h"
 #include "model/lora.h"
+#include "model/vision.h"
 #include <omp.h>
 #include <stdlib.h>
 #include <string.h>
@@ -58,7 +59,8 @@ int kv_cache_init(kv_cache *c, const model *m, int nslots, const int *caps, int 
     c->rstd_h = falloc(R * (size_t)cfg->heads);
     c->hsel = falloc((size_t)(max_logit_rows > 0 ? max_logit_rows : 1) * D);
     c->spans = malloc(sizeof(k_kv_span) * R * 2);
-    if (!c->k || !c->v || !c->x || !c->xmid || !c->xn || !c->q || !c->qpre || !c->kk || !c->kpre || !c->vv ||
+    c->ang = falloc(R * (size_t)(cfg->head_dim / 2));
+    if (!c->ang || !c->k || !c->v || !c->x || !c->xmid || !c->xn || !c->q || !c->qpre || !c->kk || !c->kpre || !c->vv ||
         !c->att || !c->gate || !c->up || !c->h || !c->rstd || !c->rstd_h || !c->hsel || !c->spans) {
         size_t mib = kv_cache_bytes(c) >> 20;
         kv_cache_free(c);
@@ -71,7 +73,7 @@ void kv_cache_free(kv_cache *c) {
     free(c->cap); free(c->off); free(c->k); free(c->v);
     free(c->x); free(c->xmid); free(c->xn); free(c->q); free(c->qpre); free(c->kk); free(c->kpre); free(c->vv);
     free(c->att); free(c->gate); free(c->up); free(c->h); free(c->rstd); free(c->rstd_h); free(c->hsel);
-    free(c->spans);
+    free(c->spans); free(c->ang);
     memset(c, 0, sizeof *c);
 }
 
@@ -146,6 +148,21 @@ static int decode_rows(model *m, kv_cache *c, const kv_batch *b, float *logits, 
         if (b->logit_row && b->logit_row[i] >= 0) nlog++;
     }
     if (nlog > c->max_logit_rows) return tm_fail(err, "decode: %d logit rows, sized for %d", nlog, c->max_logit_rows);
+    const int half = hd / 2;
+    if (!m->vis)
+        for (int i = 0; i < N; i++)
+            if ((b->ang && b->ang[i]) || (b->emb && b->emb[i]))
+                return tm_fail(err, "decode: row %d carries image embeddings or M-RoPE angles, but the model has no vision tower", i);
+    if (m->vis) {
+        // M-RoPE: the angles of the trainer's table (vision.c's lm_angles), a text row's from
+        // its shifted position on all three axes, in the same fp32 product
+        for (int i = 0; i < N; i++) {
+            float *a = c->ang + (size_t)i * half;
+            if (b->ang && b->ang[i]) memcpy(a, b->ang[i], sizeof(float) * (size_t)half);
+            else
+                for (int j = 0; j < half; j++) a[j] = (float)b->pos[i] * m->inv_freq[j];
+        }
+    }
     if (lora_reserve(m, N, err)) return -1;  // LoRA adapters (model/lora.h) apply in decoding too
     const size_t ND = (size_t)N * D;
     const float nofs = cf->norm_ofs ? 1.0f : 0.0f, qs = model_query_scale(m), es = model_embed_scale(m);
@@ -153,6 +170,9 @@ static int decode_rows(model *m, kv_cache *c, const kv_batch *b, float *logits, 
     model_embedding_fwd(m, c->x, b->tokens, W + m->off_embed, N, D);
     if (es != 1.0f)
         for (size_t i = 0; i < ND; i++) c->x[i] *= es;
+    if (b->emb)  // image-pad rows: the tower's output over the embedding (as vision_forward)
+        for (int i = 0; i < N; i++)
+            if (b->emb[i]) memcpy(c->x + (size_t)i * D, b->emb[i], sizeof(float) * (size_t)D);
     for (int l = 0; l < cf->layers; l++) {
         const layer_offsets *o = &m->layer[l];
         const float *inv_freq = model_layer_inv_freq(m, l);
@@ -174,8 +194,13 @@ static int decode_rows(model *m, kv_cache *c, const kv_batch *b, float *logits, 
         }
         lin(m, c->vv, c->xn, W + o->wv, o->bv == NONE ? NULL : W + o->bv, N, D, kvd);
         lora_fwd(m, l, LORA_V, c->vv, c->xn, N, D, kvd);
-        K->rope_fwd(c->q, b->pos, inv_freq, N, Hq, hd);
-        K->rope_fwd(c->kk, b->pos, inv_freq, N, Hkv, hd);
+        if (m->vis) {
+            K->rope_angle_fwd(c->q, c->ang, N, Hq, hd);
+            K->rope_angle_fwd(c->kk, c->ang, N, Hkv, hd);
+        } else {
+            K->rope_fwd(c->q, b->pos, inv_freq, N, Hq, hd);
+            K->rope_fwd(c->kk, b->pos, inv_freq, N, Hkv, hd);
+        }
         if (qs != 1.0f)
             for (size_t i = 0; i < (size_t)N * qd; i++) c->q[i] *= qs;
         for (int i = 0; i < N; i++) {
@@ -249,4 +274,46 @@ static int decode_rows(model *m, kv_cache *c, const kv_batch *b, float *logits, 
         for (size_t i = 0; i < (size_t)nlog * D; i++) c->hsel[i] *= c->logit_scale;
     lin_head(m, logits, c->hsel, nlog, D, V);
     return 0;
+}
+
+// ---- the vision prefill of one prompt ----
+
+void kv_vision_free(kv_vision *v) {
+    free(v->emb); free(v->ang); free(v->row);
+    memset(v, 0, sizeof *v);
+}
+
+int kv_prompt_vision(model *m, const int *tokens, int n, const kv_images *im, kv_vision *out, tm_error *err) {
+    memset(out, 0, sizeof *out);
+    if (!m->vis) return tm_fail(err, "the prompt has images but the model has no vision tower (a Qwen2.5-VL model reads them)");
+    const model_config *cf = &m->cfg;
+    const int D = cf->hidden, half = cf->head_dim / 2, ms = cf->vis.merge;
+    int *pos = malloc(sizeof(int) * (size_t)n), cu[2] = {0, n};
+    float *x = malloc(sizeof(float) * (size_t)n * D);
+    out->ang = malloc(sizeof(float) * (size_t)n * half);
+    out->row = malloc(sizeof(int) * (size_t)n);
+    int rc = 0;
+    if (!pos || !x || !out->ang || !out->row) rc = tm_fail(err, "out of memory");
+    for (int i = 0; !rc && i < n; i++) pos[i] = i;
+    model_batch b = {0};
+    b.n_tokens = n, b.n_seqs = 1, b.tokens = tokens, b.pos = pos, b.cu_seqlens = cu;
+    b.n_images = im ? im->n_images : 0, b.pixel_values = im ? im->pixel_values : NULL, b.image_grid_thw = im ? im->grid_thw : NULL;
+    if (!rc) rc = vision_forward(m, &b, x, err);
+    int nm = 0;
+    const float *emb = rc ? NULL : vision_last_output(m, &nm);
+    if (!rc && !(out->emb = malloc(sizeof(float) * ((size_t)nm * D + 1)))) rc = tm_fail(err, "out of memory");
+    if (!rc) {
+        memcpy(out->emb, emb, sizeof(float) * (size_t)nm * D);
+        memcpy(out->ang, vision_lm_angles(m), sizeof(float) * (size_t)n * half);
+        for (int i = 0, k = 0; i < n; i++) out->row[i] = tokens[i] == cf->image_token_id ? k++ : -1;
+        for (int i = 0; i < b.n_images; i++) {  // as vision.c's lm_angles: text after an image moves by max(h, w) - h*w
+            const int t = b.image_grid_thw[3 * i], lh = b.image_grid_thw[3 * i + 1] / ms, lw = b.image_grid_thw[3 * i + 2] / ms;
+            out->rope_delta += (lh > lw ? lh : lw) - t * lh * lw;
+        }
+        out->n = n, out->hidden = D, out->half = half;
+    }
+    free(pos);
+    free(x);
+    if (rc) kv_vision_free(out);
+    return rc;
 }

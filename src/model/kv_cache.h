@@ -28,6 +28,7 @@ typedef struct kv_cache {
     int max_rows, max_logit_rows;
     float *x, *xmid, *xn, *q, *qpre, *kk, *kpre, *vv, *att, *gate, *up, *h, *rstd, *rstd_h, *hsel;
     k_kv_span *spans;
+    float *ang;           // [max_rows, head_dim/2] the rows' M-RoPE angles (Qwen2.5-VL)
     // model_decode's logits are of the final hidden state times this (0 or 1: plain): the
     // sampler at temperature T sets 1/T, which is what the trainer's forward at T feeds
     // its lm-head (model_forward_temp), so the two make the same logits.
@@ -47,12 +48,42 @@ size_t kv_cache_bytes(const kv_cache *c);
 // (earlier rows of the same call included, so rows of one slot must come in order).
 // logit_row[i] >= 0 asks for the row's logits in logits[logit_row[i] * vocab ...];
 // those indices must be 0..k-1 (each once).
+//
+// Qwen2.5-VL (m->vis): a row whose ang[i] is set rotates by those M-RoPE angles
+// [head_dim/2] (an image prompt's rows, from kv_prompt_vision), the others by pos[i] on all
+// three axes (text: pos[i] then holds the sequence's position id plus its rope_delta); a
+// row whose emb[i] is set takes that [hidden] vector instead of its token's embedding (an
+// image-pad row: the vision tower's output). Both arrays may be NULL (none); text models
+// refuse them.
 typedef struct kv_batch {
     int n;
     const int *tokens, *pos, *slot, *cache_pos, *prefix_slot, *prefix_len, *logit_row;
+    const float *const *ang, *const *emb;
 } kv_batch;
 
 int model_decode(model *m, kv_cache *c, const kv_batch *b, float *logits, tm_error *err);
+
+// A prompt's images (Qwen2.5-VL), as the image processor makes them (model_batch's fields).
+typedef struct kv_images {
+    int n_images;
+    const float *pixel_values;  // [n_patches, 3 * temporal_patch * patch^2]
+    const int *grid_thw;        // [n_images, 3]
+} kv_images;
+
+// The vision prefill of one prompt: the tower on its images (vision_forward on the prompt
+// alone, as the trainer's forward runs it on the prompt's sequence) gives the image-pad
+// rows' embeddings and every prompt row's M-RoPE angles; rope_delta is what the text after
+// the prompt adds to its position id (transformers' rope_deltas: each image moves the text
+// that follows by max(h, w) - h*w merged tokens).
+typedef struct kv_vision {
+    int n, hidden, half;
+    float *emb;        // [n_pad, hidden] the pads' embeddings, in order
+    float *ang;        // [n, head_dim/2]
+    int *row;          // [n] the pad's index in emb, -1 for other tokens
+    int rope_delta;
+} kv_vision;
+int kv_prompt_vision(model *m, const int *tokens, int n, const kv_images *im, kv_vision *out, tm_error *err);
+void kv_vision_free(kv_vision *v);
 
 // model_decode uses one OpenMP thread per this many FLOP of the step (default 2.56e8:
 // small decode steps run on one thread, where a barrier costs more than a second

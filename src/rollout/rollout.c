@@ -1,5 +1,6 @@
 // rollout/rollout.c: see rollout.h.
 #include "rollout/rollout.h"
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include "base/json.h"
@@ -52,6 +53,9 @@ static int model_forward_cb(void *ctx, const kv_batch *b, const int *tag, float 
     rollout_model_ctx *c = ctx;
     return model_decode(c->m, &c->cache, b, logits, err);
 }
+static int model_vision_cb(void *ctx, const int *tokens, int n, const kv_images *im, kv_vision *out, tm_error *err) {
+    return kv_prompt_vision(((rollout_model_ctx *)ctx)->m, tokens, n, im, out, err);
+}
 static void model_release_cb(void *ctx) { kv_cache_free(&((rollout_model_ctx *)ctx)->cache); }
 // The fused lm-head's fold over the same logits the trainer's forward makes (under
 // --deterministic the kernels give a decode row the trainer's bits): the recorded log-prob
@@ -66,6 +70,7 @@ static float model_logprob_cb(void *ctx, const float *z, int tok, double T) {
 
 void rollout_backend_model(rollout_backend *be, rollout_model_ctx *ctx, model *m) {
     memset(ctx, 0, sizeof *ctx);
+    memset(be, 0, sizeof *be);
     ctx->m = m;
     be->ctx = ctx;
     be->vocab = m->cfg.vocab;
@@ -74,6 +79,12 @@ void rollout_backend_model(rollout_backend *be, rollout_model_ctx *ctx, model *m
     be->release = model_release_cb;
     be->logprob = model_logprob_cb;
     be->set_logit_scale = model_logit_scale_cb;
+    be->prompt_vision = model_vision_cb;
+    if (m->vis) {  // a sampled pad would stand for an image the sequence does not have
+        ctx->ban[0] = m->cfg.image_token_id, ctx->ban[1] = m->cfg.video_token_id;
+        be->ban_ids = ctx->ban;
+        be->nban_ids = 2;
+    }
 }
 
 // ---------------------------------------------------------------- observation wrapper
@@ -123,6 +134,7 @@ typedef struct group {
     int started, finished;
     int ready;           // logits of the last prompt token are in glogits
     int fed_to;
+    kv_vision vis;       // its images' prefill (vis.n == 0: none)
 } group;
 
 typedef struct engine {
@@ -182,6 +194,7 @@ static void seq_finish(engine *e, seq *s, rollout_finish why, tm_error *err) {
     s->phase = SEQ_FREE;
     if (g->finished == e->o->n) {
         e->pfree[g->pslot] = -1;
+        kv_vision_free(&g->vis);
         if (e->o->on_group) e->o->on_group(e->o->ud, s->group, e->out + (size_t)s->group * e->o->n);
     }
 }
@@ -360,10 +373,17 @@ static int run_tools(engine *e, tm_error *err) {
     return rc;
 }
 
-static int sample_for(engine *e, seq *s, const float *z, tm_error *err) {
+static int sample_for(engine *e, seq *s, float *z, tm_error *err) {
     float lp;
     const rollout_backend *be = e->be;
+    float kept[8];
+    int nb = be->nban_ids < 8 ? be->nban_ids : 8;
+    for (int i = 0; i < nb; i++)
+        if (be->ban_ids[i] >= 0 && be->ban_ids[i] < e->V) kept[i] = z[be->ban_ids[i]], z[be->ban_ids[i]] = -INFINITY;
     int tok = sample_token(z, e->V, &e->sp, &s->r, &e->ss, be->logprob ? NULL : &lp);
+    for (int i = nb - 1; i >= 0; i--)  // the log-prob is of the full distribution, as the trainer's
+        if (be->ban_ids[i] >= 0 && be->ban_ids[i] < e->V) z[be->ban_ids[i]] = kept[i];
+    if (nb && !be->logprob) lp = sample_logprob(z, e->V, tok, e->sp.temperature > 0.0 ? e->sp.temperature : 1.0);
     if (be->logprob) lp = be->logprob(be->ctx, z, tok, e->sp.temperature > 0.0 ? e->sp.temperature : 1.0);
     return on_token(e, s, tok, lp, err);
 }
@@ -408,7 +428,8 @@ int rollout_run(const rollout_backend *be, tok_tokenizer *t, const int *const *p
     int *rows = malloc(sizeof(int) * 8 * (size_t)max_rows);  // tokens pos slot cache_pos pslot plen logit_row tag
     int *tags = malloc(sizeof(int) * (size_t)max_logit);
     int *lowner = malloc(sizeof(int) * (size_t)max_logit);  // >= 0 seq index, < 0 -(prefix slot + 1)
-    if (!caps || !e->seqs || !e->groups || !e->pfree || !e->glogits || !e->logits || !rows || !tags || !lowner ||
+    const float **R_ang = calloc((size_t)max_rows, sizeof *R_ang), **R_emb = calloc((size_t)max_rows, sizeof *R_emb);
+    if (!R_ang || !R_emb || !caps || !e->seqs || !e->groups || !e->pfree || !e->glogits || !e->logits || !rows || !tags || !lowner ||
         sample_scratch_init(&e->ss, e->V)) {
         rc = tm_fail(err, "out of memory for %d sequences of %d tokens", e->B, o->max_new_tokens);
         goto done;
@@ -436,6 +457,15 @@ int rollout_run(const rollout_backend *be, tok_tokenizer *t, const int *const *p
                 if (ps < 0) break;
                 e->pfree[ps] = next_g;
                 g->pslot = ps;
+                const kv_images *im = o->images ? &o->images[next_g] : NULL;
+                if (im && im->n_images > 0) {
+                    if (!be->prompt_vision) { rc = tm_fail(err, "rollout: prompt %d has images, which this backend does not read", next_g); break; }
+                    if (be->prompt_vision(be->ctx, e->prompts[next_g], e->plen[next_g], im, &g->vis, err)) {
+                        tm_error e2 = *err;
+                        rc = tm_fail(err, "prompt %d: %s", next_g, e2.msg);
+                        break;
+                    }
+                }
             }
             memset(s, 0, sizeof *s);
             s->group = next_g;
@@ -473,7 +503,8 @@ int rollout_run(const rollout_backend *be, tok_tokenizer *t, const int *const *p
                 for (int k = 0; k < take; k++) {
                     int j = s->cached + k;
                     R_tok[nr] = s->tr->ids[j];
-                    R_pos[nr] = P + j;
+                    R_pos[nr] = P + j + e->groups[s->group].vis.rope_delta;  // M-RoPE: after the images
+                    R_ang[nr] = R_emb[nr] = NULL;
                     R_slot[nr] = s->slot;
                     R_cp[nr] = j;
                     R_ps[nr] = e->groups[s->group].pslot;
@@ -497,6 +528,9 @@ int rollout_run(const rollout_backend *be, tok_tokenizer *t, const int *const *p
                 int j = g->cached + k;
                 R_tok[nr] = e->prompts[gi][j];
                 R_pos[nr] = j;
+                const kv_vision *gv = &g->vis;
+                R_ang[nr] = gv->n ? gv->ang + (size_t)j * gv->half : NULL;
+                R_emb[nr] = gv->n && gv->row[j] >= 0 ? gv->emb + (size_t)gv->row[j] * gv->hidden : NULL;
                 R_slot[nr] = g->pslot;
                 R_cp[nr] = j;
                 R_ps[nr] = -1;
@@ -518,7 +552,7 @@ int rollout_run(const rollout_backend *be, tok_tokenizer *t, const int *const *p
             rc = tm_fail(err, "rollout: nothing to compute but trajectories are unfinished (scheduler bug)");
             break;
         }
-        kv_batch kb = {nr, R_tok, R_pos, R_slot, R_cp, R_ps, R_pl, R_lr};
+        kv_batch kb = {nr, R_tok, R_pos, R_slot, R_cp, R_ps, R_pl, R_lr, R_ang, R_emb};
         if (be->forward(be->ctx, &kb, tags, e->logits, err)) { rc = -1; break; }
         for (int i = 0; i < e->B; i++)
             if (e->seqs[i].phase == SEQ_RUN) e->seqs[i].cached = e->seqs[i].feed_to;
@@ -563,7 +597,10 @@ done:
             tok_stream_free(&s->ts);
             free(s->code);
         }
+    if (e->groups)
+        for (int g = 0; g < nprompts; g++) kv_vision_free(&e->groups[g].vis);
     sample_scratch_free(&e->ss);
+    free(R_ang); free(R_emb);
     free(caps); free(e->seqs); free(e->groups); free(e->pfree); free(e->glogits); free(e->logits);
     free(rows); free(tags); free(lowner);
     return rc;

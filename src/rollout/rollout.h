@@ -84,11 +84,18 @@ typedef struct rollout_backend {
     // Makes forward return the logits of the final hidden state times s (1: plain); NULL:
     // not supported (the engine then samples the plain logits at the temperature).
     void (*set_logit_scale)(void *ctx, float s);
+    // The vision prefill of a prompt with images (kv_prompt_vision); NULL: images refused.
+    int (*prompt_vision)(void *ctx, const int *tokens, int n, const kv_images *im, kv_vision *out, tm_error *err);
+    // Ids never sampled (a vision model's image and video pads: the trainer's forward counts
+    // them against the images); their log-probs still count in the others' (the full softmax).
+    const int *ban_ids;
+    int nban_ids;
 } rollout_backend;
 
 typedef struct rollout_model_ctx {
     model *m;
     kv_cache cache;
+    int ban[2];
 } rollout_model_ctx;
 // Fills be to decode with m (weights shared, not copied); ctx must outlive the run.
 void rollout_backend_model(rollout_backend *be, rollout_model_ctx *ctx, model *m);
@@ -111,6 +118,10 @@ typedef struct rollout_opts {
     const char *obs_prefix;  // python observation wrapper (NULL: "\n" and "\n")
     const char *obs_suffix;
     pysb_opts py;
+    // Qwen2.5-VL: images[g] are prompt g's images (n_images 0: none; NULL: no prompt has any).
+    // Their pads' rows take the vision tower's output and every row of such a prompt its
+    // M-RoPE angles; what follows the prompt sits at position id + the prompt's rope_delta.
+    const kv_images *images;
     // Called when the n trajectories of a group are finished (in completion order).
     void (*on_group)(void *ud, int group, rollout_traj *trajs);
     void *ud;

@@ -54,12 +54,20 @@ int task_problem_from_json(tok_tokenizer *t, const json *row, const task_prompt_
     memset(p, 0, sizeof *p);
     p->level = -1;
     if (!row || row->type != JSON_OBJECT) return tm_fail(err, "a line must be a JSON object");
-    // the sampler reads no images yet (its KV cache has no M-RoPE image positions): refuse
-    // rather than answer the question without its picture
     const json *im = json_get(row, "images");
-    if (!im || im->type == JSON_NULL) im = json_get(row, "image");
-    if (im && im->type != JSON_NULL && !(im->type == JSON_ARRAY && im->n == 0))
-        return tm_fail(err, "the row has images, which sample, eval and grpo do not read yet (sft and dpo do)");
+    const char *col = "images";
+    if (!im || im->type == JSON_NULL) im = json_get(row, "image"), col = "image";
+    if (im && im->type != JSON_NULL && !(im->type == JSON_ARRAY && im->n == 0)) {
+        if (im->type != JSON_ARRAY && im->type != JSON_STRING) return tm_fail(err, "\"%s\" must be a path or a list of paths", col);
+        int n = im->type == JSON_ARRAY ? im->n : 1;
+        if (!(p->images = calloc((size_t)n, sizeof(char *)))) return tm_fail(err, "out of memory");
+        p->n_images = n;
+        for (int k = 0; k < n; k++) {
+            const json *v = im->type == JSON_ARRAY ? &im->items[k] : im;
+            if (v->type != JSON_STRING) { task_problem_free(p); return tm_fail(err, "\"%s\"[%d] must be a path (a string)", col, k); }
+            if (!(p->images[k] = strndup(v->str, v->len))) { task_problem_free(p); return tm_fail(err, "out of memory"); }
+        }
+    }
     const json *q = json_get(row, "prompt");
     int gsm = 0;
     if (!q && (q = json_get(row, "question"))) gsm = 1;  // GSM8K
@@ -67,7 +75,7 @@ int task_problem_from_json(tok_tokenizer *t, const json *row, const task_prompt_
     if (!q) return tm_fail(err, "missing field \"prompt\" (or \"question\" / \"problem\")");
     if (q->type != JSON_STRING && q->type != JSON_ARRAY)
         return tm_fail(err, "\"%s\" must be a string or a message list", gsm ? "question" : json_get(row, "prompt") ? "prompt" : "problem");
-    if (task_row_answer(row, &p->answer, err)) return -1;
+    if (task_row_answer(row, &p->answer, err)) { task_problem_free(p); return -1; }
     int oom = 0, rc = 0;
     const json *sol = json_get(row, "solution"), *ans = json_get(row, "answer");
     if (sol && sol->type == JSON_STRING) p->solution = opt_text(sol, &oom);
@@ -84,13 +92,23 @@ int task_problem_from_json(tok_tokenizer *t, const json *row, const task_prompt_
     sbuf_init(&pj);
     const tok_chat *chat = task_style_uses_chat(o->style) ? o->chat : NULL;
     if (q->type == JSON_STRING) {
-        sbuf content;
+        sbuf content, qi;
         sbuf_init(&content);
+        sbuf_init(&qi);
+        for (int k = 0; k < p->n_images; k++) sbuf_puts(&qi, "<|vision_start|><|image_pad|><|vision_end|>");  // as data/'s sft rows
+        sbuf_put(&qi, q->str, q->len);
+        if ((rc = sbuf_check(&qi, err))) { sbuf_free(&qi); sbuf_free(&content); task_problem_free(p); return -1; }
         task_prompt_content(o->style, q->str, q->len, o->suffix, &content);
-        if (!(rc = sbuf_check(&content, err))) {
-            sbuf_json_str(&pj, content.data, content.len);
-            rc = task_prompt_render(chat, content.data, content.len, &text, err);
+        // the data row keeps the question without placeholders (its "images" column brings them
+        // back, as sft reads it); the model sees them first in the user turn
+        if (!(rc = sbuf_check(&content, err))) sbuf_json_str(&pj, content.data, content.len);
+        if (!rc && p->n_images) {
+            sbuf_clear(&content);
+            task_prompt_content(o->style, qi.data, qi.len, o->suffix, &content);
+            rc = sbuf_check(&content, err);
         }
+        sbuf_free(&qi);
+        if (!rc) rc = task_prompt_render(chat, content.data, content.len, &text, err);
         sbuf_free(&content);
     } else {
         tok_chat_msg *m = NULL;
@@ -131,6 +149,8 @@ void task_problem_free(task_problem *p) {
     free(p->answer);
     free(p->solution);
     free(p->subject);
+    for (int k = 0; k < p->n_images; k++) free(p->images[k]);
+    free(p->images);
     memset(p, 0, sizeof *p);
     p->level = -1;
 }
@@ -164,6 +184,15 @@ int task_problems_load(tok_tokenizer *t, const char *path, const task_prompt_opt
             break;
         }
         json_doc_free(d);
+        for (int k = 0; k < ps[n].n_images; k++) {  // relative to the file's folder
+            char *im = ps[n].images[k], *slash = strrchr(path, '/'), *j;
+            if (im[0] == '/' || !slash) continue;
+            if (!(j = malloc((size_t)(slash - path) + strlen(im) + 2))) { rc = -1; break; }
+            sprintf(j, "%.*s/%s", (int)(slash - path), path, im);
+            free(im);
+            ps[n].images[k] = j;
+        }
+        if (rc) { n++; rc = tm_fail(err, "%s:%ld: out of memory", path, r.lineno); break; }
         ps[n++].line = r.lineno;
     }
     io_lines_close(&r);

@@ -13,6 +13,11 @@
 //     commas removed: upstream's extraction); an answer without "#### " is taken whole;
 //   - absent (or null): no gold. The row still loads (sample/eval write it ungraded);
 //     grpo and rehearsal, whose reward needs a gold, refuse it. Any other type is an error.
+// Images (Qwen2.5-VL; TRL's "images" list or "image" string of paths): a string prompt gets
+// one <|vision_start|><|image_pad|><|vision_end|> per image before its question, a message
+// prompt names them by {"type": "image"} parts; the ids hold one pad per image, which the
+// caller expands to the image's token count (data/prompt_images.h: the processor's grid).
+// task_problems_load joins relative paths to the file's folder.
 // The reference solution: "solution" (MATH), or a GSM8K row's whole "answer" (its worked
 // solution ending in "#### n"); NULL otherwise.
 #pragma once
@@ -40,6 +45,8 @@ typedef struct task_problem {
     char *solution;     // reference solution; NULL: none
     char *subject;      // NULL when absent
     int level;          // -1 when absent
+    int n_images;       // the row's images (see above), 0 when none
+    char **images;      // [n_images] paths
 } task_problem;
 
 // The gold answer of a row (see above) into *out (malloc'd, NULL when the row has none).

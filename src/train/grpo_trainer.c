@@ -12,6 +12,9 @@
 #include "base/progress.h"
 #include "base/rng.h"
 #include "data/data.h"
+#include "data/prompt_images.h"
+#include "image/image.h"
+#include "model/vision.h"
 #include "model/model.h"
 #include "reward/math_answer.h"
 #include "rollout/rollout.h"
@@ -20,6 +23,7 @@
 #include "train/online.h"
 #include "train/step.h"
 #include "train/trainer.h"
+#include "train/vl_perturb.h"
 
 void grpo_args_default(grpo_args *a) {
     memset(a, 0, sizeof *a);
@@ -33,6 +37,7 @@ void grpo_args_default(grpo_args *a) {
     a->max_grad_norm = 1.0;
     a->num_train_epochs = 3.0;
     a->max_steps = -1;
+    a->perturb_seed = -1;
     a->per_device_train_batch_size = 8;
     a->gradient_accumulation_steps = 1;
     a->num_generations = 8;
@@ -143,6 +148,23 @@ int grpo_args_check(const grpo_args *a, tm_error *err) {
     return 0;
 }
 
+// ---- a sampled prompt's images (Qwen2.5-VL) ----
+
+// The pixels one generation round gave a prompt (perturbed or not) and, under --perturb, its
+// ids re-expanded to the perturbed images' token counts; shared by the round and the group's
+// completions (refs), which train on the very image they were sampled from.
+typedef struct prompt_vis {
+    int refs;
+    data_prompt_images im;  // im.ids NULL: the prompt's own ids
+} prompt_vis;
+
+static void prompt_vis_release(prompt_vis *v) {
+    if (v && --v->refs == 0) {
+        data_prompt_images_free(&v->im);
+        free(v);
+    }
+}
+
 // ---- one completion of the generation batch ----
 
 typedef struct completion {
@@ -154,9 +176,11 @@ typedef struct completion {
     int len, plen;
     int truncated, ncalls, nerrors;
     double reward, r[GRPO_N_REWARD];
+    prompt_vis *vis;          // the prompt's images, NULL: none
 } completion;
 
 static void completion_free(completion *c) {
+    prompt_vis_release(c->vis);
     free(c->ids); free(c->mask); free(c->samp); free(c->ref);
     memset(c, 0, sizeof *c);
 }
@@ -174,7 +198,68 @@ typedef struct grpo_run_state {
     completion *reh;                         // rehearsal samples of π0 (ref = stored log π0)
     int nreh;
     int *reh_order;
+    vl_perturb *perturb;                     // --perturb: the prompt file's images as the draw's set
 } grpo_run_state;
+
+// A completion into a trainer batch: its prompt's images first (their pads are in its ids).
+static int add_completion(trainer *t, const completion *c, const float *ref, tm_error *err) {
+    const data_prompt_images *im = c->vis ? &c->vis->im : NULL;
+    if (im && im->n_images && trainer_add_images(t, im->n_images, im->pixel_values, im->n_patches, im->dim, im->grid_thw, err)) return -1;
+    return trainer_add(t, c->ids, c->mask, c->len, ref, NULL, err);
+}
+
+// Prompt k's images for this step's generation: remade from its files, or drawn by --perturb
+// (seed + step: what `temper perturb OP --data F --seed S+step` writes for that image), with the
+// prompt's ids re-expanded to the perturbed images' token counts.
+static int prompt_images(grpo_run_state *R, int k, prompt_vis **out, tm_error *err) {
+    const data_example *ex = &R->task.prompts.ex[k];
+    *out = NULL;
+    if (!ex->n_images) return 0;
+    prompt_vis *v = calloc(1, sizeof *v);
+    if (!v) return tm_fail(err, "out of memory");
+    v->refs = 1;
+    *out = v;
+    vl_perturb *p = R->perturb;
+    if (!p) return data_prompt_images_of_example(ex, &R->task.icfg, &v->im, err);
+    const int merge2 = R->task.icfg.merge_size * R->task.icfg.merge_size, pad = R->m.cfg.image_token_id;
+    int *counts = calloc((size_t)ex->n_images, sizeof(int)), rc = 0, grow = 0;
+    if (!counts) return tm_fail(err, "out of memory");
+    for (int j = 0; j < ex->n_images && !rc; j++) {
+        img_rgb im = {0};
+        img_draw dr = {0};
+        img_patches pt = {0};
+        rc = img_perturb_one(&im, &dr, p->op, &p->opts, p->seed + (uint64_t)R->st.global_step, (const char *const *)p->set, p->n,
+                             p->ex_img[p->ex_start[k] + j], err);
+        if (!rc) rc = img_qwen2vl_process(&R->task.icfg, &im, &pt, err);
+        if (!rc) rc = data_prompt_images_append(&v->im, &pt, err);
+        if (!rc) {
+            const int *g = ex->grid_thw + 3 * j;
+            counts[j] = pt.grid_thw[0] * pt.grid_thw[1] * pt.grid_thw[2] / merge2;
+            grow += counts[j] - g[0] * g[1] * g[2] / merge2;
+        }
+        img_patches_free(&pt);
+        img_draw_free(&dr);
+        img_free(&im);
+    }
+    const data_seq *s = &ex->seq[0];
+    if (!rc && !(v->im.ids = malloc(sizeof(int32_t) * (size_t)(ex->prompt_len + grow + 1)))) rc = tm_fail(err, "out of memory");
+    if (!rc) {  // image j's run of pads becomes counts[j] pads
+        int o = 0;
+        for (int i = 0, j = 0; i < ex->prompt_len;) {
+            if (s->ids[i] == pad && j < ex->n_images) {
+                const int *g = ex->grid_thw + 3 * j;
+                for (int c = 0; c < counts[j]; c++) v->im.ids[o++] = pad;
+                i += g[0] * g[1] * g[2] / merge2;
+                j++;
+                continue;
+            }
+            v->im.ids[o++] = s->ids[i++];
+        }
+        v->im.len = o;
+    }
+    free(counts);
+    return rc;
+}
 
 // The next prompt of the data stream (st.prompts_seen counts those drawn).
 static int next_prompt(grpo_run_state *R) { return online_next_prompt(&R->task, R->st.prompts_seen++, R->a->seed); }
@@ -205,10 +290,12 @@ void grpo_traj_mask(const rollout_traj *tr, int mask_truncated, uint8_t *mask, f
 }
 
 // A trajectory becomes a training sequence: prompt + completion ids, its mask and log-probs.
-static int make_completion(grpo_run_state *R, int p, rollout_traj *tr, completion *c, tm_error *err) {
+static int make_completion(grpo_run_state *R, int p, prompt_vis *vis, rollout_traj *tr, completion *c, tm_error *err) {
     const data_example *ex = &R->task.prompts.ex[p];
-    int plen = ex->prompt_len, len = plen + tr->len;
+    const int32_t *pids = vis && vis->im.ids ? vis->im.ids : ex->seq[0].ids;
+    int plen = vis && vis->im.ids ? vis->im.len : ex->prompt_len, len = plen + tr->len;
     memset(c, 0, sizeof *c);
+    if (vis) vis->refs++, c->vis = vis;
     c->prompt = p;
     c->plen = plen;
     c->len = len;
@@ -216,7 +303,7 @@ static int make_completion(grpo_run_state *R, int p, rollout_traj *tr, completio
     c->mask = calloc((size_t)len, 1);
     c->samp = calloc((size_t)len, sizeof(float));
     if (!c->ids || !c->mask || !c->samp) return tm_fail(err, "out of memory");
-    memcpy(c->ids, ex->seq[0].ids, sizeof(int32_t) * (size_t)plen);
+    memcpy(c->ids, pids, sizeof(int32_t) * (size_t)plen);
     c->truncated = tr->finish == FINISH_LENGTH;
     for (int i = 0; i < tr->len; i++) c->ids[plen + i] = tr->ids[i];
     grpo_traj_mask(tr, R->a->mask_truncated_completions, c->mask + plen, c->samp + plen);
@@ -304,7 +391,9 @@ static int generate(grpo_run_state *R, completion *out, gen_metrics *gm, tm_erro
     double *rw = malloc(sizeof(double) * (size_t)G);
     float *adv = malloc(sizeof(float) * (size_t)G);
     completion *round = calloc((size_t)P * G, sizeof *round);
-    if (!pidx || !pp || !pl || !trajs || !rw || !adv || !round) { rc = tm_fail(err, "out of memory"); goto out; }
+    prompt_vis **pv = calloc((size_t)P, sizeof *pv);
+    kv_images *kim = calloc((size_t)P, sizeof *kim);
+    if (!pv || !kim || !pidx || !pp || !pl || !trajs || !rw || !adv || !round) { rc = tm_fail(err, "out of memory"); goto out; }
     memset(gm, 0, sizeof *gm);
     gm->len_min = INFINITY;
     for (int r = 0; r < (a->dynamic_sampling ? a->max_num_gen_batches : 1) && kept < P; r++) {
@@ -312,6 +401,13 @@ static int generate(grpo_run_state *R, completion *out, gen_metrics *gm, tm_erro
             pidx[i] = next_prompt(R);
             pp[i] = R->task.prompts.ex[pidx[i]].seq[0].ids;
             pl[i] = R->task.prompts.ex[pidx[i]].prompt_len;
+            prompt_vis_release(pv[i]);
+            if ((rc = prompt_images(R, pidx[i], &pv[i], err))) goto out;
+            kim[i] = (kv_images){0, NULL, NULL};
+            if (pv[i]) {
+                kim[i] = (kv_images){pv[i]->im.n_images, pv[i]->im.pixel_values, pv[i]->im.grid_thw};
+                if (pv[i]->im.ids) pp[i] = pv[i]->im.ids, pl[i] = pv[i]->im.len;
+            }
         }
         rollout_opts o;
         rollout_opts_default(&o);
@@ -327,6 +423,7 @@ static int generate(grpo_run_state *R, completion *out, gen_metrics *gm, tm_erro
         online_rollout_opts(&R->task, &o);  // stops, tool, observation wrapper
         o.max_turns = a->max_turns;
         o.py.timeout_s = a->tool_timeout;
+        o.images = kim;
         rollout_backend be;
         rollout_model_ctx mctx;
         rollout_backend_model(&be, &mctx, &R->m);
@@ -341,6 +438,7 @@ static int generate(grpo_run_state *R, completion *out, gen_metrics *gm, tm_erro
             for (int j = 0; !rc && j < P * G / S; j++) {
                 int g0 = (j * S + dist_rank() * s) / G;
                 o.group_base = g0;
+                o.images = kim + g0;
                 o.batch = s < 256 ? s : 256;
                 rc = rollout_run(&be, R->task.tok, (const int *const *)pp + g0, pl + g0, ng, &o, trajs + (size_t)g0 * G, err);
             }
@@ -348,7 +446,7 @@ static int generate(grpo_run_state *R, completion *out, gen_metrics *gm, tm_erro
         double t1 = now_seconds();
         gm->t_gen += t1 - t0;
         for (int i = 0; !rc && i < P * G; i++)
-            if (owns(a, i)) rc = make_completion(R, pidx[i / G], &trajs[i], &round[i], err);
+            if (owns(a, i)) rc = make_completion(R, pidx[i / G], pv[i / G], &trajs[i], &round[i], err);
         for (int i = 0; i < P * G; i++) rollout_traj_free(&trajs[i]);
         gm->t_score += now_seconds() - t1;
         gm->rounds++;
@@ -404,6 +502,8 @@ static int generate(grpo_run_state *R, completion *out, gen_metrics *gm, tm_erro
 out:
     for (int i = 0; round && i < P * G; i++) completion_free(&round[i]);
     for (int i = 0; i < npool * G; i++) completion_free(&pool[i]);
+    for (int i = 0; pv && i < P; i++) prompt_vis_release(pv[i]);
+    free(pv); free(kim);
     free(pool); free(pidx); free(pp); free(pl); free(trajs); free(rw); free(adv); free(round);
     return rc;
 }
@@ -415,7 +515,7 @@ static int reference_logps(grpo_run_state *R, completion *c, int n, tm_error *er
         int i1 = i0 + bs < n ? i0 + bs : n;
         trainer_clear(&R->rt);
         for (int i = i0; i < i1; i++)
-            if (trainer_add(&R->rt, c[i].ids, c[i].mask, c[i].len, NULL, NULL, err)) return -1;
+            if (add_completion(&R->rt, &c[i], NULL, err)) return -1;
         int adapters = model_lora_enable(R->rt.m, 0);  // under LoRA the reference is the base
         int frc = trainer_forward(&R->rt, NULL, err);
         model_lora_enable(R->rt.m, adapters);
@@ -486,7 +586,7 @@ static int train_step(grpo_run_state *R, completion *c, int n, const float *adv,
         trainer *t = &R->t;
         trainer_clear(t);
         for (int i = i0; i < i1; i++)
-            if (trainer_add(t, c[i].ids, c[i].mask, c[i].len, c[i].ref, NULL, err)) return -1;
+            if (add_completion(t, &c[i], c[i].ref, err)) return -1;
         for (int i = i0; i < i1; i++) {
             int s0 = t->span[2 * (i - i0)];
             for (int k = 0; k < c[i].len; k++) {
@@ -645,7 +745,7 @@ static void window_line(grpo_run_state *R, metric_window *w, sbuf *o, double epo
 static int load_task(grpo_run_state *R, const char *model_dir, const char *chat_template, const char *chat_kwargs, const char *prompt_style,
                      const char *prompt_suffix, const char *data, int max_prompt_length, const char *tools, int *longest,
                      tm_error *err) {
-    online_task_opts o = {model_dir, chat_template, prompt_style, prompt_suffix, data, tools, max_prompt_length, 1, chat_kwargs};
+    online_task_opts o = {model_dir, chat_template, prompt_style, prompt_suffix, data, tools, max_prompt_length, 1, chat_kwargs, 1};
     if (online_task_load(&R->task, &R->m, &o, err)) return -1;
     *longest = R->task.longest;
     return 0;
@@ -746,8 +846,27 @@ static int setup(grpo_run_state *R, tm_error *err) {
     int longest;
     if (load_task(R, a->model, a->chat_template, a->chat_template_kwargs, a->prompt_style, a->prompt_suffix, a->data, a->max_prompt_length, a->tools, &longest, err)) return -1;
     if (a->rehearsal && load_rehearsal(R, a->rehearsal, err)) return -1;
+    if (a->freeze_vision_tower) {
+        if (!R->m.vis) return tm_fail(err, "--freeze-vision-tower: %s is not a vision-language model", a->model);
+        vision_freeze(&R->m);
+    }
+    int extra = 0;  // --perturb: room for each image at the processor's largest
+    if (a->perturb) {
+        if (!R->m.vis) return tm_fail(err, "--perturb: %s is not a vision-language model", a->model);
+        if (!(R->perturb = calloc(1, sizeof *R->perturb))) return tm_fail(err, "out of memory");
+        uint64_t ps = a->perturb_seed >= 0 ? (uint64_t)a->perturb_seed : (uint64_t)a->seed;
+        if (vl_perturb_init(R->perturb, a->perturb, ps, &R->task.icfg, R->m.cfg.image_token_id, err)) return -1;
+        for (int i = 0; i < R->task.prompts.n; i++) {
+            const data_example *d = &R->task.prompts.ex[i];
+            if (vl_perturb_add_example(R->perturb, d, err)) return -1;
+            if (d->n_images * vl_perturb_max_tokens(R->perturb) > extra) extra = d->n_images * vl_perturb_max_tokens(R->perturb);
+        }
+        if (!R->perturb->n) return tm_fail(err, "--perturb: the prompts have no images");
+        if (a->quiet < 1 && dist_rank() == 0)
+            fprintf(stderr, "temper: --perturb %s (seed %llu): %d images, drawn anew each step\n", a->perturb, (unsigned long long)ps, R->perturb->n);
+    }
     int bs = a->per_device_train_batch_size;
-    int per_seq = longest + a->max_completion_length;
+    int per_seq = longest + extra + a->max_completion_length;
     for (int i = 0; i < R->nreh; i++) if (R->reh[i].len > per_seq) per_seq = R->reh[i].len;
     int cap = bs * per_seq;
     lr_schedule sched;
@@ -886,6 +1005,8 @@ done:
     trainer_close(&R.t);
     trainer_close(&R.rt);
     checkpoint_state_free(&R.st);
+    if (R.perturb) vl_perturb_free(R.perturb);
+    free(R.perturb);
     online_task_free(&R.task);
     model_free(&R.m);
     model_free(&R.ref);
@@ -966,6 +1087,8 @@ int grpo_rehearsal_run(const grpo_rehearsal_args *ra, tm_error *err) {
     sbuf_init(&b);
     if (model_load(&R.m, ra->model, err)) goto done;
     if (load_task(&R, ra->model, ra->chat_template, ra->chat_template_kwargs, ra->prompt_style, ra->prompt_suffix, ra->data, ra->max_prompt_length, "none", &longest, err)) goto done;
+    for (int i = 0; i < R.task.prompts.n; i++)
+        if (R.task.prompts.ex[i].n_images) { tm_fail(err, "%s:%ld: rehearsal samples no prompts with images yet", ra->data, R.task.prompts.ex[i].line); goto done; }
     if (ra->exp_output && !(lines = read_lines(ra->data, &nlines, err))) goto done;
     trajs = calloc((size_t)chunk * k, sizeof *trajs);
     cs = calloc((size_t)chunk * k, sizeof *cs);
@@ -996,7 +1119,7 @@ int grpo_rehearsal_run(const grpo_rehearsal_args *ra, tm_error *err) {
         rollout_backend_model(&be, &mctx, &R.m);
         memset(trajs, 0, sizeof *trajs * (size_t)np * k);
         int r = rollout_run(&be, R.task.tok, (const int *const *)pp, pl, np, &o, trajs, err);
-        for (int i = 0; !r && i < np * k; i++) r = make_completion(&R, p0 + i / k, &trajs[i], &cs[i], err);
+        for (int i = 0; !r && i < np * k; i++) r = make_completion(&R, p0 + i / k, NULL, &trajs[i], &cs[i], err);
         for (int i = 0; i < np * k; i++) rollout_traj_free(&trajs[i]);
         for (int i = 0; !r && i < np; i++) {
             completion *g = cs + (size_t)i * k;

@@ -114,6 +114,12 @@ typedef struct grpo_args {
     int rehearsal_batch_size;        // stored samples per step (0: the generation batch's size)
     lora_args lora;                  // --use-peft, --lora-*: adapters trained, base frozen; the β reference is the
                                      // policy with the adapters off (no second model)
+    // Qwen2.5-VL prompts with images: --perturb concat|mixup|rotate redraws them for every
+    // optimizer step's generation batch (step s = `temper perturb OP --data F --seed S+s`, the set
+    // being the prompt file's images); the rollouts and their training see the same image
+    const char *perturb;             // NULL: none
+    int perturb_seed;                // -1: --seed
+    int freeze_vision_tower;         // the tower gets no gradient (default: trained, as the paper's GRPO)
 } grpo_args;
 
 // TRL's current GRPOConfig defaults (learning rate 1e-6, 8 generations, batch 8, 256 new

@@ -2,6 +2,7 @@
 #include "train/online.h"
 #include <stdlib.h>
 #include <string.h>
+#include "base/io.h"
 #include "base/json.h"
 #include "base/rng.h"
 #include "task/grade.h"
@@ -22,11 +23,24 @@ static int task_load(online_task *T, const model *m, const online_task_opts *to,
     o.chat = have_chat ? &chat : NULL;
     o.prompt_style = to->prompt_style;
     o.prompt_suffix = to->prompt_suffix;
+    img_qwen2vl_defaults(&T->icfg);
+    if (m->vis) {
+        char pp[4096];
+        io_join(pp, sizeof pp, to->model_dir, "preprocessor_config.json");
+        if (io_exists(pp) && img_qwen2vl_load_config(&T->icfg, pp, err)) return -1;
+        T->vision = 1;
+        o.image_cfg = &T->icfg;
+        o.image_pad_id = m->cfg.image_token_id;
+    }
     if (data_load(T->tok, data, &o, &T->prompts, err)) return -1;
     if (T->prompts.n == 0) return tm_fail(err, "%s: no prompts", data);
     for (int i = 0; i < T->prompts.n; i++) {
         data_example *e = &T->prompts.ex[i];
         if (to->need_answer && !e->answer) return tm_fail(err, "%s:%ld: no \"answer\": the reward needs a gold answer", data, e->line);
+        if (e->n_images && !to->images)
+            return tm_fail(err, "%s:%ld: a prompt with images, which this command does not sample yet (grpo, sample and eval do)", data, e->line);
+        if (maxp > 0 && e->prompt_len > maxp && e->n_images)
+            return tm_fail(err, "%s:%ld: --max-prompt-length %d would cut this prompt's image tokens (%d tokens): raise it", data, e->line, maxp, e->prompt_len);
         if (maxp > 0 && e->prompt_len > maxp) {  // keep the end (TRL's left truncation)
             int cut = e->prompt_len - maxp;
             memmove(e->seq[0].ids, e->seq[0].ids + cut, sizeof(int32_t) * (size_t)maxp);

@@ -24,6 +24,11 @@ typedef struct online_task {
     int nstop_strs;
     int longest;               // the longest prompt, in tokens
     int *order, order_epoch;   // this epoch's prompt order (online_next_prompt)
+    // Qwen2.5-VL: prompts with images (TRL's "images"/"image" columns) are read through the
+    // model's processor (preprocessor_config.json, else Hugging Face's defaults); a prompt's
+    // pixels are remade when it is sampled (data/prompt_images.h)
+    img_qwen2vl_config icfg;
+    int vision;                // the model has a vision tower (icfg is set)
 } online_task;
 
 // Where the task comes from (the trainers' flags of the same names).
@@ -37,6 +42,7 @@ typedef struct online_task_opts {
     int max_prompt_length;      // > 0: keep the last max_prompt_length tokens of a prompt
     int need_answer;            // refuse a prompt without a gold "answer" (a verifier reward needs one)
     const char *chat_template_kwargs;  // a JSON object of extra template variables (NULL: none)
+    int images;                 // the caller samples prompts with images (grpo); 0: such prompts are refused
 } online_task_opts;
 
 // Loads the tokenizer, the prompts, checks their ids against m's vocabulary, the stop tokens,

@@ -142,7 +142,7 @@ static void task_free(round_task *T) {
 static int task_load(const online_args *a, const char *policy, round_task *T, tm_error *err) {
     if (model_load(&T->m, policy, err)) return -1;
     if (a->train.bf16 && model_bf16_enable(&T->m, err)) return -1;  // --bf16: the sampler runs the trainer's bf16 GEMMs
-    online_task_opts o = {policy, a->chat_template, a->prompt_style, a->prompt_suffix, a->data, a->tools, a->max_prompt_length, 0, NULL};
+    online_task_opts o = {policy, a->chat_template, a->prompt_style, a->prompt_suffix, a->data, a->tools, a->max_prompt_length, 0, NULL, 0};
     return online_task_load(&T->t, &T->m, &o, err);
 }
 

@@ -627,7 +627,7 @@ static int setup(ppo_state *R, tm_error *err) {
     const char *from = a->resume_from_checkpoint && !peft ? a->resume_from_checkpoint : a->model;
     if (peft ? model_load_frozen(&R->m, from, err) : model_load(&R->m, from, err)) return -1;  // a bf16 base read in place
     if (model_lora_prepare(&R->m, &a->lora, a->model, peft ? a->resume_from_checkpoint : NULL, (uint64_t)a->seed, err)) return -1;
-    online_task_opts tko = {a->model, a->chat_template, a->prompt_style, a->prompt_suffix, a->data, a->tools, a->max_prompt_length, 0, NULL};
+    online_task_opts tko = {a->model, a->chat_template, a->prompt_style, a->prompt_suffix, a->data, a->tools, a->max_prompt_length, 0, NULL, 0};
     if (online_task_load(&R->task, &R->m, &tko, err)) return -1;
     int bs = a->per_device_train_batch_size;
     R->cap = bs * (R->task.longest + a->response_length);

@@ -202,6 +202,6 @@ a = [json.loads(l)['loss'] for l in open('$tmp/pe3/metrics.jsonl') if '\"loss\"'
 b = [json.loads(l)['loss'] for l in open('$tmp/pe4/metrics.jsonl') if '\"loss\"' in l]
 print('PASS' if len(a) == 2 and abs(a[1] - b[0]) <= 1e-6 * abs(b[0]) and abs(a[0] - a[1]) > 1e-4 else 'FAIL', a, b)" 2>&1)
 ok "--perturb draws anew each epoch: epoch e uses seed S+e ($E)" '[ "${E%% *}" = PASS ]'
-# the sampler reads no images yet: sample/eval/grpo refuse image rows instead of ignoring the image
-"$T" eval --model "$tmp/vm" --data "$tmp/vt/visual.jsonl" --quiet >/dev/null 2>"$tmp/err"; rc=$?
-ok "eval on image rows is refused, one line ($(tail -1 "$tmp/err"))" '[ $rc -ne 0 ] && grep -q "visual.jsonl:1:.*images" "$tmp/err"'
+# sample/eval/grpo read image rows (tests/cli/test_vl_gen.sh); on a text model they refuse them
+"$T" eval --model "$tmp/vq" --data "$tmp/vt/visual.jsonl" --quiet >/dev/null 2>"$tmp/err"; rc=$?
+ok "eval on image rows with a text model is refused, one line ($(tail -1 "$tmp/err"))" '[ $rc -ne 0 ] && [ $(wc -l <"$tmp/err") -eq 1 ] && grep -q "visual.jsonl:1:.*vision tower" "$tmp/err"'

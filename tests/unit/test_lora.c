@@ -297,7 +297,7 @@ static void test_decode(model_arch arch) {
     double worst = 0;
     for (int t = 0; t < 6; t++) {
         int slot = 0, row = 0, prefix = -1, plen = 0;
-        kv_batch kb = {1, &ids[t], &t, &slot, &t, &prefix, &plen, &row};
+        kv_batch kb = {1, &ids[t], &t, &slot, &t, &prefix, &plen, &row, NULL, NULL};
         float logits[61];
         if (model_decode(&m, &kc, &kb, logits, &err)) break;
         double mx = -1e30, se = 0;

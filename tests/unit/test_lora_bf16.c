@@ -119,7 +119,7 @@ static void test_arch(model_arch arch, int tie) {
     if (kv_cache_init(&kf, &mf, 1, &cap, 1, 1, &err) == 0 && kv_cache_init(&kb2, &mb, 1, &cap, 1, 1, &err) == 0) {
         for (int t = 0; t < 6; t++) {
             int slot = 0, row = 0, prefix = -1, plen = 0;
-            kv_batch kb = {1, &ids[t], &t, &slot, &t, &prefix, &plen, &row};
+            kv_batch kb = {1, &ids[t], &t, &slot, &t, &prefix, &plen, &row, NULL, NULL};
             float zf[61], zb[61];
             model_decode(&mf, &kf, &kb, zf, &err);
             model_decode(&mb, &kb2, &kb, zb, &err);

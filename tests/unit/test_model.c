@@ -588,7 +588,7 @@ static void test_gemma3_decode(void) {
             pos[0] = t, slot[0] = 1, cpos[0] = t - P, pslot[0] = 0, plen[0] = P, lrow[0] = 0;
             n = 1;
         }
-        kv_batch kb = {n, t == P - 1 ? ids : ids + t, pos, slot, cpos, pslot, plen, lrow};
+        kv_batch kb = {n, t == P - 1 ? ids : ids + t, pos, slot, cpos, pslot, plen, lrow, NULL, NULL};
         rc |= model_decode(&m, &kc, &kb, logits, &err);
         double mx = -INFINITY, z = 0;
         for (int v = 0; v < c.vocab; v++) mx = fmax(mx, logits[v]);

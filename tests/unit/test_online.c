@@ -32,7 +32,7 @@ static model fake_model(void) {  // online_task_load reads the vocabulary size a
 static int load(online_task *T, const char *style, const char *suffix, const char *tools, const char *data, int need_answer,
                 tm_error *err) {
     model m = fake_model();
-    online_task_opts o = {DIR_, NULL, style, suffix, data, tools, 0, need_answer, NULL};
+    online_task_opts o = {DIR_, NULL, style, suffix, data, tools, 0, need_answer, NULL, 0};
     return online_task_load(T, &m, &o, err);
 }
 

@@ -293,7 +293,7 @@ static int traj_same(const rollout_traj *a, const rollout_traj *b) {
 static int rollout_once(tok_tokenizer *t, script *sc, const tok_ids *prompt, rollout_traj *out, tm_error *err) {
     memset(sc->cur, 0, sizeof sc->cur);
     memset(out, 0, sizeof(rollout_traj) * NPROMPT);
-    rollout_backend be = {sc, sc->V, sc_reserve, sc_forward, sc_release, NULL, NULL};
+    rollout_backend be = {sc, sc->V, sc_reserve, sc_forward, sc_release, NULL, NULL, NULL, NULL, 0};
     const int *pp[NPROMPT];
     int pl[NPROMPT];
     for (int i = 0; i < NPROMPT; i++) pp[i] = prompt->v, pl[i] = (int)prompt->n;

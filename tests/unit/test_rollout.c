@@ -422,7 +422,7 @@ static void test_tools(void) {
         sm.tok[i] = ids.v;
         sm.len[i] = (int)ids.n;
     }
-    rollout_backend be = {&sm, V, sm_reserve, sm_forward, sm_release, NULL, NULL};
+    rollout_backend be = {&sm, V, sm_reserve, sm_forward, sm_release, NULL, NULL, NULL, NULL, 0};
     tok_ids prompt = {0};
     enc(t, "<|im_start|>user\nQ<|im_end|>\n<|im_start|>assistant\n", &prompt);
     const int *pp[7];

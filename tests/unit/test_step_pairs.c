@@ -112,7 +112,7 @@ static void test_planted(void) {
     tok_chat_for(t, NULL, &chat, &err);
     int eos = tok_token_id(t, "<|im_end|>");
     script_be sb = {t, arith, tok_vocab_size(t), eos, 0, NULL, 0};
-    rollout_backend be = {&sb, sb.V, sb_reserve, sb_forward, sb_release, NULL, NULL};
+    rollout_backend be = {&sb, sb.V, sb_reserve, sb_forward, sb_release, NULL, NULL, NULL, NULL, 0};
     step_pairs_opts o;
     step_pairs_opts_default(&o);
     o.num_locate = 3;
