@@ -337,33 +337,104 @@ static float *pack_space(long floats) {
     return pack_buf;
 }
 
-// Rows [i0, i1) x columns [j0, j1): pack B's columns, then every row against them.
-static void gemm_block(const gemm_args *g, int isa, int i0, int i1, int j0, int j1) {
+// Rows [i0, i1) x columns [j0, j1) against the packed panels Bp of those columns, or, when
+// Bp is NULL, pack them first into this thread's buffer.
+static void gemm_block(const gemm_args *g, int isa, int i0, int i1, int j0, int j1, const float *Bp) {
     const int n = j1 - j0;
-    float *Bp = isa == K_GEMM_ISA_C ? NULL : pack_space((long)(n + PW - 1) / PW * PW * g->K);
-    if (!Bp) {  // the reference path: same bits, no buffer
-        block_c(g, i0, i1, j0, j1);
-        return;
+    if (!Bp) {
+        float *buf = isa == K_GEMM_ISA_C ? NULL : pack_space((long)(n + PW - 1) / PW * PW * g->K);
+        if (!buf) {  // the reference path: same bits, no buffer
+            block_c(g, i0, i1, j0, j1);
+            return;
+        }
+        const float *B = g->B + (long)j0 * g->ldb;
+        if (isa == K_GEMM_ISA_AVX512) pack_avx512(buf, B, g->ldb, n, g->K);
+        else pack_avx2(buf, B, g->ldb, n, g->K);
+        Bp = buf;
     }
-    const float *B = g->B + (long)j0 * g->ldb;
-    if (isa == K_GEMM_ISA_AVX512) {
-        pack_avx512(Bp, B, g->ldb, n, g->K);
-        block_avx512(g, i0, i1, j0, n, Bp);
-    } else {
-        pack_avx2(Bp, B, g->ldb, n, g->K);
-        block_avx2(g, i0, i1, j0, n, Bp);
-    }
+    if (isa == K_GEMM_ISA_AVX512) block_avx512(g, i0, i1, j0, n, Bp);
+    else block_avx2(g, i0, i1, j0, n, Bp);
 }
 
-void k_gemm_nt(int M, int N, int K, float alpha, const float *A, int lda, const float *B, int ldb, float beta,
-               float *C, int ldc) {
+// ---------------------------------------------------------------- packed weights kept
+
+// While the weights are frozen (k_gemm_weights_frozen: the sampler, for one rollout), a
+// linear layer's call (k_gemm_nt_weight: B is a weight, never a scratch buffer whose
+// contents change under the same pointer) of few rows (a decode step) keeps B's packed panels, keyed by (B, ldb, N, K), and
+// later calls on the same B skip the packing: a decode step then reads each weight
+// once, as a GEMV does, instead of reading and transposing it. Many-row calls pack per
+// call (the packing is ~1% of their work). Capped at CACHE_MAX_BYTES; freed at thaw.
+#define CACHE_ROWS 16
+#define CACHE_MAX_BYTES (4L << 30)
+
+typedef struct packed_w {
+    const float *B;
+    long ldb;
+    int N, K, isa;
+    float *Bp;
+} packed_w;
+
+static int frozen;
+static packed_w *cache;
+static int ncache, capcache, cache_last;
+static long cache_bytes;
+
+static void cache_clear(void) {
+    for (int i = 0; i < ncache; i++) free(cache[i].Bp);
+    free(cache);
+    cache = NULL, ncache = capcache = cache_last = 0, cache_bytes = 0;
+}
+
+void k_gemm_weights_frozen(int on) {
+    frozen += on ? 1 : -1;
+    if (frozen <= 0) frozen = 0, cache_clear();
+}
+
+// B's panels, packed now if new; NULL when over the cap or out of memory (the caller
+// packs per call). Called from the serial region only.
+static const float *cache_get(const gemm_args *g, int isa) {
+    for (int t = 0; t < ncache; t++) {  // decode steps call the weights in one order: start after the last hit
+        packed_w *e = &cache[(cache_last + t) % ncache];
+        if (e->B == g->B && e->ldb == g->ldb && e->N == g->N && e->K == g->K && e->isa == isa) {
+            cache_last = (int)(e - cache);
+            return e->Bp;
+        }
+    }
+    long floats = (long)(g->N + PW - 1) / PW * PW * g->K;
+    if (cache_bytes + floats * 4 > CACHE_MAX_BYTES) return NULL;
+    if (ncache == capcache) {
+        int nc = capcache ? 2 * capcache : 64;
+        packed_w *c = realloc(cache, sizeof(packed_w) * (size_t)nc);
+        if (!c) return NULL;
+        cache = c, capcache = nc;
+    }
+    float *Bp = aligned_alloc(64, (size_t)(floats * 4 + 63) / 64 * 64);
+    if (!Bp) return NULL;
+    const int np = (g->N + PW - 1) / PW;
+    #pragma omp parallel for schedule(static) if (np > 8)
+    for (int p = 0; p < np; p++) {
+        int n = g->N - p * PW < PW ? g->N - p * PW : PW;
+        const float *B = g->B + (long)p * PW * g->ldb;
+        if (isa == K_GEMM_ISA_AVX512) pack_avx512(Bp + (long)p * PW * g->K, B, g->ldb, n, g->K);
+        else pack_avx2(Bp + (long)p * PW * g->K, B, g->ldb, n, g->K);
+    }
+    cache[ncache] = (packed_w){g->B, g->ldb, g->N, g->K, isa, Bp};
+    cache_last = ncache++;
+    cache_bytes += floats * 4;
+    return Bp;
+}
+
+static void gemm_nt(int M, int N, int K, float alpha, const float *A, int lda, const float *B, int ldb, float beta,
+                    float *C, int ldc, int weight) {
     if (M <= 0 || N <= 0) return;
     const gemm_args g = {M, N, K > 0 ? K : 0, alpha, beta, A, B, C, lda, ldb, ldc};
     const int isa = K > 0 ? k_gemm_isa() : K_GEMM_ISA_C;
+    const int inpar = omp_in_parallel();
+    const float *Bp = weight && frozen && !inpar && M <= CACHE_ROWS && isa != K_GEMM_ISA_C ? cache_get(&g, isa) : NULL;
     // How C is cut changes no bits (see the top), so the cut may follow the thread
     // count: column blocks of packed panels that fit L2, as many as a multiple of the
     // threads; row blocks only when there are too few columns to go round.
-    const int serial = omp_in_parallel() || omp_get_max_threads() == 1 || (double)M * N * K < 5e5;
+    const int serial = inpar || omp_get_max_threads() == 1 || (double)M * N * K < 5e5;
     const int nt = serial ? 1 : omp_get_max_threads();
     long cbmax = L2_BYTES / 4 / (K > 0 ? K : 1) / 64 * 64;
     if (cbmax < 64) cbmax = 64;
@@ -379,8 +450,18 @@ void k_gemm_nt(int M, int N, int K, float alpha, const float *A, int lda, const 
     for (int cbi = 0; cbi < ncb; cbi++)
         for (int rbi = 0; rbi < nrb; rbi++) {
             int i1 = (rbi + 1) * rb < M ? (rbi + 1) * rb : M, j1 = (cbi + 1) * cb < N ? (cbi + 1) * cb : N;
-            gemm_block(&g, isa, rbi * rb, i1, cbi * cb, j1);
+            gemm_block(&g, isa, rbi * rb, i1, cbi * cb, j1, Bp ? Bp + (long)cbi * cb * g.K : NULL);
         }
+}
+
+void k_gemm_nt(int M, int N, int K, float alpha, const float *A, int lda, const float *B, int ldb, float beta,
+               float *C, int ldc) {
+    gemm_nt(M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, 0);
+}
+
+void k_gemm_nt_weight(int M, int N, int K, float alpha, const float *A, int lda, const float *B, int ldb,
+                      float beta, float *C, int ldc) {
+    gemm_nt(M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, 1);
 }
 
 // ---------------------------------------------------------------- the fixed dot

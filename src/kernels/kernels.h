@@ -38,6 +38,12 @@
 // fixed-order GEMM instead, whose elements do not depend on M, N, the tile or the threads.
 void k_sgemm(int transA, int transB, int M, int N, int K, float alpha, const float *A, int lda,
              const float *B, int ldb, float beta, float *C, int ldc);
+// k_gemm_weights_frozen(1) promises that no GEMM operand B of x W^T changes, nor is freed,
+// until the matching k_gemm_weights_frozen(0) (calls nest): the sampler brackets a rollout
+// with it, and the fixed-order GEMM then keeps the packed form of each weight a decode
+// step (<= 16 rows) reads, instead of packing it per call. Thawing frees them. Call it
+// from outside parallel regions.
+void k_gemm_weights_frozen(int on);
 
 // ---- linear: y[N,out] = x[N,in] @ W[out,in]^T + b[out]  (torch.nn.Linear layout) ----
 // b may be NULL.
@@ -237,6 +243,7 @@ struct kernels {
     void (*lmhead_logprob_fwd)(float *, float *, float *, const float *, const float *, const int *, int, int, int, float *);
     void (*lmhead_logprob_bwd)(float *, float *, const float *, const float *, const float *, const float *, const int *, const float *, const float *, int, int, int, float *);
     void (*sgemm)(int, int, int, int, int, float, const float *, int, const float *, int, float, float *, int);
+    void (*gemm_weights_frozen)(int);
     size_t (*attention_scratch_floats)(const int *, int, int, int, int);
     size_t (*lmhead_scratch_floats)(int, int, int);
     void (*attention_cache_fwd)(float *, const float *, const k_kv_span *, int, int, int, int, int);

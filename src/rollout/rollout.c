@@ -46,13 +46,22 @@ void rollout_opts_default(rollout_opts *o) {
 
 static int model_reserve_cb(void *ctx, int nslots, const int *caps, int max_rows, int max_logit_rows, tm_error *err) {
     rollout_model_ctx *c = ctx;
-    return kv_cache_init(&c->cache, c->m, nslots, caps, max_rows, max_logit_rows, err);
+    if (kv_cache_init(&c->cache, c->m, nslots, caps, max_rows, max_logit_rows, err)) return -1;
+    // The weights do not change during a rollout: the GEMM may keep them packed.
+    c->m->K->gemm_weights_frozen(1);
+    c->frozen = 1;
+    return 0;
 }
 static int model_forward_cb(void *ctx, const kv_batch *b, const int *tag, float *logits, tm_error *err) {
     rollout_model_ctx *c = ctx;
     return model_decode(c->m, &c->cache, b, logits, err);
 }
-static void model_release_cb(void *ctx) { kv_cache_free(&((rollout_model_ctx *)ctx)->cache); }
+static void model_release_cb(void *ctx) {
+    rollout_model_ctx *c = ctx;
+    kv_cache_free(&c->cache);
+    if (c->frozen) c->m->K->gemm_weights_frozen(0);
+    c->frozen = 0;
+}
 // The fused lm-head's fold over the same logits the trainer's forward makes (under
 // --deterministic the kernels give a decode row the trainer's bits): the recorded log-prob
 // equals the trainer's bit for bit. The engine asks for T = 1 once the cache scales the
