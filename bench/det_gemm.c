@@ -3,6 +3,9 @@
 // chunk), at training rows (2048) and decode rows (1, 4, 16), 1 and 2 threads. Both go
 // through k_sgemm (k_gemm_set_own 0/1), alternated in one process, best of --reps each.
 // --isa 0|1|2 picks the own GEMM's path (c, avx2, avx512). One line per shape.
+// --frozen 1: as in a rollout (k_gemm_weights_frozen), and through k_linear_rows_fwd, the
+// decoder's call: the default side then takes its GEMV for <= 8 rows, the deterministic
+// side keeps W packed.
 #include "kernels/kernels.h"
 #include "kernels/cpu_tuning.h"
 #include "cli/flags.h"
@@ -21,12 +24,13 @@ static double now(void) {
 }
 
 int main(int argc, char **argv) {
-    int reps = 5, isa = -1, threads = 0, only = -1;
+    int reps = 5, isa = -1, threads = 0, only = -1, frozen = 0;
     flag flags[] = {{"reps", FLAG_INT, &reps, ""}, {"isa", FLAG_INT, &isa, ""}, {"threads", FLAG_INT, &threads, ""},
-                    {"rows", FLAG_INT, &only, ""}};
+                    {"rows", FLAG_INT, &only, ""}, {"frozen", FLAG_INT, &frozen, ""}};
     if (flags_parse("det_gemm", NULL, flags, sizeof flags / sizeof flags[0], argc, argv, NULL, NULL)) return 2;
     if (threads > 0) omp_set_num_threads(threads);
     k_gemm_set_isa(isa);
+    if (frozen) k_gemm_weights_frozen(1);
     static const struct { const char *name; int N, K; } shapes[] = {
         {"tiny qkv", 512, 256},   {"tiny up", 1536, 256},   {"tiny down", 256, 768},  {"tiny head", 2048, 256},
         {"small q", 768, 768},    {"small up", 4096, 768},  {"small down", 768, 2048}, {"small head", 2048, 768},
@@ -50,7 +54,9 @@ int main(int argc, char **argv) {
                 for (int own = 0; own < 2; own++) {
                     k_gemm_set_own(own);
                     double t0 = now();
-                    for (int j = 0; j < inner; j++) k_sgemm(0, 1, M, N, K, 1.0f, A, K, B, K, 0.0f, C, N);
+                    for (int j = 0; j < inner; j++)
+                        if (frozen) k_linear_rows_fwd(C, A, B, NULL, M, K, N);
+                        else k_sgemm(0, 1, M, N, K, 1.0f, A, K, B, K, 0.0f, C, N);
                     double t = (now() - t0) / inner;
                     if (i > 0 && t < best[own]) best[own] = t;
                 }
@@ -59,6 +65,7 @@ int main(int argc, char **argv) {
             lr += __builtin_log(best[1] / best[0]), ln += 1;
         }
     printf("geometric mean time ratio %.3f\n", __builtin_exp(lr / ln));
+    if (frozen) k_gemm_weights_frozen(0);
     free(A), free(B), free(C);
     return 0;
 }

@@ -36,6 +36,7 @@
 #include <omp.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 
 #define PW 16  // columns per packed panel
 
@@ -315,8 +316,16 @@ int k_gemm_set_isa(int isa) {
     return isa_cur;
 }
 
+// TEMPER_OWN_GEMM=c|avx2|avx512 picks the path at first use (benchmarks of the AVX2 path
+// on an AVX-512 machine); one the CPU lacks falls back to the best.
 int k_gemm_isa(void) {
-    if (isa_cur < 0) isa_cur = isa_best();
+    if (isa_cur < 0) {
+        const char *e = getenv("TEMPER_OWN_GEMM");
+        int want = -1;
+        for (int i = 0; e && i <= K_GEMM_ISA_AVX512; i++)
+            if (!strcmp(e, isa_names[i])) want = i;
+        k_gemm_set_isa(want);
+    }
     return isa_cur;
 }
 
