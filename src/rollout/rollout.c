@@ -63,7 +63,7 @@ static void model_release_cb(void *ctx) {
     c->frozen = 0;
 }
 // The fused lm-head's fold over the same logits the trainer's forward makes (under
-// --deterministic the kernels give a decode row the trainer's bits): the recorded log-prob
+// --deterministic, the default, the kernels give a decode row the trainer's bits): the recorded log-prob
 // equals the trainer's bit for bit. The engine asks for T = 1 once the cache scales the
 // hidden state by 1/T (model_logit_scale_cb), as the trainer does; other T: sample_logprob.
 static void model_logit_scale_cb(void *ctx, float s) { ((rollout_model_ctx *)ctx)->cache.logit_scale = s; }
