@@ -67,16 +67,17 @@ void openblas_set_num_threads(int num_threads);
 // kernels it did, by ~1e-7 relative). The price is a panel packed per block instead of
 // per thread: the small training step still runs at 84% of the 2-thread sgemm peak
 // (BENCHMARKS.md, train_step small).
-// -1: not decided yet: TEMPER_DETERMINISTIC=1 in the environment (what the CLI's
-// --deterministic sets) turns it on at first use; off by default, because the fixed-order
-// GEMM is slower than OpenBLAS's (BENCHMARKS.md, "deterministic").
+// -1: not decided yet: on at first use unless TEMPER_DETERMINISTIC=0 is in the
+// environment (what the CLI's --deterministic false sets). On by default since the
+// fixed-order GEMM became as fast as OpenBLAS's sgemm on the forward's shapes
+// (BENCHMARKS.md, "deterministic").
 static int gemm_own = -1;
 
 void k_gemm_set_own(int on) { gemm_own = on != 0; }
 int k_gemm_own_enabled(void) {
     if (gemm_own < 0) {
         const char *e = getenv("TEMPER_DETERMINISTIC");
-        gemm_own = e && !strcmp(e, "1");
+        gemm_own = !(e && !strcmp(e, "0"));
     }
     return gemm_own;
 }

@@ -7,29 +7,27 @@
 // decode and the trainer's packed forward agreed only to ~1e-6 (issue 15). RL wants
 // them equal: here the order is a property of K alone.
 //
-// The order (every ISA, every shape, every thread count):
-//   lane l = 0..15 sums a[k] * b[k] for k = l, l + 16, l + 32, ... by FMA, in k order,
-//   from +0 (a K tail reads zeros: fma(0, 0, x) = x);
-//   s = ((t2[0] + t2[1]) with t2[l] = t4[l] + t4[l+2], t4[l] = t8[l] + t8[l+4],
-//        t8[l] = lane[l] + lane[l+8];
-//   C = alpha * s (alpha = 1: s itself), then + beta * C_old when beta != 0 (beta = 1:
-//   + C_old), each a separate rounding.
-// Rows never take part in a reduction, so row r of an M-row call is the 1-row call of
-// row r; threads split over M and N only. AVX-512F and AVX2+FMA compute exactly this
-// (AVX2 holds the 16 lanes in two ymm), and so does the portable C path (fmaf), so
-// the bits are also the same on every x86-64 CPU.
+// The order (every ISA, every shape, every thread count): one chain of FMAs in k order,
+//   s = 0; for k = 0 .. K-1: s = fma(a[k], b[k], s)
+// then C = alpha * s (alpha = 1: s itself), then + beta * C_old when beta != 0 (beta = 1:
+// + C_old), each a separate rounding. An element never shares a reduction with another
+// and K is never split, so any cut of C into tiles or threads gives the same bits: row r
+// of an M-row call is the 1-row call of row r, and 1, 2 or 16 threads agree. AVX-512F,
+// AVX2+FMA and the portable C path (fmaf) compute exactly this, so the bits are also the
+// same on every x86-64 CPU.
 //
-// Speed: both operands are read along K as they lie (no packing). A micro-tile is up to
-// 16 dots (8 rows of A by 2 of B for many rows; 1 x 8, 2 x 8, ... for the few rows of
-// decoding), each a zmm of 16 lanes; the 16 sums of a tile are reduced together by
-// shuffles in the order above. The 8 rows of A stay in L1 while the tile sweeps a block
-// of B from L2 (each B load feeds 8 FMAs). K is cut into blocks of KC whose lane
-// accumulators wait in a per-thread buffer: that keeps the A strip in L1 for any K and
-// does not change the order (each lane's chain just continues).
+// Speed: this is the order of the "broadcast" GEMM kernels (OpenBLAS's, BLIS's), which
+// keep a tile of C in registers and sum along K with no reduction at the end. B (the
+// weight) is packed per call into panels of 16 columns, k-major (Bp[k][16], zero past N),
+// into a per-thread buffer sized for L2; each panel block then serves every row of A.
+// Micro-tiles: 6 rows x 64 columns (24 zmm accumulators) on AVX-512, 6 x 16 (12 ymm) on
+// AVX2. The packing transposes 16 x 16 blocks in registers, so a decode row (M = 1)
+// costs about one read of W, as a GEMV does.
 //
-// Cost: 9-28% slower than OpenBLAS's AVX-512 sgemm on the forward's shapes (BENCHMARKS.md,
-// "deterministic"), so k_sgemm sends x W^T here only under --deterministic. The AVX2 path
-// does one dot at a time (right bits, not yet a tuned kernel).
+// (The earlier version summed 16 interleaved lanes and reduced them by a tree: a dot
+// product per element, 12-35% slower than OpenBLAS on the training forward. The fixed
+// dot of k_dot_fixed below, used by RMSNorm, keeps that order: a single dot vectorizes
+// only along K.)
 #include "kernels/kernels.h"
 #include "kernels/cpu_gemm_own.h"
 #include "kernels/cpu_tuning.h"
@@ -37,28 +35,10 @@
 #include <math.h>
 #include <omp.h>
 #include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
 
-// ---------------------------------------------------------------- portable C
-
-// Every path: a tile of mr x nr dots (mr * nr <= 16) over k in [k0, k1). first: start
-// from zero, else from acc; last: reduce and write C, else leave the 16 lanes of dot
-// e = j * mr + i in acc[16 e ..].
-typedef struct tile_args {
-    float *C;
-    long ldc;
-    const float *A, *B;
-    long lda, ldb;
-    int k0, k1, first, last;
-    float *acc, alpha, beta;
-} tile_args;
-
-static float tree16(const float *v) {
-    float t8[8], t4[4], t2[2];
-    for (int l = 0; l < 8; l++) t8[l] = v[l] + v[l + 8];
-    for (int l = 0; l < 4; l++) t4[l] = t8[l] + t8[l + 4];
-    for (int l = 0; l < 2; l++) t2[l] = t4[l] + t4[l + 2];
-    return t2[0] + t2[1];
-}
+#define PW 16  // columns per packed panel
 
 static float finish(float s, float alpha, float beta, const float *c) {
     float r = alpha == 1.0f ? s : alpha * s;
@@ -67,61 +47,129 @@ static float finish(float s, float alpha, float beta, const float *c) {
     return r + b;
 }
 
-static void tile_c(const tile_args *t, int mr, int nr) {
-    for (int i = 0; i < mr; i++)
-        for (int j = 0; j < nr; j++) {
-            const float *a = t->A + i * t->lda, *b = t->B + j * t->ldb;
-            float *v = t->acc + 16 * (j * mr + i);
-            if (t->first)
-                for (int l = 0; l < 16; l++) v[l] = 0.0f;
-            for (int k = t->k0; k < t->k1; k++) v[k & 15] = fmaf(a[k], b[k], v[k & 15]);
-            if (t->last) {
-                float *c = t->C + i * t->ldc + j;
-                *c = finish(tree16(v), t->alpha, t->beta, c);
-            }
+// ---------------------------------------------------------------- the GEMM's arguments
+
+typedef struct gemm_args {
+    int M, N, K;
+    float alpha, beta;
+    const float *A, *B;
+    float *C;
+    long lda, ldb, ldc;
+} gemm_args;
+
+// ---------------------------------------------------------------- portable C
+
+// Rows [i0, i1) x columns [j0, j1), straight from B: the reference, and the path of a
+// CPU without AVX2 (or of a call whose pack buffer could not be had: same bits).
+static void block_c(const gemm_args *g, int i0, int i1, int j0, int j1) {
+    for (int i = i0; i < i1; i++) {
+        const float *a = g->A + (long)i * g->lda;
+        for (int j = j0; j < j1; j++) {
+            const float *b = g->B + (long)j * g->ldb;
+            float s = 0.0f;
+            for (int k = 0; k < g->K; k++) s = fmaf(a[k], b[k], s);
+            float *c = g->C + (long)i * g->ldc + j;
+            *c = finish(s, g->alpha, g->beta, c);
         }
+    }
 }
 
 // ---------------------------------------------------------------- AVX2 + FMA
 
 #define AVX2 __attribute__((target("avx2,fma")))
 
-AVX2 static inline float tree_avx2(__m256 lo, __m256 hi) {
-    __m256 t8 = _mm256_add_ps(lo, hi);
-    __m128 t4 = _mm_add_ps(_mm256_castps256_ps128(t8), _mm256_extractf128_ps(t8, 1));
-    __m128 t2 = _mm_add_ps(t4, _mm_movehl_ps(t4, t4));
-    __m128 t1 = _mm_add_ss(t2, _mm_shuffle_ps(t2, t2, 1));
-    return _mm_cvtss_f32(t1);
+// 8 x 8 transpose: r[c] (8 k of column c) -> r[k] (8 columns at k).
+AVX2 static inline void tr8_avx2(__m256 r[8]) {
+    __m256 t[8], u[8];
+    for (int i = 0; i < 4; i++) {
+        t[2 * i] = _mm256_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+        t[2 * i + 1] = _mm256_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+    }
+    for (int i = 0; i < 2; i++) {
+        u[4 * i + 0] = _mm256_shuffle_ps(t[4 * i], t[4 * i + 2], _MM_SHUFFLE(1, 0, 1, 0));
+        u[4 * i + 1] = _mm256_shuffle_ps(t[4 * i], t[4 * i + 2], _MM_SHUFFLE(3, 2, 3, 2));
+        u[4 * i + 2] = _mm256_shuffle_ps(t[4 * i + 1], t[4 * i + 3], _MM_SHUFFLE(1, 0, 1, 0));
+        u[4 * i + 3] = _mm256_shuffle_ps(t[4 * i + 1], t[4 * i + 3], _MM_SHUFFLE(3, 2, 3, 2));
+    }
+    for (int i = 0; i < 4; i++) {
+        r[i] = _mm256_permute2f128_ps(u[i], u[i + 4], 0x20);
+        r[i + 4] = _mm256_permute2f128_ps(u[i], u[i + 4], 0x31);
+    }
 }
 
-// One dot at a time in two ymm (lanes 0-7, 8-15); AVX2 machines get correct bits,
-// not yet a fast kernel.
-AVX2 static void tile_avx2(const tile_args *t, int mr, int nr) {
-    __m256i idx = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
-    for (int i = 0; i < mr; i++)
-        for (int j = 0; j < nr; j++) {
-            const float *a = t->A + i * t->lda, *b = t->B + j * t->ldb;
-            float *v = t->acc + 16 * (j * mr + i);
-            __m256 lo = t->first ? _mm256_setzero_ps() : _mm256_loadu_ps(v);
-            __m256 hi = t->first ? _mm256_setzero_ps() : _mm256_loadu_ps(v + 8);
-            int k = t->k0;
-            for (; k + 16 <= t->k1; k += 16) {
-                lo = _mm256_fmadd_ps(_mm256_loadu_ps(a + k), _mm256_loadu_ps(b + k), lo);
-                hi = _mm256_fmadd_ps(_mm256_loadu_ps(a + k + 8), _mm256_loadu_ps(b + k + 8), hi);
+AVX2 static void pack_avx2(float *Bp, const float *B, long ldb, int n, int K) {
+    const int K8 = K / 8 * 8;
+    for (int p = 0; p * PW < n; p++) {
+        float *d = Bp + (long)p * K * PW;
+        for (int h = 0; h < 2; h++) {  // columns 8 h .. 8 h + 7 of the panel
+            const int c0 = p * PW + 8 * h;
+            const float *src[8];
+            int live[8];
+            for (int c = 0; c < 8; c++) live[c] = c0 + c < n, src[c] = B + (long)(live[c] ? c0 + c : 0) * ldb;
+            for (int k = 0; k < K8; k += 8) {
+                __m256 r[8];
+                for (int c = 0; c < 8; c++) r[c] = live[c] ? _mm256_loadu_ps(src[c] + k) : _mm256_setzero_ps();
+                tr8_avx2(r);
+                for (int kk = 0; kk < 8; kk++) _mm256_storeu_ps(d + (long)(k + kk) * PW + 8 * h, r[kk]);
             }
-            if (k < t->k1) {
-                int n = t->k1 - k;
-                __m256i ml = _mm256_cmpgt_epi32(_mm256_set1_epi32(n), idx);
-                __m256i mh = _mm256_cmpgt_epi32(_mm256_set1_epi32(n - 8), idx);
-                lo = _mm256_fmadd_ps(_mm256_maskload_ps(a + k, ml), _mm256_maskload_ps(b + k, ml), lo);
-                hi = _mm256_fmadd_ps(_mm256_maskload_ps(a + k + 8, mh), _mm256_maskload_ps(b + k + 8, mh), hi);
+            for (int k = K8; k < K; k++)
+                for (int c = 0; c < 8; c++) d[(long)k * PW + 8 * h + c] = live[c] ? src[c][k] : 0.0f;
+        }
+    }
+}
+
+// One micro-tile: MR rows x one panel (16 columns, nc of them live), over all of K.
+AVX2 static inline __attribute__((always_inline)) void tile_avx2_t(const gemm_args *g, const int MR, int i,
+                                                                     int j, const float *Bp, int nc) {
+    const float *a = g->A + (long)i * g->lda;
+    const long lda = g->lda;
+    __m256 lo[6], hi[6];
+    for (int r = 0; r < MR; r++) lo[r] = hi[r] = _mm256_setzero_ps();
+    for (int k = 0; k < g->K; k++) {
+        __m256 b0 = _mm256_loadu_ps(Bp + (long)k * PW), b1 = _mm256_loadu_ps(Bp + (long)k * PW + 8);
+        #pragma GCC unroll 6
+        for (int r = 0; r < MR; r++) {
+            __m256 x = _mm256_broadcast_ss(a + r * lda + k);
+            lo[r] = _mm256_fmadd_ps(x, b0, lo[r]);
+            hi[r] = _mm256_fmadd_ps(x, b1, hi[r]);
+        }
+    }
+    const __m256i idx = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    const __m256i m0 = _mm256_cmpgt_epi32(_mm256_set1_epi32(nc), idx), m1 = _mm256_cmpgt_epi32(_mm256_set1_epi32(nc - 8), idx);
+    for (int r = 0; r < MR; r++) {
+        float *c = g->C + (long)(i + r) * g->ldc + j;
+        __m256 o0 = lo[r], o1 = hi[r];
+        if (g->alpha != 1.0f) {
+            o0 = _mm256_mul_ps(o0, _mm256_set1_ps(g->alpha));
+            o1 = _mm256_mul_ps(o1, _mm256_set1_ps(g->alpha));
+        }
+        if (g->beta != 0.0f) {
+            __m256 c0 = _mm256_maskload_ps(c, m0), c1 = _mm256_maskload_ps(c + 8, m1);
+            if (g->beta != 1.0f) {
+                c0 = _mm256_mul_ps(c0, _mm256_set1_ps(g->beta));
+                c1 = _mm256_mul_ps(c1, _mm256_set1_ps(g->beta));
             }
-            if (t->last) {
-                float *c = t->C + i * t->ldc + j;
-                *c = finish(tree_avx2(lo, hi), t->alpha, t->beta, c);
-            } else {
-                _mm256_storeu_ps(v, lo);
-                _mm256_storeu_ps(v + 8, hi);
+            o0 = _mm256_add_ps(o0, c0);
+            o1 = _mm256_add_ps(o1, c1);
+        }
+        _mm256_maskstore_ps(c, m0, o0);
+        _mm256_maskstore_ps(c + 8, m1, o1);
+    }
+}
+
+// Rows [i0, i1) x the n columns from j0 whose panels are in Bp.
+AVX2 static void block_avx2(const gemm_args *g, int i0, int i1, int j0, int n, const float *Bp) {
+    for (int i = i0; i < i1; i += 6)
+        for (int p = 0; p * PW < n; p++) {
+            const float *bp = Bp + (long)p * g->K * PW;
+            int nc = n - p * PW < PW ? n - p * PW : PW, j = j0 + p * PW;
+            switch (i1 - i < 6 ? i1 - i : 6) {
+            case 1: tile_avx2_t(g, 1, i, j, bp, nc); break;
+            case 2: tile_avx2_t(g, 2, i, j, bp, nc); break;
+            case 3: tile_avx2_t(g, 3, i, j, bp, nc); break;
+            case 4: tile_avx2_t(g, 4, i, j, bp, nc); break;
+            case 5: tile_avx2_t(g, 5, i, j, bp, nc); break;
+            default: tile_avx2_t(g, 6, i, j, bp, nc); break;
             }
         }
 }
@@ -130,145 +178,124 @@ AVX2 static void tile_avx2(const tile_args *t, int mr, int nr) {
 
 #define AVX512 __attribute__((target("avx512f")))
 
-// The 16 accumulators v[e] reduced in the order of tree16, all at once: lane 4 c + m of
-// the result is the sum of v[4 m + c].
-AVX512 static inline __m512 reduce16_avx512(const __m512 *v) {
-    __m512 u[8], w[4], z[2];
-    #pragma GCC unroll 8
-    for (int p = 0; p < 8; p++) {  // t8 (lane l + lane l+8): u[p] = [t8 of v[2p] | t8 of v[2p+1]]
-        __m512 lo = _mm512_shuffle_f32x4(v[2 * p], v[2 * p + 1], _MM_SHUFFLE(1, 0, 1, 0));
-        __m512 hi = _mm512_shuffle_f32x4(v[2 * p], v[2 * p + 1], _MM_SHUFFLE(3, 2, 3, 2));
-        u[p] = _mm512_add_ps(lo, hi);
+// 16 x 16 transpose: r[c] (16 k of column c) -> r[k] (16 columns at k).
+AVX512 static inline void tr16_avx512(__m512 r[16]) {
+    __m512 t[16];
+    for (int i = 0; i < 8; i++) {
+        t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+        t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
     }
-    #pragma GCC unroll 4
-    for (int q = 0; q < 4; q++) {  // t4: 128-bit chunk c of w[q] is t4 of v[4q + c]
-        __m512 x = _mm512_shuffle_f32x4(u[2 * q], u[2 * q + 1], _MM_SHUFFLE(2, 0, 2, 0));
-        __m512 y = _mm512_shuffle_f32x4(u[2 * q], u[2 * q + 1], _MM_SHUFFLE(3, 1, 3, 1));
-        w[q] = _mm512_add_ps(x, y);
+    for (int i = 0; i < 4; i++) {
+        r[4 * i + 0] = _mm512_castpd_ps(_mm512_unpacklo_pd(_mm512_castps_pd(t[4 * i]), _mm512_castps_pd(t[4 * i + 2])));
+        r[4 * i + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(_mm512_castps_pd(t[4 * i]), _mm512_castps_pd(t[4 * i + 2])));
+        r[4 * i + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(_mm512_castps_pd(t[4 * i + 1]), _mm512_castps_pd(t[4 * i + 3])));
+        r[4 * i + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(_mm512_castps_pd(t[4 * i + 1]), _mm512_castps_pd(t[4 * i + 3])));
     }
-    #pragma GCC unroll 2
-    for (int s = 0; s < 2; s++) {  // t2: chunk c of z[s] = [t2 of v[8s + c] | t2 of v[8s + 4 + c]]
-        __m512 x = _mm512_shuffle_ps(w[2 * s], w[2 * s + 1], _MM_SHUFFLE(1, 0, 1, 0));
-        __m512 y = _mm512_shuffle_ps(w[2 * s], w[2 * s + 1], _MM_SHUFFLE(3, 2, 3, 2));
-        z[s] = _mm512_add_ps(x, y);
-    }
-    // t1: chunk c = [v[c], v[4 + c], v[8 + c], v[12 + c]]
-    __m512 x = _mm512_shuffle_ps(z[0], z[1], _MM_SHUFFLE(2, 0, 2, 0));
-    __m512 y = _mm512_shuffle_ps(z[0], z[1], _MM_SHUFFLE(3, 1, 3, 1));
-    return _mm512_add_ps(x, y);
+    // r[4 q + s]: 128-bit chunk l holds k = 4 l + s of columns 4 q .. 4 q + 3.
+    for (int s = 0; s < 4; s++)
+        for (int h = 0; h < 2; h++) {
+            // chunks (k = s, 4 + s) of columns 8 h .. 8 h + 7, then (8 + s, 12 + s)
+            t[8 * h + s] = _mm512_shuffle_f32x4(r[8 * h + s], r[8 * h + 4 + s], _MM_SHUFFLE(1, 0, 1, 0));
+            t[8 * h + 4 + s] = _mm512_shuffle_f32x4(r[8 * h + s], r[8 * h + 4 + s], _MM_SHUFFLE(3, 2, 3, 2));
+        }
+    // t[8 h + s]: chunks [k=s cols 8h..8h+3, k=4+s cols 8h.., k=s cols 8h+4.., k=4+s cols 8h+4..];
+    // t[8 h + 4 + s]: the same for k = 8 + s, 12 + s.
+    for (int s = 0; s < 4; s++)
+        for (int u = 0; u < 2; u++) {
+            __m512 x = t[4 * u + s], y = t[8 + 4 * u + s];
+            r[8 * u + s] = _mm512_shuffle_f32x4(x, y, _MM_SHUFFLE(2, 0, 2, 0));      // k = 8 u + s
+            r[8 * u + 4 + s] = _mm512_shuffle_f32x4(x, y, _MM_SHUFFLE(3, 1, 3, 1));  // k = 8 u + 4 + s
+        }
 }
 
-// Dot (i, j) of an MR x NR tile is accumulator v[E(i NR + j)], E(L) = 4 (L % 4) + L / 4:
-// reduce16_avx512 then leaves it in lane L, so each row of the tile is NR adjacent lanes.
-#define E(L) (4 * ((L) & 3) + ((L) >> 2))
+AVX512 static void pack_avx512(float *Bp, const float *B, long ldb, int n, int K) {
+    const int K16 = K / 16 * 16;
+    for (int p = 0; p * PW < n; p++) {
+        float *d = Bp + (long)p * K * PW;
+        const int c0 = p * PW;
+        const float *src[16];
+        int live[16];
+        for (int c = 0; c < 16; c++) live[c] = c0 + c < n, src[c] = B + (long)(live[c] ? c0 + c : 0) * ldb;
+        for (int k = 0; k < K16; k += 16) {
+            __m512 r[16];
+            #pragma GCC unroll 16
+            for (int c = 0; c < 16; c++) r[c] = live[c] ? _mm512_loadu_ps(src[c] + k) : _mm512_setzero_ps();
+            tr16_avx512(r);
+            #pragma GCC unroll 16
+            for (int kk = 0; kk < 16; kk++) _mm512_storeu_ps(d + (long)(k + kk) * PW, r[kk]);
+        }
+        for (int k = K16; k < K; k++)
+            for (int c = 0; c < 16; c++) d[(long)k * PW + c] = live[c] ? src[c][k] : 0.0f;
+    }
+}
 
-// A strip of MR rows of C over ncols columns, in tiles of MR x NR dots (MR * NR <= 16;
-// constants after inlining, so the accumulators stay in zmm). A K block [k0, k1) at a
-// time: the lane accumulators of tile tl wait in acc[256 tl ..] between blocks.
-AVX512 static inline __attribute__((always_inline)) void strip_avx512_t(const tile_args *t, const int MR, const int NR,
-                                                                         int ncols) {
-    const long lda = t->lda, ldb = t->ldb, ldc = t->ldc;
-    const int k0 = t->k0, k1 = t->k1, kf = k0 + (k1 - k0) / 16 * 16;
-    const __mmask16 km = (__mmask16)((1u << (k1 - kf)) - 1u);
-    const float *a[8];
-    #pragma GCC unroll 16
-    for (int i = 0; i < MR; i++) a[i] = t->A + i * lda;
-    for (int j = 0, tl = 0; j < ncols; j += NR, tl++) {
-        const int nr = ncols - j < NR ? ncols - j : NR;
-        float *acc = t->acc + 256L * tl;
-        const float *b[8];
-        #pragma GCC unroll 16
-        for (int jj = 0; jj < NR; jj++) b[jj] = t->B + (j + (jj < nr ? jj : 0)) * ldb;
-        __m512 v[16];
-        #pragma GCC unroll 16
-        for (int L = 0; L < 16; L++)
-            v[E(L)] = t->first || L >= MR * NR ? _mm512_setzero_ps() : _mm512_loadu_ps(acc + 16 * L);
-        for (int k = k0; k < kf; k += 16) {
-            __m512 y[8];
-            #pragma GCC unroll 16
-            for (int jj = 0; jj < NR; jj++) y[jj] = _mm512_loadu_ps(b[jj] + k);
-            #pragma GCC unroll 16
-            for (int i = 0; i < MR; i++) {
-                __m512 x = _mm512_loadu_ps(a[i] + k);
-                __asm__("" : "+v"(x));  // one load of x for its NR FMAs, not one folded into each
-                #pragma GCC unroll 16
-                for (int jj = 0; jj < NR; jj++) v[E(i * NR + jj)] = _mm512_fmadd_ps(x, y[jj], v[E(i * NR + jj)]);
-            }
+// One micro-tile: MR rows x NP panels (the last with nc live columns), over all of K.
+AVX512 static inline __attribute__((always_inline)) void tile_avx512_t(const gemm_args *g, const int MR,
+                                                                         const int NP, int i, int j, const float *Bp,
+                                                                         int nc) {
+    const float *a = g->A + (long)i * g->lda;
+    const long lda = g->lda, ps = (long)g->K * PW;
+    __m512 acc[6][4];
+    #pragma GCC unroll 6
+    for (int r = 0; r < MR; r++)
+        #pragma GCC unroll 4
+        for (int q = 0; q < NP; q++) acc[r][q] = _mm512_setzero_ps();
+    const float *b = Bp;
+    for (int k = 0; k < g->K; k++, b += PW) {
+        __m512 y[4];
+        #pragma GCC unroll 4
+        for (int q = 0; q < NP; q++) y[q] = _mm512_loadu_ps(b + q * ps);
+        #pragma GCC unroll 6
+        for (int r = 0; r < MR; r++) {
+            __m512 x = _mm512_set1_ps(a[r * lda + k]);
+            #pragma GCC unroll 4
+            for (int q = 0; q < NP; q++) acc[r][q] = _mm512_fmadd_ps(x, y[q], acc[r][q]);
         }
-        if (kf < k1) {
-            __m512 y[8];
-            #pragma GCC unroll 16
-            for (int jj = 0; jj < NR; jj++) y[jj] = _mm512_maskz_loadu_ps(km, b[jj] + kf);
-            #pragma GCC unroll 16
-            for (int i = 0; i < MR; i++) {
-                __m512 x = _mm512_maskz_loadu_ps(km, a[i] + kf);
-                #pragma GCC unroll 16
-                for (int jj = 0; jj < NR; jj++) v[E(i * NR + jj)] = _mm512_fmadd_ps(x, y[jj], v[E(i * NR + jj)]);
-            }
-        }
-        if (!t->last) {
-            #pragma GCC unroll 16
-            for (int L = 0; L < MR * NR; L++) _mm512_storeu_ps(acc + 16 * L, v[E(L)]);
-            continue;
-        }
-        __m512 r = reduce16_avx512(v);
-        if (t->alpha != 1.0f) r = _mm512_mul_ps(r, _mm512_set1_ps(t->alpha));
-        // Row i is lanes [i NR, i NR + nr): a masked store at C's row shifted back by i NR
-        // lanes puts them in place (masked-off lanes are never touched).
-        #pragma GCC unroll 16
-        for (int i = 0; i < MR; i++) {
-            const __mmask16 m = (__mmask16)(((1u << nr) - 1u) << (i * NR));
-            float *c = (float *)((uintptr_t)(t->C + i * ldc + j) - sizeof(float) * (size_t)(i * NR));
-            __m512 o = r;
-            if (t->beta != 0.0f) {
+    }
+    #pragma GCC unroll 6
+    for (int r = 0; r < MR; r++)
+        #pragma GCC unroll 4
+        for (int q = 0; q < NP; q++) {
+            const __mmask16 m = q == NP - 1 ? (__mmask16)((1u << nc) - 1u) : (__mmask16)0xffff;
+            float *c = g->C + (long)(i + r) * g->ldc + j + q * PW;
+            __m512 o = acc[r][q];
+            if (g->alpha != 1.0f) o = _mm512_mul_ps(o, _mm512_set1_ps(g->alpha));
+            if (g->beta != 0.0f) {
                 __m512 old = _mm512_maskz_loadu_ps(m, c);
-                if (t->beta != 1.0f) old = _mm512_mul_ps(old, _mm512_set1_ps(t->beta));
-                o = _mm512_add_ps(r, old);
+                if (g->beta != 1.0f) old = _mm512_mul_ps(old, _mm512_set1_ps(g->beta));
+                o = _mm512_add_ps(o, old);
             }
             _mm512_mask_storeu_ps(c, m, o);
         }
-    }
-}
-#undef E
-
-AVX512 static void strip_avx512(const tile_args *t, int mr, int ncols) {
-    switch (mr) {
-    case 1:  // k_dot_fixed's single dot, or a decoded row
-        if (ncols == 1) strip_avx512_t(t, 1, 1, 1);
-        else strip_avx512_t(t, 1, 8, ncols);
-        break;
-    case 2: strip_avx512_t(t, 2, 8, ncols); break;
-    case 3: strip_avx512_t(t, 3, 5, ncols); break;
-    case 4: strip_avx512_t(t, 4, 4, ncols); break;
-    case 5: strip_avx512_t(t, 5, 3, ncols); break;
-    case 6: strip_avx512_t(t, 6, 2, ncols); break;
-    case 7: strip_avx512_t(t, 7, 2, ncols); break;
-    default: strip_avx512_t(t, 8, 2, ncols); break;
-    }
 }
 
-// The portable and AVX2 paths: tiles of mr x 2.
-static void strip_tiles(void (*tile)(const tile_args *, int, int), const tile_args *t, int mr, int ncols) {
-    for (int j = 0, tl = 0; j < ncols; j += 2, tl++) {
-        tile_args u = *t;
-        u.C += j;
-        u.B += j * t->ldb;
-        u.acc += 256L * tl;
-        tile(&u, mr, ncols - j < 2 ? ncols - j : 2);
+#define TILE512(MR)                                                                                                    \
+    switch (np) {                                                                                                      \
+    case 1: tile_avx512_t(g, MR, 1, i, j, bp, nc); break;                                                              \
+    case 2: tile_avx512_t(g, MR, 2, i, j, bp, nc); break;                                                              \
+    case 3: tile_avx512_t(g, MR, 3, i, j, bp, nc); break;                                                              \
+    default: tile_avx512_t(g, MR, 4, i, j, bp, nc); break;                                                             \
     }
+
+AVX512 static void block_avx512(const gemm_args *g, int i0, int i1, int j0, int n, const float *Bp) {
+    for (int i = i0; i < i1; i += 6)
+        for (int p = 0; p * PW < n; p += 4) {
+            const float *bp = Bp + (long)p * g->K * PW;
+            int left = n - p * PW, np = left >= 4 * PW ? 4 : (left + PW - 1) / PW;
+            int nc = left - (np - 1) * PW < PW ? left - (np - 1) * PW : PW, j = j0 + p * PW;
+            switch (i1 - i < 6 ? i1 - i : 6) {
+            case 1: TILE512(1) break;
+            case 2: TILE512(2) break;
+            case 3: TILE512(3) break;
+            case 4: TILE512(4) break;
+            case 5: TILE512(5) break;
+            default: TILE512(6) break;
+            }
+        }
 }
-static void strip_c(const tile_args *t, int mr, int ncols) { strip_tiles(tile_c, t, mr, ncols); }
-AVX2 static void strip_avx2(const tile_args *t, int mr, int ncols) { strip_tiles(tile_avx2, t, mr, ncols); }
+#undef TILE512
 
 // ---------------------------------------------------------------- dispatch
-
-// strip(t, mr, ncols): rows [0, mr <= 8) of t->A and C against ncols rows of t->B.
-typedef void (*strip_fn)(const tile_args *, int, int);
-static const struct { strip_fn f; const char *name; } paths[] = {
-    [K_GEMM_ISA_C] = {strip_c, "c"},
-    [K_GEMM_ISA_AVX2] = {strip_avx2, "avx2"},
-    [K_GEMM_ISA_AVX512] = {strip_avx512, "avx512"},
-};
 
 static int isa_supported(int isa) {
     if (isa == K_GEMM_ISA_AVX512) return __builtin_cpu_supports("avx512f");
@@ -277,6 +304,7 @@ static int isa_supported(int isa) {
 }
 
 static int isa_cur = -1;
+static const char *const isa_names[] = {"c", "avx2", "avx512"};
 
 static int isa_best(void) {
     return isa_supported(K_GEMM_ISA_AVX512) ? K_GEMM_ISA_AVX512
@@ -288,55 +316,216 @@ int k_gemm_set_isa(int isa) {
     return isa_cur;
 }
 
+// TEMPER_OWN_GEMM=c|avx2|avx512 picks the path at first use (benchmarks of the AVX2 path
+// on an AVX-512 machine); one the CPU lacks falls back to the best.
 int k_gemm_isa(void) {
-    if (isa_cur < 0) isa_cur = isa_best();
+    if (isa_cur < 0) {
+        const char *e = getenv("TEMPER_OWN_GEMM");
+        int want = -1;
+        for (int i = 0; e && i <= K_GEMM_ISA_AVX512; i++)
+            if (!strcmp(e, isa_names[i])) want = i;
+        k_gemm_set_isa(want);
+    }
     return isa_cur;
 }
 
-const char *k_gemm_isa_name(int isa) { return isa >= 0 && isa <= K_GEMM_ISA_AVX512 ? paths[isa].name : "?"; }
+const char *k_gemm_isa_name(int isa) { return isa >= 0 && isa <= K_GEMM_ISA_AVX512 ? isa_names[isa] : "?"; }
 
-#define RB 64     // rows of C per block handed to a thread (a multiple of 8)
-#define CBMAX 120 // columns of C per block at most: at most 60 tiles of lane accumulators
-#define KC 512    // K block: an 8-row strip of A is 16 KB of L1
+#define L2_BYTES (1L << 20)  // packed panels per block: about half this core's L2
 
-// One block of C: rows [i0, i1), columns [j0, j1).
-static void gemm_block(strip_fn f, int i0, int i1, int j0, int j1, int K, float alpha, const float *A, int lda,
-                       const float *B, int ldb, float beta, float *C, int ldc) {
-    float acc[CBMAX / 2 * 256];  // lane accumulators of one row strip's tiles between K blocks
-    for (int i = i0; i < i1; i += 8) {
-        int mr = i1 - i < 8 ? i1 - i : 8;
-        for (int k0 = 0; k0 < K || k0 == 0; k0 += KC) {
-            tile_args t = {.C = C + (long)i * ldc + j0, .ldc = ldc, .A = A + (long)i * lda, .lda = lda,
-                           .B = B + (long)j0 * ldb, .ldb = ldb, .k0 = k0, .k1 = K - k0 < KC ? K : k0 + KC,
-                           .first = k0 == 0, .last = K - k0 <= KC, .acc = acc, .alpha = alpha, .beta = beta};
-            f(&t, mr, j1 - j0);
-        }
-    }
+// The pack buffer of the thread running a block: grown, never shrunk, kept for the
+// thread's life (a decode step would otherwise allocate per call). NULL if malloc failed.
+static _Thread_local float *pack_buf;
+static _Thread_local long pack_cap;
+
+static float *pack_space(long floats) {
+    if (floats <= pack_cap) return pack_buf;
+    free(pack_buf);
+    pack_buf = aligned_alloc(64, (size_t)(floats * 4 + 63) / 64 * 64);
+    pack_cap = pack_buf ? floats : 0;
+    return pack_buf;
 }
 
-float k_dot_fixed(const float *a, const float *b, int K) {
-    float s = 0.0f, acc[256];
-    for (int k0 = 0; k0 < K || k0 == 0; k0 += KC) {
-        tile_args t = {.C = &s, .ldc = 1, .A = a, .lda = K, .B = b, .ldb = K, .k0 = k0, .k1 = K - k0 < KC ? K : k0 + KC,
-                       .first = k0 == 0, .last = K - k0 <= KC, .acc = acc, .alpha = 1.0f, .beta = 0.0f};
-        paths[k_gemm_isa()].f(&t, 1, 1);
+// Rows [i0, i1) x columns [j0, j1) against the packed panels Bp of those columns, or, when
+// Bp is NULL, pack them first into this thread's buffer.
+static void gemm_block(const gemm_args *g, int isa, int i0, int i1, int j0, int j1, const float *Bp) {
+    const int n = j1 - j0;
+    if (!Bp) {
+        float *buf = isa == K_GEMM_ISA_C ? NULL : pack_space((long)(n + PW - 1) / PW * PW * g->K);
+        if (!buf) {  // the reference path: same bits, no buffer
+            block_c(g, i0, i1, j0, j1);
+            return;
+        }
+        const float *B = g->B + (long)j0 * g->ldb;
+        if (isa == K_GEMM_ISA_AVX512) pack_avx512(buf, B, g->ldb, n, g->K);
+        else pack_avx2(buf, B, g->ldb, n, g->K);
+        Bp = buf;
     }
-    return s;
+    if (isa == K_GEMM_ISA_AVX512) block_avx512(g, i0, i1, j0, n, Bp);
+    else block_avx2(g, i0, i1, j0, n, Bp);
+}
+
+// ---------------------------------------------------------------- packed weights kept
+
+// While the weights are frozen (k_gemm_weights_frozen: the sampler, for one rollout), a
+// linear layer's call (k_gemm_nt_weight: B is a weight, never a scratch buffer whose
+// contents change under the same pointer) of few rows (a decode step) keeps B's packed panels, keyed by (B, ldb, N, K), and
+// later calls on the same B skip the packing: a decode step then reads each weight
+// once, as a GEMV does, instead of reading and transposing it. Many-row calls pack per
+// call (the packing is ~1% of their work). Capped at CACHE_MAX_BYTES; freed at thaw.
+#define CACHE_ROWS 16
+#define CACHE_MAX_BYTES (4L << 30)
+
+typedef struct packed_w {
+    const float *B;
+    long ldb;
+    int N, K, isa;
+    float *Bp;
+} packed_w;
+
+static int frozen;
+static packed_w *cache;
+static int ncache, capcache, cache_last;
+static long cache_bytes;
+
+static void cache_clear(void) {
+    for (int i = 0; i < ncache; i++) free(cache[i].Bp);
+    free(cache);
+    cache = NULL, ncache = capcache = cache_last = 0, cache_bytes = 0;
+}
+
+void k_gemm_weights_frozen(int on) {
+    frozen += on ? 1 : -1;
+    if (frozen <= 0) frozen = 0, cache_clear();
+}
+
+// B's panels, packed now if new; NULL when over the cap or out of memory (the caller
+// packs per call). Called from the serial region only.
+static const float *cache_get(const gemm_args *g, int isa) {
+    for (int t = 0; t < ncache; t++) {  // decode steps call the weights in one order: start after the last hit
+        packed_w *e = &cache[(cache_last + t) % ncache];
+        if (e->B == g->B && e->ldb == g->ldb && e->N == g->N && e->K == g->K && e->isa == isa) {
+            cache_last = (int)(e - cache);
+            return e->Bp;
+        }
+    }
+    long floats = (long)(g->N + PW - 1) / PW * PW * g->K;
+    if (cache_bytes + floats * 4 > CACHE_MAX_BYTES) return NULL;
+    if (ncache == capcache) {
+        int nc = capcache ? 2 * capcache : 64;
+        packed_w *c = realloc(cache, sizeof(packed_w) * (size_t)nc);
+        if (!c) return NULL;
+        cache = c, capcache = nc;
+    }
+    float *Bp = aligned_alloc(64, (size_t)(floats * 4 + 63) / 64 * 64);
+    if (!Bp) return NULL;
+    const int np = (g->N + PW - 1) / PW;
+    #pragma omp parallel for schedule(static) if (np > 8)
+    for (int p = 0; p < np; p++) {
+        int n = g->N - p * PW < PW ? g->N - p * PW : PW;
+        const float *B = g->B + (long)p * PW * g->ldb;
+        if (isa == K_GEMM_ISA_AVX512) pack_avx512(Bp + (long)p * PW * g->K, B, g->ldb, n, g->K);
+        else pack_avx2(Bp + (long)p * PW * g->K, B, g->ldb, n, g->K);
+    }
+    cache[ncache] = (packed_w){g->B, g->ldb, g->N, g->K, isa, Bp};
+    cache_last = ncache++;
+    cache_bytes += floats * 4;
+    return Bp;
+}
+
+static void gemm_nt(int M, int N, int K, float alpha, const float *A, int lda, const float *B, int ldb, float beta,
+                    float *C, int ldc, int weight) {
+    if (M <= 0 || N <= 0) return;
+    const gemm_args g = {M, N, K > 0 ? K : 0, alpha, beta, A, B, C, lda, ldb, ldc};
+    const int isa = K > 0 ? k_gemm_isa() : K_GEMM_ISA_C;
+    const int inpar = omp_in_parallel();
+    const float *Bp = weight && frozen && !inpar && M <= CACHE_ROWS && isa != K_GEMM_ISA_C ? cache_get(&g, isa) : NULL;
+    // How C is cut changes no bits (see the top), so the cut may follow the thread
+    // count: column blocks of packed panels that fit L2, as many as a multiple of the
+    // threads; row blocks only when there are too few columns to go round.
+    const int serial = inpar || omp_get_max_threads() == 1 || (double)M * N * K < 5e5;
+    const int nt = serial ? 1 : omp_get_max_threads();
+    long cbmax = L2_BYTES / 4 / (K > 0 ? K : 1) / 64 * 64;
+    if (cbmax < 64) cbmax = 64;
+    int ncb = (int)((N + cbmax - 1) / cbmax);
+    ncb = (ncb + nt - 1) / nt * nt;
+    int cb = (N + ncb - 1) / ncb;
+    cb = (cb + PW - 1) / PW * PW;
+    ncb = (N + cb - 1) / cb;
+    int nrb = ncb >= nt ? 1 : (nt + ncb - 1) / ncb, rb = (M + nrb - 1) / nrb;
+    rb = (rb + 5) / 6 * 6;
+    nrb = (M + rb - 1) / rb;
+    #pragma omp parallel for collapse(2) schedule(static) if (!serial && ncb * nrb > 1)
+    for (int cbi = 0; cbi < ncb; cbi++)
+        for (int rbi = 0; rbi < nrb; rbi++) {
+            int i1 = (rbi + 1) * rb < M ? (rbi + 1) * rb : M, j1 = (cbi + 1) * cb < N ? (cbi + 1) * cb : N;
+            gemm_block(&g, isa, rbi * rb, i1, cbi * cb, j1, Bp ? Bp + (long)cbi * cb * g.K : NULL);
+        }
 }
 
 void k_gemm_nt(int M, int N, int K, float alpha, const float *A, int lda, const float *B, int ldb, float beta,
                float *C, int ldc) {
-    if (M <= 0 || N <= 0) return;
-    const strip_fn f = paths[k_gemm_isa()].f;
-    // ~512 KB of B per block (L2), at most CBMAX columns, whole tiles of 8 and 5.
-    long cb = K > 0 ? (512L * 1024 / 4) / K : CBMAX;
-    cb = cb < 40 ? 40 : cb > CBMAX ? CBMAX : cb / 40 * 40;
-    const int nrb = (M + RB - 1) / RB, ncb = (int)((N + cb - 1) / cb);
-    const int serial = omp_in_parallel() || omp_get_max_threads() == 1 || (double)M * N * K < 5e5;
-    #pragma omp parallel for collapse(2) schedule(static) if (!serial && nrb * ncb > 1)
-    for (int cbi = 0; cbi < ncb; cbi++)
-        for (int rbi = 0; rbi < nrb; rbi++) {
-            int i1 = (rbi + 1) * RB < M ? (rbi + 1) * RB : M, j1 = (int)((cbi + 1) * cb < N ? (cbi + 1) * cb : N);
-            gemm_block(f, rbi * RB, i1, (int)(cbi * cb), j1, K, alpha, A, lda, B, ldb, beta, C, ldc);
-        }
+    gemm_nt(M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, 0);
+}
+
+void k_gemm_nt_weight(int M, int N, int K, float alpha, const float *A, int lda, const float *B, int ldb,
+                      float beta, float *C, int ldc) {
+    gemm_nt(M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, 1);
+}
+
+// ---------------------------------------------------------------- the fixed dot
+
+// k_dot_fixed's order, on every path: lane l = 0..15 sums a[k] * b[k] for k = l, l + 16,
+// ... by FMA in k order from +0 (a K tail reads zeros); then t8[l] = lane[l] + lane[l+8],
+// t4[l] = t8[l] + t8[l+4], t2[l] = t4[l] + t4[l+2], s = t2[0] + t2[1].
+
+static float dot_c(const float *a, const float *b, int K) {
+    float v[16] = {0}, t8[8], t4[4], t2[2];
+    for (int k = 0; k < K; k++) v[k & 15] = fmaf(a[k], b[k], v[k & 15]);
+    for (int l = 0; l < 8; l++) t8[l] = v[l] + v[l + 8];
+    for (int l = 0; l < 4; l++) t4[l] = t8[l] + t8[l + 4];
+    for (int l = 0; l < 2; l++) t2[l] = t4[l] + t4[l + 2];
+    return t2[0] + t2[1];
+}
+
+AVX2 static float dot_avx2(const float *a, const float *b, int K) {
+    __m256 lo = _mm256_setzero_ps(), hi = _mm256_setzero_ps();
+    int k = 0;
+    for (; k + 16 <= K; k += 16) {
+        lo = _mm256_fmadd_ps(_mm256_loadu_ps(a + k), _mm256_loadu_ps(b + k), lo);
+        hi = _mm256_fmadd_ps(_mm256_loadu_ps(a + k + 8), _mm256_loadu_ps(b + k + 8), hi);
+    }
+    if (k < K) {
+        const __m256i idx = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+        int n = K - k;
+        __m256i ml = _mm256_cmpgt_epi32(_mm256_set1_epi32(n), idx), mh = _mm256_cmpgt_epi32(_mm256_set1_epi32(n - 8), idx);
+        lo = _mm256_fmadd_ps(_mm256_maskload_ps(a + k, ml), _mm256_maskload_ps(b + k, ml), lo);
+        hi = _mm256_fmadd_ps(_mm256_maskload_ps(a + k + 8, mh), _mm256_maskload_ps(b + k + 8, mh), hi);
+    }
+    __m256 t8 = _mm256_add_ps(lo, hi);
+    __m128 t4 = _mm_add_ps(_mm256_castps256_ps128(t8), _mm256_extractf128_ps(t8, 1));
+    __m128 t2 = _mm_add_ps(t4, _mm_movehl_ps(t4, t4));
+    return _mm_cvtss_f32(_mm_add_ss(t2, _mm_shuffle_ps(t2, t2, 1)));
+}
+
+AVX512 static float dot_avx512(const float *a, const float *b, int K) {
+    __m512 v = _mm512_setzero_ps();
+    int k = 0;
+    for (; k + 16 <= K; k += 16) v = _mm512_fmadd_ps(_mm512_loadu_ps(a + k), _mm512_loadu_ps(b + k), v);
+    if (k < K) {
+        __mmask16 m = (__mmask16)((1u << (K - k)) - 1u);
+        v = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, a + k), _mm512_maskz_loadu_ps(m, b + k), v);
+    }
+    __m256 t8 = _mm256_add_ps(_mm512_castps512_ps256(v), _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1)));
+    __m128 t4 = _mm_add_ps(_mm256_castps256_ps128(t8), _mm256_extractf128_ps(t8, 1));
+    __m128 t2 = _mm_add_ps(t4, _mm_movehl_ps(t4, t4));
+    return _mm_cvtss_f32(_mm_add_ss(t2, _mm_shuffle_ps(t2, t2, 1)));
+}
+
+float k_dot_fixed(const float *a, const float *b, int K) {
+    switch (k_gemm_isa()) {
+    case K_GEMM_ISA_AVX512: return dot_avx512(a, b, K);
+    case K_GEMM_ISA_AVX2: return dot_avx2(a, b, K);
+    default: return dot_c(a, b, K);
+    }
 }

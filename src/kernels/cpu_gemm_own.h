@@ -8,7 +8,11 @@ enum { K_GEMM_ISA_C = 0, K_GEMM_ISA_AVX2 = 1, K_GEMM_ISA_AVX512 = 2 };
 // each element summed in the one order described in cpu_gemm_own.c.
 void k_gemm_nt(int M, int N, int K, float alpha, const float *A, int lda, const float *B, int ldb, float beta,
                float *C, int ldc);
-// sum_k a[k] b[k] in that same order (a 1 x 1 k_gemm_nt).
+// The same where B is a weight (k_linear_fwd): while k_gemm_weights_frozen holds, its
+// packed panels may be kept between calls.
+void k_gemm_nt_weight(int M, int N, int K, float alpha, const float *A, int lda, const float *B, int ldb,
+                      float beta, float *C, int ldc);
+// sum_k a[k] b[k] in a fixed order of its own (16 FMA lanes, then a tree: RMSNorm's).
 float k_dot_fixed(const float *a, const float *b, int K);
 int k_gemm_isa(void);
 // Whether k_sgemm sends x W^T here (cpu_tuning.h's k_gemm_set_own).

@@ -2,6 +2,7 @@
 // go through k_sgemm (OpenBLAS on the OpenMP threads); the bias terms are cheap
 // loops parallelized by OpenMP.
 #include "kernels/kernels.h"
+#include "kernels/cpu_gemm_own.h"
 #include <string.h>
 
 void k_linear_fwd(float *y, const float *x, const float *W, const float *b, int N, int in, int out) {
@@ -20,7 +21,9 @@ void k_linear_fwd(float *y, const float *x, const float *W, const float *b, int 
         for (int n = 0; n < N; n++) memcpy(y + (long)n * out, b, (size_t)out * sizeof(float));
         beta = 1.0f;
     }
-    k_sgemm(0, 1, N, out, in, 1.0f, x, in, W, in, beta, y, out);
+    // W is a weight: the fixed-order GEMM may keep it packed during a rollout.
+    if (k_gemm_own_enabled()) k_gemm_nt_weight(N, out, in, 1.0f, x, in, W, in, beta, y, out);
+    else k_sgemm(0, 1, N, out, in, 1.0f, x, in, W, in, beta, y, out);
 }
 
 void k_linear_bwd(float *dx, float *dW, float *db, const float *dy, const float *x, const float *W,

@@ -16,8 +16,9 @@ int k_linear_rows_max(void) { return ROWS_MAX; }
 
 void k_linear_rows_fwd(float *y, const float *x, const float *W, const float *b, int N, int in, int out) {
     if (N <= 0 || out <= 0) return;
-    // The fixed-order GEMM streams W once for a few rows too, and gives each row the
-    // bits the trainer's many-row forward gives it (cpu_gemm_own.c).
+    // The fixed-order GEMM (the default) gives each row the bits the trainer's many-row
+    // forward gives it, and during a rollout reads W once from its kept packed panels
+    // (cpu_gemm_own.c, k_gemm_weights_frozen).
     if (N > ROWS_MAX || k_gemm_own_enabled()) { k_linear_fwd(y, x, W, b, N, in, out); return; }
     #pragma omp parallel for schedule(static)
     for (int o = 0; o < out; o++) {

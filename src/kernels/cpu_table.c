@@ -20,6 +20,7 @@ const struct kernels kernels_cpu = {
     .lmhead_logprob_fwd = k_lmhead_logprob_fwd,
     .lmhead_logprob_bwd = k_lmhead_logprob_bwd,
     .sgemm = k_sgemm,
+    .gemm_weights_frozen = k_gemm_weights_frozen,
     .attention_scratch_floats = k_attention_scratch_floats,
     .lmhead_scratch_floats = k_lmhead_scratch_floats,
     .attention_cache_fwd = k_attention_cache_fwd,

@@ -19,12 +19,13 @@ const char *k_bf16_path_name(int path);
 
 // The ISA path of the fixed-order GEMM (cpu_gemm_own.c): 0 portable C, 1 AVX2+FMA,
 // 2 AVX-512F. Picked at first use as the best the CPU has; setting one the CPU lacks
-// (or -1) picks the best. Returns the path now in use. Every path gives the same bits.
+// (or -1) picks the best; TEMPER_OWN_GEMM=c|avx2|avx512 in the environment picks one at
+// first use. Returns the path now in use. Every path gives the same bits.
 int k_gemm_set_isa(int isa);
 const char *k_gemm_isa_name(int isa);
 // 1 sends the forward GEMMs (x W^T) to the fixed-order GEMM (cpu_gemm_own.c), 0 to
-// OpenBLAS. Default: TEMPER_DETERMINISTIC=1 in the environment (the CLI's --deterministic
-// sets it), else 0. Not thread-safe: set at start-up.
+// OpenBLAS. Default 1; TEMPER_DETERMINISTIC=0 in the environment (the CLI's
+// --deterministic false sets it) makes it 0. Not thread-safe: set at start-up.
 void k_gemm_set_own(int on);
 
 // The path of the bf16 x bf16 linear kernels (cpu_gemm_bb16.c, --bf16 training): auto

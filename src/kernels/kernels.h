@@ -14,9 +14,9 @@
 // - No allocation inside a kernel: those that need scratch say how much
 //   (a *_scratch_floats() function) and take it as an argument.
 // - Parallelism: OpenMP inside kernels, GEMMs through k_sgemm (OpenBLAS, or for x W^T
-//   under --deterministic our fixed-order GEMM, cpu_gemm_own.c).
+//   under --deterministic, the default, our fixed-order GEMM, cpu_gemm_own.c).
 // - Determinism: every kernel's result is independent of the thread count; under
-//   --deterministic the forward ones are also independent of the rows in the call, so a
+//   --deterministic (the default) the forward ones are also independent of the rows in the call, so a
 //   decoded row (k_linear_rows_fwd, k_attention_cache_fwd, k_lmhead_logprob_row) gets the
 //   bits of the same row in a training forward (tests/unit/test_det.c).
 //
@@ -33,11 +33,17 @@
 // region: OpenBLAS is set to 1 thread, and if OpenBLAS fell back to its generic
 // "Prescott" kernels on a CPU with AVX-512 or AVX2, OPENBLAS_CORETYPE is set and its
 // core selection redone (see cpu_gemm.c). Code outside the kernels that needs a GEMM
-// (LoRA, sampler) should call this, not cblas_sgemm. Under --deterministic
-// (cpu_tuning.h's k_gemm_set_own) the x W^T case (transA = 0, transB = 1) runs the
+// (LoRA, sampler) should call this, not cblas_sgemm. Under --deterministic, the default
+// (cpu_tuning.h's k_gemm_set_own), the x W^T case (transA = 0, transB = 1) runs the
 // fixed-order GEMM instead, whose elements do not depend on M, N, the tile or the threads.
 void k_sgemm(int transA, int transB, int M, int N, int K, float alpha, const float *A, int lda,
              const float *B, int ldb, float beta, float *C, int ldc);
+// k_gemm_weights_frozen(1) promises that no GEMM operand B of x W^T changes, nor is freed,
+// until the matching k_gemm_weights_frozen(0) (calls nest): the sampler brackets a rollout
+// with it, and the fixed-order GEMM then keeps the packed form of each weight a decode
+// step (<= 16 rows) reads, instead of packing it per call. Thawing frees them. Call it
+// from outside parallel regions.
+void k_gemm_weights_frozen(int on);
 
 // ---- linear: y[N,out] = x[N,in] @ W[out,in]^T + b[out]  (torch.nn.Linear layout) ----
 // b may be NULL.
@@ -245,6 +251,7 @@ struct kernels {
     void (*lmhead_logprob_fwd)(float *, float *, float *, const float *, const float *, const int *, int, int, int, float *);
     void (*lmhead_logprob_bwd)(float *, float *, const float *, const float *, const float *, const float *, const int *, const float *, const float *, int, int, int, float *);
     void (*sgemm)(int, int, int, int, int, float, const float *, int, const float *, int, float, float *, int);
+    void (*gemm_weights_frozen)(int);
     size_t (*attention_scratch_floats)(const int *, int, int, int, int);
     size_t (*lmhead_scratch_floats)(int, int, int);
     void (*attention_cache_fwd)(float *, const float *, const k_kv_span *, int, int, int, int, int);

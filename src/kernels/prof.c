@@ -136,7 +136,7 @@ static const entry_def defs_[] = {
     U(lmhead_bf16_scratch_floats), T(lmhead_bf16_logprob_fwd), T(lmhead_bf16_logprob_bwd),
     T(rope_angle_fwd), T(rope_angle_bwd), U(attention_seg_scratch_floats), T(attention_seg_fwd), T(attention_seg_bwd),
     T(gelu_fwd), T(gelu_bwd), T(lmhead_logprob_row), T(linear_bb16_fwd), T(linear_bb16_bwd), U(bb16_report),
-    T(quick_gelu_fwd), T(quick_gelu_bwd), T(layernorm_fwd), T(layernorm_bwd),
+    T(quick_gelu_fwd), T(quick_gelu_bwd), T(layernorm_fwd), T(layernorm_bwd), U(gemm_weights_frozen),
 };
 #undef T
 #undef U

@@ -47,7 +47,11 @@ void rollout_opts_default(rollout_opts *o) {
 
 static int model_reserve_cb(void *ctx, int nslots, const int *caps, int max_rows, int max_logit_rows, tm_error *err) {
     rollout_model_ctx *c = ctx;
-    return kv_cache_init(&c->cache, c->m, nslots, caps, max_rows, max_logit_rows, err);
+    if (kv_cache_init(&c->cache, c->m, nslots, caps, max_rows, max_logit_rows, err)) return -1;
+    // The weights do not change during a rollout: the GEMM may keep them packed.
+    c->m->K->gemm_weights_frozen(1);
+    c->frozen = 1;
+    return 0;
 }
 static int model_forward_cb(void *ctx, const kv_batch *b, const int *tag, float *logits, tm_error *err) {
     rollout_model_ctx *c = ctx;
@@ -56,9 +60,14 @@ static int model_forward_cb(void *ctx, const kv_batch *b, const int *tag, float 
 static int model_vision_cb(void *ctx, const int *tokens, int n, const kv_images *im, kv_vision *out, tm_error *err) {
     return kv_prompt_vision(((rollout_model_ctx *)ctx)->m, tokens, n, im, out, err);
 }
-static void model_release_cb(void *ctx) { kv_cache_free(&((rollout_model_ctx *)ctx)->cache); }
+static void model_release_cb(void *ctx) {
+    rollout_model_ctx *c = ctx;
+    kv_cache_free(&c->cache);
+    if (c->frozen) c->m->K->gemm_weights_frozen(0);
+    c->frozen = 0;
+}
 // The fused lm-head's fold over the same logits the trainer's forward makes (under
-// --deterministic the kernels give a decode row the trainer's bits): the recorded log-prob
+// --deterministic, the default, the kernels give a decode row the trainer's bits): the recorded log-prob
 // equals the trainer's bit for bit. The engine asks for T = 1 once the cache scales the
 // hidden state by 1/T (model_logit_scale_cb), as the trainer does; other T: sample_logprob.
 static void model_logit_scale_cb(void *ctx, float s) { ((rollout_model_ctx *)ctx)->cache.logit_scale = s; }

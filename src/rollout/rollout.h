@@ -96,6 +96,7 @@ typedef struct rollout_model_ctx {
     model *m;
     kv_cache cache;
     int ban[2];
+    int frozen;  // the weights are declared frozen to the kernels (k_gemm_weights_frozen)
 } rollout_model_ctx;
 // Fills be to decode with m (weights shared, not copied); ctx must outlive the run.
 void rollout_backend_model(rollout_backend *be, rollout_model_ctx *ctx, model *m);

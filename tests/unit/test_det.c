@@ -98,6 +98,35 @@ static void test_linear_rows(int N, int in, int out) {
     free(x), free(W), free(b), free(y), free(yr);
 }
 
+// A rollout freezes the weights (k_gemm_weights_frozen): decode-sized linear calls then
+// keep W packed between calls. Rows of 1 and 5 (cache miss, then hits) == the many-row
+// forward; after a thaw a changed W is read afresh.
+static void test_linear_frozen(int N, int in, int out) {
+    float *x = randn((long)N * in, 1), *W = randn((long)out * in, 0.1f), *b = randn(out, 1);
+    float *y = malloc(sizeof(float) * (size_t)N * out), *yr = malloc(sizeof(float) * (size_t)N * out);
+    k_linear_fwd(y, x, W, b, N, in, out);
+    int best = k_gemm_set_isa(-1), ok = 1;
+    for (int isa = 1; isa <= 2; isa++) {
+        if (k_gemm_set_isa(isa) != isa) continue;
+        k_gemm_weights_frozen(1);
+        for (int rep = 0; rep < 2; rep++) {
+            memset(yr, 0, sizeof(float) * (size_t)N * out);
+            for (int i = 0; i < N; i += 5) k_linear_fwd(yr + (long)i * out, x + (long)i * in, W, b, N - i < 5 ? N - i : 5, in, out);
+            ok &= same(y, yr, (long)N * out);
+            for (int i = 0; i < N; i++) k_linear_rows_fwd(yr + (long)i * out, x + (long)i * in, W, b, 1, in, out);
+            ok &= same(y, yr, (long)N * out);
+        }
+        k_gemm_weights_frozen(0);
+    }
+    CHECK(ok, "frozen weights (kept packed): rows of 5 and of 1 == linear_fwd (%d rows), in=%d out=%d, bit for bit", N, in, out);
+    for (long i = 0; i < (long)out * in; i++) W[i] *= -2.0f;  // an optimizer step, after the rollout
+    k_gemm_set_isa(best);
+    k_linear_fwd(y, x, W, b, N, in, out);
+    k_linear_fwd(yr, x, W, b, 1, in, out);
+    CHECK(same(y, yr, out), "after the thaw a changed W is read afresh (in=%d out=%d)", in, out);
+    free(x), free(W), free(b), free(y), free(yr);
+}
+
 static void test_rmsnorm(int N, int D) {
     float *x = randn((long)N * D, 1), *w = randn(D, 1), *y = malloc(sizeof(float) * (size_t)N * D),
           *yr = malloc(sizeof(float) * (size_t)N * D), rs[64], r1;
@@ -199,6 +228,7 @@ int main(void) {
     test_gemm(70, 130, 48, 1.0f, 0.0f);     // threaded (row and column blocks)
     test_gemm(1, 1, 1, 1.0f, 0.0f);
     test_linear_rows(11, 100, 45);
+    test_linear_frozen(12, 70, 150);
     test_rmsnorm(9, 300);
     test_rmsnorm(5, 16);
     test_attention_cache(150, 70, 4, 2, 24, 0);  // several tiles, a tile across the two spans
