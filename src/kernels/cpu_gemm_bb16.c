@@ -126,10 +126,19 @@ static void gemm(const bb16_ops *o, float *C, long ldc, int I, int J, int R, bb1
     int par = (double)I * J * R > 5e5, tI = (I + o->mc - 1) / o->mc, tJ = (J + o->nc - 1) / o->nc;
     #pragma omp parallel if (par)
     {
+        // an F32 operand with contiguous lanes is packed by blocks of source rows (each read
+        // once, whole), any other panel by panel
+        int ra = o->fmt_a == BB16_F32 && A.si == 1, rb = o->fmt_b == BB16_F32 && B.si == 1;
+        int na = ra ? (Rp + 63) / 64 : nI, nb = rb ? (Rp + 63) / 64 : nJ;
         #pragma omp for schedule(static)
-        for (int t = 0; t < nI + nJ; t++) {
-            if (t < nI) bb16_pack(buf + (size_t)t * pa, A, t * o->mr, o->mr, I, R, Rp, o->fmt_a);
-            else bb16_pack(buf + sa + (size_t)(t - nI) * pb, B, (t - nI) * o->nr, o->nr, J, R, Rp, o->fmt_b);
+        for (int t = 0; t < na + nb; t++) {
+            int a = t < na, u = a ? t : t - na;
+            char *d = a ? buf : buf + sa;
+            if (a ? ra : rb)
+                bb16_pack_rows(d, a ? pa : pb, a ? A : B, a ? o->mr : o->nr, a ? I : J, R, u * 64,
+                               u * 64 + 64 < Rp ? u * 64 + 64 : Rp);
+            else if (a) bb16_pack(d + (size_t)u * pa, A, u * o->mr, o->mr, I, R, Rp, o->fmt_a);
+            else bb16_pack(d + (size_t)u * pb, B, u * o->nr, o->nr, J, R, Rp, o->fmt_b);
         }
         if (o->begin) o->begin();
         // B blocks outer: a thread's consecutive tiles share one

@@ -26,6 +26,9 @@ enum { BB16_F32, BB16_PAIRS, BB16_PAIRS_SWAP, BB16_ROWS_SWAP };
 
 // Pack lanes l0 .. l0 + L - 1 (those at or past `extent` are zeros) of s into dst.
 void bb16_pack(void *dst, bb16_src s, int l0, int L, int extent, int R, int Rp, int fmt);
+// All panels of an F32 operand with si == 1, their rows r0 .. r1 - 1 (r1 <= Rp; rows past
+// R are zeros), panel_bytes apart.
+void bb16_pack_rows(void *dst, size_t panel_bytes, bb16_src s, int L, int extent, int R, int r0, int r1);
 // bytes of one panel
 static inline size_t bb16_panel_bytes(int fmt, int L, int Rp) { return (size_t)L * Rp * (fmt == BB16_F32 ? 4 : 2); }
 
