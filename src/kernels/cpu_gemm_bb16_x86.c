@@ -16,21 +16,29 @@
 
 enum { A2_MR = 6, A2_NR = 16 };
 
+// named accumulators: with an array gcc spilled half of them to the stack every step
+#define A2_ROW(i) __m256 c##i##0, c##i##1;
+#define A2_INIT(i)                                                                                 \
+    c##i##0 = zero ? _mm256_setzero_ps() : _mm256_loadu_ps(C + (i) * ldc);                         \
+    c##i##1 = zero ? _mm256_setzero_ps() : _mm256_loadu_ps(C + (i) * ldc + 8);
+#define A2_STEP(i)                                                                                 \
+    {                                                                                              \
+        __m256 a = _mm256_broadcast_ss(A + (i));                                                   \
+        c##i##0 = _mm256_fmadd_ps(a, b0, c##i##0);                                                 \
+        c##i##1 = _mm256_fmadd_ps(a, b1, c##i##1);                                                 \
+    }
+#define A2_STORE(i) _mm256_storeu_ps(C + (i) * ldc, c##i##0), _mm256_storeu_ps(C + (i) * ldc + 8, c##i##1);
+#define A2_ALL(X) X(0) X(1) X(2) X(3) X(4) X(5)
+
 T2 static void uk_avx2(int q0, int nq, const void *Av, const void *Bv, int Rp, float *C, long ldc, int zero) {
     const float *A = (const float *)Av + (long)q0 * A2_MR, *B = (const float *)Bv + (long)q0 * A2_NR;
-    __m256 c[A2_MR][2];
-    for (int i = 0; i < A2_MR; i++)
-        for (int v = 0; v < 2; v++) c[i][v] = zero ? _mm256_setzero_ps() : _mm256_loadu_ps(C + i * ldc + 8 * v);
+    A2_ALL(A2_ROW)
+    A2_ALL(A2_INIT)
     for (int q = 0; q < nq; q++, A += A2_MR, B += A2_NR) {
         __m256 b0 = _mm256_load_ps(B), b1 = _mm256_load_ps(B + 8);
-        for (int i = 0; i < A2_MR; i++) {
-            __m256 a = _mm256_broadcast_ss(A + i);
-            c[i][0] = _mm256_fmadd_ps(a, b0, c[i][0]);
-            c[i][1] = _mm256_fmadd_ps(a, b1, c[i][1]);
-        }
+        A2_ALL(A2_STEP)
     }
-    for (int i = 0; i < A2_MR; i++)
-        for (int v = 0; v < 2; v++) _mm256_storeu_ps(C + i * ldc + 8 * v, c[i][v]);
+    A2_ALL(A2_STORE)
 }
 
 const bb16_ops bb16_ops_avx2 = {A2_MR, A2_NR, 2, 256, A2_MR * 16, A2_NR * 8, BB16_F32, BB16_F32, uk_avx2, 0, 0};
