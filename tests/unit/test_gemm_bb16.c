@@ -109,15 +109,22 @@ static void run_case(shape s) {
             CHECK(!memcmp(o.y, ref.y, sizeof(float) * ny) && !memcmp(o.dx, ref.dx, sizeof(float) * nx) &&
                       !memcmp(o.dW, ref.dW, sizeof(float) * nw) && !memcmp(o.db, ref.db, sizeof(float) * s.N),
                   "bb16 %s %dx%dx%d: y, dx, dW, db the same bits as the scalar path", name, s.M, s.N, s.K);
-        // row-count invariance: the last row alone (forward and dx)
-        float *y1 = malloc(sizeof(float) * s.N), *dx1 = malloc(sizeof(float) * s.K);
-        int last = s.M - 1;
-        k_linear_bb16_fwd(y1, x + (long)last * s.K, W, b, 1, s.K, s.N);
-        for (int k = 0; k < s.K; k++) dx1[k] = 0.5f;
-        k_linear_bb16_bwd(dx1, NULL, NULL, dy + (long)last * s.N, NULL, W, 1, s.K, s.N);
-        CHECK(!memcmp(y1, o.y + (long)last * s.N, sizeof(float) * s.N) && !memcmp(dx1, o.dx + (long)last * s.K, sizeof(float) * s.K),
-              "bb16 %s %dx%dx%d: row %d alone gives the same forward and dx bits", name, s.M, s.N, s.K, last);
-        free(y1), free(dx1);
+        // row-count invariance: the last row alone, then 3 and 16 rows from row 1 (the
+        // decode row and small batches against the M-row training call; forward and dx)
+        int counts[3][2] = {{s.M - 1, 1}, {1, 3}, {1, 16}};
+        for (int c = 0; c < 3; c++) {
+            int r0 = counts[c][0], nr = counts[c][1];
+            if (r0 + nr > s.M) continue;
+            float *y1 = malloc(sizeof(float) * s.N * nr), *dx1 = malloc(sizeof(float) * s.K * nr);
+            k_linear_bb16_fwd(y1, x + (long)r0 * s.K, W, b, nr, s.K, s.N);
+            for (long k = 0; k < (long)s.K * nr; k++) dx1[k] = 0.5f;
+            k_linear_bb16_bwd(dx1, NULL, NULL, dy + (long)r0 * s.N, NULL, W, nr, s.K, s.N);
+            CHECK(!memcmp(y1, o.y + (long)r0 * s.N, sizeof(float) * s.N * nr) &&
+                      !memcmp(dx1, o.dx + (long)r0 * s.K, sizeof(float) * s.K * nr),
+                  "bb16 %s %dx%dx%d: rows %d..%d alone (%d rows) give the same forward and dx bits", name, s.M, s.N, s.K,
+                  r0, r0 + nr - 1, nr);
+            free(y1), free(dx1);
+        }
         // thread-count invariance
         outs t = {malloc(sizeof(float) * ny), malloc(sizeof(float) * nx), malloc(sizeof(float) * nw), malloc(sizeof(float) * s.N)};
         int nt = omp_get_max_threads();
