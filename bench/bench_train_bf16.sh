@@ -12,7 +12,7 @@
 set -euo pipefail
 STEPS=${STEPS:-5}
 CONFIGS=${CONFIGS:-"tiny 8 256;small 4 512"}
-OBJECTIVES=${OBJECTIVES:-"sft dpo"}
+OBJECTIVES=${OBJECTIVES-"sft dpo"}  # empty: none (BF16_AVX2 lines only)
 dir=build/bench-models; mkdir -p "$dir"
 field() { /usr/bin/python3 -c "import json,sys; print(json.loads(sys.argv[1])[sys.argv[2]])" "$1" "$2"; }
 ratio() { echo "$1 / $2" | bc -l; }
