@@ -53,6 +53,6 @@ if [ "${BF16_AVX2:-0}" = 1 ]; then
     printf 'train_step %s --bf16, AVX2 GEMMs: temper bf16 %.0f tok/s (cpu %.0f ms/step), temper fp32 on OpenBLAS Haswell %.0f (%.0f); bf16 vs fp32 %.2fx (cpu-time ratio)\n' \
       "$name" "$(field "$cb" tok_per_s)" "$(field "$cb" cpu_ms_per_step)" "$(field "$c" tok_per_s)" "$(field "$c" cpu_ms_per_step)" \
       "$(ratio "$(field "$c" cpu_ms_per_step)" "$(field "$cb" cpu_ms_per_step)")"
-    echo "  temper bf16 GEMM path: $path (TEMPER_BB16_GEMM=avx2); the rest of both steps: the native build's kernels; threads $th; load $(cut -d' ' -f1-3 /proc/loadavg); $cpu"
+    echo "  temper bf16 GEMM path: $path (TEMPER_BB16_GEMM=avx2); the rest of both steps: the native build's kernels; threads $th; load $(cut -d' ' -f1-3 /proc/loadavg); cpu: $(OPENBLAS_CORETYPE=Haswell bash bench/cpu.sh)"
   done
 fi
