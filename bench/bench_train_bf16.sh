@@ -56,3 +56,10 @@ if [ "${BF16_AVX2:-0}" = 1 ]; then
     echo "  temper bf16 GEMM path: $path (TEMPER_BB16_GEMM=avx2); the rest of both steps: the native build's kernels; threads $th; load $(cut -d' ' -f1-3 /proc/loadavg); cpu: $(OPENBLAS_CORETYPE=Haswell bash bench/cpu.sh)"
   done
 fi
+# bb16_gemm lines: the three GEMMs of a linear layer of the small preset (2048 rows) on each
+# bf16 path this CPU has, beside OpenBLAS fp32 (GFLOP/s from CPU time, best of 3).
+# BB16_GEMM=0 skips them.
+if [ "${BB16_GEMM:-1}" = 1 ]; then
+  build/bench/bb16_gemm
+  echo "  threads $th; load $(cut -d' ' -f1-3 /proc/loadavg); $cpu"
+fi
