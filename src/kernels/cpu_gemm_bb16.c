@@ -281,10 +281,28 @@ static void run(float *C, long ldc, int I, int J, int R, bb16_src A, bb16_src B,
     else gemm_scalar(C, ldc, I, J, R, A, B, zero);
 }
 
+// Fewer rows than this go through bb16_rows_avx512 (no packing of W) on the AVX-512 paths
+// (not AMX, whose bits may differ: its sampler and trainer stay on one kernel).
+enum { ROWS_MAX = 48 };
+
+static int rows_fwd(float *y, const float *x, const uint16_t *W, int N, int in, int out) {
+    float *xr = malloc(sizeof(float) * (size_t)N * in);
+    if (!xr) return -1;
+    for (long i = 0; i < (long)N * in; i++) xr[i] = bb16_widen(bb16_round(x[i]));
+    int nb = (out + 255) / 256;
+    #pragma omp parallel for schedule(static) if ((double)N * out * in > 5e5)
+    for (int b = 0; b < nb; b++) bb16_rows_avx512(y, xr, W, N, in, out, b * 256, b * 256 + 256 < out ? b * 256 + 256 : out);
+    free(xr);
+    return 0;
+}
+
 void k_linear_bb16_fwd(float *y, const float *x, const uint16_t *W, const float *b, int N, int in, int out) {
     if (N <= 0 || out <= 0) return;
     if (in <= 0) {
         for (long i = 0; i < (long)N * out; i++) y[i] = 0.0f;
+    } else if (N < ROWS_MAX && (k_bb16_path() == K_BB16_AVX512 || k_bb16_path() == K_BB16_DPBF16) &&
+               rows_fwd(y, x, W, N, in, out) == 0) {
+        // a few rows (the sampler's decode): straight from W, the same bits
     } else {
         run(y, out, N, out, in, (bb16_src){x, 0, in, 1}, (bb16_src){W, 1, in, 1}, 1);
     }

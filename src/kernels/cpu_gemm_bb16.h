@@ -44,6 +44,10 @@ typedef struct bb16_ops {
     void (*end)(void);
 } bb16_ops;
 
+// y[m, j] (m < M, j0 <= j < j1, row stride N) = the forward chain, from W directly and the
+// rows xr already rounded to bf16 (AVX-512F; the same bits as the packed paths)
+void bb16_rows_avx512(float *y, const float *xr, const uint16_t *W, int M, int K, int N, int j0, int j1);
+
 extern const bb16_ops bb16_ops_avx2, bb16_ops_avx512, bb16_ops_dp, bb16_ops_amx;
 enum { BB16_MR_MAX = 32, BB16_NR_MAX = 32 };
 

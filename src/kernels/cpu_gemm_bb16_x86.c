@@ -86,3 +86,49 @@ TB static void uk_dp(int q0, int nq, const void *Av, const void *Bv, int Rp, flo
 }
 
 const bb16_ops bb16_ops_dp = {A5_MR, A5_NR, 2, 512, A5_MR * 8, A5_NR * 8, BB16_PAIRS, BB16_PAIRS, uk_dp, 0, 0};
+
+// ---- few rows (decode): y = bf(x) W^T straight from W, no packing ----
+// The sampler calls the forward with one row at a time; packing all of W for one row cost
+// 14x the old kernel. Here 16 outputs j share a vector: each pair of W[j, 2p..2p+1] is
+// gathered as one 32-bit word, split into its odd (high) and even (low) bf16, and every
+// row's chain takes the odd product, then the even one: the contract's order, so the
+// same bits as the packed paths. xr: the rows already rounded to bf16 (M x K).
+
+T5 static inline __m512 ftz16(__m512i w) {  // a bf16 subnormal (exponent 0) -> signed zero
+    __mmask16 normal = _mm512_test_epi32_mask(w, _mm512_set1_epi32(0x7f800000));
+    return _mm512_castsi512_ps(_mm512_mask_mov_epi32(_mm512_and_si512(w, _mm512_set1_epi32((int)0x80000000u)), normal, w));
+}
+
+T5 void bb16_rows_avx512(float *y, const float *xr, const uint16_t *W, int M, int K, int N, int j0, int j1) {
+    const __m512i hi = _mm512_set1_epi32((int)0xffff0000u);
+    for (int j = j0; j < j1; j += 16) {
+        __mmask16 jm = (__mmask16)(j1 - j >= 16 ? 0xffffu : (1u << (j1 - j)) - 1u);
+        __m512i idx = _mm512_mullo_epi32(_mm512_add_epi32(_mm512_set1_epi32(j), _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15)),
+                                         _mm512_set1_epi32(K));
+        for (int m0 = 0; m0 < M; m0 += 8) {
+            int mr = M - m0 < 8 ? M - m0 : 8;
+            __m512 acc[8];
+            for (int m = 0; m < 8; m++) acc[m] = _mm512_setzero_ps();
+            int p = 0;
+            for (; 2 * p + 1 < K; p++) {
+                __m512i w = _mm512_mask_i32gather_epi32(_mm512_setzero_si512(), jm, _mm512_add_epi32(idx, _mm512_set1_epi32(2 * p)), W, 2);
+                __m512 wo = ftz16(_mm512_and_si512(w, hi)), we = ftz16(_mm512_slli_epi32(w, 16));
+                for (int m = 0; m < mr; m++) {
+                    const float *xm = xr + (long)(m0 + m) * K;
+                    acc[m] = _mm512_fmadd_ps(_mm512_set1_ps(xm[2 * p + 1]), wo, acc[m]);
+                    acc[m] = _mm512_fmadd_ps(_mm512_set1_ps(xm[2 * p]), we, acc[m]);
+                }
+            }
+            if (2 * p < K) {  // K odd: the padded odd product (0 x 0), then the last index
+                float wl[16] = {0};
+                for (int l = 0; l < 16 && j + l < j1; l++) wl[l] = bb16_widen(bb16_ftz(W[(long)(j + l) * K + 2 * p]));
+                __m512 we = _mm512_loadu_ps(wl);
+                for (int m = 0; m < mr; m++) {
+                    acc[m] = _mm512_fmadd_ps(_mm512_setzero_ps(), _mm512_setzero_ps(), acc[m]);
+                    acc[m] = _mm512_fmadd_ps(_mm512_set1_ps(xr[(long)(m0 + m) * K + 2 * p]), we, acc[m]);
+                }
+            }
+            for (int m = 0; m < mr; m++) _mm512_mask_storeu_ps(y + (long)(m0 + m) * N + j, jm, acc[m]);
+        }
+    }
+}
