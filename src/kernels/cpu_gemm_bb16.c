@@ -1,82 +1,162 @@
 // kernels/cpu_gemm_bb16.c: nn.Linear in bf16 x bf16 with fp32 accumulation, the three
 // products of --bf16 mixed-precision training (the weight is a bf16 copy of the fp32
 // master; activations and output gradients are rounded to bf16, nearest even, as they
-// are read; every sum and every output is fp32):
+// are packed; every sum and every output is fp32):
 //   forward   y  = bf(x) W^T (+ b)        k_linear_bb16_fwd
 //   backward  dx += bf(dy) W,  dW += bf(dy)^T bf(x),  db += sum_rows dy (fp32, exact dy)
+// Each is C[i, j] (+)= sum_r A(i, r) B(j, r) over the reduced index r (forward: k = in;
+// dx: n = out; dW: the rows m), computed by one GEMM on packed panels.
 //
-// Paths, chosen once at run time (k_bb16_set_path / TEMPER_BB16_GEMM=name):
-// - "avx512-bf16" (vdpbf16ps): each instruction adds two exact bf16 products per lane to
-//   an fp32 accumulator (DAZ/FTZ: denormal inputs and outputs are flushed, as the
-//   instruction does; vcvtne2ps2bf16 rounds the fp32 activations). Orders:
-//     forward  y[m,n]: 16 lanes, lane j sums the pairs k = 32i+2j, 32i+2j+1 for i = 0, 1, ...
-//              (K padded with zeros), then + 8 apart, + 4, + 2, + 1, then + b[n];
-//     dx[m,k] += t, t: the pairs n = 2p, 2p+1 for p = 0, 1, ... (N padded with a zero row);
-//     dW[n,k] += t, t: the pairs m = 2p, 2p+1 for p = 0, 1, ... (M padded with a zero row).
-// - "avx2" (AVX2 + FMA: bf16 widened to fp32, exact, then fp32 FMAs), and "scalar" (the
-//   same order spelled out; the same bits as avx2):
-//     forward  y[m,n]: 8 partial sums, lane j sums k = j, j+8, ... in increasing k (FMA),
-//              then + 4 apart, + 2, + 1, then + b[n];
-//     dx[m,k] += t, t = sum over n = 0, 1, ..., N-1 (FMA from 0);
-//     dW[n,k] += t, t = sum over m = 0, 1, ..., M-1 (FMA from 0).
-// Every order depends on the shape's reduced dimension only: never on the row count of
-// the call (forward, dx), the tile an element falls in or the thread count. Tiles split
-// the output by fixed sizes and each output element is computed by one thread.
-// No AMX path yet (issue 15): on an AMX machine the AVX-512-BF16 path runs.
-// Automatic choice: avx512-bf16 when the CPU has it and the build does not target
-// AVX2-only (the x86-64-v3 build never takes it, so it tests the AVX2 path on any
-// machine), else avx2, else scalar. The choice is reported once on stderr.
+// The one order, on every path (and so the same bits on every path but AMX, see below):
+// bf16 inputs (subnormals flushed to zero, as vdpbf16ps does); R padded with a zero to
+// even; each output element is one fp32 chain that starts at 0 (forward) or at the value
+// already in dx / dW, and for p = 0, 1, ... adds the product of index 2p+1, then that of
+// 2p, each with one rounding (an FMA: the products of two bf16 are exact in fp32). The
+// forward then adds b[n]. This is exactly what one vdpbf16ps does per lane (odd half
+// first; verified bit for bit on this machine), and what an FMA does on bf16 values
+// widened to fp32, so the FMA paths and the vdpbf16ps path agree bit for bit. The order
+// depends on R only: never on the row count (decode row or packed batch), the tile an
+// element falls in, the cache blocking (a block continues the chain from C) or the
+// thread count (tiles of fixed size split I and J; each element is computed by one
+// thread). The exception: a chain that passes below 2^-126 is flushed by vdpbf16ps/AMX
+// (FTZ) and not by the FMA paths.
+//
+// Paths (k_bb16_set_path / TEMPER_BB16_GEMM=name):
+//   "scalar"       the order spelled out on the unpacked operands (reference, fallback);
+//   "avx2"         AVX2 + FMA, 6 x 16 microkernel on panels of bf16 widened to fp32 once;
+//   "avx512"       AVX-512F FMA, 12 x 32 microkernel, the same panels;
+//   "avx512-bf16"  vdpbf16ps, 12 x 32 microkernel on pair-interleaved bf16 panels;
+//   "amx"          AMX-BF16 tiles, 32 x 32 (cpu_gemm_bb16_amx.c): NEVER RUN here (no AMX
+//                  on the development machine). Padded to R multiple of 32; whether the
+//                  silicon rounds per the SDM's pseudo-code is unverified, so it is held
+//                  to a tolerance, not to the bits of the other paths.
+// Automatic choice: amx when the CPU has it and a first-use self-check against the
+// avx512 path passes; else, on AVX-512-BF16 CPUs, whichever of avx512-bf16 and avx512
+// ran faster in a short timing of the two microkernels at first use (they give the same
+// bits, so the choice changes speed only: on Intel Emerald Rapids vdpbf16ps retires at
+// half the FMA rate, 16 against 32 multiply-adds per cycle, so avx512 wins there); else
+// avx512, avx2, scalar. A build that targets AVX2 only (x86-64-v3) never takes the
+// AVX-512 or AMX paths, so it tests the AVX2 one on any machine. The path taken is
+// reported once on stderr.
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <math.h>
+#include <time.h>
 #include "kernels/cpu_gemm_bb16.h"
+#include "kernels/cpu_gemm_bf16.h"
 #include "kernels/cpu_tuning.h"
 #include "kernels/kernels.h"
 
-// ---- scalar tiles: the avx2 order spelled out ----
+// ---- scalar: the order spelled out ----
 
-void bb16_fwd_tile_scalar(float *y, const float *x, const uint16_t *W, const float *b, int m0, int m1, int n0, int n1,
-                          int K, int ldy) {
-    for (int m = m0; m < m1; m++)
-        for (int n = n0; n < n1; n++) {
-            const float *xr = x + (long)m * K;
-            const uint16_t *wr = W + (long)n * K;
-            float s[8] = {0};
-            for (int k0 = 0; k0 < K; k0 += 8)
-                for (int j = 0; j < 8 && k0 + j < K; j++) s[j] = fmaf(bb16_r(xr[k0 + j]), bb16_widen(wr[k0 + j]), s[j]);
-            float r4[4], r2[2];
-            for (int j = 0; j < 4; j++) r4[j] = s[j] + s[j + 4];
-            for (int j = 0; j < 2; j++) r2[j] = r4[j] + r4[j + 2];
-            float r = r2[0] + r2[1];
-            y[(long)m * ldy + n] = b ? r + b[n] : r;
+static inline float src_val(const bb16_src *s, long i, long r) {
+    long o = i * s->si + r * s->sr;
+    return bb16_widen(s->bf ? bb16_ftz(((const uint16_t *)s->p)[o]) : bb16_round(((const float *)s->p)[o]));
+}
+
+static void gemm_scalar(float *C, long ldc, int I, int J, int R, bb16_src A, bb16_src B, int zero) {
+    #pragma omp parallel for schedule(static) if ((double)I * J * R > 5e5)
+    for (int i = 0; i < I; i++)
+        for (int j = 0; j < J; j++) {
+            float t = zero ? 0.0f : C[(long)i * ldc + j];
+            for (int r = 0; r < R; r += 2) {
+                int odd = r + 1 < R;
+                t = fmaf(odd ? src_val(&A, i, r + 1) : 0.0f, odd ? src_val(&B, j, r + 1) : 0.0f, t);
+                t = fmaf(src_val(&A, i, r), src_val(&B, j, r), t);
+            }
+            C[(long)i * ldc + j] = t;
         }
 }
 
-void bb16_dx_tile_scalar(float *dx, const float *dy, const uint16_t *W, int m0, int m1, int k0, int k1, int N, int K) {
-    for (int m = m0; m < m1; m++)
-        for (int k = k0; k < k1; k++) {
-            float t = 0.0f;
-            for (int n = 0; n < N; n++) t = fmaf(bb16_r(dy[(long)m * N + n]), bb16_widen(W[(long)n * K + k]), t);
-            dx[(long)m * K + k] += t;
-        }
+// ---- the packed GEMM ----
+
+// the calling thread's panel buffer, kept between calls (grown, never shrunk)
+static _Thread_local struct { void *p; size_t n; } scratch;
+
+static void *scratch_get(size_t n) {
+    if (n <= scratch.n) return scratch.p;
+    free(scratch.p);
+    scratch.p = NULL, scratch.n = 0;
+    void *p = NULL;
+    if (posix_memalign(&p, 64, n)) return NULL;
+    scratch.p = p, scratch.n = n;
+    return p;
 }
 
-void bb16_dw_tile_scalar(float *dW, const float *dy, const float *x, int n0, int n1, int k0, int k1, int M, int N,
-                         int K) {
-    for (int n = n0; n < n1; n++)
-        for (int k = k0; k < k1; k++) {
-            float t = 0.0f;
-            for (int m = 0; m < M; m++) t = fmaf(bb16_r(dy[(long)m * N + n]), bb16_r(x[(long)m * K + k]), t);
-            dW[(long)n * K + k] += t;
+static void tile(const bb16_ops *o, float *C, long ldc, int I, int J, int Rp, const char *Ap, size_t pa,
+                 const char *Bp, size_t pb, int i0, int j0, int zero) {
+    int i1 = i0 + o->mc < I ? i0 + o->mc : I, j1 = j0 + o->nc < J ? j0 + o->nc : J;
+    float tmp[BB16_MR_MAX * BB16_NR_MAX] __attribute__((aligned(64)));
+    for (int q0 = 0; q0 < Rp; q0 += o->kc) {
+        int nq = Rp - q0 < o->kc ? Rp - q0 : o->kc, z = zero && q0 == 0;
+        for (int j = j0; j < j1; j += o->nr) {
+            const char *b = Bp + (size_t)(j / o->nr) * pb;
+            int w = J - j < o->nr ? J - j : o->nr;
+            for (int i = i0; i < i1; i += o->mr) {
+                const char *a = Ap + (size_t)(i / o->mr) * pa;
+                int h = I - i < o->mr ? I - i : o->mr;
+                float *c = C + (long)i * ldc + j;
+                if (h == o->mr && w == o->nr) {
+                    o->uk(q0, nq, a, b, Rp, c, ldc, z);
+                    continue;
+                }
+                // an edge block: through a full-size copy (the lanes past the edge are zeros)
+                memset(tmp, 0, sizeof(float) * (size_t)o->mr * o->nr);
+                if (!z)
+                    for (int r = 0; r < h; r++) memcpy(tmp + r * o->nr, c + (long)r * ldc, sizeof(float) * (size_t)w);
+                o->uk(q0, nq, a, b, Rp, tmp, o->nr, z);
+                for (int r = 0; r < h; r++) memcpy(c + (long)r * ldc, tmp + r * o->nr, sizeof(float) * (size_t)w);
+            }
         }
+    }
+}
+
+static void gemm(const bb16_ops *o, float *C, long ldc, int I, int J, int R, bb16_src A, bb16_src B, int zero) {
+    int Rp = (R + o->rq - 1) / o->rq * o->rq;
+    int nI = (I + o->mr - 1) / o->mr, nJ = (J + o->nr - 1) / o->nr;
+    size_t pa = bb16_panel_bytes(o->fmt_a, o->mr, Rp), pb = bb16_panel_bytes(o->fmt_b, o->nr, Rp);
+    size_t sa = ((size_t)nI * pa + 63) / 64 * 64;
+    char *buf = scratch_get(sa + (size_t)nJ * pb);
+    if (!buf) {  // out of memory: the same bits, slowly, with no buffer
+        gemm_scalar(C, ldc, I, J, R, A, B, zero);
+        return;
+    }
+    const char *Ap = buf, *Bp = buf + sa;
+    int par = (double)I * J * R > 5e5, tI = (I + o->mc - 1) / o->mc, tJ = (J + o->nc - 1) / o->nc;
+    #pragma omp parallel if (par)
+    {
+        // an F32 operand with contiguous lanes is packed by blocks of source rows (each read
+        // once, whole), any other panel by panel
+        int ra = o->fmt_a == BB16_F32 && A.si == 1, rb = o->fmt_b == BB16_F32 && B.si == 1;
+        int na = ra ? (Rp + 63) / 64 : nI, nb = rb ? (Rp + 63) / 64 : nJ;
+        #pragma omp for schedule(static)
+        for (int t = 0; t < na + nb; t++) {
+            int a = t < na, u = a ? t : t - na;
+            char *d = a ? buf : buf + sa;
+            if (a ? ra : rb)
+                bb16_pack_rows(d, a ? pa : pb, a ? A : B, a ? o->mr : o->nr, a ? I : J, R, u * 64,
+                               u * 64 + 64 < Rp ? u * 64 + 64 : Rp);
+            else if (a) bb16_pack(d + (size_t)u * pa, A, u * o->mr, o->mr, I, R, Rp, o->fmt_a);
+            else bb16_pack(d + (size_t)u * pb, B, u * o->nr, o->nr, J, R, Rp, o->fmt_b);
+        }
+        if (o->begin) o->begin();
+        // B blocks outer: a thread's consecutive tiles share one
+        #pragma omp for schedule(static)
+        for (int t = 0; t < tI * tJ; t++)
+            tile(o, C, ldc, I, J, Rp, Ap, pa, Bp, pb, (t % tI) * o->mc, (t / tI) * o->nc, zero);
+        if (o->end) o->end();
+    }
 }
 
 // ---- dispatch ----
 
-static const char *path_names[] = {"auto", "scalar", "avx2", "avx512-bf16"};
+static const char *path_names[] = {"auto", "scalar", "avx2", "avx512", "avx512-bf16", "amx"};
+static const char *const report_names[] = {"auto", "scalar C", "AVX2 (bf16 widened to fp32, FMA)",
+                                           "AVX-512 (bf16 widened to fp32, FMA)", "AVX-512-BF16 (vdpbf16ps)",
+                                           "AMX-BF16 (tdpbf16ps)"};
 
-const char *k_bb16_path_name(int path) { return path >= 0 && path <= K_BB16_DPBF16 ? path_names[path] : "?"; }
+const char *k_bb16_path_name(int path) { return path >= 0 && path <= K_BB16_AMX ? path_names[path] : "?"; }
 
 int k_bb16_path_available(int path) {
 #if defined(__AVX2__) && !defined(__AVX512F__)
@@ -86,17 +166,71 @@ int k_bb16_path_available(int path) {
 #endif
     __builtin_cpu_init();
     int avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    int avx512 = cap512 && avx2 && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") &&
+                 __builtin_cpu_supports("avx512bw");
     switch (path) {
     case K_BB16_SCALAR: return 1;
     case K_BB16_AVX2: return avx2;
-    case K_BB16_DPBF16:
-        return cap512 && avx2 && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") &&
-               __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512bf16");
+    case K_BB16_AVX512: return avx512;
+    case K_BB16_DPBF16: return avx512 && __builtin_cpu_supports("avx512bf16");
+    case K_BB16_AMX: return avx512 && bf16_amx_usable();
     default: return 0;
     }
 }
 
+static const bb16_ops *ops_of(int path) {
+    switch (path) {
+    case K_BB16_AVX2: return &bb16_ops_avx2;
+    case K_BB16_AVX512: return &bb16_ops_avx512;
+    case K_BB16_DPBF16: return &bb16_ops_dp;
+    case K_BB16_AMX: return &bb16_ops_amx;
+    default: return NULL;
+    }
+}
+
+static double thread_seconds(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
+    return t.tv_sec + t.tv_nsec * 1e-9;
+}
+
+// seconds per multiply-add of a path's microkernel on panels in L1 (best of 3)
+static double uk_seconds(const bb16_ops *o) {
+    enum { NQ = 128, IT = 200 };
+    static float A[BB16_MR_MAX * NQ] __attribute__((aligned(64))), B[BB16_NR_MAX * NQ] __attribute__((aligned(64))),
+        C[BB16_MR_MAX * BB16_NR_MAX] __attribute__((aligned(64)));
+    double best = 1e30;
+    for (int rep = 0; rep < 3; rep++) {
+        double t0 = thread_seconds();
+        for (int it = 0; it < IT; it++) o->uk(0, NQ, A, B, NQ, C, BB16_NR_MAX, 0);
+        double t = (thread_seconds() - t0) / ((double)IT * NQ * o->mr * o->nr);
+        if (t < best) best = t;
+    }
+    return best;
+}
+
+// AMX against the avx512 path on one odd shape, within (R + 34) u S per element (the
+// chain's roundings and the 32-padding), where S = sum |terms|: 0 when it passes
+static int amx_selfcheck(void) {
+    enum { I = 45, J = 37, R = 75 };
+    static float x[I * R], w[J * R], c1[I * J], c2[I * J];
+    unsigned s = 12345;
+    for (int i = 0; i < I * R; i++) s = s * 1103515245u + 12345u, x[i] = (float)((int)(s >> 9 & 0xffff) - 32768) / 8192.0f;
+    for (int i = 0; i < J * R; i++) s = s * 1103515245u + 12345u, w[i] = (float)((int)(s >> 9 & 0xffff) - 32768) / 8192.0f;
+    bb16_src A = {x, 0, R, 1}, B = {w, 0, R, 1};
+    gemm(&bb16_ops_amx, c1, J, I, J, R, A, B, 1);
+    gemm(&bb16_ops_avx512, c2, J, I, J, R, A, B, 1);
+    for (int i = 0; i < I; i++)
+        for (int j = 0; j < J; j++) {
+            double S = 0;
+            for (int r = 0; r < R; r++) S += fabs((double)src_val(&A, i, r) * src_val(&B, j, r));
+            if (!(fabs((double)c1[i * J + j] - c2[i * J + j]) <= (R + 34) * 0x1p-24 * S)) return -1;
+        }
+    return 0;
+}
+
 static int chosen = -1, reported;
+static char why[160];
 
 int k_bb16_set_path(int path) {
     if (path == K_BB16_AUTO) { chosen = -1; return 0; }
@@ -105,75 +239,85 @@ int k_bb16_set_path(int path) {
     return 0;
 }
 
+static int choose_auto(void) {
+    if (k_bb16_path_available(K_BB16_AMX)) {
+        if (!amx_selfcheck()) return K_BB16_AMX;
+        snprintf(why, sizeof why, "; AMX present but its self-check against AVX-512 failed");
+    }
+    if (k_bb16_path_available(K_BB16_DPBF16)) {
+        double dp = uk_seconds(&bb16_ops_dp), fma = uk_seconds(&bb16_ops_avx512);
+        size_t n = strlen(why);
+        snprintf(why + n, sizeof why - n, "; vdpbf16ps ran at %.2fx the FMA rate here", fma / dp);
+        return dp < fma ? K_BB16_DPBF16 : K_BB16_AVX512;
+    }
+    return k_bb16_path_available(K_BB16_AVX512) ? K_BB16_AVX512
+           : k_bb16_path_available(K_BB16_AVX2) ? K_BB16_AVX2 : K_BB16_SCALAR;
+}
+
 int k_bb16_path(void) {
     if (chosen < 0) {
         const char *env = getenv("TEMPER_BB16_GEMM");
-        for (int p = K_BB16_SCALAR; env && chosen < 0 && p <= K_BB16_DPBF16; p++)
+        for (int p = K_BB16_SCALAR; env && chosen < 0 && p <= K_BB16_AMX; p++)
             if (!strcmp(env, path_names[p]) && k_bb16_path_available(p)) chosen = p;
-        if (chosen < 0)
-            chosen = k_bb16_path_available(K_BB16_DPBF16) ? K_BB16_DPBF16
-                     : k_bb16_path_available(K_BB16_AVX2) ? K_BB16_AVX2 : K_BB16_SCALAR;
+        if (chosen < 0) chosen = choose_auto();
     }
     return chosen;
 }
-
-static const char *const report_names[] = {"auto", "scalar C", "AVX2 (bf16 widened to fp32, FMA)", "AVX-512-BF16"};
 
 const char *k_bb16_report(void) {
     int p = k_bb16_path();
     if (!reported) {
         reported = 1;
-        fprintf(stderr, "temper: bf16 GEMM on %s\n", report_names[p]);
+        fprintf(stderr, "temper: bf16 GEMM on %s%s\n", report_names[p], why);
     }
     return path_names[p];
 }
 
-// ---- drivers: fixed tiles over the OpenMP threads ----
+// ---- the three products ----
 
-enum { FWD_MB = 64, FWD_NB = 64, DX_MB = 64, DX_KB = 128, DW_NB = 32, DW_KB = 128 };
+static void run(float *C, long ldc, int I, int J, int R, bb16_src A, bb16_src B, int zero) {
+    const bb16_ops *o = ops_of(k_bb16_path());
+    if (o) gemm(o, C, ldc, I, J, R, A, B, zero);
+    else gemm_scalar(C, ldc, I, J, R, A, B, zero);
+}
+
+// Fewer rows than this go through bb16_rows_avx512 (no packing of W) on the AVX-512 paths
+// (not AMX, whose bits may differ: its sampler and trainer stay on one kernel).
+enum { ROWS_MAX = 48 };
+
+static int rows_fwd(float *y, const float *x, const uint16_t *W, int N, int in, int out) {
+    float *xr = malloc(sizeof(float) * (size_t)N * in);
+    if (!xr) return -1;
+    for (long i = 0; i < (long)N * in; i++) xr[i] = bb16_widen(bb16_round(x[i]));
+    int nb = (out + 255) / 256;
+    #pragma omp parallel for schedule(static) if ((double)N * out * in > 5e5)
+    for (int b = 0; b < nb; b++) bb16_rows_avx512(y, xr, W, N, in, out, b * 256, b * 256 + 256 < out ? b * 256 + 256 : out);
+    free(xr);
+    return 0;
+}
 
 void k_linear_bb16_fwd(float *y, const float *x, const uint16_t *W, const float *b, int N, int in, int out) {
     if (N <= 0 || out <= 0) return;
-    int path = k_bb16_path();
-    bb16_fwd_tile f = path == K_BB16_DPBF16 ? bb16_fwd_tile_dp : path == K_BB16_AVX2 ? bb16_fwd_tile_avx2
-                                                                                      : bb16_fwd_tile_scalar;
-    int nm = (N + FWD_MB - 1) / FWD_MB, nn = (out + FWD_NB - 1) / FWD_NB;
-    #pragma omp parallel for schedule(static) if ((double)N * out * in > 5e5)
-    for (int t = 0; t < nm * nn; t++) {
-        int bn = t / nm, bm = t % nm;
-        int m0 = bm * FWD_MB, m1 = m0 + FWD_MB < N ? m0 + FWD_MB : N;
-        int n0 = bn * FWD_NB, n1 = n0 + FWD_NB < out ? n0 + FWD_NB : out;
-        f(y, x, W, b, m0, m1, n0, n1, in, out);
+    if (in <= 0) {
+        for (long i = 0; i < (long)N * out; i++) y[i] = 0.0f;
+    } else if (N < ROWS_MAX && (k_bb16_path() == K_BB16_AVX512 || k_bb16_path() == K_BB16_DPBF16) &&
+               rows_fwd(y, x, W, N, in, out) == 0) {
+        // a few rows (the sampler's decode): straight from W, the same bits
+    } else {
+        run(y, out, N, out, in, (bb16_src){x, 0, in, 1}, (bb16_src){W, 1, in, 1}, 1);
     }
+    if (!b) return;
+    #pragma omp parallel for schedule(static) if ((long)N * out > 1 << 16)
+    for (int m = 0; m < N; m++)
+        for (int n = 0; n < out; n++) y[(long)m * out + n] += b[n];
 }
 
 void k_linear_bb16_bwd(float *dx, float *dW, float *db, const float *dy, const float *x, const uint16_t *W, int N,
                        int in, int out) {
     if (N <= 0 || in <= 0 || out <= 0) return;
-    int path = k_bb16_path();
-    if (dx) {
-        bb16_dx_tile f = path == K_BB16_DPBF16 ? bb16_dx_tile_dp : path == K_BB16_AVX2 ? bb16_dx_tile_avx2
-                                                                                        : bb16_dx_tile_scalar;
-        int nm = (N + DX_MB - 1) / DX_MB, nk = (in + DX_KB - 1) / DX_KB;
-        #pragma omp parallel for schedule(static) if ((double)N * out * in > 5e5)
-        for (int t = 0; t < nm * nk; t++) {
-            int bk = t / nm, bm = t % nm;
-            int m0 = bm * DX_MB, m1 = m0 + DX_MB < N ? m0 + DX_MB : N;
-            int k0 = bk * DX_KB, k1 = k0 + DX_KB < in ? k0 + DX_KB : in;
-            f(dx, dy, W, m0, m1, k0, k1, out, in);
-        }
-    }
-    if (dW) {
-        bb16_dw_tile f = path == K_BB16_DPBF16 ? bb16_dw_tile_dp : path == K_BB16_AVX2 ? bb16_dw_tile_avx2
-                                                                                        : bb16_dw_tile_scalar;
-        int nn = (out + DW_NB - 1) / DW_NB, nk = (in + DW_KB - 1) / DW_KB;
-        #pragma omp parallel for schedule(static) if ((double)N * out * in > 5e5)
-        for (int t = 0; t < nn * nk; t++) {
-            int bn = t / nk, bk = t % nk;
-            int n0 = bn * DW_NB, n1 = n0 + DW_NB < out ? n0 + DW_NB : out;
-            int k0 = bk * DW_KB, k1 = k0 + DW_KB < in ? k0 + DW_KB : in;
-            f(dW, dy, x, n0, n1, k0, k1, N, out, in);
-        }
-    }
+    // dx[m, k] += sum_n dy[m, n] W[n, k]
+    if (dx) run(dx, in, N, in, out, (bb16_src){dy, 0, out, 1}, (bb16_src){W, 1, 1, in}, 0);
+    // dW[n, k] += sum_m dy[m, n] x[m, k]
+    if (dW) run(dW, in, out, in, N, (bb16_src){dy, 0, 1, out}, (bb16_src){x, 0, 1, in}, 0);
     if (db) k_linear_bwd(NULL, NULL, db, dy, x, NULL, N, in, out);
 }

@@ -27,7 +27,6 @@
 // Automatic choice: the widest exact path the CPU has, capped at what the build targets
 // when the build targets AVX2 or more (the x86-64-v3 build never picks AVX-512 paths, so
 // it tests the AVX2 one on any machine).
-#include <cpuid.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -77,14 +76,6 @@ static const char *path_names[] = {"auto", "scalar", "avx2", "avx512", "dpbf16",
 
 const char *k_bf16_path_name(int path) { return path >= 0 && path <= K_BF16_AMX ? path_names[path] : "?"; }
 
-// AMX-TILE and AMX-BF16 from CPUID leaf 7 (EDX bits 24 and 22): clang's
-// __builtin_cpu_supports knows no AMX feature names, gcc's and clang's <cpuid.h> agree.
-static int cpu_has_amx_bf16(void) {
-    unsigned a, b, c, d;
-    if (!__get_cpuid_count(7, 0, &a, &b, &c, &d)) return 0;
-    return (d >> 24 & 1) && (d >> 22 & 1);
-}
-
 int k_bf16_path_available(int path) {
     // The build's own target caps the automatic and the forced choice alike, so that the
     // x86-64-v3 build runs the AVX2 path on an AVX-512 machine.
@@ -102,7 +93,7 @@ int k_bf16_path_available(int path) {
     case K_BF16_AVX2: return avx2;
     case K_BF16_AVX512: return avx512;
     case K_BF16_DPBF16: return avx512 && __builtin_cpu_supports("avx512bf16");
-    case K_BF16_AMX: return avx512 && cpu_has_amx_bf16() && bf16_amx_enable() == 0;
+    case K_BF16_AMX: return avx512 && bf16_amx_usable();
     default: return 0;
     }
 }

@@ -21,6 +21,9 @@ void bf16_fwd_tile_dpbf16(float *, const float *, const uint16_t *, const float 
 void bf16_fwd_tile_amx(float *, const float *, const uint16_t *, const float *, int, int, int, int, int, int);
 // AMX needs the kernel's permission for the tile data state once per process: 0 when granted.
 int bf16_amx_enable(void);
+// 1 when CPUID reports AMX-TILE and AMX-BF16 and Linux granted the tile data state
+// (also used by the bf16 x bf16 GEMM, cpu_gemm_bb16_amx.c).
+int bf16_amx_usable(void);
 
 // bf16 bits -> fp32 (exact)
 static inline float bf16_widen(uint16_t h) {

@@ -4,6 +4,7 @@
 // the "amx" path by name (k_bf16_set_path / TEMPER_BF16_GEMM=amx) on a CPU reporting
 // amx-tile and amx-bf16, after the kernel granted the tile data state. x is rounded to
 // bf16 as in the dpbf16 path; products are summed in fp32 in the order of the AMX unit.
+#include <cpuid.h>
 #include <immintrin.h>
 #include <string.h>
 #include <sys/syscall.h>
@@ -18,6 +19,14 @@ int bf16_amx_enable(void) {
     static int state;  // 0 not asked, 1 granted, -1 refused; first asked from the serial region
     if (!state) state = syscall(SYS_arch_prctl, ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA) == 0 ? 1 : -1;
     return state == 1 ? 0 : -1;
+}
+
+// AMX-TILE and AMX-BF16 from CPUID leaf 7 (EDX bits 24 and 22): clang's
+// __builtin_cpu_supports knows no AMX feature names, gcc's and clang's <cpuid.h> agree.
+int bf16_amx_usable(void) {
+    unsigned a, b, c, d;
+    if (!__get_cpuid_count(7, 0, &a, &b, &c, &d)) return 0;
+    return (d >> 24 & 1) && (d >> 22 & 1) && bf16_amx_enable() == 0;
 }
 
 #define TA __attribute__((target("amx-tile,amx-bf16,avx512f,avx512vl,avx512bw,avx512bf16")))

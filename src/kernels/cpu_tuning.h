@@ -29,9 +29,11 @@ const char *k_gemm_isa_name(int isa);
 void k_gemm_set_own(int on);
 
 // The path of the bf16 x bf16 linear kernels (cpu_gemm_bb16.c, --bf16 training): auto
-// (avx512-bf16 where the CPU and the build allow, else avx2, else scalar) or one by name;
-// TEMPER_BB16_GEMM=scalar|avx2|avx512-bf16 does the same at first use.
-enum { K_BB16_AUTO, K_BB16_SCALAR, K_BB16_AVX2, K_BB16_DPBF16 };
+// (amx where the CPU has it and it passes its self-check, else the faster of avx512-bf16
+// and avx512 as timed at first use, else avx2, else scalar) or one by name;
+// TEMPER_BB16_GEMM=scalar|avx2|avx512|avx512-bf16|amx does the same at first use. All
+// paths but amx give the same bits.
+enum { K_BB16_AUTO, K_BB16_SCALAR, K_BB16_AVX2, K_BB16_AVX512, K_BB16_DPBF16, K_BB16_AMX };
 int k_bb16_set_path(int path);
 int k_bb16_path(void);
 int k_bb16_path_available(int path);

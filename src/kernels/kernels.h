@@ -219,16 +219,16 @@ void k_layernorm_bwd(float *dx, float *dw, float *db, const float *dy, const flo
 // ---- bf16 x bf16 linear, fp32 accumulation (cpu_gemm_bb16*.c): --bf16 training ----
 // W is a bf16 copy [out, in] of an fp32 master weight; x and dy are fp32 and rounded to
 // bf16 (nearest even) as the kernels read them; sums and outputs are fp32. Each output
-// element's summation order depends on the shape's reduced dimension only (not on the
-// row count, tile or thread count; cpu_gemm_bb16.c spells it out per path).
+// element is one fp32 chain in one order that depends on the shape's reduced dimension
+// only (not on the row count, tile, thread count or path; AMX excepted): cpu_gemm_bb16.c.
 // y[N,out] = bf(x) @ W^T + b   (b may be NULL)
 void k_linear_bb16_fwd(float *y, const float *x, const uint16_t *W, const float *b, int N, int in, int out);
-// dx[N,in] += bf(dy) @ W;  dW[out,in] += bf(dy)^T @ bf(x);  db[out] += sum_rows dy (fp32).
-// Any of dx, dW, db may be NULL.
+// dx[N,in] += bf(dy) @ W;  dW[out,in] += bf(dy)^T @ bf(x) (each chain starts at the value
+// already there);  db[out] += sum_rows dy (fp32). Any of dx, dW, db may be NULL.
 void k_linear_bb16_bwd(float *dx, float *dW, float *db, const float *dy, const float *x, const uint16_t *W, int N,
                        int in, int out);
-// The path these kernels take (avx512-bf16, avx2, scalar); the first call also reports it
-// on stderr, once per process ("temper: bf16 GEMM on ...").
+// The path these kernels take (amx, avx512-bf16, avx512, avx2, scalar); the first call
+// also reports it on stderr, once per process ("temper: bf16 GEMM on ...").
 const char *k_bb16_report(void);
 
 // The backend table.
