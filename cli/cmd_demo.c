@@ -449,7 +449,7 @@ static int m_grpo_fkl(demo *d, const sizes *z) {
     char sft2[4096], p[4096], q[4096], o[4096];
     path(d, sft2, "models/sft-2");
     if (stage(d, "rehearsal", z->w_reh, cmd_rehearsal, "rehearsal", "--model", sft2, "--data", path(d, p, z->reh_data), "--output",
-              path(d, q, "data/rehearsal.jsonl"), "--k", z->k_reh, "--solved-threshold", d->quick ? "1" : "3", "--prompt-style", "plain",
+              path(d, q, "data/rehearsal.jsonl"), "--k", z->k_reh, "--solved-threshold", d->quick ? "1" : "3", "--prompt-style", "plain", "--tools", "calculator",
               "--max-completion-length", z->max_new, "--temperature", "1.0", "--seed", z->seed, "--quiet", NULL) ||
         wrote(d, "rehearsal", "data/rehearsal.jsonl"))
         return -1;
