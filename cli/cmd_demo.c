@@ -300,14 +300,18 @@ static int m_rs_sft(demo *d, const sizes *z) {
     return eval_row(d, "SFT + rejection-sampling SFT", "models/rs-sft", "rs-sft", secs, 0, 0, z->max_new, "data/test.jsonl", "calculator");
 }
 
-// KTO on the labelled self-samples (correct: desirable, wrong: undesirable).
+// KTO on the labelled self-samples (correct: desirable, wrong: undesirable), the
+// desirable weight set so that lambda_D n_D = lambda_U n_U (the KTO paper's advice for
+// imbalanced data: the SFT model's samples are mostly wrong).
 static int m_kto(demo *d, const sizes *z) {
-    char sft2[4096], p[4096], o[4096];
+    char sft2[4096], p[4096], o[4096], wd[32];
     path(d, sft2, "models/sft-2");
+    int n = count_lines(d, "data/samples.jsonl", NULL), nd = count_lines(d, "data/samples.jsonl", "\"correct\": true");
+    snprintf(wd, sizeof wd, "%.3f", nd > 0 && n > nd ? fmin(10.0, (double)(n - nd) / nd) : 1.0);
     if (wrote(d, "kto", "data/samples.jsonl") ||
         stage(d, "kto", z->w_kto, cmd_kto, "kto", "--model", sft2, "--data", path(d, p, "data/samples.jsonl"), "--output-dir",
               path(d, o, "models/kto"), "--max-steps", z->steps_pref, "--per-device-train-batch-size", z->bs_pref, "--learning-rate", "5e-5",
-              "--beta", "0.1", "--warmup-steps", "2", "--save-steps", "0", "--logging-steps", "2", "--seed", z->seed,
+              "--beta", "0.1", "--desirable-weight", wd, "--warmup-steps", "2", "--save-steps", "0", "--logging-steps", "2", "--seed", z->seed,
               "--overwrite-output-dir", NULL) ||
         wrote(d, "kto", "models/kto/model.safetensors"))
         return -1;
