@@ -252,7 +252,7 @@ static const char *const grpo_args_quick[] = {
     "--num-generations", "4", "--per-device-train-batch-size", "8", "--gradient-accumulation-steps", "2",
     "--max-steps", "2", "--learning-rate", "5e-5", "--temperature", "1.0", NULL};
 #define GRPO_BETA "0.04"
-#define W_GRPO_FULL 220  // its CPU seconds (measured), for the ETA
+#define W_GRPO_FULL 200  // its CPU seconds (measured: 201 s with forward KL), for the ETA
 // ============================================================================
 
 // Sizes and budgets of the post-training stages: full (measured in docs/demo-plan.md) | quick.
@@ -365,9 +365,15 @@ static int m_step_dpo(demo *d, const sizes *z) {
               "--max-new-tokens", z->max_new, "--seed", z->seed, "--quiet", NULL) ||
         wrote(d, "step-pairs", "data/step-pairs.jsonl"))
         return -1;
-    fprintf(stderr, "[demo] Step-DPO: %d step pairs\n", count_lines(d, "data/step-pairs.jsonl", NULL));
+    // at most 3 passes over the pairs: mining finds few (9 in the full run), and 20 steps
+    // of 16 over 9 pairs overfit them (-7 points, docs/demo-plan.md)
+    int npairs = count_lines(d, "data/step-pairs.jsonl", NULL), bsz = atoi(z->bs_pref), cap = atoi(z->steps_pref);
+    int nsteps = (3 * npairs + bsz - 1) / bsz;
+    char steps[16];
+    snprintf(steps, sizeof steps, "%d", nsteps < 1 ? 1 : nsteps > cap ? cap : nsteps);
+    fprintf(stderr, "[demo] Step-DPO: %d step pairs, %s steps\n", npairs, steps);
     if (stage(d, "step-dpo", z->w_step / 2, cmd_dpo, "dpo", "--model", sft2, "--data", q, "--dataset-format", "step", "--output-dir",
-              path(d, o, "models/step-dpo"), "--max-steps", z->steps_pref, "--per-device-train-batch-size", z->bs_pref, "--learning-rate",
+              path(d, o, "models/step-dpo"), "--max-steps", steps, "--per-device-train-batch-size", z->bs_pref, "--learning-rate",
               "5e-5", "--beta", "0.1", "--warmup-steps", "2", "--save-steps", "0", "--logging-steps", "2", "--seed", z->seed,
               "--overwrite-output-dir", NULL) ||
         wrote(d, "step-dpo", "models/step-dpo/model.safetensors"))
@@ -533,9 +539,9 @@ int cmd_demo(int argc, char **argv) {
         .steps_pref = Q ? "2" : "20", .bs_pref = Q ? "4" : "16", .n_locate = Q ? "8" : "4", .reh_data = Q ? "data/prompts.jsonl" : "data/dpo-prompts.jsonl", .k_reh = Q ? "16" : "4",
         .ppo_steps = Q ? "1" : "8", .ppo_bs = Q ? "8" : "32", .n_py_dpo = n_py_prompts,
         .K = Q ? 4 : 8, .kprobs = Q ? 20 : 100,
-        // estimated CPU seconds per stage, for the ETA (full: measured; quick: guessed)
-        .w_sample = Q ? 2 : 25, .w_rs = Q ? 1 : 25, .w_kto = Q ? 1 : 30, .w_cdpo = Q ? 2 : 45, .w_step = Q ? 3 : 45,
-        .w_odpo = Q ? 4 : 120, .w_mt = Q ? 3 : 40, .w_reh = Q ? 1 : 25, .w_grpo = Q ? 4 : W_GRPO_FULL, .w_ppo = Q ? 2 : 50,
+        // CPU seconds per stage, for the ETA (full: measured, docs/demo-plan.md; quick: guessed)
+        .w_sample = Q ? 2 : 23, .w_rs = Q ? 1 : 16, .w_kto = Q ? 1 : 26, .w_cdpo = Q ? 2 : 36, .w_step = Q ? 3 : 44,
+        .w_odpo = Q ? 4 : 40, .w_mt = Q ? 3 : 10, .w_reh = Q ? 1 : 8, .w_grpo = Q ? 4 : W_GRPO_FULL, .w_ppo = Q ? 2 : 38,
         .w_eval = Q ? 1 : 15,
     };
     double w_sft1 = Q ? 20 : 190, w_sft2 = Q ? 4 : 170;
