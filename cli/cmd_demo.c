@@ -257,9 +257,9 @@ static const char *const grpo_args_quick[] = {
 
 // Sizes and budgets of the post-training stages: full (measured in docs/demo-plan.md) | quick.
 typedef struct sizes {
-    const char *max_new, *seed, *seed1;
+    const char *max_new, *seed;
     const char *n_sample, *n_step, *steps_small, *steps_rs, *steps_pref, *bs_pref;
-    const char *n_locate, *reh_data, *k_reh, *ppo_steps, *ppo_bs, *py_sft_steps, *n_py_dpo;
+    const char *n_locate, *reh_data, *k_reh, *ppo_steps, *ppo_bs;
     int K, kprobs;
     double w_sample, w_rs, w_kto, w_cdpo, w_step, w_odpo, w_mt, w_reh, w_grpo, w_ppo, w_eval;
 } sizes;
@@ -534,10 +534,10 @@ int cmd_demo(int argc, char **argv) {
     const char *n_step_sft = Q ? "100" : "1500", *n_py = Q ? "100" : "1000", *n_py_test = Q ? "10" : "100", *n_py_prompts = Q ? "8" : "48";
     const char *steps1 = Q ? "120" : "350", *steps2 = Q ? "20" : "300", *bs = Q ? "8" : "16";
     sizes z = {
-        .max_new = Q ? "64" : "160", .seed = seed, .seed1 = seed1,
+        .max_new = Q ? "64" : "160", .seed = seed,
         .n_sample = Q ? "32" : "200", .n_step = Q ? "32" : "48", .steps_small = Q ? "2" : "15", .steps_rs = Q ? "4" : "40",
         .steps_pref = Q ? "2" : "20", .bs_pref = Q ? "4" : "16", .n_locate = Q ? "8" : "4", .reh_data = Q ? "data/prompts.jsonl" : "data/dpo-prompts.jsonl", .k_reh = Q ? "16" : "4",
-        .ppo_steps = Q ? "1" : "8", .ppo_bs = Q ? "8" : "32", .n_py_dpo = n_py_prompts,
+        .ppo_steps = Q ? "1" : "8", .ppo_bs = Q ? "8" : "32",
         .K = Q ? 4 : 8, .kprobs = Q ? 20 : 100,
         // CPU seconds per stage, for the ETA (full: measured, docs/demo-plan.md; quick: guessed)
         .w_sample = Q ? 2 : 23, .w_rs = Q ? 1 : 16, .w_kto = Q ? 1 : 26, .w_cdpo = Q ? 2 : 36, .w_step = Q ? 3 : 44,
