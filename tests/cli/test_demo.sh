@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# temper demo --quick: issue 18's pipeline at toy sizes (about 65 s of CPU). The command
+# temper demo --quick: issue 18's pipeline at toy sizes (about 68 s of CPU; the test
+# runs it twice: ~130 s CPU, 2.5 min at load 4). The command
 # itself fails unless every stage wrote its outputs, no post-training method failed and
 # SFT beats the untrained model (held-out log-likelihood up, greedy pass@1 not down);
 # this test checks its exit status, that each stage's files and the report are there (a
