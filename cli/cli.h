@@ -34,3 +34,5 @@ int cmd_tokenizer(int argc, char **argv);
 
 // Prints "temper <cmd>: message" to stderr and returns 1 (or 2 for usage errors).
 int cli_fail(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+// The last line cli_fail printed ("temper CMD: message"): temper demo reports why a stage failed.
+extern char cli_last_error[512];

@@ -152,6 +152,7 @@ int cmd_rehearsal(int argc, char **argv) {
         {"prompt-suffix", FLAG_STR, &a.prompt_suffix, "as grpo's"},
         {"seed", FLAG_INT, &a.seed, "sampling seed"},
         {"temperature", FLAG_FLOAT, &a.temperature, "sampling temperature of π0; the stored log π0 are at it (grpo --temperature must match)"},
+        {"tools", FLAG_STR, &a.tools, "none|calculator|python: as grpo's --tools (the tool runs; its outputs are masked in the stored samples)"},
     };
     int rc = flags_parse("rehearsal", "--model DIR --data prompts.jsonl --output R.jsonl [--exp-output P.jsonl] [flags]", flags,
                          sizeof flags / sizeof flags[0], argc, argv, NULL, NULL);

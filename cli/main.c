@@ -18,7 +18,7 @@ struct command {
 static const struct command commands[] = {
     {"init", cmd_init, "write a randomly initialized model directory"},
     {"score", cmd_score, "log-probs of completions under a model"},
-    {"demo", cmd_demo, "issue 18 pipeline: synthetic word problems, tokenizer, tiny model, curriculum SFT, GRPO, online DPO, report (--quick)"},
+    {"demo", cmd_demo, "issue 18 pipeline: synthetic word problems, tokenizer, tiny model, curriculum SFT, then each post-training method from the SFT model, report (--quick)"},
     {"sft", cmd_sft, "supervised fine-tuning on completions or conversations"},
     {"dpo", cmd_dpo, "preference optimization: DPO and its loss types, Step-DPO, multi-turn"},
     {"kto", cmd_kto, "KTO on unpaired desirable/undesirable completions"},
@@ -49,9 +49,16 @@ static const struct command commands[] = {
 // repeat rank 0's) except for errors, which go to the real stderr, named by rank.
 static FILE *err_out;
 
+char cli_last_error[512];
+
 int cli_fail(const char *cmd, const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
+    va_list ap2;
+    va_copy(ap2, ap);
+    int n = snprintf(cli_last_error, sizeof cli_last_error, "temper %s: ", cmd);
+    if (n > 0 && n < (int)sizeof cli_last_error) vsnprintf(cli_last_error + n, sizeof cli_last_error - (size_t)n, fmt, ap2);
+    va_end(ap2);
     FILE *f = err_out ? err_out : stderr;
     if (dist_size() > 1) fprintf(f, "[rank %d] ", dist_rank());
     fprintf(f, "temper %s: ", cmd);

@@ -1023,6 +1023,7 @@ void grpo_rehearsal_args_default(grpo_rehearsal_args *a) {
     a->max_prompt_length = 512;
     a->seed = 42;
     a->temperature = 1.0;
+    a->tools = "none";
 }
 
 static void put_ints(sbuf *b, const char *key, const int32_t *v, int n) {
@@ -1070,6 +1071,7 @@ int grpo_rehearsal_run(const grpo_rehearsal_args *ra, tm_error *err) {
     if (ra->max_completion_length < 1) return tm_fail(err, "--max-completion-length must be at least 1 (got %d)", ra->max_completion_length);
     if (!(ra->temperature > 0) || !isfinite(ra->temperature))
         return tm_fail(err, "--temperature must be a finite number > 0 (got %g)", ra->temperature);
+    if (rollout_tool_from_name(ra->tools) < 0) return tm_fail(err, "unknown --tools '%s' (none, calculator, python)", ra->tools);
     grpo_args dummy;
     grpo_args_default(&dummy);  // rewards: accuracy only; no truncation masking
     grpo_run_state R;
@@ -1086,7 +1088,7 @@ int grpo_rehearsal_run(const grpo_rehearsal_args *ra, tm_error *err) {
     sbuf b;
     sbuf_init(&b);
     if (model_load(&R.m, ra->model, err)) goto done;
-    if (load_task(&R, ra->model, ra->chat_template, ra->chat_template_kwargs, ra->prompt_style, ra->prompt_suffix, ra->data, ra->max_prompt_length, "none", &longest, err)) goto done;
+    if (load_task(&R, ra->model, ra->chat_template, ra->chat_template_kwargs, ra->prompt_style, ra->prompt_suffix, ra->data, ra->max_prompt_length, ra->tools, &longest, err)) goto done;
     for (int i = 0; i < R.task.prompts.n; i++)
         if (R.task.prompts.ex[i].n_images) { tm_fail(err, "%s:%ld: rehearsal samples no prompts with images yet", ra->data, R.task.prompts.ex[i].line); goto done; }
     if (ra->exp_output && !(lines = read_lines(ra->data, &nlines, err))) goto done;
@@ -1113,7 +1115,7 @@ int grpo_rehearsal_run(const grpo_rehearsal_args *ra, tm_error *err) {
         o.max_new_tokens = ra->max_completion_length;
         o.sp.temperature = ra->temperature;  // the log π0 recorded are at it
         o.seed = (uint64_t)ra->seed * 0x9E3779B97F4A7C15ull ^ (uint64_t)p0;
-        online_rollout_opts(&R.task, &o);  // stops (no tool here)
+        online_rollout_opts(&R.task, &o);  // stops, and the tool: π0 samples as grpo --tools samples the policy
         rollout_backend be;
         rollout_model_ctx mctx;
         rollout_backend_model(&be, &mctx, &R.m);

@@ -138,6 +138,7 @@ void grpo_traj_mask(const struct rollout_traj *tr, int mask_truncated, uint8_t *
 typedef struct grpo_rehearsal_args {
     const char *model, *data, *output, *exp_output, *chat_template, *prompt_style, *prompt_suffix;
     const char *chat_template_kwargs;
+    const char *tools;   // none | calculator | python: π0 samples as grpo --tools samples the policy (outputs masked)
     int k, solved_threshold, max_completion_length, max_prompt_length, seed;
     double temperature;  // sampling T of π0; the stored log π0 are of softmax(logits / T) (default 1)
 } grpo_rehearsal_args;

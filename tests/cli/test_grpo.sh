@@ -193,6 +193,19 @@ check '[ "${tp%% *}" = PASS ]' "grpo --tools python, 2 steps: code runs in the s
 tc=$(tools_ok "$tmp/tool_calculator/metrics.jsonl" 3)
 check '[ "${tc%% *}" = PASS ]' "grpo --tools calculator, 2 steps: calculator results are masked from the loss ($tc)"
 
+# rehearsal --tools calculator samples π0 as grpo --tools samples the policy: the calculator's
+# results ("s>>", 3+ bytes) are masked in the stored samples, and grpo --tools calculator on
+# them starts at forward KL 0 (the stored log π0 are the policy's own on every trained token).
+"$T" rehearsal --model "$tmp/sft_calculator" --data "$tmp/train.jsonl" --output "$tmp/Rc.jsonl" --k 4 --solved-threshold 1 \
+  --max-completion-length 24 --tools calculator 2>"$tmp/rehc.err"
+mc=$($PY -c "import json,sys; rows=[json.loads(l) for l in open(sys.argv[1])]; print(len(rows), min((r['completion_mask'].count(0) for r in rows), default=0))" "$tmp/Rc.jsonl")
+check '[ "${mc%% *}" -gt 0 ] && [ "${mc##* }" -ge 3 ]' "rehearsal --tools calculator: correct samples stored with the calculator results masked (rows, fewest masked tokens: $mc)"
+"$T" grpo --model "$tmp/sft_calculator" --data "$tmp/train.jsonl" --per-device-train-batch-size 16 --num-generations 8 --max-completion-length 24 \
+  --logging-steps 1 --quiet --output-dir "$tmp/toolreh" --learning-rate 1e-4 --max-steps 1 --tools calculator --save-steps 0 \
+  --divergence forward_kl --rehearsal "$tmp/Rc.jsonl" 2>"$tmp/toolreh.err"
+dc=$(metric "$tmp/toolreh/metrics.jsonl" 1 rehearsal/divergence 2>/dev/null)
+check "$PY -c 'import sys; sys.exit(not (abs(${dc:-1}) < 1e-9))'" "grpo --tools calculator --rehearsal (rehearsal --tools calculator): forward KL 0 at θ0 ($dc)"
+
 # ---- DPH-RL: rehearsal samples of the initial policy, divergence on them ----
 "$T" rehearsal --model "$tmp/sft" --data "$tmp/train.jsonl" --output "$tmp/R.jsonl" --exp-output "$tmp/exp.jsonl" --k 8 \
   --solved-threshold 5 --max-completion-length 12 2>"$tmp/reh.err"
