@@ -26,6 +26,8 @@ for f in data/sft1.jsonl data/sft2.jsonl data/test.jsonl data/prompts.jsonl toke
 done
 check "[ \$(grep -c '^| ' '$O/report.md') -eq 5 ]" "report.md: a header and 4 stage rows"
 check "grep -q '^| SFT' '$O/report.md' && grep -q '^| + GRPO' '$O/report.md' && grep -q '^| + online DPO' '$O/report.md'" "report.md names the stages"
+check "grep -q 'gain vs SFT \[95% CI, paired\]' '$O/report.md' && grep '^| + GRPO' '$O/report.md' | grep -Eq '\| [+-]0\.[0-9]{3} \[[+-]0\.[0-9]{3}, [+-]0\.[0-9]{3}\] \| (yes: a gain|yes: a loss|no) \|'" \
+  "report.md: GRPO's gain vs SFT with its paired interval and whether it excludes 0"
 check "grep -q '<table id=\"results\">' '$O/report.html' && grep -q '<svg' '$O/report.html' && ! grep -qi '<script' '$O/report.html'" \
   "report.html: the table and the inline SVG, no script"
 check "grep -q '\"stage\": \"grpo\"' '$O/metrics.jsonl' && grep -q '\"accuracy\"' '$O/metrics.jsonl'" "metrics.jsonl has every stage's curves"
