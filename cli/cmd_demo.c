@@ -185,6 +185,8 @@ static int eval_row(demo *d, const char *label, const char *model_rel, const cha
     snprintf(r->stage, sizeof r->stage, "%s", label);
     snprintf(r->model, sizeof r->model, "%s", model);
     r->seconds = train_secs;
+    snprintf(rel, sizeof rel, "eval/%s/samples.jsonl", tag);
+    path(d, r->samples, rel);
     snprintf(rel, sizeof rel, "eval/%s/summary.json", tag);
     if (wrote(d, name, rel) || demo_read_summary(path(d, summ, rel), r, 1)) return -1;
     if (k > 1) {

@@ -22,6 +22,7 @@ typedef struct demo_row {
     int k, k_problems;
     double passk, majk;
     double seconds;       // wall seconds of the stage that trained it
+    char samples[4096];   // the greedy eval's samples.jsonl (per-problem "correct"), for the paired gain
 } demo_row;
 
 // Wilson's 95% interval of a proportion p over n trials.
@@ -29,7 +30,17 @@ void demo_wilson(double p, int n, double *lo, double *hi);
 // Reads an eval summary.json into the row's numbers (greedy: pass@1 and by_level;
 // sampled, k > 1: pass@k and maj@k). Returns -1 with a line on stderr.
 int demo_read_summary(const char *path, demo_row *r, int k);
+// The per-problem greedy results of an eval's samples.jsonl: (*correct)[index] is 1 or 0
+// (sample 0), -1 where the file has no row; *n = 1 + the largest index. Returns -1 with a
+// line on stderr.
+int demo_read_correct(const char *samples_path, signed char **correct, int *n);
+// The gain of model 2 over model 1 on the problems both graded: the 2x2 counts, the gain
+// and its paired 95% interval. Returns the number of problems paired (0: none).
+int demo_paired_gain(const signed char *c1, int n1, const signed char *c2, int n2, double *gain, double *lo, double *hi);
 // Writes report.md and report.html under out, and prints the table. Returns -1 on error.
+// Every row after the SFT row (the first whose stage starts with "SFT") gets its gain
+// over SFT with a paired 95% interval (paired_gain_interval: both greedy evals' per-problem
+// results from their samples.jsonl, on the same problems) and whether it excludes 0.
 int demo_write_report(const char *out, const demo_row *rows, int nrows, const char *command, const char *notes);
 // Appends a stage's metrics.jsonl to out/metrics.jsonl with the step shifted by *offset
 // and "stage" added; *offset grows by the stage's last step. Missing file: no-op.

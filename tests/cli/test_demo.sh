@@ -43,6 +43,8 @@ stages=("untrained" "SFT (curriculum" "SFT + rejection-sampling SFT" "SFT + KTO"
 check "[ \$(grep -c '^| ' '$O/report.md') -eq $((${#stages[@]} + 1)) ]" "report.md: a header and ${#stages[@]} rows"
 for s in "${stages[@]}"; do check "grep -qF '| $s' '$O/report.md'" "report.md has the row '$s'"; done
 check "! grep -q 'failed' '$O/report.md' && grep -q 'starts from the SFT model' '$O/report.md'" "report.md: no method failed; says each starts from SFT"
+check "grep -q 'gain vs SFT \\[95% CI, paired\\]' '$O/report.md' && grep -F '| SFT + GRPO (verifier reward, reverse KL)' '$O/report.md' | grep -Eq '\\| [+-]0\\.[0-9]{3} \\[[+-]0\\.[0-9]{3}, [+-]0\\.[0-9]{3}\\] \\| (yes: a gain|yes: a loss|no) \\|'" \
+  "report.md: GRPO's gain vs SFT with its paired interval and whether it excludes 0"
 check "grep -q '<table id=\"results\">' '$O/report.html' && grep -q '<svg' '$O/report.html' && ! grep -qi '<script' '$O/report.html'" \
   "report.html: the table and the inline SVG, no script"
 for st in sft-2 rs-sft kto cdpo step-dpo online-dpo-1 grpo grpo-fkl ppo; do
