@@ -96,21 +96,25 @@ int demo_paired_gain(const signed char *c1, int n1, const signed char *c2, int n
     return n;
 }
 
-// The gain over SFT of each row after SFT's: NAN where there is none.
+// The gain of each "SFT + method" row over its baseline: the nearest row above it that is
+// an SFT model itself ("SFT (curriculum...)", "SFT, python tool"), graded on the same
+// problems (the python rows have their own test set). NAN where there is none.
 typedef struct gain_col { double g[DEMO_MAX_ROWS], lo[DEMO_MAX_ROWS], hi[DEMO_MAX_ROWS]; int any; } gain_col;
+
+static int is_baseline(const demo_row *r) { return !strncmp(r->stage, "SFT", 3) && strncmp(r->stage, "SFT +", 5) && r->samples[0]; }
 
 static int gains(const demo_row *rows, int nrows, gain_col *gc) {
     memset(gc, 0, sizeof *gc);
     for (int i = 0; i < DEMO_MAX_ROWS; i++) gc->g[i] = gc->lo[i] = gc->hi[i] = NAN;
-    int base = -1;
-    for (int i = 0; i < nrows && base < 0; i++)
-        if (!strncmp(rows[i].stage, "SFT", 3) && rows[i].samples[0]) base = i;
-    if (base < 0 || base == nrows - 1) return 0;
-    signed char *cb, *ci;
-    int nb, ni;
-    if (demo_read_correct(rows[base].samples, &cb, &nb)) return -1;
-    for (int i = base + 1; i < nrows; i++) {
-        if (!rows[i].samples[0]) continue;
+    signed char *cb = NULL, *ci;
+    int nb = 0, ni;
+    for (int i = 0; i < nrows; i++) {
+        if (is_baseline(&rows[i])) {
+            free(cb), cb = NULL;
+            if (demo_read_correct(rows[i].samples, &cb, &nb)) return -1;
+            continue;
+        }
+        if (!cb || strncmp(rows[i].stage, "SFT +", 5) || !rows[i].samples[0]) continue;
         if (demo_read_correct(rows[i].samples, &ci, &ni)) { free(cb); return -1; }
         if (demo_paired_gain(cb, nb, ci, ni, &gc->g[i], &gc->lo[i], &gc->hi[i])) gc->any = 1;
         free(ci);
