@@ -28,6 +28,7 @@
 // product per element, 12-35% slower than OpenBLAS on the training forward. The fixed
 // dot of k_dot_fixed below, used by RMSNorm, keeps that order: a single dot vectorizes
 // only along K.)
+#include <pthread.h>
 #include "kernels/kernels.h"
 #include "kernels/cpu_gemm_own.h"
 #include "kernels/cpu_tuning.h"
@@ -334,15 +335,23 @@ const char *k_gemm_isa_name(int isa) { return isa >= 0 && isa <= K_GEMM_ISA_AVX5
 #define L2_BYTES (1L << 20)  // packed panels per block: about half this core's L2
 
 // The pack buffer of the thread running a block: grown, never shrunk, kept for the
-// thread's life (a decode step would otherwise allocate per call). NULL if malloc failed.
+// thread's life (a decode step would otherwise allocate per call), and freed when the
+// thread exits (a pthread key's destructor: OpenMP ends pool threads when a team shrinks).
+// NULL if malloc failed.
 static _Thread_local float *pack_buf;
 static _Thread_local long pack_cap;
+static pthread_key_t pack_key;
+static pthread_once_t pack_once = PTHREAD_ONCE_INIT;
+static int pack_key_ok;
+static void pack_key_init(void) { pack_key_ok = pthread_key_create(&pack_key, free) == 0; }
 
 static float *pack_space(long floats) {
     if (floats <= pack_cap) return pack_buf;
     free(pack_buf);
     pack_buf = aligned_alloc(64, (size_t)(floats * 4 + 63) / 64 * 64);
     pack_cap = pack_buf ? floats : 0;
+    pthread_once(&pack_once, pack_key_init);
+    if (pack_key_ok) pthread_setspecific(pack_key, pack_buf);
     return pack_buf;
 }
 
