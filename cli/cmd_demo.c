@@ -184,6 +184,7 @@ static int eval_row(demo *d, const char *label, const char *model_rel, const cha
     memset(r, 0, sizeof *r);
     snprintf(r->stage, sizeof r->stage, "%s", label);
     snprintf(r->model, sizeof r->model, "%s", model);
+    snprintf(r->test, sizeof r->test, "%s %s", test_rel, tools);
     r->seconds = train_secs;
     snprintf(rel, sizeof rel, "eval/%s/samples.jsonl", tag);
     path(d, r->samples, rel);

@@ -23,6 +23,7 @@ typedef struct demo_row {
     double passk, majk;
     double seconds;       // wall seconds of the stage that trained it
     char samples[4096];   // the greedy eval's samples.jsonl (per-problem "correct"), for the paired gain
+    char test[256];       // the test file and tool it was graded with: a gain pairs only rows alike
 } demo_row;
 
 // Wilson's 95% interval of a proportion p over n trials.
@@ -38,8 +39,9 @@ int demo_read_correct(const char *samples_path, signed char **correct, int *n);
 // and its paired 95% interval. Returns the number of problems paired (0: none).
 int demo_paired_gain(const signed char *c1, int n1, const signed char *c2, int n2, double *gain, double *lo, double *hi);
 // Writes report.md and report.html under out, and prints the table. Returns -1 on error.
-// Every row after the SFT row (the first whose stage starts with "SFT") gets its gain
-// over SFT with a paired 95% interval (paired_gain_interval: both greedy evals' per-problem
+// Every "SFT + method" row gets its gain over the SFT baseline row graded on the same
+// test (the nearest row above it whose stage starts with "SFT" but not "SFT +", with the
+// same `test`) with a paired 95% interval (paired_gain_interval: both greedy evals' per-problem
 // results from their samples.jsonl, on the same problems) and whether it excludes 0.
 int demo_write_report(const char *out, const demo_row *rows, int nrows, const char *command, const char *notes);
 // Appends a stage's metrics.jsonl to out/metrics.jsonl with the step shifted by *offset

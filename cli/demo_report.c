@@ -97,8 +97,8 @@ int demo_paired_gain(const signed char *c1, int n1, const signed char *c2, int n
 }
 
 // The gain of each "SFT + method" row over its baseline: the nearest row above it that is
-// an SFT model itself ("SFT (curriculum...)", "SFT, python tool"), graded on the same
-// problems (the python rows have their own test set). NAN where there is none.
+// an SFT model itself ("SFT (curriculum...)", "SFT, python tool") graded on the same test
+// file with the same tool (the python rows have their own test set). NAN where none.
 typedef struct gain_col { double g[DEMO_MAX_ROWS], lo[DEMO_MAX_ROWS], hi[DEMO_MAX_ROWS]; int any; } gain_col;
 
 static int is_baseline(const demo_row *r) { return !strncmp(r->stage, "SFT", 3) && strncmp(r->stage, "SFT +", 5) && r->samples[0]; }
@@ -106,20 +106,19 @@ static int is_baseline(const demo_row *r) { return !strncmp(r->stage, "SFT", 3) 
 static int gains(const demo_row *rows, int nrows, gain_col *gc) {
     memset(gc, 0, sizeof *gc);
     for (int i = 0; i < DEMO_MAX_ROWS; i++) gc->g[i] = gc->lo[i] = gc->hi[i] = NAN;
-    signed char *cb = NULL, *ci;
-    int nb = 0, ni;
     for (int i = 0; i < nrows; i++) {
-        if (is_baseline(&rows[i])) {
-            free(cb), cb = NULL;
-            if (demo_read_correct(rows[i].samples, &cb, &nb)) return -1;
-            continue;
-        }
-        if (!cb || strncmp(rows[i].stage, "SFT +", 5) || !rows[i].samples[0]) continue;
+        if (strncmp(rows[i].stage, "SFT +", 5) || !rows[i].samples[0]) continue;
+        int base = -1;
+        for (int j = i - 1; j >= 0 && base < 0; j--)
+            if (is_baseline(&rows[j]) && !strcmp(rows[j].test, rows[i].test)) base = j;
+        if (base < 0) continue;
+        signed char *cb, *ci;
+        int nb, ni;
+        if (demo_read_correct(rows[base].samples, &cb, &nb)) return -1;
         if (demo_read_correct(rows[i].samples, &ci, &ni)) { free(cb); return -1; }
         if (demo_paired_gain(cb, nb, ci, ni, &gc->g[i], &gc->lo[i], &gc->hi[i])) gc->any = 1;
-        free(ci);
+        free(cb), free(ci);
     }
-    free(cb);
     return 0;
 }
 

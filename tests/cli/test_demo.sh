@@ -45,6 +45,12 @@ for s in "${stages[@]}"; do check "grep -qF '| $s' '$O/report.md'" "report.md ha
 check "! grep -q 'failed' '$O/report.md' && grep -q 'starts from the SFT model' '$O/report.md'" "report.md: no method failed; says each starts from SFT"
 check "grep -q 'gain vs SFT \\[95% CI, paired\\]' '$O/report.md' && grep -F '| SFT + GRPO (verifier reward, reverse KL)' '$O/report.md' | grep -Eq '\\| [+-]0\\.[0-9]{3} \\[[+-]0\\.[0-9]{3}, [+-]0\\.[0-9]{3}\\] \\| (yes: a gain|yes: a loss|no) \\|'" \
   "report.md: GRPO's gain vs SFT with its paired interval and whether it excludes 0"
+# on the same problems a paired gain is the difference of the two pass@1: each row's gain
+# must be its pass@1 minus its baseline's (the SFT row; the python rows: "SFT, python tool")
+check "awk -F'|' '/^\\| SFT \\(curriculum/ {b=\$3+0} /^\\| SFT, python tool/ {bp=\$3+0}
+  /^\\| SFT \\+/ && \$5 !~ /^ *- *\$/ { base = (\$2 ~ /python/) ? bp : b; g = \$5 + 0; d = \$3 - base;
+    if (g - d > 0.0015 || d - g > 0.0015) { print \"bad gain:\", \$2, g, d; bad = 1 } n++ }
+  END { exit bad || n < 9 }' '$O/report.md'" "report.md: every method's gain is its pass@1 minus its own baseline's"
 check "grep -q '<table id=\"results\">' '$O/report.html' && grep -q '<svg' '$O/report.html' && ! grep -qi '<script' '$O/report.html'" \
   "report.html: the table and the inline SVG, no script"
 for st in sft-2 rs-sft kto cdpo step-dpo online-dpo-1 grpo grpo-fkl ppo; do
