@@ -159,21 +159,13 @@ static const char *const report_names[] = {"auto", "scalar C", "AVX2 (bf16 widen
 const char *k_bb16_path_name(int path) { return path >= 0 && path <= K_BB16_AMX ? path_names[path] : "?"; }
 
 int k_bb16_path_available(int path) {
-#if defined(__AVX2__) && !defined(__AVX512F__)
-    const int cap512 = 0;  // the x86-64-v3 build: the AVX2 path, whatever the CPU
-#else
-    const int cap512 = 1;
-#endif
-    __builtin_cpu_init();
-    int avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-    int avx512 = cap512 && avx2 && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") &&
-                 __builtin_cpu_supports("avx512bw");
+    bf16_isa c = bf16_isa_caps();  // the same CPU and build caps as the frozen-base kernels
     switch (path) {
     case K_BB16_SCALAR: return 1;
-    case K_BB16_AVX2: return avx2;
-    case K_BB16_AVX512: return avx512;
-    case K_BB16_DPBF16: return avx512 && __builtin_cpu_supports("avx512bf16");
-    case K_BB16_AMX: return avx512 && bf16_amx_usable();
+    case K_BB16_AVX2: return c.avx2;
+    case K_BB16_AVX512: return c.avx512;
+    case K_BB16_DPBF16: return c.dpbf16;
+    case K_BB16_AMX: return c.amx;
     default: return 0;
     }
 }

@@ -76,7 +76,7 @@ static const char *path_names[] = {"auto", "scalar", "avx2", "avx512", "dpbf16",
 
 const char *k_bf16_path_name(int path) { return path >= 0 && path <= K_BF16_AMX ? path_names[path] : "?"; }
 
-int k_bf16_path_available(int path) {
+bf16_isa bf16_isa_caps(void) {
     // The build's own target caps the automatic and the forced choice alike, so that the
     // x86-64-v3 build runs the AVX2 path on an AVX-512 machine.
 #if defined(__AVX2__) && !defined(__AVX512F__)
@@ -85,15 +85,23 @@ int k_bf16_path_available(int path) {
     const int cap512 = 1;
 #endif
     __builtin_cpu_init();
-    int avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-    int avx512 = cap512 && avx2 && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") &&
-                 __builtin_cpu_supports("avx512bw");
+    bf16_isa c = {0};
+    c.avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    c.avx512 = cap512 && c.avx2 && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") &&
+               __builtin_cpu_supports("avx512bw");
+    c.dpbf16 = c.avx512 && __builtin_cpu_supports("avx512bf16");
+    c.amx = c.avx512 && bf16_amx_usable();
+    return c;
+}
+
+int k_bf16_path_available(int path) {
+    bf16_isa c = bf16_isa_caps();
     switch (path) {
     case K_BF16_SCALAR: return 1;
-    case K_BF16_AVX2: return avx2;
-    case K_BF16_AVX512: return avx512;
-    case K_BF16_DPBF16: return avx512 && __builtin_cpu_supports("avx512bf16");
-    case K_BF16_AMX: return avx512 && bf16_amx_usable();
+    case K_BF16_AVX2: return c.avx2;
+    case K_BF16_AVX512: return c.avx512;
+    case K_BF16_DPBF16: return c.dpbf16;
+    case K_BF16_AMX: return c.amx;
     default: return 0;
     }
 }

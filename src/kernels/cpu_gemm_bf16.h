@@ -24,6 +24,10 @@ int bf16_amx_enable(void);
 // 1 when CPUID reports AMX-TILE and AMX-BF16 and Linux granted the tile data state
 // (also used by the bf16 x bf16 GEMM, cpu_gemm_bb16_amx.c).
 int bf16_amx_usable(void);
+// What this CPU and this build (the x86-64-v3 build has no AVX-512) can run, for both
+// bf16 GEMM families (cpu_gemm_bf16.c, cpu_gemm_bb16.c).
+typedef struct { int avx2, avx512, dpbf16, amx; } bf16_isa;
+bf16_isa bf16_isa_caps(void);
 
 // bf16 bits -> fp32 (exact)
 static inline float bf16_widen(uint16_t h) {
