@@ -36,39 +36,6 @@
 #if !defined(__AVX512F__) && defined(__AVX2__) && defined(__FMA__)
 #include <immintrin.h>
 #define LM_AVX2 1
-// exp(x) for 8 floats: exp512_ps (cpu_simd.h) for AVX2+FMA, the same Cephes polynomial
-// with 2^n built in the exponent field (no vscalefps). Without it the AVX2 build called
-// glibc's expf per logit, with the sums a serial dependency chain: on the fused
-// lm-head at V = 151936, D = 256 that doubled the forward (bench/lmhead.c).
-// - x is clamped to [-88, 88.376] so that n + 127 stays in [1, 254]; the lm-head only
-//   takes exp of z - max <= 0 and z - lse <= 0, so the upper clamp never bites there.
-// - Below -87.33 the result is exactly 0, and NaN propagates, as in exp512_ps.
-static inline __m256 exp256_ps(__m256 x0) {
-    __m256 x = _mm256_min_ps(_mm256_set1_ps(88.3762626647949f), x0);
-    x = _mm256_max_ps(_mm256_set1_ps(-88.0f), x);
-    __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
-                               _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x);
-    r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);
-    __m256 p = _mm256_set1_ps(1.9875691500e-4f);
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.3981999507e-3f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(8.3334519073e-3f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(4.1665795894e-2f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.6666665459e-1f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.0000001201e-1f));
-    p = _mm256_fmadd_ps(p, _mm256_mul_ps(r, r), _mm256_add_ps(r, _mm256_set1_ps(1.0f)));
-    __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
-    __m256 y = _mm256_mul_ps(p, _mm256_castsi256_ps(e));
-    __m256 keep = _mm256_cmp_ps(x0, _mm256_set1_ps(-87.33f), _CMP_NLT_UQ);
-    return _mm256_and_ps(keep, y);
-}
-
-// Lanes [0, n) all ones (n clamped to 0..8), for masked loads and stores.
-static inline __m256i tail_mask8(int n) {
-    int k = n < 0 ? 0 : n > 8 ? 8 : n;
-    return _mm256_cmpgt_epi32(_mm256_set1_epi32(k), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
-}
-
 // Sum of the 8 lanes in a fixed order.
 static inline float hsum8(__m256 v) {
     __m128 a = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
