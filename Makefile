@@ -4,10 +4,10 @@
 
 CC      ?= gcc
 PREFIX  ?= /usr/local
-# The binary is built for the CPU it is built on (-march=native: AVX-512 paths where
-# the machine has them). For a binary to copy to other x86-64 machines from Haswell /
-# Zen on: make MARCH=x86-64-v3.
-MARCH   ?= native
+# The binary is portable: x86-64-v3 (Haswell / Zen on: AVX2 + FMA), and the kernels pick
+# their AVX-512 / AMX paths at run time where the CPU has them (src/kernels/cpu_isa.h).
+# MARCH=native also lets the compiler use AVX-512 in the plain loops.
+MARCH   ?= x86-64-v3
 BUILD   := build
 WARN    := -Wall -Wextra -Werror -Wno-unused-parameter
 DEFS    := -D_GNU_SOURCE -DTEMPER_DATADIR='"$(PREFIX)/share/temper/data"'
@@ -25,14 +25,8 @@ LDLIBS     += $(shell mpicc --showme:link)
 endif
 
 # Sanitizer build of the library and unit tests (make check runs these too).
-SAN_CFLAGS := -std=c17 -O1 -g -march=native -fopenmp -fno-omit-frame-pointer \
+SAN_CFLAGS := -std=c17 -O1 -g -march=$(MARCH) -fopenmp -fno-omit-frame-pointer \
               -fsanitize=address,undefined -fno-sanitize-recover=undefined $(WARN) $(DEFS) $(INC) -MMD -MP
-
-# The AVX2 build: the library and the numeric unit tests again for x86-64-v3 (AVX2 +
-# FMA, no AVX-512), run by make check on OpenBLAS's Haswell kernels, so that an
-# AVX-512 machine tests the AVX2 paths too and an AVX2 machine tests its own.
-V3_CFLAGS := -std=c17 -O2 -march=x86-64-v3 -fopenmp $(WARN) $(DEFS) $(INC) -MMD -MP
-V3_UNITS  := test_gemm_bf16 test_gemm_bb16 test_bf16_train test_kernels test_model test_objectives test_rollout test_data test_det test_vision
 
 LIB_SRC  := $(sort $(wildcard src/*/*.c))
 CLI_SRC  := $(sort $(wildcard cli/*.c))
@@ -43,8 +37,6 @@ CLI_OBJ  := $(CLI_SRC:%.c=$(BUILD)/obj/%.o)
 SAN_OBJ  := $(LIB_SRC:%.c=$(BUILD)/san/%.o)
 TESTS    := $(TEST_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 SAN_TESTS:= $(TEST_SRC:tests/unit/%.c=$(BUILD)/san-tests/%)
-V3_OBJ   := $(LIB_SRC:%.c=$(BUILD)/v3/%.o)
-V3_TESTS := $(V3_UNITS:%=$(BUILD)/v3-tests/%)
 
 .PHONY: all install deps build-deps check test demo bench fuzz clean
 all: $(BUILD)/temper $(TESTS)
@@ -54,10 +46,9 @@ all: $(BUILD)/temper $(TESTS)
 # kept in a file that changes only when they do
 MPI_STAMP := $(BUILD)/mpi.flags
 $(shell mkdir -p $(BUILD) && (echo '$(MPI_CFLAGS)' | cmp -s - $(MPI_STAMP) || echo '$(MPI_CFLAGS)' > $(MPI_STAMP)))
-$(BUILD)/obj/src/dist/dist_mpi.o $(BUILD)/san/src/dist/dist_mpi.o $(BUILD)/v3/src/dist/dist_mpi.o $(BUILD)/fuzz-obj/src/dist/dist_mpi.o: $(MPI_STAMP)
+$(BUILD)/obj/src/dist/dist_mpi.o $(BUILD)/san/src/dist/dist_mpi.o $(BUILD)/fuzz-obj/src/dist/dist_mpi.o: $(MPI_STAMP)
 $(BUILD)/obj/src/dist/dist_mpi.o: CFLAGS += $(MPI_CFLAGS)
 $(BUILD)/san/src/dist/dist_mpi.o: SAN_CFLAGS += $(MPI_CFLAGS)
-$(BUILD)/v3/src/dist/dist_mpi.o: V3_CFLAGS += $(MPI_CFLAGS)
 $(BUILD)/fuzz-obj/src/dist/dist_mpi.o: FUZZ_CFLAGS += $(MPI_CFLAGS)
 
 $(BUILD)/obj/%.o: %.c
@@ -67,26 +58,6 @@ $(BUILD)/obj/%.o: %.c
 $(BUILD)/san/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(SAN_CFLAGS) -c $< -o $@
-
-$(BUILD)/v3/%.o: %.c
-	@mkdir -p $(dir $@)
-	$(CC) $(V3_CFLAGS) -c $< -o $@
-
-$(BUILD)/libtemper-v3.a: $(V3_OBJ)
-	@rm -f $@
-	ar rcs $@ $^
-
-$(BUILD)/v3-tests/%: tests/unit/%.c tests/unit/test.h $(BUILD)/libtemper-v3.a
-	@mkdir -p $(dir $@)
-	$(CC) $(V3_CFLAGS) -Itests/unit -o $@ $< $(BUILD)/libtemper-v3.a $(LDLIBS)
-
-# The trainer's numerics on the AVX2 build: test_parity.py drives these two.
-$(BUILD)/v3/temper: $(CLI_SRC:%.c=$(BUILD)/v3/%.o) $(BUILD)/libtemper-v3.a
-	$(CC) $(V3_CFLAGS) -o $@ $^ $(LDLIBS)
-$(BUILD)/v3-tools/grad_dump: tests/tools/grad_dump.c $(BUILD)/libtemper-v3.a $(BUILD)/v3/cli/flags.o $(BUILD)/v3/cli/config_yaml.o
-	@mkdir -p $(dir $@)
-	$(CC) $(V3_CFLAGS) -o $@ $< $(BUILD)/v3/cli/flags.o $(BUILD)/v3/cli/config_yaml.o $(BUILD)/libtemper-v3.a $(LDLIBS)
-V3_BINS := $(BUILD)/v3/temper $(BUILD)/v3-tools/grad_dump
 
 $(BUILD)/libtemper.a: $(LIB_OBJ)
 	@rm -f $@
@@ -110,7 +81,7 @@ $(BUILD)/san-tests/%: tests/unit/%.c tests/unit/test.h $(BUILD)/libtemper-san.a
 # libFuzzer targets: tests/fuzz/fuzz_*.c -> build/fuzz/fuzz_*, each linked against the
 # library built by clang with coverage instrumentation (make check runs each for a
 # bounded time, scripts/run-tests).
-FUZZ_CFLAGS := -std=c17 -g -O1 -march=native -fopenmp -Wno-pass-failed -fsanitize=fuzzer-no-link,address,undefined $(DEFS) $(INC) -MMD -MP
+FUZZ_CFLAGS := -std=c17 -g -O1 -march=$(MARCH) -fopenmp -Wno-pass-failed -fsanitize=fuzzer-no-link,address,undefined $(DEFS) $(INC) -MMD -MP
 FUZZ_OBJ    := $(LIB_SRC:%.c=$(BUILD)/fuzz-obj/%.o)
 FUZZERS     := $(patsubst tests/fuzz/%.c,$(BUILD)/fuzz/%,$(wildcard tests/fuzz/fuzz_*.c))
 $(BUILD)/fuzz-obj/%.o: %.c
@@ -129,8 +100,7 @@ install: $(BUILD)/temper
 	install -m 755 $(BUILD)/temper $(DESTDIR)$(PREFIX)/bin/temper
 	install -m 644 data/gsm8k/* $(DESTDIR)$(PREFIX)/share/temper/data/gsm8k/
 	install -m 644 data/math500/* $(DESTDIR)$(PREFIX)/share/temper/data/math500/
-	@echo "installed $(PREFIX)/bin/temper, built with -march=$(MARCH): it runs on CPUs like this one" \
-	      "($$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')); for other x86-64 machines build with MARCH=x86-64-v3"
+	@echo "installed $(PREFIX)/bin/temper, built with -march=$(MARCH)$(if $(filter x86-64-v3,$(MARCH)),: it runs on any x86-64 CPU with AVX2 and FMA,)"
 
 deps:
 	@scripts/install-deps
@@ -138,7 +108,7 @@ deps:
 build-deps:
 	@scripts/install-deps --build
 
-test: all $(SAN_TESTS) $(V3_TESTS) $(V3_BINS) $(FUZZERS)
+test: all $(SAN_TESTS) $(FUZZERS)
 	@scripts/run-tests
 
 check: deps

@@ -1,13 +1,12 @@
-// bench/isa.h: the vector ISA this bench program (and the library, built with the same
-// CFLAGS) was compiled for, for the "isa" field of its JSON line. temper's kernels have
-// AVX-512 paths (#ifdef __AVX512F__) and plain C that the compiler vectorizes for the
-// -march it is given; none uses AMX.
+// bench/isa.h: the vector path temper's hand-written kernels take in this run (chosen at
+// run time, cpu_isa.c: the widest the CPU has, or TEMPER_ISA), for the "isa" field of a
+// bench program's JSON line. The bf16 GEMMs report their own path (AMX and AVX-512-BF16
+// included) on stderr.
 #pragma once
+#include "kernels/cpu_tuning.h"
 
-#if defined(__AVX512F__)
-#define BENCH_ISA "AVX-512"
-#elif defined(__AVX2__)
-#define BENCH_ISA "AVX2"
-#else
-#define BENCH_ISA "x86-64 baseline"
-#endif
+static inline const char *bench_isa(void) {
+    int isa = k_isa();
+    return isa == K_ISA_AVX512 ? "AVX-512" : isa == K_ISA_AVX2 ? "AVX2" : "x86-64 baseline";
+}
+#define BENCH_ISA bench_isa()

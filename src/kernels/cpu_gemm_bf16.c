@@ -31,6 +31,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "kernels/cpu_gemm_bf16.h"
+#include "kernels/cpu_isa.h"
 #include "kernels/cpu_tuning.h"
 #include "kernels/kernels.h"
 
@@ -77,13 +78,9 @@ static const char *path_names[] = {"auto", "scalar", "avx2", "avx512", "dpbf16",
 const char *k_bf16_path_name(int path) { return path >= 0 && path <= K_BF16_AMX ? path_names[path] : "?"; }
 
 bf16_isa bf16_isa_caps(void) {
-    // The build's own target caps the automatic and the forced choice alike, so that the
-    // x86-64-v3 build runs the AVX2 path on an AVX-512 machine.
-#if defined(__AVX2__) && !defined(__AVX512F__)
-    const int cap512 = 0;
-#else
-    const int cap512 = 1;
-#endif
+    // The kernels' run-time path (k_isa(): TEMPER_ISA=avx2 runs the AVX2 paths on an
+    // AVX-512 machine) caps the automatic and the forced choice alike.
+    const int cap512 = k_isa() >= K_ISA_AVX512;
     __builtin_cpu_init();
     bf16_isa c = {0};
     c.avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");

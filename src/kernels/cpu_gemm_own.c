@@ -31,6 +31,7 @@
 #include <pthread.h>
 #include "kernels/kernels.h"
 #include "kernels/cpu_gemm_own.h"
+#include "kernels/cpu_isa.h"
 #include "kernels/cpu_tuning.h"
 #include <immintrin.h>
 #include <math.h>
@@ -298,19 +299,13 @@ AVX512 static void block_avx512(const gemm_args *g, int i0, int i1, int j0, int 
 
 // ---------------------------------------------------------------- dispatch
 
-static int isa_supported(int isa) {
-    if (isa == K_GEMM_ISA_AVX512) return __builtin_cpu_supports("avx512f");
-    if (isa == K_GEMM_ISA_AVX2) return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-    return isa == K_GEMM_ISA_C;
-}
+static int isa_supported(int isa) { return k_isa_supported(isa); }
 
 static int isa_cur = -1;
 static const char *const isa_names[] = {"c", "avx2", "avx512"};
 
-static int isa_best(void) {
-    return isa_supported(K_GEMM_ISA_AVX512) ? K_GEMM_ISA_AVX512
-           : isa_supported(K_GEMM_ISA_AVX2) ? K_GEMM_ISA_AVX2 : K_GEMM_ISA_C;
-}
+// the kernels' run-time path (cpu_isa.c: the widest the CPU has, or TEMPER_ISA)
+static int isa_best(void) { return k_isa(); }
 
 int k_gemm_set_isa(int isa) {
     isa_cur = isa >= 0 && isa <= K_GEMM_ISA_AVX512 && isa_supported(isa) ? isa : isa_best();
@@ -318,7 +313,7 @@ int k_gemm_set_isa(int isa) {
 }
 
 // TEMPER_OWN_GEMM=c|avx2|avx512 picks the path at first use (benchmarks of the AVX2 path
-// on an AVX-512 machine); one the CPU lacks falls back to the best.
+// on an AVX-512 machine); one the CPU lacks, or none, gives the kernels' path, k_isa().
 int k_gemm_isa(void) {
     if (isa_cur < 0) {
         const char *e = getenv("TEMPER_OWN_GEMM");

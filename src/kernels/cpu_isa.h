@@ -11,13 +11,10 @@
 // (TEMPER_ISA=avx2 runs the AVX2 paths on an AVX-512 machine).
 #pragma once
 #include <immintrin.h>
-
-enum { K_ISA_C = 0, K_ISA_AVX2 = 1, K_ISA_AVX512 = 2 };  // the numbering of K_GEMM_ISA_*
+#include "kernels/cpu_tuning.h"  // K_ISA_C, K_ISA_AVX2, K_ISA_AVX512, k_isa_set
 
 #define ISA_AVX2 __attribute__((target("avx2,fma")))
 #define ISA_AVX512 __attribute__((target("avx512f,avx512vl,avx512bw,avx512dq,avx2,fma")))
 
-// The path in use: the widest the CPU has, or TEMPER_ISA=c|avx2|avx512 read at first use
-// (one the CPU lacks gives the widest it has), or what k_isa_set chose (cpu_tuning.h).
-// Call it first outside parallel regions (the choice is cached in a plain static).
-int k_isa(void);
+// k_isa() (cpu_tuning.h) is the path in use; call it first outside parallel regions (the
+// choice is cached in a plain static).

@@ -39,11 +39,12 @@ int k_bb16_path(void);
 int k_bb16_path_available(int path);
 const char *k_bb16_path_name(int path);
 
-// The vector path of the hand-written kernels (cpu_isa.h): K_ISA_C 0, K_ISA_AVX2 1,
-// K_ISA_AVX512 2. k_isa() picks at first use the widest the CPU has, or the one
+// The vector path of the hand-written kernels (cpu_isa.h), numbered as the fixed-order
+// GEMM's paths above. k_isa() picks at first use the widest the CPU has, or the one
 // TEMPER_ISA=c|avx2|avx512 names; k_isa_set picks one (one the CPU lacks, or -1: the
 // widest) and returns the path now in use. Every kernel's paths give the same bits, so
 // this changes speed only; tests run the AVX2 paths on an AVX-512 machine with it.
+enum { K_ISA_C = 0, K_ISA_AVX2 = 1, K_ISA_AVX512 = 2 };
 int k_isa(void);
 int k_isa_set(int isa);
 int k_isa_supported(int isa);

@@ -139,9 +139,8 @@ int main(void) {
     // the automatic choice: exact, and never AVX-512 in a build that targets AVX2 only
     int auto_path = k_bf16_path();
     CHECK(auto_path == K_BF16_SCALAR || auto_path == K_BF16_AVX2 || auto_path == K_BF16_AVX512, "automatic bf16 path is an exact one (%s)", k_bf16_path_name(auto_path));
-#if defined(__AVX2__) && !defined(__AVX512F__)
-    CHECK(auto_path == K_BF16_AVX2 && k_bf16_set_path(K_BF16_AVX512) == -1, "the x86-64-v3 build runs the AVX2 path (%s) and refuses avx512", k_bf16_path_name(auto_path));
-#endif
+    if (k_isa() == K_ISA_AVX2)
+        CHECK(auto_path == K_BF16_AVX2 && k_bf16_set_path(K_BF16_AVX512) == -1, "under the AVX2 kernel path (TEMPER_ISA=avx2 or an AVX2 CPU) bf16 runs the AVX2 path (%s) and refuses avx512", k_bf16_path_name(auto_path));
     // the bf16 lm-head: the fp32 kernel on the widened W, bit for bit (forward and dh)
     {
         enum { NL = 37, DL = 40, VL = 301 };
