@@ -26,8 +26,9 @@
 //   "avx2"         AVX2 + FMA, 6 x 16 microkernel on panels of bf16 widened to fp32 once;
 //   "avx512"       AVX-512F FMA, 12 x 32 microkernel, the same panels;
 //   "avx512-bf16"  vdpbf16ps, 12 x 32 microkernel on pair-interleaved bf16 panels;
-//   "amx"          AMX-BF16 tiles, 32 x 32 (cpu_gemm_bb16_amx.c): NEVER RUN here (no AMX
-//                  on the development machine). Padded to R multiple of 32; whether the
+//   "amx"          AMX-BF16 tiles, 32 x 32 (cpu_gemm_bb16_amx.c): never run on silicon
+//                  (no AMX on any development machine); on a software model of the tile
+//                  unit (test_amx_emu.c) it gives the other paths' bits. Padded to R multiple of 32; whether the
 //                  silicon rounds per the SDM's pseudo-code is unverified, so it is held
 //                  to a tolerance, not to the bits of the other paths.
 // Automatic choice: amx when the CPU has it and a first-use self-check against the
@@ -147,6 +148,12 @@ static void gemm(const bb16_ops *o, float *C, long ldc, int I, int J, int R, bb1
             tile(o, C, ldc, I, J, Rp, Ap, pa, Bp, pb, (t % tI) * o->mc, (t / tI) * o->nc, zero);
         if (o->end) o->end();
     }
+}
+
+// tests/unit/test_amx_emu.c: the whole packed GEMM on one path's ops (the AMX microkernel
+// on a software model of the tile unit)
+void bb16_gemm_on(const bb16_ops *o, float *C, long ldc, int I, int J, int R, bb16_src A, bb16_src B, int zero) {
+    gemm(o, C, ldc, I, J, R, A, B, zero);
 }
 
 // ---- dispatch ----

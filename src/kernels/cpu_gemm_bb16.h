@@ -48,6 +48,10 @@ typedef struct bb16_ops {
 // rows xr already rounded to bf16 (AVX-512F; the same bits as the packed paths)
 void bb16_rows_avx512(float *y, const float *xr, const uint16_t *W, int M, int K, int N, int j0, int j1);
 
+// The packed GEMM of cpu_gemm_bb16.c on the given ops, C (+)= A B^T (tests: the AMX ops on
+// a software model of the tile unit, tests/unit/test_amx_emu.c).
+void bb16_gemm_on(const bb16_ops *o, float *C, long ldc, int I, int J, int R, bb16_src A, bb16_src B, int zero);
+
 extern const bb16_ops bb16_ops_avx2, bb16_ops_avx512, bb16_ops_dp, bb16_ops_amx;
 enum { BB16_MR_MAX = 32, BB16_NR_MAX = 32 };
 

@@ -1,6 +1,8 @@
 // kernels/cpu_gemm_bb16_amx.c: the AMX-BF16 microkernel of the bf16 x bf16 GEMM
-// (cpu_gemm_bb16.c has the contract). NEVER RUN: the machine it was written on has no
-// AMX. It is compiled in every build and chosen only on a CPU whose CPUID reports
+// (cpu_gemm_bb16.c has the contract). Never run on silicon: no machine this project has
+// met exposes AMX; tests/unit/test_amx_emu.c runs it on a software model of the tile unit
+// (the SDM's semantics), where it gives the other paths' bits. It is compiled in every
+// build and chosen only on a CPU whose CPUID reports
 // AMX-TILE and AMX-BF16, after Linux granted the tile data (bf16_amx_usable, shared with
 // cpu_gemm_bf16_amx.c), and after cpu_gemm_bb16.c's first-use self-check against the
 // AVX-512 path passed.
@@ -10,7 +12,7 @@
 // pairs x 16 columns (tmm6-7, PAIRS_SWAP panels, stride 32 words). The SDM's TDPBF16PS adds
 // each pair's low half first, so the panels put the odd index there: per the SDM this is
 // the contract's order (odd, then even, each rounded). Whether the silicon rounds exactly
-// so is unverified (the self-check compares within a tolerance, not bits), and the reduced
+// so is unverified on hardware (the self-check compares within a tolerance, not bits), and the reduced
 // dimension is padded to 32 with zeros.
 #include <immintrin.h>
 #include <string.h>

@@ -24,9 +24,9 @@
 //   and compiled, but the development machine has no AMX, so it has NEVER RUN; it is
 //   only chosen when asked for by name on a CPU that reports amx-bf16, and after the
 //   kernel granted the tile state (arch_prctl). Treat it as untested.
-// Automatic choice: the widest exact path the CPU has, capped at what the build targets
-// when the build targets AVX2 or more (the x86-64-v3 build never picks AVX-512 paths, so
-// it tests the AVX2 one on any machine).
+// Automatic choice: the widest exact path the CPU has, capped by the kernels' run-time
+// path k_isa() (TEMPER_ISA=avx2 never picks AVX-512 paths, so it tests the AVX2 one on any
+// machine).
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>

@@ -1,6 +1,7 @@
 // kernels/cpu_gemm_bf16_amx.c: the AMX-BF16 forward tile of the bf16-weight linear
-// (cpu_gemm_bf16.c has the contract). UNTESTED: the machine this was written on has no
-// AMX, so this code has been compiled but never run. It is reachable only by asking for
+// (cpu_gemm_bf16.c has the contract). Never run on silicon (no machine this project has
+// met exposes AMX); tests/unit/test_amx_emu.c runs it on a software model of the tile
+// unit, where each element is one chain in k order. It is reachable only by asking for
 // the "amx" path by name (k_bf16_set_path / TEMPER_BF16_GEMM=amx) on a CPU reporting
 // amx-tile and amx-bf16, after the kernel granted the tile data state. x is rounded to
 // bf16 as in the dpbf16 path; products are summed in fp32 in the order of the AMX unit.
