@@ -20,10 +20,11 @@
 //   first, then pairs of bf16 products are summed in fp32. Faster, but x loses its low 16
 //   bits: relative error ~2^-9 per product (test_gemm_bf16 states the bound it checks).
 //   Not used unless asked for; the backward of this path is the exact one.
-// - "amx" (forward only, AMX-BF16 _tile_dpbf16ps, x rounded to bf16 as for dpbf16): written
-//   and compiled, but the development machine has no AMX, so it has NEVER RUN; it is
-//   only chosen when asked for by name on a CPU that reports amx-bf16, and after the
-//   kernel granted the tile state (arch_prctl). Treat it as untested.
+// - "amx" (forward only, AMX-BF16 _tile_dpbf16ps, x rounded to bf16 as for dpbf16): never
+//   run on silicon (no development machine exposes AMX); on a software model of the tile
+//   unit (test_amx_emu.c) each element is one chain in k order. It is only chosen when
+//   asked for by name on a CPU that reports amx-bf16, after the kernel granted the tile
+//   state (arch_prctl).
 // Automatic choice: the widest exact path the CPU has, capped by the kernels' run-time
 // path k_isa() (TEMPER_ISA=avx2 never picks AVX-512 paths, so it tests the AVX2 one on any
 // machine).
