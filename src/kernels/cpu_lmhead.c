@@ -27,6 +27,12 @@
 //
 // GEMMs go through k_sgemm, which runs on the same OpenMP threads as the
 // elementwise passes, so the per-chunk alternation has no thread-pool hand-over.
+//
+// The per-row passes (max, exp sums, dlogits) have AVX-512, AVX2+FMA and plain-C paths,
+// chosen once per call by k_isa() (cpu_isa.h), that give the same bits (see below). The
+// few scalar expf/logf calls per row and chunk (fold_chunk, fold_end) are glibc's on
+// every path; glibc itself picks an FMA variant of them on CPUs with FMA, so the C path
+// on a CPU without AVX2 could differ from the others there (in the last bit, rarely).
 #include "kernels/kernels.h"
 #include "kernels/cpu_simd.h"
 #include "kernels/cpu_tuning.h"
