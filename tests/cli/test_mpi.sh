@@ -116,7 +116,9 @@ ok "ppo --zero 1: the same policy and value head as --zero 0, byte for byte" \
    'cmp -s q2/model.safetensors q3/model.safetensors && cmp -s q2/value_head.safetensors q3/value_head.safetensors'
 "$T" ppo $PP --value-model ms --output-dir v1 --per-device-train-batch-size 4 --gradient-accumulation-steps 2 2>/dev/null
 $MPI "$T" ppo $PP --value-model ms --output-dir v2 --per-device-train-batch-size 4 --zero 1 --save-steps 1 2>/dev/null; rc=$?
-r=$($PY compare.py v1/metrics.jsonl v2/metrics.jsonl $PK)
+# the PPO loss is a small difference of terms (0.029): 2 ranks sum the value model's gradients
+# in another order, which moves it by ~1e-6 relative in the portable (x86-64-v3) build
+r=$($PY compare.py v1/metrics.jsonl v2/metrics.jsonl "${PK/loss,/loss:3e-6,}")
 ok "ppo (separate value model, --zero 1) -np 2 = 1 process (rc $rc): $r" '[ $rc -eq 0 ] && [[ "$r" == *PASS ]] && [ -f v2/value_model/checkpoint-1/optimizer.safetensors ]'
 rm -f v2/model.safetensors
 "$T" ppo $PP --value-model ms --output-dir v2 --per-device-train-batch-size 4 --gradient-accumulation-steps 2 --resume-from-checkpoint last 2>/dev/null; rc=$?
