@@ -198,8 +198,9 @@ check '[ "${tc%% *}" = PASS ]' "grpo --tools calculator, 2 steps: calculator res
 # them starts at forward KL 0 (the stored log π0 are the policy's own on every trained token).
 "$T" rehearsal --model "$tmp/sft_calculator" --data "$tmp/train.jsonl" --output "$tmp/Rc.jsonl" --k 4 --solved-threshold 1 \
   --max-completion-length 24 --tools calculator 2>"$tmp/rehc.err"
-# (a correct sample may also answer without a call: the rows that call the calculator are checked)
-mc=$($PY -c "import json,sys; rows=[json.loads(l) for l in open(sys.argv[1])]; c=[r for r in rows if '<<' in json.dumps(r.get('completion', ''))]; print(len(c), min((r['completion_mask'].count(0) for r in c), default=0))" "$tmp/Rc.jsonl")
+# (a correct sample may answer without a call: rows with masked tokens are the calls, each
+# masking the whole result, 3 tokens or more)
+mc=$($PY -c "import json,sys; rows=[json.loads(l) for l in open(sys.argv[1])]; c=[r['completion_mask'].count(0) for r in rows]; c=[n for n in c if n]; print(len(c), min(c, default=0))" "$tmp/Rc.jsonl")
 check '[ "${mc%% *}" -gt 0 ] && [ "${mc##* }" -ge 3 ]' "rehearsal --tools calculator: correct samples that call the calculator are stored with its results masked (rows, fewest masked tokens: $mc)"
 "$T" grpo --model "$tmp/sft_calculator" --data "$tmp/train.jsonl" --per-device-train-batch-size 16 --num-generations 8 --max-completion-length 24 \
   --logging-steps 1 --quiet --output-dir "$tmp/toolreh" --learning-rate 1e-4 --max-steps 1 --tools calculator --save-steps 0 \
