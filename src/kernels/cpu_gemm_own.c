@@ -299,33 +299,23 @@ AVX512 static void block_avx512(const gemm_args *g, int i0, int i1, int j0, int 
 
 // ---------------------------------------------------------------- dispatch
 
-static int isa_supported(int isa) { return k_isa_supported(isa); }
-
 static int isa_cur = -1;
-static const char *const isa_names[] = {"c", "avx2", "avx512"};
 
-// the kernels' run-time path (cpu_isa.c: the widest the CPU has, or TEMPER_ISA)
-static int isa_best(void) { return k_isa(); }
-
+// one the CPU lacks, or -1, gives the kernels' run-time path (cpu_isa.c: the widest the CPU
+// has, or TEMPER_ISA)
 int k_gemm_set_isa(int isa) {
-    isa_cur = isa >= 0 && isa <= K_GEMM_ISA_AVX512 && isa_supported(isa) ? isa : isa_best();
+    isa_cur = isa >= 0 && isa <= K_GEMM_ISA_AVX512 && k_isa_supported(isa) ? isa : k_isa();
     return isa_cur;
 }
 
 // TEMPER_OWN_GEMM=c|avx2|avx512 picks the path at first use (benchmarks of the AVX2 path
-// on an AVX-512 machine); one the CPU lacks, or none, gives the kernels' path, k_isa().
+// on an AVX-512 machine).
 int k_gemm_isa(void) {
-    if (isa_cur < 0) {
-        const char *e = getenv("TEMPER_OWN_GEMM");
-        int want = -1;
-        for (int i = 0; e && i <= K_GEMM_ISA_AVX512; i++)
-            if (!strcmp(e, isa_names[i])) want = i;
-        k_gemm_set_isa(want);
-    }
+    if (isa_cur < 0) k_gemm_set_isa(k_isa_from_env("TEMPER_OWN_GEMM"));
     return isa_cur;
 }
 
-const char *k_gemm_isa_name(int isa) { return isa >= 0 && isa <= K_GEMM_ISA_AVX512 ? isa_names[isa] : "?"; }
+const char *k_gemm_isa_name(int isa) { return k_isa_name(isa); }
 
 #define L2_BYTES (1L << 20)  // packed panels per block: about half this core's L2
 

@@ -28,14 +28,15 @@ int k_isa_set(int isa) {
     return cur;
 }
 
+int k_isa_from_env(const char *var) {
+    const char *e = getenv(var);
+    for (int i = 0; e && i <= K_ISA_AVX512; i++)
+        if (!strcmp(e, names[i])) return i;
+    return -1;
+}
+
 int k_isa(void) {
-    if (cur < 0) {
-        const char *e = getenv("TEMPER_ISA");
-        int want = -1;
-        for (int i = 0; e && i <= K_ISA_AVX512; i++)
-            if (!strcmp(e, names[i])) want = i;
-        k_isa_set(want);
-    }
+    if (cur < 0) k_isa_set(k_isa_from_env("TEMPER_ISA"));
     return cur;
 }
 

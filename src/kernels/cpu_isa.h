@@ -18,3 +18,5 @@
 
 // k_isa() (cpu_tuning.h) is the path in use; call it first outside parallel regions (the
 // choice is cached in a plain static).
+// The path the environment variable var names (c, avx2 or avx512), or -1 (unset, unknown).
+int k_isa_from_env(const char *var);
